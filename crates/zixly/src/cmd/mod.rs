@@ -1,0 +1,4 @@
+pub mod db;
+pub mod server;
+pub mod tenant;
+pub mod user;

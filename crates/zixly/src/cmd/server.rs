@@ -1,0 +1,121 @@
+//! `zixly up` and `zixly serve`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use zixly_domain::password::{generate_password, hash_password};
+use zixly_domain::{CurrencyCode, Role};
+
+use crate::env::{external_url, Database, Global};
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "ZIXLY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Do not create the demo tenant and admin on a fresh database.
+    #[arg(long)]
+    pub no_demo: bool,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "ZIXLY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+pub async fn up(global: &Global, args: UpArgs) -> Result<ExitCode> {
+    if external_url().is_some() {
+        tracing::info!("DATABASE_URL is set: using it instead of the embedded database");
+    }
+    run_server(global, args.listen, !args.no_demo).await
+}
+
+pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
+    if external_url().is_none() {
+        bail!("`zixly serve` needs DATABASE_URL (an external PostgreSQL 15+); use `zixly up` for the embedded database");
+    }
+    run_server(global, args.listen, false).await
+}
+
+async fn run_server(global: &Global, listen: SocketAddr, create_demo: bool) -> Result<ExitCode> {
+    let db = Database::open(global, 16).await?;
+    let outcome = serve_until_signal(global, &db, listen, create_demo).await;
+    // Stop PostgreSQL whatever happened above, then report the first error.
+    let closed = db.close().await;
+    outcome?;
+    closed?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_until_signal(global: &Global, db: &Database, listen: SocketAddr, create_demo: bool) -> Result<()> {
+    if create_demo {
+        create_demo_tenant_if_empty(global, db, listen).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (is another server using it? try --listen 127.0.0.1:0)"))?;
+    let bound = listener.local_addr()?;
+    let state = zixly_web::AppState { db: db.app.clone() };
+    tracing::info!(address = %bound, "serving HTTP");
+    println!("Zixly is ready at http://{bound}  (Ctrl-C to stop)");
+    zixly_web::serve(listener, state, shutdown_signal()).await.context("HTTP server failed")?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("received Ctrl-C, shutting down"),
+        _ = term => tracing::info!("received SIGTERM, shutting down"),
+    }
+}
+
+/// On a database without tenants, creates "Demo Agency" with an ADMIN and prints how to log in.
+async fn create_demo_tenant_if_empty(global: &Global, db: &Database, listen: SocketAddr) -> Result<()> {
+    if !db.system.list_tenants().await?.is_empty() {
+        return Ok(());
+    }
+    let tenant = db.system.create_tenant("Demo Agency", CurrencyCode::AUD, "Australia/Sydney").await?;
+    let email = "admin@example.com";
+    let password = generate_password();
+    let hash = hash_password(&password)?;
+    let tx = db.app.begin_tenant(tenant).await?;
+    tx.insert_user(email, Role::Admin, Some(&hash)).await?;
+    tx.commit().await?;
+    let note = format!(
+        "Demo tenant \"Demo Agency\" ({tenant}) created.\nLog in at http://{listen}/login\n  email:    {email}\n  password: {password}\n"
+    );
+    println!("{note}");
+    if external_url().is_none() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = global.data_dir.join("initial-admin.txt");
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()));
+        match written {
+            Ok(()) => println!("(also saved to {}, readable only by you; delete it once you have logged in)", path.display()),
+            Err(e) => tracing::warn!(error = %e, "could not save the initial admin credentials"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Which database a command talks to.
+//!
+//! - `DATABASE_URL` set: an external PostgreSQL 15+. That URL must be a superuser or the schema
+//!   owner (`zixly_owner`): it bootstraps roles when it may, runs migrations and backs the
+//!   cross-tenant path. Requests connect as `zixly_app` through `ZIXLY_APP_DATABASE_URL`, or through
+//!   `DATABASE_URL` with the user replaced by `zixly_app` and the password `ZIXLY_APP_PASSWORD`.
+//! - Otherwise: the embedded cluster in `--data-dir`, started when it is not running (and stopped
+//!   again by [`Database::close`] when this process started it). Role passwords are generated on
+//!   first use and kept in `DIR/roles.json` (mode 0600).
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use zixly_db::bootstrap::{self, RolePasswords};
+use zixly_db::connect::with_credentials;
+use zixly_db::{roles, AppDb, SystemDb};
+use zixly_pgembed::{ClusterOptions, EmbeddedCluster, RunningCluster};
+
+/// Options shared by every command.
+pub struct Global {
+    pub data_dir: PathBuf,
+}
+
+/// The name of the application database inside the embedded cluster.
+pub const EMBEDDED_DB: &str = "zixly";
+
+pub struct Database {
+    pub app: AppDb,
+    pub system: SystemDb,
+    embedded: Option<RunningCluster>,
+}
+
+pub fn external_url() -> Option<String> {
+    std::env::var("DATABASE_URL").ok().filter(|s| !s.trim().is_empty())
+}
+
+pub fn embedded_cluster(global: &Global) -> Result<EmbeddedCluster> {
+    let data_dir = absolute(&global.data_dir)?;
+    Ok(EmbeddedCluster::new(ClusterOptions { data_dir, tcp_port: None, for_tests: false }))
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir().context("reading the current directory")?.join(path))
+}
+
+/// Reads `DIR/roles.json`, creating it with fresh passwords (mode 0600) when missing.
+fn role_passwords(data_dir: &Path) -> Result<RolePasswords> {
+    let path = data_dir.join("roles.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not valid; delete it to regenerate", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let passwords = RolePasswords::generate();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            serde_json::to_writer_pretty(&mut file, &passwords)?;
+            Ok(passwords)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+impl Database {
+    /// Connects (starting the embedded cluster when needed) and applies pending migrations.
+    pub async fn open(global: &Global, app_pool_size: usize) -> Result<Database> {
+        match external_url() {
+            Some(admin_url) => {
+                if let Err(e) = bootstrap::ensure_roles(&admin_url, None).await {
+                    tracing::warn!(error = %e, "could not create roles with DATABASE_URL; assuming they exist");
+                }
+                let applied = zixly_db::migrate::run(&admin_url).await.context("applying migrations")?;
+                log_applied(&applied);
+                let app_url = match (std::env::var("ZIXLY_APP_DATABASE_URL"), std::env::var("ZIXLY_APP_PASSWORD")) {
+                    (Ok(url), _) => url,
+                    (Err(_), Ok(pw)) => {
+                        bootstrap::set_password(&admin_url, roles::APP, &pw).await.ok();
+                        with_credentials(&admin_url, roles::APP, &pw)?
+                    }
+                    _ => bail!(
+                        "with DATABASE_URL set, also set ZIXLY_APP_PASSWORD (the password for role zixly_app) \
+                         or ZIXLY_APP_DATABASE_URL: requests never run as the owner"
+                    ),
+                };
+                let app = AppDb::connect(&app_url, app_pool_size).await.context("connecting as zixly_app")?;
+                let system = SystemDb::connect(&admin_url, 4)?;
+                Ok(Database { app, system, embedded: None })
+            }
+            None => {
+                let cluster = embedded_cluster(global)?;
+                let running = cluster.start().await.context("starting the embedded PostgreSQL")?;
+                match Self::open_embedded(&cluster, app_pool_size).await {
+                    Ok((app, system)) => Ok(Database { app, system, embedded: Some(running) }),
+                    Err(e) => {
+                        // Leave nothing behind when we cannot go on.
+                        if let Err(stop_err) = running.stop().await {
+                            tracing::warn!(error = %stop_err, "stopping PostgreSQL after a failed start");
+                        }
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    async fn open_embedded(cluster: &EmbeddedCluster, app_pool_size: usize) -> Result<(AppDb, SystemDb)> {
+        let passwords = role_passwords(cluster.data_dir())?;
+        let maintenance_url = cluster.superuser_url("postgres")?;
+        bootstrap::ensure_roles(&maintenance_url, Some(&passwords)).await.context("creating database roles")?;
+        bootstrap::ensure_database(&maintenance_url, EMBEDDED_DB).await.context("creating the database")?;
+        let applied = zixly_db::migrate::run(&cluster.superuser_url(EMBEDDED_DB)?).await.context("applying migrations")?;
+        log_applied(&applied);
+        let app = AppDb::connect(&cluster.url_for(roles::APP, &passwords.app, EMBEDDED_DB), app_pool_size)
+            .await
+            .context("connecting as zixly_app")?;
+        let system = SystemDb::connect(&cluster.url_for(roles::OWNER, &passwords.owner, EMBEDDED_DB), 4)?;
+        Ok((app, system))
+    }
+
+    /// Stops the embedded cluster if this process started it.
+    pub async fn close(self) -> Result<()> {
+        if let Some(running) = self.embedded {
+            running.stop().await.context("stopping the embedded PostgreSQL")?;
+        }
+        Ok(())
+    }
+}
+
+fn log_applied(applied: &[i32]) {
+    if !applied.is_empty() {
+        tracing::info!(versions = ?applied, "database migrated");
+    }
+}

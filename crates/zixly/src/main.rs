@@ -1,0 +1,97 @@
+//! The `zixly` binary: one executable with subcommands.
+//!
+//! Layout: `main.rs` parses the command line (clap) and dispatches; `env.rs` resolves which
+//! database to use (the embedded cluster of `--data-dir`, or `DATABASE_URL`); `cmd/` has one file
+//! per command.
+
+mod cmd;
+mod env;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "zixly",
+    version,
+    about = "Zixly — self-hosted, multi-tenant business-KPI platform",
+    long_about = "Zixly pulls client numbers from accounting and CRM systems or CSV files, loads them into \
+PostgreSQL as per-client time series, and serves dashboards and a REST API, with tenants isolated by \
+PostgreSQL row-level security.\n\nWithout DATABASE_URL every command uses the embedded PostgreSQL cluster \
+in --data-dir, starting it when needed and stopping what it started.",
+    after_help = "Quick start:  zixly up        (then open http://127.0.0.1:8080)"
+)]
+struct Cli {
+    /// Data directory of the embedded database (used when DATABASE_URL is unset).
+    #[arg(long, global = true, env = "ZIXLY_DATA_DIR", default_value = "./.zixly")]
+    data_dir: PathBuf,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "ZIXLY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Zixly with its embedded PostgreSQL: initialise on first start, migrate, serve HTTP.
+    Up(cmd::server::UpArgs),
+    /// Run the server against DATABASE_URL (an external PostgreSQL 15+).
+    Serve(cmd::server::ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Embedded database utilities.
+    #[command(subcommand)]
+    Db(cmd::db::DbCommand),
+    /// Manage tenants (cross-tenant administration).
+    #[command(subcommand)]
+    Tenant(cmd::tenant::TenantCommand),
+    /// Manage users of a tenant.
+    #[command(subcommand)]
+    User(cmd::user::UserCommand),
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ZIXLY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let global = env::Global { data_dir: cli.data_dir };
+        match cli.command {
+            Command::Up(args) => cmd::server::up(&global, args).await,
+            Command::Serve(args) => cmd::server::serve(&global, args).await,
+            Command::Migrate => cmd::db::migrate(&global).await,
+            Command::Db(c) => cmd::db::run(&global, c).await,
+            Command::Tenant(c) => cmd::tenant::run(&global, c).await,
+            Command::User(c) => cmd::user::run(&global, c).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The cross-tenant path. **Everything here ignores tenant isolation on purpose.**
+//!
+//! `SystemDb` connects as the schema owner (`zixly_owner`, BYPASSRLS) or a superuser. It exists for
+//! work that is about tenants rather than inside one: creating, listing and deleting tenants,
+//! importing global reference data, and (later) the scheduler claiming jobs of every tenant.
+//! The web crate's request state never holds a `SystemDb`; handlers get only an [`crate::AppDb`].
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+use zixly_domain::CurrencyCode;
+
+use crate::connect::build_pool;
+use crate::error::{Ctx, DbResult};
+
+#[derive(Clone)]
+pub struct SystemDb {
+    pool: Pool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub base_currency: String,
+    pub time_zone: String,
+    pub users: i64,
+    pub clients: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl SystemDb {
+    pub fn connect(url: &str, max_size: usize) -> DbResult<Self> {
+        Ok(SystemDb { pool: build_pool(url, max_size, "zixly-system")? })
+    }
+
+    pub async fn create_tenant(&self, name: &str, base_currency: CurrencyCode, time_zone: &str) -> DbResult<Uuid> {
+        let client = self.pool.get().await?;
+        let id = Uuid::now_v7();
+        client
+            .execute(
+                "insert into tenants (id, name, base_currency, time_zone) values ($1, $2, $3, $4)",
+                &[&id, &name.trim(), &base_currency.as_str(), &time_zone],
+            )
+            .await
+            .ctx("creating tenant")?;
+        Ok(id)
+    }
+
+    pub async fn list_tenants(&self) -> DbResult<Vec<TenantSummary>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "select t.id, t.name, t.base_currency::text, t.time_zone, t.created_at,
+                        (select count(*) from users u where u.tenant_id = t.id),
+                        (select count(*) from client_kpis c where c.tenant_id = t.id)
+                   from tenants t order by t.created_at, t.id",
+                &[],
+            )
+            .await
+            .ctx("listing tenants")?;
+        Ok(rows
+            .iter()
+            .map(|r| TenantSummary {
+                id: r.get(0),
+                name: r.get(1),
+                base_currency: r.get(2),
+                time_zone: r.get(3),
+                created_at: r.get(4),
+                users: r.get(5),
+                clients: r.get(6),
+            })
+            .collect())
+    }
+
+    pub async fn tenant_exists(&self, id: Uuid) -> DbResult<bool> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .query_opt("select 1 from tenants where id = $1", &[&id])
+            .await
+            .ctx("looking up tenant")?
+            .is_some())
+    }
+
+    /// Deletes a tenant and, by cascade, everything it owns. Returns false when no such tenant.
+    pub async fn delete_tenant(&self, id: Uuid) -> DbResult<bool> {
+        let client = self.pool.get().await?;
+        let n = client.execute("delete from tenants where id = $1", &[&id]).await.ctx("deleting tenant")?;
+        Ok(n == 1)
+    }
+}
