@@ -110,7 +110,7 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> TestDb {
         let cluster = cluster().await;
-        let name = format!("t_{}", Uuid::new_v4().simple());
+        let name = format!("t_{}", Uuid::now_v7().simple());
         let client = admin_client(&cluster.admin_url).await;
         // The template may be briefly "in use" by a closing connection: retry a few times.
         let mut attempt = 0;

@@ -1,0 +1,220 @@
+//! `zixly up` lifecycle against the real binary and a real embedded PostgreSQL: first start,
+//! restart, recovery after SIGKILL, clean stop with nothing left behind; and the CLI commands that
+//! reuse a running cluster.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zixly");
+
+fn data_dir() -> tempfile::TempDir {
+    // Short path: the PostgreSQL socket lives inside it.
+    tempfile::Builder::new().prefix("zx-up-").tempdir_in("/tmp").unwrap()
+}
+
+fn zixly(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("DATABASE_URL").env("ZIXLY_DATA_DIR", dir).env("ZIXLY_LOG", "warn");
+    cmd
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+    stdout: String,
+}
+
+/// Starts `zixly up` on an ephemeral port and waits for its "ready" line.
+fn start(dir: &Path) -> Server {
+    let mut child = zixly(dir)
+        .args(["up", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut seen = String::new();
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("zixly up did not become ready; output so far:\n{seen}"));
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(rest) = line.strip_prefix("Zixly is ready at http://") {
+            let addr = rest.split_whitespace().next().unwrap().to_string();
+            return Server { child, addr, stdout: seen };
+        }
+    }
+}
+
+/// Minimal HTTP/1.1 GET returning (status, body): no client library needed for two probes.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "zixly did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn postmaster_pid(dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(dir.join("pg/postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+fn alive(pid: i32) -> bool {
+    // Signal 0 probes existence; a zombie would still answer, so also check /proc state.
+    let exists = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(false);
+    exists && !zombie
+}
+
+/// No postgres process may still serve this data dir.
+fn assert_no_postgres_left(dir: &Path) {
+    let data: PathBuf = dir.join("pg");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("postgres") && cmdline.contains(data.to_str().unwrap()) && alive(pid) {
+            panic!("postgres process {pid} still running for {}: {cmdline}", data.display());
+        }
+    }
+}
+
+fn stop(mut server: Server, dir: &Path) {
+    signal(server.child.id(), nix::sys::signal::Signal::SIGTERM);
+    let status = wait_exit(&mut server.child);
+    assert!(status.success(), "zixly up exited with {status}");
+    assert_no_postgres_left(dir);
+}
+
+#[test]
+fn first_start_restart_and_clean_stop() {
+    let dir = data_dir();
+    let server = start(dir.path());
+    assert!(server.stdout.contains("admin@example.com"), "first start prints the demo login:\n{}", server.stdout);
+    assert_eq!(get(&server.addr, "/healthz").0, 200);
+    let (status, body) = get(&server.addr, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    let mode = |p: &str| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.path().join(p)).unwrap().permissions()) & 0o777;
+    assert_eq!(mode("superuser.password"), 0o600);
+    assert_eq!(mode("roles.json"), 0o600);
+    stop(server, dir.path());
+
+    // Restart reuses the cluster and the data: no second demo tenant.
+    let server = start(dir.path());
+    assert!(!server.stdout.contains("Demo tenant"), "restart must not create the demo again:\n{}", server.stdout);
+    assert_eq!(get(&server.addr, "/readyz").0, 200);
+    stop(server, dir.path());
+}
+
+#[test]
+fn recovers_after_sigkill_of_zixly_and_of_postgres() {
+    let dir = data_dir();
+    // zixly killed: its postmaster is orphaned; the next start adopts it and stops it at the end.
+    let mut server = start(dir.path());
+    let orphan = postmaster_pid(dir.path()).expect("postmaster.pid");
+    signal(server.child.id(), nix::sys::signal::Signal::SIGKILL);
+    wait_exit(&mut server.child);
+    let server = start(dir.path());
+    assert_eq!(get(&server.addr, "/readyz").0, 200);
+    stop(server, dir.path());
+    assert!(!alive(orphan), "the adopted postmaster must be stopped too");
+
+    // Both killed: stale postmaster.pid, crash recovery on next start.
+    let mut server = start(dir.path());
+    let pg = postmaster_pid(dir.path()).unwrap();
+    signal(server.child.id(), nix::sys::signal::Signal::SIGKILL);
+    wait_exit(&mut server.child);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pg), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pg) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let server = start(dir.path());
+    assert_eq!(get(&server.addr, "/readyz").0, 200);
+    stop(server, dir.path());
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{:?} failed: {}\n{}", cmd, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn cli_commands_start_the_cluster_when_needed_and_reuse_a_running_one() {
+    let dir = data_dir();
+    // Not running: `tenant create` starts the cluster, migrates, and stops what it started.
+    let out = run_ok(zixly(dir.path()).args(["tenant", "create", "--name", "Acme Advisory", "--base-currency", "NZD"]));
+    let tenant = out.lines().last().unwrap().trim().to_string();
+    uuid::Uuid::parse_str(&tenant).expect("last line is the tenant id alone");
+    assert_no_postgres_left(dir.path());
+
+    // Running: commands reuse it and leave it running.
+    let server = start(dir.path());
+    let out = run_ok(zixly(dir.path()).args(["user", "add", "--tenant", &tenant, "--email", "Ops@Acme.example", "--role", "EDITOR"]));
+    assert!(out.contains("ops@acme.example") && out.contains("Password (shown once): "), "{out}");
+    let mut add = zixly(dir.path());
+    add.args(["user", "add", "--tenant", &tenant, "--email", "bi@acme.example", "--role", "viewer", "--password-stdin"]);
+    add.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"a-long-enough-password\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("shown once"));
+
+    let list = run_ok(zixly(dir.path()).args(["tenant", "list", "--json"]));
+    let tenants: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
+    let acme = tenants.as_array().unwrap().iter().find(|t| t["id"] == tenant.as_str()).expect("tenant listed");
+    assert_eq!((acme["base_currency"].as_str(), acme["users"].as_i64()), (Some("NZD"), Some(2)));
+    assert_eq!(get(&server.addr, "/readyz").0, 200, "the server is unaffected by the CLI");
+
+    let url = run_ok(zixly(dir.path()).args(["db", "url"]));
+    assert!(url.trim().starts_with("postgresql://postgres:"), "{url}");
+
+    // Refusals name what is wrong.
+    let out = zixly(dir.path()).args(["tenant", "delete", &tenant]).stdin(Stdio::null()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    let out = zixly(dir.path()).args(["user", "add", "--tenant", &tenant, "--email", "x@y.z", "--role", "OWNER"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "bad role is a usage error");
+    let out = zixly(dir.path()).args(["tenant", "create", "--name", "X", "--base-currency", "ABC"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ISO 4217"));
+
+    run_ok(zixly(dir.path()).args(["tenant", "delete", &tenant, "--yes"]));
+    let list = run_ok(zixly(dir.path()).args(["tenant", "list", "--json"]));
+    assert!(!list.contains(&tenant));
+    stop(server, dir.path());
+}

@@ -1,0 +1,2 @@
+//! Integration tests of the `zixly` binary: one test binary.
+mod lifecycle;

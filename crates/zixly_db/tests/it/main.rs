@@ -1,0 +1,3 @@
+//! zixly_db integration tests: one test binary (see ARCHITECTURE.md, "Testing").
+mod isolation;
+mod schema;
