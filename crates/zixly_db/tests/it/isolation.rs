@@ -264,3 +264,26 @@ async fn dedup_keys_hold_when_the_source_is_not_given() {
         .unwrap_err();
     assert!(matches!(err, DbError::CheckViolation { ref constraint, .. } if constraint == "financials_net_profit_derived"), "{err}");
 }
+
+#[tokio::test]
+async fn a_bi_login_pinned_to_a_tenant_through_zixly_readonly_sees_only_that_tenant() {
+    // The recipe from the README, "Connecting a BI tool as zixly_readonly".
+    let t = two_tenants().await;
+    let su = t.db.superuser().await;
+    let role = format!("bi_{}", &t.db.name[2..14]);
+    su.batch_execute(&format!(
+        "create role {role} login password 'bi-test-pw' in role zixly_readonly;
+         alter role {role} in database {} set zixly.tenant_id = '{}';",
+        t.db.name, t.a
+    ))
+    .await
+    .unwrap();
+    let url = zixly_db::connect::with_credentials(&t.db.superuser_url, &role, "bi-test-pw").unwrap();
+    let bi = TestDb::connect(&url).await;
+    let tenants: Vec<Uuid> = bi.query("select distinct tenant_id from financials", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(tenants, vec![t.a]);
+    let err = bi.execute("update financials set revenue = 0", &[]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    drop(bi);
+    su.batch_execute(&format!("drop owned by {role}; drop role {role}")).await.ok();
+}
