@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn parses_pid_file() {
-        let text = "4242\n/tmp/x/pg\n1700000000\n5432\n/tmp/x/run\n\n  1234567     98304\nready   \n";
+        let text =
+            "4242\n/tmp/x/pg\n1700000000\n5432\n/tmp/x/run\n\n  1234567     98304\nready   \n";
         let pf = PidFile::parse(text).unwrap();
         assert_eq!(pf.pid, 4242);
         assert_eq!(pf.data_dir, PathBuf::from("/tmp/x/pg"));
