@@ -446,6 +446,13 @@ impl EmbeddedCluster {
                 "found a stale postmaster.pid (server not running); starting afresh"
             );
             wait_for_leftovers(&pg).await;
+            // PostgreSQL itself probes the pid with kill(pid, 0), which succeeds for a zombie:
+            // a killed postmaster that nobody has reaped yet (common under a container init that
+            // reaps slowly or never) would block the start. Its children are gone (waited for
+            // above), so the stale lock files (data dir and socket) are safe to remove.
+            let _ = std::fs::remove_file(self.pid_file());
+            let socket_lock = format!("{}.lock", self.socket_path().display());
+            let _ = std::fs::remove_file(socket_lock);
             return Ok(None);
         }
         if procs::runs_in_dir(pf.pid, &pg) == Some(false) {
