@@ -5,6 +5,7 @@
 //! `parse()` constructors ("parse, don't validate"), so a value of a domain type is always valid.
 
 pub mod currency;
+pub mod ingest;
 pub mod password;
 pub mod role;
 
