@@ -30,8 +30,12 @@ struct Server {
 
 /// Starts `zixly up` on an ephemeral port and waits for its "ready" line.
 fn start(dir: &Path) -> Server {
-    let mut child = zixly(dir)
-        .args(["up", "--listen", "127.0.0.1:0"])
+    spawn_until_ready(zixly(dir).args(["up", "--listen", "127.0.0.1:0"]))
+}
+
+/// Spawns a server command and waits for its "ready" line.
+fn spawn_until_ready(cmd: &mut Command) -> Server {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -217,4 +221,45 @@ fn cli_commands_start_the_cluster_when_needed_and_reuse_a_running_one() {
     let list = run_ok(zixly(dir.path()).args(["tenant", "list", "--json"]));
     assert!(!list.contains(&tenant));
     stop(server, dir.path());
+}
+
+#[tokio::test]
+async fn serve_runs_against_an_external_database_as_zixly_app() {
+    let db = zixly_testkit::TestDb::new().await;
+    let dir = data_dir();
+    // Without DATABASE_URL, `serve` explains what it needs.
+    let out = zixly(dir.path()).args(["serve"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"), "{}", String::from_utf8_lossy(&out.stderr));
+    // With DATABASE_URL but no way to connect as zixly_app, it refuses rather than run as the owner.
+    let out = zixly(dir.path())
+        .env("DATABASE_URL", &db.superuser_url)
+        .env_remove("ZIXLY_APP_PASSWORD")
+        .env_remove("ZIXLY_APP_DATABASE_URL")
+        .args(["serve"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ZIXLY_APP_PASSWORD"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Pointing the app URL at a superuser is refused: it would bypass row-level security.
+    let out = zixly(dir.path())
+        .env("DATABASE_URL", &db.superuser_url)
+        .env("ZIXLY_APP_DATABASE_URL", &db.superuser_url)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bypasses row-level security"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let server = spawn_until_ready(
+        zixly(dir.path())
+            .env("DATABASE_URL", &db.superuser_url)
+            .env("ZIXLY_APP_DATABASE_URL", &db.app_url)
+            .args(["serve", "--listen", "127.0.0.1:0"]),
+    );
+    let addr = server.addr.clone();
+    let (status, body) = tokio::task::spawn_blocking(move || get(&addr, "/readyz")).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(!dir.path().join("pg").exists(), "serve must not create an embedded cluster");
+    let mut child = server.child;
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_exit(&mut child).success());
 }
