@@ -1,5 +1,8 @@
 //! Tenant-scoped queries, grouped by entity, as methods on [`crate::TenantTx`].
 
+pub mod clients;
+pub mod reports;
+pub mod series;
 pub mod users;
 
 #[cfg(feature = "test-support")]

@@ -1,0 +1,775 @@
+//! Reports: profitability per client, the sales funnel of one client, one metric over time.
+//!
+//! ## Currency
+//! Amounts keep their original currency in storage; reports convert them into the tenant's base
+//! currency (`tenants.base_currency`) with the dated rates of `fx_rates`, where a row says
+//! "1 `base_currency` = `rate` `quote_currency` on `rate_date`" (the ECB layout: base EUR). A
+//! conversion from X to B on day D uses, in this order, a direct rate X→B, the inverse of B→X, or
+//! the cross rate through a pivot P (EUR first, then any other currency of the report):
+//! `rate(P→B) / rate(P→X)`. Each rate is the one of day D or, failing that, the latest one before
+//! D within [`FX_LOOKBACK_DAYS`] days (reference rates are not published on weekends and
+//! holidays). Amounts are converted at full precision per day and rounded to cents once, at the
+//! end (half away from zero); `net_profit` is then `revenue - expenses` of the rounded figures, so
+//! the identity the schema enforces per row also holds in the report.
+//!
+//! A missing rate is never taken as 1: the figures that would need it are `None` and the report
+//! lists the missing (currency, date) pairs.
+//!
+//! SQL does the filtering and summing (per client, currency and day for foreign currencies, so a
+//! 90-day report moves at most 90 rows per client and currency); Rust does the conversion.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{Days, NaiveDate};
+use futures_util::future::try_join;
+use rust_decimal::{Decimal, RoundingStrategy};
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::error::{Ctx, DbError, DbResult};
+use crate::queries::clients::{Client, ClientCursor, ClientSort};
+use crate::queries::series::{Bucket, BucketWindow, DateRange};
+use crate::TenantTx;
+
+/// How far back a missing day's rate may be taken from.
+pub const FX_LOOKBACK_DAYS: u64 = 7;
+
+/// A conversion that had no rate.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct MissingRate {
+    pub currency: String,
+    pub date: NaiveDate,
+}
+
+/// Dated rates for a set of currencies, loaded once per report.
+#[derive(Debug, Default, Clone)]
+pub struct FxTable {
+    /// (base, quote) → date → rate.
+    rates: HashMap<(String, String), BTreeMap<NaiveDate, Decimal>>,
+    pivots: Vec<String>,
+}
+
+impl FxTable {
+    /// Builds a table from `(date, base, quote, rate)` rows (tests build one by hand).
+    pub fn from_rows(rows: impl IntoIterator<Item = (NaiveDate, String, String, Decimal)>) -> Self {
+        let mut t = FxTable::default();
+        let mut pivots = BTreeSet::new();
+        for (date, base, quote, rate) in rows {
+            pivots.insert(base.clone());
+            t.rates.entry((base, quote)).or_default().insert(date, rate);
+        }
+        // EUR first (the ECB base), then the others in a stable order.
+        t.pivots = pivots.into_iter().collect();
+        t.pivots.sort_by_key(|p| (p != "EUR", p.clone()));
+        t
+    }
+
+    fn rate(&self, base: &str, quote: &str, date: NaiveDate) -> Option<Decimal> {
+        let series = self.rates.get(&(base.to_string(), quote.to_string()))?;
+        let earliest = date - Days::new(FX_LOOKBACK_DAYS);
+        series.range(earliest..=date).next_back().map(|(_, r)| *r)
+    }
+
+    /// The factor that converts 1 unit of `from` into `to` on `date`, if the rates allow it.
+    pub fn factor(&self, from: &str, to: &str, date: NaiveDate) -> Option<Decimal> {
+        if from == to {
+            return Some(Decimal::ONE);
+        }
+        if let Some(r) = self.rate(from, to, date) {
+            return Some(r);
+        }
+        if let Some(r) = self.rate(to, from, date) {
+            return Decimal::ONE.checked_div(r);
+        }
+        for p in &self.pivots {
+            if let (Some(to_rate), Some(from_rate)) =
+                (self.rate(p, to, date), self.rate(p, from, date))
+            {
+                return to_rate.checked_div(from_rate);
+            }
+        }
+        None
+    }
+}
+
+fn cents(d: Decimal) -> Decimal {
+    let mut r = d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    r.rescale(2);
+    r
+}
+
+fn ratio(num: Decimal, den: Decimal) -> Option<Decimal> {
+    if den.is_zero() {
+        return None;
+    }
+    num.checked_div(den)
+        .map(|r| r.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profitability
+
+/// One client's figures for one period, in the base currency.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeriodFigures {
+    /// Number of financial rows summed.
+    pub records: i64,
+    pub revenue: Decimal,
+    pub expenses: Decimal,
+    /// `revenue - expenses`.
+    pub net_profit: Decimal,
+    /// `net_profit / revenue`, a fraction rounded to 4 places; `None` when revenue is zero.
+    pub margin: Option<Decimal>,
+    pub cash_flow: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProfitabilityRow {
+    pub client_kpi_id: Uuid,
+    /// The external identifier (`client_kpis.client_id`).
+    pub client_id: String,
+    pub client_name: String,
+    /// `None` when a rate needed for this period is missing (see `missing_rates`).
+    pub current: Option<PeriodFigures>,
+    pub previous: Option<PeriodFigures>,
+    pub missing_rates: Vec<MissingRate>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProfitabilityReport {
+    pub base_currency: String,
+    pub period: DateRange,
+    pub previous_period: DateRange,
+    pub rows: Vec<ProfitabilityRow>,
+    /// Present when more clients follow (clients are paged by name, then id).
+    pub next: Option<ClientCursor>,
+    /// Every missing (currency, date) of this page, sorted.
+    pub missing_rates: Vec<MissingRate>,
+}
+
+#[derive(Default)]
+struct Acc {
+    records: i64,
+    revenue: Decimal,
+    expenses: Decimal,
+    cash_flow: Decimal,
+    missing: BTreeSet<MissingRate>,
+}
+
+impl Acc {
+    fn add(
+        &mut self,
+        factor: Option<Decimal>,
+        currency: &str,
+        date: Option<NaiveDate>,
+        sums: [Decimal; 3],
+        n: i64,
+    ) {
+        self.records += n;
+        match factor {
+            Some(f) => {
+                self.revenue += sums[0] * f;
+                self.expenses += sums[1] * f;
+                self.cash_flow += sums[2] * f;
+            }
+            None => {
+                self.missing.insert(MissingRate {
+                    currency: currency.to_string(),
+                    date: date.expect("foreign rows carry a date"),
+                });
+            }
+        }
+    }
+
+    fn figures(&self) -> Option<PeriodFigures> {
+        if !self.missing.is_empty() {
+            return None;
+        }
+        let (revenue, expenses) = (cents(self.revenue), cents(self.expenses));
+        let net_profit = revenue - expenses;
+        Some(PeriodFigures {
+            records: self.records,
+            revenue,
+            expenses,
+            net_profit,
+            margin: ratio(net_profit, revenue),
+            cash_flow: cents(self.cash_flow),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProfitabilityQuery {
+    pub range: DateRange,
+    pub after: Option<ClientCursor>,
+    /// Clients per page (at least 1).
+    pub limit: u32,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Funnel
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FunnelStatus {
+    pub status: String,
+    pub events: i64,
+    /// Sum of the events' values in the base currency; `None` when a rate is missing.
+    pub value: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FunnelStage {
+    pub stage: String,
+    /// 1-based position in the funnel.
+    pub position: u32,
+    /// Distinct leads with an event at this stage.
+    pub leads: i64,
+    pub events: i64,
+    pub value: Option<Decimal>,
+    /// Share of the previous stage's leads that also reached this stage (4 places); `None` for the
+    /// first stage or when the previous stage has no lead.
+    pub conversion_from_previous: Option<Decimal>,
+    pub statuses: Vec<FunnelStatus>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FunnelReport {
+    pub base_currency: String,
+    pub client: Client,
+    pub range: Option<DateRange>,
+    pub stages: Vec<FunnelStage>,
+    pub missing_rates: Vec<MissingRate>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FunnelQuery {
+    /// Days (tenant's time zone) of the events; `None` for all time.
+    pub range: Option<DateRange>,
+    /// The stage order; stages found in the data but not listed follow, in their natural order.
+    /// Without it, stages are ordered by where they fall in the leads' histories on average (the
+    /// mean rank of a stage among each lead's stages ordered by first entry), then by name.
+    pub stages: Option<Vec<String>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metric report
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MetricReportRow {
+    pub bucket_start: NaiveDate,
+    pub unit: Option<String>,
+    /// Clients with at least one value in the bucket.
+    pub clients: i64,
+    pub count: i64,
+    pub sum: Decimal,
+    pub avg: Decimal,
+    pub min: Decimal,
+    pub max: Decimal,
+}
+
+impl TenantTx {
+    /// The tenant's reporting currency.
+    pub async fn tenant_base_currency(&self) -> DbResult<String> {
+        let stmt = self
+            .client()
+            .prepare_cached("select base_currency::text from tenants where id = $1")
+            .await
+            .ctx("reading base currency")?;
+        let row = self
+            .client()
+            .query_opt(&stmt, &[&self.tenant_id()])
+            .await
+            .ctx("reading base currency")?;
+        row.map(|r| r.get(0)).ok_or(DbError::NotFound("tenant"))
+    }
+
+    /// Rates needed to convert `currencies` into one another over `[from - lookback, to]`.
+    pub async fn fx_table(
+        &self,
+        currencies: &BTreeSet<String>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> DbResult<FxTable> {
+        let quotes: Vec<String> = currencies.iter().cloned().collect();
+        let mut bases = quotes.clone();
+        if !bases.iter().any(|c| c == "EUR") {
+            bases.push("EUR".into());
+        }
+        // Both sides constrained: the primary key (base, quote, rate_date) serves the lookup.
+        let stmt = self
+            .client()
+            .prepare_cached(
+                "select rate_date, base_currency::text, quote_currency::text, rate from fx_rates
+                  where base_currency = any($1::char(3)[]) and quote_currency = any($2::char(3)[])
+                    and rate_date between $3 and $4",
+            )
+            .await
+            .ctx("reading exchange rates")?;
+        let rows = self
+            .client()
+            .query(
+                &stmt,
+                &[&bases, &quotes, &(from - Days::new(FX_LOOKBACK_DAYS)), &to],
+            )
+            .await
+            .ctx("reading exchange rates")?;
+        Ok(FxTable::from_rows(
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))),
+        ))
+    }
+
+    /// Revenue, expenses, net profit, margin and cash flow per client over `q.range` and over the
+    /// period of equal length before it, in the tenant's base currency. Every client of the page is
+    /// listed, with zeros when it has no data in a period.
+    pub async fn profitability(&self, q: &ProfitabilityQuery) -> DbResult<ProfitabilityReport> {
+        let base = self.tenant_base_currency().await?;
+        let previous = q.range.previous();
+        let limit = i64::from(q.limit.max(1));
+        let after = q.after.as_ref().filter(|c| c.sort == ClientSort::Name);
+        let (after_key, after_id) = (after.map(|c| c.key.as_str()), after.map(|c| c.id));
+        let stmt = self
+            .client()
+            .prepare_cached(
+                "with c as (
+                     select id, client_id, client_name, lower(client_name) as k
+                       from client_kpis
+                      where tenant_id = $1
+                        and ($2::text is null or (lower(client_name), id) > ($2::text, $3::uuid))
+                      order by lower(client_name), id
+                      limit $4)
+                 select c.id, c.client_id, c.client_name, c.k, f.cur, f.d, f.is_current, f.rev, f.exp, f.cf, f.n
+                   from c
+                   left join lateral (
+                        select currency::text as cur,
+                               case when currency = $5::char(3) then null else record_date end as d,
+                               record_date >= $7 as is_current,
+                               sum(revenue) as rev, sum(expenses) as exp, sum(cash_flow) as cf, count(*) as n
+                          from financials
+                         where tenant_id = $1 and client_kpi_id = c.id and record_date between $6 and $8
+                         group by 1, 2, 3) f on true
+                  order by c.k, c.id",
+            )
+            .await
+            .ctx("computing profitability")?;
+        let rows = self
+            .client()
+            .query(
+                &stmt,
+                &[
+                    &self.tenant_id(),
+                    &after_key,
+                    &after_id,
+                    &(limit + 1),
+                    &base,
+                    &previous.from(),
+                    &q.range.from(),
+                    &q.range.to(),
+                ],
+            )
+            .await
+            .ctx("computing profitability")?;
+
+        let mut currencies: BTreeSet<String> = BTreeSet::from([base.clone()]);
+        for r in &rows {
+            if let Some(c) = r.get::<_, Option<String>>(4) {
+                currencies.insert(c);
+            }
+        }
+        let fx = if currencies.len() > 1 {
+            self.fx_table(&currencies, previous.from(), q.range.to())
+                .await?
+        } else {
+            FxTable::default()
+        };
+
+        // Clients in order, each with its two accumulators.
+        let mut clients: Vec<(Uuid, String, String, String, Acc, Acc)> = Vec::new();
+        for r in &rows {
+            let id: Uuid = r.get(0);
+            if clients.last().is_none_or(|c| c.0 != id) {
+                clients.push((
+                    id,
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    Acc::default(),
+                    Acc::default(),
+                ));
+            }
+            let Some(cur) = r.get::<_, Option<String>>(4) else {
+                continue;
+            };
+            let entry = clients.last_mut().expect("pushed above");
+            let date: Option<NaiveDate> = r.get(5);
+            let factor = match date {
+                None => Some(Decimal::ONE),
+                Some(d) => fx.factor(&cur, &base, d),
+            };
+            let acc = if r.get::<_, bool>(6) {
+                &mut entry.4
+            } else {
+                &mut entry.5
+            };
+            acc.add(
+                factor,
+                &cur,
+                date,
+                [r.get(7), r.get(8), r.get(9)],
+                r.get(10),
+            );
+        }
+        let more = clients.len() as i64 > limit;
+        clients.truncate(limit as usize);
+        let next = if more {
+            clients.last().map(|c| ClientCursor {
+                sort: ClientSort::Name,
+                key: c.3.clone(),
+                id: c.0,
+            })
+        } else {
+            None
+        };
+        let mut all_missing = BTreeSet::new();
+        let rows = clients
+            .into_iter()
+            .map(|(id, client_id, client_name, _, cur, prev)| {
+                let missing: BTreeSet<MissingRate> =
+                    cur.missing.union(&prev.missing).cloned().collect();
+                all_missing.extend(missing.iter().cloned());
+                ProfitabilityRow {
+                    client_kpi_id: id,
+                    client_id,
+                    client_name,
+                    current: cur.figures(),
+                    previous: prev.figures(),
+                    missing_rates: missing.into_iter().collect(),
+                }
+            })
+            .collect();
+        Ok(ProfitabilityReport {
+            base_currency: base,
+            period: q.range,
+            previous_period: previous,
+            rows,
+            next,
+            missing_rates: all_missing.into_iter().collect(),
+        })
+    }
+
+    /// Events counted and valued by stage and status for one client, with the stage order and the
+    /// conversion between consecutive stages. `NotFound("client")` for an unknown client.
+    pub async fn funnel(&self, client: Uuid, q: &FunnelQuery) -> DbResult<FunnelReport> {
+        let Some(client_row) = self.get_client(client).await? else {
+            return Err(DbError::NotFound("client"));
+        };
+        let base = self.tenant_base_currency().await?;
+        let tz = "(select time_zone from tenants where id = $1)";
+        let range_sql = if q.range.is_some() {
+            format!(
+                "event_date >= ($3::date::timestamp at time zone {tz})
+                 and event_date < (($4::date + 1)::timestamp at time zone {tz})"
+            )
+        } else {
+            "($3::date is null and $4::date is null)".to_string()
+        };
+        let (from, to) = (q.range.map(|r| r.from()), q.range.map(|r| r.to()));
+        let by_status_sql = format!(
+            "select stage, status::text, currency::text,
+                    case when currency = $5::char(3) then null else (event_date at time zone {tz})::date end,
+                    count(*), sum(value)
+               from lead_events
+              where tenant_id = $1 and client_kpi_id = $2 and {range_sql}
+              group by 1, 2, 3, 4"
+        );
+        let stages_sql = format!(
+            "with ev as (
+                 select lead_id, stage, min(event_date) as first_at
+                   from lead_events
+                  where tenant_id = $1 and client_kpi_id = $2 and {range_sql}
+                  group by 1, 2),
+             rk as (select lead_id, stage, rank() over (partition by lead_id order by first_at) as r from ev)
+             select stage, null::text, count(*), avg(r)::float8 from rk group by stage
+             union all
+             select a.stage, b.stage, count(*), null
+               from rk a join rk b on a.lead_id = b.lead_id and a.stage <> b.stage
+              group by a.stage, b.stage"
+        );
+        let tenant = self.tenant_id();
+        let p1: [&(dyn ToSql + Sync); 5] = [&tenant, &client, &from, &to, &base];
+        let p2: [&(dyn ToSql + Sync); 4] = [&tenant, &client, &from, &to];
+        // Both statements are sent before either answer is awaited (pipelined on one connection).
+        let (s1, s2) = try_join(
+            self.client().prepare_cached(&by_status_sql),
+            self.client().prepare_cached(&stages_sql),
+        )
+        .await
+        .ctx("computing funnel")?;
+        let (by_status, stage_rows) =
+            try_join(self.client().query(&s1, &p1), self.client().query(&s2, &p2))
+                .await
+                .ctx("computing funnel")?;
+
+        let mut currencies: BTreeSet<String> = BTreeSet::from([base.clone()]);
+        let mut dates: Option<(NaiveDate, NaiveDate)> = None;
+        for r in &by_status {
+            if let Some(d) = r.get::<_, Option<NaiveDate>>(3) {
+                currencies.insert(r.get(2));
+                dates = Some(dates.map_or((d, d), |(a, b)| (a.min(d), b.max(d))));
+            }
+        }
+        let fx = match dates {
+            Some((a, b)) => self.fx_table(&currencies, a, b).await?,
+            None => FxTable::default(),
+        };
+
+        // (stage, status) → (events, value sum, missing)
+        let mut cells: BTreeMap<(String, String), (i64, Decimal, BTreeSet<MissingRate>)> =
+            BTreeMap::new();
+        for r in &by_status {
+            let (stage, status, cur): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let date: Option<NaiveDate> = r.get(3);
+            let (n, sum): (i64, Option<Decimal>) = (r.get(4), r.get(5));
+            let cell = cells
+                .entry((stage, status))
+                .or_insert_with(|| (0, Decimal::ZERO, BTreeSet::new()));
+            cell.0 += n;
+            if let Some(sum) = sum {
+                let factor = match date {
+                    None => Some(Decimal::ONE),
+                    Some(d) => fx.factor(&cur, &base, d),
+                };
+                match factor {
+                    Some(f) => cell.1 += sum * f,
+                    None => {
+                        cell.2.insert(MissingRate {
+                            currency: cur,
+                            date: date.expect("foreign rows carry a date"),
+                        });
+                    }
+                }
+            }
+        }
+
+        let mut leads: HashMap<String, (i64, f64)> = HashMap::new();
+        let mut pairs: HashMap<(String, String), i64> = HashMap::new();
+        for r in &stage_rows {
+            let (a, b, n): (String, Option<String>, i64) = (r.get(0), r.get(1), r.get(2));
+            match b {
+                None => {
+                    leads.insert(a, (n, r.get::<_, Option<f64>>(3).unwrap_or(0.0)));
+                }
+                Some(b) => {
+                    pairs.insert((a, b), n);
+                }
+            }
+        }
+
+        // Stage order: the requested one, then the natural one.
+        let mut natural: Vec<(&String, f64)> =
+            leads.iter().map(|(s, (_, pos))| (s, *pos)).collect();
+        natural.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+        let mut order: Vec<String> = Vec::new();
+        for s in q.stages.iter().flatten() {
+            let s = s.trim();
+            if !s.is_empty() && !order.iter().any(|o| o == s) {
+                order.push(s.to_string());
+            }
+        }
+        for (s, _) in natural {
+            if !order.contains(s) {
+                order.push(s.clone());
+            }
+        }
+
+        let mut all_missing = BTreeSet::new();
+        let mut stages = Vec::with_capacity(order.len());
+        for (i, stage) in order.iter().enumerate() {
+            let mut statuses = Vec::new();
+            let (mut events, mut value, mut missing) = (0i64, Decimal::ZERO, false);
+            for ((_, status), (n, sum, miss)) in cells
+                .range((stage.clone(), String::new())..)
+                .take_while(|((s, _), _)| s == stage)
+            {
+                events += n;
+                value += *sum;
+                missing |= !miss.is_empty();
+                all_missing.extend(miss.iter().cloned());
+                statuses.push(FunnelStatus {
+                    status: status.clone(),
+                    events: *n,
+                    value: miss.is_empty().then(|| cents(*sum)),
+                });
+            }
+            let stage_leads = leads.get(stage).map_or(0, |l| l.0);
+            let conversion_from_previous = if i == 0 {
+                None
+            } else {
+                let prev = &order[i - 1];
+                let prev_leads = leads.get(prev).map_or(0, |l| l.0);
+                let both = pairs
+                    .get(&(prev.clone(), stage.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                ratio(Decimal::from(both), Decimal::from(prev_leads))
+            };
+            stages.push(FunnelStage {
+                stage: stage.clone(),
+                position: i as u32 + 1,
+                leads: stage_leads,
+                events,
+                value: (!missing).then(|| cents(value)),
+                conversion_from_previous,
+                statuses,
+            });
+        }
+        Ok(FunnelReport {
+            base_currency: base,
+            client: client_row,
+            range: q.range,
+            stages,
+            missing_rates: all_missing.into_iter().collect(),
+        })
+    }
+
+    /// One metric over all the tenant's clients, aggregated per bucket over `window`.
+    pub async fn metric_report(
+        &self,
+        name: &str,
+        bucket: Bucket,
+        window: &BucketWindow,
+    ) -> DbResult<Vec<MetricReportRow>> {
+        let tz = "(select time_zone from tenants where id = $1)";
+        let sql = format!(
+            "select date_trunc($5::text, record_date at time zone {tz})::date, min(unit),
+                    count(distinct client_kpi_id), count(*), sum(metric_value), round(avg(metric_value), 4),
+                    min(metric_value), max(metric_value)
+               from custom_metrics
+              where tenant_id = $1 and metric_name = $4
+                and record_date >= ($2::date::timestamp at time zone {tz})
+                and record_date < (($3::date + 1)::timestamp at time zone {tz})
+              group by 1
+              order by 1"
+        );
+        let stmt = self
+            .client()
+            .prepare_cached(&sql)
+            .await
+            .ctx("computing metric report")?;
+        let rows = self
+            .client()
+            .query(
+                &stmt,
+                &[
+                    &self.tenant_id(),
+                    &window.from,
+                    &window.to,
+                    &name,
+                    &bucket.as_str(),
+                ],
+            )
+            .await
+            .ctx("computing metric report")?;
+        Ok(rows
+            .iter()
+            .map(|r| MetricReportRow {
+                bucket_start: r.get(0),
+                unit: r.get(1),
+                clients: r.get(2),
+                count: r.get(3),
+                sum: r.get(4),
+                avg: r.get(5),
+                min: r.get(6),
+                max: r.get(7),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn ecb() -> FxTable {
+        FxTable::from_rows([
+            (d("2025-01-03"), "EUR".into(), "USD".into(), dec("1.0000")),
+            (d("2025-01-03"), "EUR".into(), "AUD".into(), dec("1.6000")),
+            (d("2025-01-06"), "EUR".into(), "USD".into(), dec("1.2500")),
+            (d("2025-01-06"), "EUR".into(), "AUD".into(), dec("1.5000")),
+        ])
+    }
+
+    #[test]
+    fn cross_rates_go_through_eur_and_fall_back_to_the_last_published_day() {
+        let fx = ecb();
+        // Friday: 1 USD = 1.6 / 1.0 AUD.
+        assert_eq!(fx.factor("USD", "AUD", d("2025-01-03")), Some(dec("1.6")));
+        // Sunday: Friday's rates.
+        assert_eq!(fx.factor("USD", "AUD", d("2025-01-05")), Some(dec("1.6")));
+        // Monday: 1.5 / 1.25.
+        assert_eq!(fx.factor("USD", "AUD", d("2025-01-06")), Some(dec("1.2")));
+        // Direct and inverse legs.
+        assert_eq!(fx.factor("EUR", "AUD", d("2025-01-06")), Some(dec("1.5")));
+        assert_eq!(
+            fx.factor("AUD", "EUR", d("2025-01-06"))
+                .map(|f| f.round_dp(6)),
+            Some(dec("0.666667"))
+        );
+        assert_eq!(fx.factor("AUD", "AUD", d("1999-01-01")), Some(Decimal::ONE));
+    }
+
+    #[test]
+    fn missing_rates_are_missing_not_one() {
+        let fx = ecb();
+        assert_eq!(
+            fx.factor("USD", "AUD", d("2025-01-02")),
+            None,
+            "before the first rate"
+        );
+        assert_eq!(
+            fx.factor("USD", "AUD", d("2025-01-14")),
+            None,
+            "beyond the look-back"
+        );
+        assert_eq!(
+            fx.factor("GBP", "AUD", d("2025-01-06")),
+            None,
+            "unknown currency"
+        );
+    }
+
+    #[test]
+    fn figures_round_once_and_keep_the_net_profit_identity() {
+        let mut acc = Acc::default();
+        acc.add(
+            Some(dec("1.005")),
+            "USD",
+            Some(d("2025-01-01")),
+            [dec("10.00"), dec("3.00"), dec("0")],
+            2,
+        );
+        let f = acc.figures().unwrap();
+        assert_eq!(f.revenue.to_string(), "10.05");
+        assert_eq!(f.expenses.to_string(), "3.02");
+        assert_eq!(f.net_profit.to_string(), "7.03");
+        assert_eq!(f.cash_flow.to_string(), "0.00");
+        assert_eq!(f.margin.unwrap().to_string(), "0.6995");
+        acc.add(
+            None,
+            "GBP",
+            Some(d("2025-01-02")),
+            [dec("1"), dec("1"), dec("1")],
+            1,
+        );
+        assert!(acc.figures().is_none());
+        assert_eq!(Acc::default().figures().unwrap().margin, None);
+    }
+}

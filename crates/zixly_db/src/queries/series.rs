@@ -1,0 +1,672 @@
+//! Time-range reads of one client's series: `financials`, `lead_events`, `custom_metrics`.
+//!
+//! Ranges are business dates, inclusive at both ends (`from` ≤ date ≤ `to`, as the seed's
+//! `BETWEEN`). For the timestamped series (lead events, metrics) a date means a day in the
+//! tenant's time zone (`tenants.time_zone`), and buckets are cut there too: an event at
+//! 2025-03-31T22:00Z belongs to 1 April in Sydney.
+//!
+//! Two shapes:
+//! - raw rows, paged by a keyset cursor on the series' natural order (`(record_date,
+//!   source_system)` for financials — its unique key —, `(instant, id)` for the others);
+//! - aggregates per bucket (`date_trunc('day' | 'week' | 'month')`, weeks start on Monday), paged
+//!   by date windows: a page covers at most `limit` buckets and the cursor is the first day of the
+//!   next window. The first and last buckets are clipped to the range (a month bucket of a range
+//!   starting on the 15th sums from the 15th). Money is summed per currency: amounts in different
+//!   currencies are never added up here (the reports convert them).
+//!
+//! A client that does not exist (or belongs to another tenant — RLS makes the two look alike) is
+//! `DbError::NotFound("client")`, so callers answer 404 rather than an empty series.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Days, Months, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::error::{Ctx, DbError, DbResult};
+use crate::queries::clients::Page;
+use crate::TenantTx;
+
+/// An inclusive range of business dates, `from` ≤ `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DateRange {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`from` ({from}) is after `to` ({to})")]
+pub struct InvalidRange {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl DateRange {
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Self, InvalidRange> {
+        if from > to {
+            return Err(InvalidRange { from, to });
+        }
+        Ok(DateRange { from, to })
+    }
+    pub fn from(&self) -> NaiveDate {
+        self.from
+    }
+    pub fn to(&self) -> NaiveDate {
+        self.to
+    }
+    /// Number of days, both ends included.
+    pub fn days(&self) -> u64 {
+        (self.to - self.from).num_days() as u64 + 1
+    }
+    /// The period of equal length that ends the day before this one.
+    pub fn previous(&self) -> DateRange {
+        let to = self.from - Days::new(1);
+        DateRange {
+            from: to - Days::new(self.days() - 1),
+            to,
+        }
+    }
+}
+
+/// Aggregation bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown bucket `{0}`: expected day, week or month")]
+pub struct UnknownBucket(pub String);
+
+impl FromStr for Bucket {
+    type Err = UnknownBucket;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "day" => Ok(Bucket::Day),
+            "week" => Ok(Bucket::Week),
+            "month" => Ok(Bucket::Month),
+            _ => Err(UnknownBucket(s.to_string())),
+        }
+    }
+}
+
+impl Bucket {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Day => "day",
+            Bucket::Week => "week",
+            Bucket::Month => "month",
+        }
+    }
+
+    /// The first day of the bucket holding `d` (weeks start on Monday, as `date_trunc('week')`).
+    pub fn start_of(self, d: NaiveDate) -> NaiveDate {
+        use chrono::Datelike;
+        match self {
+            Bucket::Day => d,
+            Bucket::Week => d - Days::new(u64::from(d.weekday().num_days_from_monday())),
+            Bucket::Month => d.with_day(1).expect("day 1 exists"),
+        }
+    }
+
+    /// The first day of the bucket after the one holding `d`.
+    pub fn next_start(self, d: NaiveDate) -> NaiveDate {
+        let s = self.start_of(d);
+        match self {
+            Bucket::Day => s + Days::new(1),
+            Bucket::Week => s + Days::new(7),
+            Bucket::Month => s + Months::new(1),
+        }
+    }
+}
+
+/// One page window of a bucketed read: `[from, to]` covers at most `max_buckets` buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketWindow {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// First day of the next window, when the range goes on.
+    pub next: Option<NaiveDate>,
+}
+
+/// Cuts `range` into the window starting at `after` (a cursor: the first day of a bucket inside
+/// the range; `None` for the first page). `None` when `after` lies outside the range.
+pub fn bucket_window(
+    range: DateRange,
+    bucket: Bucket,
+    after: Option<NaiveDate>,
+    max_buckets: u32,
+) -> Option<BucketWindow> {
+    let from = match after {
+        Some(a) if a < range.from || a > range.to => return None,
+        Some(a) => a,
+        None => range.from,
+    };
+    let mut end_exclusive = from;
+    for _ in 0..max_buckets.max(1) {
+        end_exclusive = bucket.next_start(end_exclusive);
+        if end_exclusive > range.to {
+            break;
+        }
+    }
+    if end_exclusive > range.to {
+        Some(BucketWindow {
+            from,
+            to: range.to,
+            next: None,
+        })
+    } else {
+        Some(BucketWindow {
+            from,
+            to: end_exclusive - Days::new(1),
+            next: Some(end_exclusive),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FinancialRow {
+    pub id: Uuid,
+    pub record_date: NaiveDate,
+    pub revenue: Decimal,
+    pub expenses: Decimal,
+    pub net_profit: Decimal,
+    pub cash_flow: Decimal,
+    pub currency: String,
+    pub source_system: String,
+    pub external_id: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FinancialCursor {
+    pub record_date: NaiveDate,
+    pub source_system: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FinancialBucket {
+    pub bucket_start: NaiveDate,
+    pub currency: String,
+    /// Number of rows summed.
+    pub rows: i64,
+    pub revenue: Decimal,
+    pub expenses: Decimal,
+    pub net_profit: Decimal,
+    pub cash_flow: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LeadEventRow {
+    pub id: Uuid,
+    pub event_date: DateTime<Utc>,
+    pub lead_id: String,
+    pub stage: String,
+    pub value: Option<Decimal>,
+    pub currency: String,
+    pub status: String,
+    pub source_system: String,
+    pub external_id: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Cursor of the timestamped series: `(instant, id)`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InstantCursor {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LeadEventBucket {
+    pub bucket_start: NaiveDate,
+    pub stage: String,
+    pub status: String,
+    pub currency: String,
+    pub events: i64,
+    pub leads: i64,
+    /// Sum of the events' values (events without a value count, but add nothing).
+    pub value: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MetricRow {
+    pub id: Uuid,
+    pub metric_name: String,
+    pub metric_value: Decimal,
+    pub unit: Option<String>,
+    pub record_date: DateTime<Utc>,
+    pub source_system: String,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MetricBucket {
+    pub bucket_start: NaiveDate,
+    pub metric_name: String,
+    pub unit: Option<String>,
+    pub count: i64,
+    pub sum: Decimal,
+    /// Rounded to 4 places, the precision of `metric_value`.
+    pub avg: Decimal,
+    pub min: Decimal,
+    pub max: Decimal,
+}
+
+/// What to read: the range (inclusive dates), and for raw reads a cursor and a page size.
+#[derive(Debug, Clone)]
+pub struct SeriesQuery<C> {
+    pub range: DateRange,
+    pub after: Option<C>,
+    pub limit: u32,
+}
+
+fn page<T, C>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> C) -> Page<T, C> {
+    let limit = limit.max(1) as usize;
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+/// The tenant's time zone, as a scalar subquery: the planner runs it once (an InitPlan) and can
+/// then use the day bounds below as index conditions.
+const TENANT_TZ: &str = "(select time_zone from tenants where id = $1)";
+
+/// The local day bounds of a timestamped series, in SQL: `$2` from, `$3` to (inclusive), in the
+/// time zone of tenant `$1`.
+fn local_range(column: &str) -> String {
+    format!(
+        "{column} >= ($2::date::timestamp at time zone {TENANT_TZ})
+         and {column} < (($3::date + 1)::timestamp at time zone {TENANT_TZ})"
+    )
+}
+
+impl TenantTx {
+    async fn not_found_unless_client(&self, client: Uuid, empty: bool) -> DbResult<()> {
+        if empty && !self.client_exists(client).await? {
+            return Err(DbError::NotFound("client"));
+        }
+        Ok(())
+    }
+
+    async fn query_cached(
+        &self,
+        context: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> DbResult<Vec<tokio_postgres::Row>> {
+        let stmt = self.client().prepare_cached(sql).await.ctx(context)?;
+        self.client().query(&stmt, params).await.ctx(context)
+    }
+
+    /// A page of one client's financial rows in `q.range`, by (record_date, source_system).
+    pub async fn financials(
+        &self,
+        client: Uuid,
+        q: &SeriesQuery<FinancialCursor>,
+    ) -> DbResult<Page<FinancialRow, FinancialCursor>> {
+        let (after_date, after_source) = match &q.after {
+            Some(c) => (Some(c.record_date), Some(c.source_system.as_str())),
+            None => (None, None),
+        };
+        let rows = self
+            .query_cached(
+                "reading financials",
+                "select id, record_date, revenue, expenses, net_profit, cash_flow, currency::text,
+                        source_system, external_id, metadata
+                   from financials
+                  where tenant_id = $1 and client_kpi_id = $2
+                    and record_date between $3 and $4
+                    and ($5::date is null or (record_date, source_system) > ($5::date, $6::text))
+                  order by record_date, source_system
+                  limit $7",
+                &[
+                    &self.tenant_id(),
+                    &client,
+                    &q.range.from,
+                    &q.range.to,
+                    &after_date,
+                    &after_source,
+                    &(i64::from(q.limit.max(1)) + 1),
+                ],
+            )
+            .await?;
+        self.not_found_unless_client(client, rows.is_empty())
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| FinancialRow {
+                id: r.get(0),
+                record_date: r.get(1),
+                revenue: r.get(2),
+                expenses: r.get(3),
+                net_profit: r.get(4),
+                cash_flow: r.get(5),
+                currency: r.get(6),
+                source_system: r.get(7),
+                external_id: r.get(8),
+                metadata: r.get(9),
+            })
+            .collect();
+        Ok(page(items, q.limit, |r: &FinancialRow| FinancialCursor {
+            record_date: r.record_date,
+            source_system: r.source_system.clone(),
+        }))
+    }
+
+    /// One client's financials summed per bucket and currency over `window`.
+    pub async fn financial_buckets(
+        &self,
+        client: Uuid,
+        bucket: Bucket,
+        window: &BucketWindow,
+    ) -> DbResult<Vec<FinancialBucket>> {
+        let rows = self
+            .query_cached(
+                "aggregating financials",
+                "select date_trunc($5::text, record_date::timestamp)::date as b, currency::text, count(*),
+                        sum(revenue), sum(expenses), sum(net_profit), sum(cash_flow)
+                   from financials
+                  where tenant_id = $1 and client_kpi_id = $2 and record_date between $3 and $4
+                  group by 1, 2
+                  order by 1, 2",
+                &[&self.tenant_id(), &client, &window.from, &window.to, &bucket.as_str()],
+            )
+            .await?;
+        self.not_found_unless_client(client, rows.is_empty())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FinancialBucket {
+                bucket_start: r.get(0),
+                currency: r.get(1),
+                rows: r.get(2),
+                revenue: r.get(3),
+                expenses: r.get(4),
+                net_profit: r.get(5),
+                cash_flow: r.get(6),
+            })
+            .collect())
+    }
+
+    /// A page of one client's lead events whose instant falls on a day of `q.range` (tenant's time
+    /// zone), by (event_date, id).
+    pub async fn lead_events(
+        &self,
+        client: Uuid,
+        q: &SeriesQuery<InstantCursor>,
+    ) -> DbResult<Page<LeadEventRow, InstantCursor>> {
+        let (after_at, after_id) = (
+            q.after.as_ref().map(|c| c.at),
+            q.after.as_ref().map(|c| c.id),
+        );
+        let sql = format!(
+            "select id, event_date, lead_id, stage, value, currency::text, status::text,
+                    source_system, external_id, metadata
+               from lead_events
+              where tenant_id = $1 and client_kpi_id = $4 and {}
+                and ($5::timestamptz is null or (event_date, id) > ($5::timestamptz, $6::uuid))
+              order by event_date, id
+              limit $7",
+            local_range("event_date")
+        );
+        let rows = self
+            .query_cached(
+                "reading lead events",
+                &sql,
+                &[
+                    &self.tenant_id(),
+                    &q.range.from,
+                    &q.range.to,
+                    &client,
+                    &after_at,
+                    &after_id,
+                    &(i64::from(q.limit.max(1)) + 1),
+                ],
+            )
+            .await?;
+        self.not_found_unless_client(client, rows.is_empty())
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| LeadEventRow {
+                id: r.get(0),
+                event_date: r.get(1),
+                lead_id: r.get(2),
+                stage: r.get(3),
+                value: r.get(4),
+                currency: r.get(5),
+                status: r.get(6),
+                source_system: r.get(7),
+                external_id: r.get(8),
+                metadata: r.get(9),
+            })
+            .collect();
+        Ok(page(items, q.limit, |r: &LeadEventRow| InstantCursor {
+            at: r.event_date,
+            id: r.id,
+        }))
+    }
+
+    /// One client's lead events counted and summed per bucket, stage, status and currency.
+    pub async fn lead_event_buckets(
+        &self,
+        client: Uuid,
+        bucket: Bucket,
+        window: &BucketWindow,
+    ) -> DbResult<Vec<LeadEventBucket>> {
+        let sql = format!(
+            "select date_trunc($5::text, event_date at time zone {TENANT_TZ})::date as b, stage, status::text,
+                    currency::text, count(*), count(distinct lead_id), coalesce(sum(value), 0)
+               from lead_events
+              where tenant_id = $1 and client_kpi_id = $4 and {}
+              group by 1, 2, 3, 4
+              order by 1, 2, 3, 4",
+            local_range("event_date")
+        );
+        let rows = self
+            .query_cached(
+                "aggregating lead events",
+                &sql,
+                &[
+                    &self.tenant_id(),
+                    &window.from,
+                    &window.to,
+                    &client,
+                    &bucket.as_str(),
+                ],
+            )
+            .await?;
+        self.not_found_unless_client(client, rows.is_empty())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LeadEventBucket {
+                bucket_start: r.get(0),
+                stage: r.get(1),
+                status: r.get(2),
+                currency: r.get(3),
+                events: r.get(4),
+                leads: r.get(5),
+                value: r.get(6),
+            })
+            .collect())
+    }
+
+    /// A page of one client's metric values (all metrics, or the one named) on days of `q.range`,
+    /// by (record_date, id).
+    pub async fn custom_metrics(
+        &self,
+        client: Uuid,
+        name: Option<&str>,
+        q: &SeriesQuery<InstantCursor>,
+    ) -> DbResult<Page<MetricRow, InstantCursor>> {
+        let (after_at, after_id) = (
+            q.after.as_ref().map(|c| c.at),
+            q.after.as_ref().map(|c| c.id),
+        );
+        // Two statements rather than `($n is null or metric_name = $n)`: with the name, the plan is
+        // a range scan of the natural key (tenant, client, metric_name, record_date).
+        let sql = format!(
+            "select id, metric_name, metric_value, unit, record_date, source_system, metadata
+               from custom_metrics
+              where tenant_id = $1 and client_kpi_id = $4 {} and {}
+                and ($5::timestamptz is null or (record_date, id) > ($5::timestamptz, $6::uuid))
+              order by record_date, id
+              limit $7",
+            if name.is_some() {
+                "and metric_name = $8"
+            } else {
+                ""
+            },
+            local_range("record_date")
+        );
+        let limit = i64::from(q.limit.max(1)) + 1;
+        let tenant = self.tenant_id();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &tenant,
+            &q.range.from,
+            &q.range.to,
+            &client,
+            &after_at,
+            &after_id,
+            &limit,
+        ];
+        if let Some(n) = &name {
+            params.push(n);
+        }
+        let rows = self
+            .query_cached("reading custom metrics", &sql, &params)
+            .await?;
+        self.not_found_unless_client(client, rows.is_empty())
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| MetricRow {
+                id: r.get(0),
+                metric_name: r.get(1),
+                metric_value: r.get(2),
+                unit: r.get(3),
+                record_date: r.get(4),
+                source_system: r.get(5),
+                metadata: r.get(6),
+            })
+            .collect();
+        Ok(page(items, q.limit, |r: &MetricRow| InstantCursor {
+            at: r.record_date,
+            id: r.id,
+        }))
+    }
+
+    /// One client's metric values aggregated per bucket and metric.
+    pub async fn custom_metric_buckets(
+        &self,
+        client: Uuid,
+        name: Option<&str>,
+        bucket: Bucket,
+        window: &BucketWindow,
+    ) -> DbResult<Vec<MetricBucket>> {
+        let sql = format!(
+            "select date_trunc($5::text, record_date at time zone {TENANT_TZ})::date as b, metric_name, min(unit),
+                    count(*), sum(metric_value), round(avg(metric_value), 4),
+                    min(metric_value), max(metric_value)
+               from custom_metrics
+              where tenant_id = $1 and client_kpi_id = $4 {} and {}
+              group by 1, 2
+              order by 1, 2",
+            if name.is_some() { "and metric_name = $6" } else { "" },
+            local_range("record_date")
+        );
+        let bucket_name = bucket.as_str();
+        let tenant = self.tenant_id();
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&tenant, &window.from, &window.to, &client, &bucket_name];
+        if let Some(n) = &name {
+            params.push(n);
+        }
+        let rows = self
+            .query_cached("aggregating custom metrics", &sql, &params)
+            .await?;
+        self.not_found_unless_client(client, rows.is_empty())
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MetricBucket {
+                bucket_start: r.get(0),
+                metric_name: r.get(1),
+                unit: r.get(2),
+                count: r.get(3),
+                sum: r.get(4),
+                avg: r.get(5),
+                min: r.get(6),
+                max: r.get(7),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn previous_period_has_equal_length_and_ends_the_day_before() {
+        let r = DateRange::new(d("2025-01-01"), d("2025-03-31")).unwrap();
+        assert_eq!(r.days(), 90);
+        let p = r.previous();
+        assert_eq!((p.from(), p.to()), (d("2024-10-03"), d("2024-12-31")));
+        assert_eq!(p.days(), 90);
+        assert!(DateRange::new(d("2025-01-02"), d("2025-01-01")).is_err());
+    }
+
+    #[test]
+    fn buckets_start_on_day_monday_and_first_of_month() {
+        assert_eq!(Bucket::Week.start_of(d("2025-01-01")), d("2024-12-30"));
+        assert_eq!(Bucket::Week.next_start(d("2025-01-05")), d("2025-01-06"));
+        assert_eq!(Bucket::Month.next_start(d("2025-01-31")), d("2025-02-01"));
+        assert_eq!(Bucket::Day.next_start(d("2024-02-28")), d("2024-02-29"));
+        assert_eq!("month".parse::<Bucket>().unwrap(), Bucket::Month);
+        assert!("year".parse::<Bucket>().is_err());
+    }
+
+    #[test]
+    fn bucket_windows_tile_the_range_without_gaps() {
+        let r = DateRange::new(d("2025-01-15"), d("2025-06-10")).unwrap();
+        let w1 = bucket_window(r, Bucket::Month, None, 2).unwrap();
+        assert_eq!(
+            (w1.from, w1.to, w1.next),
+            (d("2025-01-15"), d("2025-02-28"), Some(d("2025-03-01")))
+        );
+        let w2 = bucket_window(r, Bucket::Month, w1.next, 2).unwrap();
+        assert_eq!(
+            (w2.from, w2.to, w2.next),
+            (d("2025-03-01"), d("2025-04-30"), Some(d("2025-05-01")))
+        );
+        let w3 = bucket_window(r, Bucket::Month, w2.next, 2).unwrap();
+        assert_eq!(
+            (w3.from, w3.to, w3.next),
+            (d("2025-05-01"), d("2025-06-10"), None)
+        );
+        assert!(bucket_window(r, Bucket::Month, Some(d("2025-07-01")), 2).is_none());
+        let exact = DateRange::new(d("2025-01-01"), d("2025-01-31")).unwrap();
+        assert_eq!(
+            bucket_window(exact, Bucket::Month, None, 1).unwrap().next,
+            None
+        );
+    }
+}
