@@ -19,6 +19,7 @@ pub mod connect;
 mod error;
 pub mod migrate;
 pub mod queries;
+pub mod queue;
 pub mod system;
 mod tenant_tx;
 

@@ -15,11 +15,10 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema_v1",
-    sql: include_str!("../../../migrations/0001_schema_v1.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "schema_v1", sql: include_str!("../../../migrations/0001_schema_v1.sql") },
+    Migration { version: 4, name: "jobs", sql: include_str!("../../../migrations/0004_jobs.sql") },
+];
 
 pub fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.version)

@@ -16,6 +16,9 @@ use crate::error::{Ctx, DbResult};
 #[derive(Clone)]
 pub struct SystemDb {
     pool: Pool,
+    /// Kept for the job queue's LISTEN connection (a dedicated, unpooled connection). Holds a
+    /// password: never printed.
+    url: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,7 +34,15 @@ pub struct TenantSummary {
 
 impl SystemDb {
     pub fn connect(url: &str, max_size: usize) -> DbResult<Self> {
-        Ok(SystemDb { pool: build_pool(url, max_size, "zixly-system")? })
+        Ok(SystemDb { pool: build_pool(url, max_size, "zixly-system")?, url: url.into() })
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     pub async fn create_tenant(&self, name: &str, base_currency: CurrencyCode, time_zone: &str) -> DbResult<Uuid> {
