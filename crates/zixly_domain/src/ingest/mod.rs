@@ -28,6 +28,7 @@
 //! [`RowError`] shape.
 
 mod csv_input;
+pub mod fx;
 mod rows;
 mod value;
 
