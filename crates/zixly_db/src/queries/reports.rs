@@ -5,10 +5,10 @@
 //! currency (`tenants.base_currency`) with the dated rates of `fx_rates`, where a row says
 //! "1 `base_currency` = `rate` `quote_currency` on `rate_date`" (the ECB layout: base EUR). A
 //! conversion from X to B on day D uses, in this order, a direct rate X→B, the inverse of B→X, or
-//! the cross rate through a pivot P (EUR first, then any other currency of the report):
-//! `rate(P→B) / rate(P→X)`. Each rate is the one of day D or, failing that, the latest one before
-//! D within [`FX_LOOKBACK_DAYS`] days (reference rates are not published on weekends and
-//! holidays). Amounts are converted at full precision per day and rounded to cents once, at the
+//! the cross rate through EUR: `rate(EUR→B) / rate(EUR→X)`. Each rate is the one of day D or,
+//! failing that, the latest one before D within [`FX_LOOKBACK_DAYS`] days (reference rates are not
+//! published on weekends and holidays). This is the ingestion loader's policy (`zixly_fx_rate` in
+//! migrations/0003_ingest.sql), so a row the loader accepted converts here too. Amounts are converted at full precision per day and rounded to cents once, at the
 //! end (half away from zero); `net_profit` is then `revenue - expenses` of the rounded figures, so
 //! the identity the schema enforces per row also holds in the report.
 //!
@@ -46,21 +46,18 @@ pub struct MissingRate {
 pub struct FxTable {
     /// (base, quote) → date → rate.
     rates: HashMap<(String, String), BTreeMap<NaiveDate, Decimal>>,
-    pivots: Vec<String>,
 }
+
+/// The only pivot of cross rates (the ECB reference base), as in the loader.
+const PIVOT: &str = "EUR";
 
 impl FxTable {
     /// Builds a table from `(date, base, quote, rate)` rows (tests build one by hand).
     pub fn from_rows(rows: impl IntoIterator<Item = (NaiveDate, String, String, Decimal)>) -> Self {
         let mut t = FxTable::default();
-        let mut pivots = BTreeSet::new();
         for (date, base, quote, rate) in rows {
-            pivots.insert(base.clone());
             t.rates.entry((base, quote)).or_default().insert(date, rate);
         }
-        // EUR first (the ECB base), then the others in a stable order.
-        t.pivots = pivots.into_iter().collect();
-        t.pivots.sort_by_key(|p| (p != "EUR", p.clone()));
         t
     }
 
@@ -81,14 +78,17 @@ impl FxTable {
         if let Some(r) = self.rate(to, from, date) {
             return Decimal::ONE.checked_div(r);
         }
-        for p in &self.pivots {
-            if let (Some(to_rate), Some(from_rate)) =
-                (self.rate(p, to, date), self.rate(p, from, date))
-            {
-                return to_rate.checked_div(from_rate);
-            }
-        }
-        None
+        let to_rate = if to == PIVOT {
+            Decimal::ONE
+        } else {
+            self.rate(PIVOT, to, date)?
+        };
+        let from_rate = if from == PIVOT {
+            Decimal::ONE
+        } else {
+            self.rate(PIVOT, from, date)?
+        };
+        to_rate.checked_div(from_rate)
     }
 }
 
@@ -292,8 +292,8 @@ impl TenantTx {
     ) -> DbResult<FxTable> {
         let quotes: Vec<String> = currencies.iter().cloned().collect();
         let mut bases = quotes.clone();
-        if !bases.iter().any(|c| c == "EUR") {
-            bases.push("EUR".into());
+        if !bases.iter().any(|c| c == PIVOT) {
+            bases.push(PIVOT.into());
         }
         // Both sides constrained: the primary key (base, quote, rate_date) serves the lookup.
         let stmt = self
@@ -743,6 +743,16 @@ mod tests {
             fx.factor("GBP", "AUD", d("2025-01-06")),
             None,
             "unknown currency"
+        );
+        // Cross rates go through EUR only, as the loader's `zixly_fx_rate`.
+        let usd_based = FxTable::from_rows([
+            (d("2025-01-06"), "USD".into(), "GBP".into(), dec("0.8")),
+            (d("2025-01-06"), "USD".into(), "AUD".into(), dec("1.6")),
+        ]);
+        assert_eq!(usd_based.factor("GBP", "AUD", d("2025-01-06")), None);
+        assert_eq!(
+            usd_based.factor("USD", "AUD", d("2025-01-06")),
+            Some(dec("1.6"))
         );
     }
 
