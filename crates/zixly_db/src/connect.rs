@@ -102,6 +102,13 @@ impl AppDb {
         TenantTx::begin(client, tenant_id).await
     }
 
+    /// A pooled connection outside any tenant transaction, for the few statements that run before
+    /// the tenant is known: only calls of SECURITY DEFINER functions granted to `zixly_app`
+    /// (login candidates, login throttling; see `queries/auth.rs`). Crate-private on purpose.
+    pub(crate) async fn pre_tenant_client(&self) -> DbResult<deadpool_postgres::Object> {
+        Ok(self.pool.get().await?)
+    }
+
     /// Readiness: the database answers and its schema version is the one this binary ships.
     pub async fn check_ready(&self) -> DbResult<()> {
         let client = self.pool.get().await?;

@@ -2,41 +2,223 @@
 //!
 //! Architecture invariant: handlers receive an [`AppState`] holding an [`zixly_db::AppDb`] and
 //! nothing that can bypass row-level security; every tenant query runs in a `TenantTx` opened for
-//! the authenticated user's tenant.
+//! the authenticated user's tenant ([`auth::Auth::begin`]).
+//!
+//! Layout:
+//! - [`error`]: [`error::ApiError`], the one error shape, and the `ApiJson`/`ApiQuery`/`ApiPath`
+//!   extractors whose rejections use it.
+//! - [`auth`]: credentials, the `Auth<Viewer|Editor|Admin>` capability extractors, the request
+//!   context, the token cache.
+//! - [`middleware`]: request id, client address, timeout, error shaping, security headers, metrics.
+//! - [`api`]: the `/api/v1` resources, one module per resource (see its docs for how to add one).
+//! - [`openapi`]: the generated OpenAPI 3.1 document and the offline docs page.
+//! - [`metrics`]: Prometheus exposition. [`mail`]: optional outgoing mail (SMTP).
 
-use axum::extract::State;
-use axum::http::StatusCode;
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod mail;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use zixly_db::AppDb;
+
+use crate::auth::TokenCache;
+use crate::error::ApiError;
+use crate::mail::Mailer;
+use crate::metrics::Metrics;
+
+/// Failed-login throttling limits (see `migrations/0002_auth.sql`).
+#[derive(Debug, Clone)]
+pub struct ThrottleConfig {
+    /// Failures per account (email as typed) within the window before it is locked.
+    pub account_limit: i32,
+    /// Failures per client address within the window before it is locked.
+    pub address_limit: i32,
+    pub window: Duration,
+    /// First lock; doubles with each further failure, at most one hour.
+    pub lock: Duration,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Where users reach Zixly (links in invitations and resets; `https` turns on Secure cookies
+    /// and HSTS).
+    pub public_url: url::Url,
+    /// Set the session cookie's `Secure` attribute (default: public URL is https).
+    pub cookie_secure: bool,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a reverse proxy only).
+    pub trust_forwarded_for: bool,
+    pub session_ttl: Duration,
+    pub invitation_ttl: Duration,
+    pub password_reset_ttl: Duration,
+    /// How long a validated token is trusted without asking the database (see [`auth`]).
+    pub token_cache_ttl: Duration,
+    pub request_timeout: Duration,
+    /// Default maximum request body, in bytes.
+    pub body_limit: usize,
+    pub throttle: ThrottleConfig,
+}
+
+impl WebConfig {
+    pub fn new(public_url: &str) -> Result<Self, url::ParseError> {
+        let public_url = url::Url::parse(public_url)?;
+        Ok(WebConfig {
+            cookie_secure: public_url.scheme() == "https",
+            public_url,
+            trust_forwarded_for: false,
+            session_ttl: Duration::from_secs(12 * 3600),
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            password_reset_ttl: Duration::from_secs(3600),
+            token_cache_ttl: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            body_limit: 1024 * 1024,
+            throttle: ThrottleConfig {
+                account_limit: 5,
+                address_limit: 50,
+                window: Duration::from_secs(15 * 60),
+                lock: Duration::from_secs(60),
+            },
+        })
+    }
+
+    /// `public_url` joined with `path_and_fragment` (e.g. `accept-invitation#token=...`).
+    pub fn link(&self, path_and_fragment: &str) -> String {
+        format!(
+            "{}/{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            path_and_fragment.trim_start_matches('/')
+        )
+    }
+}
 
 /// Shared, cheaply cloneable state of every request.
 #[derive(Clone)]
 pub struct AppState {
     pub db: AppDb,
+    pub config: Arc<WebConfig>,
+    /// Outgoing mail; `None` = links are shown to the ADMIN instead (see [`mail`]).
+    pub mailer: Option<Arc<dyn Mailer>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) token_cache: Arc<TokenCache>,
+}
+
+impl AppState {
+    pub fn new(db: AppDb, config: WebConfig) -> Self {
+        AppState {
+            db,
+            metrics: Arc::new(Metrics::default()),
+            token_cache: Arc::new(TokenCache::new(config.token_cache_ttl)),
+            config: Arc::new(config),
+            mailer: None,
+        }
+    }
+
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+}
+
+/// The documented routes: operations routes and `/api/v1`.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::BaseDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_endpoint))
+        .nest("/api/v1", api::router())
+}
+
+/// The OpenAPI document of every documented route (what `GET /api/openapi.json` serves).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    documented_routes().split_for_parts().1
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(state)
+    let (documented, openapi) = documented_routes().split_for_parts();
+    let openapi_json: Arc<str> =
+        Arc::from(openapi.to_json().expect("the OpenAPI document serializes"));
+    documented
+        // Undocumented on purpose: the document itself and its viewer.
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let body = openapi_json.clone();
+                async move {
+                    let mut r = body.to_string().into_response();
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    r
+                }
+            }),
+        )
+        .route("/api/docs", get(openapi::docs_page))
+        .route("/api/docs/docs.js", get(openapi::docs_script))
+        .route("/api/docs/docs.css", get(openapi::docs_style))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_layer,
+        ))
+        .with_state(state)
 }
 
 /// Liveness: the process is up and serving HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "The process is up", body = serde_json::Value)))]
 async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
 /// Readiness: the database answers and the schema is at this binary's version.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "Ready", body = serde_json::Value),
+              (status = 503, description = "Not ready", body = serde_json::Value)))]
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.db.check_ready().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": e.to_string()})))
-                .into_response()
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "reason": e.to_string()})),
+            )
+                .into_response();
+            // The body is the readiness report, not an API error: leave it as it is.
+            r.extensions_mut().insert(error::ShapedError);
+            r
         }
     }
+}
+
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+async fn metrics_endpoint(State(state): State<AppState>) -> Response {
+    let text = state.metrics.render(state.db.pool_status());
+    let mut r = text.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
@@ -45,7 +227,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

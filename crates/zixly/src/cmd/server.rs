@@ -18,6 +18,8 @@ pub struct UpArgs {
     /// Do not create the demo tenant and admin on a fresh database.
     #[arg(long)]
     pub no_demo: bool,
+    #[command(flatten)]
+    pub web: WebArgs,
 }
 
 #[derive(Args)]
@@ -25,25 +27,61 @@ pub struct ServeArgs {
     /// Address to serve HTTP on.
     #[arg(long, env = "ZIXLY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub web: WebArgs,
+}
+
+/// HTTP settings shared by `up` and `serve`.
+#[derive(Args, Clone)]
+pub struct WebArgs {
+    /// The URL users reach Zixly at (links in invitation and reset mails; https turns on Secure
+    /// cookies and HSTS). Default: http://<listen address>.
+    #[arg(long, env = "ZIXLY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Behind a reverse proxy: take the client address from the last X-Forwarded-For entry.
+    #[arg(long, env = "ZIXLY_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// Plain-SMTP relay for invitation and reset mails, e.g. smtp://127.0.0.1:25. Without it,
+    /// links are shown to the ADMIN who creates them.
+    #[arg(long, env = "ZIXLY_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Sender address of outgoing mail.
+    #[arg(long, env = "ZIXLY_MAIL_FROM", default_value = "zixly@localhost")]
+    pub mail_from: String,
+}
+
+impl WebArgs {
+    fn state(&self, app: zixly_db::AppDb, bound: SocketAddr) -> Result<zixly_web::AppState> {
+        let public_url = self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+        let mut config = zixly_web::WebConfig::new(&public_url).with_context(|| format!("invalid public URL `{public_url}`"))?;
+        config.trust_forwarded_for = self.trust_forwarded_for;
+        let mut state = zixly_web::AppState::new(app, config);
+        if let Some(url) = &self.smtp_url {
+            let mailer = zixly_web::mail::SmtpMailer::from_url(url, &self.mail_from)?;
+            tracing::info!(host = %mailer.host, port = mailer.port, "sending mail through SMTP");
+            state = state.with_mailer(std::sync::Arc::new(mailer));
+        }
+        Ok(state)
+    }
 }
 
 pub async fn up(global: &Global, args: UpArgs) -> Result<ExitCode> {
     if external_url().is_some() {
         tracing::info!("DATABASE_URL is set: using it instead of the embedded database");
     }
-    run_server(global, args.listen, !args.no_demo).await
+    run_server(global, args.listen, &args.web, !args.no_demo).await
 }
 
 pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if external_url().is_none() {
         bail!("`zixly serve` needs DATABASE_URL (an external PostgreSQL 15+); use `zixly up` for the embedded database");
     }
-    run_server(global, args.listen, false).await
+    run_server(global, args.listen, &args.web, false).await
 }
 
-async fn run_server(global: &Global, listen: SocketAddr, create_demo: bool) -> Result<ExitCode> {
+async fn run_server(global: &Global, listen: SocketAddr, web: &WebArgs, create_demo: bool) -> Result<ExitCode> {
     let db = Database::open(global, 16).await?;
-    let outcome = serve_until_signal(global, &db, listen, create_demo).await;
+    let outcome = serve_until_signal(global, &db, listen, web, create_demo).await;
     // Stop PostgreSQL whatever happened above, then report the first error.
     let closed = db.close().await;
     outcome?;
@@ -52,7 +90,7 @@ async fn run_server(global: &Global, listen: SocketAddr, create_demo: bool) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve_until_signal(global: &Global, db: &Database, listen: SocketAddr, create_demo: bool) -> Result<()> {
+async fn serve_until_signal(global: &Global, db: &Database, listen: SocketAddr, web: &WebArgs, create_demo: bool) -> Result<()> {
     if create_demo {
         create_demo_tenant_if_empty(global, db, listen).await?;
     }
@@ -60,7 +98,7 @@ async fn serve_until_signal(global: &Global, db: &Database, listen: SocketAddr, 
         .await
         .with_context(|| format!("cannot listen on {listen} (is another server using it? try --listen 127.0.0.1:0)"))?;
     let bound = listener.local_addr()?;
-    let state = zixly_web::AppState { db: db.app.clone() };
+    let state = web.state(db.app.clone(), bound)?;
     tracing::info!(address = %bound, "serving HTTP");
     println!("Zixly is ready at http://{bound}  (Ctrl-C to stop)");
     zixly_web::serve(listener, state, shutdown_signal()).await.context("HTTP server failed")?;

@@ -1,5 +1,7 @@
 //! Tenant-scoped queries, grouped by entity, as methods on [`crate::TenantTx`].
 
+pub mod audit;
+pub mod auth;
 pub mod clients;
 pub mod reports;
 pub mod series;
