@@ -17,6 +17,7 @@
 pub mod bootstrap;
 pub mod connect;
 mod error;
+pub mod integrations;
 pub mod migrate;
 pub mod queries;
 pub mod queue;

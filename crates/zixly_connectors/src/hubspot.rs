@@ -1,0 +1,322 @@
+//! HubSpot CRM v3: pipelines, companies and deals (with `dealstage` history and company
+//! associations), `after`-cursor paging; normalized into lead events.
+//!
+//! Mapping (issue 5): companies -> clients (`client_id` = company id); each `dealstage` history
+//! entry of a deal -> one lead event (`lead_id` = deal id, `stage` = the stage's label, `event_date`
+//! = the entry's timestamp, `value` = `amount`). The latest entry carries the deal's status: `won`
+//! (`hs_is_closed_won`), `lost` (closed, not won), `stale` (open and not modified for the
+//! configured number of days) or `active`; earlier entries are `active`. Archived deals are listed
+//! separately (`archived=true`; archiving does not bump `hs_lastmodifieddate`) and reported as
+//! removed. Every property value is a string, `amount` included.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use zixly_crypto::SecretString;
+
+use crate::http::send_json;
+use crate::ConnectorResult;
+
+pub const PAGE_LIMIT: usize = 100;
+/// Smaller pages when asking for property history.
+pub const HISTORY_PAGE_LIMIT: usize = 50;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pipeline {
+    pub id: String,
+    pub label: String,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stage {
+    pub id: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryEntry {
+    pub value: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AssociationRef {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AssociationList {
+    pub results: Vec<AssociationRef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrmObject {
+    pub id: String,
+    #[serde(default)]
+    pub properties: HashMap<String, Option<String>>,
+    #[serde(default)]
+    pub properties_with_history: HashMap<String, Vec<HistoryEntry>>,
+    #[serde(default)]
+    pub associations: HashMap<String, AssociationList>,
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub archived: bool,
+}
+
+impl CrmObject {
+    pub fn prop(&self, name: &str) -> Option<&str> {
+        self.properties
+            .get(name)
+            .and_then(|v| v.as_deref())
+            .filter(|s| !s.is_empty())
+    }
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    results: Vec<T>,
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    next: Option<Next>,
+}
+
+#[derive(Deserialize)]
+struct Next {
+    after: String,
+}
+
+pub struct HubspotClient {
+    http: reqwest::Client,
+    api_url: String,
+    access_token: SecretString,
+    pub calls: std::sync::atomic::AtomicU64,
+}
+
+const DEAL_PROPERTIES: &str =
+    "dealname,amount,deal_currency_code,dealstage,pipeline,closedate,createdate,hs_lastmodifieddate,hs_is_closed,hs_is_closed_won";
+
+impl HubspotClient {
+    pub fn new(http: reqwest::Client, api_url: &str, access_token: SecretString) -> HubspotClient {
+        HubspotClient {
+            http,
+            api_url: api_url.trim_end_matches('/').into(),
+            access_token,
+            calls: 0.into(),
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> ConnectorResult<T> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        send_json(
+            self.http
+                .get(format!("{}{path}", self.api_url))
+                .bearer_auth(self.access_token.expose())
+                .query(query),
+        )
+        .await
+    }
+
+    pub async fn pipelines(&self) -> ConnectorResult<Vec<Pipeline>> {
+        Ok(self
+            .get::<Page<Pipeline>>("/crm/v3/pipelines/deals", &[])
+            .await?
+            .results)
+    }
+
+    /// Every page of a list endpoint, following `paging.next.after` until it is absent.
+    async fn list(
+        &self,
+        path: &str,
+        query: Vec<(&str, String)>,
+        limit: usize,
+    ) -> ConnectorResult<Vec<CrmObject>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut q = query.clone();
+            q.push(("limit", limit.to_string()));
+            if let Some(a) = &after {
+                q.push(("after", a.clone()));
+            }
+            let page: Page<CrmObject> = self.get(path, &q).await?;
+            out.extend(page.results);
+            match page.paging.and_then(|p| p.next) {
+                Some(next) => after = Some(next.after),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    pub async fn companies(&self) -> ConnectorResult<Vec<CrmObject>> {
+        self.list(
+            "/crm/v3/objects/companies",
+            vec![("properties", "name,industry".into())],
+            PAGE_LIMIT,
+        )
+        .await
+    }
+
+    /// Deals (live or archived) with stage history and company associations.
+    pub async fn deals(&self, archived: bool) -> ConnectorResult<Vec<CrmObject>> {
+        self.list(
+            "/crm/v3/objects/deals",
+            vec![
+                ("properties", DEAL_PROPERTIES.into()),
+                ("propertiesWithHistory", "dealstage".into()),
+                ("associations", "companies".into()),
+                ("archived", archived.to_string()),
+            ],
+            HISTORY_PAGE_LIMIT,
+        )
+        .await
+    }
+}
+
+/// One lead event, before validation by the domain layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadEvent {
+    pub client_id: String,
+    pub lead_id: String,
+    pub stage: String,
+    pub event_date: DateTime<Utc>,
+    pub value: Option<Decimal>,
+    pub currency: Option<String>,
+    /// `active`, `won`, `lost`, `stale`.
+    pub status: &'static str,
+}
+
+/// Normalizes deals. Deals without an associated company have no client and are skipped (counted
+/// by the caller as rejected). `stale_after_days` per pipeline id (settings); `now` is injected so
+/// the rule is testable.
+pub fn lead_events(
+    deals: &[CrmObject],
+    pipelines: &[Pipeline],
+    stale_after_days: &HashMap<String, i64>,
+    now: DateTime<Utc>,
+) -> (Vec<LeadEvent>, usize) {
+    let labels: HashMap<&str, &str> = pipelines
+        .iter()
+        .flat_map(|p| p.stages.iter().map(|s| (s.id.as_str(), s.label.as_str())))
+        .collect();
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for deal in deals.iter().filter(|d| !d.archived) {
+        let Some(company) = deal
+            .associations
+            .get("companies")
+            .and_then(|a| a.results.first())
+        else {
+            skipped += 1;
+            continue;
+        };
+        let value = deal
+            .prop("amount")
+            .and_then(|a| a.parse::<Decimal>().ok())
+            .map(|d| d.round_dp(2));
+        let closed = deal.prop("hs_is_closed") == Some("true");
+        let won = deal.prop("hs_is_closed_won") == Some("true");
+        let modified = deal
+            .prop("hs_lastmodifieddate")
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+            .or(deal.updated_at);
+        let stale = deal
+            .prop("pipeline")
+            .and_then(|p| stale_after_days.get(p))
+            .zip(modified)
+            .is_some_and(|(days, m)| now - m > chrono::Duration::days(*days));
+        let current = if won {
+            "won"
+        } else if closed {
+            "lost"
+        } else if stale {
+            "stale"
+        } else {
+            "active"
+        };
+        let mut history = deal
+            .properties_with_history
+            .get("dealstage")
+            .cloned()
+            .unwrap_or_default();
+        history.sort_by_key(|h| h.timestamp);
+        if history.is_empty() {
+            if let (Some(stage), Some(at)) = (deal.prop("dealstage"), modified) {
+                history.push(HistoryEntry {
+                    value: stage.into(),
+                    timestamp: at,
+                });
+            }
+        }
+        let last = history.len().saturating_sub(1);
+        for (i, h) in history.iter().enumerate() {
+            out.push(LeadEvent {
+                client_id: company.id.clone(),
+                lead_id: deal.id.clone(),
+                stage: labels
+                    .get(h.value.as_str())
+                    .map_or_else(|| h.value.clone(), |l| (*l).to_string()),
+                event_date: h.timestamp,
+                value,
+                currency: deal.prop("deal_currency_code").map(str::to_string),
+                status: if i == last { current } else { "active" },
+            });
+        }
+    }
+    (out, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deals_become_stage_events_with_status() {
+        let pipelines: Vec<Pipeline> = serde_json::from_value(serde_json::json!([{"id":"default","label":"Sales",
+            "stages":[{"id":"appointmentscheduled","label":"Appointment"},{"id":"closedwon","label":"Won"}]}]))
+        .unwrap();
+        let deals: Vec<CrmObject> = serde_json::from_value(serde_json::json!([
+            {"id":"1","properties":{"amount":"1500.5","dealstage":"closedwon","pipeline":"default","hs_is_closed":"true","hs_is_closed_won":"true"},
+             "propertiesWithHistory":{"dealstage":[{"value":"closedwon","timestamp":"2024-02-01T00:00:00Z"},{"value":"appointmentscheduled","timestamp":"2024-01-01T00:00:00Z"}]},
+             "associations":{"companies":{"results":[{"id":"c9","type":"deal_to_company"}]}},"archived":false},
+            {"id":"2","properties":{"amount":null,"dealstage":"appointmentscheduled","pipeline":"default","hs_is_closed":"false","hs_lastmodifieddate":"2024-01-01T00:00:00Z"},
+             "associations":{"companies":{"results":[{"id":"c9"}]}},"archived":false},
+            {"id":"3","properties":{"amount":"1"},"archived":false}
+        ]))
+        .unwrap();
+        let now: DateTime<Utc> = "2024-03-01T00:00:00Z".parse().unwrap();
+        let (events, skipped) = lead_events(
+            &deals,
+            &pipelines,
+            &HashMap::from([("default".into(), 30)]),
+            now,
+        );
+        assert_eq!(skipped, 1);
+        assert_eq!(events.len(), 3);
+        assert_eq!(
+            (events[0].stage.as_str(), events[0].status),
+            ("Appointment", "active")
+        );
+        assert_eq!((events[1].stage.as_str(), events[1].status), ("Won", "won"));
+        assert_eq!(events[1].value, Some("1500.5".parse().unwrap()));
+        assert_eq!(
+            (
+                events[2].lead_id.as_str(),
+                events[2].status,
+                events[2].value
+            ),
+            ("2", "stale", None)
+        );
+    }
+}
