@@ -53,7 +53,11 @@
 //!   route's router; the default is `WebConfig::body_limit`.
 
 pub mod auth;
+pub mod clients;
+pub mod csv;
 pub mod me;
+pub mod reports;
+pub mod series;
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -68,6 +72,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
         .merge(me::router())
+        .merge(clients::router())
+        .merge(series::router())
+        .merge(reports::router())
 }
 
 /// Default and maximum page sizes.
