@@ -8,6 +8,8 @@
 //!   `WITH (FORCE)` when the value is dropped.
 //! - Tenant queries go through `zixly_app` (never a superuser: RLS tests as a superuser test nothing).
 
+pub mod app;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -52,12 +52,14 @@
 //! - Larger bodies (CSV imports): add `.layer(axum::extract::DefaultBodyLimit::max(N))` to that
 //!   route's router; the default is `WebConfig::body_limit`.
 
+pub mod audit;
 pub mod auth;
 pub mod clients;
 pub mod csv;
 pub mod me;
 pub mod reports;
 pub mod series;
+pub mod users;
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -75,6 +77,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(clients::router())
         .merge(series::router())
         .merge(reports::router())
+        .merge(users::router())
+        .merge(audit::router())
 }
 
 /// Default and maximum page sizes.

@@ -1,0 +1,487 @@
+//! Users and invitations of the tenant (ADMIN only): list, get, change role or name, deactivate
+//! (soft) and reactivate, delete, issue a password-reset link; invite, list and revoke invitations.
+//!
+//! Links (invitations, resets) are sent by mail when a mailer is configured; otherwise — or when
+//! sending fails — the response carries the link for the ADMIN to pass on (`delivery: "link"`).
+//! The tenant always keeps at least one active ADMIN: demoting, deactivating or deleting the last
+//! one answers 409 `last_admin`.
+
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use zixly_db::queries::auth::Invitation;
+use zixly_db::TenantTx;
+use zixly_domain::Role;
+
+use crate::api::auth::{deliver, issue_password_reset, reset_mail_body};
+use crate::api::me::UserView;
+use crate::api::{Page, PageParams};
+use crate::auth::{issue_secret, Admin, Auth, SecretKind};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, ErrorDetail};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(deactivate_user))
+        .routes(routes!(reactivate_user))
+        .routes(routes!(reset_user_password))
+        .routes(routes!(list_invitations, create_invitation))
+        .routes(routes!(revoke_invitation))
+}
+
+/// List users
+#[utoipa::path(get, path = "/users", tag = "users", params(PageParams),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = Page<UserView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_users(
+    auth: Auth<Admin>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Page<UserView>>> {
+    let tx = auth.begin().await?;
+    let rows = tx
+        .list_users(page.after_uuid()?, page.fetch_limit())
+        .await?;
+    tx.commit().await?;
+    let views = rows
+        .into_iter()
+        .map(|u| UserView::new(auth.tenant_id(), u))
+        .collect();
+    Ok(Json(Page::from_rows(views, page.limit(), |u| {
+        u.id.to_string()
+    })))
+}
+
+/// Get a user
+#[utoipa::path(get, path = "/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+async fn get_user(auth: Auth<Admin>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<UserView>> {
+    let tx = auth.begin().await?;
+    let user = tx.get_user(id).await?;
+    tx.commit().await?;
+    Ok(Json(UserView::new(auth.tenant_id(), user)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// `ADMIN`, `EDITOR` or `VIEWER`.
+    pub role: Option<String>,
+    /// An empty string clears the name.
+    pub display_name: Option<String>,
+}
+
+fn parse_role(field: &str, value: &str) -> ApiResult<Role> {
+    value
+        .parse()
+        .map_err(|_| ApiError::invalid_field(field, "must be ADMIN, EDITOR or VIEWER"))
+}
+
+/// Refuses a change that would leave the tenant without an active ADMIN.
+async fn keep_an_admin(tx: &TenantTx, user_id: Uuid) -> ApiResult<()> {
+    let admins = tx.lock_active_admins().await?;
+    if admins == [user_id] {
+        return Err(ApiError::conflict(
+            "last_admin",
+            "the tenant must keep at least one active ADMIN",
+        ));
+    }
+    Ok(())
+}
+
+/// Change a user's role or display name
+#[utoipa::path(patch, path = "/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    request_body = UpdateUserRequest,
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody),
+              (status = 409, description = "Would remove the last ADMIN", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn update_user(
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateUserRequest>,
+) -> ApiResult<Json<UserView>> {
+    let role = req
+        .role
+        .as_deref()
+        .map(|r| parse_role("role", r))
+        .transpose()?;
+    if let Some(name) = &req.display_name {
+        if name.chars().count() > 200 {
+            return Err(ApiError::invalid_field(
+                "display_name",
+                "must be at most 200 characters",
+            ));
+        }
+    }
+    let tx = auth.begin().await?;
+    let before = tx.get_user(id).await?;
+    if before.role == Role::Admin
+        && role.is_some_and(|r| r != Role::Admin)
+        && before.deactivated_at.is_none()
+    {
+        keep_an_admin(&tx, id).await?;
+    }
+    let after = tx
+        .update_user(id, role, req.display_name.as_deref())
+        .await?;
+    let mut changes = serde_json::Map::new();
+    if before.role != after.role {
+        changes.insert(
+            "role".into(),
+            json!({"from": before.role.as_str(), "to": after.role.as_str()}),
+        );
+    }
+    if before.display_name != after.display_name {
+        changes.insert(
+            "display_name".into(),
+            json!({"from": before.display_name, "to": after.display_name}),
+        );
+    }
+    tx.append_audit(&auth.audit(
+        "user.update",
+        "user",
+        Some(id.to_string()),
+        serde_json::Value::Object(changes),
+    ))
+    .await?;
+    tx.commit().await?;
+    auth.forget_user_tokens(auth.tenant_id(), id);
+    Ok(Json(UserView::new(auth.tenant_id(), after)))
+}
+
+/// Deactivate a user (soft; revokes their sessions and tokens)
+#[utoipa::path(post, path = "/users/{id}/deactivate", tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody),
+              (status = 409, description = "Would remove the last ADMIN", body = ErrorBody)))]
+async fn deactivate_user(
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<UserView>> {
+    let tx = auth.begin().await?;
+    let before = tx.get_user(id).await?;
+    if before.role == Role::Admin && before.deactivated_at.is_none() {
+        keep_an_admin(&tx, id).await?;
+    }
+    let after = tx.set_user_deactivated(id, true).await?;
+    let revoked = tx.revoke_user_tokens(id, None).await?;
+    tx.append_audit(&auth.audit(
+        "user.deactivate",
+        "user",
+        Some(id.to_string()),
+        json!({"tokens_revoked": revoked}),
+    ))
+    .await?;
+    tx.commit().await?;
+    auth.forget_user_tokens(auth.tenant_id(), id);
+    Ok(Json(UserView::new(auth.tenant_id(), after)))
+}
+
+/// Reactivate a deactivated user
+#[utoipa::path(post, path = "/users/{id}/reactivate", tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+async fn reactivate_user(
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<UserView>> {
+    let tx = auth.begin().await?;
+    let after = tx.set_user_deactivated(id, false).await?;
+    tx.append_audit(&auth.audit("user.reactivate", "user", Some(id.to_string()), json!({})))
+        .await?;
+    tx.commit().await?;
+    Ok(Json(UserView::new(auth.tenant_id(), after)))
+}
+
+/// Delete a user
+///
+/// Removes the account with its sessions, tokens and reset links. Audit rows keep the user's id
+/// and email label. Prefer deactivation to keep the account's history attached.
+#[utoipa::path(delete, path = "/users/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody),
+              (status = 409, description = "Would remove the last ADMIN", body = ErrorBody)))]
+async fn delete_user(auth: Auth<Admin>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
+    let tx = auth.begin().await?;
+    let before = tx.get_user(id).await?;
+    if before.role == Role::Admin && before.deactivated_at.is_none() {
+        keep_an_admin(&tx, id).await?;
+    }
+    let deleted = tx.delete_user(id).await?;
+    tx.append_audit(&auth.audit(
+        "user.delete",
+        "user",
+        Some(id.to_string()),
+        json!({"email": deleted.email, "role": deleted.role.as_str()}),
+    ))
+    .await?;
+    tx.commit().await?;
+    auth.forget_user_tokens(auth.tenant_id(), id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How a link reached (or must reach) its recipient.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkDelivery {
+    /// `email` (sent by mail; `link` is absent) or `link` (no mail configured, or sending
+    /// failed: pass `link` on to the recipient).
+    pub delivery: String,
+    /// The one-time link, only when `delivery` is `link`. Shown once.
+    pub link: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+async fn deliver_link(
+    state: &AppState,
+    to: &str,
+    subject: &str,
+    body: &str,
+    link: String,
+    expires_at: DateTime<Utc>,
+) -> LinkDelivery {
+    if state.mailer.is_some() && deliver(state, to, subject, body).await.is_ok() {
+        return LinkDelivery {
+            delivery: "email".into(),
+            link: None,
+            expires_at,
+        };
+    }
+    LinkDelivery {
+        delivery: "link".into(),
+        link: Some(link),
+        expires_at,
+    }
+}
+
+/// Issue a password-reset link for a user
+#[utoipa::path(post, path = "/users/{id}/password-reset", tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 201, body = LinkDelivery), (status = 404, body = ErrorBody)))]
+async fn reset_user_password(
+    auth: Auth<Admin>,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<(StatusCode, Json<LinkDelivery>)> {
+    let tx = auth.begin().await?;
+    let user = tx.get_user(id).await?;
+    let link = issue_password_reset(&state, &tx, id, Some(auth.user_id())).await?;
+    tx.commit().await?;
+    let body = reset_mail_body(&link.url, link.expires_at);
+    let delivered = deliver_link(
+        &state,
+        &user.email,
+        "Reset your Zixly password",
+        &body,
+        link.url,
+        link.expires_at,
+    )
+    .await;
+    // Audited after delivery so the row records how the link went out (its own transaction:
+    // the link exists either way).
+    let tx = auth.begin().await?;
+    tx.append_audit(&auth.audit(
+        "user.password_reset_issue",
+        "user",
+        Some(id.to_string()),
+        json!({"delivery": delivered.delivery}),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(delivered)))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InvitationView {
+    pub id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub invited_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<Invitation> for InvitationView {
+    fn from(i: Invitation) -> Self {
+        InvitationView {
+            id: i.id,
+            email: i.email,
+            role: i.role.as_str().into(),
+            invited_by: i.invited_by,
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateInvitationRequest {
+    pub email: String,
+    /// `ADMIN`, `EDITOR` or `VIEWER`.
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedInvitation {
+    pub invitation: InvitationView,
+    #[serde(flatten)]
+    pub delivery: LinkDelivery,
+}
+
+/// List pending invitations
+#[utoipa::path(get, path = "/invitations", tag = "users",
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = Page<InvitationView>), (status = 403, body = ErrorBody)))]
+async fn list_invitations(auth: Auth<Admin>) -> ApiResult<Json<Page<InvitationView>>> {
+    let tx = auth.begin().await?;
+    let rows = tx.list_pending_invitations().await?;
+    tx.commit().await?;
+    Ok(Json(Page::all(
+        rows.into_iter().map(InvitationView::from).collect(),
+    )))
+}
+
+fn looks_like_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+}
+
+/// Invite someone by email with a role
+///
+/// Creates a single-use link that expires (default 7 days) and lets the invitee set a password
+/// (`POST /auth/accept-invitation`). Re-inviting an email replaces its pending invitation.
+#[utoipa::path(post, path = "/invitations", tag = "users",
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    request_body = CreateInvitationRequest,
+    responses((status = 201, body = CreatedInvitation), (status = 409, description = "Already a user", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn create_invitation(
+    auth: Auth<Admin>,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiJson(req): ApiJson<CreateInvitationRequest>,
+) -> ApiResult<(StatusCode, Json<CreatedInvitation>)> {
+    let email = req.email.trim().to_lowercase();
+    let mut problems = Vec::new();
+    if !looks_like_email(&email) {
+        problems.push(ErrorDetail::field("email", "must be an email address"));
+    }
+    let role = req.role.parse::<Role>();
+    if role.is_err() {
+        problems.push(ErrorDetail::field(
+            "role",
+            "must be ADMIN, EDITOR or VIEWER",
+        ));
+    }
+    let Ok(role) = role else {
+        return Err(ApiError::validation(problems));
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::validation(problems));
+    }
+    let tx = auth.begin().await?;
+    if tx.user_email_exists(&email).await? {
+        return Err(
+            ApiError::conflict("conflict", "a user with this email already exists").with_details(
+                vec![ErrorDetail::field(
+                    "email",
+                    "a user with this email already exists",
+                )],
+            ),
+        );
+    }
+    let secret = issue_secret(SecretKind::Invitation, auth.tenant_id());
+    let expires_at = Utc::now() + state.config.invitation_ttl;
+    let invitation = tx
+        .insert_invitation(&email, role, &secret.hash, Some(auth.user_id()), expires_at)
+        .await?;
+    tx.append_audit(&auth.audit(
+        "user.invite",
+        "invitation",
+        Some(invitation.id.to_string()),
+        json!({"email": email, "role": role.as_str(), "expires_at": expires_at}),
+    ))
+    .await?;
+    tx.commit().await?;
+    let url = state
+        .config
+        .link(&format!("accept-invitation#token={}", secret.token));
+    let body = format!(
+        "{} invited you to Zixly as {}.\n\nSet your password here (valid until {}):\n{url}\n",
+        auth.principal().email,
+        role.as_str(),
+        expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    let delivery = deliver_link(
+        &state,
+        &email,
+        "You are invited to Zixly",
+        &body,
+        url,
+        expires_at,
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedInvitation {
+            invitation: invitation.into(),
+            delivery,
+        }),
+    ))
+}
+
+/// Revoke a pending invitation
+#[utoipa::path(delete, path = "/invitations/{id}", tag = "users",
+    params(("id" = Uuid, Path, description = "Invitation id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody)))]
+async fn revoke_invitation(auth: Auth<Admin>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
+    let tx = auth.begin().await?;
+    let invitation = tx.revoke_invitation(id).await?;
+    tx.append_audit(&auth.audit(
+        "invitation.revoke",
+        "invitation",
+        Some(id.to_string()),
+        json!({"email": invitation.email}),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_email;
+
+    #[test]
+    fn email_shape() {
+        assert!(looks_like_email("a@b.co"));
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@.co", "a b@c.co", "a@b.co>", "a@b.",
+        ] {
+            assert!(!looks_like_email(bad), "{bad}");
+        }
+    }
+}
