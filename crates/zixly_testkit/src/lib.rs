@@ -10,6 +10,8 @@
 
 pub mod app;
 
+pub mod fakes;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

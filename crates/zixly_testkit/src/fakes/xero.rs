@@ -1,0 +1,194 @@
+//! Fake Xero: identity (authorize, token with HTTP Basic and rotating refresh tokens with a grace
+//! period), `/connections` with several organisations, and `/api.xro/2.0/{Contacts,Invoices,
+//! Payments}` with `page`/`pageSize`, `If-Modified-Since`, `/Date()/` values, the `xero-tenant-id`
+//! header, the 401 `TokenExpired` body and 429 with `Retry-After` + `X-Rate-Limit-Problem`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde_json::{json, Value};
+
+use super::oauth::{self, ClientAuth, FakeOAuth, OAuthSettings};
+
+pub const CLIENT_ID: &str = "xero-client";
+pub const CLIENT_SECRET: &str = "xero-secret";
+
+#[derive(Default)]
+pub struct XeroData {
+    /// (xero tenant id, name)
+    pub organisations: Vec<(String, String)>,
+    /// resource name -> (updated at, document) in insertion order
+    pub records: std::collections::HashMap<&'static str, Vec<(DateTime<Utc>, Value)>>,
+    /// The fake's clock for `UpdatedDateUTC` (advance with [`FakeXero::tick`]).
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct FakeXero {
+    pub oauth: FakeOAuth,
+    pub data: Arc<Mutex<XeroData>>,
+    pub url: String,
+}
+
+pub fn ms_date(t: DateTime<Utc>) -> String {
+    format!("/Date({}+0000)/", t.timestamp_millis())
+}
+
+impl FakeXero {
+    pub async fn start() -> FakeXero {
+        let oauth = FakeOAuth::new(OAuthSettings {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            client_auth: ClientAuth::Basic,
+            expires_in: 1800,
+            rotate_refresh_tokens: true,
+            grace_uses: 1,
+            extra: json!({"scope": "offline_access accounting.transactions.read"}),
+        });
+        let data = Arc::new(Mutex::new(XeroData {
+            organisations: vec![("org-1".into(), "Demo Org".into())],
+            now: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+            ..Default::default()
+        }));
+        let state = (oauth.clone(), data.clone());
+        let router = Router::new()
+            .route(
+                "/identity/connect/authorize",
+                get(oauth::authorize).with_state(oauth.clone()),
+            )
+            .route(
+                "/connect/token",
+                post(oauth::token).with_state(oauth.clone()),
+            )
+            .route("/connections", get(connections))
+            .route("/api.xro/2.0/{resource}", get(list))
+            .with_state(state);
+        let (url, _handle) = super::serve(router).await;
+        FakeXero { oauth, data, url }
+    }
+
+    pub fn auth_url(&self) -> String {
+        format!("{}/identity/connect/authorize", self.url)
+    }
+    pub fn token_url(&self) -> String {
+        format!("{}/connect/token", self.url)
+    }
+
+    /// Advances the fake clock.
+    pub fn tick(&self, by: chrono::Duration) {
+        self.data.lock().unwrap().now += by;
+    }
+
+    /// Adds or replaces (by `id_field`) a document of `resource`, stamped with the fake clock.
+    pub fn upsert(&self, resource: &'static str, id_field: &str, mut doc: Value) {
+        let mut d = self.data.lock().unwrap();
+        let now = d.now;
+        doc["UpdatedDateUTC"] = json!(ms_date(now));
+        let list = d.records.entry(resource).or_default();
+        let id = doc[id_field].clone();
+        list.retain(|(_, v)| v[id_field] != id);
+        list.push((now, doc));
+    }
+}
+
+type S = (FakeOAuth, Arc<Mutex<XeroData>>);
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"Type": null, "Title": "Unauthorized", "Status": 401,
+                    "Detail": "TokenExpired: token expired at 01/01/2024 00:30:00", "Instance": "fake", "Extensions": {}})),
+    )
+        .into_response()
+}
+
+fn rate_limited(retry_after: u64) -> Response {
+    let mut r = (StatusCode::TOO_MANY_REQUESTS, "").into_response();
+    r.headers_mut()
+        .insert("retry-after", retry_after.to_string().parse().unwrap());
+    r.headers_mut()
+        .insert("x-rate-limit-problem", "minute".parse().unwrap());
+    r
+}
+
+async fn connections(State((oauth, data)): State<S>, headers: HeaderMap) -> Response {
+    if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
+        return r;
+    }
+    let d = data.lock().unwrap();
+    Json(
+        d.organisations
+            .iter()
+            .map(|(id, name)| json!({"id": format!("conn-{id}"), "authEventId": "ev", "tenantId": id, "tenantType": "ORGANISATION",
+                                     "tenantName": name, "createdDateUtc": "2024-01-01T00:00:00", "updatedDateUtc": "2024-01-01T00:00:00"}))
+            .collect::<Vec<_>>(),
+    )
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    page: Option<usize>,
+    page_size: Option<usize>,
+}
+
+async fn list(
+    State((oauth, data)): State<S>,
+    Path(resource): Path<String>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
+        return r;
+    }
+    let d = data.lock().unwrap();
+    let org = headers
+        .get("xero-tenant-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !d.organisations.iter().any(|(id, _)| id == org) {
+        return (StatusCode::FORBIDDEN, Json(json!({"Title": "Forbidden", "Status": 403, "Detail": "AuthenticationUnsuccessful"})))
+            .into_response();
+    }
+    let since = headers
+        .get("if-modified-since")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S").ok())
+        .map(|n| n.and_utc());
+    let key: &'static str = match resource.as_str() {
+        "Contacts" => "Contacts",
+        "Invoices" => "Invoices",
+        "Payments" => "Payments",
+        _ => return (StatusCode::NOT_FOUND, "").into_response(),
+    };
+    let items: Vec<&Value> = d
+        .records
+        .get(key)
+        .map(|v| {
+            v.iter()
+                .filter(|(at, _)| since.is_none_or(|s| *at >= s))
+                .map(|(_, doc)| doc)
+                .collect()
+        })
+        .unwrap_or_default();
+    let size = q.page_size.unwrap_or(100).min(1000);
+    let page = q.page.unwrap_or(1).max(1);
+    let item_count = items.len();
+    let slice: Vec<&Value> = items
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .collect();
+    Json(json!({
+        "Id": "fake", "Status": "OK", "ProviderName": "zixly-test", "DateTimeUTC": ms_date(d.now),
+        "pagination": {"page": page, "pageSize": size, "pageCount": item_count.div_ceil(size), "itemCount": item_count},
+        key: slice,
+    }))
+    .into_response()
+}
