@@ -17,11 +17,13 @@
 pub mod bootstrap;
 pub mod connect;
 mod error;
+pub mod loader;
 pub mod integrations;
 pub mod migrate;
 pub mod queries;
 pub mod queue;
 pub mod system;
+mod system_fx;
 mod tenant_tx;
 
 pub use connect::{AppDb, DbUrls};

@@ -18,6 +18,7 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "schema_v1", sql: include_str!("../../../migrations/0001_schema_v1.sql") },
     Migration { version: 2, name: "auth", sql: include_str!("../../../migrations/0002_auth.sql") },
+    Migration { version: 3, name: "ingest", sql: include_str!("../../../migrations/0003_ingest.sql") },
     Migration { version: 4, name: "jobs", sql: include_str!("../../../migrations/0004_jobs.sql") },
 ];
 

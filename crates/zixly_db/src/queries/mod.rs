@@ -3,8 +3,10 @@
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod fx;
 pub mod reports;
 pub mod series;
+pub mod sync_runs;
 pub mod users;
 
 #[cfg(feature = "test-support")]

@@ -1,0 +1,145 @@
+//! Baselines for `zixly bench ingest` (the SQL lives here, the driver in the CLI).
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use uuid::Uuid;
+
+use crate::error::{Ctx, DbError, DbResult};
+use crate::{AppDb, SystemDb};
+
+/// One synthetic financial row, already typed (no parsing).
+#[derive(Debug, Clone)]
+pub struct BenchRow {
+    pub client_id: String,
+    pub client_name: String,
+    pub record_date: NaiveDate,
+    pub revenue: Decimal,
+    pub expenses: Decimal,
+    pub cash_flow: Decimal,
+}
+
+/// (a) Raw `COPY ... (FORMAT binary)` of typed rows into a regular (logged) table created
+/// `like financials including all` (same columns, defaults, constraints and indexes), through the
+/// owner role, then dropped. The clients must exist already (their ids are looked up first, outside
+/// the timing). Returns the time of the COPY alone.
+pub async fn bench_raw_copy(
+    system: &SystemDb,
+    tenant: Uuid,
+    rows: impl Iterator<Item = BenchRow>,
+) -> DbResult<Duration> {
+    let client = system.pool().get().await?;
+    let ids: HashMap<String, Uuid> = client
+        .query(
+            "select client_id, id from client_kpis where tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .ctx("reading client ids")?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    client
+        .batch_execute(
+            "drop table if exists zixly_bench_copy;
+             create table zixly_bench_copy (like financials including all);",
+        )
+        .await
+        .ctx("creating the COPY baseline table")?;
+    let started = Instant::now();
+    let result = async {
+        let sink = client
+            .copy_in(
+                "copy zixly_bench_copy (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit, cash_flow,
+                                        currency, source_system) from stdin (format binary)",
+            )
+            .await
+            .ctx("starting COPY")?;
+        let types = [
+            Type::UUID,
+            Type::UUID,
+            Type::DATE,
+            Type::NUMERIC,
+            Type::NUMERIC,
+            Type::NUMERIC,
+            Type::NUMERIC,
+            Type::BPCHAR,
+            Type::TEXT,
+        ];
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+        for row in rows {
+            let id = ids.get(&row.client_id).ok_or(DbError::NotFound("bench client"))?;
+            let net = row.revenue - row.expenses;
+            let values: [&(dyn ToSql + Sync); 9] =
+                [&tenant, id, &row.record_date, &row.revenue, &row.expenses, &net, &row.cash_flow, &"AUD", &"csv"];
+            writer.as_mut().write(&values).await.ctx("COPY")?;
+        }
+        writer.finish().await.ctx("finishing COPY")?;
+        Ok::<_, DbError>(())
+    }
+    .await;
+    let elapsed = started.elapsed();
+    client
+        .batch_execute("drop table if exists zixly_bench_copy")
+        .await
+        .ctx("dropping the COPY baseline table")?;
+    result.map(|()| elapsed)
+}
+
+/// (d) The ORM / low-code baseline: per row, "find or create the client" then
+/// `INSERT ... ON CONFLICT DO UPDATE` of the financial row, each a round trip with a prepared
+/// statement, all in one tenant transaction (kinder to the baseline than one transaction per row).
+pub async fn bench_row_by_row(app: &AppDb, tenant: Uuid, rows: &[BenchRow]) -> DbResult<Duration> {
+    let tx = app.begin_tenant(tenant).await?;
+    let client = tx.client();
+    let upsert_client = client
+        .prepare(
+            "insert into client_kpis (tenant_id, client_id, client_name) values ($1, $2, $3)
+             on conflict (tenant_id, client_id) do update set client_name = excluded.client_name
+             returning id",
+        )
+        .await
+        .ctx("preparing")?;
+    let upsert_row = client
+        .prepare(
+            "insert into financials as f (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit,
+                                          cash_flow, currency, source_system)
+             values ($1, $2, $3, $4, $5, $6, $7, 'AUD', 'csv')
+             on conflict (tenant_id, client_kpi_id, record_date, source_system) do update
+                set revenue = excluded.revenue, expenses = excluded.expenses, net_profit = excluded.net_profit,
+                    cash_flow = excluded.cash_flow",
+        )
+        .await
+        .ctx("preparing")?;
+    let started = Instant::now();
+    for row in rows {
+        let id: Uuid = client
+            .query_one(&upsert_client, &[&tenant, &row.client_id, &row.client_name])
+            .await
+            .ctx("row-by-row client upsert")?
+            .get(0);
+        let net = row.revenue - row.expenses;
+        client
+            .execute(
+                &upsert_row,
+                &[
+                    &tenant,
+                    &id,
+                    &row.record_date,
+                    &row.revenue,
+                    &row.expenses,
+                    &net,
+                    &row.cash_flow,
+                ],
+            )
+            .await
+            .ctx("row-by-row insert")?;
+    }
+    tx.commit().await?;
+    Ok(started.elapsed())
+}

@@ -1,0 +1,645 @@
+//! The bulk loader: the one way rows of `financials`, `lead_events` and `custom_metrics` get into
+//! the database, whatever their source (CSV file, REST batch, connector).
+//!
+//! ```text
+//! stream of parsed rows ──COPY (binary)──▶ temp staging table ──checks in SQL──▶ one upsert
+//! ```
+//!
+//! Everything runs in ONE [`TenantTx`] (so RLS applies to every statement):
+//!
+//! 1. A temporary staging table (`on commit drop`) receives the valid rows through
+//!    `COPY ... FROM STDIN (FORMAT binary)`, fed row by row as the input stream yields them, so
+//!    memory stays bounded by one batch whatever the input size. Invalid rows (already rejected
+//!    by the domain parser) are counted and reported, never staged.
+//! 2. Checks that need the whole input, in SQL on the staging table:
+//!    - **Duplicate keys inside one input**: two rows with the same dedup key (financials: client,
+//!      date, source; lead events: client, source, lead, stage, instant; custom metrics: client,
+//!      metric, instant, source) are ambiguous. **Policy: every row of a duplicated key is
+//!      rejected**, each error naming the other lines: the loader never guesses which one is right.
+//!    - **Exchange rates**: a row whose currency is not the tenant's base currency needs a rate
+//!      for its date (financials: `record_date`; lead events with a value: the event's local date
+//!      in the tenant's zone). **Policy** (`zixly_fx_rate`, migrations/0003_ingest.sql): a direct,
+//!      inverse or EUR cross rate, the latest on or before the date and at most 7 days older (ECB
+//!      rates skip weekends and holidays). No rate is an error on the `currency` column, never a
+//!      silent rate of 1. Amounts are stored in their original currency.
+//! 3. **Atomic by default**: if any row is invalid, the transaction rolls back and nothing is
+//!    written; every error is reported (the first [`MAX_REPORTED_ERRORS`] in full, then a count).
+//!    With [`LoadOptions::skip_invalid`], rejected rows are removed from the staging table and the
+//!    rest is loaded.
+//! 4. Clients are upserted by `(tenant_id, client_id)`: a new client gets the given name (or its id
+//!    when the input has no name); an existing one gets the name/industry of the last line that
+//!    gives them, and keeps its values when the input gives none.
+//! 5. One set-based `INSERT ... SELECT ... ON CONFLICT (dedup key) DO UPDATE ... WHERE (columns) IS
+//!    DISTINCT FROM (new columns)` writes the dataset. Unchanged rows are not rewritten (no new
+//!    tuple, no `updated_at` bump); `RETURNING (xmax = 0)` tells inserts from updates, and
+//!    unchanged = staged - inserted - updated.
+//! 6. Exactly one `sync_runs` row records the outcome (`succeeded`, `partial` or `failed`, counts,
+//!    the first errors, duration). After an atomic rollback it is written in a fresh transaction.
+//!
+//! ## Calling it
+//! ```ignore
+//! let ctx = loader::ingest_context(&app, tenant, "api").await?;      // tenant zone + base currency
+//! let rows = body.iter().enumerate().map(|(i, fields)| {               // any source of rows
+//!     FinancialRow::parse_named(fields, i as u64 + 2, &ctx).map(|row| ValidRow { line: i as u64 + 2, row })
+//! });
+//! let report = loader::load(&app, tenant, &LoadOptions::new("api"), futures_util::stream::iter(rows), None).await?;
+//! ```
+
+mod bench;
+mod sql;
+
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::{Stream, StreamExt};
+use rust_decimal::Decimal;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+use zixly_domain::ingest::{
+    CustomMetricRow, FinancialRow, IngestContext, IngestRow, LeadEventRow, RowError, RowResult,
+    ValidRow,
+};
+use zixly_domain::timezone::Tz;
+use zixly_domain::CurrencyCode;
+
+pub use bench::{bench_raw_copy, bench_row_by_row, BenchRow};
+
+use crate::error::{Ctx, DbError, DbResult};
+use crate::queries::sync_runs::FinishedSyncRun;
+use crate::{AppDb, TenantTx};
+
+/// How many errors a report (and `sync_runs.errors`) carries in full; the rest are counted.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// One item of the loader's input: a row, the errors of an invalid row, or the end of a source
+/// that failed (an unreadable file, a dropped connection): the load then fails as a whole.
+#[derive(Debug)]
+pub enum Input<T> {
+    Row(ValidRow<T>),
+    Invalid(Vec<RowError>),
+    Abort(String),
+}
+
+impl<T> From<RowResult<T>> for Input<T> {
+    fn from(r: RowResult<T>) -> Self {
+        match r {
+            Ok(row) => Input::Row(row),
+            Err(errors) => Input::Invalid(errors),
+        }
+    }
+}
+
+/// Where a load comes from and how strict it is.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `sync_runs.source`: `csv`, `api`, or a connector name.
+    pub source: String,
+    pub file_name: Option<String>,
+    /// Load the valid rows even when some are invalid (default: all or nothing).
+    pub skip_invalid: bool,
+    pub integration_id: Option<Uuid>,
+    pub triggered_by: Option<Uuid>,
+}
+
+impl LoadOptions {
+    pub fn new(source: &str) -> Self {
+        LoadOptions {
+            source: source.into(),
+            file_name: None,
+            skip_invalid: false,
+            integration_id: None,
+            triggered_by: None,
+        }
+    }
+}
+
+/// Receives every rejected line as soon as the loader knows it (parse errors while streaming,
+/// duplicate-key and exchange-rate errors after the COPY), e.g. to write a rejects file. Lines of
+/// parse errors arrive in input order, then the others in line order.
+pub trait RejectSink: Send {
+    fn rejected(&mut self, line: u64, errors: &[RowError]);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadStatus {
+    /// Every row is in the database (inserted, updated or unchanged).
+    Succeeded,
+    /// Some rows were rejected (`skip_invalid`), the others loaded.
+    Partial,
+    /// Nothing was written.
+    Failed,
+}
+
+impl LoadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadStatus::Succeeded => "succeeded",
+            LoadStatus::Partial => "partial",
+            LoadStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The outcome of one load (also stored as a `sync_runs` row, `sync_run_id`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadReport {
+    pub sync_run_id: Uuid,
+    pub dataset: &'static str,
+    pub status: LoadStatus,
+    /// Data rows seen (valid + invalid).
+    pub rows_read: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Rows not loaded because of an error (in atomic mode, a failure loads none but only the
+    /// invalid rows count here).
+    pub rejected: u64,
+    pub error_count: u64,
+    /// The first [`MAX_REPORTED_ERRORS`] errors, by line.
+    pub errors: Vec<RowError>,
+    /// Why the whole load failed when it was not row errors (an unreadable input).
+    pub aborted: Option<String>,
+    pub clients_inserted: u64,
+    pub clients_updated: u64,
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u128(d.as_millis())
+}
+
+impl LoadReport {
+    /// Errors beyond [`LoadReport::errors`].
+    pub fn errors_not_listed(&self) -> u64 {
+        self.error_count - self.errors.len() as u64
+    }
+}
+
+/// A row type the loader can stage. Implemented for the three dataset rows; sealed.
+pub trait Loadable: IngestRow + Sync + sealed::Sealed {
+    #[doc(hidden)]
+    fn sql() -> &'static sql::DatasetSql;
+    #[doc(hidden)]
+    // Spelled out (not `async fn`) to keep the `Send` bound of the trait visible.
+    #[allow(clippy::manual_async_fn)]
+    fn copy_row<'a>(
+        &'a self,
+        line: i64,
+        writer: Pin<&'a mut BinaryCopyInWriter>,
+    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for zixly_domain::ingest::FinancialRow {}
+    impl Sealed for zixly_domain::ingest::LeadEventRow {}
+    impl Sealed for zixly_domain::ingest::CustomMetricRow {}
+}
+
+impl Loadable for FinancialRow {
+    fn sql() -> &'static sql::DatasetSql {
+        &sql::FINANCIALS
+    }
+    // Spelled out (not `async fn`) to keep the `Send` bound of the trait visible.
+    #[allow(clippy::manual_async_fn)]
+    fn copy_row<'a>(
+        &'a self,
+        line: i64,
+        writer: Pin<&'a mut BinaryCopyInWriter>,
+    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let c = self.client();
+            let date = self.record_date();
+            let (rev, exp, net, cash) = (
+                self.revenue().decimal(),
+                self.expenses().decimal(),
+                self.net_profit().decimal(),
+                self.cash_flow().decimal(),
+            );
+            let currency = self.currency();
+            let values: [&(dyn ToSql + Sync); 13] = [
+                &line,
+                &c.client_id(),
+                &c.client_name(),
+                &c.industry(),
+                &currency.as_str(),
+                &date,
+                &date,
+                &rev,
+                &exp,
+                &net,
+                &cash,
+                &self.source_system(),
+                &self.external_id(),
+            ];
+            writer.write(&values).await
+        }
+    }
+}
+
+impl Loadable for LeadEventRow {
+    fn sql() -> &'static sql::DatasetSql {
+        &sql::LEAD_EVENTS
+    }
+    // Spelled out (not `async fn`) to keep the `Send` bound of the trait visible.
+    #[allow(clippy::manual_async_fn)]
+    fn copy_row<'a>(
+        &'a self,
+        line: i64,
+        writer: Pin<&'a mut BinaryCopyInWriter>,
+    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let c = self.client();
+            let value: Option<Decimal> = self.value().map(|m| m.decimal());
+            // Only an amount needs a rate.
+            let fx_date = value.map(|_| self.local_date());
+            let currency = self.currency();
+            let event_date = self.event_date();
+            let values: [&(dyn ToSql + Sync); 13] = [
+                &line,
+                &c.client_id(),
+                &c.client_name(),
+                &c.industry(),
+                &currency.as_str(),
+                &fx_date,
+                &event_date,
+                &self.lead_id(),
+                &self.stage(),
+                &value,
+                &self.status().as_str(),
+                &self.source_system(),
+                &self.external_id(),
+            ];
+            writer.write(&values).await
+        }
+    }
+}
+
+impl Loadable for CustomMetricRow {
+    fn sql() -> &'static sql::DatasetSql {
+        &sql::CUSTOM_METRICS
+    }
+    // Spelled out (not `async fn`) to keep the `Send` bound of the trait visible.
+    #[allow(clippy::manual_async_fn)]
+    fn copy_row<'a>(
+        &'a self,
+        line: i64,
+        writer: Pin<&'a mut BinaryCopyInWriter>,
+    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let c = self.client();
+            let value = self.metric_value().decimal();
+            let record_date = self.record_date();
+            let no_currency: Option<&str> = None;
+            let no_date: Option<chrono::NaiveDate> = None;
+            let values: [&(dyn ToSql + Sync); 11] = [
+                &line,
+                &c.client_id(),
+                &c.client_name(),
+                &c.industry(),
+                &no_currency,
+                &no_date,
+                &self.metric_name(),
+                &value,
+                &self.unit(),
+                &record_date,
+                &self.source_system(),
+            ];
+            writer.write(&values).await
+        }
+    }
+}
+
+/// What parsing needs to know about the tenant: its time zone and base currency. `source_system`
+/// is the default for rows that name none (`csv` for file imports).
+pub async fn ingest_context(
+    app: &AppDb,
+    tenant: Uuid,
+    default_source_system: &str,
+) -> DbResult<IngestContext> {
+    let tx = app.begin_tenant(tenant).await?;
+    let (base, zone) = tenant_settings(&tx).await?;
+    tx.commit().await?;
+    Ok(IngestContext {
+        time_zone: zone,
+        base_currency: base,
+        default_source_system: default_source_system.into(),
+    })
+}
+
+async fn tenant_settings(tx: &TenantTx) -> DbResult<(CurrencyCode, Tz)> {
+    let row = tx
+        .client()
+        .query_opt(
+            "select base_currency::text, time_zone from tenants where id = zixly_current_tenant()",
+            &[],
+        )
+        .await
+        .ctx("reading the tenant's settings")?
+        .ok_or(DbError::NotFound("tenant"))?;
+    let (base, zone): (String, String) = (row.get(0), row.get(1));
+    let base = base
+        .parse()
+        .map_err(|e| DbError::Config(format!("tenant base currency: {e}")))?;
+    let zone = zone
+        .parse()
+        .map_err(|_| DbError::Config(format!("tenant time zone `{zone}` is not an IANA zone")))?;
+    Ok((base, zone))
+}
+
+/// Keeps the first errors by line out of two line-ordered sequences, and the totals.
+#[derive(Default)]
+struct Errors {
+    parse: Vec<RowError>,
+    checks: Vec<RowError>,
+    count: u64,
+    /// Lines rejected by the parser (never staged).
+    parse_lines: u64,
+    /// Lines rejected by the checks on the staging table.
+    check_lines: u64,
+}
+
+impl Errors {
+    fn add(list: &mut Vec<RowError>, errors: &[RowError]) {
+        for e in errors {
+            if list.len() < MAX_REPORTED_ERRORS {
+                list.push(e.clone());
+            }
+        }
+    }
+
+    fn first(&self) -> Vec<RowError> {
+        let mut all: Vec<RowError> = self.parse.iter().chain(&self.checks).cloned().collect();
+        all.sort_by_key(|e| e.line); // stable: keeps the column order within a line
+        all.truncate(MAX_REPORTED_ERRORS);
+        all
+    }
+}
+
+struct Counts {
+    inserted: u64,
+    updated: u64,
+    clients_inserted: u64,
+    clients_updated: u64,
+}
+
+/// Loads a stream of parsed rows into the tenant's `T` dataset (see the module documentation).
+///
+/// Returns `Err` only when the database fails (a `failed` sync run is still recorded when
+/// possible); rejected rows are an `Ok` report with status `failed` or `partial`.
+pub async fn load<T, S, I>(
+    app: &AppDb,
+    tenant: Uuid,
+    options: &LoadOptions,
+    rows: S,
+    mut rejects: Option<&mut dyn RejectSink>,
+) -> DbResult<LoadReport>
+where
+    T: Loadable,
+    S: Stream<Item = I> + Send,
+    I: Into<Input<T>>,
+{
+    let started = Instant::now();
+    let started_at = Utc::now();
+    let mut errors = Errors::default();
+    let mut rows_read = 0u64;
+    let mut staged = 0u64;
+    let mut aborted = None;
+
+    let outcome: DbResult<Option<(TenantTx, Counts)>> = async {
+        let q = T::sql();
+        let tx = app.begin_tenant(tenant).await?;
+        let (base, _) = tenant_settings(&tx).await?;
+        tx.client()
+            .batch_execute(q.create_staging)
+            .await
+            .ctx("creating the staging table")?;
+        let sink = tx
+            .client()
+            .copy_in(q.copy)
+            .await
+            .ctx("starting COPY into the staging table")?;
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, q.copy_types));
+        let mut rows = pin!(rows);
+        while let Some(item) = rows.next().await {
+            match item.into() {
+                Input::Row(v) => {
+                    rows_read += 1;
+                    v.row
+                        .copy_row(v.line as i64, writer.as_mut())
+                        .await
+                        .ctx("copying rows into the staging table")?;
+                    staged += 1;
+                }
+                Input::Invalid(errs) => {
+                    rows_read += 1;
+                    errors.count += errs.len() as u64;
+                    errors.parse_lines += 1;
+                    Errors::add(&mut errors.parse, &errs);
+                    if let (Some(sink), Some(first)) = (rejects.as_deref_mut(), errs.first()) {
+                        sink.rejected(first.line, &errs);
+                    }
+                }
+                Input::Abort(reason) => {
+                    aborted = Some(reason);
+                    break;
+                }
+            }
+        }
+        if aborted.is_some() {
+            // Dropping the unfinished COPY aborts it; dropping `tx` then closes the connection,
+            // which rolls the transaction back.
+            return Ok(None);
+        }
+        writer
+            .finish()
+            .await
+            .ctx("finishing COPY into the staging table")?;
+        tx.client()
+            .batch_execute(q.checks_prepare)
+            .await
+            .ctx("analyzing the staging table")?;
+        tx.client()
+            .execute(q.find_duplicates, &[])
+            .await
+            .ctx("looking for duplicate keys")?;
+        tx.client()
+            .execute(sql::FIND_MISSING_RATES, &[&base.as_str()])
+            .await
+            .ctx("checking exchange rates")?;
+
+        // Stream the check errors out in line order (there may be very many).
+        let check_rows = tx
+            .client()
+            .query_raw(sql::LIST_REJECTS, std::iter::empty::<i64>())
+            .await
+            .ctx("reading rejected rows")?;
+        let mut check_rows = pin!(check_rows);
+        let mut current: Option<(u64, Vec<RowError>)> = None;
+        let mut flush = |entry: Option<(u64, Vec<RowError>)>, errors: &mut Errors| {
+            if let Some((line, errs)) = entry {
+                errors.count += errs.len() as u64;
+                errors.check_lines += 1;
+                Errors::add(&mut errors.checks, &errs);
+                if let Some(sink) = rejects.as_deref_mut() {
+                    sink.rejected(line, &errs);
+                }
+            }
+        };
+        while let Some(row) = check_rows.next().await {
+            let row = row.ctx("reading rejected rows")?;
+            let line = row.get::<_, i64>(0) as u64;
+            let error = RowError {
+                line,
+                column: row.get(1),
+                reason: row.get(2),
+            };
+            match &mut current {
+                Some((l, errs)) if *l == line => errs.push(error),
+                _ => flush(current.replace((line, vec![error])), &mut errors),
+            }
+        }
+        flush(current.take(), &mut errors);
+
+        if errors.count > 0 && !options.skip_invalid {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.client()
+            .batch_execute(sql::DROP_REJECTED)
+            .await
+            .ctx("removing rejected rows")?;
+        let tenant_param: &(dyn ToSql + Sync) = &tenant;
+        let clients = tx
+            .client()
+            .query_one(sql::UPSERT_CLIENTS, &[tenant_param])
+            .await
+            .ctx("upserting clients")?;
+        let upsert = tx
+            .client()
+            .query_one(q.upsert, &[tenant_param])
+            .await
+            .ctx(q.upsert_context)?;
+        let counts = Counts {
+            inserted: upsert.get::<_, i64>(0) as u64,
+            updated: upsert.get::<_, i64>(1) as u64,
+            clients_inserted: clients.get::<_, i64>(0) as u64,
+            clients_updated: clients.get::<_, i64>(1) as u64,
+        };
+        Ok(Some((tx, counts)))
+    }
+    .await;
+
+    let report_errors = || -> Vec<RowError> {
+        let mut list = errors.first();
+        if let Some(reason) = &aborted {
+            list.insert(0, RowError::new(rows_read + 1, None, reason.clone()));
+            list.truncate(MAX_REPORTED_ERRORS);
+        }
+        list
+    };
+    let make_run =
+        |status: LoadStatus, counts: Option<&Counts>, listed: &[RowError], duration: Duration| {
+            let (inserted, updated) = counts.map_or((0, 0), |c| (c.inserted, c.updated));
+            let loaded = if counts.is_none() {
+                0
+            } else {
+                staged - errors.check_lines
+            };
+            (
+                FinishedSyncRun {
+                    source: &options.source,
+                    dataset: T::DATASET.as_str(),
+                    integration_id: options.integration_id,
+                    file_name: options.file_name.as_deref(),
+                    status: status.as_str(),
+                    rows_read: rows_read as i64,
+                    rows_inserted: inserted as i64,
+                    rows_updated: updated as i64,
+                    rows_unchanged: loaded.saturating_sub(inserted + updated) as i64,
+                    rows_rejected: (errors.parse_lines + errors.check_lines) as i64,
+                    error_count: (errors.count + u64::from(aborted.is_some())) as i64,
+                    errors: serde_json::to_value(listed).unwrap_or_default(),
+                    triggered_by: options.triggered_by,
+                    started_at,
+                    duration_ms: duration.as_millis() as i64,
+                },
+                loaded,
+            )
+        };
+
+    match outcome {
+        Ok(Some((tx, counts))) => {
+            let status = if errors.count == 0 {
+                LoadStatus::Succeeded
+            } else if staged > errors.check_lines {
+                LoadStatus::Partial
+            } else {
+                LoadStatus::Failed
+            };
+            let listed = report_errors();
+            let duration = started.elapsed();
+            let (run, loaded) = make_run(status, Some(&counts), &listed, duration);
+            let id = tx.insert_finished_sync_run(&run).await?;
+            tx.commit().await?;
+            Ok(LoadReport {
+                sync_run_id: id,
+                dataset: T::DATASET.as_str(),
+                status,
+                rows_read,
+                inserted: counts.inserted,
+                updated: counts.updated,
+                unchanged: loaded - counts.inserted - counts.updated,
+                rejected: errors.parse_lines + errors.check_lines,
+                error_count: errors.count,
+                errors: listed,
+                aborted: None,
+                clients_inserted: counts.clients_inserted,
+                clients_updated: counts.clients_updated,
+                duration,
+            })
+        }
+        Ok(None) => {
+            let listed = report_errors();
+            let duration = started.elapsed();
+            let (run, _) = make_run(LoadStatus::Failed, None, &listed, duration);
+            let tx = app.begin_tenant(tenant).await?;
+            let id = tx.insert_finished_sync_run(&run).await?;
+            tx.commit().await?;
+            Ok(LoadReport {
+                sync_run_id: id,
+                dataset: T::DATASET.as_str(),
+                status: LoadStatus::Failed,
+                rows_read,
+                inserted: 0,
+                updated: 0,
+                unchanged: 0,
+                rejected: errors.parse_lines + errors.check_lines,
+                error_count: errors.count + u64::from(aborted.is_some()),
+                errors: listed,
+                aborted,
+                clients_inserted: 0,
+                clients_updated: 0,
+                duration,
+            })
+        }
+        Err(e) => {
+            // Best effort: the run still leaves its one row.
+            let mut listed = report_errors();
+            listed.insert(0, RowError::new(0, None, format!("database error: {e}")));
+            listed.truncate(MAX_REPORTED_ERRORS);
+            let (run, _) = make_run(LoadStatus::Failed, None, &listed, started.elapsed());
+            if let Ok(tx) = app.begin_tenant(tenant).await {
+                if tx.insert_finished_sync_run(&run).await.is_ok() {
+                    tx.commit().await.ok();
+                }
+            }
+            Err(e)
+        }
+    }
+}

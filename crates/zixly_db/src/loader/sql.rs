@@ -1,0 +1,249 @@
+//! The loader's SQL, per dataset. Staging tables share a prefix
+//! (`line, client_id, client_name, industry, currency, fx_date`): `currency`/`fx_date` are the
+//! amount's currency and the date its exchange rate is needed for (NULL: no amount to convert).
+
+use tokio_postgres::types::Type;
+
+#[doc(hidden)]
+pub struct DatasetSql {
+    pub(crate) create_staging: &'static str,
+    pub(crate) copy: &'static str,
+    pub(crate) copy_types: &'static [Type],
+    pub(crate) checks_prepare: &'static str,
+    pub(crate) find_duplicates: &'static str,
+    pub(crate) upsert: &'static str,
+    pub(crate) upsert_context: &'static str,
+}
+
+macro_rules! staging {
+    ($cols:literal) => {
+        concat!(
+            "set local work_mem = '64MB';
+             create temp table zixly_stage (
+                 line bigint not null, client_id text not null, client_name text, industry text,
+                 currency text, fx_date date, ",
+            $cols,
+            ") on commit drop;
+             create temp table zixly_rejects (line bigint not null, col text, reason text not null) on commit drop;"
+        )
+    };
+}
+
+/// Rejects every row of a key that occurs more than once. Keys are found with a hash aggregate
+/// (no sort of the whole input); line lists are built only for the duplicated keys.
+macro_rules! duplicates {
+    ($key:literal, $fmt:literal, $args:literal) => {
+        concat!(
+            "with dup_keys as (select ",
+            $key,
+            " from zixly_stage group by ",
+            $key,
+            " having count(*) > 1),
+                  dup_rows as (select s.* from zixly_stage s join dup_keys using (",
+            $key,
+            ")),
+                  grouped as (select ",
+            $key,
+            ", array_agg(line order by line) as lines from dup_rows group by ",
+            $key,
+            ")
+             insert into zixly_rejects (line, col, reason)
+             select r.line, null,
+                    format('duplicate key (",
+            $key,
+            ") = (",
+            $fmt,
+            "): also on line %s; every row of a duplicated key is rejected', ",
+            $args,
+            ", array_to_string(array_remove(g.lines, r.line), ', '))
+               from dup_rows r join grouped g using (",
+            $key,
+            ")"
+        )
+    };
+}
+
+/// Rows whose currency has no rate to the base currency ($1) for their date.
+pub(crate) const FIND_MISSING_RATES: &str = "
+    insert into zixly_rejects (line, col, reason)
+    select s.line, 'currency',
+           format('no exchange rate from %s to %s (the tenant''s base currency) on %s or in the 7 days before; '
+                  'import rates with `zixly fx import`', s.currency, $1::text, s.fx_date)
+      from zixly_stage s
+      join (select currency, fx_date
+              from (select distinct currency, fx_date from zixly_stage
+                     where fx_date is not null and currency <> $1::text) needed
+             where zixly_fx_rate(currency::bpchar, $1::text::bpchar, fx_date) is null) missing
+     using (currency, fx_date)";
+
+pub(crate) const LIST_REJECTS: &str =
+    "select line, col, reason from zixly_rejects order by line, col nulls first, reason";
+
+pub(crate) const DROP_REJECTED: &str =
+    "delete from zixly_stage s using (select distinct line from zixly_rejects) r where s.line = r.line";
+
+/// Clients by (tenant_id, client_id), $1 = tenant. Name and industry come from the last line that
+/// gives them; a client without a name in the input keeps its name (a new one is named by its id).
+pub(crate) const UPSERT_CLIENTS: &str = "
+    with g as (
+        select client_id,
+               max(line) filter (where client_name is not null) as name_line,
+               max(line) filter (where industry is not null) as industry_line
+          from zixly_stage group by client_id
+    ), given as (
+        select g.client_id, n.client_name, i.industry
+          from g left join zixly_stage n on n.line = g.name_line
+                 left join zixly_stage i on i.line = g.industry_line
+    ), up as (
+        insert into client_kpis as c (tenant_id, client_id, client_name, industry)
+        select $1, given.client_id,
+               coalesce(given.client_name,
+                        (select e.client_name from client_kpis e where e.tenant_id = $1 and e.client_id = given.client_id),
+                        given.client_id),
+               given.industry
+          from given
+        on conflict (tenant_id, client_id) do update
+           set client_name = excluded.client_name, industry = coalesce(excluded.industry, c.industry)
+         where (c.client_name, c.industry) is distinct from (excluded.client_name, coalesce(excluded.industry, c.industry))
+        returning (xmax = 0) as inserted
+    )
+    select count(*) filter (where inserted), count(*) filter (where not inserted) from up";
+
+pub(crate) const FINANCIALS: DatasetSql = DatasetSql {
+    create_staging: staging!(
+        "record_date date not null, revenue numeric(12,2) not null, expenses numeric(12,2) not null,
+         net_profit numeric(12,2) not null, cash_flow numeric(12,2) not null, source_system text not null,
+         external_id text"
+    ),
+    copy: "copy zixly_stage (line, client_id, client_name, industry, currency, fx_date, record_date, revenue,
+                             expenses, net_profit, cash_flow, source_system, external_id)
+           from stdin (format binary)",
+    copy_types: &[
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::DATE,
+        Type::DATE,
+        Type::NUMERIC,
+        Type::NUMERIC,
+        Type::NUMERIC,
+        Type::NUMERIC,
+        Type::TEXT,
+        Type::TEXT,
+    ],
+    checks_prepare: "analyze zixly_stage",
+    find_duplicates: duplicates!(
+        "client_id, record_date, source_system",
+        "%s, %s, %s",
+        "r.client_id, r.record_date, r.source_system"
+    ),
+    upsert: "
+        with up as (
+            insert into financials as f (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit,
+                                         cash_flow, currency, source_system, external_id)
+            select $1, c.id, s.record_date, s.revenue, s.expenses, s.net_profit, s.cash_flow, s.currency,
+                   s.source_system, s.external_id
+              from zixly_stage s join client_kpis c on c.tenant_id = $1 and c.client_id = s.client_id
+            on conflict (tenant_id, client_kpi_id, record_date, source_system) do update
+               set revenue = excluded.revenue, expenses = excluded.expenses, net_profit = excluded.net_profit,
+                   cash_flow = excluded.cash_flow, currency = excluded.currency, external_id = excluded.external_id
+             where (f.revenue, f.expenses, f.net_profit, f.cash_flow, f.currency, f.external_id)
+                   is distinct from
+                   (excluded.revenue, excluded.expenses, excluded.net_profit, excluded.cash_flow,
+                    excluded.currency, excluded.external_id)
+            returning (xmax = 0) as inserted
+        )
+        select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
+    upsert_context: "upserting financials",
+};
+
+pub(crate) const LEAD_EVENTS: DatasetSql = DatasetSql {
+    create_staging: staging!(
+        "event_date timestamptz not null, lead_id text not null, stage text not null, value numeric(12,2),
+         status text not null, source_system text not null, external_id text"
+    ),
+    copy: "copy zixly_stage (line, client_id, client_name, industry, currency, fx_date, event_date, lead_id, stage,
+                             value, status, source_system, external_id)
+           from stdin (format binary)",
+    copy_types: &[
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::DATE,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+        Type::TEXT,
+        Type::NUMERIC,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+    ],
+    checks_prepare: "analyze zixly_stage",
+    find_duplicates: duplicates!(
+        "client_id, source_system, lead_id, stage, event_date",
+        "%s, %s, %s, %s, %s",
+        "r.client_id, r.source_system, r.lead_id, r.stage, to_char(r.event_date at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    ),
+    upsert: "
+        with up as (
+            insert into lead_events as e (tenant_id, client_kpi_id, event_date, lead_id, stage, value, currency,
+                                          status, source_system, external_id)
+            select $1, c.id, s.event_date, s.lead_id, s.stage, s.value, s.currency, s.status::lead_status,
+                   s.source_system, s.external_id
+              from zixly_stage s join client_kpis c on c.tenant_id = $1 and c.client_id = s.client_id
+            on conflict (tenant_id, client_kpi_id, source_system, lead_id, stage, event_date) do update
+               set value = excluded.value, currency = excluded.currency, status = excluded.status,
+                   external_id = excluded.external_id
+             where (e.value, e.currency, e.status, e.external_id)
+                   is distinct from (excluded.value, excluded.currency, excluded.status, excluded.external_id)
+            returning (xmax = 0) as inserted
+        )
+        select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
+    upsert_context: "upserting lead events",
+};
+
+pub(crate) const CUSTOM_METRICS: DatasetSql = DatasetSql {
+    create_staging: staging!(
+        "metric_name text not null, metric_value numeric(12,4) not null, unit text,
+         record_date timestamptz not null, source_system text not null"
+    ),
+    copy: "copy zixly_stage (line, client_id, client_name, industry, currency, fx_date, metric_name, metric_value,
+                             unit, record_date, source_system)
+           from stdin (format binary)",
+    copy_types: &[
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::DATE,
+        Type::TEXT,
+        Type::NUMERIC,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+    ],
+    checks_prepare: "analyze zixly_stage",
+    find_duplicates: duplicates!(
+        "client_id, metric_name, record_date, source_system",
+        "%s, %s, %s, %s",
+        "r.client_id, r.metric_name, to_char(r.record_date at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), r.source_system"
+    ),
+    upsert: "
+        with up as (
+            insert into custom_metrics as m (tenant_id, client_kpi_id, metric_name, metric_value, unit, record_date,
+                                             source_system)
+            select $1, c.id, s.metric_name, s.metric_value, s.unit, s.record_date, s.source_system
+              from zixly_stage s join client_kpis c on c.tenant_id = $1 and c.client_id = s.client_id
+            on conflict (tenant_id, client_kpi_id, metric_name, record_date, source_system) do update
+               set metric_value = excluded.metric_value, unit = excluded.unit
+             where (m.metric_value, m.unit) is distinct from (excluded.metric_value, excluded.unit)
+            returning (xmax = 0) as inserted
+        )
+        select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
+    upsert_context: "upserting custom metrics",
+};
