@@ -161,8 +161,19 @@ fn security_headers(headers: &mut HeaderMap, https: bool, is_api: bool) {
 }
 
 /// Rewrites an error response that did not come from [`ApiError`] into the API error shape.
+///
+/// Only bodiless and `text/plain` errors are rewritten (that is what axum's own rejections and
+/// fallbacks produce); JSON, HTML (the pages) and other bodies are a handler's deliberate answer.
 async fn shape_error(response: Response) -> Response {
     if response.extensions().get::<ShapedError>().is_some() {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(content_type.is_empty() || content_type.starts_with("text/plain")) {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -1,0 +1,8 @@
+//! zixly_web integration tests: the real server over real HTTP (one test binary).
+//!
+//! `routes.rs` holds `ROUTES`, the route table every resource registers in (role × route ×
+//! tenant matrix, cross-tenant 404s, OpenAPI coverage).
+mod auth;
+mod errors;
+mod routes;
+mod users;
