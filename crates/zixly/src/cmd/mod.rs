@@ -1,3 +1,7 @@
+// Wired into `zixly bench` as `BenchCommand::Api` by cmd/bench.rs (the ingest benchmark's file);
+// until then nothing calls it.
+#[allow(dead_code)]
+pub mod bench_api;
 pub mod db;
 pub mod server;
 pub mod tenant;

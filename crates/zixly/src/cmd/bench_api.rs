@@ -1,0 +1,597 @@
+//! `zixly bench api`: the read API under load, against the same SQL run directly.
+//!
+//! 1. Seeds (unless present) `--tenants` tenants `bench-NN` × `--clients` clients × `--years`
+//!    years of daily financials, weekly leads walking the funnel and a weekly custom metric,
+//!    through `TenantTx` (RLS applies to the seeding too). A re-run reuses the data.
+//! 2. Gives each bench tenant a VIEWER with a personal API token.
+//! 3. Starts the real server as a child process (`zixly up`/`zixly serve` on 127.0.0.1:0) so its
+//!    memory is measured apart from the load generator: `peak_rss_mb` is the server's VmHWM.
+//! 4. For each query pattern, drives HTTP (bearer token, keep-alive) from `--concurrency`
+//!    workers for `--seconds`, each request for a random tenant and client, then runs the same
+//!    `zixly_db` calls (same SQL, same `TenantTx` with RLS) through a pool of the same size
+//!    (the ceiling: no HTTP, no JSON, no auth).
+//!
+//! Patterns: `range_90d` (one client's financial rows over 90 days — the seed's dashboard query),
+//! `funnel` (stage × status of one client's leads, all time), `metric` (one custom metric of one
+//! client over the whole span), `profitability` (per-client quarterly profitability of a tenant).
+//! The top-level `api_*`/`sql_*` figures of `--json` are those of `range_90d`.
+
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chrono::{Days, NaiveDate, Utc};
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use uuid::Uuid;
+use zixly_db::queries::auth::{NewToken, TokenKind};
+use zixly_db::queries::clients::ClientQuery;
+use zixly_db::queries::reports::{FunnelQuery, ProfitabilityQuery};
+use zixly_db::queries::series::{DateRange, SeriesQuery};
+use zixly_db::AppDb;
+use zixly_domain::{CurrencyCode, Role};
+
+use crate::env::{external_url, Database, Global};
+
+/// Read API throughput and latency over HTTP, against the same SQL through a pool.
+#[derive(Args)]
+pub struct BenchApiArgs {
+    /// Concurrent requests (HTTP workers, and SQL workers with a pool of this size).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds per pattern and path.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    #[arg(long, default_value_t = 50)]
+    pub tenants: u32,
+    #[arg(long, default_value_t = 20)]
+    pub clients: u32,
+    #[arg(long, default_value_t = 3)]
+    pub years: u32,
+    /// Print one JSON line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `zixly bench api`: a variant of the `zixly bench` subcommands (see `cmd::bench`).
+pub async fn run(global: &Global, args: BenchApiArgs) -> Result<ExitCode> {
+    api(global, args).await
+}
+
+/// One bench tenant: its id, a token, its clients (Zixly id, external id).
+struct Target {
+    tenant: Uuid,
+    token: String,
+    clients: Vec<(Uuid, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pattern {
+    Range90,
+    Funnel,
+    Metric,
+    Profitability,
+}
+
+impl Pattern {
+    const ALL: [Pattern; 4] = [
+        Pattern::Range90,
+        Pattern::Funnel,
+        Pattern::Metric,
+        Pattern::Profitability,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Pattern::Range90 => "range_90d",
+            Pattern::Funnel => "funnel",
+            Pattern::Metric => "metric",
+            Pattern::Profitability => "profitability",
+        }
+    }
+}
+
+/// The data's span: `days` days ending `end`.
+#[derive(Clone, Copy)]
+struct Span {
+    end: NaiveDate,
+    days: u32,
+}
+
+impl Span {
+    fn start(&self) -> NaiveDate {
+        self.end - Days::new(u64::from(self.days) - 1)
+    }
+    /// A random 90-day window inside the span.
+    fn window90(&self, rng: &mut impl Rng) -> DateRange {
+        let offset = rng.gen_range(0..=u64::from(self.days.saturating_sub(90)));
+        let from = self.start() + Days::new(offset);
+        DateRange::new(from, from + Days::new(89)).expect("ordered")
+    }
+    /// A random calendar quarter inside the span.
+    fn quarter(&self, rng: &mut impl Rng) -> DateRange {
+        use chrono::Datelike;
+        let w = self.window90(rng);
+        let from = w.from();
+        let q_start =
+            NaiveDate::from_ymd_opt(from.year(), ((from.month0() / 3) * 3) + 1, 1).expect("valid");
+        let q_end = q_start
+            .checked_add_months(chrono::Months::new(3))
+            .expect("valid")
+            - Days::new(1);
+        DateRange::new(q_start, q_end).expect("ordered")
+    }
+}
+
+#[derive(Debug, Default, Serialize, Clone)]
+struct Figures {
+    requests: u64,
+    errors: u64,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn figures(mut lat_us: Vec<u64>, errors: u64, elapsed: Duration) -> Figures {
+    lat_us.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat_us.len() as f64 - 1.0) * p).round() as usize;
+        lat_us[i] as f64 / 1000.0
+    };
+    Figures {
+        requests: lat_us.len() as u64,
+        errors,
+        rps: lat_us.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+async fn api(global: &Global, args: BenchApiArgs) -> Result<ExitCode> {
+    if args.concurrency == 0 || args.tenants == 0 || args.clients == 0 || args.years == 0 {
+        bail!("--concurrency, --tenants, --clients and --years must be at least 1");
+    }
+    let db = Database::open(global, args.concurrency.max(4)).await?;
+    let outcome = run_bench(global, &db, &args).await;
+    let closed = db.close().await;
+    let code = outcome?;
+    closed?;
+    Ok(code)
+}
+
+async fn run_bench(global: &Global, db: &Database, args: &BenchApiArgs) -> Result<ExitCode> {
+    let span = Span {
+        end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("valid"),
+        days: args.years * 365,
+    };
+    let seed_started = Instant::now();
+    let targets = prepare(db, args, span).await?;
+    let seed_secs = seed_started.elapsed().as_secs_f64();
+    if !args.json {
+        eprintln!(
+            "dataset ready in {seed_secs:.1}s: {} tenants × {} clients × {} days",
+            targets.len(),
+            args.clients,
+            span.days
+        );
+    }
+
+    let server = spawn_server(global).await?;
+    let result = measure(db, &targets, span, args, &server.base).await;
+    let peak_rss_mb = server.peak_rss_mb();
+    server.stop().await;
+    let results = result?;
+
+    let (api, sql) = &results[0].1;
+    let line = serde_json::json!({
+        "bench": "api",
+        "concurrency": args.concurrency,
+        "seconds": args.seconds,
+        "tenants": args.tenants,
+        "clients_per_tenant": args.clients,
+        "days": span.days,
+        "api_rps": round1(api.rps),
+        "sql_rps": round1(sql.rps),
+        "api_vs_sql": round3(api.rps / sql.rps.max(f64::EPSILON)),
+        "api_p50_ms": round3(api.p50_ms),
+        "api_p99_ms": round3(api.p99_ms),
+        "sql_p50_ms": round3(sql.p50_ms),
+        "sql_p99_ms": round3(sql.p99_ms),
+        "peak_rss_mb": round1(peak_rss_mb.unwrap_or(f64::NAN)),
+        "patterns": results.iter().map(|(p, (a, s))| (p.name().to_string(), serde_json::json!({
+            "api_rps": round1(a.rps), "sql_rps": round1(s.rps), "api_vs_sql": round3(a.rps / s.rps.max(f64::EPSILON)),
+            "api_p50_ms": round3(a.p50_ms), "api_p99_ms": round3(a.p99_ms),
+            "sql_p50_ms": round3(s.p50_ms), "sql_p99_ms": round3(s.p99_ms),
+            "api_requests": a.requests, "api_errors": a.errors, "sql_requests": s.requests, "sql_errors": s.errors,
+        }))).collect::<serde_json::Map<_, _>>(),
+    });
+    if args.json {
+        println!("{line}");
+    } else {
+        println!(
+            "{:<14} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>7}",
+            "pattern", "api rps", "sql rps", "api/sql", "api p50", "api p99", "sql p99", "errors"
+        );
+        for (p, (a, s)) in &results {
+            println!(
+                "{:<14} {:>10.0} {:>10.0} {:>7.0}% {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>7}",
+                p.name(),
+                a.rps,
+                s.rps,
+                100.0 * a.rps / s.rps.max(f64::EPSILON),
+                a.p50_ms,
+                a.p99_ms,
+                s.p99_ms,
+                a.errors + s.errors
+            );
+        }
+        println!("server peak RSS: {:.1} MB", peak_rss_mb.unwrap_or(f64::NAN));
+    }
+    let errors: u64 = results.iter().map(|(_, (a, s))| a.errors + s.errors).sum();
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Seeds missing bench tenants and data, and issues a token per tenant.
+async fn prepare(db: &Database, args: &BenchApiArgs, span: Span) -> Result<Vec<Target>> {
+    let existing = db.system.list_tenants().await?;
+    let mut targets = Vec::new();
+    for i in 0..args.tenants {
+        let name = format!("bench-{i:02}");
+        let tenant = match existing.iter().find(|t| t.name == name) {
+            Some(t) => t.id,
+            None => {
+                db.system
+                    .create_tenant(&name, CurrencyCode::AUD, "Australia/Sydney")
+                    .await?
+            }
+        };
+        let tx = db.app.begin_tenant(tenant).await?;
+        tx.seed_synthetic_series(args.clients, span.days, span.end)
+            .await
+            .with_context(|| format!("seeding {name}"))?;
+        let email = "bench-viewer@example.com";
+        let user_id = if tx.user_email_exists(email).await? {
+            let users = tx.list_users(None, 1000).await?;
+            users
+                .into_iter()
+                .find(|u| u.email == email)
+                .map(|u| u.id)
+                .context("bench user vanished")?
+        } else {
+            tx.insert_user(email, Role::Viewer, None).await?
+        };
+        let secret = zixly_web::auth::issue_secret(zixly_web::auth::SecretKind::Personal, tenant);
+        tx.insert_auth_token(&NewToken {
+            user_id,
+            kind: TokenKind::Personal,
+            name: Some("zixly bench api"),
+            token_hash: &secret.hash,
+            expires_at: Utc::now() + chrono::Duration::hours(6),
+            created_addr: None,
+        })
+        .await?;
+        let page = tx
+            .list_clients(&ClientQuery {
+                search: Some("Bench client".into()),
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await?;
+        tx.commit().await?;
+        let clients: Vec<(Uuid, String)> = page
+            .items
+            .into_iter()
+            .map(|c| (c.id, c.client_id))
+            .collect();
+        if clients.is_empty() {
+            bail!("tenant {name} has no bench clients");
+        }
+        targets.push(Target {
+            tenant,
+            token: secret.token,
+            clients,
+        });
+    }
+    Ok(targets)
+}
+
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+}
+
+impl Server {
+    fn peak_rss_mb(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Starts this binary as the server on an ephemeral port and waits for its "ready" line.
+async fn spawn_server(global: &Global) -> Result<Server> {
+    let exe = std::env::current_exe().context("locating the zixly binary")?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("--data-dir").arg(&global.data_dir);
+    if external_url().is_some() {
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    } else {
+        cmd.args(["up", "--no-demo", "--listen", "127.0.0.1:0"]);
+    }
+    cmd.env(
+        "ZIXLY_LOG",
+        std::env::var("ZIXLY_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().context("starting the server")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.split("Zixly is ready at ").nth(1) {
+                return Ok::<_, anyhow::Error>(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+        bail!("the server exited before it was ready")
+    })
+    .await
+    .context("the server did not become ready within 60 s")??;
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Server { child, base })
+}
+
+async fn measure(
+    db: &Database,
+    targets: &[Target],
+    span: Span,
+    args: &BenchApiArgs,
+    base: &str,
+) -> Result<Vec<(Pattern, (Figures, Figures))>> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let targets = std::sync::Arc::new(
+        targets
+            .iter()
+            .map(|t| (t.tenant, t.token.clone(), t.clients.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let mut out = Vec::new();
+    for pattern in Pattern::ALL {
+        // Warm-up: connections, prepared statements, caches.
+        let warm = Duration::from_millis(1000.min(args.seconds * 200));
+        http_phase(&http, base, &targets, span, pattern, args.concurrency, warm).await;
+        sql_phase(&db.app, &targets, span, pattern, args.concurrency, warm).await;
+        let dur = Duration::from_secs(args.seconds);
+        let api = http_phase(&http, base, &targets, span, pattern, args.concurrency, dur).await;
+        let sql = sql_phase(&db.app, &targets, span, pattern, args.concurrency, dur).await;
+        if !args.json {
+            eprintln!(
+                "{}: api {:.0} rps, sql {:.0} rps",
+                pattern.name(),
+                api.rps,
+                sql.rps
+            );
+        }
+        out.push((pattern, (api, sql)));
+    }
+    Ok(out)
+}
+
+type Targets = std::sync::Arc<Vec<(Uuid, String, Vec<(Uuid, String)>)>>;
+
+fn url_for(
+    base: &str,
+    pattern: Pattern,
+    span: Span,
+    client: &(Uuid, String),
+    rng: &mut impl Rng,
+) -> String {
+    match pattern {
+        Pattern::Range90 => {
+            let w = span.window90(rng);
+            format!(
+                "{base}/api/v1/clients/{}/financials?from={}&to={}&limit=100",
+                client.0,
+                w.from(),
+                w.to()
+            )
+        }
+        Pattern::Funnel => format!("{base}/api/v1/reports/funnel?client_id={}", client.1),
+        Pattern::Metric => format!(
+            "{base}/api/v1/clients/{}/metrics?name=project_delivery_days&from={}&to={}&limit=500",
+            client.0,
+            span.start(),
+            span.end
+        ),
+        Pattern::Profitability => {
+            let q = span.quarter(rng);
+            format!(
+                "{base}/api/v1/reports/profitability?from={}&to={}&limit=100",
+                q.from(),
+                q.to()
+            )
+        }
+    }
+}
+
+async fn http_phase(
+    http: &reqwest::Client,
+    base: &str,
+    targets: &Targets,
+    span: Span,
+    pattern: Pattern,
+    concurrency: usize,
+    dur: Duration,
+) -> Figures {
+    let started = Instant::now();
+    let deadline = started + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, targets) = (http.clone(), base.to_string(), targets.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::from_entropy();
+            let (mut lat, mut errors) = (Vec::new(), 0u64);
+            while Instant::now() < deadline {
+                let (_, token, clients) = &targets[rng.gen_range(0..targets.len())];
+                let client = &clients[rng.gen_range(0..clients.len())];
+                let url = url_for(&base, pattern, span, client, &mut rng);
+                let t0 = Instant::now();
+                let ok = match http.get(&url).bearer_auth(token).send().await {
+                    Ok(r) => {
+                        let status = r.status();
+                        r.bytes().await.is_ok() && status.is_success()
+                    }
+                    Err(_) => false,
+                };
+                if ok {
+                    lat.push(t0.elapsed().as_micros() as u64);
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    collect(tasks, started).await
+}
+
+async fn sql_phase(
+    app: &AppDb,
+    targets: &Targets,
+    span: Span,
+    pattern: Pattern,
+    concurrency: usize,
+    dur: Duration,
+) -> Figures {
+    let started = Instant::now();
+    let deadline = started + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (app, targets) = (app.clone(), targets.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::from_entropy();
+            let (mut lat, mut errors) = (Vec::new(), 0u64);
+            while Instant::now() < deadline {
+                let (tenant, _, clients) = &targets[rng.gen_range(0..targets.len())];
+                let client = clients[rng.gen_range(0..clients.len())].clone();
+                let (w, q) = (span.window90(&mut rng), span.quarter(&mut rng));
+                let t0 = Instant::now();
+                let result: zixly_db::DbResult<()> = async {
+                    let tx = app.begin_tenant(*tenant).await?;
+                    match pattern {
+                        Pattern::Range90 => {
+                            tx.financials(
+                                client.0,
+                                &SeriesQuery {
+                                    range: w,
+                                    after: None,
+                                    limit: 100,
+                                },
+                            )
+                            .await?;
+                        }
+                        Pattern::Funnel => {
+                            let c = tx
+                                .get_client_by_external_id(&client.1)
+                                .await?
+                                .ok_or(zixly_db::DbError::NotFound("client"))?;
+                            tx.funnel(c.id, &FunnelQuery::default()).await?;
+                        }
+                        Pattern::Metric => {
+                            let all = DateRange::new(span.start(), span.end).expect("ordered");
+                            tx.custom_metrics(
+                                client.0,
+                                Some("project_delivery_days"),
+                                &SeriesQuery {
+                                    range: all,
+                                    after: None,
+                                    limit: 500,
+                                },
+                            )
+                            .await?;
+                        }
+                        Pattern::Profitability => {
+                            tx.profitability(&ProfitabilityQuery {
+                                range: q,
+                                after: None,
+                                limit: 100,
+                            })
+                            .await?;
+                        }
+                    }
+                    tx.commit().await
+                }
+                .await;
+                match result {
+                    Ok(()) => lat.push(t0.elapsed().as_micros() as u64),
+                    Err(e) => {
+                        if errors == 0 {
+                            tracing::warn!(error = %e, "bench query failed");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    collect(tasks, started).await
+}
+
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<u64>, u64)>>,
+    started: Instant,
+) -> Figures {
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            lat.extend(l);
+            errors += e;
+        }
+    }
+    figures(lat, errors, started.elapsed())
+}
