@@ -17,11 +17,12 @@
 pub mod bootstrap;
 pub mod connect;
 mod error;
-pub mod loader;
 pub mod integrations;
+pub mod loader;
 pub mod migrate;
 pub mod queries;
 pub mod queue;
+pub mod sync_state;
 pub mod system;
 mod system_fx;
 mod tenant_tx;

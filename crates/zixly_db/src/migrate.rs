@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "auth", sql: include_str!("../../../migrations/0002_auth.sql") },
     Migration { version: 3, name: "ingest", sql: include_str!("../../../migrations/0003_ingest.sql") },
     Migration { version: 4, name: "jobs", sql: include_str!("../../../migrations/0004_jobs.sql") },
+    Migration { version: 5, name: "sync", sql: include_str!("../../../migrations/0005_sync.sql") },
 ];
 
 pub fn latest_version() -> i32 {

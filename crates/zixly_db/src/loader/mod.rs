@@ -102,6 +102,10 @@ pub struct LoadOptions {
     pub skip_invalid: bool,
     pub integration_id: Option<Uuid>,
     pub triggered_by: Option<Uuid>,
+    /// A connector's incremental-sync cursor, stored in this load's `sync_runs.cursor` so that it
+    /// commits together with the rows (a sync's next run starts from the cursor of its latest
+    /// `succeeded` run: `TenantTx::last_sync_cursor`).
+    pub cursor: Option<serde_json::Value>,
 }
 
 impl LoadOptions {
@@ -112,6 +116,7 @@ impl LoadOptions {
             skip_invalid: false,
             integration_id: None,
             triggered_by: None,
+            cursor: None,
         }
     }
 }
@@ -566,6 +571,7 @@ where
                     error_count: (errors.count + u64::from(aborted.is_some())) as i64,
                     errors: serde_json::to_value(listed).unwrap_or_default(),
                     triggered_by: options.triggered_by,
+                    cursor: options.cursor.as_ref(),
                     started_at,
                     duration_ms: duration.as_millis() as i64,
                 },

@@ -26,6 +26,8 @@ pub struct FinishedSyncRun<'a> {
     /// A JSON array (the first errors; `error_count` has the total).
     pub errors: serde_json::Value,
     pub triggered_by: Option<Uuid>,
+    /// A connector's cursor for the next incremental run.
+    pub cursor: Option<&'a serde_json::Value>,
     pub started_at: DateTime<Utc>,
     pub duration_ms: i64,
 }
@@ -58,10 +60,10 @@ impl TenantTx {
             .execute(
                 "insert into sync_runs (tenant_id, id, source, dataset, integration_id, file_name, status,
                         rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected, error_count,
-                        errors, triggered_by, started_at, finished_at, duration_ms)
+                        errors, triggered_by, started_at, finished_at, duration_ms, cursor)
                  values (zixly_current_tenant(), $1, $2, $3, $4, $5, $6::text::sync_status,
                          $7, $8, $9, $10, $11, $12, $13, $14, $15::timestamptz,
-                         $15::timestamptz + $16::bigint * interval '1 millisecond', $16::bigint)",
+                         $15::timestamptz + $16::bigint * interval '1 millisecond', $16::bigint, $17)",
                 &[
                     &id,
                     &run.source,
@@ -79,6 +81,7 @@ impl TenantTx {
                     &run.triggered_by,
                     &run.started_at,
                     &run.duration_ms,
+                    &run.cursor,
                 ],
             )
             .await
