@@ -23,6 +23,20 @@
 //! 403 (role too low). A stronger capability can be weakened ([`Auth::weaken`]); a weaker one can
 //! never be strengthened. The capability markers ([`Viewer`], [`Editor`], [`Admin`]) are sealed.
 //!
+//! Neither of these compiles (checked by doc-tests, `cargo test --doc -p zixly_web`):
+//!
+//! ```compile_fail
+//! use zixly_web::auth::{Admin, Auth, Viewer};
+//! // A viewer's capability cannot be turned into an admin's.
+//! fn escalate(a: &Auth<Viewer>) -> Auth<Admin> { a.weaken::<Admin>() }
+//! ```
+//!
+//! ```compile_fail
+//! use zixly_web::auth::{Admin, Auth};
+//! // There is no constructor outside the extractor.
+//! fn forge() -> Auth<Admin> { Auth { ..todo!() } }
+//! ```
+//!
 //! # Tenant context
 //! [`Auth::begin`] opens the request's [`TenantTx`] for the caller's tenant. Everything a handler
 //! reads or writes goes through it, so RLS scopes it; another tenant's ids simply are not found

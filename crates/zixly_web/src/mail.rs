@@ -163,3 +163,81 @@ impl Mailer for SmtpMailer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A minimal SMTP server that accepts one message and returns the DATA it received.
+    async fn fake_server(listener: TcpListener) -> String {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::new(read);
+        write.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+        let mut data = String::new();
+        let mut in_data = false;
+        loop {
+            let mut line = String::new();
+            if read.read_line(&mut line).await.unwrap() == 0 {
+                break;
+            }
+            if in_data {
+                if line == ".\r\n" {
+                    in_data = false;
+                    write.write_all(b"250 queued\r\n").await.unwrap();
+                } else {
+                    data.push_str(&line);
+                }
+                continue;
+            }
+            let reply: &[u8] = match &line[..4] {
+                "EHLO" => b"250-fake\r\n250 8BITMIME\r\n",
+                "MAIL" | "RCPT" => b"250 ok\r\n",
+                "DATA" => {
+                    in_data = true;
+                    b"354 go ahead\r\n"
+                }
+                "QUIT" => {
+                    write.write_all(b"221 bye\r\n").await.unwrap();
+                    break;
+                }
+                _ => b"500 what\r\n",
+            };
+            write.write_all(reply).await.unwrap();
+        }
+        data
+    }
+
+    #[tokio::test]
+    async fn smtp_mailer_speaks_enough_smtp_and_dot_stuffs() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(fake_server(listener));
+        let mailer =
+            SmtpMailer::from_url(&format!("smtp://127.0.0.1:{port}"), "zixly@example.com").unwrap();
+        let email = Email {
+            to: "a@example.com".into(),
+            subject: "Hi".into(),
+            body: "line one\n.starts with a dot\n".into(),
+        };
+        mailer.send(email).await.unwrap();
+        let data = server.await.unwrap();
+        assert!(data.contains("To: <a@example.com>\r\n"), "{data}");
+        assert!(data.contains("Subject: Hi\r\n"), "{data}");
+        assert!(
+            data.contains("\r\n\r\nline one\r\n..starts with a dot\r\n"),
+            "{data}"
+        );
+    }
+
+    #[test]
+    fn configuration_and_header_injection_are_checked() {
+        assert!(SmtpMailer::from_url("smtps://x", "a@b.c").is_err());
+        assert!(SmtpMailer::from_url("smtp://x", "a@b.c\r\nBcc: evil").is_err());
+        assert_eq!(
+            SmtpMailer::from_url("smtp://relay", "a@b.c").unwrap().port,
+            25
+        );
+    }
+}
