@@ -21,6 +21,7 @@ pub mod mail;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod pages;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs", get(openapi::docs_page))
         .route("/api/docs/docs.js", get(openapi::docs_script))
         .route("/api/docs/docs.css", get(openapi::docs_style))
+        .merge(pages::router())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(axum::middleware::from_fn_with_state(

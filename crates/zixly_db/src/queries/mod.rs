@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clients;
+pub mod dashboard;
 pub mod fx;
 pub mod reports;
 pub mod series;

@@ -1,0 +1,311 @@
+//! Server-rendered pages: the dashboard people use in a browser.
+//!
+//! - Authentication is the API's: the session cookie set by the login form, checked by the same
+//!   [`Auth`] extractor with the same capability types. [`PageUser<C>`] wraps it so that a page
+//!   answers like a page: no session → redirect to `/login`, role too low → a 403 page, an unknown
+//!   or another tenant's id → the 404 page (RLS makes the two indistinguishable).
+//! - Every form carries a CSRF token (`_csrf`) bound to the session: the first 32 hex digits of
+//!   SHA-256(`"zixly-csrf:" + session token`). A handler that changes anything checks it
+//!   ([`PageUser::check_csrf`]) before touching the database; the login form, which has no session
+//!   yet, uses a double-submit cookie instead. This is on top of `SameSite=Lax` and the API's
+//!   `Origin`/`Sec-Fetch-Site` check.
+//! - Data comes from the same `zixly_db` query methods as the API, in a `TenantTx`; charts get
+//!   their data embedded in the page as JSON (one request per page, no client-side fetching).
+//! - Role-aware: controls a role may not use are not rendered, and the handlers behind them demand
+//!   the capability anyway.
+
+mod admin;
+mod assets;
+mod auth_pages;
+mod clients;
+mod html;
+mod imports;
+mod internal;
+mod overview;
+mod reports;
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use zixly_db::queries::dashboard::TenantProfile;
+use zixly_db::{DbError, TenantTx};
+
+use crate::auth::{session_cookie, sha256, Auth, Capability};
+use crate::error::ApiError;
+use crate::AppState;
+
+pub use assets::shipped_js_css_bytes;
+use html::{esc, layout, Nav, Who};
+
+/// The pages' routes (merged into the application router).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/assets/{file}", get(assets::serve))
+        .route(
+            "/login",
+            get(auth_pages::login_form).post(auth_pages::login_submit),
+        )
+        .route("/logout", post(auth_pages::logout))
+        .route(
+            "/accept-invitation",
+            get(auth_pages::accept_form).post(auth_pages::accept_submit),
+        )
+        .route(
+            "/password-reset",
+            get(auth_pages::request_reset_form).post(auth_pages::request_reset_submit),
+        )
+        .route(
+            "/reset-password",
+            get(auth_pages::reset_form).post(auth_pages::reset_submit),
+        )
+        .route("/", get(overview::page_handler))
+        .route("/clients", get(clients::list))
+        .route("/clients/{id}", get(clients::detail))
+        .route("/reports", get(reports::page_handler))
+        .route(
+            "/reports/profitability.csv",
+            get(reports::profitability_csv),
+        )
+        .route(
+            "/imports",
+            get(imports::page_get)
+                .post(imports::page_post)
+                .layer(axum::extract::DefaultBodyLimit::max(imports::MAX_UPLOAD)),
+        )
+        .route("/integrations", get(admin::integrations))
+        .route(
+            "/integrations/{provider}/{action}",
+            post(admin::integration_action),
+        )
+        .route("/team", get(admin::team))
+        .route("/team/invite", post(admin::invite))
+        .route("/team/{id}/role", post(admin::change_role))
+        .route("/team/{id}/deactivate", post(admin::deactivate))
+        .route("/team/{id}/reactivate", post(admin::reactivate))
+        .route("/audit", get(admin::audit))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page extractor
+
+/// The signed-in user of a page, with at least capability `C`.
+pub struct PageUser<C: Capability> {
+    pub auth: Auth<C>,
+    /// The CSRF token of this session (empty for bearer-token requests, which cannot post forms).
+    pub csrf: String,
+    _c: PhantomData<C>,
+}
+
+/// The CSRF token bound to a session token.
+pub(crate) fn csrf_for_session(session_token: &str) -> String {
+    let mut input = b"zixly-csrf:".to_vec();
+    input.extend_from_slice(session_token.as_bytes());
+    hex::encode(&sha256(&input)[..16])
+}
+
+/// Compares without an early exit (the token is not a password, but there is no reason to leak).
+pub(crate) fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && !a.is_empty()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl<C: Capability> PageUser<C> {
+    /// `Err(403 page)` unless `submitted` is this session's CSRF token.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), PageError> {
+        if same_token(&self.csrf, submitted) {
+            Ok(())
+        } else {
+            Err(PageError::Csrf)
+        }
+    }
+
+    pub async fn begin(&self) -> Result<TenantTx, PageError> {
+        Ok(self.auth.begin().await?)
+    }
+
+    /// The top-bar data of the page.
+    pub fn who<'a>(&'a self, tenant: &'a TenantProfile) -> Who<'a> {
+        let p = self.auth.principal();
+        Who {
+            email: &p.email,
+            role: p.role,
+            tenant_name: &tenant.name,
+            csrf: &self.csrf,
+        }
+    }
+}
+
+impl<C: Capability> FromRequestParts<AppState> for PageUser<C> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match Auth::<C>::from_request_parts(parts, state).await {
+            Ok(auth) => {
+                let csrf = session_cookie(&parts.headers)
+                    .map(|t| csrf_for_session(&t))
+                    .unwrap_or_default();
+                Ok(PageUser {
+                    auth,
+                    csrf,
+                    _c: PhantomData,
+                })
+            }
+            Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let target = if parts.method == axum::http::Method::GET && next != "/" {
+                    format!("/login?next={}", html::q(next))
+                } else {
+                    "/login".to_string()
+                };
+                Err(Redirect::to(&target).into_response())
+            }
+            Err(e) => Err(PageError::Api(e).into_response()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors as pages
+
+/// What can go wrong while rendering a page; each answers with an HTML page of its status.
+#[derive(Debug)]
+pub enum PageError {
+    NotFound,
+    Csrf,
+    Api(ApiError),
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        if e.status() == StatusCode::NOT_FOUND {
+            PageError::NotFound
+        } else {
+            PageError::Api(e)
+        }
+    }
+}
+
+impl From<DbError> for PageError {
+    fn from(e: DbError) -> Self {
+        PageError::from(ApiError::from(e))
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
+
+/// Content Security Policy of the pages: scripts and styles from this server only (the chart
+/// data is JSON in a non-executable `<script type="application/json">`); inline `style`
+/// attributes are allowed for bar widths.
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                            connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Marks a page response as final: the API's error-shaping middleware leaves its HTML alone, and
+/// it carries the pages' CSP (the API's default forbids every script and style) and referrer
+/// policy.
+pub fn finish(mut r: Response) -> Response {
+    r.extensions_mut().insert(crate::error::ShapedError);
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(PAGE_CSP),
+    );
+    // `no-referrer` (the API's default) makes browsers send `Origin: null` with form posts, which
+    // the same-site check of cookie-authenticated writes rightly refuses. `same-origin` still
+    // sends no referrer to other sites.
+    r.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("same-origin"),
+    );
+    r
+}
+
+/// A bare page for errors (no top bar: it may have no signed-in user to show).
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = format!(
+        r#"<div class="error-page"><p class="code">{}</p><h1>{}</h1><p class="muted">{}</p><p><a class="button" href="/">Back to the overview</a></p></div>"#,
+        status.as_u16(),
+        esc(title),
+        esc(message)
+    );
+    finish(
+        (
+            status,
+            [(header::CACHE_CONTROL, "no-store")],
+            Html(layout(title, Nav::None, None, &body)),
+        )
+            .into_response(),
+    )
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            PageError::NotFound => error_page(
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "There is nothing here, or it belongs to an account you cannot see.",
+            ),
+            PageError::Csrf => error_page(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form was not sent from a current page of your session. Go back, reload the page and try again.",
+            ),
+            PageError::Api(e) => {
+                let status = e.status();
+                if status == StatusCode::UNAUTHORIZED {
+                    return Redirect::to("/login").into_response();
+                }
+                let (title, message) = match status {
+                    StatusCode::FORBIDDEN => ("Not allowed", "Your role does not allow this. Ask an administrator."),
+                    StatusCode::TOO_MANY_REQUESTS => ("Too many attempts", "Wait a little and try again."),
+                    s if s.is_client_error() => ("Request not understood", ""),
+                    _ => ("Something went wrong", "The error was logged. Try again in a moment."),
+                };
+                let body = e.body();
+                let message = if status.is_client_error() {
+                    let m = body.error.message;
+                    let mut c = m.chars();
+                    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str() + ".").unwrap_or_else(|| message.to_string())
+                } else {
+                    message.to_string()
+                };
+                error_page(status, title, &message)
+            }
+        }
+    }
+}
+
+/// An HTML 200 response that no cache keeps (pages show tenant data).
+pub fn page(html: String) -> Response {
+    finish(([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_are_bound_to_the_session_and_compared_fully() {
+        let a = csrf_for_session("zxs_aaa");
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, csrf_for_session("zxs_aab"));
+        assert!(same_token(&a, &a.clone()));
+        assert!(!same_token(&a, &a[..31]));
+        assert!(!same_token("", ""));
+    }
+}

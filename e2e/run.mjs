@@ -1,0 +1,270 @@
+// Browser tests of Zixly's pages in Debian's headless Chromium, driven by playwright-core.
+//
+// Started by the Rust test `browser::pages_work_in_headless_chromium` (crates/zixly_web/tests/it),
+// which spawns the application on a fresh database, seeds two tenants and passes everything here
+// through the environment:
+//   ZIXLY_E2E = JSON {base, admin:{email,password}, viewer:{email,password}, otherTenantClientId,
+//                     clientName, screenshots}
+// Exits non-zero on the first failed check, printing what failed. Screenshots of the main pages go
+// to `screenshots` (target/screenshots/), desktop (1280 px) and phone (375 px) widths.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+
+const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
+const base = cfg.base;
+assert.ok(base, "ZIXLY_E2E.base is required");
+mkdirSync(cfg.screenshots, { recursive: true });
+
+const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const browser = await chromium.launch({
+  executablePath,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",
+  ],
+});
+
+let step = "start";
+let current = null; // the page in use, for a screenshot and its text when a check fails
+const log = (s) => { step = s; console.log(`• ${s}`); };
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${cfg.screenshots}/${name}.png`, fullPage: true });
+}
+
+async function login(page, who) {
+  await page.goto(`${base}/login`);
+  await page.getByLabel("Email").fill(who.email);
+  await page.getByLabel("Password").fill(who.password);
+  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith("/login")), page.getByRole("button", { name: "Log in" }).click()]);
+}
+
+// Every visible form control has an accessible name (label, aria-label or aria-labelledby).
+async function assertLabelled(page) {
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea")]
+      .filter((el) => el.type !== "hidden" && el.offsetParent !== null)
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
+      .map((el) => el.outerHTML));
+  assert.deepEqual(unlabelled, [], `unlabelled controls on ${page.url()}`);
+}
+
+// Nothing sticks out sideways at the current viewport width.
+async function assertNoHorizontalScroll(page) {
+  const { sw, cw, culprit } = await page.evaluate(() => {
+    const cw = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll("body *")].filter((el) => el.getBoundingClientRect().right > cw + 1);
+    const culprit = wide.length ? wide[wide.length - 1].outerHTML.slice(0, 200) : "";
+    return { sw: document.documentElement.scrollWidth, cw, culprit };
+  });
+  assert.ok(sw <= cw + 1, `page ${page.url()} is ${sw}px wide in a ${cw}px viewport; e.g. ${culprit}`);
+}
+
+// Forms that post something other than logout (edit and admin controls).
+async function editForms(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("form")]
+      .filter((f) => (f.method || "get").toLowerCase() === "post" && !f.action.endsWith("/logout"))
+      .map((f) => f.action));
+}
+
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  current = page;
+  page.on("pageerror", (e) => { throw new Error(`JavaScript error on ${page.url()}: ${e.message}`); });
+
+  log("login page renders and refuses a wrong password");
+  await page.goto(`${base}/login`);
+  await assertLabelled(page);
+  await shot(page, "login");
+  await page.getByLabel("Email").fill(cfg.admin.email);
+  await page.getByLabel("Password").fill("not-the-password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByText("Email or password is wrong").waitFor();
+
+  log("ADMIN logs in through the form");
+  await login(page, cfg.admin);
+  assert.equal(new URL(page.url()).pathname, "/");
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  const cookies = await ctx.cookies();
+  const session = cookies.find((c) => c.name === "zixly_session");
+  assert.ok(session && session.httpOnly, "an HttpOnly session cookie is set");
+
+  log("overview chart is drawn with data points and shows exact values on hover");
+  const chart = page.locator('figure[data-chart="overview-chart"]');
+  await chart.locator("canvas").waitFor();
+  const points = Number(await chart.getAttribute("data-points"));
+  assert.ok(points >= 6, `the overview chart has ${points} points`);
+  const drawn = await chart.evaluate((el) => el._uplot && el._uplot.data[1].filter((v) => v !== null && v !== 0).length);
+  assert.ok(drawn >= 6, `the revenue series has ${drawn} non-zero points`);
+  const box = await chart.locator(".u-over").boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+  const tip = chart.locator(".tip");
+  await tip.waitFor({ state: "visible" });
+  const tipText = await tip.innerText();
+  assert.match(tipText, /Revenue\s*\$[\d,]+\.\d{2}/, `tooltip shows an exact revenue: ${tipText}`);
+  for (const kpi of ["revenue", "expenses", "net-profit", "margin", "cash-flow", "pipeline", "win-rate"]) {
+    const text = await page.locator(`[data-kpi="${kpi}"]`).innerText();
+    assert.match(text, /vs previous period/, `KPI ${kpi} has a change vs previous period`);
+    assert.match(text, /vs last year/, `KPI ${kpi} has a change vs last year`);
+  }
+  assert.match(await page.locator('[data-kpi="revenue"] .value').innerText(), /^\$[\d,]+$/);
+  await page.locator('[data-list="best"] li').first().waitFor();
+  await assertLabelled(page);
+  await shot(page, "overview");
+
+  log("date-range presets change the period");
+  await page.getByRole("link", { name: "Last month" }).click();
+  await page.waitForURL(/range=last_month/);
+  await page.locator('figure[data-chart="overview-chart"] canvas').waitFor();
+  await page.goto(`${base}/`);
+
+  log("clients: search, sort, sparklines, open one");
+  await page.getByRole("link", { name: "Clients", exact: true }).click();
+  await page.getByRole("heading", { name: "Clients" }).waitFor();
+  assert.ok((await page.locator("table[data-table=clients] svg.spark").count()) >= 2, "sparklines are drawn");
+  await page.getByLabel("Search clients").fill(cfg.clientName.slice(0, 5));
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.waitForURL(/q=/);
+  assert.equal(await page.locator("table[data-table=clients] tbody tr").count(), 1, "search narrows the list to one client");
+  await page.goto(`${base}/clients?sort=profit&dir=desc`);
+  await shot(page, "clients");
+  await page.locator("table[data-table=clients] tbody tr a").filter({ hasText: cfg.clientName }).click();
+  await page.getByRole("heading", { name: cfg.clientName }).waitFor();
+  await page.locator('figure[data-chart="client-fin"] canvas').waitFor();
+  assert.ok((await page.locator(".funnel li").count()) >= 2, "the funnel has stages");
+  await page.locator('figure[data-chart="metric-0"] canvas').waitFor();
+  await page.getByRole("link", { name: "week", exact: true }).click();
+  await page.waitForURL(/bucket=week/);
+  await page.locator('figure[data-chart="metric-0"] canvas').waitFor();
+  assert.ok((await page.locator("#events-title + * tbody tr, #events-title ~ .table-wrap tbody tr").count()) >= 1, "recent lead events are listed");
+  await assertLabelled(page);
+  await shot(page, "client");
+
+  log("reports: profitability table and CSV download");
+  await page.getByRole("link", { name: "Reports", exact: true }).click();
+  await page.getByRole("heading", { name: "Reports" }).waitFor();
+  assert.ok((await page.locator("table[data-table=profitability] tbody tr").count()) >= 2);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download CSV" }).click()]);
+  const csvPath = await download.path();
+  const { readFileSync } = await import("node:fs");
+  const csv = readFileSync(csvPath, "utf8");
+  assert.match(csv.split("\n")[0], /client_id,client_name,revenue,expenses,net_profit,margin/);
+  await shot(page, "reports");
+
+  log("imports: a CSV with a bad line shows that line's error");
+  await page.getByRole("link", { name: "Imports", exact: true }).click();
+  await page.getByRole("heading", { name: "Imports" }).waitFor();
+  const csvText = "client_id,client_name,record_date,revenue,expenses,cash_flow\n" +
+    "E2E-1,E2E Client,2025-01-01,100.00,40.00,60.00\n" +
+    "E2E-1,E2E Client,2025-01-02,12.345,1.00,1.00\n" +
+    "E2E-1,E2E Client,2025-01-03,90.00,10.00,80.00\n";
+  await page.getByLabel("Dataset", { exact: true }).selectOption("financials");
+  await page.getByLabel("CSV file", { exact: true }).setInputFiles({ name: "bad.csv", mimeType: "text/csv", buffer: Buffer.from(csvText) });
+  await page.getByRole("button", { name: "Check file" }).click();
+  const bad = page.locator('tr[data-line="3"]');
+  await bad.waitFor();
+  assert.match(await bad.innerText(), /revenue/i, "line 3's error names the revenue column");
+  assert.match(await page.locator('tr[data-line="2"]').innerText(), /OK|valid/i);
+  await assertLabelled(page);
+  await shot(page, "imports");
+
+  log("team: ADMIN invites a user");
+  await page.getByRole("link", { name: "Team", exact: true }).click();
+  await page.getByRole("heading", { name: "Team" }).waitFor();
+  await page.getByLabel("Email to invite").fill("new.person@example.com");
+  await page.getByLabel("Role", { exact: true }).selectOption("EDITOR");
+  await page.getByRole("button", { name: "Send invitation" }).click();
+  await page.getByText("new.person@example.com").first().waitFor();
+  await page.locator('[data-invitation-link]').waitFor();
+  await assertLabelled(page);
+  await shot(page, "team");
+
+  log("integrations and audit pages render for ADMIN");
+  await page.getByRole("link", { name: "Integrations", exact: true }).click();
+  await page.getByRole("heading", { name: "Integrations" }).waitFor();
+  await shot(page, "integrations");
+  await page.getByRole("link", { name: "Audit log", exact: true }).click();
+  await page.getByRole("heading", { name: "Audit log" }).waitFor();
+  await page.getByText("user.invite").first().waitFor();
+  await shot(page, "audit");
+
+  log("another tenant's client page is a 404 page");
+  const resp = await page.goto(`${base}/clients/${cfg.otherTenantClientId}`);
+  assert.equal(resp.status(), 404);
+  await page.getByRole("heading", { name: "Page not found" }).waitFor();
+  await shot(page, "not-found");
+
+  log("375 px wide: usable, nothing overflows sideways");
+  await page.setViewportSize({ width: 375, height: 812 });
+  for (const path of ["/", "/clients", "/reports", "/team"]) {
+    await page.goto(`${base}${path}`);
+    await assertNoHorizontalScroll(page);
+  }
+  await page.goto(`${base}/`);
+  await page.locator('figure[data-chart="overview-chart"] canvas').waitFor();
+  await shot(page, "overview-375");
+  const firstClient = await page.locator('[data-list="best"] a').first().getAttribute("href");
+  await page.goto(`${base}${firstClient}`);
+  await page.locator('figure[data-chart="client-fin"] canvas').waitFor();
+  await assertNoHorizontalScroll(page);
+  await shot(page, "client-375");
+
+  log("keyboard: the skip link comes first and reaches the content");
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(`${base}/`);
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content");
+
+  log("logout ends the session");
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForURL(/\/login/);
+  await page.goto(`${base}/clients`);
+  assert.ok(new URL(page.url()).pathname.startsWith("/login"), "after logout, pages redirect to the login form");
+
+  log("VIEWER sees no edit or admin controls, and the server refuses them");
+  const vctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const vpage = await vctx.newPage();
+  current = vpage;
+  await login(vpage, cfg.viewer);
+  await vpage.getByRole("heading", { name: "Overview" }).waitFor();
+  for (const name of ["Imports", "Team", "Audit log"]) {
+    assert.equal(await vpage.getByRole("link", { name, exact: true }).count(), 0, `VIEWER sees no ${name} link`);
+  }
+  for (const path of ["/", "/clients", "/reports", "/integrations", firstClient]) {
+    await vpage.goto(`${base}${path}`);
+    assert.deepEqual(await editForms(vpage), [], `VIEWER sees no edit forms on ${path}`);
+  }
+  await shot(vpage, "integrations-viewer");
+  for (const path of ["/team", "/audit", "/imports"]) {
+    const r = await vpage.goto(`${base}${path}`);
+    assert.equal(r.status(), 403, `VIEWER gets 403 on ${path}`);
+  }
+  // Posting the invite form anyway (with the VIEWER's own valid CSRF token) is refused.
+  const refused = await vpage.evaluate(async (b) => {
+    const form = document.querySelector('form[action="/logout"]');
+    const csrf = form.querySelector('input[name="_csrf"]').value;
+    const r = await fetch(`${b}/team/invite`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `_csrf=${csrf}&email=x%40example.com&role=ADMIN` });
+    return r.status;
+  }, base);
+  assert.equal(refused, 403, "the server refuses a VIEWER's invitation");
+
+  log("a form without the CSRF token is refused");
+  const noCsrf = await vpage.evaluate(async (b) => (await fetch(`${b}/logout`, { method: "POST" })).status, base);
+  assert.equal(noCsrf, 403);
+  await vctx.close();
+  await ctx.close();
+  console.log("all browser checks passed");
+} catch (e) {
+  console.error(`FAILED at step "${step}":\n${e.stack ?? e}`);
+  if (current) {
+    await current.screenshot({ path: `${cfg.screenshots}/FAILED.png`, fullPage: true }).catch(() => {});
+    console.error(`page ${current.url()} (screenshot FAILED.png):\n${(await current.innerText("body").catch(() => "")).slice(0, 2000)}`);
+  }
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
