@@ -102,8 +102,12 @@ fn ratio(num: Decimal, den: Decimal) -> Option<Decimal> {
     if den.is_zero() {
         return None;
     }
-    num.checked_div(den)
-        .map(|r| r.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero))
+    num.checked_div(den).map(|r| {
+        // Always 4 places in the output ("0.6000", not "0.6").
+        let mut r = r.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero);
+        r.rescale(4);
+        r
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,5 +4,6 @@
 //! tenant matrix, cross-tenant 404s, OpenAPI coverage).
 mod auth;
 mod errors;
+mod resources;
 mod routes;
 mod users;
