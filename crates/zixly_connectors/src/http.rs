@@ -36,6 +36,28 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
         .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs)
 }
 
+/// How far before the provider's clock at the start of a read the next incremental read begins:
+/// providers' servers disagree a little about the time, and re-reading is harmless (upserts).
+pub const CURSOR_SAFETY: Duration = Duration::from_secs(60);
+
+/// The answer's `Date` header (the provider's clock), RFC 7231 `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn server_date(headers: &reqwest::header::HeaderMap) -> Option<chrono::DateTime<chrono::Utc>> {
+    let v = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    chrono::DateTime::parse_from_rfc2822(v)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// The cursor for the next incremental read of a read that started at `started` (provider
+/// clock): [`CURSOR_SAFETY`] earlier, and never behind the cursor this read began from.
+pub fn next_cursor(
+    started: chrono::DateTime<chrono::Utc>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> chrono::DateTime<chrono::Utc> {
+    let at = started - chrono::Duration::from_std(CURSOR_SAFETY).expect("small");
+    since.map_or(at, |s| at.max(s))
+}
+
 /// Classifies a transport error (no status): timeouts and connection failures are transient.
 pub fn transport_error(e: reqwest::Error) -> ConnectorError {
     // reqwest's Display includes the URL; our URLs carry no secrets (tokens go in headers/bodies).

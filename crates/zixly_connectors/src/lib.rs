@@ -18,6 +18,7 @@
 pub mod http;
 pub mod hubspot;
 pub mod oauth;
+pub mod pipedrive;
 pub mod xero;
 
 use std::time::Duration;
@@ -91,6 +92,14 @@ impl std::fmt::Display for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A client (customer, organization, project) as a provider lists it: `client_id` is the
+/// provider's stable id, `name` its display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: Option<String>,
 }
 
 /// A shared HTTP client: timeouts set, no cookies, no redirects followed (a redirect from an API

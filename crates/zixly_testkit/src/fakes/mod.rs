@@ -8,6 +8,7 @@
 
 pub mod hubspot;
 pub mod oauth;
+pub mod pipedrive;
 pub mod xero;
 
 use std::net::SocketAddr;
