@@ -55,7 +55,13 @@ async function assertLabelled(page) {
 async function assertNoHorizontalScroll(page) {
   const { sw, cw, culprit } = await page.evaluate(() => {
     const cw = document.documentElement.clientWidth;
-    const wide = [...document.querySelectorAll("body *")].filter((el) => el.getBoundingClientRect().right > cw + 1);
+    const clipped = (el) => {
+      for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+        if (["auto", "scroll", "hidden"].includes(getComputedStyle(a).overflowX)) return true;
+      }
+      return false;
+    };
+    const wide = [...document.querySelectorAll("body *")].filter((el) => el.getBoundingClientRect().right > cw + 1 && !clipped(el));
     const culprit = wide.length ? wide[wide.length - 1].outerHTML.slice(0, 200) : "";
     return { sw: document.documentElement.scrollWidth, cw, culprit };
   });
@@ -244,6 +250,7 @@ try {
     assert.equal(r.status(), 403, `VIEWER gets 403 on ${path}`);
   }
   // Posting the invite form anyway (with the VIEWER's own valid CSRF token) is refused.
+  await vpage.goto(`${base}/`);
   const refused = await vpage.evaluate(async (b) => {
     const form = document.querySelector('form[action="/logout"]');
     const csrf = form.querySelector('input[name="_csrf"]').value;
@@ -253,7 +260,7 @@ try {
   assert.equal(refused, 403, "the server refuses a VIEWER's invitation");
 
   log("a form without the CSRF token is refused");
-  const noCsrf = await vpage.evaluate(async (b) => (await fetch(`${b}/logout`, { method: "POST" })).status, base);
+  const noCsrf = await vpage.evaluate(async (b) => (await fetch(`${b}/logout`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "x=1" })).status, base);
   assert.equal(noCsrf, 403);
   await vctx.close();
   await ctx.close();
