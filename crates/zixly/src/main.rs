@@ -53,6 +53,15 @@ enum Command {
     /// Manage users of a tenant.
     #[command(subcommand)]
     User(cmd::user::UserCommand),
+    /// Import a CSV file of financials, lead events or custom metrics into a tenant.
+    #[command(subcommand)]
+    Import(cmd::import::ImportCommand),
+    /// Exchange rates (global reference data).
+    #[command(subcommand)]
+    Fx(cmd::fx::FxCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 fn init_logging(format: &str) {
@@ -85,6 +94,9 @@ fn main() -> ExitCode {
             Command::Db(c) => cmd::db::run(&global, c).await,
             Command::Tenant(c) => cmd::tenant::run(&global, c).await,
             Command::User(c) => cmd::user::run(&global, c).await,
+            Command::Import(c) => cmd::import::run(&global, c).await,
+            Command::Fx(c) => cmd::fx::run(&global, c).await,
+            Command::Bench(c) => cmd::bench::run(&global, c).await,
         }
     });
     match result {

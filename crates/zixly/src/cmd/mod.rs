@@ -1,8 +1,11 @@
+pub mod bench;
 // Wired into `zixly bench` as `BenchCommand::Api` by cmd/bench.rs (the ingest benchmark's file);
 // until then nothing calls it.
 #[allow(dead_code)]
 pub mod bench_api;
 pub mod db;
+pub mod fx;
+pub mod import;
 pub mod server;
 pub mod tenant;
 pub mod user;

@@ -1,2 +1,3 @@
 //! Integration tests of the `zixly` binary: one test binary.
+mod import;
 mod lifecycle;

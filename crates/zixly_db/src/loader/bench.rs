@@ -46,7 +46,8 @@ pub async fn bench_raw_copy(
         .collect();
     client
         .batch_execute(
-            "drop table if exists zixly_bench_copy;
+            "set client_min_messages = warning;
+             drop table if exists zixly_bench_copy;
              create table zixly_bench_copy (like financials including all);",
         )
         .await
@@ -93,31 +94,35 @@ pub async fn bench_raw_copy(
 
 /// (d) The ORM / low-code baseline: per row, "find or create the client" then
 /// `INSERT ... ON CONFLICT DO UPDATE` of the financial row, each a round trip with a prepared
-/// statement, all in one tenant transaction (kinder to the baseline than one transaction per row).
-pub async fn bench_row_by_row(app: &AppDb, tenant: Uuid, rows: &[BenchRow]) -> DbResult<Duration> {
-    let tx = app.begin_tenant(tenant).await?;
-    let client = tx.client();
-    let upsert_client = client
-        .prepare(
-            "insert into client_kpis (tenant_id, client_id, client_name) values ($1, $2, $3)
-             on conflict (tenant_id, client_id) do update set client_name = excluded.client_name
-             returning id",
-        )
-        .await
-        .ctx("preparing")?;
-    let upsert_row = client
-        .prepare(
-            "insert into financials as f (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit,
-                                          cash_flow, currency, source_system)
-             values ($1, $2, $3, $4, $5, $6, $7, 'AUD', 'csv')
-             on conflict (tenant_id, client_kpi_id, record_date, source_system) do update
-                set revenue = excluded.revenue, expenses = excluded.expenses, net_profit = excluded.net_profit,
-                    cash_flow = excluded.cash_flow",
-        )
-        .await
-        .ctx("preparing")?;
+/// statement. With `one_transaction` false every row is its own tenant transaction (autocommit,
+/// what an ORM or an n8n Postgres node does by default); with true all rows share one transaction
+/// (the kindest variant of the loop).
+pub async fn bench_row_by_row(
+    app: &AppDb,
+    tenant: Uuid,
+    rows: &[BenchRow],
+    one_transaction: bool,
+) -> DbResult<Duration> {
+    const CLIENT: &str = "insert into client_kpis (tenant_id, client_id, client_name) values ($1, $2, $3)
+                          on conflict (tenant_id, client_id) do update set client_name = excluded.client_name
+                          returning id";
+    const ROW: &str = "insert into financials as f (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit,
+                                                    cash_flow, currency, source_system)
+                       values ($1, $2, $3, $4, $5, $6, $7, 'AUD', 'csv')
+                       on conflict (tenant_id, client_kpi_id, record_date, source_system) do update
+                          set revenue = excluded.revenue, expenses = excluded.expenses, net_profit = excluded.net_profit,
+                              cash_flow = excluded.cash_flow";
     let started = Instant::now();
+    let mut tx = Some(app.begin_tenant(tenant).await?);
     for row in rows {
+        let current = match tx.take() {
+            Some(t) => t,
+            None => app.begin_tenant(tenant).await?,
+        };
+        let client = current.client();
+        // Prepared once per connection and cached by the pool's statement cache.
+        let upsert_client = client.prepare_cached(CLIENT).await.ctx("preparing")?;
+        let upsert_row = client.prepare_cached(ROW).await.ctx("preparing")?;
         let id: Uuid = client
             .query_one(&upsert_client, &[&tenant, &row.client_id, &row.client_name])
             .await
@@ -139,7 +144,14 @@ pub async fn bench_row_by_row(app: &AppDb, tenant: Uuid, rows: &[BenchRow]) -> D
             )
             .await
             .ctx("row-by-row insert")?;
+        if one_transaction {
+            tx = Some(current);
+        } else {
+            current.commit().await?;
+        }
     }
-    tx.commit().await?;
+    if let Some(t) = tx {
+        t.commit().await?;
+    }
     Ok(started.elapsed())
 }
