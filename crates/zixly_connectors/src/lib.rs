@@ -15,6 +15,7 @@
 //! count), [`ConnectorError::Unauthorized`] (refresh, then give up), [`ConnectorError::Transient`]
 //! (retry with backoff), [`ConnectorError::Permanent`] (stop and show the admin).
 
+pub mod asana;
 pub mod http;
 pub mod hubspot;
 pub mod oauth;

@@ -12,6 +12,7 @@ use zixly_crypto::SecretString;
 use zixly_testkit::fakes::oauth::Fault;
 use zixly_testkit::fakes::{hubspot::FakeHubspot, xero::FakeXero};
 
+mod asana;
 mod pipedrive;
 
 const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";

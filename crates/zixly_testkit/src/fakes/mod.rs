@@ -6,6 +6,7 @@
 //! The fakes are independent of `zixly_connectors` on purpose: they are written from the provider
 //! facts, so a connector that misreads a shape fails against them.
 
+pub mod asana;
 pub mod hubspot;
 pub mod oauth;
 pub mod pipedrive;
