@@ -125,6 +125,8 @@ impl Database {
 
     /// Stops the embedded cluster if this process started it.
     pub async fn close(self) -> Result<()> {
+        self.app.close();
+        self.system.close();
         if let Some(running) = self.embedded {
             running.stop().await.context("stopping the embedded PostgreSQL")?;
         }

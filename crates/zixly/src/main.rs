@@ -5,6 +5,7 @@
 //! per command.
 
 mod cmd;
+mod demo;
 mod env;
 
 use std::path::PathBuf;

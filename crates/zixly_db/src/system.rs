@@ -34,7 +34,10 @@ pub struct TenantSummary {
 
 impl SystemDb {
     pub fn connect(url: &str, max_size: usize) -> DbResult<Self> {
-        Ok(SystemDb { pool: build_pool(url, max_size, "zixly-system")?, url: url.into() })
+        Ok(SystemDb {
+            pool: build_pool(url, max_size, "zixly-system")?,
+            url: url.into(),
+        })
     }
 
     pub(crate) fn pool(&self) -> &Pool {
@@ -45,7 +48,17 @@ impl SystemDb {
         &self.url
     }
 
-    pub async fn create_tenant(&self, name: &str, base_currency: CurrencyCode, time_zone: &str) -> DbResult<Uuid> {
+    /// Closes the pool (see [`crate::AppDb::close`]).
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        base_currency: CurrencyCode,
+        time_zone: &str,
+    ) -> DbResult<Uuid> {
         let client = self.pool.get().await?;
         let id = Uuid::now_v7();
         client
@@ -96,7 +109,10 @@ impl SystemDb {
     /// Deletes a tenant and, by cascade, everything it owns. Returns false when no such tenant.
     pub async fn delete_tenant(&self, id: Uuid) -> DbResult<bool> {
         let client = self.pool.get().await?;
-        let n = client.execute("delete from tenants where id = $1", &[&id]).await.ctx("deleting tenant")?;
+        let n = client
+            .execute("delete from tenants where id = $1", &[&id])
+            .await
+            .ctx("deleting tenant")?;
         Ok(n == 1)
     }
 }

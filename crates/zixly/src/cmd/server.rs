@@ -91,13 +91,14 @@ async fn run_server(global: &Global, listen: SocketAddr, web: &WebArgs, create_d
 }
 
 async fn serve_until_signal(global: &Global, db: &Database, listen: SocketAddr, web: &WebArgs, create_demo: bool) -> Result<()> {
-    if create_demo {
-        create_demo_tenant_if_empty(global, db, listen).await?;
-    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (is another server using it? try --listen 127.0.0.1:0)"))?;
     let bound = listener.local_addr()?;
+    if create_demo {
+        // After binding, so the printed login URL has the real port.
+        create_demo_tenant_if_empty(global, db, bound).await?;
+    }
     let state = web.state(db.app.clone(), bound)?;
     tracing::info!(address = %bound, "serving HTTP");
     println!("Zixly is ready at http://{bound}  (Ctrl-C to stop)");
@@ -136,8 +137,10 @@ async fn create_demo_tenant_if_empty(global: &Global, db: &Database, listen: Soc
     let tx = db.app.begin_tenant(tenant).await?;
     tx.insert_user(email, Role::Admin, Some(&hash)).await?;
     tx.commit().await?;
+    let rows = crate::demo::load(&db.app, tenant).await?;
+    tracing::info!(rows, "loaded demo data");
     let note = format!(
-        "Demo tenant \"Demo Agency\" ({tenant}) created.\nLog in at http://{listen}/login\n  email:    {email}\n  password: {password}\n"
+        "Demo tenant \"Demo Agency\" ({tenant}) created with sample clients and a year of data.\nLog in at http://{listen}/login\n  email:    {email}\n  password: {password}\n"
     );
     println!("{note}");
     if external_url().is_none() {
