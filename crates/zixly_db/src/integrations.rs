@@ -228,7 +228,8 @@ impl TenantTx {
     }
 
     /// Records a sync attempt's end for the integration. A failure increments
-    /// `consecutive_failures` and, at `error_after` failures or when `permanent`, sets ERROR.
+    /// `consecutive_failures` and, at `error_after` failures or when `permanent`, sets ERROR; a
+    /// success (a manual retry after the cause was fixed) turns ERROR back into ACTIVE.
     pub async fn record_integration_sync(
         &self,
         id: Uuid,
@@ -244,6 +245,7 @@ impl TenantTx {
                         consecutive_failures = case when $3::text is null then 0 else consecutive_failures + 1 end,
                         status = case
                             when status = 'DISABLED' then status
+                            when $3::text is null and status = 'ERROR' then 'ACTIVE'::integration_status
                             when $3::text is null then status
                             when $4 or consecutive_failures + 1 >= $5 then 'ERROR'::integration_status
                             else status end

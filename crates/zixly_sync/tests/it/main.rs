@@ -1,4 +1,6 @@
-//! Token storage and refresh against the fake Xero and a real database.
+//! Token storage and refresh against the fake Xero and a real database; the sync engine (`sync`).
+
+mod sync;
 
 use std::collections::HashMap;
 

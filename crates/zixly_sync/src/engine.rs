@@ -1,0 +1,362 @@
+//! The `sync` job and the scheduler.
+//!
+//! Jobs: kind [`SYNC_JOB`], args `{"integration_id": "...", "manual": bool}`, unique key = the
+//! integration id (at most one sync per integration queued or running, across all workers).
+//!
+//! Decisions:
+//! - **Who may run.** Scheduled runs only sync ACTIVE integrations; a manual run (API, CLI) also
+//!   syncs one in ERROR (the admin retries after fixing the cause). DISABLED never syncs, PENDING
+//!   (never connected) fails with "not connected".
+//! - **Outcomes.** Success clears `last_error` and `consecutive_failures` and sets
+//!   `last_sync_at`. A rate limit snoozes the job for the provider's `Retry-After` without
+//!   counting an attempt or a failure. A transient failure (5xx, timeouts, database) counts one
+//!   failure and is retried with backoff; after [`SyncConfig::error_after`] consecutive failures
+//!   the integration is ERROR and the job is discarded. A permanent failure (`invalid_grant`, 401
+//!   after a refresh, other 4xx, unloadable data, provider not configured) sets ERROR at once.
+//!   `last_error` is the readable reason; it never contains a token.
+//! - **Scheduling.** [`SyncEngine::schedule_due`] runs periodically inside every worker; it
+//!   enqueues each ACTIVE integration whose `last_sync_at + sync_interval` has passed and that has
+//!   no live job, delayed by a random jitter so that integrations connected together do not all
+//!   hit the providers at the same second. Several workers may schedule at once: the unique key
+//!   makes the second enqueue a no-op.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use uuid::Uuid;
+use zixly_connectors::{ConnectorError, Provider, ProviderConfig};
+use zixly_crypto::{Keyring, SecretString};
+use zixly_db::integrations::Integration;
+use zixly_db::queue::{Enqueued, Job, NewJob};
+use zixly_db::{AppDb, DbResult, SystemDb, TenantTx};
+use zixly_queue::{JobError, Worker};
+
+use crate::{providers, tokens, SyncError};
+
+/// The job kind.
+pub const SYNC_JOB: &str = "sync";
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// How often the scheduler looks for due integrations.
+    pub schedule_every: Duration,
+    /// Scheduled jobs start after a random delay up to this long.
+    pub max_jitter: Duration,
+    /// Consecutive failed attempts before the integration is put in ERROR.
+    pub error_after: i32,
+    /// Attempts of one job (transient failures).
+    pub max_attempts: i32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            schedule_every: Duration::from_secs(60),
+            max_jitter: Duration::from_secs(120),
+            error_after: 3,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// The job's arguments.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct SyncArgs {
+    pub integration_id: Uuid,
+    #[serde(default)]
+    pub manual: bool,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunSummary {
+    /// `sync_runs` rows written by the loads of this run.
+    pub sync_run_ids: Vec<Uuid>,
+    pub rows_read: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Rows removed because the provider removed their source (voids, deletions, archived deals).
+    pub deleted: u64,
+    /// Provider records that could not be mapped (e.g. deals without a company).
+    pub skipped: u64,
+    /// Set when the run did nothing on purpose (disabled, not active).
+    pub not_run: Option<String>,
+}
+
+/// Everything a provider runner gets.
+pub struct SyncCtx<'a> {
+    pub app: &'a AppDb,
+    pub http: &'a reqwest::Client,
+    pub config: &'a ProviderConfig,
+    pub provider: Provider,
+    pub tenant_id: Uuid,
+    pub integration: &'a Integration,
+    /// The cursor of the integration's latest successful run (`{}` when none).
+    pub cursor: serde_json::Value,
+}
+
+impl SyncCtx<'_> {
+    /// A string setting of the integration.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.integration.settings.get(key).and_then(|v| v.as_str())
+    }
+}
+
+struct Inner {
+    app: AppDb,
+    keyring: Arc<Keyring>,
+    http: reqwest::Client,
+    providers: HashMap<Provider, ProviderConfig>,
+    config: SyncConfig,
+}
+
+/// The sync engine: cheap to clone.
+#[derive(Clone)]
+pub struct SyncEngine {
+    inner: Arc<Inner>,
+}
+
+impl SyncEngine {
+    pub fn new(
+        app: AppDb,
+        keyring: Arc<Keyring>,
+        providers: Vec<ProviderConfig>,
+        config: SyncConfig,
+    ) -> SyncEngine {
+        SyncEngine {
+            inner: Arc::new(Inner {
+                app,
+                keyring,
+                http: zixly_connectors::http_client(),
+                providers: providers.into_iter().map(|p| (p.provider, p)).collect(),
+                config,
+            }),
+        }
+    }
+
+    /// Every provider configured through `ZIXLY_<P>_*` in the process environment.
+    pub fn providers_from_env() -> Result<Vec<ProviderConfig>, String> {
+        let mut out = Vec::new();
+        for p in Provider::ALL {
+            if let Some(c) = ProviderConfig::from_env(p)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn provider_config(&self, provider: Provider) -> Option<&ProviderConfig> {
+        self.inner.providers.get(&provider)
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Registers the `sync` handler and the scheduler on `worker`.
+    pub fn register(&self, worker: &mut Worker, system: SystemDb) {
+        let engine = self.clone();
+        worker.register(SYNC_JOB, move |job: Job| {
+            let engine = engine.clone();
+            async move { engine.handle(job).await }
+        });
+        let engine = self.clone();
+        worker.every(self.inner.config.schedule_every, move || {
+            let (engine, system) = (engine.clone(), system.clone());
+            async move {
+                match engine.schedule_due(&system).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(enqueued = n, "scheduled integration syncs"),
+                    Err(e) => tracing::warn!(error = %e, "scheduling syncs failed"),
+                }
+            }
+        });
+    }
+
+    /// **Cross-tenant.** Enqueues a sync for every due integration; returns how many were new.
+    pub async fn schedule_due(&self, system: &SystemDb) -> DbResult<usize> {
+        let mut n = 0;
+        for due in system.due_integrations().await? {
+            let jitter_ms = self.inner.config.max_jitter.as_millis() as i64;
+            let delay = if jitter_ms > 0 {
+                rand::thread_rng().gen_range(0..=jitter_ms)
+            } else {
+                0
+            };
+            let mut job = self.job(due.id, false);
+            job.scheduled_at = Some(chrono::Utc::now() + chrono::Duration::milliseconds(delay));
+            if matches!(
+                system.enqueue_job(due.tenant_id, &job).await?,
+                Enqueued::New(_)
+            ) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn job(&self, integration_id: Uuid, manual: bool) -> NewJob {
+        sync_job(integration_id, manual, self.inner.config.max_attempts)
+    }
+
+    /// The job handler: one run, its outcome mapped onto the job and the integration.
+    async fn handle(&self, job: Job) -> Result<(), JobError> {
+        let args: SyncArgs = serde_json::from_value(job.args.clone())
+            .map_err(|e| JobError::Discard(anyhow::anyhow!("bad sync job arguments: {e}")))?;
+        match self
+            .run(job.tenant_id, args.integration_id, args.manual)
+            .await
+        {
+            Ok(summary) => {
+                tracing::info!(tenant_id = %job.tenant_id, integration_id = %args.integration_id,
+                    inserted = summary.inserted, updated = summary.updated, unchanged = summary.unchanged,
+                    deleted = summary.deleted, not_run = ?summary.not_run, "sync finished");
+                Ok(())
+            }
+            Err(SyncError::Connector(ConnectorError::RateLimited { retry_after })) => {
+                Err(JobError::Snooze(retry_after))
+            }
+            Err(e) => {
+                let permanent = e.is_permanent();
+                let now_error = self
+                    .record_failure(job.tenant_id, args.integration_id, &e, permanent)
+                    .await
+                    .unwrap_or(false);
+                let err = anyhow::anyhow!("{e}");
+                if permanent || now_error {
+                    Err(JobError::Discard(err))
+                } else {
+                    Err(JobError::Retry(err))
+                }
+            }
+        }
+    }
+
+    /// Records a failed run; returns whether the integration is now in ERROR.
+    async fn record_failure(
+        &self,
+        tenant_id: Uuid,
+        integration_id: Uuid,
+        error: &SyncError,
+        permanent: bool,
+    ) -> DbResult<bool> {
+        let tx = self.inner.app.begin_tenant(tenant_id).await?;
+        let message = match error {
+            SyncError::Connector(ConnectorError::Permanent(m)) if m.contains("invalid_grant") => {
+                format!("re-authorisation needed: {error}")
+            }
+            _ => error.to_string(),
+        };
+        tx.record_integration_sync(
+            integration_id,
+            Some(&message),
+            permanent,
+            self.inner.config.error_after,
+        )
+        .await?;
+        let status = tx.integration(integration_id).await?.map(|i| i.status);
+        tx.commit().await?;
+        Ok(status.as_deref() == Some("ERROR"))
+    }
+
+    /// Runs one sync of one integration now, in this task (the job handler's body).
+    pub async fn run(
+        &self,
+        tenant_id: Uuid,
+        integration_id: Uuid,
+        manual: bool,
+    ) -> Result<RunSummary, SyncError> {
+        let app = &self.inner.app;
+        let tx = app.begin_tenant(tenant_id).await?;
+        let Some(integration) = tx.integration(integration_id).await? else {
+            tx.commit().await?;
+            return Ok(not_run("the integration no longer exists"));
+        };
+        let cursor = tx.last_sync_cursor(integration_id).await?;
+        tx.commit().await?;
+        match integration.status.as_str() {
+            "DISABLED" => return Ok(not_run("the integration is disabled")),
+            "ACTIVE" => {}
+            "ERROR" if manual => {}
+            "PENDING" => return Err(SyncError::NotConnected),
+            other => return Ok(not_run(&format!("the integration is {other}"))),
+        }
+        let provider = Provider::parse(&integration.provider)
+            .ok_or_else(|| SyncError::Load(format!("unknown provider {}", integration.provider)))?;
+        let config = self
+            .inner
+            .providers
+            .get(&provider)
+            .ok_or(SyncError::NotConfigured(provider))?;
+        let ctx = SyncCtx {
+            app,
+            http: &self.inner.http,
+            config,
+            provider,
+            tenant_id,
+            integration: &integration,
+            cursor: cursor.unwrap_or_else(|| serde_json::json!({})),
+        };
+        let summary = providers::run(&ctx, |rejected| self.token(&ctx, rejected)).await?;
+        let tx = app.begin_tenant(tenant_id).await?;
+        tx.record_integration_sync(integration_id, None, false, self.inner.config.error_after)
+            .await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn token(
+        &self,
+        ctx: &SyncCtx<'_>,
+        rejected: Option<SecretString>,
+    ) -> Result<SecretString, SyncError> {
+        tokens::access_token(
+            ctx.app,
+            &self.inner.keyring,
+            ctx.http,
+            ctx.config,
+            ctx.tenant_id,
+            ctx.integration.id,
+            rejected.as_ref(),
+        )
+        .await
+    }
+}
+
+fn not_run(reason: &str) -> RunSummary {
+    RunSummary {
+        not_run: Some(reason.into()),
+        ..RunSummary::default()
+    }
+}
+
+/// The job that syncs `integration_id` (unique per integration).
+pub fn sync_job(integration_id: Uuid, manual: bool, max_attempts: i32) -> NewJob {
+    NewJob {
+        unique_key: Some(integration_id.to_string()),
+        max_attempts,
+        ..NewJob::new(
+            SYNC_JOB,
+            serde_json::to_value(SyncArgs {
+                integration_id,
+                manual,
+            })
+            .expect("serializable"),
+        )
+    }
+}
+
+/// Enqueues a manual sync in the caller's tenant transaction (API, CLI); a sync already queued or
+/// running for the integration is returned as `Enqueued::Duplicate`.
+pub async fn enqueue_sync(tx: &TenantTx, integration_id: Uuid) -> DbResult<Enqueued> {
+    let mut job = sync_job(integration_id, true, SyncConfig::default().max_attempts);
+    job.priority = 1;
+    tx.enqueue_job(&job).await
+}

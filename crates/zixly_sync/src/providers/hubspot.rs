@@ -1,0 +1,130 @@
+//! HubSpot runner: companies → clients, deals → `lead_events`.
+//!
+//! Decisions (issue 5):
+//! - **Full listing, idempotent load.** Every run lists pipelines, companies and deals (live and
+//!   `archived=true`: archiving does not bump `hs_lastmodifieddate`, so only the archived listing
+//!   reveals it). The loader's `IS DISTINCT FROM` upsert makes an unchanged deal a no-op, so a run
+//!   without changes writes nothing. The cursor `{"synced_at": ...}` is recorded for a future
+//!   search-based incremental mode (`POST /crm/v3/objects/deals/search` on
+//!   `hs_lastmodifieddate`), which the connector does not implement yet.
+//! - **Removals.** Lead events of archived deals are deleted; for every live deal, events the
+//!   deal no longer has (a stage entry gone, the deal moved to another company) are pruned.
+//! - **Stale.** `settings.stale_after_days` = `{"<pipeline id>": days}`; pipelines not listed
+//!   never go stale.
+//! - Deals without an associated company have no client: skipped and counted.
+//! - Rows that fail validation (e.g. a deal currency without an exchange rate) are skipped and
+//!   reported in the run's `sync_runs.errors` (`skip_invalid`): one bad deal does not block all.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use zixly_connectors::hubspot::{self, HubspotClient};
+use zixly_crypto::SecretString;
+use zixly_db::loader::{self, Input, LoadOptions};
+use zixly_domain::ingest::{IngestRow, LeadEventRow, ValidRow};
+
+use crate::engine::{RunSummary, SyncCtx};
+use crate::SyncError;
+
+pub const SOURCE: &str = "hubspot";
+
+pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunSummary, SyncError> {
+    // 1. Fetch (no writes).
+    let client = HubspotClient::new(ctx.http.clone(), &ctx.config.api_url, token.clone());
+    let pipelines = client.pipelines().await?;
+    let companies = client.companies().await?;
+    let live = client.deals(false).await?;
+    let archived = client.deals(true).await?;
+    let started = Utc::now();
+
+    let stale: HashMap<String, i64> = ctx
+        .integration
+        .settings
+        .get("stale_after_days")
+        .and_then(|v| v.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_i64().map(|d| (k.clone(), d)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let names: HashMap<&str, &str> = companies
+        .iter()
+        .filter_map(|c| c.prop("name").map(|n| (c.id.as_str(), n)))
+        .collect();
+    let (events, skipped) = hubspot::lead_events(&live, &pipelines, &stale, started);
+
+    // 2. Load.
+    let ingest = loader::ingest_context(ctx.app, ctx.tenant_id, SOURCE).await?;
+    let mut inputs: Vec<Input<LeadEventRow>> = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let line = i as u64 + 1;
+        let at = e.event_date.to_rfc3339();
+        let value = e.value.map(|v| v.to_string());
+        let mut fields = vec![
+            ("client_id", e.client_id.as_str()),
+            ("event_date", at.as_str()),
+            ("lead_id", e.lead_id.as_str()),
+            ("stage", e.stage.as_str()),
+            ("status", e.status),
+            ("source_system", SOURCE),
+        ];
+        if let Some(n) = names.get(e.client_id.as_str()) {
+            fields.push(("client_name", n));
+        }
+        if let Some(v) = &value {
+            fields.push(("value", v.as_str()));
+        }
+        if let Some(c) = &e.currency {
+            fields.push(("currency", c.as_str()));
+        }
+        inputs.push(match LeadEventRow::parse_named(&fields, line, &ingest) {
+            Ok(row) => Input::Row(ValidRow { line, row }),
+            Err(e) => Input::Invalid(e),
+        });
+    }
+    let options = LoadOptions {
+        integration_id: Some(ctx.integration.id),
+        skip_invalid: true,
+        cursor: Some(serde_json::json!({"synced_at": started.to_rfc3339()})),
+        ..LoadOptions::new(SOURCE)
+    };
+    let report = loader::load(
+        ctx.app,
+        ctx.tenant_id,
+        &options,
+        futures_util::stream::iter(inputs),
+        None,
+    )
+    .await?;
+
+    // 3. Removals: archived deals, and events live deals no longer have.
+    let archived_ids: Vec<String> = archived.iter().map(|d| d.id.clone()).collect();
+    let live_ids: Vec<String> = live.iter().map(|d| d.id.clone()).collect();
+    let keep: Vec<(String, String, String, chrono::DateTime<Utc>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.lead_id.clone(),
+                e.client_id.clone(),
+                e.stage.clone(),
+                e.event_date,
+            )
+        })
+        .collect();
+    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+    let mut deleted = tx.delete_leads(SOURCE, &archived_ids).await?;
+    deleted += tx.prune_lead_events(SOURCE, &live_ids, &keep).await?;
+    tx.commit().await?;
+
+    Ok(RunSummary {
+        sync_run_ids: vec![report.sync_run_id],
+        rows_read: (live.len() + archived.len()) as u64,
+        inserted: report.inserted,
+        updated: report.updated,
+        unchanged: report.unchanged,
+        deleted,
+        skipped: skipped as u64 + report.rejected,
+        not_run: None,
+    })
+}
