@@ -18,6 +18,7 @@
 pub mod asana;
 pub mod http;
 pub mod hubspot;
+pub mod myob;
 pub mod oauth;
 pub mod pipedrive;
 pub mod xero;

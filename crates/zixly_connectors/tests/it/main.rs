@@ -13,6 +13,7 @@ use zixly_testkit::fakes::oauth::Fault;
 use zixly_testkit::fakes::{hubspot::FakeHubspot, xero::FakeXero};
 
 mod asana;
+mod myob;
 mod pipedrive;
 
 const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";

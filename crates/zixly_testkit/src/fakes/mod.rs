@@ -8,6 +8,7 @@
 
 pub mod asana;
 pub mod hubspot;
+pub mod myob;
 pub mod oauth;
 pub mod pipedrive;
 pub mod xero;

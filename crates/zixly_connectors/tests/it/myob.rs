@@ -1,0 +1,284 @@
+//! MYOB AccountRight connector against the fake MYOB.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde_json::json;
+use zixly_connectors::myob::{self, MyobClient, MyobRead};
+use zixly_connectors::{http_client, ConnectorError, Provider, ProviderConfig, TokenSet};
+use zixly_testkit::fakes::myob::{FakeMyob, CLIENT_ID, CLIENT_SECRET};
+use zixly_testkit::fakes::oauth::Fault;
+
+use super::{config, connect, REDIRECT};
+
+async fn setup() -> (FakeMyob, ProviderConfig, TokenSet) {
+    let fake = FakeMyob::start().await;
+    let cfg = config(
+        Provider::Myob,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        fake.auth_url(),
+        fake.token_url(),
+        &fake.api_url(),
+    );
+    let tokens = connect(&cfg).await;
+    (fake, cfg, tokens)
+}
+
+fn seed(fake: &FakeMyob) {
+    fake.upsert("cf-1", "Contact/Customer", json!({"UID": "c1", "CompanyName": "Acme Pty Ltd", "IsIndividual": false, "DisplayID": "CUS001", "IsActive": true}));
+    fake.upsert("cf-1", "Contact/Customer", json!({"UID": "c2", "CompanyName": "Globex", "IsIndividual": false, "DisplayID": "CUS002", "IsActive": true}));
+    fake.upsert("cf-1", "GeneralLedger/Job", json!({"UID": "j1", "Number": "100", "Name": "Acme website", "LinkedCustomer": {"UID": "c1", "Name": "Acme Pty Ltd"}}));
+    fake.upsert(
+        "cf-1",
+        "GeneralLedger/Job",
+        json!({"UID": "j2", "Number": "200", "Name": "Globex", "LinkedCustomer": null}),
+    );
+    // 1500 invoices: 110 incl. 10 tax each, on 2024-03-01 (c1) and 2024-03-02 (c2).
+    for i in 0..1500 {
+        let (c, day) = if i % 2 == 0 {
+            ("c1", "01")
+        } else {
+            ("c2", "02")
+        };
+        fake.upsert("cf-1", "Sale/Invoice", json!({"UID": format!("inv-{i}"), "Number": format!("{i:08}"),
+            "Date": format!("2024-03-{day}T00:00:00"), "Customer": {"UID": c, "Name": c}, "Status": "Open",
+            "IsTaxInclusive": false, "Subtotal": 100.0, "TotalTax": 10.0, "TotalAmount": 110.0, "BalanceDueAmount": 110.0}));
+    }
+    fake.upsert("cf-1", "Purchase/Bill", json!({"UID": "b1", "Date": "2024-03-03T00:00:00", "Supplier": {"UID": "s1", "Name": "Supplies"},
+        "Status": "Open", "IsTaxInclusive": false, "Subtotal": 300, "TotalTax": 30, "TotalAmount": 330,
+        "Lines": [{"Type": "Transaction", "Total": 200, "Job": {"UID": "j1", "Number": "100", "Name": "Acme website"}},
+                  {"Type": "Transaction", "Total": 100, "Job": {"UID": "j2", "Number": "200", "Name": "Globex"}}]}));
+    fake.upsert(
+        "cf-1",
+        "Sale/CustomerPayment",
+        json!({"UID": "p1", "Date": "2024-03-04T00:00:00",
+        "Customer": {"UID": "c1", "Name": "Acme Pty Ltd"}, "AmountReceived": 110.0}),
+    );
+    fake.upsert(
+        "cf-1",
+        "Banking/ReceiveMoneyTxn",
+        json!({"UID": "r1", "Date": "2024-03-04T00:00:00",
+        "Contact": {"UID": "c2", "Name": "Globex", "Type": "Customer"}, "AmountReceived": 20.0}),
+    );
+    fake.tick(chrono::Duration::minutes(5));
+}
+
+/// Sums per (client, day) as the caller would store them.
+fn per_day(read: &MyobRead) -> HashMap<(String, String), (Decimal, Decimal, Decimal)> {
+    let mut m: HashMap<(String, String), (Decimal, Decimal, Decimal)> = HashMap::new();
+    for c in &read.contributions {
+        let e = m
+            .entry((c.client_id.clone(), c.date.to_string()))
+            .or_default();
+        e.0 += c.revenue;
+        e.1 += c.expenses;
+        e.2 += c.cash_flow;
+    }
+    m
+}
+
+fn key(c: &str, d: &str) -> (String, String) {
+    (c.to_string(), d.to_string())
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn myob_company_file_full_incremental_and_deletions() {
+    let (fake, cfg, tokens) = setup().await;
+
+    // The authorize redirect names the company file.
+    let url = cfg.authorize_url("s", REDIRECT, None);
+    let response = http_client().get(&url).send().await.unwrap();
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.contains("businessId=cf-1"), "{location}");
+
+    fake.data
+        .lock()
+        .unwrap()
+        .company_files
+        .push(("cf-2".into(), "Second".into()));
+    let files = myob::company_files(
+        &http_client(),
+        &cfg.api_url,
+        &cfg.client_id,
+        &tokens.access_token,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        myob::choose_company_file(&files, None),
+        Err(ConnectorError::Permanent(_))
+    ));
+    let cf = myob::choose_company_file(&files, Some("cf-1")).unwrap();
+
+    // Without MYOB's headers the API refuses.
+    let bare = http_client()
+        .get(format!("{}/cf-1/Sale/Invoice", cfg.api_url))
+        .bearer_auth(tokens.access_token.expose())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 403);
+
+    seed(&fake);
+    let client = MyobClient::new(
+        http_client(),
+        &cfg.api_url,
+        &cfg.client_id,
+        tokens.access_token.clone(),
+        &cf.id,
+    );
+    let full = client.read(None, fake.now()).await.unwrap();
+    // customers 1 + jobs 1 + invoices 1000/500 + bills 1 + payments 1 + receive 1 + spend 1
+    assert_eq!(client.calls.load(Ordering::Relaxed), 8);
+    assert!(full.complete);
+    assert_eq!(full.clients.len(), 2);
+    assert_eq!(full.clients[0].name.as_deref(), Some("Acme Pty Ltd"));
+    let days = per_day(&full);
+    assert_eq!(
+        days[&key("c1", "2024-03-01")].0,
+        dec("75000"),
+        "750 x 100 ex tax"
+    );
+    assert_eq!(days[&key("c2", "2024-03-02")].0, dec("75000"));
+    assert_eq!(days[&key("c1", "2024-03-03")].1, dec("200"));
+    assert_eq!(
+        days[&key("c2", "2024-03-03")].1,
+        dec("100"),
+        "job matched by name"
+    );
+    assert_eq!(days[&key("c1", "2024-03-04")].2, dec("110"));
+    assert_eq!(days[&key("c2", "2024-03-04")].2, dec("20"));
+    let cursor = full.cursor.unwrap();
+
+    // Later: one invoice changes, one is deleted, money is spent for Globex.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert("cf-1", "Sale/Invoice", json!({"UID": "inv-0", "Number": "00000000", "Date": "2024-03-01T00:00:00",
+        "Customer": {"UID": "c1"}, "Status": "Open", "Subtotal": 200.0, "TotalTax": 20.0, "TotalAmount": 220.0}));
+    fake.delete("cf-1", "Sale/Invoice", "inv-2");
+    fake.upsert(
+        "cf-1",
+        "Banking/SpendMoneyTxn",
+        json!({"UID": "sp1", "Date": "2024-03-06T00:00:00",
+        "Contact": {"UID": "c2", "Name": "Globex", "Type": "Customer"}, "AmountPaid": 12.5}),
+    );
+    fake.tick(chrono::Duration::minutes(5));
+
+    let before = client.calls.load(Ordering::Relaxed);
+    let inc = client.read(Some(cursor), fake.now()).await.unwrap();
+    assert_eq!(
+        client.calls.load(Ordering::Relaxed) - before,
+        7,
+        "one page each"
+    );
+    assert!(!inc.complete);
+    let docs: Vec<&str> = inc
+        .contributions
+        .iter()
+        .map(|c| c.document_id.as_str())
+        .collect();
+    assert_eq!(docs, ["inv-0", "sp1"]);
+    assert_eq!(inc.contributions[0].revenue, dec("200"));
+    assert_eq!(inc.contributions[1].cash_flow, dec("-12.5"));
+    assert!(inc.cursor.unwrap() > cursor);
+
+    // The deleted invoice is absent from the next full read (the complete set).
+    let again = client.read(None, fake.now()).await.unwrap();
+    assert!(again.contributions.iter().all(|c| c.document_id != "inv-2"));
+    assert_eq!(
+        per_day(&again)[&key("c1", "2024-03-01")].0,
+        dec("75000") + dec("100") - dec("100"),
+        "inv-0 doubled, inv-2 gone"
+    );
+}
+
+#[tokio::test]
+async fn myob_failures_rotation_and_rate_limits() {
+    let (fake, cfg, tokens) = setup().await;
+    seed(&fake);
+    let client = MyobClient::new(
+        http_client(),
+        &cfg.api_url,
+        &cfg.client_id,
+        tokens.access_token.clone(),
+        "cf-1",
+    );
+    // Expiry after three answers: between the two pages of invoices.
+    fake.expire_tokens_after(3);
+    let err = client.read(None, fake.now()).await.unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::Unauthorized(ref m) if m.contains("OAuthTokenIsInvalid")),
+        "{err:?}"
+    );
+    assert_eq!(client.calls.load(Ordering::Relaxed), 4);
+    assert!(!format!("{err}").contains(tokens.access_token.expose()));
+
+    // Every refresh rotates the refresh token; the old one is refused afterwards.
+    let rt = tokens.refresh_token.clone().unwrap();
+    let fresh = cfg.refresh(&http_client(), &rt).await.unwrap();
+    assert_ne!(fresh.refresh_token.as_ref().unwrap().expose(), rt.expose());
+    assert_eq!(
+        cfg.refresh(&http_client(), &rt).await.unwrap_err(),
+        ConnectorError::Permanent("token endpoint refused: invalid_grant".into())
+    );
+    let client = MyobClient::new(
+        http_client(),
+        &cfg.api_url,
+        &cfg.client_id,
+        fresh.access_token.clone(),
+        "cf-1",
+    );
+    assert_eq!(
+        client
+            .list::<serde_json::Value>("Sale/Invoice", None)
+            .await
+            .unwrap()
+            .len(),
+        1500
+    );
+
+    // MYOB's 403 RateLimitError, per second and daily.
+    fake.oauth.inject(Fault::RateLimited { retry_after: 0 });
+    assert_eq!(
+        client.read(None, fake.now()).await.unwrap_err(),
+        ConnectorError::RateLimited {
+            retry_after: Duration::from_secs(1)
+        }
+    );
+    fake.data.lock().unwrap().daily_limit_reached = true;
+    assert_eq!(
+        client.read(None, fake.now()).await.unwrap_err(),
+        ConnectorError::RateLimited {
+            retry_after: Duration::from_secs(3600)
+        }
+    );
+    fake.data.lock().unwrap().daily_limit_reached = false;
+    for code in [500, 504] {
+        fake.oauth.inject(Fault::Status(code));
+        assert!(
+            matches!(
+                client.read(None, fake.now()).await.unwrap_err(),
+                ConnectorError::Transient(_)
+            ),
+            "{code}"
+        );
+    }
+    // A company file the token cannot reach is a permanent error.
+    let other = MyobClient::new(
+        http_client(),
+        &cfg.api_url,
+        &cfg.client_id,
+        fresh.access_token,
+        "cf-x",
+    );
+    assert!(matches!(
+        other.read(None, fake.now()).await.unwrap_err(),
+        ConnectorError::Permanent(_)
+    ));
+}
