@@ -7,7 +7,8 @@
 //!   is used.
 //! - [`oauth`]: authorize URLs with state and PKCE, code exchange, refresh, revocation.
 //! - [`http`]: sending a request and classifying the answer into [`ConnectorError`].
-//! - [`xero`], [`hubspot`]: the provider APIs and their normalization into per-client records.
+//! - [`xero`], [`hubspot`], [`pipedrive`], [`asana`], [`myob`]: the provider APIs and their
+//!   normalization into per-client records ([`ClientRecord`], contributions, lead events, metrics).
 //!
 //! Invariants: tokens travel as [`zixly_crypto::SecretString`] and never appear in errors or logs
 //! (error messages carry status codes and the provider's error *code*, never request headers);
