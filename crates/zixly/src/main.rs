@@ -63,6 +63,13 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Run background jobs (integration syncs and their scheduler) without serving HTTP.
+    Worker(cmd::worker::WorkerArgs),
+    /// Sync one integration of a tenant now.
+    Sync(cmd::sync::SyncArgs),
+    /// Encryption keys of stored provider tokens.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
 }
 
 fn init_logging(format: &str) {
@@ -98,6 +105,9 @@ fn main() -> ExitCode {
             Command::Import(c) => cmd::import::run(&global, c).await,
             Command::Fx(c) => cmd::fx::run(&global, c).await,
             Command::Bench(c) => cmd::bench::run(&global, c).await,
+            Command::Worker(a) => cmd::worker::run(&global, a).await,
+            Command::Sync(a) => cmd::sync::run(&global, a).await,
+            Command::Keys(c) => cmd::keys::run(&global, c).await,
         }
     });
     match result {

@@ -102,7 +102,18 @@ async fn serve_until_signal(global: &Global, db: &Database, listen: SocketAddr, 
     let state = web.state(db.app.clone(), bound)?;
     tracing::info!(address = %bound, "serving HTTP");
     println!("Zixly is ready at http://{bound}  (Ctrl-C to stop)");
-    zixly_web::serve(listener, state, shutdown_signal()).await.context("HTTP server failed")?;
+    // The job worker (integration syncs and their scheduler) runs next to HTTP and stops with it:
+    // on a signal HTTP drains, then the worker finishes or requeues its running jobs.
+    let worker = super::worker::build(global, db, 4)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(worker.run(async move {
+        let _ = stopped.await; // sent, or the sender dropped because HTTP failed
+    }));
+    let served = zixly_web::serve(listener, state, shutdown_signal()).await.context("HTTP server failed");
+    drop(stop);
+    let worked = worker.await.context("job worker task")?.context("job worker failed");
+    served?;
+    worked?;
     Ok(())
 }
 

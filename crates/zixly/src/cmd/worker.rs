@@ -1,0 +1,86 @@
+//! `zixly worker`, and the job worker that `zixly up` / `zixly serve` run next to HTTP.
+//!
+//! The worker runs every job kind this binary knows: today `sync` (zixly_sync) plus the
+//! scheduler that enqueues due integration syncs. Its token keyring comes from
+//! `ZIXLY_ENCRYPTION_KEY` (base64, 32 bytes; previous keys in `ZIXLY_ENCRYPTION_OLD_KEYS`,
+//! comma-separated) or, with the embedded database, from `<data dir>/encryption.keys` (0600,
+//! generated on first use). With an external database and no key, integrations are off: the
+//! worker still runs (queue maintenance) but registers no sync handler.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use zixly_crypto::Keyring;
+use zixly_queue::{Worker, WorkerConfig};
+use zixly_sync::engine::{SyncConfig, SyncEngine};
+
+use crate::env::{external_url, Database, Global};
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// Jobs run at the same time.
+    #[arg(long, env = "ZIXLY_WORKER_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+/// The key file of the embedded default.
+pub fn key_file(global: &Global) -> std::path::PathBuf {
+    global.data_dir.join("encryption.keys")
+}
+
+/// The token keyring (see the module docs); `None` when none is configured for an external
+/// database.
+pub fn keyring(global: &Global) -> Result<Option<Keyring>> {
+    if let Ok(key) = std::env::var("ZIXLY_ENCRYPTION_KEY") {
+        if !key.trim().is_empty() {
+            let older = std::env::var("ZIXLY_ENCRYPTION_OLD_KEYS").unwrap_or_default();
+            return Keyring::from_base64(key.trim(), &older)
+                .map(Some)
+                .context("ZIXLY_ENCRYPTION_KEY / ZIXLY_ENCRYPTION_OLD_KEYS");
+        }
+    }
+    if external_url().is_some() {
+        return Ok(None);
+    }
+    let path = key_file(global);
+    zixly_crypto::keyfile::load_or_create(&path)
+        .map(Some)
+        .with_context(|| format!("encryption key file {}", path.display()))
+}
+
+/// The sync engine with every configured provider, or `None` without a keyring.
+pub fn sync_engine(global: &Global, db: &Database) -> Result<Option<SyncEngine>> {
+    let Some(keyring) = keyring(global)? else {
+        tracing::warn!("integrations are off: set ZIXLY_ENCRYPTION_KEY to store provider tokens with an external database");
+        return Ok(None);
+    };
+    let providers = SyncEngine::providers_from_env().map_err(anyhow::Error::msg)?;
+    let names: Vec<&str> = providers.iter().map(|p| p.provider.as_str()).collect();
+    tracing::info!(providers = ?names, "integrations configured");
+    Ok(Some(SyncEngine::new(db.app.clone(), Arc::new(keyring), providers, SyncConfig::default())))
+}
+
+/// A worker with every handler this binary has.
+pub fn build(global: &Global, db: &Database, concurrency: usize) -> Result<Worker> {
+    let mut worker = Worker::new(db.system.clone(), WorkerConfig { concurrency: concurrency.max(1), ..WorkerConfig::default() });
+    if let Some(engine) = sync_engine(global, db)? {
+        engine.register(&mut worker, db.system.clone());
+    }
+    Ok(worker)
+}
+
+pub async fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
+    let db = Database::open(global, args.concurrency + 2).await?;
+    let outcome = async {
+        let worker = build(global, &db, args.concurrency)?;
+        println!("Zixly worker running  (Ctrl-C to stop)");
+        worker.run(super::server::shutdown_signal()).await
+    }
+    .await;
+    let closed = db.close().await;
+    outcome?;
+    closed?;
+    Ok(ExitCode::SUCCESS)
+}
