@@ -35,6 +35,8 @@
 //!    unchanged = staged - inserted - updated.
 //! 6. Exactly one `sync_runs` row records the outcome (`succeeded`, `partial` or `failed`, counts,
 //!    the first errors, duration). After an atomic rollback it is written in a fresh transaction.
+//!    [`LoadOptions::audit`] adds an `audit_logs` row in the same transaction as the `sync_runs`
+//!    row (and so as the written rows), its summary completed with the outcome.
 //!
 //! ## Calling it
 //! ```ignore
@@ -44,8 +46,13 @@
 //! });
 //! let report = loader::load(&app, tenant, &LoadOptions::new("api"), futures_util::stream::iter(rows), None).await?;
 //! ```
+//!
+//! CSV sources: [`load_csv`] (any `std::io::Read`: a file) and [`load_csv_chunks`] (a stream of
+//! byte chunks: an HTTP upload) parse on a blocking thread and feed the loader through bounded
+//! channels, so memory stays flat whatever the input size.
 
 mod bench;
+mod csv;
 mod sql;
 
 use std::future::Future;
@@ -66,8 +73,10 @@ use zixly_domain::timezone::Tz;
 use zixly_domain::CurrencyCode;
 
 pub use bench::{bench_raw_copy, bench_row_by_row, BenchRow};
+pub use csv::{load_csv, load_csv_chunks};
 
 use crate::error::{Ctx, DbError, DbResult};
+use crate::queries::audit::AuditEntry;
 use crate::queries::sync_runs::FinishedSyncRun;
 use crate::{AppDb, TenantTx};
 
@@ -106,6 +115,12 @@ pub struct LoadOptions {
     /// commits together with the rows (a sync's next run starts from the cursor of its latest
     /// `succeeded` run: `TenantTx::last_sync_cursor`).
     pub cursor: Option<serde_json::Value>,
+    /// An audit row to append in the transaction that records the load (the rows' transaction
+    /// when something is written; after an atomic rollback, the one of the `failed` sync run).
+    /// Its `summary`, when an object, gets the outcome added: `sync_run_id`, `dataset`, `status`,
+    /// `rows_read`, `inserted`, `updated`, `unchanged`, `rejected`, `error_count` (any other
+    /// summary is kept under `request`).
+    pub audit: Option<AuditEntry>,
 }
 
 impl LoadOptions {
@@ -117,6 +132,7 @@ impl LoadOptions {
             integration_id: None,
             triggered_by: None,
             cursor: None,
+            audit: None,
         }
     }
 }
@@ -182,6 +198,37 @@ impl LoadReport {
     /// Errors beyond [`LoadReport::errors`].
     pub fn errors_not_listed(&self) -> u64 {
         self.error_count - self.errors.len() as u64
+    }
+}
+
+/// `entry` with the outcome of the load added to its summary (see [`LoadOptions::audit`]).
+fn audit_with_outcome(entry: &AuditEntry, report: &LoadReport) -> AuditEntry {
+    let mut summary = match &entry.summary {
+        serde_json::Value::Object(m) => m.clone(),
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => {
+            let mut m = serde_json::Map::new();
+            m.insert("request".into(), other.clone());
+            m
+        }
+    };
+    let outcome = serde_json::json!({
+        "sync_run_id": report.sync_run_id,
+        "dataset": report.dataset,
+        "status": report.status.as_str(),
+        "rows_read": report.rows_read,
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "rejected": report.rejected,
+        "error_count": report.error_count,
+    });
+    if let serde_json::Value::Object(o) = outcome {
+        summary.extend(o);
+    }
+    AuditEntry {
+        summary: serde_json::Value::Object(summary),
+        ..entry.clone()
     }
 }
 
@@ -592,8 +639,7 @@ where
             let duration = started.elapsed();
             let (run, loaded) = make_run(status, Some(&counts), &listed, duration);
             let id = tx.insert_finished_sync_run(&run).await?;
-            tx.commit().await?;
-            Ok(LoadReport {
+            let report = LoadReport {
                 sync_run_id: id,
                 dataset: T::DATASET.as_str(),
                 status,
@@ -608,7 +654,12 @@ where
                 clients_inserted: counts.clients_inserted,
                 clients_updated: counts.clients_updated,
                 duration,
-            })
+            };
+            if let Some(entry) = &options.audit {
+                tx.append_audit(&audit_with_outcome(entry, &report)).await?;
+            }
+            tx.commit().await?;
+            Ok(report)
         }
         Ok(None) => {
             let listed = report_errors();
@@ -616,8 +667,7 @@ where
             let (run, _) = make_run(LoadStatus::Failed, None, &listed, duration);
             let tx = app.begin_tenant(tenant).await?;
             let id = tx.insert_finished_sync_run(&run).await?;
-            tx.commit().await?;
-            Ok(LoadReport {
+            let report = LoadReport {
                 sync_run_id: id,
                 dataset: T::DATASET.as_str(),
                 status: LoadStatus::Failed,
@@ -632,7 +682,12 @@ where
                 clients_inserted: 0,
                 clients_updated: 0,
                 duration,
-            })
+            };
+            if let Some(entry) = &options.audit {
+                tx.append_audit(&audit_with_outcome(entry, &report)).await?;
+            }
+            tx.commit().await?;
+            Ok(report)
         }
         Err(e) => {
             // Best effort: the run still leaves its one row.
