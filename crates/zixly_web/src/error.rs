@@ -31,9 +31,13 @@ use zixly_db::DbError;
 /// One problem in a request. Exactly one locator is usually set.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// JSON field or query parameter, dotted for nesting (`rows.3.revenue`).
+    /// JSON field or query parameter, dotted for nesting (`owner.email`); with `row`, the field
+    /// of that row (`revenue`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// 1-based position of a row in a batch body's `rows` array.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
     /// 1-based line of an uploaded file (header = line 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,

@@ -72,6 +72,12 @@ pub struct WebConfig {
     pub request_timeout: Duration,
     /// Default maximum request body, in bytes.
     pub body_limit: usize,
+    /// Maximum size of the file of a CSV upload (`POST /api/v1/imports`), in bytes (default
+    /// 256 MiB). The file streams into the loader, so this bounds time and disk, not memory.
+    pub import_body_limit: usize,
+    /// Time limit of a CSV upload (`POST /api/v1/imports`) instead of `request_timeout`
+    /// (default 15 minutes).
+    pub import_timeout: Duration,
     pub throttle: ThrottleConfig,
 }
 
@@ -88,6 +94,8 @@ impl WebConfig {
             token_cache_ttl: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             body_limit: 1024 * 1024,
+            import_body_limit: 256 * 1024 * 1024,
+            import_timeout: Duration::from_secs(15 * 60),
             throttle: ThrottleConfig {
                 account_limit: 5,
                 address_limit: 50,

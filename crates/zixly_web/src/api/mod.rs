@@ -54,8 +54,10 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batches;
 pub mod clients;
 pub mod csv;
+pub mod imports;
 pub mod me;
 pub mod reports;
 pub mod series;
@@ -76,6 +78,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(me::router())
         .merge(clients::router())
         .merge(series::router())
+        .merge(batches::router())
+        .merge(imports::router())
         .merge(reports::router())
         .merge(users::router())
         .merge(audit::router())

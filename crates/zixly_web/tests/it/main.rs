@@ -7,4 +7,5 @@ mod auth_schema;
 mod errors;
 mod resources;
 mod routes;
+mod uploads;
 mod users;
