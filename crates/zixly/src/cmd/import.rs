@@ -18,13 +18,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use futures_util::{stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
-use zixly_db::loader::{self, Input, LoadOptions, LoadReport, LoadStatus, Loadable, RejectSink};
+use zixly_db::loader::{self, LoadOptions, LoadReport, LoadStatus, Loadable, RejectSink};
 use zixly_db::AppDb;
 use zixly_domain::ingest::{
-    write_rejects, CsvRows, CustomMetricRow, FinancialRow, IngestContext, LeadEventRow, RowError,
+    write_rejects, CustomMetricRow, FinancialRow, IngestContext, LeadEventRow, RowError,
 };
 
 use crate::env::{Database, Global};
@@ -195,8 +194,8 @@ fn progress_bar(total_bytes: u64) -> Option<ProgressBar> {
 }
 
 /// Parses `input` on a blocking thread and streams the rows into [`loader::load`] through a
-/// bounded channel (at most 4 batches of 1,024 rows in flight). Header errors and read errors
-/// abort the load (a `failed` sync run records them).
+/// bounded channel ([`loader::load_csv`]: at most 4 batches of 1,024 rows in flight). Header
+/// errors and read errors abort the load (a `failed` sync run records them).
 pub async fn stream_csv<T: Loadable, R: Read + Send + 'static>(
     app: &AppDb,
     tenant: Uuid,
@@ -206,49 +205,7 @@ pub async fn stream_csv<T: Loadable, R: Read + Send + 'static>(
     progress: Option<ProgressBar>,
     rejects: Option<&mut dyn RejectSink>,
 ) -> Result<LoadReport> {
-    const BATCH: usize = 1024;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Input<T>>>(4);
-    let producer = std::thread::spawn(move || {
-        let mut rows = match CsvRows::<_, T>::new(input, ctx) {
-            Ok(rows) => rows,
-            Err(header_errors) => {
-                let reasons: Vec<String> = header_errors.iter().map(ToString::to_string).collect();
-                let _ = tx.blocking_send(vec![Input::Abort(format!(
-                    "header: {}",
-                    reasons.join("; ")
-                ))]);
-                return;
-            }
-        };
-        let mut batch = Vec::with_capacity(BATCH);
-        while let Some(item) = rows.next() {
-            batch.push(Input::from(item));
-            if let Some(failure) = rows.read_failure() {
-                batch.push(Input::Abort(failure.to_string()));
-                break;
-            }
-            if batch.len() == BATCH {
-                if let Some(p) = &progress {
-                    p.set_position(rows.bytes_read());
-                }
-                if tx
-                    .blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                    .is_err()
-                {
-                    return; // the loader stopped
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let _ = tx.blocking_send(batch);
-        }
-    });
-    let rows = stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|batch| (stream::iter(batch), rx))
-    })
-    .flatten();
-    let report = loader::load::<T, _, _>(app, tenant, options, rows, rejects).await;
-    // The receiver is gone now: a producer still sending stops at its next batch.
-    let _ = tokio::task::spawn_blocking(move || producer.join()).await;
-    Ok(report?)
+    let progress = progress
+        .map(|p| Box::new(move |bytes: u64| p.set_position(bytes)) as Box<dyn Fn(u64) + Send>);
+    Ok(loader::load_csv::<T, R>(app, tenant, options, ctx, input, progress, rejects).await?)
 }
