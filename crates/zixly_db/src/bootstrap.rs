@@ -26,7 +26,11 @@ impl std::fmt::Debug for RolePasswords {
 impl RolePasswords {
     /// Fresh random passwords (32 alphanumerics ≈ 190 bits each).
     pub fn generate() -> Self {
-        RolePasswords { owner: random_password(), app: random_password(), readonly: random_password() }
+        RolePasswords {
+            owner: random_password(),
+            app: random_password(),
+            readonly: random_password(),
+        }
     }
 }
 
@@ -57,9 +61,21 @@ pub async fn ensure_roles(admin_url: &str, passwords: Option<&RolePasswords>) ->
         .await
         .ctx("locking bootstrap")?;
     let specs: [(&str, &str, Option<&String>); 3] = [
-        (roles::OWNER, "login bypassrls nosuperuser nocreaterole", passwords.map(|p| &p.owner)),
-        (roles::APP, "login nobypassrls nosuperuser nocreaterole nocreatedb", passwords.map(|p| &p.app)),
-        (roles::READONLY, "login nobypassrls nosuperuser nocreaterole nocreatedb", passwords.map(|p| &p.readonly)),
+        (
+            roles::OWNER,
+            "login bypassrls nosuperuser nocreaterole",
+            passwords.map(|p| &p.owner),
+        ),
+        (
+            roles::APP,
+            "login nobypassrls nosuperuser nocreaterole nocreatedb",
+            passwords.map(|p| &p.app),
+        ),
+        (
+            roles::READONLY,
+            "login nobypassrls nosuperuser nocreaterole nocreatedb",
+            passwords.map(|p| &p.readonly),
+        ),
     ];
     for (role, attributes, password) in specs {
         let exists = client
@@ -76,11 +92,17 @@ pub async fn ensure_roles(admin_url: &str, passwords: Option<&RolePasswords>) ->
             .await
             .ctx("preparing role statement")?
             .get(0);
-        client.batch_execute(&sql).await.ctx("creating or updating roles")?;
+        client
+            .batch_execute(&sql)
+            .await
+            .ctx("creating or updating roles")?;
     }
     // The owner must be able to grant to the others and to SET ROLE in tests.
     client
-        .execute("select pg_advisory_unlock(hashtext('zixly_bootstrap'))", &[])
+        .execute(
+            "select pg_advisory_unlock(hashtext('zixly_bootstrap'))",
+            &[],
+        )
         .await
         .ctx("unlocking bootstrap")?;
     Ok(())
@@ -104,11 +126,17 @@ pub async fn ensure_database(admin_url: &str, dbname: &str) -> DbResult<()> {
             .await
             .ctx("preparing create database")?
             .get(0);
-        client.batch_execute(&sql).await.ctx("creating the database")?;
+        client
+            .batch_execute(&sql)
+            .await
+            .ctx("creating the database")?;
         tracing::info!(database = dbname, "created database");
     }
     client
-        .execute("select pg_advisory_unlock(hashtext('zixly_bootstrap'))", &[])
+        .execute(
+            "select pg_advisory_unlock(hashtext('zixly_bootstrap'))",
+            &[],
+        )
         .await
         .ctx("unlocking bootstrap")?;
     Ok(())
@@ -118,10 +146,16 @@ pub async fn ensure_database(admin_url: &str, dbname: &str) -> DbResult<()> {
 pub async fn set_password(admin_url: &str, role: &str, password: &str) -> DbResult<()> {
     let client = connect_one(admin_url, "connecting to set a role password").await?;
     let sql: String = client
-        .query_one("select format('alter role %I password %L', $1::text, $2::text)", &[&role, &password])
+        .query_one(
+            "select format('alter role %I password %L', $1::text, $2::text)",
+            &[&role, &password],
+        )
         .await
         .ctx("preparing alter role")?
         .get(0);
-    client.batch_execute(&sql).await.ctx("setting role password")?;
+    client
+        .batch_execute(&sql)
+        .await
+        .ctx("setting role password")?;
     Ok(())
 }

@@ -14,13 +14,23 @@ pub enum DbError {
         source: tokio_postgres::Error,
     },
     #[error("{context}: a row with the same {constraint} already exists")]
-    UniqueViolation { context: &'static str, constraint: String },
+    UniqueViolation {
+        context: &'static str,
+        constraint: String,
+    },
     #[error("{context}: {constraint} would be violated")]
-    CheckViolation { context: &'static str, constraint: String },
+    CheckViolation {
+        context: &'static str,
+        constraint: String,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("migration {version} ({name}): {message}")]
-    Migration { version: i32, name: String, message: String },
+    Migration {
+        version: i32,
+        name: String,
+        message: String,
+    },
     #[error("{0}")]
     Config(String),
 }
@@ -34,15 +44,29 @@ impl DbError {
         if let Some(db) = source.as_db_error() {
             let constraint = db.constraint().unwrap_or("constraint").to_string();
             if *db.code() == SqlState::UNIQUE_VIOLATION {
-                return DbError::UniqueViolation { context, constraint };
+                return DbError::UniqueViolation {
+                    context,
+                    constraint,
+                };
             }
             if *db.code() == SqlState::CHECK_VIOLATION {
-                return DbError::CheckViolation { context, constraint };
+                return DbError::CheckViolation {
+                    context,
+                    constraint,
+                };
             }
             let message = db.message().to_string();
-            return DbError::Query { context, message, source };
+            return DbError::Query {
+                context,
+                message,
+                source,
+            };
         }
-        DbError::Query { context, message: source.to_string(), source }
+        DbError::Query {
+            context,
+            message: source.to_string(),
+            source,
+        }
     }
 
     /// The SQLSTATE of the underlying server error, if any (tests and error mapping use it).

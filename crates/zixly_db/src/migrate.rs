@@ -16,11 +16,31 @@ pub struct Migration {
 }
 
 pub const MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, name: "schema_v1", sql: include_str!("../../../migrations/0001_schema_v1.sql") },
-    Migration { version: 2, name: "auth", sql: include_str!("../../../migrations/0002_auth.sql") },
-    Migration { version: 3, name: "ingest", sql: include_str!("../../../migrations/0003_ingest.sql") },
-    Migration { version: 4, name: "jobs", sql: include_str!("../../../migrations/0004_jobs.sql") },
-    Migration { version: 5, name: "sync", sql: include_str!("../../../migrations/0005_sync.sql") },
+    Migration {
+        version: 1,
+        name: "schema_v1",
+        sql: include_str!("../../../migrations/0001_schema_v1.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "auth",
+        sql: include_str!("../../../migrations/0002_auth.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "ingest",
+        sql: include_str!("../../../migrations/0003_ingest.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "jobs",
+        sql: include_str!("../../../migrations/0004_jobs.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "sync",
+        sql: include_str!("../../../migrations/0005_sync.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {
@@ -54,7 +74,9 @@ pub async fn run(url: &str) -> DbResult<Vec<i32>> {
         client
             .batch_execute(&format!("set role {}", crate::roles::OWNER))
             .await
-            .ctx("switching to zixly_owner for migrations (is the role missing? run the bootstrap)")?;
+            .ctx(
+                "switching to zixly_owner for migrations (is the role missing? run the bootstrap)",
+            )?;
     }
     client
         .batch_execute(
@@ -71,7 +93,10 @@ pub async fn run(url: &str) -> DbResult<Vec<i32>> {
         .ctx("preparing schema_migrations")?;
 
     let applied: Vec<(i32, String)> = client
-        .query("select version, checksum from schema_migrations order by version", &[])
+        .query(
+            "select version, checksum from schema_migrations order by version",
+            &[],
+        )
         .await
         .ctx("reading applied migrations")?
         .iter()
@@ -104,8 +129,14 @@ pub async fn run(url: &str) -> DbResult<Vec<i32>> {
         .await;
         if let Err(e) = result {
             let _ = client.batch_execute("rollback").await;
-            let message = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string());
-            return Err(DbError::Migration { version: m.version, name: m.name.into(), message });
+            let message = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string());
+            return Err(DbError::Migration {
+                version: m.version,
+                name: m.name.into(),
+                message,
+            });
         }
         tracing::info!(version = m.version, name = m.name, "applied migration");
         newly_applied.push(m.version);
@@ -115,7 +146,10 @@ pub async fn run(url: &str) -> DbResult<Vec<i32>> {
             return Err(DbError::Migration {
                 version: max,
                 name: "unknown".into(),
-                message: format!("the database is at version {max}, newer than this binary ({}); upgrade zixly", latest_version()),
+                message: format!(
+                    "the database is at version {max}, newer than this binary ({}); upgrade zixly",
+                    latest_version()
+                ),
             });
         }
     }

@@ -21,10 +21,16 @@ impl TenantTx {
         // A Uuid's Display is 36 hex-and-dash characters: safe to inline. Inlining lets BEGIN and
         // the setting share one round trip (batch_execute uses the simple query protocol).
         client
-            .batch_execute(&format!("begin; select set_config('{}', '{tenant_id}', true)", crate::TENANT_SETTING))
+            .batch_execute(&format!(
+                "begin; select set_config('{}', '{tenant_id}', true)",
+                crate::TENANT_SETTING
+            ))
             .await
             .ctx("starting a tenant transaction")?;
-        Ok(TenantTx { client: Some(client), tenant_id })
+        Ok(TenantTx {
+            client: Some(client),
+            tenant_id,
+        })
     }
 
     pub fn tenant_id(&self) -> Uuid {

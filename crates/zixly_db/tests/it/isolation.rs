@@ -57,7 +57,11 @@ async fn two_tenants() -> TwoTenants {
 
 fn expect_rls_violation(result: Result<u64, DbError>, what: &str) {
     match result {
-        Err(e) => assert_eq!(e.sql_state(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{what}: {e}"),
+        Err(e) => assert_eq!(
+            e.sql_state(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{what}: {e}"
+        ),
         Ok(n) => panic!("{what}: expected a row-level security violation, affected {n} rows"),
     }
 }
@@ -67,15 +71,37 @@ async fn a_tenant_sees_only_its_own_rows_in_every_table_even_without_where() {
     let t = two_tenants().await;
     let tx = t.db.app.begin_tenant(t.b).await.unwrap();
     for (table, per_tenant) in TABLES {
-        let ids = tx.raw_strings(&format!("select tenant_id::text from {table}")).await.unwrap();
-        assert_eq!(ids.len() as i64, *per_tenant, "{table}: B should see exactly its own rows");
-        assert!(ids.iter().all(|id| id.as_deref() == Some(t.b.to_string().as_str())), "{table}: B saw {ids:?}");
+        let ids = tx
+            .raw_strings(&format!("select tenant_id::text from {table}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            ids.len() as i64,
+            *per_tenant,
+            "{table}: B should see exactly its own rows"
+        );
+        assert!(
+            ids.iter()
+                .all(|id| id.as_deref() == Some(t.b.to_string().as_str())),
+            "{table}: B saw {ids:?}"
+        );
     }
-    let tenants = tx.raw_strings("select id::text from tenants").await.unwrap();
-    assert_eq!(tenants, vec![Some(t.b.to_string())], "tenants: only its own");
+    let tenants = tx
+        .raw_strings("select id::text from tenants")
+        .await
+        .unwrap();
+    assert_eq!(
+        tenants,
+        vec![Some(t.b.to_string())],
+        "tenants: only its own"
+    );
     // Sanity: the rows of A really exist (seen by a superuser).
     let su = t.db.superuser().await;
-    let total: i64 = su.query_one("select count(*) from financials", &[]).await.unwrap().get(0);
+    let total: i64 = su
+        .query_one("select count(*) from financials", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(total, 4);
 }
 
@@ -96,7 +122,12 @@ async fn writing_into_another_tenant_fails_and_their_rows_cannot_be_changed() {
     }
     // Child rows pointing at A's client: the FK includes tenant_id, and WITH CHECK rejects A's id.
     let tx = t.db.app.begin_tenant(t.a).await.unwrap();
-    let a_client = tx.raw_strings("select id::text from client_kpis").await.unwrap()[0].clone().unwrap();
+    let a_client = tx
+        .raw_strings("select id::text from client_kpis")
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
     drop(tx);
     for sql in [
         format!("insert into financials (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit, cash_flow) values ('{a}', '{a_client}', '2025-02-01', 1, 1, 0, 0)"),
@@ -108,17 +139,36 @@ async fn writing_into_another_tenant_fails_and_their_rows_cannot_be_changed() {
     }
     // Moving own rows into A fails; A's rows are invisible to UPDATE and DELETE.
     let tx = t.db.app.begin_tenant(t.b).await.unwrap();
-    expect_rls_violation(tx.raw_execute(&format!("update client_kpis set tenant_id = '{a}'")).await, "update into A");
+    expect_rls_violation(
+        tx.raw_execute(&format!("update client_kpis set tenant_id = '{a}'"))
+            .await,
+        "update into A",
+    );
     drop(tx);
     for (table, _) in TABLES.iter().filter(|(t, _)| *t != "audit_logs") {
         let tx = t.db.app.begin_tenant(t.b).await.unwrap();
-        let updated = tx.raw_execute(&format!("update {table} set tenant_id = tenant_id where tenant_id = '{a}'")).await.unwrap();
-        let deleted = tx.raw_execute(&format!("delete from {table} where tenant_id = '{a}'")).await.unwrap();
+        let updated = tx
+            .raw_execute(&format!(
+                "update {table} set tenant_id = tenant_id where tenant_id = '{a}'"
+            ))
+            .await
+            .unwrap();
+        let deleted = tx
+            .raw_execute(&format!("delete from {table} where tenant_id = '{a}'"))
+            .await
+            .unwrap();
         assert_eq!((updated, deleted), (0, 0), "{table}: B touched A's rows");
         tx.commit().await.unwrap();
     }
     let su = t.db.superuser().await;
-    let a_rows: i64 = su.query_one("select count(*) from financials where tenant_id = $1", &[&a]).await.unwrap().get(0);
+    let a_rows: i64 = su
+        .query_one(
+            "select count(*) from financials where tenant_id = $1",
+            &[&a],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(a_rows, 2, "A's rows must be intact");
 }
 
@@ -127,17 +177,35 @@ async fn without_the_setting_nothing_is_visible_or_writable() {
     let t = two_tenants().await;
     let client = TestDb::connect(&t.db.app_url).await;
     for (table, _) in TABLES {
-        let n: i64 = client.query_one(&format!("select count(*) from {table}"), &[]).await.unwrap().get(0);
+        let n: i64 = client
+            .query_one(&format!("select count(*) from {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, 0, "{table} visible without zixly.tenant_id");
     }
     let err = client
-        .execute("insert into client_kpis (tenant_id, client_id, client_name) values ($1, 'X', 'X')", &[&t.a])
+        .execute(
+            "insert into client_kpis (tenant_id, client_id, client_name) values ($1, 'X', 'X')",
+            &[&t.a],
+        )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err:?}");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{err:?}"
+    );
     // The empty string, which is what a transaction-local setting reads back as afterwards.
-    client.batch_execute("set zixly.tenant_id = ''").await.unwrap();
-    let n: i64 = client.query_one("select count(*) from financials", &[]).await.unwrap().get(0);
+    client
+        .batch_execute("set zixly.tenant_id = ''")
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("select count(*) from financials", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
 }
 
@@ -146,13 +214,28 @@ async fn the_setting_does_not_survive_into_the_next_transaction_on_a_connection(
     let t = two_tenants().await;
     let client = TestDb::connect(&t.db.app_url).await;
     client
-        .batch_execute(&format!("begin; select set_config('zixly.tenant_id', '{}', true);", t.a))
+        .batch_execute(&format!(
+            "begin; select set_config('zixly.tenant_id', '{}', true);",
+            t.a
+        ))
         .await
         .unwrap();
-    let inside: i64 = client.query_one("select count(*) from financials", &[]).await.unwrap().get(0);
+    let inside: i64 = client
+        .query_one("select count(*) from financials", &[])
+        .await
+        .unwrap()
+        .get(0);
     client.batch_execute("commit").await.unwrap();
-    let after: i64 = client.query_one("select count(*) from financials", &[]).await.unwrap().get(0);
-    let setting: String = client.query_one("select current_setting('zixly.tenant_id', true)", &[]).await.unwrap().get(0);
+    let after: i64 = client
+        .query_one("select count(*) from financials", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let setting: String = client
+        .query_one("select current_setting('zixly.tenant_id', true)", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!((inside, after, setting.as_str()), (2, 0, ""));
 }
 
@@ -162,17 +245,30 @@ async fn pooled_connections_are_rescoped_per_transaction_and_never_reused_mid_tr
     // One connection in the pool: every TenantTx below reuses it.
     let app = zixly_db::AppDb::connect(&t.db.app_url, 1).await.unwrap();
     let tx = app.begin_tenant(t.a).await.unwrap();
-    assert_eq!(tx.raw_strings("select client_id from client_kpis").await.unwrap(), vec![Some("C-a".into())]);
+    assert_eq!(
+        tx.raw_strings("select client_id from client_kpis")
+            .await
+            .unwrap(),
+        vec![Some("C-a".into())]
+    );
     tx.commit().await.unwrap();
     let tx = app.begin_tenant(t.b).await.unwrap();
-    assert_eq!(tx.raw_strings("select client_id from client_kpis").await.unwrap(), vec![Some("C-b".into())]);
+    assert_eq!(
+        tx.raw_strings("select client_id from client_kpis")
+            .await
+            .unwrap(),
+        vec![Some("C-b".into())]
+    );
     // Abandoned without commit: the write must be rolled back, not left for the next user.
     tx.raw_batch("insert into client_kpis (tenant_id, client_id, client_name) values (zixly_current_tenant(), 'C-lost', 'x')")
         .await
         .unwrap();
     drop(tx);
     let tx = app.begin_tenant(t.b).await.unwrap();
-    let clients = tx.raw_strings("select client_id from client_kpis order by 1").await.unwrap();
+    let clients = tx
+        .raw_strings("select client_id from client_kpis order by 1")
+        .await
+        .unwrap();
     assert_eq!(clients, vec![Some("C-b".into())]);
 }
 
@@ -180,38 +276,82 @@ async fn pooled_connections_are_rescoped_per_transaction_and_never_reused_mid_tr
 async fn readonly_role_reads_under_rls_and_cannot_write() {
     let t = two_tenants().await;
     let client = TestDb::connect(&t.db.readonly_url).await;
-    let n: i64 = client.query_one("select count(*) from financials", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("select count(*) from financials", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0, "no setting, no rows");
-    client.batch_execute(&format!("set zixly.tenant_id = '{}'", t.a)).await.unwrap();
-    let n: i64 = client.query_one("select count(*) from financials", &[]).await.unwrap().get(0);
+    client
+        .batch_execute(&format!("set zixly.tenant_id = '{}'", t.a))
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("select count(*) from financials", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 2, "A's rows only");
-    let err = client.execute("delete from financials", &[]).await.unwrap_err();
+    let err = client
+        .execute("delete from financials", &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
 }
 
 #[tokio::test]
 async fn audit_logs_are_append_only_for_the_app() {
     let t = two_tenants().await;
-    for sql in ["update audit_logs set action = 'tampered'", "delete from audit_logs"] {
+    for sql in [
+        "update audit_logs set action = 'tampered'",
+        "delete from audit_logs",
+    ] {
         let tx = t.db.app.begin_tenant(t.a).await.unwrap();
         let err = tx.raw_execute(sql).await.unwrap_err();
-        assert_eq!(err.sql_state(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{sql}: {err}");
+        assert_eq!(
+            err.sql_state(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {err}"
+        );
     }
     // Even the owner cannot rewrite history.
     let su = t.db.superuser().await;
-    let err = su.execute("update audit_logs set action = 'tampered'", &[]).await.unwrap_err();
-    assert!(err.to_string().contains("append-only") || format!("{err:?}").contains("append-only"), "{err:?}");
+    let err = su
+        .execute("update audit_logs set action = 'tampered'", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("append-only") || format!("{err:?}").contains("append-only"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn deleting_a_tenant_cascades_to_everything_it_owns_and_nothing_else() {
     let t = two_tenants().await;
     assert!(t.db.system.delete_tenant(t.a).await.unwrap());
-    assert!(!t.db.system.delete_tenant(t.a).await.unwrap(), "second delete finds nothing");
+    assert!(
+        !t.db.system.delete_tenant(t.a).await.unwrap(),
+        "second delete finds nothing"
+    );
     let su = t.db.superuser().await;
     for (table, per_tenant) in TABLES {
-        let a: i64 = su.query_one(&format!("select count(*) from {table} where tenant_id = $1"), &[&t.a]).await.unwrap().get(0);
-        let b: i64 = su.query_one(&format!("select count(*) from {table} where tenant_id = $1"), &[&t.b]).await.unwrap().get(0);
+        let a: i64 = su
+            .query_one(
+                &format!("select count(*) from {table} where tenant_id = $1"),
+                &[&t.a],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let b: i64 = su
+            .query_one(
+                &format!("select count(*) from {table} where tenant_id = $1"),
+                &[&t.b],
+            )
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!((a, b), (0, *per_tenant), "{table}");
     }
 }
@@ -222,12 +362,22 @@ async fn deleting_a_client_cascades_to_its_time_series() {
     let tx = t.db.app.begin_tenant(t.a).await.unwrap();
     assert_eq!(tx.raw_execute("delete from client_kpis").await.unwrap(), 1);
     for table in ["financials", "lead_events", "custom_metrics"] {
-        let rows = tx.raw_strings(&format!("select id::text from {table}")).await.unwrap();
+        let rows = tx
+            .raw_strings(&format!("select id::text from {table}"))
+            .await
+            .unwrap();
         assert!(rows.is_empty(), "{table} kept rows of a deleted client");
     }
     tx.commit().await.unwrap();
     let tx = t.db.app.begin_tenant(t.b).await.unwrap();
-    assert_eq!(tx.raw_strings("select id::text from financials").await.unwrap().len(), 2, "B untouched");
+    assert_eq!(
+        tx.raw_strings("select id::text from financials")
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "B untouched"
+    );
 }
 
 #[tokio::test]
@@ -242,7 +392,10 @@ async fn dedup_keys_hold_when_the_source_is_not_given() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, DbError::UniqueViolation { ref constraint, .. } if constraint == "financials_dedup_key"), "{err}");
+    assert!(
+        matches!(err, DbError::UniqueViolation { ref constraint, .. } if constraint == "financials_dedup_key"),
+        "{err}"
+    );
     drop(tx);
     let tx = t.db.app.begin_tenant(t.a).await.unwrap();
     let err = tx
@@ -252,7 +405,10 @@ async fn dedup_keys_hold_when_the_source_is_not_given() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, DbError::UniqueViolation { ref constraint, .. } if constraint == "lead_events_natural_key"), "{err}");
+    assert!(
+        matches!(err, DbError::UniqueViolation { ref constraint, .. } if constraint == "lead_events_natural_key"),
+        "{err}"
+    );
     drop(tx);
     let tx = t.db.app.begin_tenant(t.a).await.unwrap();
     let err = tx
@@ -262,7 +418,10 @@ async fn dedup_keys_hold_when_the_source_is_not_given() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, DbError::CheckViolation { ref constraint, .. } if constraint == "financials_net_profit_derived"), "{err}");
+    assert!(
+        matches!(err, DbError::CheckViolation { ref constraint, .. } if constraint == "financials_net_profit_derived"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -278,12 +437,24 @@ async fn a_bi_login_pinned_to_a_tenant_through_zixly_readonly_sees_only_that_ten
     ))
     .await
     .unwrap();
-    let url = zixly_db::connect::with_credentials(&t.db.superuser_url, &role, "bi-test-pw").unwrap();
+    let url =
+        zixly_db::connect::with_credentials(&t.db.superuser_url, &role, "bi-test-pw").unwrap();
     let bi = TestDb::connect(&url).await;
-    let tenants: Vec<Uuid> = bi.query("select distinct tenant_id from financials", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let tenants: Vec<Uuid> = bi
+        .query("select distinct tenant_id from financials", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(tenants, vec![t.a]);
-    let err = bi.execute("update financials set revenue = 0", &[]).await.unwrap_err();
+    let err = bi
+        .execute("update financials set revenue = 0", &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
     drop(bi);
-    su.batch_execute(&format!("drop owned by {role}; drop role {role}")).await.ok();
+    su.batch_execute(&format!("drop owned by {role}; drop role {role}"))
+        .await
+        .ok();
 }

@@ -23,8 +23,20 @@ async fn every_tenant_table_has_forced_rls_and_a_tenant_policy() {
     let db = TestDb::new().await;
     let client = db.superuser().await;
     let tables = tenant_tables(&client).await;
-    for expected in ["users", "client_kpis", "financials", "lead_events", "custom_metrics", "integrations", "sync_runs", "audit_logs"] {
-        assert!(tables.iter().any(|t| t == expected), "{expected} should have tenant_id; found {tables:?}");
+    for expected in [
+        "users",
+        "client_kpis",
+        "financials",
+        "lead_events",
+        "custom_metrics",
+        "integrations",
+        "sync_runs",
+        "audit_logs",
+    ] {
+        assert!(
+            tables.iter().any(|t| t == expected),
+            "{expected} should have tenant_id; found {tables:?}"
+        );
     }
     for table in tables.iter().chain(std::iter::once(&"tenants".to_string())) {
         let row = client
@@ -41,7 +53,10 @@ async fn every_tenant_table_has_forced_rls_and_a_tenant_policy() {
         let (enabled, forced, policies): (bool, bool, i64) = (row.get(0), row.get(1), row.get(2));
         assert!(enabled, "{table}: row level security not enabled");
         assert!(forced, "{table}: row level security not forced");
-        assert_eq!(policies, 1, "{table}: expected one policy on zixly_current_tenant() with USING and WITH CHECK");
+        assert_eq!(
+            policies, 1,
+            "{table}: expected one policy on zixly_current_tenant() with USING and WITH CHECK"
+        );
     }
 }
 
@@ -62,10 +77,19 @@ async fn every_unique_index_and_primary_key_of_a_tenant_table_leads_with_tenant_
         )
         .await
         .unwrap();
-    assert!(rows.len() >= 8, "expected unique indexes on tenant tables, got {}", rows.len());
+    assert!(
+        rows.len() >= 8,
+        "expected unique indexes on tenant tables, got {}",
+        rows.len()
+    );
     for r in rows {
-        let (table, index, first): (String, String, Option<String>) = (r.get(0), r.get(1), r.get(2));
-        assert_eq!(first.as_deref(), Some("tenant_id"), "{table}.{index} must lead with tenant_id");
+        let (table, index, first): (String, String, Option<String>) =
+            (r.get(0), r.get(1), r.get(2));
+        assert_eq!(
+            first.as_deref(),
+            Some("tenant_id"),
+            "{table}.{index} must lead with tenant_id"
+        );
     }
 }
 
@@ -90,7 +114,10 @@ async fn every_non_unique_index_of_a_tenant_table_leads_with_tenant_id() {
         .unwrap();
     for r in rows {
         let (table, index, first): (String, String, String) = (r.get(0), r.get(1), r.get(2));
-        assert_eq!(first, "tenant_id", "{table}.{index} must lead with tenant_id");
+        assert_eq!(
+            first, "tenant_id",
+            "{table}.{index} must lead with tenant_id"
+        );
     }
 }
 
@@ -114,10 +141,14 @@ async fn every_foreign_key_between_tenant_tables_includes_tenant_id_on_both_side
         .unwrap();
     assert!(rows.len() >= 8, "expected foreign keys, got {}", rows.len());
     for r in rows {
-        let (name, local, remote, target): (String, bool, bool, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        let (name, local, remote, target): (String, bool, bool, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
         assert!(local, "{name}: foreign key must include tenant_id");
         // References to `tenants` use its `id`, which *is* the tenant id.
-        assert!(remote || target == "tenants", "{name}: referenced key must include tenant_id");
+        assert!(
+            remote || target == "tenants",
+            "{name}: referenced key must include tenant_id"
+        );
     }
 }
 
@@ -131,7 +162,10 @@ async fn application_roles_are_least_privilege() {
             .await
             .unwrap();
         for i in 0..4 {
-            assert!(!row.get::<_, bool>(i), "{role} has a privileged attribute (column {i})");
+            assert!(
+                !row.get::<_, bool>(i),
+                "{role} has a privileged attribute (column {i})"
+            );
         }
         let owned: i64 = client
             .query_one("select count(*) from pg_class where relowner = (select oid from pg_roles where rolname = $1)", &[&role])
@@ -139,7 +173,14 @@ async fn application_roles_are_least_privilege() {
             .unwrap()
             .get(0);
         assert_eq!(owned, 0, "{role} must not own any relation");
-        let can_create: bool = client.query_one("select has_schema_privilege($1, 'public', 'CREATE')", &[&role]).await.unwrap().get(0);
+        let can_create: bool = client
+            .query_one(
+                "select has_schema_privilege($1, 'public', 'CREATE')",
+                &[&role],
+            )
+            .await
+            .unwrap()
+            .get(0);
         assert!(!can_create, "{role} must not create objects");
     }
     // zixly_readonly: SELECT only, everywhere.
@@ -154,11 +195,17 @@ async fn application_roles_are_least_privilege() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(writable.is_empty(), "zixly_readonly may write to {writable:?}");
+    assert!(
+        writable.is_empty(),
+        "zixly_readonly may write to {writable:?}"
+    );
     // audit_logs: append-only for the application.
     for privilege in ["UPDATE", "DELETE", "TRUNCATE"] {
         let has: bool = client
-            .query_one("select has_table_privilege('zixly_app', 'audit_logs', $1)", &[&privilege])
+            .query_one(
+                "select has_table_privilege('zixly_app', 'audit_logs', $1)",
+                &[&privilege],
+            )
             .await
             .unwrap()
             .get(0);
@@ -176,7 +223,10 @@ async fn application_roles_are_least_privilege() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(foreign_owned.is_empty(), "tables not owned by zixly_owner: {foreign_owned:?}");
+    assert!(
+        foreign_owned.is_empty(),
+        "tables not owned by zixly_owner: {foreign_owned:?}"
+    );
 }
 
 #[tokio::test]
@@ -212,7 +262,11 @@ async fn money_is_numeric_and_no_column_is_floating_point() {
             .await
             .unwrap();
         let (ty, p, s): (String, i32, i32) = (row.get(0), row.get(1), row.get(2));
-        assert_eq!((ty.as_str(), p, s), ("numeric", precision, scale), "{table}.{column}");
+        assert_eq!(
+            (ty.as_str(), p, s),
+            ("numeric", precision, scale),
+            "{table}.{column}"
+        );
     }
 }
 
@@ -220,10 +274,17 @@ async fn money_is_numeric_and_no_column_is_floating_point() {
 async fn migrations_are_recorded_and_rerunning_them_is_a_no_op() {
     let db = TestDb::new().await;
     let applied = zixly_db::migrate::run(&db.superuser_url).await.unwrap();
-    assert!(applied.is_empty(), "template was already migrated, got {applied:?}");
+    assert!(
+        applied.is_empty(),
+        "template was already migrated, got {applied:?}"
+    );
     db.app.check_ready().await.unwrap();
     let client = db.superuser().await;
-    let max: i32 = client.query_one("select max(version) from schema_migrations", &[]).await.unwrap().get(0);
+    let max: i32 = client
+        .query_one("select max(version) from schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(max, zixly_db::migrate::latest_version());
 }
 
@@ -231,14 +292,20 @@ async fn migrations_are_recorded_and_rerunning_them_is_a_no_op() {
 async fn server_side_ids_are_uuid_v7_and_time_ordered() {
     let db = TestDb::new().await;
     let client = db.superuser().await;
-    let rows = client.query("select zixly_uuid_v7() from generate_series(1, 50)", &[]).await.unwrap();
+    let rows = client
+        .query("select zixly_uuid_v7() from generate_series(1, 50)", &[])
+        .await
+        .unwrap();
     let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.get(0)).collect();
     for id in &ids {
         assert_eq!(id.get_version_num(), 7, "{id}");
         assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{id}");
     }
     // Same-millisecond ids are random within the ms; across ms boundaries they must not go back.
-    let stamps: Vec<u64> = ids.iter().map(|id| id.get_timestamp().unwrap().to_unix().0).collect();
+    let stamps: Vec<u64> = ids
+        .iter()
+        .map(|id| id.get_timestamp().unwrap().to_unix().0)
+        .collect();
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
 }
 
@@ -249,5 +316,8 @@ async fn app_pool_refuses_a_role_that_bypasses_rls() {
         Ok(_) => panic!("connecting the app pool as a superuser must fail"),
         Err(e) => e,
     };
-    assert!(err.to_string().contains("bypasses row-level security"), "{err}");
+    assert!(
+        err.to_string().contains("bypasses row-level security"),
+        "{err}"
+    );
 }
