@@ -92,9 +92,12 @@ pub struct TestApp {
     pub db: TestDb,
 }
 
+/// A test's adjustment of the server configuration before the app starts.
+type ConfigureWeb = Box<dyn FnOnce(&mut WebConfig)>;
+
 #[derive(Default)]
 pub struct TestAppBuilder {
-    configure: Option<Box<dyn FnOnce(&mut WebConfig)>>,
+    configure: Option<ConfigureWeb>,
     mailer: bool,
 }
 

@@ -13,12 +13,17 @@ const BIN: &str = env!("CARGO_BIN_EXE_zixly");
 
 fn data_dir() -> tempfile::TempDir {
     // Short path: the PostgreSQL socket lives inside it.
-    tempfile::Builder::new().prefix("zx-up-").tempdir_in("/tmp").unwrap()
+    tempfile::Builder::new()
+        .prefix("zx-up-")
+        .tempdir_in("/tmp")
+        .unwrap()
 }
 
 fn zixly(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.env_remove("DATABASE_URL").env("ZIXLY_DATA_DIR", dir).env("ZIXLY_LOG", "warn");
+    cmd.env_remove("DATABASE_URL")
+        .env("ZIXLY_DATA_DIR", dir)
+        .env("ZIXLY_LOG", "warn");
     cmd
 }
 
@@ -52,14 +57,21 @@ fn spawn_until_ready(cmd: &mut Command) -> Server {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut seen = String::new();
     loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("zixly up did not become ready; output so far:\n{seen}"));
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            // Exited or hung: make sure nothing is left running, then fail with what it printed.
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("zixly did not become ready ({status:?}); output so far:\n{seen}");
+        };
         seen.push_str(&line);
         seen.push('\n');
         if let Some(rest) = line.strip_prefix("Zixly is ready at http://") {
             let addr = rest.split_whitespace().next().unwrap().to_string();
-            return Server { child, addr, stdout: seen };
+            return Server {
+                child,
+                addr,
+                stdout: seen,
+            };
         }
     }
 }
@@ -67,8 +79,14 @@ fn spawn_until_ready(cmd: &mut Command) -> Server {
 /// Minimal HTTP/1.1 GET returning (status, body): no client library needed for two probes.
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -99,7 +117,9 @@ fn postmaster_pid(dir: &Path) -> Option<i32> {
 fn alive(pid: i32) -> bool {
     // Signal 0 probes existence; a zombie would still answer, so also check /proc state.
     let exists = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(false);
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(false);
     exists && !zombie
 }
 
@@ -107,11 +127,16 @@ fn alive(pid: i32) -> bool {
 fn assert_no_postgres_left(dir: &Path) {
     let data: PathBuf = dir.join("pg");
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains("postgres") && cmdline.contains(data.to_str().unwrap()) && alive(pid) {
-            panic!("postgres process {pid} still running for {}: {cmdline}", data.display());
+            panic!(
+                "postgres process {pid} still running for {}: {cmdline}",
+                data.display()
+            );
         }
     }
 }
@@ -127,18 +152,30 @@ fn stop(mut server: Server, dir: &Path) {
 fn first_start_restart_and_clean_stop() {
     let dir = data_dir();
     let server = start(dir.path());
-    assert!(server.stdout.contains("admin@example.com"), "first start prints the demo login:\n{}", server.stdout);
+    assert!(
+        server.stdout.contains("admin@example.com"),
+        "first start prints the demo login:\n{}",
+        server.stdout
+    );
     assert_eq!(get(&server.addr, "/healthz").0, 200);
     let (status, body) = get(&server.addr, "/readyz");
     assert_eq!(status, 200, "{body}");
-    let mode = |p: &str| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.path().join(p)).unwrap().permissions()) & 0o777;
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join(p)).unwrap().permissions(),
+        ) & 0o777
+    };
     assert_eq!(mode("superuser.password"), 0o600);
     assert_eq!(mode("roles.json"), 0o600);
     stop(server, dir.path());
 
     // Restart reuses the cluster and the data: no second demo tenant.
     let server = start(dir.path());
-    assert!(!server.stdout.contains("Demo tenant"), "restart must not create the demo again:\n{}", server.stdout);
+    assert!(
+        !server.stdout.contains("Demo tenant"),
+        "restart must not create the demo again:\n{}",
+        server.stdout
+    );
     assert_eq!(get(&server.addr, "/readyz").0, 200);
     stop(server, dir.path());
 }
@@ -161,7 +198,11 @@ fn recovers_after_sigkill_of_zixly_and_of_postgres() {
     let pg = postmaster_pid(dir.path()).unwrap();
     signal(server.child.id(), nix::sys::signal::Signal::SIGKILL);
     wait_exit(&mut server.child);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pg), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pg),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(pg) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -173,7 +214,13 @@ fn recovers_after_sigkill_of_zixly_and_of_postgres() {
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{:?} failed: {}\n{}", cmd, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -181,40 +228,104 @@ fn run_ok(cmd: &mut Command) -> String {
 fn cli_commands_start_the_cluster_when_needed_and_reuse_a_running_one() {
     let dir = data_dir();
     // Not running: `tenant create` starts the cluster, migrates, and stops what it started.
-    let out = run_ok(zixly(dir.path()).args(["tenant", "create", "--name", "Acme Advisory", "--base-currency", "NZD"]));
+    let out = run_ok(zixly(dir.path()).args([
+        "tenant",
+        "create",
+        "--name",
+        "Acme Advisory",
+        "--base-currency",
+        "NZD",
+    ]));
     let tenant = out.lines().last().unwrap().trim().to_string();
     uuid::Uuid::parse_str(&tenant).expect("last line is the tenant id alone");
     assert_no_postgres_left(dir.path());
 
     // Running: commands reuse it and leave it running.
     let server = start(dir.path());
-    let out = run_ok(zixly(dir.path()).args(["user", "add", "--tenant", &tenant, "--email", "Ops@Acme.example", "--role", "EDITOR"]));
-    assert!(out.contains("ops@acme.example") && out.contains("Password (shown once): "), "{out}");
+    let out = run_ok(zixly(dir.path()).args([
+        "user",
+        "add",
+        "--tenant",
+        &tenant,
+        "--email",
+        "Ops@Acme.example",
+        "--role",
+        "EDITOR",
+    ]));
+    assert!(
+        out.contains("ops@acme.example") && out.contains("Password (shown once): "),
+        "{out}"
+    );
     let mut add = zixly(dir.path());
-    add.args(["user", "add", "--tenant", &tenant, "--email", "bi@acme.example", "--role", "viewer", "--password-stdin"]);
-    add.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    add.args([
+        "user",
+        "add",
+        "--tenant",
+        &tenant,
+        "--email",
+        "bi@acme.example",
+        "--role",
+        "viewer",
+        "--password-stdin",
+    ]);
+    add.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = add.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"a-long-enough-password\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-long-enough-password\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("shown once"));
 
     let list = run_ok(zixly(dir.path()).args(["tenant", "list", "--json"]));
     let tenants: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
-    let acme = tenants.as_array().unwrap().iter().find(|t| t["id"] == tenant.as_str()).expect("tenant listed");
-    assert_eq!((acme["base_currency"].as_str(), acme["users"].as_i64()), (Some("NZD"), Some(2)));
-    assert_eq!(get(&server.addr, "/readyz").0, 200, "the server is unaffected by the CLI");
+    let acme = tenants
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == tenant.as_str())
+        .expect("tenant listed");
+    assert_eq!(
+        (acme["base_currency"].as_str(), acme["users"].as_i64()),
+        (Some("NZD"), Some(2))
+    );
+    assert_eq!(
+        get(&server.addr, "/readyz").0,
+        200,
+        "the server is unaffected by the CLI"
+    );
 
     let url = run_ok(zixly(dir.path()).args(["db", "url"]));
     assert!(url.trim().starts_with("postgresql://postgres:"), "{url}");
 
     // Refusals name what is wrong.
-    let out = zixly(dir.path()).args(["tenant", "delete", &tenant]).stdin(Stdio::null()).output().unwrap();
+    let out = zixly(dir.path())
+        .args(["tenant", "delete", &tenant])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
-    let out = zixly(dir.path()).args(["user", "add", "--tenant", &tenant, "--email", "x@y.z", "--role", "OWNER"]).output().unwrap();
+    let out = zixly(dir.path())
+        .args([
+            "user", "add", "--tenant", &tenant, "--email", "x@y.z", "--role", "OWNER",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "bad role is a usage error");
-    let out = zixly(dir.path()).args(["tenant", "create", "--name", "X", "--base-currency", "ABC"]).output().unwrap();
+    let out = zixly(dir.path())
+        .args(["tenant", "create", "--name", "X", "--base-currency", "ABC"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("ISO 4217"));
 
     run_ok(zixly(dir.path()).args(["tenant", "delete", &tenant, "--yes"]));
@@ -230,7 +341,11 @@ async fn serve_runs_against_an_external_database_as_zixly_app() {
     // Without DATABASE_URL, `serve` explains what it needs.
     let out = zixly(dir.path()).args(["serve"]).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // With DATABASE_URL but no way to connect as zixly_app, it refuses rather than run as the owner.
     let out = zixly(dir.path())
         .env("DATABASE_URL", &db.superuser_url)
@@ -239,7 +354,11 @@ async fn serve_runs_against_an_external_database_as_zixly_app() {
         .args(["serve"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ZIXLY_APP_PASSWORD"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ZIXLY_APP_PASSWORD"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Pointing the app URL at a superuser is refused: it would bypass row-level security.
     let out = zixly(dir.path())
         .env("DATABASE_URL", &db.superuser_url)
@@ -247,7 +366,11 @@ async fn serve_runs_against_an_external_database_as_zixly_app() {
         .args(["serve", "--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bypasses row-level security"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bypasses row-level security"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let server = spawn_until_ready(
         zixly(dir.path())
@@ -256,9 +379,14 @@ async fn serve_runs_against_an_external_database_as_zixly_app() {
             .args(["serve", "--listen", "127.0.0.1:0"]),
     );
     let addr = server.addr.clone();
-    let (status, body) = tokio::task::spawn_blocking(move || get(&addr, "/readyz")).await.unwrap();
+    let (status, body) = tokio::task::spawn_blocking(move || get(&addr, "/readyz"))
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
-    assert!(!dir.path().join("pg").exists(), "serve must not create an embedded cluster");
+    assert!(
+        !dir.path().join("pg").exists(),
+        "serve must not create an embedded cluster"
+    );
     let mut child = server.child;
     signal(child.id(), nix::sys::signal::Signal::SIGTERM);
     assert!(wait_exit(&mut child).success());

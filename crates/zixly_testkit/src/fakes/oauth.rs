@@ -1,5 +1,8 @@
 //! The OAuth part every fake shares: codes, PKCE, token issue, rotation, expiry, injected failures.
 
+// Fakes answer with ready-made HTTP responses as their error values; boxing them would only add noise.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
