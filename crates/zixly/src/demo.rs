@@ -18,9 +18,27 @@ use crate::cmd::import::stream_csv;
 
 /// (client id, name, industry, daily revenue scale, expense ratio): one client runs at a loss.
 const CLIENTS: &[(&str, &str, &str, u32, u32)] = &[
-    ("HBR-001", "Harbour Bridge Renovation", "Construction", 9000, 72),
-    ("BRD-002", "Bondi Residential Development", "Construction", 6500, 64),
-    ("CBD-003", "Sydney CBD Office Fit-Out", "Construction", 4000, 104),
+    (
+        "HBR-001",
+        "Harbour Bridge Renovation",
+        "Construction",
+        9000,
+        72,
+    ),
+    (
+        "BRD-002",
+        "Bondi Residential Development",
+        "Construction",
+        6500,
+        64,
+    ),
+    (
+        "CBD-003",
+        "Sydney CBD Office Fit-Out",
+        "Construction",
+        4000,
+        104,
+    ),
     ("NDG-004", "Northside Dental Group", "Healthcare", 3000, 58),
     ("PLG-005", "Parramatta Logistics", "Logistics", 5000, 81),
 ];
@@ -32,7 +50,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) as u32
     }
     /// Uniform in `0..n`.
@@ -47,7 +68,8 @@ fn cents(c: i64) -> String {
 }
 
 fn financials_csv(today: NaiveDate, rng: &mut Lcg) -> String {
-    let mut out = String::from("client_id,client_name,industry,record_date,revenue,expenses,cash_flow\n");
+    let mut out =
+        String::from("client_id,client_name,industry,record_date,revenue,expenses,cash_flow\n");
     let start = today - Duration::days(395);
     for &(id, name, industry, scale, expense_ratio) in CLIENTS {
         let mut day = start;
@@ -60,10 +82,18 @@ fn financials_csv(today: NaiveDate, rng: &mut Lcg) -> String {
                 _ => 100,
             };
             let base = if weekend { scale / 12 } else { scale };
-            let revenue = i64::from(base * season / 100 * (80 + rng.below(40)) / 100) * 100 + i64::from(rng.below(100));
-            let expenses = revenue * i64::from(expense_ratio + rng.below(10)) / 100 + i64::from(rng.below(5000));
+            let revenue = i64::from(base * season / 100 * (80 + rng.below(40)) / 100) * 100
+                + i64::from(rng.below(100));
+            let expenses = revenue * i64::from(expense_ratio + rng.below(10)) / 100
+                + i64::from(rng.below(5000));
             let cash_flow = revenue * i64::from(85 + rng.below(15)) / 100 - expenses;
-            let _ = writeln!(out, "{id},{name},{industry},{day},{},{},{}", cents(revenue), cents(expenses), cents(cash_flow));
+            let _ = writeln!(
+                out,
+                "{id},{name},{industry},{day},{},{},{}",
+                cents(revenue),
+                cents(expenses),
+                cents(cash_flow)
+            );
             day += Duration::days(1);
         }
     }
@@ -83,7 +113,12 @@ fn lead_events_csv(today: NaiveDate, rng: &mut Lcg) -> String {
                 if at > today {
                     break;
                 }
-                let _ = writeln!(out, "{id},{at}T{:02}:30:00+10:00,{lead_id},{stage},{},active", 9 + rng.below(8), cents(value));
+                let _ = writeln!(
+                    out,
+                    "{id},{at}T{:02}:30:00+10:00,{lead_id},{stage},{},active",
+                    9 + rng.below(8),
+                    cents(value)
+                );
                 at += Duration::days(i64::from(3 + rng.below(20)));
             }
             if at <= today {
@@ -94,7 +129,11 @@ fn lead_events_csv(today: NaiveDate, rng: &mut Lcg) -> String {
                     _ => None,
                 };
                 if let Some((stage, status)) = outcome {
-                    let _ = writeln!(out, "{id},{at}T16:00:00+10:00,{lead_id},{stage},{},{status}", cents(value));
+                    let _ = writeln!(
+                        out,
+                        "{id},{at}T16:00:00+10:00,{lead_id},{stage},{},{status}",
+                        cents(value)
+                    );
                 }
             }
         }
@@ -111,20 +150,43 @@ fn metrics_csv(today: NaiveDate, rng: &mut Lcg) -> String {
             nps = (nps + rng.below(9)).saturating_sub(4).min(90);
             let utilisation = 6000 + rng.below(3500); // hundredths of a percent
             let _ = writeln!(out, "{id},nps,{nps},score,{week}");
-            let _ = writeln!(out, "{id},utilisation,{}.{:02},percent,{week}", utilisation / 100, utilisation % 100);
+            let _ = writeln!(
+                out,
+                "{id},utilisation,{}.{:02},percent,{week}",
+                utilisation / 100,
+                utilisation % 100
+            );
             week += Duration::days(7);
         }
     }
     out
 }
 
-async fn load_csv<T: Loadable>(app: &AppDb, tenant: Uuid, name: &str, csv: String) -> Result<LoadReport> {
+async fn load_csv<T: Loadable>(
+    app: &AppDb,
+    tenant: Uuid,
+    name: &str,
+    csv: String,
+) -> Result<LoadReport> {
     let ctx = loader::ingest_context(app, tenant, "demo").await?;
     let mut options = LoadOptions::new("demo");
     options.file_name = Some(name.to_string());
-    let report = stream_csv::<T, _>(app, tenant, &options, ctx, std::io::Cursor::new(csv.into_bytes()), None, None).await?;
+    let report = stream_csv::<T, _>(
+        app,
+        tenant,
+        &options,
+        ctx,
+        std::io::Cursor::new(csv.into_bytes()),
+        None,
+        None,
+    )
+    .await?;
     if report.error_count > 0 || report.aborted.is_some() {
-        anyhow::bail!("demo data {name} did not load: {:?} {:?}", report.errors.first(), report.aborted);
+        anyhow::bail!(
+            "demo data {name} did not load: {:?} {:?}",
+            report.errors.first(),
+            report.aborted
+        );
     }
     Ok(report)
 }
@@ -135,9 +197,27 @@ pub async fn load(app: &AppDb, tenant: Uuid) -> Result<u64> {
     let mut rng = Lcg(0x5eed_2026);
     let mut written = 0;
     for report in [
-        load_csv::<FinancialRow>(app, tenant, "demo-financials.csv", financials_csv(today, &mut rng)).await?,
-        load_csv::<LeadEventRow>(app, tenant, "demo-lead-events.csv", lead_events_csv(today, &mut rng)).await?,
-        load_csv::<CustomMetricRow>(app, tenant, "demo-metrics.csv", metrics_csv(today, &mut rng)).await?,
+        load_csv::<FinancialRow>(
+            app,
+            tenant,
+            "demo-financials.csv",
+            financials_csv(today, &mut rng),
+        )
+        .await?,
+        load_csv::<LeadEventRow>(
+            app,
+            tenant,
+            "demo-lead-events.csv",
+            lead_events_csv(today, &mut rng),
+        )
+        .await?,
+        load_csv::<CustomMetricRow>(
+            app,
+            tenant,
+            "demo-metrics.csv",
+            metrics_csv(today, &mut rng),
+        )
+        .await?,
     ] {
         written += report.inserted + report.updated;
     }
@@ -171,6 +251,9 @@ mod tests {
                 money(f[4]) - money(f[5])
             })
             .sum();
-        assert!(loss < 0, "the fit-out client should run at a loss, got {loss}");
+        assert!(
+            loss < 0,
+            "the fit-out client should run at a loss, got {loss}"
+        );
     }
 }

@@ -32,26 +32,35 @@ pub struct Database {
 }
 
 pub fn external_url() -> Option<String> {
-    std::env::var("DATABASE_URL").ok().filter(|s| !s.trim().is_empty())
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
 }
 
 pub fn embedded_cluster(global: &Global) -> Result<EmbeddedCluster> {
     let data_dir = absolute(&global.data_dir)?;
-    Ok(EmbeddedCluster::new(ClusterOptions { data_dir, tcp_port: None, for_tests: false }))
+    Ok(EmbeddedCluster::new(ClusterOptions {
+        data_dir,
+        tcp_port: None,
+        for_tests: false,
+    }))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path.to_path_buf());
     }
-    Ok(std::env::current_dir().context("reading the current directory")?.join(path))
+    Ok(std::env::current_dir()
+        .context("reading the current directory")?
+        .join(path))
 }
 
 /// Reads `DIR/roles.json`, creating it with fresh passwords (mode 0600) when missing.
 fn role_passwords(data_dir: &Path) -> Result<RolePasswords> {
     let path = data_dir.join("roles.json");
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not valid; delete it to regenerate", path.display())),
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid; delete it to regenerate", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let passwords = RolePasswords::generate();
             let mut file = std::fs::OpenOptions::new()
@@ -75,7 +84,9 @@ impl Database {
                 if let Err(e) = bootstrap::ensure_roles(&admin_url, None).await {
                     tracing::warn!(error = %e, "could not create roles with DATABASE_URL; assuming they exist");
                 }
-                let applied = zixly_db::migrate::run(&admin_url).await.context("applying migrations")?;
+                let applied = zixly_db::migrate::run(&admin_url)
+                    .await
+                    .context("applying migrations")?;
                 log_applied(&applied);
                 let app_url = match (std::env::var("ZIXLY_APP_DATABASE_URL"), std::env::var("ZIXLY_APP_PASSWORD")) {
                     (Ok(url), _) => url,
@@ -88,15 +99,28 @@ impl Database {
                          or ZIXLY_APP_DATABASE_URL: requests never run as the owner"
                     ),
                 };
-                let app = AppDb::connect(&app_url, app_pool_size).await.context("connecting as zixly_app")?;
+                let app = AppDb::connect(&app_url, app_pool_size)
+                    .await
+                    .context("connecting as zixly_app")?;
                 let system = SystemDb::connect(&admin_url, 4)?;
-                Ok(Database { app, system, embedded: None })
+                Ok(Database {
+                    app,
+                    system,
+                    embedded: None,
+                })
             }
             None => {
                 let cluster = embedded_cluster(global)?;
-                let running = cluster.start().await.context("starting the embedded PostgreSQL")?;
+                let running = cluster
+                    .start()
+                    .await
+                    .context("starting the embedded PostgreSQL")?;
                 match Self::open_embedded(&cluster, app_pool_size).await {
-                    Ok((app, system)) => Ok(Database { app, system, embedded: Some(running) }),
+                    Ok((app, system)) => Ok(Database {
+                        app,
+                        system,
+                        embedded: Some(running),
+                    }),
                     Err(e) => {
                         // Leave nothing behind when we cannot go on.
                         if let Err(stop_err) = running.stop().await {
@@ -109,17 +133,32 @@ impl Database {
         }
     }
 
-    async fn open_embedded(cluster: &EmbeddedCluster, app_pool_size: usize) -> Result<(AppDb, SystemDb)> {
+    async fn open_embedded(
+        cluster: &EmbeddedCluster,
+        app_pool_size: usize,
+    ) -> Result<(AppDb, SystemDb)> {
         let passwords = role_passwords(cluster.data_dir())?;
         let maintenance_url = cluster.superuser_url("postgres")?;
-        bootstrap::ensure_roles(&maintenance_url, Some(&passwords)).await.context("creating database roles")?;
-        bootstrap::ensure_database(&maintenance_url, EMBEDDED_DB).await.context("creating the database")?;
-        let applied = zixly_db::migrate::run(&cluster.superuser_url(EMBEDDED_DB)?).await.context("applying migrations")?;
-        log_applied(&applied);
-        let app = AppDb::connect(&cluster.url_for(roles::APP, &passwords.app, EMBEDDED_DB), app_pool_size)
+        bootstrap::ensure_roles(&maintenance_url, Some(&passwords))
             .await
-            .context("connecting as zixly_app")?;
-        let system = SystemDb::connect(&cluster.url_for(roles::OWNER, &passwords.owner, EMBEDDED_DB), 4)?;
+            .context("creating database roles")?;
+        bootstrap::ensure_database(&maintenance_url, EMBEDDED_DB)
+            .await
+            .context("creating the database")?;
+        let applied = zixly_db::migrate::run(&cluster.superuser_url(EMBEDDED_DB)?)
+            .await
+            .context("applying migrations")?;
+        log_applied(&applied);
+        let app = AppDb::connect(
+            &cluster.url_for(roles::APP, &passwords.app, EMBEDDED_DB),
+            app_pool_size,
+        )
+        .await
+        .context("connecting as zixly_app")?;
+        let system = SystemDb::connect(
+            &cluster.url_for(roles::OWNER, &passwords.owner, EMBEDDED_DB),
+            4,
+        )?;
         Ok((app, system))
     }
 
@@ -128,7 +167,10 @@ impl Database {
         self.app.close();
         self.system.close();
         if let Some(running) = self.embedded {
-            running.stop().await.context("stopping the embedded PostgreSQL")?;
+            running
+                .stop()
+                .await
+                .context("stopping the embedded PostgreSQL")?;
         }
         Ok(())
     }

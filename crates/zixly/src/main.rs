@@ -26,7 +26,12 @@ in --data-dir, starting it when needed and stopping what it started.",
 )]
 struct Cli {
     /// Data directory of the embedded database (used when DATABASE_URL is unset).
-    #[arg(long, global = true, env = "ZIXLY_DATA_DIR", default_value = "./.zixly")]
+    #[arg(
+        long,
+        global = true,
+        env = "ZIXLY_DATA_DIR",
+        default_value = "./.zixly"
+    )]
     data_dir: PathBuf,
 
     /// Log format on stderr.
@@ -75,7 +80,9 @@ enum Command {
 fn init_logging(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ZIXLY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -86,7 +93,10 @@ fn init_logging(format: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -94,7 +104,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let global = env::Global { data_dir: cli.data_dir };
+        let global = env::Global {
+            data_dir: cli.data_dir,
+        };
         match cli.command {
             Command::Up(args) => cmd::server::up(&global, args).await,
             Command::Serve(args) => cmd::server::serve(&global, args).await,

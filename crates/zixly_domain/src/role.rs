@@ -3,7 +3,9 @@ use std::str::FromStr;
 
 /// A user's role within a tenant (the seed's `UserRole`).
 /// ADMIN manages users and integrations; EDITOR edits data and views everything; VIEWER reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     Viewer,

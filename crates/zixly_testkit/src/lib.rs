@@ -24,7 +24,11 @@ use zixly_domain::CurrencyCode;
 
 /// Fixed role passwords for the throwaway test cluster.
 pub fn test_role_passwords() -> RolePasswords {
-    RolePasswords { owner: "owner-test-pw".into(), app: "app-test-pw".into(), readonly: "readonly-test-pw".into() }
+    RolePasswords {
+        owner: "owner-test-pw".into(),
+        app: "app-test-pw".into(),
+        readonly: "readonly-test-pw".into(),
+    }
 }
 
 /// Where the shared test cluster lives: short (Unix socket paths are limited to ~100 bytes) and
@@ -52,47 +56,83 @@ async fn cluster() -> &'static Cluster {
             let admin_url = match std::env::var("ZIXLY_TEST_DATABASE_URL") {
                 Ok(url) => url,
                 Err(_) => {
-                    let cluster = zixly_pgembed::EmbeddedCluster::new(zixly_pgembed::ClusterOptions {
-                        data_dir: test_cluster_dir(),
-                        tcp_port: None,
-                        for_tests: true,
-                    });
-                    let running = cluster.start().await.expect("starting the shared test cluster");
+                    let cluster =
+                        zixly_pgembed::EmbeddedCluster::new(zixly_pgembed::ClusterOptions {
+                            data_dir: test_cluster_dir(),
+                            tcp_port: None,
+                            for_tests: true,
+                        });
+                    let running = cluster
+                        .start()
+                        .await
+                        .expect("starting the shared test cluster");
                     // The cluster outlives this test process on purpose: the next test reuses it.
                     std::mem::forget(running);
                     cluster.superuser_url("postgres").expect("superuser URL")
                 }
             };
-            bootstrap::ensure_roles(&admin_url, Some(&test_role_passwords())).await.expect("creating roles");
+            bootstrap::ensure_roles(&admin_url, Some(&test_role_passwords()))
+                .await
+                .expect("creating roles");
             let template = format!("zixly_tmpl_{}", zixly_db::migrate::fingerprint());
             ensure_template(&admin_url, &template).await;
-            Cluster { admin_url, template }
+            Cluster {
+                admin_url,
+                template,
+            }
         })
         .await
 }
 
 async fn admin_client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connecting to the test cluster");
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connecting to the test cluster");
     tokio::spawn(connection);
     client
 }
 
 async fn ensure_template(admin_url: &str, template: &str) {
     let client = admin_client(admin_url).await;
-    client.execute("select pg_advisory_lock(hashtext('zixly_test_template'))", &[]).await.unwrap();
+    client
+        .execute(
+            "select pg_advisory_lock(hashtext('zixly_test_template'))",
+            &[],
+        )
+        .await
+        .unwrap();
     let exists = client
-        .query_opt("select 1 from pg_database where datname = $1 and datistemplate", &[&template])
+        .query_opt(
+            "select 1 from pg_database where datname = $1 and datistemplate",
+            &[&template],
+        )
         .await
         .unwrap()
         .is_some();
     if !exists {
-        client.batch_execute(&format!("drop database if exists {template} with (force)")).await.unwrap();
-        bootstrap::ensure_database(admin_url, template).await.expect("creating template database");
+        client
+            .batch_execute(&format!("drop database if exists {template} with (force)"))
+            .await
+            .unwrap();
+        bootstrap::ensure_database(admin_url, template)
+            .await
+            .expect("creating template database");
         let url = with_database(admin_url, template).unwrap();
-        zixly_db::migrate::run(&url).await.expect("migrating the template database");
-        client.batch_execute(&format!("alter database {template} is_template true")).await.unwrap();
+        zixly_db::migrate::run(&url)
+            .await
+            .expect("migrating the template database");
+        client
+            .batch_execute(&format!("alter database {template} is_template true"))
+            .await
+            .unwrap();
     }
-    client.execute("select pg_advisory_unlock(hashtext('zixly_test_template'))", &[]).await.unwrap();
+    client
+        .execute(
+            "select pg_advisory_unlock(hashtext('zixly_test_template'))",
+            &[],
+        )
+        .await
+        .unwrap();
 }
 
 /// A fresh, migrated database for one test.
@@ -119,10 +159,17 @@ impl TestDb {
         // The template may be briefly "in use" by a closing connection: retry a few times.
         let mut attempt = 0;
         loop {
-            let sql = format!("create database {name} template {} owner {} strategy file_copy", cluster.template, roles::OWNER);
+            let sql = format!(
+                "create database {name} template {} owner {} strategy file_copy",
+                cluster.template,
+                roles::OWNER
+            );
             match client.batch_execute(&sql).await {
                 Ok(()) => break,
-                Err(e) if attempt < 50 && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) => {
+                Err(e)
+                    if attempt < 50
+                        && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -134,14 +181,28 @@ impl TestDb {
         let app_url = with_credentials(&superuser_url, roles::APP, &pw.app).unwrap();
         let readonly_url = with_credentials(&superuser_url, roles::READONLY, &pw.readonly).unwrap();
         let owner_url = with_credentials(&superuser_url, roles::OWNER, &pw.owner).unwrap();
-        let app = AppDb::connect(&app_url, 8).await.expect("connecting as zixly_app");
+        let app = AppDb::connect(&app_url, 8)
+            .await
+            .expect("connecting as zixly_app");
         let system = SystemDb::connect(&owner_url, 2).expect("connecting as zixly_owner");
-        TestDb { name, superuser_url, app_url, readonly_url, owner_url, app, system, cluster_admin_url: cluster.admin_url.clone() }
+        TestDb {
+            name,
+            superuser_url,
+            app_url,
+            readonly_url,
+            owner_url,
+            app,
+            system,
+            cluster_admin_url: cluster.admin_url.clone(),
+        }
     }
 
     /// Creates a tenant through the system path.
     pub async fn tenant(&self, name: &str) -> Uuid {
-        self.system.create_tenant(name, CurrencyCode::AUD, "Australia/Sydney").await.expect("creating tenant")
+        self.system
+            .create_tenant(name, CurrencyCode::AUD, "Australia/Sydney")
+            .await
+            .expect("creating tenant")
     }
 
     /// A connection as superuser to this database (bypasses RLS: fixtures and catalog checks only).
@@ -161,11 +222,18 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs inside the test's runtime; use a separate thread and runtime to block on it.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
-                if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                {
                     tokio::spawn(conn);
-                    let _ = client.batch_execute(&format!("drop database if exists {name} with (force)")).await;
+                    let _ = client
+                        .batch_execute(&format!("drop database if exists {name} with (force)"))
+                        .await;
                 }
             });
         })

@@ -17,7 +17,10 @@ pub async fn migrate(global: &Global) -> Result<ExitCode> {
     // Opening applies pending migrations (and starts/stops the embedded cluster when needed).
     let db = Database::open(global, 1).await?;
     db.close().await?;
-    println!("database schema is at version {}", zixly_db::migrate::latest_version());
+    println!(
+        "database schema is at version {}",
+        zixly_db::migrate::latest_version()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -29,7 +32,10 @@ pub async fn run(global: &Global, command: DbCommand) -> Result<ExitCode> {
             }
             let cluster = embedded_cluster(global)?;
             if !cluster.is_initialized() {
-                bail!("no embedded database in {} yet: run `zixly up` first", cluster.data_dir().display());
+                bail!(
+                    "no embedded database in {} yet: run `zixly up` first",
+                    cluster.data_dir().display()
+                );
             }
             println!("{}", cluster.superuser_url(EMBEDDED_DB)?);
             Ok(ExitCode::SUCCESS)

@@ -56,9 +56,11 @@ async fn rotate(global: &Global, db: &Database, args: &RotateArgs) -> Result<Exi
     let keyring: Keyring = if from_env {
         super::worker::keyring(global)?.expect("set")
     } else if args.finish {
-        zixly_crypto::keyfile::load_or_create(&path).with_context(|| format!("key file {}", path.display()))?
+        zixly_crypto::keyfile::load_or_create(&path)
+            .with_context(|| format!("key file {}", path.display()))?
     } else {
-        zixly_crypto::keyfile::add_key(&path).with_context(|| format!("adding a key to {}", path.display()))?
+        zixly_crypto::keyfile::add_key(&path)
+            .with_context(|| format!("adding a key to {}", path.display()))?
     };
     let (mut done, mut raced) = (0usize, 0usize);
     for secret in db.system.integration_secrets().await? {
@@ -68,14 +70,22 @@ async fn rotate(global: &Global, db: &Database, args: &RotateArgs) -> Result<Exi
         let aad = zixly_sync::tokens::aad(secret.tenant_id, secret.integration_id, secret.column);
         let new = keyring
             .reencrypt(&secret.ciphertext, &aad)
-            .with_context(|| format!("a token of integration {} cannot be decrypted with the known keys", secret.integration_id))?;
+            .with_context(|| {
+                format!(
+                    "a token of integration {} cannot be decrypted with the known keys",
+                    secret.integration_id
+                )
+            })?;
         if db.system.replace_integration_secret(&secret, &new).await? {
             done += 1;
         } else {
             raced += 1;
         }
     }
-    println!("re-encrypted {done} token(s) under key {:08x}", keyring.current_key_id());
+    println!(
+        "re-encrypted {done} token(s) under key {:08x}",
+        keyring.current_key_id()
+    );
     if raced > 0 {
         println!("{raced} token(s) changed meanwhile (refreshed); run `zixly keys rotate --finish` again");
         return Ok(ExitCode::FAILURE);

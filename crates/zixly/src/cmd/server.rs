@@ -52,8 +52,12 @@ pub struct WebArgs {
 
 impl WebArgs {
     fn state(&self, app: zixly_db::AppDb, bound: SocketAddr) -> Result<zixly_web::AppState> {
-        let public_url = self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
-        let mut config = zixly_web::WebConfig::new(&public_url).with_context(|| format!("invalid public URL `{public_url}`"))?;
+        let public_url = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"));
+        let mut config = zixly_web::WebConfig::new(&public_url)
+            .with_context(|| format!("invalid public URL `{public_url}`"))?;
         config.trust_forwarded_for = self.trust_forwarded_for;
         let mut state = zixly_web::AppState::new(app, config);
         if let Some(url) = &self.smtp_url {
@@ -79,7 +83,12 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     run_server(global, args.listen, &args.web, false).await
 }
 
-async fn run_server(global: &Global, listen: SocketAddr, web: &WebArgs, create_demo: bool) -> Result<ExitCode> {
+async fn run_server(
+    global: &Global,
+    listen: SocketAddr,
+    web: &WebArgs,
+    create_demo: bool,
+) -> Result<ExitCode> {
     let db = Database::open(global, 16).await?;
     let outcome = serve_until_signal(global, &db, listen, web, create_demo).await;
     // Stop PostgreSQL whatever happened above, then report the first error.
@@ -90,10 +99,20 @@ async fn run_server(global: &Global, listen: SocketAddr, web: &WebArgs, create_d
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve_until_signal(global: &Global, db: &Database, listen: SocketAddr, web: &WebArgs, create_demo: bool) -> Result<()> {
+async fn serve_until_signal(
+    global: &Global,
+    db: &Database,
+    listen: SocketAddr,
+    web: &WebArgs,
+    create_demo: bool,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen} (is another server using it? try --listen 127.0.0.1:0)"))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen} (is another server using it? try --listen 127.0.0.1:0)"
+            )
+        })?;
     let bound = listener.local_addr()?;
     if create_demo {
         // After binding, so the printed login URL has the real port.
@@ -109,9 +128,14 @@ async fn serve_until_signal(global: &Global, db: &Database, listen: SocketAddr, 
     let worker = tokio::spawn(worker.run(async move {
         let _ = stopped.await; // sent, or the sender dropped because HTTP failed
     }));
-    let served = zixly_web::serve(listener, state, shutdown_signal()).await.context("HTTP server failed");
+    let served = zixly_web::serve(listener, state, shutdown_signal())
+        .await
+        .context("HTTP server failed");
     drop(stop);
-    let worked = worker.await.context("job worker task")?.context("job worker failed");
+    let worked = worker
+        .await
+        .context("job worker task")?
+        .context("job worker failed");
     served?;
     worked?;
     Ok(())
@@ -137,11 +161,18 @@ pub async fn shutdown_signal() {
 }
 
 /// On a database without tenants, creates "Demo Agency" with an ADMIN and prints how to log in.
-async fn create_demo_tenant_if_empty(global: &Global, db: &Database, listen: SocketAddr) -> Result<()> {
+async fn create_demo_tenant_if_empty(
+    global: &Global,
+    db: &Database,
+    listen: SocketAddr,
+) -> Result<()> {
     if !db.system.list_tenants().await?.is_empty() {
         return Ok(());
     }
-    let tenant = db.system.create_tenant("Demo Agency", CurrencyCode::AUD, "Australia/Sydney").await?;
+    let tenant = db
+        .system
+        .create_tenant("Demo Agency", CurrencyCode::AUD, "Australia/Sydney")
+        .await?;
     let email = "admin@example.com";
     let password = generate_password();
     let hash = hash_password(&password)?;
@@ -165,7 +196,10 @@ async fn create_demo_tenant_if_empty(global: &Global, db: &Database, listen: Soc
             .open(&path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()));
         match written {
-            Ok(()) => println!("(also saved to {}, readable only by you; delete it once you have logged in)", path.display()),
+            Ok(()) => println!(
+                "(also saved to {}, readable only by you; delete it once you have logged in)",
+                path.display()
+            ),
             Err(e) => tracing::warn!(error = %e, "could not save the initial admin credentials"),
         }
     }

@@ -29,8 +29,12 @@ pub struct SyncArgs {
 }
 
 pub async fn run(global: &Global, args: SyncArgs) -> Result<ExitCode> {
-    let provider = Provider::parse(&args.provider)
-        .with_context(|| format!("unknown provider `{}` (XERO, MYOB, HUBSPOT, PIPEDRIVE, ASANA)", args.provider))?;
+    let provider = Provider::parse(&args.provider).with_context(|| {
+        format!(
+            "unknown provider `{}` (XERO, MYOB, HUBSPOT, PIPEDRIVE, ASANA)",
+            args.provider
+        )
+    })?;
     let db = Database::open(global, 4).await?;
     let outcome = sync(global, &db, provider, &args).await;
     let closed = db.close().await;
@@ -39,10 +43,18 @@ pub async fn run(global: &Global, args: SyncArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-async fn sync(global: &Global, db: &Database, provider: Provider, args: &SyncArgs) -> Result<ExitCode> {
+async fn sync(
+    global: &Global,
+    db: &Database,
+    provider: Provider,
+    args: &SyncArgs,
+) -> Result<ExitCode> {
     let tx = db.app.begin_tenant(args.tenant).await?;
     let Some(integration) = tx.integration_by_provider(provider.as_str()).await? else {
-        bail!("tenant {} has no {provider} integration; connect it first", args.tenant);
+        bail!(
+            "tenant {} has no {provider} integration; connect it first",
+            args.tenant
+        );
     };
     if integration.status == "DISABLED" {
         bail!("the {provider} integration is disabled");
@@ -51,7 +63,9 @@ async fn sync(global: &Global, db: &Database, provider: Provider, args: &SyncArg
     tx.commit().await?;
     let job_id = job.id();
     if !args.wait {
-        println!("sync of {provider} queued (job {job_id}); a running zixly worker will pick it up");
+        println!(
+            "sync of {provider} queued (job {job_id}); a running zixly worker will pick it up"
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let worker = super::worker::build(global, db, 2)?;
@@ -67,7 +81,12 @@ async fn sync(global: &Global, db: &Database, provider: Provider, args: &SyncArg
         };
         if let Some(errors) = j.errors.as_array() {
             for e in errors.iter().skip(reported) {
-                eprintln!("attempt failed: {}", e.get("error").and_then(|v| v.as_str()).unwrap_or("unknown error"));
+                eprintln!(
+                    "attempt failed: {}",
+                    e.get("error")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("unknown error")
+                );
             }
             reported = errors.len();
         }
@@ -86,7 +105,9 @@ async fn sync(global: &Global, db: &Database, provider: Provider, args: &SyncArg
             Ok(ExitCode::SUCCESS)
         }
         other => {
-            let reason = integration.and_then(|i| i.last_error).unwrap_or_else(|| "see the errors above".into());
+            let reason = integration
+                .and_then(|i| i.last_error)
+                .unwrap_or_else(|| "see the errors above".into());
             eprintln!("sync of {provider} {}: {reason}", other.as_str());
             Ok(ExitCode::FAILURE)
         }

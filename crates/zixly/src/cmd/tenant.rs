@@ -42,17 +42,29 @@ pub enum TenantCommand {
 
 pub async fn run(global: &Global, command: TenantCommand) -> Result<ExitCode> {
     // Validate arguments before touching (or starting) the database.
-    if let TenantCommand::Create { name, base_currency, time_zone } = &command {
+    if let TenantCommand::Create {
+        name,
+        base_currency,
+        time_zone,
+    } = &command
+    {
         if name.trim().is_empty() {
             bail!("--name must not be empty");
         }
-        base_currency.parse::<CurrencyCode>().context("--base-currency")?;
+        base_currency
+            .parse::<CurrencyCode>()
+            .context("--base-currency")?;
         if time_zone.parse::<chrono_tz_check::Tz>().is_err() {
-            bail!("--time-zone: `{time_zone}` is not an IANA time zone (e.g. Australia/Sydney, UTC)");
+            bail!(
+                "--time-zone: `{time_zone}` is not an IANA time zone (e.g. Australia/Sydney, UTC)"
+            );
         }
     }
     if let TenantCommand::Delete { id, yes: false } = &command {
-        if !confirm(&format!("Delete tenant {id} and all its data? Type the tenant id to confirm: "), &id.to_string())? {
+        if !confirm(
+            &format!("Delete tenant {id} and all its data? Type the tenant id to confirm: "),
+            &id.to_string(),
+        )? {
             eprintln!("not deleted");
             return Ok(ExitCode::FAILURE);
         }
@@ -65,10 +77,17 @@ pub async fn run(global: &Global, command: TenantCommand) -> Result<ExitCode> {
 
 async fn execute(db: &Database, command: TenantCommand) -> Result<ExitCode> {
     match command {
-        TenantCommand::Create { name, base_currency, time_zone } => {
+        TenantCommand::Create {
+            name,
+            base_currency,
+            time_zone,
+        } => {
             let currency: CurrencyCode = base_currency.parse()?;
             let id = db.system.create_tenant(&name, currency, &time_zone).await?;
-            println!("Created tenant \"{}\" with base currency {currency}", name.trim());
+            println!(
+                "Created tenant \"{}\" with base currency {currency}",
+                name.trim()
+            );
             println!("{id}");
             Ok(ExitCode::SUCCESS)
         }
@@ -79,9 +98,15 @@ async fn execute(db: &Database, command: TenantCommand) -> Result<ExitCode> {
             } else if tenants.is_empty() {
                 println!("no tenants (create one with `zixly tenant create --name NAME`)");
             } else {
-                println!("{:<36}  {:<3}  {:>5}  {:>7}  NAME", "ID", "CUR", "USERS", "CLIENTS");
+                println!(
+                    "{:<36}  {:<3}  {:>5}  {:>7}  NAME",
+                    "ID", "CUR", "USERS", "CLIENTS"
+                );
                 for t in tenants {
-                    println!("{:<36}  {:<3}  {:>5}  {:>7}  {}", t.id, t.base_currency, t.users, t.clients, t.name);
+                    println!(
+                        "{:<36}  {:<3}  {:>5}  {:>7}  {}",
+                        t.id, t.base_currency, t.users, t.clients, t.name
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)

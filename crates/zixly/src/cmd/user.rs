@@ -28,18 +28,26 @@ pub enum UserCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse().map_err(|e: zixly_domain::role::UnknownRole| e.to_string())
+    s.parse()
+        .map_err(|e: zixly_domain::role::UnknownRole| e.to_string())
 }
 
 pub async fn run(global: &Global, command: UserCommand) -> Result<ExitCode> {
-    let UserCommand::Add { tenant, email, role, password_stdin } = command;
+    let UserCommand::Add {
+        tenant,
+        email,
+        role,
+        password_stdin,
+    } = command;
     let email = email.trim().to_lowercase();
     if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
         bail!("--email: `{email}` is not an email address");
     }
     let (password, generated) = if password_stdin {
         let mut input = String::new();
-        std::io::stdin().read_to_string(&mut input).context("reading the password from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("reading the password from standard input")?;
         let line = input.lines().next().unwrap_or("").to_string();
         (line, false)
     } else {
@@ -53,10 +61,15 @@ pub async fn run(global: &Global, command: UserCommand) -> Result<ExitCode> {
             bail!("no tenant with id {tenant} (see `zixly tenant list`)");
         }
         let tx = db.app.begin_tenant(tenant).await?;
-        let id = tx.insert_user(&email, role, Some(&hash)).await.map_err(|e| match e {
-            zixly_db::DbError::UniqueViolation { .. } => anyhow::anyhow!("{email} is already a user of this tenant"),
-            other => other.into(),
-        })?;
+        let id = tx
+            .insert_user(&email, role, Some(&hash))
+            .await
+            .map_err(|e| match e {
+                zixly_db::DbError::UniqueViolation { .. } => {
+                    anyhow::anyhow!("{email} is already a user of this tenant")
+                }
+                other => other.into(),
+            })?;
         tx.commit().await?;
         Ok(id)
     }

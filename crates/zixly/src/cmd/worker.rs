@@ -59,12 +59,23 @@ pub fn sync_engine(global: &Global, db: &Database) -> Result<Option<SyncEngine>>
     let providers = SyncEngine::providers_from_env().map_err(anyhow::Error::msg)?;
     let names: Vec<&str> = providers.iter().map(|p| p.provider.as_str()).collect();
     tracing::info!(providers = ?names, "integrations configured");
-    Ok(Some(SyncEngine::new(db.app.clone(), Arc::new(keyring), providers, SyncConfig::default())))
+    Ok(Some(SyncEngine::new(
+        db.app.clone(),
+        Arc::new(keyring),
+        providers,
+        SyncConfig::default(),
+    )))
 }
 
 /// A worker with every handler this binary has.
 pub fn build(global: &Global, db: &Database, concurrency: usize) -> Result<Worker> {
-    let mut worker = Worker::new(db.system.clone(), WorkerConfig { concurrency: concurrency.max(1), ..WorkerConfig::default() });
+    let mut worker = Worker::new(
+        db.system.clone(),
+        WorkerConfig {
+            concurrency: concurrency.max(1),
+            ..WorkerConfig::default()
+        },
+    );
     if let Some(engine) = sync_engine(global, db)? {
         engine.register(&mut worker, db.system.clone());
     }
