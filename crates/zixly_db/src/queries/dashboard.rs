@@ -1,11 +1,23 @@
 //! Reads the web dashboard needs beyond the per-client series: tenant-wide totals per day, the
 //! pipeline summary and per-client summaries, all in the tenant's base currency.
 //!
-//! Money is converted to `tenants.base_currency` row by row with the ECB-layout reference rates
-//! (`fx_rates`, base EUR): the rate of the latest day on or before the row's date. A row whose
-//! currency has no rate yet is left out of the sums and counted in `unconverted`, so a page can say
-//! so instead of showing a silently wrong total. Rows already in the base currency (the normal
-//! case: ingestion normalises) cost no lookup at all (`case` evaluates its branches lazily).
+//! ## Currency
+//! The same policy as the reports and the ingestion loader: the SQL function `zixly_fx_rate`
+//! (migrations/0003_ingest.sql) — a direct rate, its inverse or the cross rate through EUR, the
+//! latest on or before the day and at most 7 days older. A row whose currency has no such rate is
+//! left out of the sums and counted in `unconverted`, so a page can say so instead of showing a
+//! silently wrong total. Rows are summed per currency and day first and converted at full
+//! precision; figures are rounded to cents once (per day for [`DailyTotals`], per client and range
+//! for [`ClientSummary`] — as the profitability report does — and per period for the pipeline).
+//! Rows already in the base currency (the normal case) cost no rate lookup.
+//!
+//! ## Speed
+//! The overview needs three reads for its three periods (current, previous, last year); they are
+//! shaped to be sent together (`tokio::try_join!` on one [`TenantTx`] pipelines them in one round
+//! trip): [`TenantTx::daily_totals`] groups per day and currency, [`TenantTx::client_summaries`]
+//! per client, month and currency (per day only for foreign currencies), and
+//! [`TenantTx::pipeline_summaries`] finds every lead's state at each period's end in one pass.
+//! Every statement filters on `tenant_id` first, so the tenant-leading indexes are used.
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -81,19 +93,11 @@ fn like_pattern(s: &str) -> String {
     out
 }
 
-/// `amount` converted from `currency` to `z.base` on `day` (NULL when no rate is known).
-fn fx(amount: &str, currency: &str, day: &str) -> String {
-    let rate = |cur: &str| {
-        format!(
-            "(case when {cur} = 'EUR' then 1::numeric else
-                (select r.rate from fx_rates r where r.base_currency = 'EUR' and r.quote_currency = {cur}
-                    and r.rate_date <= {day} order by r.rate_date desc limit 1) end)"
-        )
-    };
+/// The factor that turns an amount in `currency` into `z.base` on `day` (NULL when no rate is
+/// known): 1 for the base currency itself, else the loader's `zixly_fx_rate`.
+fn fx_factor(currency: &str, day: &str) -> String {
     format!(
-        "(case when {currency} = z.base then {amount} else round({amount} * {} / {}, 2) end)",
-        rate("z.base"),
-        rate(currency)
+        "(case when {currency} = z.base then 1::numeric else zixly_fx_rate({currency}, z.base, {day}) end)"
     )
 }
 
@@ -128,21 +132,26 @@ impl TenantTx {
         to: NaiveDate,
         client: Option<Uuid>,
     ) -> DbResult<(Vec<DailyTotals>, i64)> {
+        // Two statements rather than `($4 is null or client_kpi_id = $4)`: a cached generic plan
+        // could then use neither the client's index nor the tenant-wide one well.
+        let filter = if client.is_some() {
+            "and client_kpi_id = $4"
+        } else {
+            "and $4::uuid is null"
+        };
         let sql = format!(
-            "with z as (select base_currency::text as base from tenants where id = $1),
-                  g as (select record_date as d, currency::text as cur, sum(revenue) as r, sum(expenses) as e,
+            "with z as (select base_currency as base from tenants where id = $1),
+                  g as (select record_date as d, currency as cur, sum(revenue) as r, sum(expenses) as e,
                                sum(cash_flow) as c, count(*) as n
                           from financials
-                         where tenant_id = $1 and record_date between $2 and $3
-                           and ($4::uuid is null or client_kpi_id = $4)
+                         where tenant_id = $1 and record_date between $2 and $3 {filter}
                          group by 1, 2),
-                  v as (select g.d, g.n, {r} as r, {e} as e, {c} as c from g, z)
-             select d, coalesce(sum(r), 0), coalesce(sum(e), 0), coalesce(sum(c), 0),
-                    coalesce(sum(n) filter (where r is null or e is null or c is null), 0)::bigint
+                  v as (select g.d, g.n, g.r * k.f as r, g.e * k.f as e, g.c * k.f as c
+                          from g, z, lateral (select {f} as f) k)
+             select d, round(coalesce(sum(r), 0), 2), round(coalesce(sum(e), 0), 2), round(coalesce(sum(c), 0), 2),
+                    coalesce(sum(n) filter (where r is null), 0)::bigint
                from v group by d order by d",
-            r = fx("g.r", "g.cur", "g.d"),
-            e = fx("g.e", "g.cur", "g.d"),
-            c = fx("g.c", "g.cur", "g.d"),
+            f = fx_factor("g.cur", "g.d"),
         );
         let stmt = self
             .client()
@@ -180,47 +189,77 @@ impl TenantTx {
         to: NaiveDate,
         client: Option<Uuid>,
     ) -> DbResult<PipelineSummary> {
+        let mut all = self.pipeline_summaries(&[(from, to)], client).await?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// [`TenantTx::pipeline_summary`] for several periods at once, in their order: one pass over
+    /// the lead events (each event knows when the lead's next event happened, so it is the lead's
+    /// latest as of a period's end when it happened before that end and the next one did not).
+    pub async fn pipeline_summaries(
+        &self,
+        periods: &[(NaiveDate, NaiveDate)],
+        client: Option<Uuid>,
+    ) -> DbResult<Vec<PipelineSummary>> {
+        if periods.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = if client.is_some() {
+            "and e.client_kpi_id = $4"
+        } else {
+            "and $4::uuid is null"
+        };
         let sql = format!(
-            "with z as (select base_currency::text as base, time_zone as tz from tenants where id = $1),
-                  latest as (
-                      select distinct on (e.client_kpi_id, e.lead_id)
-                             e.status::text as status, e.value, e.currency::text as cur, e.event_date
-                        from lead_events e, z
-                       where e.tenant_id = $1 and ($4::uuid is null or e.client_kpi_id = $4)
-                         and e.event_date < (($3::date + 1)::timestamp at time zone z.tz)
-                       order by e.client_kpi_id, e.lead_id, e.event_date desc, e.id desc),
-                  v as (select l.*, {conv} as conv,
-                               l.event_date >= ($2::date::timestamp at time zone z.tz) as in_range
-                          from latest l, z)
-             select coalesce(sum(conv) filter (where status = 'active'), 0),
-                    count(*) filter (where status = 'active'),
-                    count(*) filter (where status = 'won' and in_range),
-                    count(*) filter (where status = 'lost' and in_range),
-                    count(*) filter (where status = 'active' and value is not null and conv is null)
-               from v",
-            conv = fx("l.value", "l.cur", "(l.event_date at time zone z.tz)::date"),
+            "with z as (select base_currency as base, time_zone as tz from tenants where id = $1),
+                  p as (select u.i, u.f::timestamp at time zone z.tz as start,
+                               (u.t + 1)::timestamp at time zone z.tz as stop
+                          from z, unnest($2::date[], $3::date[]) with ordinality as u(f, t, i)),
+                  e as (select e.status, e.value, e.currency, e.event_date,
+                               lead(e.event_date) over (partition by e.client_kpi_id, e.lead_id collate \"C\"
+                                                        order by e.event_date, e.id) as next
+                          from lead_events e
+                         where e.tenant_id = $1 and e.event_date < (select max(stop) from p) {filter}),
+                  v as (select p.i, e.status, e.value, e.event_date >= p.start as in_range,
+                               case when e.status = 'active' and e.value is not null
+                                    then e.value * {f} end as conv
+                          from p join e on e.event_date < p.stop and (e.next is null or e.next >= p.stop), z)
+             select p.i,
+                    round(coalesce(sum(v.conv), 0), 2),
+                    count(v.status) filter (where v.status = 'active'),
+                    count(v.status) filter (where v.status = 'won' and v.in_range),
+                    count(v.status) filter (where v.status = 'lost' and v.in_range),
+                    count(v.status) filter (where v.status = 'active' and v.value is not null and v.conv is null)
+               from p left join v on v.i = p.i
+              group by p.i order by p.i",
+            f = fx_factor("e.currency", "(e.event_date at time zone z.tz)::date"),
         );
         let stmt = self
             .client()
             .prepare_cached(&sql)
             .await
             .ctx("summarising the pipeline")?;
-        let row = self
+        let (froms, tos): (Vec<NaiveDate>, Vec<NaiveDate>) = periods.iter().copied().unzip();
+        let rows = self
             .client()
-            .query_one(&stmt, &[&self.tenant_id(), &from, &to, &client])
+            .query(&stmt, &[&self.tenant_id(), &froms, &tos, &client])
             .await
             .ctx("summarising the pipeline")?;
-        Ok(PipelineSummary {
-            open_value: row.get(0),
-            open_leads: row.get(1),
-            won: row.get(2),
-            lost: row.get(3),
-            unconverted: row.get(4),
-        })
+        Ok(rows
+            .iter()
+            .map(|row| PipelineSummary {
+                open_value: row.get(1),
+                open_leads: row.get(2),
+                won: row.get(3),
+                lost: row.get(4),
+                unconverted: row.get(5),
+            })
+            .collect())
     }
 
     /// Every client (optionally only those whose name contains `search`) with revenue, expenses and
-    /// profit over `[from, to]` and monthly revenue, in the base currency; ordered by name.
+    /// profit over `[from, to]` and monthly revenue, in the base currency; ordered by name. The
+    /// range totals are converted at full precision and rounded once, like the profitability
+    /// report's; rows without a rate are left out.
     pub async fn client_summaries(
         &self,
         from: NaiveDate,
@@ -232,26 +271,27 @@ impl TenantTx {
             .filter(|s| !s.is_empty())
             .map(like_pattern);
         let sql = format!(
-            "with z as (select base_currency::text as base from tenants where id = $1),
+            "with z as (select base_currency as base from tenants where id = $1),
                   c as (select id, client_id, client_name, industry from client_kpis
                          where tenant_id = $1 and ($4::text is null or client_name ilike $4)),
                   g as (select f.client_kpi_id as cid, date_trunc('month', f.record_date)::date as m,
-                               f.record_date as d, f.currency::text as cur,
-                               sum(f.revenue) as r, sum(f.expenses) as e
-                          from financials f join c on c.id = f.client_kpi_id
+                               case when f.currency = z.base then null else f.record_date end as d,
+                               f.currency as cur, sum(f.revenue) as r, sum(f.expenses) as e
+                          from financials f, z
                          where f.tenant_id = $1 and f.record_date between $2 and $3
-                         group by 1, 3, 4),
-                  v as (select g.cid, g.m, {r} as r, {e} as e from g, z),
-                  mo as (select cid, m, coalesce(sum(r), 0) as r, coalesce(sum(e), 0) as e from v group by 1, 2)
+                         group by 1, 2, 3, 4),
+                  v as (select g.cid, g.m, g.r * k.f as r, g.e * k.f as e
+                          from g, z, lateral (select {f} as f) k),
+                  mo as (select cid, m, sum(r) as r, sum(e) as e from v group by 1, 2)
              select c.id, c.client_id, c.client_name, c.industry,
                     coalesce(array_agg(mo.m order by mo.m) filter (where mo.m is not null), '{{}}'),
-                    coalesce(array_agg(mo.r order by mo.m) filter (where mo.m is not null), '{{}}'),
-                    coalesce(sum(mo.e), 0)
+                    coalesce(array_agg(round(coalesce(mo.r, 0), 2) order by mo.m) filter (where mo.m is not null), '{{}}'),
+                    round(coalesce(sum(mo.r), 0), 2),
+                    round(coalesce(sum(mo.e), 0), 2)
                from c left join mo on mo.cid = c.id
               group by c.id, c.client_id, c.client_name, c.industry
               order by lower(c.client_name), c.id",
-            r = fx("g.r", "g.cur", "g.d"),
-            e = fx("g.e", "g.cur", "g.d"),
+            f = fx_factor("g.cur", "coalesce(g.d, g.m)"),
         );
         let stmt = self
             .client()
@@ -268,8 +308,7 @@ impl TenantTx {
             .map(|r| {
                 let months: Vec<NaiveDate> = r.get(4);
                 let revenues: Vec<Decimal> = r.get(5);
-                let revenue: Decimal = revenues.iter().copied().sum();
-                let expenses: Decimal = r.get(6);
+                let (revenue, expenses): (Decimal, Decimal) = (r.get(6), r.get(7));
                 ClientSummary {
                     id: r.get(0),
                     client_id: r.get(1),

@@ -259,12 +259,16 @@ pub async fn page_handler(
     let r = Range::resolve(&params, today_in(&tenant.time_zone));
     let (prev_from, prev_to) = r.previous();
     let (ly_from, ly_to) = r.last_year();
-    let (days, unconverted) = tx.daily_totals(prev_from.min(ly_from), r.to, None).await?;
-    let pipe_now = tx.pipeline_summary(r.from, r.to, None).await?;
-    let pipe_prev = tx.pipeline_summary(prev_from, prev_to, None).await?;
-    let pipe_ly = tx.pipeline_summary(ly_from, ly_to, None).await?;
-    let clients = tx.client_summaries(r.from, r.to, None).await?;
+    // Sent together: the connection pipelines the three statements (one round trip).
+    let periods = [(r.from, r.to), (prev_from, prev_to), (ly_from, ly_to)];
+    let ((days, unconverted), pipelines, clients) = tokio::try_join!(
+        tx.daily_totals(prev_from.min(ly_from), r.to, None),
+        tx.pipeline_summaries(&periods, None),
+        tx.client_summaries(r.from, r.to, None),
+    )?;
     tx.commit().await?;
+    let pipe = |i: usize| pipelines.get(i).cloned().unwrap_or_default();
+    let (pipe_now, pipe_prev, pipe_ly) = (pipe(0), pipe(1), pipe(2));
 
     let sym = html::currency_symbol(&tenant.base_currency);
     let cur = Sums::of(&days, r.from, r.to);
