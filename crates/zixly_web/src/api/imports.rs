@@ -307,16 +307,14 @@ async fn upload_import(
     ))
 }
 
-async fn import<T: Loadable>(
+/// The loader options of a CSV upload by `auth` (this route's and the `/imports` page's): source
+/// `csv`, the uploader as the trigger, one `import.csv` audit row completed with the outcome.
+pub(crate) fn upload_options<T: Loadable>(
     auth: &Auth<Editor>,
-    state: &AppState,
+    file_name: Option<String>,
     skip_invalid: bool,
-    field: Field<'_>,
-) -> ApiResult<Response> {
-    let tenant = auth.tenant_id();
-    let file_name = field.file_name().map(str::to_string);
-    let ctx = loader::ingest_context(&state.db, tenant, "csv").await?;
-    let options = LoadOptions {
+) -> LoadOptions {
+    LoadOptions {
         file_name: file_name.clone(),
         skip_invalid,
         triggered_by: Some(auth.user_id()),
@@ -327,7 +325,19 @@ async fn import<T: Loadable>(
             json!({"file_name": file_name, "skip_invalid": skip_invalid}),
         )),
         ..LoadOptions::new("csv")
-    };
+    }
+}
+
+async fn import<T: Loadable>(
+    auth: &Auth<Editor>,
+    state: &AppState,
+    skip_invalid: bool,
+    field: Field<'_>,
+) -> ApiResult<Response> {
+    let tenant = auth.tenant_id();
+    let file_name = field.file_name().map(str::to_string);
+    let ctx = loader::ingest_context(&state.db, tenant, "csv").await?;
+    let options = upload_options::<T>(auth, file_name, skip_invalid);
     let limit = state.config.import_body_limit;
     let mut seen = 0usize;
     let chunks = field.map(move |chunk| match chunk {

@@ -1,11 +1,19 @@
 //! `/imports`: upload a CSV and see, line by line, what the validation rules make of it — the
-//! same rules every source goes through (`zixly_domain::ingest`). EDITOR and up.
+//! same rules every source goes through (`zixly_domain::ingest`) — then load it. EDITOR and up.
+//!
+//! "Check file" only reads. "Load file" checks the same way and, when every line is valid, loads
+//! the file through the same code path as `POST /api/v1/imports` (`zixly_db::loader`, atomic, one
+//! `sync_runs` row and one `import.csv` audit row), then shows inserted / updated / unchanged. The
+//! loader's own checks (duplicate keys in the file, exchange rates) can still refuse it; their
+//! errors are listed by line and nothing is written.
 
 use std::fmt::Write as _;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
+use zixly_db::loader::{self, LoadReport, LoadStatus, Loadable};
 use zixly_domain::ingest::{
     CsvRows, CustomMetricRow, FinancialRow, IngestContext, IngestRow, LeadEventRow, RowError,
 };
@@ -14,7 +22,9 @@ use zixly_domain::CurrencyCode;
 
 use super::html::{self, csrf_field, esc, layout, Nav};
 use super::{page, PageError, PageUser};
+use crate::api::imports::upload_options;
 use crate::auth::Editor;
+use crate::AppState;
 
 /// Upload limit of the page (the body is held in memory while it is checked).
 pub const MAX_UPLOAD: usize = 10 * 1024 * 1024;
@@ -42,8 +52,8 @@ fn form(csrf: &str, dataset: &str) -> String {
 <form method="post" action="/imports" enctype="multipart/form-data">{csrf}
 <div class="row"><div class="field" style="min-width:180px"><label for="dataset">Dataset</label><select id="dataset" name="dataset">{options}</select></div>
 <div class="field" style="flex:1;min-width:220px"><label for="file">CSV file</label><input type="file" id="file" name="file" accept=".csv,text/csv" required></div>
-<button type="submit">Check file</button></div></form>
-<details class="small" style="margin-top:.75rem"><summary>Expected columns</summary><ul>{help}</ul><p class="muted">Money: plain decimals with at most 2 places (<code>1234.50</code>). Dates: <code>YYYY-MM-DD</code>. Empty currency = the account's base currency.</p></details></section>"#,
+<div class="actions"><button type="submit" name="action" value="check">Check file</button><button type="submit" name="action" value="load" class="secondary">Load file</button></div></div></form>
+<details class="small" style="margin-top:.75rem"><summary>Expected columns</summary><ul>{help}</ul><p class="muted">Money: plain decimals with at most 2 places (<code>1234.50</code>). Dates: <code>YYYY-MM-DD</code>. Empty currency = the account's base currency. A file loads only when every line is valid; loading the same file again changes nothing.</p></details></section>"#,
         csrf = csrf_field(csrf),
     )
 }
@@ -56,7 +66,7 @@ pub async fn page_get(user: PageUser<Editor>) -> Result<Response, PageError> {
         "{}{}",
         html::page_head(
             "Imports",
-            "Upload a CSV file to see how every line reads before loading it.",
+            "Upload a CSV file to see how every line reads, then load it.",
             ""
         ),
         form(&user.csrf, "financials")
@@ -138,6 +148,7 @@ fn check<T: IngestRow>(bytes: &[u8], ctx: IngestContext) -> Result<Vec<Verdict>,
 
 pub async fn page_post(
     user: PageUser<Editor>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
@@ -167,9 +178,10 @@ pub async fn page_post(
     };
     let mut body = html::page_head(
         "Imports",
-        "Upload a CSV file to see how every line reads before loading it.",
+        "Upload a CSV file to see how every line reads, then load it.",
         "",
     );
+    let wants_load = text("action") == "load";
     body.push_str(&form(&user.csrf, &dataset));
 
     let Some((_, filename, bytes)) = file.filter(|f| !f.2.is_empty()) else {
@@ -182,11 +194,32 @@ pub async fn page_post(
         )));
     };
     let result = match dataset.as_str() {
-        "lead_events" => check::<LeadEventRow>(bytes, ctx),
-        "custom_metrics" => check::<CustomMetricRow>(bytes, ctx),
-        _ => check::<FinancialRow>(bytes, ctx),
+        "lead_events" => check::<LeadEventRow>(bytes, ctx.clone()),
+        "custom_metrics" => check::<CustomMetricRow>(bytes, ctx.clone()),
+        _ => check::<FinancialRow>(bytes, ctx.clone()),
     };
     let name = filename.as_deref().unwrap_or("upload.csv");
+    if wants_load {
+        let all_valid = matches!(&result, Ok(v) if v.iter().all(|v| v.errors.is_empty()));
+        if all_valid {
+            let file_name = Some(name.to_string());
+            let input = std::io::Cursor::new(bytes.clone());
+            let db = &state.db;
+            let report = match dataset.as_str() {
+                "lead_events" => load::<LeadEventRow>(&user, db, file_name, ctx, input).await?,
+                "custom_metrics" => {
+                    load::<CustomMetricRow>(&user, db, file_name, ctx, input).await?
+                }
+                _ => load::<FinancialRow>(&user, db, file_name, ctx, input).await?,
+            };
+            body.push_str(&load_section(name, &report));
+        } else {
+            body.push_str(&html::flash(
+                "err",
+                "Nothing was loaded: the file has lines with errors (listed below).",
+            ));
+        }
+    }
     let _ = write!(
         body,
         r#"<section class="card" aria-labelledby="res-title"><h2 id="res-title">Result for {}</h2>"#,
@@ -259,6 +292,67 @@ pub async fn page_post(
         Some(&user.who(&tenant)),
         &body,
     )))
+}
+
+/// Loads a checked file through the API's upload path (atomic: all lines or none).
+async fn load<T: Loadable>(
+    user: &PageUser<Editor>,
+    db: &zixly_db::AppDb,
+    file_name: Option<String>,
+    ctx: zixly_domain::ingest::IngestContext,
+    input: std::io::Cursor<Vec<u8>>,
+) -> Result<LoadReport, PageError> {
+    let options = upload_options::<T>(&user.auth, file_name, false);
+    let report =
+        loader::load_csv::<T, _>(db, user.auth.tenant_id(), &options, ctx, input, None, None)
+            .await?;
+    Ok(report)
+}
+
+/// What a load did: counts, or why nothing was written.
+fn load_section(name: &str, r: &LoadReport) -> String {
+    let mut out = format!(
+        r#"<section class="card" aria-labelledby="load-title" data-load-status="{status}"><h2 id="load-title">Load of {name}</h2>"#,
+        status = r.status.as_str(),
+        name = esc(name),
+    );
+    if r.status == LoadStatus::Failed {
+        let why = match &r.aborted {
+            Some(reason) => format!("Nothing was loaded: {reason}."),
+            None => format!(
+                "Nothing was loaded: {} lines were refused when loading.",
+                r.rejected
+            ),
+        };
+        out.push_str(&html::flash("err", &why));
+        if !r.errors.is_empty() {
+            out.push_str(r#"<div class="table-wrap"><table data-table="load-errors"><thead><tr><th scope="col" class="num">Line</th><th scope="col">Details</th></tr></thead><tbody>"#);
+            for e in &r.errors {
+                let _ = write!(
+                    out,
+                    r#"<tr data-load-line="{l}"><td class="num">{l}</td><td>{}</td></tr>"#,
+                    esc(&e.to_string()),
+                    l = e.line
+                );
+            }
+            out.push_str("</tbody></table></div>");
+        }
+    } else {
+        out.push_str(&html::flash(
+            "ok",
+            &format!(
+                "Loaded {} lines: {} inserted, {} updated, {} unchanged.",
+                r.rows_read, r.inserted, r.updated, r.unchanged
+            ),
+        ));
+        let _ = write!(
+            out,
+            r#"<dl class="load-counts"><div><dt>Inserted</dt><dd data-count="inserted">{}</dd></div><div><dt>Updated</dt><dd data-count="updated">{}</dd></div><div><dt>Unchanged</dt><dd data-count="unchanged">{}</dd></div><div><dt>New clients</dt><dd data-count="clients">{}</dd></div></dl>"#,
+            r.inserted, r.updated, r.unchanged, r.clients_inserted
+        );
+    }
+    out.push_str("</section>");
+    out
 }
 
 #[cfg(test)]
