@@ -4,7 +4,9 @@
 // which spawns the application on a fresh database, seeds two tenants and passes everything here
 // through the environment:
 //   ZIXLY_E2E = JSON {base, admin:{email,password}, viewer:{email,password}, otherTenantClientId,
-//                     clientName, screenshots}
+//                     clientName, screenshots, shortBase, shortSessionSeconds}
+// `shortBase` is a second server on the same database whose sessions expire after
+// `shortSessionSeconds`.
 // Exits non-zero on the first failed check, printing what failed. Screenshots of the main pages go
 // to `screenshots` (target/screenshots/), desktop (1280 px) and phone (375 px) widths.
 import { chromium } from "playwright-core";
@@ -34,8 +36,8 @@ async function shot(page, name) {
   await page.screenshot({ path: `${cfg.screenshots}/${name}.png`, fullPage: true });
 }
 
-async function login(page, who) {
-  await page.goto(`${base}/login`);
+async function login(page, who, at = base) {
+  await page.goto(`${at}/login`);
   await page.getByLabel("Email").fill(who.email);
   await page.getByLabel("Password").fill(who.password);
   await Promise.all([page.waitForURL((u) => !u.pathname.startsWith("/login")), page.getByRole("button", { name: "Log in" }).click()]);
@@ -178,6 +180,31 @@ try {
   await assertLabelled(page);
   await shot(page, "imports");
 
+  log("imports: loading a file with a bad line loads nothing and shows the error");
+  await page.getByLabel("Dataset", { exact: true }).selectOption("financials");
+  await page.getByLabel("CSV file", { exact: true }).setInputFiles({ name: "bad.csv", mimeType: "text/csv", buffer: Buffer.from(csvText) });
+  await page.getByRole("button", { name: "Load file" }).click();
+  await page.getByText("Nothing was loaded").waitFor();
+  assert.match(await page.locator('tr[data-line="3"]').innerText(), /revenue/i);
+  assert.equal(await page.locator("[data-load-status]").count(), 0, "no load was attempted");
+
+  log("imports: a good file loads, with inserted / updated / unchanged counts");
+  const goodCsv = csvText.replace("12.345", "12.34");
+  const loadGood = async () => {
+    await page.getByLabel("Dataset", { exact: true }).selectOption("financials");
+    await page.getByLabel("CSV file", { exact: true }).setInputFiles({ name: "good.csv", mimeType: "text/csv", buffer: Buffer.from(goodCsv) });
+    await page.getByRole("button", { name: "Load file" }).click();
+    await page.locator('[data-load-status="succeeded"]').waitFor();
+  };
+  await loadGood();
+  const count = async (k) => Number(await page.locator(`[data-count="${k}"]`).innerText());
+  assert.deepEqual([await count("inserted"), await count("updated"), await count("unchanged")], [3, 0, 0]);
+  assert.match(await page.locator('tr[data-line="3"]').innerText(), /OK|valid/i, "the line-by-line result is shown after loading too");
+  await assertLabelled(page);
+  await shot(page, "imports-loaded");
+  await loadGood();
+  assert.deepEqual([await count("inserted"), await count("updated"), await count("unchanged")], [0, 0, 3], "loading the same file again changes nothing");
+
   log("team: ADMIN invites a user");
   await page.getByRole("link", { name: "Team", exact: true }).click();
   await page.getByRole("heading", { name: "Team" }).waitFor();
@@ -188,6 +215,41 @@ try {
   await page.locator('[data-invitation-link]').waitFor();
   await assertLabelled(page);
   await shot(page, "team");
+
+  log("the invitation link: choose a password and land signed in");
+  const link = (await page.locator("[data-invitation-link]").innerText()).trim();
+  const ictx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const ipage = await ictx.newPage();
+  current = ipage;
+  await ipage.goto(link);
+  await ipage.getByRole("heading", { name: "Join your team" }).waitFor();
+  await assertLabelled(ipage);
+  await ipage.getByLabel("Your name").fill("Nina Newcomer");
+  await ipage.getByLabel("New password").fill("a brand new password 42");
+  await shot(ipage, "accept-invitation");
+  await Promise.all([ipage.waitForURL((u) => u.pathname === "/"), ipage.getByRole("button", { name: "Join your team" }).click()]);
+  await ipage.getByRole("heading", { name: "Overview" }).waitFor();
+  assert.match(await ipage.locator("body").innerText(), /new\.person@example\.com/, "the top bar shows the new user");
+  assert.equal(await ipage.getByRole("link", { name: "Imports", exact: true }).count(), 1, "an EDITOR sees Imports");
+  current = page;
+
+  log("team: ADMIN changes the new user's role, then deactivates them (signed out at once)");
+  await page.goto(`${base}/team`);
+  const row = () => page.locator("table[data-table=users] tbody tr").filter({ hasText: "new.person@example.com" });
+  await row().getByLabel("Role of new.person@example.com").selectOption("VIEWER");
+  await Promise.all([page.waitForLoadState("load"), row().getByRole("button", { name: "Change" }).click()]);
+  await page.getByRole("heading", { name: "Team" }).waitFor();
+  assert.equal(await row().getByLabel("Role of new.person@example.com").inputValue(), "VIEWER");
+  await ipage.goto(`${base}/`);
+  assert.equal(await ipage.getByRole("link", { name: "Imports", exact: true }).count(), 0, "as a VIEWER now, no Imports link");
+  page.once("dialog", (d) => d.accept());
+  await row().getByRole("button", { name: "Deactivate" }).click();
+  await row().getByText("Deactivated").waitFor();
+  await row().getByRole("button", { name: "Reactivate" }).waitFor();
+  await shot(page, "team-changed");
+  await ipage.goto(`${base}/clients`);
+  assert.ok(new URL(ipage.url()).pathname.startsWith("/login"), `the deactivated user is signed out (at ${ipage.url()})`);
+  await ictx.close();
 
   log("integrations and audit pages render for ADMIN");
   await page.getByRole("link", { name: "Integrations", exact: true }).click();
@@ -230,6 +292,22 @@ try {
   await page.waitForURL(/\/login/);
   await page.goto(`${base}/clients`);
   assert.ok(new URL(page.url()).pathname.startsWith("/login"), "after logout, pages redirect to the login form");
+
+  log("an expired session sends the browser back to the login form");
+  const sctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const spage = await sctx.newPage();
+  current = spage;
+  await login(spage, cfg.admin, cfg.shortBase);
+  await spage.getByRole("heading", { name: "Overview" }).waitFor();
+  // Keep sending the cookie after its Max-Age, so that the server's own expiry is what is tested.
+  const short = (await sctx.cookies()).find((c) => c.name === "zixly_session");
+  assert.ok(short, "the short-lived session has a cookie");
+  await sctx.addCookies([{ ...short, expires: -1 }]);
+  await spage.waitForTimeout(cfg.shortSessionSeconds * 1000 + 1500);
+  await spage.goto(`${cfg.shortBase}/clients`);
+  assert.ok(new URL(spage.url()).pathname.startsWith("/login"), `after expiry, /clients redirects to the login form (at ${spage.url()})`);
+  await spage.getByRole("button", { name: "Log in" }).waitFor();
+  await sctx.close();
 
   log("VIEWER sees no edit or admin controls, and the server refuses them");
   const vctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });

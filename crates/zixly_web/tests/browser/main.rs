@@ -1,10 +1,15 @@
 //! Browser tests: the real server on a fresh database, driven in Debian's headless Chromium by
-//! `e2e/run.mjs` (playwright-core). Needs `node`, `/usr/bin/chromium` and `npm ci --prefix e2e`;
-//! without them the test fails and says what to install (it never passes by skipping).
+//! `e2e/run.mjs` (playwright-core). Needs Node.js with npm and `/usr/bin/chromium` (or
+//! `CHROMIUM_PATH`); `e2e/node_modules` is installed by the test itself (`npm ci --prefix e2e`)
+//! when missing. Without Chromium or npm the test fails and says what to install (it never passes
+//! by skipping).
+//!
+//! Only [`pages_work_in_headless_chromium`] runs Node, so two test processes never run `npm ci`
+//! on the same directory at once.
 //!
 //! Screenshots of the main pages land in `target/screenshots/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -141,9 +146,16 @@ async fn seed(db: &TestDb, clients: i32, days: i32) -> Seeded {
 
 /// Serves the application on an ephemeral port; returns its base URL.
 async fn serve(db: &TestDb) -> String {
+    serve_with(db, |_| {}).await
+}
+
+/// [`serve`] with a changed configuration.
+async fn serve_with(db: &TestDb, change: impl FnOnce(&mut WebConfig)) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(db.app.clone(), WebConfig::new(&base).unwrap());
+    let mut config = WebConfig::new(&base).unwrap();
+    change(&mut config);
+    let state = AppState::new(db.app.clone(), config);
     tokio::spawn(zixly_web::serve(listener, state, std::future::pending()));
     base
 }
@@ -151,6 +163,42 @@ async fn serve(db: &TestDb) -> String {
 fn require(what: &str, ok: bool, how: &str) {
     assert!(ok, "browser tests need {what}: {how}");
 }
+
+/// Installs `e2e/node_modules` from the lock file (`npm ci`) unless playwright-core is there.
+fn ensure_node_modules(e2e: &Path) {
+    if e2e
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        return;
+    }
+    let npm = std::process::Command::new("npm").arg("--version").output();
+    require(
+        "npm (Node.js) to install e2e/node_modules",
+        matches!(&npm, Ok(o) if o.status.success()),
+        "apt-get install -y nodejs npm",
+    );
+    let out = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(e2e)
+        .output()
+        .expect("running npm ci");
+    assert!(
+        out.status.success(),
+        "`npm ci --prefix e2e` failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    require(
+        "playwright-core in e2e/node_modules",
+        e2e.join("node_modules/playwright-core/package.json")
+            .exists(),
+        "npm ci --prefix e2e did not install it; check e2e/package-lock.json",
+    );
+}
+
+/// Sessions of the second server last this long (the session-expiry check waits it out).
+const SHORT_SESSION_SECS: u64 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_work_in_headless_chromium() {
@@ -162,15 +210,18 @@ async fn pages_work_in_headless_chromium() {
         std::path::Path::new(&chromium).exists(),
         "apt-get install -y chromium chromium-driver",
     );
-    require(
-        "playwright-core",
-        e2e.join("node_modules/playwright-core").exists(),
-        "npm ci --prefix e2e",
-    );
+    ensure_node_modules(&e2e);
 
     let db = TestDb::new().await;
     let seeded = seed(&db, 12, 800).await;
     let base = serve(&db).await;
+    // Same database, sessions that expire after a few seconds (and no cached token outliving
+    // them): the session-expiry check logs in here.
+    let short_base = serve_with(&db, |c| {
+        c.session_ttl = Duration::from_secs(SHORT_SESSION_SECS);
+        c.token_cache_ttl = Duration::from_millis(200);
+    })
+    .await;
     let screenshots = root.join("target/screenshots");
     let cfg = json!({
         "base": base,
@@ -179,6 +230,8 @@ async fn pages_work_in_headless_chromium() {
         "otherTenantClientId": seeded.other_client,
         "clientName": "Bluegum Bakery",
         "screenshots": screenshots,
+        "shortBase": short_base,
+        "shortSessionSeconds": SHORT_SESSION_SECS,
     });
     let _ = seeded.tenant;
     let started = Instant::now();
@@ -214,6 +267,9 @@ async fn pages_work_in_headless_chromium() {
         "reports",
         "imports",
         "team",
+        "accept-invitation",
+        "integrations",
+        "audit",
         "not-found",
     ] {
         assert!(
