@@ -318,10 +318,11 @@ try {
   for (const name of ["Imports", "Team", "Audit log"]) {
     assert.equal(await vpage.getByRole("link", { name, exact: true }).count(), 0, `VIEWER sees no ${name} link`);
   }
-  for (const path of ["/", "/clients", "/reports", "/integrations", firstClient]) {
+  for (const path of [firstClient, "/", "/clients", "/reports", "/integrations"]) {
     await vpage.goto(`${base}${path}`);
     assert.deepEqual(await editForms(vpage), [], `VIEWER sees no edit forms on ${path}`);
   }
+  await vpage.getByRole("heading", { name: "Integrations" }).waitFor();
   await shot(vpage, "integrations-viewer");
   for (const path of ["/team", "/audit", "/imports"]) {
     const r = await vpage.goto(`${base}${path}`);

@@ -422,14 +422,24 @@ pub async fn audit(
         } else {
             summary
         };
+        // Ids are long: the first 8 characters are shown, the whole id is the cell's title.
+        let id = r.entity_id.as_deref().unwrap_or("");
+        let short_id: String = id.chars().take(8).collect();
+        let short_id = if short_id.len() < id.len() {
+            format!("{short_id}…")
+        } else {
+            short_id
+        };
         let _ = write!(
             body,
-            r#"<tr><td class="small" style="white-space:nowrap">{}</td><td>{}</td><td><code>{}</code></td><td class="hide-sm small">{} {}</td><td class="hide-sm small muted"><code>{}</code></td></tr>"#,
+            r#"<tr><td class="small nowrap">{}</td><td>{}</td><td><code>{}</code></td><td class="hide-sm small nowrap" title="{}">{} <code>{}</code></td><td class="hide-sm small muted audit-details"><code title="{}">{}</code></td></tr>"#,
             r.occurred_at.format("%Y-%m-%d %H:%M:%S"),
             esc(&r.actor_label),
             esc(&r.action),
+            esc(id),
             esc(&r.entity_type),
-            esc(r.entity_id.as_deref().unwrap_or("")),
+            esc(&short_id),
+            esc(&summary),
             esc(&summary)
         );
     }

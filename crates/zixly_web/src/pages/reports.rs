@@ -155,10 +155,13 @@ pub async fn page_handler(
     let total_margin = (!tr.is_zero()).then(|| html::to_f64(tr - te) / html::to_f64(tr));
     let _ = write!(
         body,
-        r#"</tbody><tfoot><tr><th scope="row">Total</th><td class="num"><b>{}</b></td><td class="num"><b>{}</b></td><td class="num"><b>{}</b></td><td class="num"><b>{}</b></td><td class="hide-sm"></td><td class="hide-sm"></td></tr></tfoot></table></div></section>"#,
+        r#"</tbody><tfoot><tr><th scope="row">Total</th><td class="num" title="{}"><b>{}</b></td><td class="num" title="{}"><b>{}</b></td><td class="num" title="{}"><b>{}</b></td><td class="num"><b>{}</b></td><td class="hide-sm"></td><td class="hide-sm"></td></tr></tfoot></table></div></section>"#,
         money(tr, &sym),
+        money_short(tr, &sym),
         money(te, &sym),
+        money_short(te, &sym),
         money(tr - te, &sym),
+        money_short(tr - te, &sym),
         total_margin.map(percent).unwrap_or_else(|| "–".into())
     );
 
