@@ -216,4 +216,51 @@ impl TenantTx {
             .await
             .ctx("pruning lead events of re-fetched leads")
     }
+
+    /// Every document that currently contributes to the integration's days (a provider without
+    /// a deletion list replaces all of them after a complete read: what it no longer lists is gone).
+    pub async fn contribution_documents(&self, integration_id: Uuid) -> DbResult<Vec<String>> {
+        let rows = self
+            .client()
+            .query(
+                "select distinct document_id from sync_contributions where tenant_id = $1 and integration_id = $2",
+                &[&self.tenant_id(), &integration_id],
+            )
+            .await
+            .ctx("listing contributing documents")?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Deletes a client's `custom_metrics` of `source_system` recorded at or after `from` (all of
+    /// them when `None`) except the `(metric_name, record_date)` pairs in `keep`: the days a
+    /// provider recomputed lose the values it no longer reports. Returns the number deleted.
+    pub async fn prune_metrics(
+        &self,
+        source_system: &str,
+        client_id: &str,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        keep: &[(String, chrono::DateTime<chrono::Utc>)],
+    ) -> DbResult<u64> {
+        let k_name: Vec<&str> = keep.iter().map(|k| k.0.as_str()).collect();
+        let k_at: Vec<chrono::DateTime<chrono::Utc>> = keep.iter().map(|k| k.1).collect();
+        self.client()
+            .execute(
+                "delete from custom_metrics m using client_kpis k
+                  where m.tenant_id = $1 and k.tenant_id = $1 and m.client_kpi_id = k.id
+                    and m.source_system = $2 and k.client_id = $3
+                    and ($4::timestamptz is null or m.record_date >= $4)
+                    and not exists (select 1 from unnest($5::text[], $6::timestamptz[]) as u(n, at)
+                                     where u.n = m.metric_name and u.at = m.record_date)",
+                &[
+                    &self.tenant_id(),
+                    &source_system,
+                    &client_id,
+                    &from,
+                    &k_name,
+                    &k_at,
+                ],
+            )
+            .await
+            .ctx("pruning recomputed metrics")
+    }
 }

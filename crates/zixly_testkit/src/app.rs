@@ -13,6 +13,10 @@
 //!   VIEWER ([`TestUser`]) who have a password ([`PASSWORD`]) and a ready personal API token (made
 //!   directly in the database: no login, no argon2 per user; all fixture users share one hash).
 //! - [`TestAppBuilder::with_mailer`] captures outgoing mail ([`TestApp::mails`]).
+//! - Integrations: every app has an integrations context (a random token keyring, no provider
+//!   configured) unless [`TestAppBuilder::without_integrations`]; [`TestAppBuilder::providers`]
+//!   configures providers (e.g. pointed at the fakes). The engine is
+//!   `app.state.integrations` (run syncs in a test with its `register`/`run`).
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -99,6 +103,8 @@ type ConfigureWeb = Box<dyn FnOnce(&mut WebConfig)>;
 pub struct TestAppBuilder {
     configure: Option<ConfigureWeb>,
     mailer: bool,
+    providers: Vec<zixly_connectors::ProviderConfig>,
+    without_integrations: bool,
 }
 
 impl TestAppBuilder {
@@ -111,6 +117,18 @@ impl TestAppBuilder {
     /// Configures a [`CapturingMailer`].
     pub fn with_mailer(mut self) -> Self {
         self.mailer = true;
+        self
+    }
+
+    /// Provider configurations of the integrations context.
+    pub fn providers(mut self, providers: Vec<zixly_connectors::ProviderConfig>) -> Self {
+        self.providers = providers;
+        self
+    }
+
+    /// No integrations context (as a server without an encryption key).
+    pub fn without_integrations(mut self) -> Self {
+        self.without_integrations = true;
         self
     }
 
@@ -129,6 +147,18 @@ impl TestAppBuilder {
         let mailer = self.mailer.then(|| Arc::new(CapturingMailer::default()));
         if let Some(m) = &mailer {
             state = state.with_mailer(m.clone());
+        }
+        if !self.without_integrations {
+            let keyring = zixly_crypto::Keyring::new(&zixly_crypto::generate_key(), &[]);
+            state = state.with_integrations(zixly_sync::engine::SyncEngine::new(
+                db.app.clone(),
+                Arc::new(keyring),
+                self.providers,
+                zixly_sync::engine::SyncConfig {
+                    max_jitter: std::time::Duration::ZERO,
+                    ..Default::default()
+                },
+            ));
         }
         let a = tenant(&db, "Tenant A", "a").await;
         let b = tenant(&db, "Tenant B", "b").await;

@@ -122,6 +122,9 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Outgoing mail; `None` = links are shown to the ADMIN instead (see [`mail`]).
     pub mailer: Option<Arc<dyn Mailer>>,
+    /// Keyring, provider configurations and HTTP client for the integration routes; `None` (no
+    /// encryption key configured) = those routes answer 503 (see [`api::integrations`]).
+    pub integrations: Option<zixly_sync::engine::SyncEngine>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) token_cache: Arc<TokenCache>,
 }
@@ -134,7 +137,13 @@ impl AppState {
             token_cache: Arc::new(TokenCache::new(config.token_cache_ttl)),
             config: Arc::new(config),
             mailer: None,
+            integrations: None,
         }
+    }
+
+    pub fn with_integrations(mut self, engine: zixly_sync::engine::SyncEngine) -> Self {
+        self.integrations = Some(engine);
+        self
     }
 
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {

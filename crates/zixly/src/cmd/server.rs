@@ -118,12 +118,17 @@ async fn serve_until_signal(
         // After binding, so the printed login URL has the real port.
         create_demo_tenant_if_empty(global, db, bound).await?;
     }
-    let state = web.state(db.app.clone(), bound)?;
+    // One sync engine (keyring, provider configs) for the worker and the integration routes.
+    let engine = super::worker::sync_engine(global, db)?;
+    let mut state = web.state(db.app.clone(), bound)?;
+    if let Some(engine) = &engine {
+        state = state.with_integrations(engine.clone());
+    }
     tracing::info!(address = %bound, "serving HTTP");
     println!("Zixly is ready at http://{bound}  (Ctrl-C to stop)");
     // The job worker (integration syncs and their scheduler) runs next to HTTP and stops with it:
     // on a signal HTTP drains, then the worker finishes or requeues its running jobs.
-    let worker = super::worker::build(global, db, 4)?;
+    let worker = super::worker::build_with(db, 4, engine.as_ref());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker.run(async move {
         let _ = stopped.await; // sent, or the sender dropped because HTTP failed

@@ -69,6 +69,12 @@ pub fn sync_engine(global: &Global, db: &Database) -> Result<Option<SyncEngine>>
 
 /// A worker with every handler this binary has.
 pub fn build(global: &Global, db: &Database, concurrency: usize) -> Result<Worker> {
+    let engine = sync_engine(global, db)?;
+    Ok(build_with(db, concurrency, engine.as_ref()))
+}
+
+/// A worker running `engine`'s syncs (the server shares its engine with the HTTP routes).
+pub fn build_with(db: &Database, concurrency: usize, engine: Option<&SyncEngine>) -> Worker {
     let mut worker = Worker::new(
         db.system.clone(),
         WorkerConfig {
@@ -76,10 +82,10 @@ pub fn build(global: &Global, db: &Database, concurrency: usize) -> Result<Worke
             ..WorkerConfig::default()
         },
     );
-    if let Some(engine) = sync_engine(global, db)? {
+    if let Some(engine) = engine {
         engine.register(&mut worker, db.system.clone());
     }
-    Ok(worker)
+    worker
 }
 
 pub async fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {

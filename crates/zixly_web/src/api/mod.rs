@@ -58,6 +58,7 @@ pub mod batches;
 pub mod clients;
 pub mod csv;
 pub mod imports;
+pub mod integrations;
 pub mod me;
 pub mod reports;
 pub mod series;
@@ -80,6 +81,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(series::router())
         .merge(batches::router())
         .merge(imports::router())
+        .merge(integrations::router())
         .merge(reports::router())
         .merge(users::router())
         .merge(audit::router())

@@ -5,6 +5,7 @@
 mod auth;
 mod auth_schema;
 mod errors;
+mod integrations;
 mod resources;
 mod routes;
 mod uploads;

@@ -26,6 +26,8 @@ pub enum Entity {
     Token,
     Invitation,
     Client,
+    /// A connected (ACTIVE, tokens stored) Xero integration.
+    Integration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -165,6 +167,22 @@ pub const ROUTES: &[RouteCase] = &[
     route("GET", "/api/v1/reports/profitability", R(Viewer), None),
     route("GET", "/api/v1/reports/funnel", R(Viewer), None),
     route("GET", "/api/v1/reports/metrics", R(Viewer), None),
+    route("GET", "/api/v1/integrations", R(Admin), None),
+    route("GET", "/api/v1/integrations/callback", R(Admin), None),
+    // `{id}` is the provider here (the router needs one parameter name per position).
+    route("POST", "/api/v1/integrations/{id}/connect", R(Admin), None),
+    route(
+        "POST",
+        "/api/v1/integrations/{id}/disconnect",
+        R(Admin),
+        Some(Entity::Integration),
+    ),
+    route(
+        "POST",
+        "/api/v1/integrations/{id}/sync",
+        R(Admin),
+        Some(Entity::Integration),
+    ),
 ];
 
 fn method(m: &str) -> Method {
@@ -183,6 +201,7 @@ pub async fn fixture(app: &TestApp, tenant: &TestTenant, kind: Entity) -> Uuid {
             let email = format!("fixture-{}@x.example", Uuid::new_v4().simple());
             return app.add_user(tenant.id, &email, Role::Editor).await.id;
         }
+        Entity::Integration => return connected_integration(app, tenant.id, "XERO").await,
         Entity::Token => ("/api/v1/me/tokens", json!({"name": "fixture"})),
         Entity::Invitation => (
             "/api/v1/invitations",
@@ -241,6 +260,17 @@ pub async fn still_exists(app: &TestApp, tenant: &TestTenant, kind: Entity, id: 
                 .iter()
                 .any(|t| t["id"] == id.to_string())
         }
+        Entity::Integration => {
+            let v: Value = app
+                .get("/api/v1/integrations", &tenant.admin)
+                .await
+                .json()
+                .await
+                .unwrap();
+            v["data"].as_array().unwrap().iter().any(|i| {
+                i["id"] == id.to_string() && i["status"] == "ACTIVE" && i["connected"] == true
+            }) && !has_jobs(app, tenant.id).await
+        }
         Entity::Client => {
             let res = app
                 .get(&format!("/api/v1/clients/{id}"), &tenant.admin)
@@ -252,6 +282,42 @@ pub async fn still_exists(app: &TestApp, tenant: &TestTenant, kind: Entity, id: 
             v["client_name"] == "Fixture client"
         }
     }
+}
+
+/// An ACTIVE integration of `provider` with (meaningless) stored token ciphertexts, made
+/// directly in the database.
+pub async fn connected_integration(app: &TestApp, tenant_id: Uuid, provider: &str) -> Uuid {
+    let tx = app.db.app.begin_tenant(tenant_id).await.unwrap();
+    let i = tx.ensure_integration(provider).await.unwrap();
+    tx.store_integration_tokens(
+        i.id,
+        &zixly_db::integrations::TokenCiphertexts {
+            access_token: vec![1; 40],
+            refresh_token: Some(vec![1; 40]),
+            expires_at: None,
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    i.id
+}
+
+/// Whether the tenant has any job (a cross-tenant sync must not enqueue one).
+async fn has_jobs(app: &TestApp, tenant_id: Uuid) -> bool {
+    let n: i64 = app
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select count(*) from jobs where tenant_id = $1",
+            &[&tenant_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    n > 0
 }
 
 async fn assert_error_shape(res: reqwest::Response, status: u16, code: &str, what: &str) {

@@ -1,0 +1,554 @@
+//! Integrations: connecting a provider over OAuth2, the callback, disconnecting, manual syncs and
+//! the list. Every route needs the ADMIN role (ADMINs manage integrations; the dashboard's
+//! `/integrations` page shows statuses to other roles through its own query).
+//!
+//! Routes (relative to `/api/v1`):
+//! - `POST /integrations/{provider}/connect` → `{"authorize_url": ...}` (templated as
+//!   `/integrations/{id}/connect` in the router and the OpenAPI document: the router cannot have
+//!   differently named parameters at one position, and `{id}` of the other routes is a UUID). Creates the tenant's
+//!   integration of that provider (`PENDING`) if it has none, and stores a fresh OAuth state:
+//!   `state` = `<tenant id, 32 hex><secret, 64 hex>`, of which only the SHA-256 is stored, bound to
+//!   the tenant and the calling user, single use, valid [`STATE_TTL`]. Where the provider supports
+//!   PKCE (Xero, Asana) the verifier is stored encrypted with the token keyring (associated data
+//!   `<tenant>/oauth_state/<state hash hex>`) and the challenge goes into the URL.
+//! - `GET /integrations/callback?code&state` — the provider sends the browser here. The caller must
+//!   be the ADMIN who started the flow (session cookie; the state's tenant and user must be the
+//!   caller's): a state of another tenant or another user is refused with 400 `invalid_state` and
+//!   is *not* consumed, so it cannot be burnt by someone else. A valid state is consumed (committed)
+//!   before the code is exchanged, so a replay answers 400 `invalid_state`. The tokens are stored
+//!   encrypted (`zixly_sync::tokens::store_new_tokens`) and the integration becomes `ACTIVE`; the
+//!   token answer's non-secret extras (HubSpot `hub_id`, Pipedrive `api_domain`, scopes) go into
+//!   the integration's `metadata`. Browsers (`Accept: text/html`) are redirected (303) to
+//!   `/integrations?connected=<provider>`; API clients get the integration as JSON. A provider
+//!   answer `?error=...` (the user declined) consumes the state and answers 400
+//!   `authorization_denied`.
+//! - `POST /integrations/{id}/disconnect` — revokes the refresh token where the provider offers
+//!   revocation (Xero, HubSpot), under the integration's row lock so no refresh races it; deletes
+//!   both tokens whatever the revocation's outcome; cancels queued syncs; status becomes
+//!   **`DISABLED`** (not scheduled; connecting again makes it `ACTIVE`). The answer says whether
+//!   the provider confirmed the revocation.
+//! - `POST /integrations/{id}/sync` → 202 `{"job_id": ..., "already_queued": bool}`: enqueues a
+//!   manual sync (`zixly_sync::engine::enqueue_sync`; one per integration at a time). Only a
+//!   connected integration (`ACTIVE` or `ERROR` with tokens) can be synced: otherwise 409
+//!   `integration_not_connected`.
+//! - `GET /integrations` — every integration of the tenant: provider, status, whether tokens are
+//!   stored, settings, interval, `last_sync_at`, `last_error`, `next_sync_at`. Never a token.
+//!
+//! Without an integrations context ([`AppState::integrations`], i.e. no encryption key configured)
+//! every route answers 503 `integrations_unavailable`. Every write appends an audit row in its
+//! transaction. Tokens, codes, states and PKCE verifiers never appear in responses, errors, audit
+//! rows or logs.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use zixly_connectors::oauth::Pkce;
+use zixly_connectors::{ConnectorError, Provider, ProviderConfig};
+use zixly_crypto::SecretString;
+use zixly_db::integrations::Integration;
+use zixly_db::queue::Enqueued;
+use zixly_sync::engine::SyncEngine;
+
+use crate::api::Page;
+use crate::auth::{sha256, Admin, Auth};
+use crate::error::{ApiError, ApiPath, ApiQuery, ApiResult, ErrorBody};
+use crate::AppState;
+
+/// How long a started authorization may take.
+pub const STATE_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The callback path, relative to the public URL (register `ZIXLY_PUBLIC_URL` + this).
+pub const CALLBACK_PATH: &str = "/api/v1/integrations/callback";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_integrations))
+        .routes(routes!(oauth_callback))
+        .routes(routes!(connect))
+        .routes(routes!(disconnect))
+        .routes(routes!(sync_now))
+}
+
+/// An integration as the API shows it (never its tokens).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IntegrationView {
+    pub id: Uuid,
+    /// `XERO`, `MYOB`, `HUBSPOT`, `PIPEDRIVE` or `ASANA`.
+    pub provider: String,
+    /// `PENDING` (never connected), `ACTIVE`, `ERROR` (see `last_error`), `DISABLED`
+    /// (disconnected; not scheduled).
+    pub status: String,
+    /// Whether tokens are stored (they are never shown).
+    pub connected: bool,
+    /// Whether this server has the provider's OAuth app configured (`ZIXLY_<P>_CLIENT_ID`).
+    pub provider_configured: bool,
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+    pub sync_interval_secs: i64,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// Why the last sync failed (readable reason; never a token).
+    pub last_error: Option<String>,
+    pub consecutive_failures: i32,
+    /// When the scheduler will next enqueue a sync (plus up to two minutes of jitter); `null`
+    /// when the integration is not scheduled (not `ACTIVE`).
+    pub next_sync_at: Option<DateTime<Utc>>,
+}
+
+impl IntegrationView {
+    fn new(i: Integration, engine: Option<&SyncEngine>) -> Self {
+        let provider_configured = Provider::parse(&i.provider)
+            .zip(engine)
+            .is_some_and(|(p, e)| e.provider_config(p).is_some());
+        let next_sync_at = (i.status == "ACTIVE").then(|| {
+            let now = Utc::now();
+            i.last_sync_at
+                .map(|t| t + chrono::Duration::seconds(i.sync_interval_secs))
+                .map_or(now, |t| t.max(now))
+        });
+        IntegrationView {
+            id: i.id,
+            provider: i.provider,
+            status: i.status,
+            connected: i.has_tokens,
+            provider_configured,
+            settings: i.settings,
+            sync_interval_secs: i.sync_interval_secs,
+            last_sync_at: i.last_sync_at,
+            last_error: i.last_error,
+            consecutive_failures: i.consecutive_failures,
+            next_sync_at,
+        }
+    }
+}
+
+/// The answer of `connect`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConnectStarted {
+    /// Send the user's browser here; the provider redirects back to the callback.
+    pub authorize_url: String,
+    /// The integration being connected.
+    pub integration_id: Uuid,
+    /// The authorization must complete before this.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The answer of `disconnect`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Disconnected {
+    pub integration: IntegrationView,
+    /// The provider confirmed the revocation of the grant (`false`: the provider offers no
+    /// revocation, or it failed — see `revocation_error`; the tokens are deleted either way).
+    pub revoked: bool,
+    pub revocation_error: Option<String>,
+}
+
+/// The answer of `sync`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SyncQueued {
+    pub job_id: Uuid,
+    /// A sync of this integration was already queued or running: that job is returned.
+    pub already_queued: bool,
+}
+
+/// The query of the OAuth callback (as the provider sends it).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackParams {
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The state handed out by `connect`.
+    pub state: Option<String>,
+    /// Set by the provider when the user declined or the request was refused.
+    pub error: Option<String>,
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "integrations_unavailable",
+        "integrations are not available on this server: no token encryption key is configured (set ZIXLY_ENCRYPTION_KEY)",
+    )
+}
+
+fn engine(state: &AppState) -> ApiResult<&SyncEngine> {
+    state.integrations.as_ref().ok_or_else(unavailable)
+}
+
+fn invalid_state(message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_state",
+        message.to_string(),
+    )
+}
+
+fn provider_error(e: &ConnectorError) -> ApiError {
+    // Connector messages carry status codes and error codes, never tokens or request bodies.
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "provider_error",
+        format!("the provider refused or failed: {e}"),
+    )
+}
+
+fn state_aad(tenant_id: Uuid, state_hash: &[u8]) -> Vec<u8> {
+    format!("{tenant_id}/oauth_state/{}", hex::encode(state_hash)).into_bytes()
+}
+
+/// The tenant of a well-formed state.
+fn parse_state(state: &str) -> Option<Uuid> {
+    if state.len() != 96
+        || !state
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
+        return None;
+    }
+    Uuid::try_parse(&state[..32]).ok()
+}
+
+fn configured(engine: &SyncEngine, provider: Provider) -> ApiResult<&ProviderConfig> {
+    engine.provider_config(provider).ok_or_else(|| {
+        ApiError::conflict(
+            "provider_not_configured",
+            format!(
+                "{provider} is not configured on this server (set ZIXLY_{provider}_CLIENT_ID and ZIXLY_{provider}_CLIENT_SECRET)"
+            ),
+        )
+    })
+}
+
+/// List integrations
+#[utoipa::path(get, path = "/integrations", tag = "integrations",
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = Page<IntegrationView>, description = "Every integration of the tenant (never tokens)"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn list_integrations(
+    auth: Auth<Admin>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Page<IntegrationView>>> {
+    let engine = engine(&state)?;
+    let tx = auth.begin().await?;
+    let rows = tx.integrations().await?;
+    tx.commit().await?;
+    Ok(Json(Page::all(
+        rows.into_iter()
+            .map(|i| IntegrationView::new(i, Some(engine)))
+            .collect(),
+    )))
+}
+
+/// Start connecting a provider (OAuth2)
+#[utoipa::path(post, path = "/integrations/{id}/connect", tag = "integrations",
+    params(("id" = String, Path, description = "The provider: `xero`, `myob`, `hubspot`, `pipedrive` or `asana` (any case)")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = ConnectStarted, description = "Send the browser to `authorize_url`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "Unknown provider"),
+        (status = 409, body = ErrorBody, description = "`provider_not_configured`"), (status = 503, body = ErrorBody)))]
+async fn connect(
+    auth: Auth<Admin>,
+    State(state): State<AppState>,
+    ApiPath(provider): ApiPath<String>,
+) -> ApiResult<Json<ConnectStarted>> {
+    let engine = engine(&state)?;
+    let provider = Provider::parse(&provider).ok_or_else(|| ApiError::not_found("provider"))?;
+    let config = configured(engine, provider)?;
+    let tenant_id = auth.tenant_id();
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let oauth_state = format!("{}{}", tenant_id.simple(), hex::encode(secret));
+    let state_hash = sha256(oauth_state.as_bytes());
+    let pkce = config.pkce.then(Pkce::generate);
+    let verifier = pkce.as_ref().map(|p| {
+        engine
+            .keyring()
+            .encrypt_str(&p.verifier, &state_aad(tenant_id, &state_hash))
+    });
+    let redirect_uri = state.config.link(CALLBACK_PATH);
+    let expires_at = Utc::now() + chrono::Duration::from_std(STATE_TTL).expect("small TTL");
+    let tx = auth.begin().await?;
+    let integration = tx.ensure_integration(provider.as_str()).await?;
+    tx.insert_oauth_state(
+        &state_hash,
+        provider.as_str(),
+        auth.user_id(),
+        verifier.as_deref(),
+        &redirect_uri,
+        expires_at,
+    )
+    .await?;
+    tx.append_audit(&auth.audit(
+        "integration.connect_start",
+        "integration",
+        Some(integration.id.to_string()),
+        json!({"provider": provider.as_str(), "pkce": pkce.is_some()}),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(Json(ConnectStarted {
+        authorize_url: config.authorize_url(&oauth_state, &redirect_uri, pkce.as_ref()),
+        integration_id: integration.id,
+        expires_at,
+    }))
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// OAuth2 callback (the provider redirects the browser here)
+#[utoipa::path(get, path = "/integrations/callback", tag = "integrations", params(CallbackParams),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = IntegrationView, description = "Connected (API clients)"),
+        (status = 303, description = "Connected: browsers (`Accept: text/html`) go to `/integrations?connected=<provider>`"),
+        (status = 400, body = ErrorBody, description = "`invalid_state` (unknown, expired, used, or another user's) or `authorization_denied`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 502, body = ErrorBody, description = "`provider_error`: the code exchange failed"),
+        (status = 503, body = ErrorBody)))]
+async fn oauth_callback(
+    auth: Auth<Admin>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<CallbackParams>,
+) -> ApiResult<Response> {
+    let engine = engine(&state)?;
+    let raw_state = params
+        .state
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid_state("the callback has no `state`"))?;
+    if parse_state(raw_state) != Some(auth.tenant_id()) {
+        return Err(invalid_state(
+            "this authorization was not started in your organisation",
+        ));
+    }
+    let state_hash = sha256(raw_state.as_bytes());
+    let tx = auth.begin().await?;
+    let Some(stored) = tx.take_oauth_state(&state_hash).await? else {
+        tx.commit().await?; // purges expired states
+        return Err(invalid_state(
+            "unknown, expired or already used authorization; start connecting again",
+        ));
+    };
+    if stored.user_id != auth.user_id() {
+        // Leave the state to its owner.
+        tx.rollback().await?;
+        return Err(invalid_state(
+            "this authorization was started by another user; they must complete it",
+        ));
+    }
+    // Consumed before anything else happens: a replay finds nothing.
+    tx.commit().await?;
+    let provider = Provider::parse(&stored.provider).ok_or_else(ApiError::internal)?;
+    if let Some(error) = params.error.as_deref() {
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "authorization_denied",
+            format!("{provider} did not authorize Zixly ({error}); start connecting again"),
+        ));
+    }
+    let code = params
+        .code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request("the callback has no `code`"))?;
+    let config = configured(engine, provider)?;
+    let verifier: Option<SecretString> = match &stored.pkce_verifier {
+        Some(ct) => Some(
+            engine
+                .keyring()
+                .decrypt_str(ct, &state_aad(auth.tenant_id(), &state_hash))
+                .map_err(|e| {
+                    tracing::error!(error = %e, "the PKCE verifier cannot be decrypted");
+                    ApiError::internal()
+                })?,
+        ),
+        None => None,
+    };
+    let tokens = config
+        .exchange_code(engine.http(), code, &stored.redirect_uri, verifier.as_ref())
+        .await
+        .map_err(|e| {
+            tracing::warn!(%provider, error = %e, "OAuth code exchange failed");
+            provider_error(&e)
+        })?;
+    let tx = auth.begin().await?;
+    let integration = tx.ensure_integration(provider.as_str()).await?;
+    zixly_sync::tokens::store_new_tokens(&tx, engine.keyring(), integration.id, &tokens)
+        .await
+        .map_err(|e| match e {
+            zixly_sync::SyncError::Db(e) => ApiError::from(e),
+            e => {
+                tracing::error!(error = %e, "storing tokens failed");
+                ApiError::internal()
+            }
+        })?;
+    if !tokens.extra.is_empty() {
+        tx.set_integration_settings(
+            integration.id,
+            &integration.settings,
+            Some(&serde_json::Value::Object(tokens.extra.clone())),
+        )
+        .await?;
+    }
+    tx.append_audit(&auth.audit(
+        "integration.connect",
+        "integration",
+        Some(integration.id.to_string()),
+        json!({"provider": provider.as_str(), "status": "ACTIVE", "refresh_token": tokens.refresh_token.is_some()}),
+    ))
+    .await?;
+    let connected = tx
+        .integration(integration.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration"))?;
+    tx.commit().await?;
+    tracing::info!(%provider, integration_id = %connected.id, "integration connected");
+    if wants_html(&headers) {
+        let mut r = StatusCode::SEE_OTHER.into_response();
+        let to = format!(
+            "/integrations?connected={}",
+            provider.as_str().to_lowercase()
+        );
+        r.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_str(&to).expect("ASCII"));
+        return Ok(r);
+    }
+    Ok(Json(IntegrationView::new(connected, Some(engine))).into_response())
+}
+
+/// Disconnect an integration (revoke where possible, delete the tokens)
+#[utoipa::path(post, path = "/integrations/{id}/disconnect", tag = "integrations",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = Disconnected, description = "Tokens deleted; status DISABLED"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn disconnect(
+    auth: Auth<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Disconnected>> {
+    let engine = engine(&state)?;
+    let tx = auth.begin().await?;
+    let integration = tx
+        .integration(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration"))?;
+    // The row lock keeps refreshes out while the grant is revoked.
+    let stored = tx.lock_integration_tokens(id).await?;
+    let provider = Provider::parse(&integration.provider);
+    let mut revoked = false;
+    let mut revocation_error = None;
+    if let (Some(stored), Some(provider)) = (stored, provider) {
+        let column = if stored.refresh_token.is_some() {
+            "refresh_token"
+        } else {
+            "access_token"
+        };
+        let ct = stored
+            .refresh_token
+            .as_deref()
+            .unwrap_or(&stored.access_token);
+        let secret = engine
+            .keyring()
+            .decrypt_str(ct, &zixly_sync::tokens::aad(auth.tenant_id(), id, column));
+        match (secret, engine.provider_config(provider)) {
+            (Ok(secret), Some(config)) => match config.revoke(engine.http(), &secret).await {
+                Ok(r) => revoked = r,
+                Err(e) => revocation_error = Some(e.to_string()),
+            },
+            (Err(e), _) => revocation_error = Some(format!("the stored token is unreadable: {e}")),
+            (_, None) => {
+                revocation_error = Some(format!("{provider} is not configured on this server"))
+            }
+        }
+    }
+    tx.clear_integration_tokens(id, "DISABLED", None).await?;
+    let cancelled = tx
+        .cancel_queued_jobs(zixly_sync::engine::SYNC_JOB, &id.to_string())
+        .await?;
+    tx.append_audit(&auth.audit(
+        "integration.disconnect",
+        "integration",
+        Some(id.to_string()),
+        json!({"provider": integration.provider, "status": "DISABLED", "revoked": revoked,
+               "revocation_error": revocation_error, "cancelled_jobs": cancelled}),
+    ))
+    .await?;
+    let after = tx
+        .integration(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration"))?;
+    tx.commit().await?;
+    Ok(Json(Disconnected {
+        integration: IntegrationView::new(after, Some(engine)),
+        revoked,
+        revocation_error,
+    }))
+}
+
+/// Sync an integration now
+#[utoipa::path(post, path = "/integrations/{id}/sync", tag = "integrations",
+    params(("id" = Uuid, Path, description = "Integration id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 202, body = SyncQueued, description = "A sync job is queued (or already was)"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`integration_not_connected`"), (status = 503, body = ErrorBody)))]
+async fn sync_now(
+    auth: Auth<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<(StatusCode, Json<SyncQueued>)> {
+    engine(&state)?;
+    let tx = auth.begin().await?;
+    let integration = tx
+        .integration(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration"))?;
+    if !integration.has_tokens || !matches!(integration.status.as_str(), "ACTIVE" | "ERROR") {
+        return Err(ApiError::conflict(
+            "integration_not_connected",
+            format!(
+                "the integration is {} and not connected; connect it first",
+                integration.status
+            ),
+        ));
+    }
+    let enqueued = zixly_sync::engine::enqueue_sync(&tx, id).await?;
+    let already_queued = matches!(enqueued, Enqueued::Duplicate(_));
+    tx.append_audit(&auth.audit(
+        "integration.sync",
+        "integration",
+        Some(id.to_string()),
+        json!({"provider": integration.provider, "job_id": enqueued.id(), "already_queued": already_queued}),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SyncQueued {
+            job_id: enqueued.id(),
+            already_queued,
+        }),
+    ))
+}

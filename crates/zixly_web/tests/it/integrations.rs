@@ -1,0 +1,678 @@
+//! Integration routes over real HTTP against the fake Xero and HubSpot servers: connect through
+//! the OAuth redirect, the callback's state checks, tokens encrypted at rest, sync, disconnect,
+//! audit rows. Database facts are checked as a superuser, independently of the code under test.
+
+use std::collections::HashMap;
+
+use reqwest::{header, Method, Response};
+use serde_json::{json, Value};
+use uuid::Uuid;
+use zixly_connectors::{Provider, ProviderConfig};
+use zixly_domain::Role;
+use zixly_testkit::app::{TestApp, TestUser, PASSWORD};
+use zixly_testkit::fakes::hubspot::FakeHubspot;
+use zixly_testkit::fakes::xero::FakeXero;
+
+const CALLBACK: &str = "/api/v1/integrations/callback";
+
+fn config(
+    p: Provider,
+    id: &str,
+    secret: &str,
+    auth: String,
+    token: String,
+    api: &str,
+) -> ProviderConfig {
+    let n = p.as_str();
+    let vars: HashMap<String, String> = [
+        (format!("ZIXLY_{n}_CLIENT_ID"), id.to_string()),
+        (format!("ZIXLY_{n}_CLIENT_SECRET"), secret.to_string()),
+        (format!("ZIXLY_{n}_AUTH_URL"), auth),
+        (format!("ZIXLY_{n}_TOKEN_URL"), token),
+        (format!("ZIXLY_{n}_API_URL"), api.to_string()),
+    ]
+    .into();
+    ProviderConfig::from_vars(p, |k| vars.get(k).cloned())
+        .unwrap()
+        .unwrap()
+}
+
+struct Env {
+    app: TestApp,
+    xero: FakeXero,
+    hubspot: FakeHubspot,
+}
+
+/// An app with Xero and HubSpot configured against their fakes (Pipedrive etc. not configured).
+async fn env() -> Env {
+    let xero = FakeXero::start().await;
+    let hubspot = FakeHubspot::start().await;
+    use zixly_testkit::fakes::{hubspot as hs, xero as xr};
+    let providers = vec![
+        config(
+            Provider::Xero,
+            xr::CLIENT_ID,
+            xr::CLIENT_SECRET,
+            xero.auth_url(),
+            xero.token_url(),
+            &xero.url,
+        ),
+        config(
+            Provider::Hubspot,
+            hs::CLIENT_ID,
+            hs::CLIENT_SECRET,
+            hubspot.auth_url(),
+            hubspot.token_url(),
+            &hubspot.url,
+        ),
+    ];
+    let app = TestApp::builder().providers(providers).spawn().await;
+    Env { app, xero, hubspot }
+}
+
+/// A browser session of `user` (login), as a `Cookie` header value.
+async fn session(app: &TestApp, user: &TestUser) -> String {
+    format!(
+        "zixly_session={}",
+        app.login_token(&user.email, PASSWORD).await
+    )
+}
+
+/// `POST /integrations/{provider}/connect` as `user`; the authorize URL.
+async fn start(app: &TestApp, user: &TestUser, provider: &str) -> String {
+    let res = app
+        .post(
+            &format!("/api/v1/integrations/{provider}/connect"),
+            user,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "connect {provider}");
+    let v: Value = res.json().await.unwrap();
+    v["authorize_url"].as_str().unwrap().to_string()
+}
+
+/// Follows the authorize URL to the fake, which "approves" and redirects back; the callback URL
+/// (with `code` and `state`) the browser would go to next.
+async fn approve(app: &TestApp, authorize_url: &str) -> String {
+    let res = app.client.get(authorize_url).send().await.unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let location = res.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        location.starts_with(&app.url(CALLBACK)),
+        "the provider sends the browser to the callback: {location}"
+    );
+    location
+}
+
+/// The browser's request to the callback URL with a session cookie.
+async fn callback(app: &TestApp, url: &str, cookie: &str, accept: &str) -> Response {
+    app.client
+        .get(url)
+        .header(header::COOKIE, cookie)
+        .header(header::ACCEPT, accept)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn error_code(res: Response) -> String {
+    let v: Value = res.json().await.unwrap();
+    v["error"]["code"].as_str().unwrap_or_default().to_string()
+}
+
+/// Connects `provider` for tenant A's ADMIN through the whole redirect; the integration id.
+async fn connect(env: &Env, provider: &str) -> Uuid {
+    let app = &env.app;
+    let url = approve(app, &start(app, &app.a.admin, provider).await).await;
+    let cookie = session(app, &app.a.admin).await;
+    let res = callback(app, &url, &cookie, "application/json").await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    v["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// (status, access_token, refresh_token) of an integration as stored.
+async fn stored(app: &TestApp, id: Uuid) -> (String, Option<Vec<u8>>, Option<Vec<u8>>) {
+    let r = app
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select status::text, access_token, refresh_token from integrations where id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+/// Audit actions of a tenant, oldest first.
+async fn audit_actions(app: &TestApp, tenant_id: Uuid) -> Vec<String> {
+    app.db
+        .superuser()
+        .await
+        .query(
+            "select action from audit_logs where tenant_id = $1 and action like 'integration.%' order by occurred_at, id",
+            &[&tenant_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn xero_connects_through_the_redirect_with_pkce_and_tokens_encrypted_at_rest() {
+    let env = env().await;
+    let app = &env.app;
+    let authorize = start(app, &app.a.admin, "xero").await;
+    let q: HashMap<String, String> = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert!(authorize.starts_with(&env.xero.auth_url()), "{authorize}");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["redirect_uri"], app.url(CALLBACK));
+    assert!(q["state"].starts_with(&app.a.id.simple().to_string()));
+    // Only the state's hash is stored, and the PKCE verifier is a ciphertext.
+    let su = app.db.superuser().await;
+    let st = su
+        .query_one("select state_hash, pkce_verifier from oauth_states", &[])
+        .await
+        .unwrap();
+    assert!(!contains(&st.get::<_, Vec<u8>>(0), q["state"].as_bytes()));
+    assert_eq!(
+        st.get::<_, Option<Vec<u8>>>(1).unwrap()[0],
+        1,
+        "zixly_crypto v1"
+    );
+
+    let url = approve(app, &authorize).await;
+    let cookie = session(app, &app.a.admin).await;
+    let res = callback(app, &url, &cookie, "application/json").await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ACTIVE");
+    assert_eq!(v["provider"], "XERO");
+    assert_eq!(v["connected"], true);
+    let id: Uuid = v["id"].as_str().unwrap().parse().unwrap();
+
+    let (status, access, refresh) = stored(app, id).await;
+    assert_eq!(status, "ACTIVE");
+    let (access, refresh) = (access.unwrap(), refresh.unwrap());
+    assert_eq!(access[0], 1, "zixly_crypto v1 ciphertext");
+    // The plaintext exists only through the keyring, and appears nowhere else.
+    let keyring = app.state.integrations.as_ref().unwrap().keyring();
+    let plain = keyring
+        .decrypt_str(
+            &access,
+            &zixly_sync::tokens::aad(app.a.id, id, "access_token"),
+        )
+        .unwrap();
+    let plain_refresh = keyring
+        .decrypt_str(
+            &refresh,
+            &zixly_sync::tokens::aad(app.a.id, id, "refresh_token"),
+        )
+        .unwrap();
+    for secret in [plain.expose(), plain_refresh.expose()] {
+        assert!(secret.len() > 8);
+        assert!(!contains(&access, secret.as_bytes()) && !contains(&refresh, secret.as_bytes()));
+        assert!(!body.contains(secret), "token in the callback answer");
+    }
+    let list = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains(plain.expose()) && !list.contains(plain_refresh.expose()));
+    let audit_text: String = su
+        .query("select summary::text from audit_logs", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    assert!(!audit_text.contains(plain.expose()) && !audit_text.contains(&q["state"]));
+    // The state was consumed.
+    let left: i64 = su
+        .query_one("select count(*) from oauth_states", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    assert_eq!(
+        audit_actions(app, app.a.id).await,
+        ["integration.connect_start", "integration.connect"]
+    );
+}
+
+#[tokio::test]
+async fn hubspot_connects_and_browsers_are_sent_back_to_the_integrations_page() {
+    let env = env().await;
+    let app = &env.app;
+    let authorize = start(app, &app.a.admin, "HUBSPOT").await;
+    assert!(
+        authorize.starts_with(&env.hubspot.auth_url()),
+        "{authorize}"
+    );
+    assert!(!authorize.contains("code_challenge"), "HubSpot has no PKCE");
+    let url = approve(app, &authorize).await;
+    let cookie = session(app, &app.a.admin).await;
+    let res = callback(app, &url, &cookie, "text/html,application/xhtml+xml").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()[header::LOCATION],
+        "/integrations?connected=hubspot"
+    );
+    let list: Value = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hubspot = &list["data"][0];
+    assert_eq!(hubspot["provider"], "HUBSPOT");
+    assert_eq!(hubspot["status"], "ACTIVE");
+    assert_eq!(hubspot["provider_configured"], true);
+    assert!(hubspot["next_sync_at"].is_string());
+    // The token answer's non-secret extras are kept.
+    let meta: Value = app
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select metadata from integrations where provider = 'HUBSPOT'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(meta["hub_id"], 4242);
+    assert!(meta
+        .as_object()
+        .unwrap()
+        .keys()
+        .all(|k| !k.contains("token")));
+}
+
+#[tokio::test]
+async fn a_state_is_single_use() {
+    let env = env().await;
+    let app = &env.app;
+    let url = approve(app, &start(app, &app.a.admin, "xero").await).await;
+    let cookie = session(app, &app.a.admin).await;
+    assert_eq!(
+        callback(app, &url, &cookie, "application/json")
+            .await
+            .status(),
+        200
+    );
+    let replay = callback(app, &url, &cookie, "application/json").await;
+    assert_eq!(replay.status(), 400);
+    assert_eq!(error_code(replay).await, "invalid_state");
+    // A made-up state of the right shape is no better.
+    let forged = format!(
+        "{}?code=x&state={}{}",
+        app.url(CALLBACK),
+        app.a.id.simple(),
+        "0".repeat(64)
+    );
+    let res = callback(app, &forged, &cookie, "application/json").await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(error_code(res).await, "invalid_state");
+}
+
+#[tokio::test]
+async fn a_state_of_another_user_or_tenant_is_refused_and_left_to_its_owner() {
+    let env = env().await;
+    let app = &env.app;
+    let other_admin = app
+        .add_user(app.a.id, "admin2@a.example", Role::Admin)
+        .await;
+    let url = approve(app, &start(app, &app.a.admin, "xero").await).await;
+    // Another ADMIN of the same tenant.
+    let res = callback(
+        app,
+        &url,
+        &session(app, &other_admin).await,
+        "application/json",
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(error_code(res).await, "invalid_state");
+    // The ADMIN of another tenant.
+    let res = callback(
+        app,
+        &url,
+        &session(app, &app.b.admin).await,
+        "application/json",
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(error_code(res).await, "invalid_state");
+    // An EDITOR of the tenant cannot even reach the callback.
+    let res = callback(
+        app,
+        &url,
+        &session(app, &app.a.editor).await,
+        "application/json",
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    // Nobody could burn it: its owner completes the connection.
+    let res = callback(
+        app,
+        &url,
+        &session(app, &app.a.admin).await,
+        "application/json",
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let tx = app.db.app.begin_tenant(app.b.id).await.unwrap();
+    assert!(
+        tx.integrations().await.unwrap().is_empty(),
+        "nothing in tenant B"
+    );
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_declined_authorization_consumes_the_state() {
+    let env = env().await;
+    let app = &env.app;
+    let url = approve(app, &start(app, &app.a.admin, "hubspot").await).await;
+    let state = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let declined = format!("{}?error=access_denied&state={state}", app.url(CALLBACK));
+    let cookie = session(app, &app.a.admin).await;
+    let res = callback(app, &declined, &cookie, "application/json").await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(error_code(res).await, "authorization_denied");
+    let res = callback(app, &url, &cookie, "application/json").await;
+    assert_eq!(res.status(), 400, "the state is gone");
+    let list: Value = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"][0]["status"], "PENDING");
+    assert_eq!(list["data"][0]["connected"], false);
+}
+
+#[tokio::test]
+async fn sync_enqueues_one_job_and_disconnect_clears_the_tokens() {
+    let env = env().await;
+    let app = &env.app;
+    let id = connect(&env, "xero").await;
+    let path = format!("/api/v1/integrations/{id}/sync");
+    let res = app.post(&path, &app.a.admin, &json!({})).await;
+    assert_eq!(res.status(), 202);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["already_queued"], false);
+    let job: Uuid = v["job_id"].as_str().unwrap().parse().unwrap();
+    let j = app.db.system.job(app.a.id, job).await.unwrap().unwrap();
+    assert_eq!(j.kind, "sync");
+    assert_eq!(j.args["integration_id"], id.to_string());
+    assert_eq!(j.args["manual"], true);
+    let again: Value = app
+        .post(&path, &app.a.admin, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["already_queued"], true);
+    assert_eq!(again["job_id"], job.to_string());
+
+    let list = app.get("/api/v1/integrations", &app.a.admin).await;
+    assert_eq!(list.status(), 200);
+    let list: Value = list.json().await.unwrap();
+    let fields: Vec<&String> = list["data"][0].as_object().unwrap().keys().collect();
+    assert!(
+        fields.iter().all(|f| !f.contains("token")),
+        "no token fields: {fields:?}"
+    );
+
+    let res = app
+        .post(
+            &format!("/api/v1/integrations/{id}/disconnect"),
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["integration"]["status"], "DISABLED");
+    assert_eq!(v["integration"]["connected"], false);
+    assert!(v["integration"]["next_sync_at"].is_null());
+    let (status, access, refresh) = stored(app, id).await;
+    assert_eq!(status, "DISABLED");
+    assert!(access.is_none() && refresh.is_none(), "tokens deleted");
+    // The queued sync was cancelled, and a disconnected integration cannot be synced.
+    let j = app.db.system.job(app.a.id, job).await.unwrap().unwrap();
+    assert_eq!(j.state.as_str(), "cancelled");
+    let res = app.post(&path, &app.a.admin, &json!({})).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(error_code(res).await, "integration_not_connected");
+    assert_eq!(
+        audit_actions(app, app.a.id).await,
+        [
+            "integration.connect_start",
+            "integration.connect",
+            "integration.sync",
+            "integration.sync",
+            "integration.disconnect"
+        ]
+    );
+    // Connecting again makes it ACTIVE.
+    assert_eq!(connect(&env, "xero").await, id);
+    assert_eq!(stored(app, id).await.0, "ACTIVE");
+}
+
+#[tokio::test]
+async fn an_integration_not_yet_connected_cannot_be_synced() {
+    let env = env().await;
+    let app = &env.app;
+    let res = app
+        .post(
+            "/api/v1/integrations/xero/connect",
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    let id = res.json::<Value>().await.unwrap()["integration_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = app
+        .post(
+            &format!("/api/v1/integrations/{id}/sync"),
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(error_code(res).await, "integration_not_connected");
+}
+
+#[tokio::test]
+async fn unknown_and_unconfigured_providers() {
+    let env = env().await;
+    let app = &env.app;
+    let res = app
+        .post(
+            "/api/v1/integrations/quickbooks/connect",
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    let res = app
+        .post(
+            "/api/v1/integrations/pipedrive/connect",
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(error_code(res).await, "provider_not_configured");
+    assert!(audit_actions(app, app.a.id).await.is_empty());
+}
+
+#[tokio::test]
+async fn only_admins_manage_integrations_and_other_tenants_ids_are_not_found() {
+    let env = env().await;
+    let app = &env.app;
+    let id = connect(&env, "xero").await;
+    for user in [&app.a.editor, &app.a.viewer] {
+        for (m, path) in [
+            (Method::GET, "/api/v1/integrations".to_string()),
+            (
+                Method::POST,
+                "/api/v1/integrations/xero/connect".to_string(),
+            ),
+            (Method::POST, format!("/api/v1/integrations/{id}/sync")),
+            (
+                Method::POST,
+                format!("/api/v1/integrations/{id}/disconnect"),
+            ),
+        ] {
+            let res = app
+                .request(m.clone(), &path, user)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 403, "{m} {path} as {}", user.role);
+        }
+    }
+    for suffix in ["sync", "disconnect"] {
+        let res = app
+            .post(
+                &format!("/api/v1/integrations/{id}/{suffix}"),
+                &app.b.admin,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 404, "{suffix} from tenant B");
+    }
+    let list: Value = app
+        .get("/api/v1/integrations", &app.b.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"], json!([]));
+    assert_eq!(stored(app, id).await.0, "ACTIVE");
+    assert_eq!(audit_actions(app, app.b.id).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn without_an_encryption_key_the_routes_answer_503() {
+    let app = TestApp::builder().without_integrations().spawn().await;
+    for (m, path) in [
+        (Method::GET, "/api/v1/integrations"),
+        (Method::POST, "/api/v1/integrations/xero/connect"),
+    ] {
+        let res = app
+            .request(m, path, &app.a.admin)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+        assert_eq!(error_code(res).await, "integrations_unavailable");
+    }
+    // The role check still comes first.
+    let res = app.get("/api/v1/integrations", &app.a.viewer).await;
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn a_sync_started_through_the_route_writes_rows() {
+    let env = env().await;
+    let app = &env.app;
+    env.xero.upsert(
+        "Contacts",
+        "ContactID",
+        json!({"ContactID": "c1", "Name": "Acme Pty", "ContactStatus": "ACTIVE"}),
+    );
+    env.xero.upsert(
+        "Invoices",
+        "InvoiceID",
+        json!({"InvoiceID": "i1", "Type": "ACCREC", "Status": "PAID",
+               "Contact": {"ContactID": "c1"}, "Date": "/Date(1704844800000+0000)/", "SubTotal": 100.0}),
+    );
+    let id = connect(&env, "xero").await;
+    let res = app
+        .post(
+            &format!("/api/v1/integrations/{id}/sync"),
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let job: Uuid = res.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut worker = zixly_queue::Worker::new(app.db.system.clone(), Default::default());
+    app.state
+        .integrations
+        .as_ref()
+        .unwrap()
+        .register(&mut worker, app.db.system.clone());
+    worker.run_until_idle().await.unwrap();
+    let j = app.db.system.job(app.a.id, job).await.unwrap().unwrap();
+    assert_eq!(j.state.as_str(), "completed", "{}", j.errors);
+    let rows: Vec<(String, String, String)> = app
+        .db
+        .superuser()
+        .await
+        .query(
+            "select k.client_id, f.record_date::text, f.revenue::text
+               from financials f join client_kpis k on k.tenant_id = f.tenant_id and k.id = f.client_kpi_id
+              where f.tenant_id = $1 and f.source_system = 'xero'",
+            &[&app.a.id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        [(
+            "c1".to_string(),
+            "2024-01-10".to_string(),
+            "100.00".to_string()
+        )]
+    );
+    let list: Value = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(list["data"][0]["last_sync_at"].is_string());
+    assert!(list["data"][0]["last_error"].is_null());
+}
