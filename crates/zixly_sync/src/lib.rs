@@ -9,7 +9,8 @@
 //!   [`zixly_queue::Worker`], enqueueing (`enqueue_sync`), and one run of one integration
 //!   (status checks, error classification into job outcomes and integration status).
 //! - [`providers`]: **the one place where providers are dispatched** (`providers::run`), plus one
-//!   runner module per provider (`providers/xero.rs`, `providers/hubspot.rs`). Adding a provider:
+//!   runner module per provider (`providers/{xero,hubspot,pipedrive,asana,myob}.rs`; Xero and MYOB
+//!   share `providers/contributions.rs`). Adding a provider:
 //!   write `providers/<name>.rs` with `pub(crate) async fn sync(ctx: &SyncCtx, token) ->
 //!   Result<RunSummary, SyncError>` and add its arm to the `match` in `providers::run`.
 //!

@@ -10,14 +10,23 @@
 //! - removals (voided documents, archived deals) and any other writes through `TenantTx` methods;
 //! - idempotent: the same provider state loaded twice writes nothing the second time.
 //!
+//! Runners of providers read incrementally (Pipedrive, Asana, MYOB) take their cursor and the
+//! periodic complete read from [`Plan`].
+//!
 //! A provider answering 401 mid-run (token expired or revoked early) gets one refresh (the rejected
 //! token is passed to `tokens::access_token`, which refreshes unless another process already did)
 //! and the run restarts; a second 401 is permanent.
 
+pub(crate) mod asana;
+pub(crate) mod contributions;
 pub(crate) mod hubspot;
+pub(crate) mod myob;
+pub(crate) mod pipedrive;
 pub(crate) mod xero;
 
 use std::future::Future;
+
+use chrono::{DateTime, Utc};
 
 use zixly_connectors::{ConnectorError, Provider};
 use zixly_crypto::SecretString;
@@ -38,8 +47,9 @@ where
         let outcome = match ctx.provider {
             Provider::Xero => xero::sync(ctx, &access).await,
             Provider::Hubspot => hubspot::sync(ctx, &access).await,
-            // Pipedrive, Asana, MYOB: add `Provider::X => x::sync(ctx, &access).await,` here.
-            other => Err(SyncError::Unsupported(other)),
+            Provider::Pipedrive => pipedrive::sync(ctx, &access).await,
+            Provider::Asana => asana::sync(ctx, &access).await,
+            Provider::Myob => myob::sync(ctx, &access).await,
         };
         match outcome {
             Err(SyncError::Connector(ConnectorError::Unauthorized(m))) => {
@@ -55,5 +65,59 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// Hours between complete reads of a provider read incrementally (`settings.full_sync_hours`).
+pub const DEFAULT_FULL_SYNC_HOURS: i64 = 24;
+
+/// What an incremental provider reads this run, from the cursor `{"modified_since": RFC 3339,
+/// "full_at": RFC 3339}`: the changes since `modified_since`, or everything (`since: None`) when
+/// there is no cursor yet or the last complete read is older than `settings.full_sync_hours`.
+/// Complete reads catch what increments cannot see (MYOB deletions, Pipedrive deals rotting
+/// without an update, Asana tasks deleted or reopened).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub since: Option<DateTime<Utc>>,
+    /// When the latest complete read started (now, on a complete read).
+    pub full_at: DateTime<Utc>,
+}
+
+impl Plan {
+    pub(crate) fn new(ctx: &SyncCtx<'_>, now: DateTime<Utc>) -> Plan {
+        let time = |k: &str| {
+            ctx.cursor
+                .get(k)
+                .and_then(|v| v.as_str())
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&Utc))
+        };
+        let hours = ctx
+            .integration
+            .settings
+            .get("full_sync_hours")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(DEFAULT_FULL_SYNC_HOURS);
+        match (time("modified_since"), time("full_at")) {
+            (Some(since), Some(full_at)) if now - full_at < chrono::Duration::hours(hours) => {
+                Plan {
+                    since: Some(since),
+                    full_at,
+                }
+            }
+            _ => Plan {
+                since: None,
+                full_at: now,
+            },
+        }
+    }
+
+    /// The cursor to store with this run's rows.
+    pub(crate) fn cursor(&self, next: Option<DateTime<Utc>>) -> serde_json::Value {
+        let mut c = serde_json::json!({"full_at": self.full_at.to_rfc3339()});
+        if let Some(n) = next.or(self.since) {
+            c["modified_since"] = serde_json::json!(n.to_rfc3339());
+        }
+        c
     }
 }

@@ -1,6 +1,7 @@
 //! Xero runner: documents → per-document contributions → recomputed client-days → `financials`.
 //!
 //! Decisions (issue 5):
+//! - The contribution bookkeeping and the load are shared with MYOB (`providers/contributions.rs`).
 //! - **Incremental recomputation.** A client's day in `financials` is a SUM over many documents,
 //!   so an incremental sync cannot upsert a changed invoice's amount. Every fetched document's
 //!   contribution is stored in `sync_contributions` (migration 0005); the days it touched before
@@ -24,9 +25,6 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use zixly_connectors::xero::{self, XeroClient};
 use zixly_crypto::SecretString;
-use zixly_db::loader::{self, Input, LoadOptions, LoadStatus};
-use zixly_db::sync_state::ContributionRow;
-use zixly_domain::ingest::{FinancialRow, IngestRow, ValidRow};
 
 use crate::engine::{RunSummary, SyncCtx};
 use crate::SyncError;
@@ -68,18 +66,6 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .map(|i| i.invoice_id.clone())
         .chain(payments.iter().map(|p| p.payment_id.clone()))
         .collect();
-    let rows: Vec<ContributionRow> = contributions
-        .iter()
-        .filter(|c| !c.removed)
-        .map(|c| ContributionRow {
-            document_id: c.document_id.clone(),
-            client_id: c.client_id.clone(),
-            record_date: c.date,
-            revenue: c.revenue,
-            expenses: c.expenses,
-            cash_flow: c.cash_flow,
-        })
-        .collect();
     let newest = invoices
         .iter()
         .filter_map(|i| i.updated_date_utc.as_deref())
@@ -95,85 +81,15 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         None => serde_json::json!({}),
     };
 
-    // 2. Contributions and dirty days, in one transaction.
-    let integration_id = ctx.integration.id;
-    if !documents.is_empty() {
-        let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-        tx.replace_contributions(integration_id, &documents, &rows)
-            .await?;
-        tx.commit().await?;
-    }
-
-    // 3. Re-sum every dirty day (this run's and any a killed run left) and load the non-empty ones.
-    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-    let totals = tx.dirty_day_totals(integration_id).await?;
-    tx.commit().await?;
-    let ingest = loader::ingest_context(ctx.app, ctx.tenant_id, SOURCE).await?;
-    let mut inputs: Vec<Input<FinancialRow>> = Vec::new();
-    for (i, day) in totals.iter().filter(|d| d.contributions > 0).enumerate() {
-        let line = i as u64 + 1;
-        let name = names
-            .get(&day.client_id)
-            .map_or(day.client_id.as_str(), String::as_str);
-        let (date, rev, exp, cash) = (
-            day.record_date.to_string(),
-            day.revenue.round_dp(2).to_string(),
-            day.expenses.round_dp(2).to_string(),
-            day.cash_flow.round_dp(2).to_string(),
-        );
-        let fields = [
-            ("client_id", day.client_id.as_str()),
-            ("client_name", name),
-            ("record_date", date.as_str()),
-            ("revenue", rev.as_str()),
-            ("expenses", exp.as_str()),
-            ("cash_flow", cash.as_str()),
-            ("source_system", SOURCE),
-        ];
-        inputs.push(match FinancialRow::parse_named(&fields, line, &ingest) {
-            Ok(row) => Input::Row(ValidRow { line, row }),
-            Err(e) => Input::Invalid(e),
-        });
-    }
-    let options = LoadOptions {
-        integration_id: Some(integration_id),
-        cursor: Some(cursor),
-        ..LoadOptions::new(SOURCE)
-    };
-    let report = loader::load(
-        ctx.app,
-        ctx.tenant_id,
-        &options,
-        futures_util::stream::iter(inputs),
-        None,
+    // 2. Contributions, recomputed days, load with the cursor, emptied days removed.
+    super::contributions::apply(
+        ctx,
+        SOURCE,
+        super::contributions::Documents::These(&documents),
+        &contributions,
+        &names,
+        cursor,
+        (invoices.len() + payments.len()) as u64,
     )
-    .await?;
-    if report.status != LoadStatus::Succeeded {
-        let first = report.errors.first().map_or_else(
-            || report.aborted.clone().unwrap_or_default(),
-            |e| e.reason.clone(),
-        );
-        return Err(SyncError::Load(format!(
-            "{} day(s) rejected, first: {first}",
-            report.rejected
-        )));
-    }
-
-    // 4. Remove emptied days and clear what was processed.
-    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-    let deleted = tx
-        .settle_dirty_days(integration_id, SOURCE, &totals)
-        .await?;
-    tx.commit().await?;
-
-    Ok(RunSummary {
-        sync_run_ids: vec![report.sync_run_id],
-        rows_read: (invoices.len() + payments.len()) as u64,
-        inserted: report.inserted,
-        updated: report.updated,
-        unchanged: report.unchanged,
-        deleted,
-        skipped: 0,
-        not_run: None,
-    })
+    .await
 }

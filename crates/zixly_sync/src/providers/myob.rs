@@ -1,0 +1,68 @@
+//! MYOB AccountRight runner: the Xero mapping (the connector's per-document
+//! `xero::Contribution`s) through the shared contribution bookkeeping
+//! (`providers/contributions.rs`).
+//!
+//! Decisions (issue 5):
+//! - **Company file**: `settings.myob_business_id` (the redirect's `businessId`), or the only one.
+//! - **Incremental** through `$filter=LastModified ge` the cursor's `modified_since` (the
+//!   provider's clock). MYOB lists no deletions: a complete read (the first run, then every
+//!   `settings.full_sync_hours`, default 24, [`super::Plan`]) replaces every document this
+//!   integration holds, so documents it no longer lists lose their contributions and emptied days
+//!   are removed. Between complete reads a deleted document still counts.
+//! - On an increment, a document that lost every contribution it had (a bill whose lines were
+//!   moved off all jobs) is not listed among the contributions and keeps its old ones until the
+//!   next complete read.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use zixly_connectors::myob::{self, MyobClient};
+use zixly_crypto::SecretString;
+
+use super::contributions::{self, Documents};
+use super::Plan;
+use crate::engine::{RunSummary, SyncCtx};
+use crate::SyncError;
+
+pub const SOURCE: &str = "myob";
+
+pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunSummary, SyncError> {
+    // 1. Fetch (no writes).
+    let api = ctx.config.api_url.as_str();
+    let key = ctx.config.client_id.as_str();
+    let files = myob::company_files(ctx.http, api, key, token).await?;
+    let file = myob::choose_company_file(&files, ctx.setting("myob_business_id"))?;
+    let client = MyobClient::new(ctx.http.clone(), api, key, token.clone(), &file.id);
+    let now = Utc::now();
+    let plan = Plan::new(ctx, now);
+    let read = client.read(plan.since, now).await?;
+    let names: HashMap<String, String> = read
+        .clients
+        .iter()
+        .filter_map(|c| c.name.clone().map(|n| (c.client_id.clone(), n)))
+        .collect();
+    let mut documents: Vec<String> = read
+        .contributions
+        .iter()
+        .map(|c| c.document_id.clone())
+        .collect();
+    documents.sort_unstable();
+    documents.dedup();
+
+    // 2. Contributions, recomputed days, load with the cursor, emptied days removed.
+    let documents = if read.complete {
+        Documents::AllAnd(&documents)
+    } else {
+        Documents::These(&documents)
+    };
+    contributions::apply(
+        ctx,
+        SOURCE,
+        documents,
+        &read.contributions,
+        &names,
+        plan.cursor(read.cursor),
+        read.contributions.len() as u64,
+    )
+    .await
+}
