@@ -1,5 +1,9 @@
-//! Token storage and refresh against the fake Xero and a real database; the sync engine (`sync`).
+//! Token storage and refresh against the fake Xero and a real database; the sync engine (`sync`) and its
+//! Pipedrive, Asana and MYOB runners (`pipedrive`, `asana`, `myob`).
 
+mod asana;
+mod myob;
+mod pipedrive;
 mod sync;
 
 use std::collections::HashMap;

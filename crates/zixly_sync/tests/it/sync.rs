@@ -18,7 +18,7 @@ use zixly_testkit::TestDb;
 
 const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";
 
-fn config(
+pub(crate) fn config(
     p: Provider,
     id: &str,
     secret: &str,
@@ -40,15 +40,15 @@ fn config(
         .unwrap()
 }
 
-struct Env {
-    db: TestDb,
-    tenant: Uuid,
-    integration: Uuid,
-    engine: SyncEngine,
+pub(crate) struct Env {
+    pub(crate) db: TestDb,
+    pub(crate) tenant: Uuid,
+    pub(crate) integration: Uuid,
+    pub(crate) engine: SyncEngine,
 }
 
 /// Connects `cfg` for a new tenant through the authorize redirect and the code exchange.
-async fn connect(cfg: ProviderConfig, settings: serde_json::Value) -> Env {
+pub(crate) async fn connect(cfg: ProviderConfig, settings: serde_json::Value) -> Env {
     let db = TestDb::new().await;
     let tenant = db.tenant("A").await;
     let keyring = Arc::new(Keyring::new(&generate_key(), &[]));
@@ -101,8 +101,24 @@ async fn connect(cfg: ProviderConfig, settings: serde_json::Value) -> Env {
 }
 
 impl Env {
+    /// Makes every waiting job due and lets a worker run them.
+    pub(crate) async fn run_due_jobs(&self) {
+        self.db
+            .superuser()
+            .await
+            .execute(
+                "update jobs set scheduled_at = now() where state in ('available', 'retryable')",
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut worker = Worker::new(self.db.system.clone(), WorkerConfig::default());
+        self.engine.register(&mut worker, self.db.system.clone());
+        worker.run_until_idle().await.unwrap();
+    }
+
     /// Enqueues a manual sync and lets a worker run every due job; returns the job's state.
-    async fn sync_via_queue(&self) -> (JobState, serde_json::Value) {
+    pub(crate) async fn sync_via_queue(&self) -> (JobState, serde_json::Value) {
         let tx = self.db.app.begin_tenant(self.tenant).await.unwrap();
         let job = enqueue_sync(&tx, self.integration).await.unwrap().id();
         tx.commit().await.unwrap();
@@ -113,7 +129,7 @@ impl Env {
         (j.state, j.errors)
     }
 
-    async fn integration_row(&self) -> (String, Option<String>, i32) {
+    pub(crate) async fn integration_row(&self) -> (String, Option<String>, i32) {
         let r = self
             .db
             .superuser()
@@ -128,15 +144,23 @@ impl Env {
     }
 
     /// `financials` of the source as (client_id, date, revenue, expenses, cash_flow) strings.
-    async fn financials(&self) -> Vec<(String, String, String, String, String)> {
+    pub(crate) async fn financials(&self) -> Vec<(String, String, String, String, String)> {
+        self.financials_of("xero").await
+    }
+
+    /// `financials` of `source` as (client_id, date, revenue, expenses, cash_flow) strings.
+    pub(crate) async fn financials_of(
+        &self,
+        source: &str,
+    ) -> Vec<(String, String, String, String, String)> {
         self.db
             .superuser()
             .await
             .query(
                 "select k.client_id, f.record_date::text, f.revenue::text, f.expenses::text, f.cash_flow::text
                    from financials f join client_kpis k on k.tenant_id = f.tenant_id and k.id = f.client_kpi_id
-                  where f.source_system = 'xero' order by 1, 2",
-                &[],
+                  where f.source_system = $1 order by 1, 2",
+                &[&source],
             )
             .await
             .unwrap()
@@ -146,7 +170,7 @@ impl Env {
     }
 
     /// The latest sync run's (status, inserted, updated, cursor present).
-    async fn last_run(&self) -> (String, i64, i64, bool) {
+    pub(crate) async fn last_run(&self) -> (String, i64, i64, bool) {
         let r = self
             .db
             .superuser()
@@ -162,7 +186,7 @@ impl Env {
     }
 }
 
-fn f(
+pub(crate) fn f(
     c: &str,
     d: &str,
     rev: &str,

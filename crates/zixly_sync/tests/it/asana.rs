@@ -1,0 +1,209 @@
+//! The Asana runner end to end through the job queue against the fake Asana (tenant zone
+//! Australia/Sydney, UTC+11 in January).
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use zixly_connectors::Provider;
+use zixly_queue::JobState;
+use zixly_testkit::fakes::asana::{FakeAsana, CLIENT_ID, CLIENT_SECRET};
+use zixly_testkit::fakes::oauth::Fault;
+
+use crate::sync::{config, connect, Env};
+
+/// Metrics as (client, client name, metric, Sydney day, value).
+async fn metrics(env: &Env) -> Vec<(String, String, String, String, String)> {
+    env.db
+        .superuser()
+        .await
+        .query(
+            "select k.client_id, k.client_name, m.metric_name,
+                    (m.record_date at time zone 'Australia/Sydney')::text, trim_scale(m.metric_value)::text
+               from custom_metrics m join client_kpis k on k.tenant_id = m.tenant_id and k.id = m.client_kpi_id
+              where m.source_system = 'asana' order by 1, 4, 3",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+/// One Sydney day's metrics of a client, in `metrics` order (rate present when given).
+fn day(
+    client: &str,
+    date: &str,
+    completed: &str,
+    on_time: &str,
+    rate: Option<&str>,
+) -> Vec<(String, String, String, String, String)> {
+    let at = format!("{date} 00:00:00");
+    let mut v = vec![];
+    if let Some(r) = rate {
+        v.push((
+            client.into(),
+            client.into(),
+            "on_time_rate".into(),
+            at.clone(),
+            r.into(),
+        ));
+    }
+    v.push((
+        client.into(),
+        client.into(),
+        "tasks_completed".into(),
+        at.clone(),
+        completed.into(),
+    ));
+    v.push((
+        client.into(),
+        client.into(),
+        "tasks_completed_on_time".into(),
+        at,
+        on_time.into(),
+    ));
+    v
+}
+
+fn at(s: &str) -> Option<DateTime<Utc>> {
+    Some(s.parse().unwrap())
+}
+
+async fn asana() -> (FakeAsana, Env) {
+    let fake = FakeAsana::start().await;
+    let cfg = config(
+        Provider::Asana,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        fake.auth_url(),
+        fake.token_url(),
+        &fake.api_url(),
+    );
+    fake.tick(chrono::Duration::days(19)); // 2024-01-20
+    fake.add_project("ws-1", "p1", "Acme - Website", false);
+    fake.add_project("ws-1", "p2", "Acme - SEO", true);
+    fake.add_project("ws-1", "p3", "Beta - App", false);
+    // In both Acme projects: counted once. Sydney 2024-01-10 13:00, on time.
+    fake.upsert_task(
+        "t1",
+        &["p1", "p2"],
+        at("2024-01-10T02:00:00Z"),
+        Some("2024-01-10"),
+    );
+    // UTC 2024-01-09 but Sydney 2024-01-10 01:00: late for a 01-09 due date.
+    fake.upsert_task(
+        "t2",
+        &["p1"],
+        at("2024-01-09T14:00:00Z"),
+        Some("2024-01-09"),
+    );
+    fake.upsert_task("t3", &["p2"], at("2024-01-11T02:00:00Z"), None);
+    fake.upsert_task("t4", &["p3"], None, Some("2024-01-30"));
+    fake.upsert_task(
+        "t5",
+        &["p3"],
+        at("2024-01-12T02:00:00Z"),
+        Some("2024-01-15"),
+    );
+    let env = connect(cfg, json!({"asana_client_mapping": "name_prefix"})).await;
+    (fake, env)
+}
+
+fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
+    parts.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn asana_full_incremental_recompute_full_read_removals_and_expiry() {
+    let (fake, env) = asana().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let full = concat(vec![
+        day("Acme", "2024-01-10", "2", "1", Some("0.5")),
+        day("Acme", "2024-01-11", "1", "0", None),
+        day("Beta", "2024-01-12", "1", "1", Some("1")),
+    ]);
+    assert_eq!(metrics(&env).await, full);
+    assert_eq!(env.last_run().await, ("succeeded".into(), 8, 0, true));
+
+    // No change: nothing written.
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(env.last_run().await, ("succeeded".into(), 0, 0, true));
+    assert_eq!(metrics(&env).await, full);
+
+    // Incremental with the token expiring mid-read: Acme's days from 01-11 are recomputed.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert_task(
+        "t6",
+        &["p1"],
+        at("2024-01-11T03:00:00Z"),
+        Some("2024-01-11"),
+    );
+    fake.expire_tokens_after(3);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(fake.oauth.refreshes(), 1);
+    assert_eq!(
+        env.last_run().await,
+        ("succeeded".into(), 1, 2, true),
+        "a new rate, two changed counts"
+    );
+    assert_eq!(
+        metrics(&env).await,
+        concat(vec![
+            day("Acme", "2024-01-10", "2", "1", Some("0.5")),
+            day("Acme", "2024-01-11", "2", "1", Some("1")),
+            day("Beta", "2024-01-12", "1", "1", Some("1")),
+        ])
+    );
+
+    // A deleted task and a reopened one are invisible to increments; the periodic complete read
+    // (here: every run) removes what they contributed, emptied days included.
+    fake.tick(chrono::Duration::hours(1));
+    fake.data.lock().unwrap().tasks.retain(|t| t["gid"] != "t5");
+    fake.upsert_task("t3", &["p2"], None, None);
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings || '{\"full_sync_hours\": 0}'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        metrics(&env).await,
+        concat(vec![
+            day("Acme", "2024-01-10", "2", "1", Some("0.5")),
+            day("Acme", "2024-01-11", "1", "1", Some("1")),
+        ])
+    );
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+}
+
+#[tokio::test]
+async fn asana_rate_limit_snoozes_and_a_revoked_grant_is_an_error() {
+    let (fake, env) = asana().await;
+    fake.oauth.inject(Fault::RateLimited { retry_after: 30 });
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    let r = env
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select attempt, scheduled_at > now() + interval '20 seconds' from jobs",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.get::<_, i32>(0), r.get::<_, bool>(1)), (0, true));
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+    env.run_due_jobs().await;
+    assert_eq!(metrics(&env).await.len(), 8);
+
+    fake.oauth.expire_access_tokens();
+    fake.oauth.revoke_refresh_tokens();
+    assert_eq!(env.sync_via_queue().await.0, JobState::Discarded);
+    let (status, error, _) = env.integration_row().await;
+    assert_eq!(status, "ERROR");
+    assert!(error.unwrap().contains("invalid_grant"));
+}

@@ -1,0 +1,204 @@
+//! The MYOB runner end to end through the job queue against the fake MYOB AccountRight.
+
+use serde_json::json;
+use zixly_connectors::Provider;
+use zixly_queue::JobState;
+use zixly_testkit::fakes::myob::{FakeMyob, CLIENT_ID, CLIENT_SECRET};
+
+use crate::sync::{config, connect, f, Env};
+
+const CF: &str = "cf-1";
+
+async fn myob() -> (FakeMyob, Env) {
+    let fake = FakeMyob::start().await;
+    let cfg = config(
+        Provider::Myob,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        fake.auth_url(),
+        fake.token_url(),
+        &fake.api_url(),
+    );
+    fake.upsert(
+        CF,
+        "Contact/Customer",
+        json!({"UID": "c1", "CompanyName": "Acme Pty Ltd", "IsIndividual": false}),
+    );
+    fake.upsert(
+        CF,
+        "Contact/Customer",
+        json!({"UID": "c2", "FirstName": "Jo", "LastName": "Bloggs", "IsIndividual": true}),
+    );
+    fake.upsert(
+        CF,
+        "GeneralLedger/Job",
+        json!({"UID": "j1", "Number": "100", "Name": "Website", "LinkedCustomer": {"UID": "c1", "Name": "Acme Pty Ltd"}}),
+    );
+    fake.upsert(
+        CF,
+        "Sale/Invoice",
+        json!({"UID": "i1", "Date": "2024-01-10T00:00:00",
+        "Customer": {"UID": "c1"}, "TotalAmount": 110, "TotalTax": 10}),
+    );
+    fake.upsert(
+        CF,
+        "Sale/Invoice",
+        json!({"UID": "i2", "Date": "2024-01-11T00:00:00",
+        "Customer": {"UID": "c2"}, "TotalAmount": 55, "TotalTax": 5}),
+    );
+    fake.upsert(
+        CF,
+        "Purchase/Bill",
+        json!({"UID": "b1", "Date": "2024-01-10T00:00:00",
+        "IsTaxInclusive": false, "TotalAmount": 33, "TotalTax": 3,
+        "Lines": [{"Total": 30, "Job": {"UID": "j1"}}, {"Total": 5, "Job": null}]}),
+    );
+    fake.upsert(
+        CF,
+        "Sale/CustomerPayment",
+        json!({"UID": "p1", "Date": "2024-01-12T00:00:00",
+        "Customer": {"UID": "c1"}, "AmountReceived": 110}),
+    );
+    fake.upsert(
+        CF,
+        "Banking/SpendMoneyTxn",
+        json!({"UID": "s1", "Date": "2024-01-11T00:00:00",
+        "Contact": {"UID": "c2", "Type": "Customer"}, "AmountPaid": 20}),
+    );
+    let env = connect(cfg, json!({"myob_business_id": CF})).await;
+    (fake, env)
+}
+
+async fn names(env: &Env) -> Vec<(String, String)> {
+    env.db
+        .superuser()
+        .await
+        .query(
+            "select client_id, client_name from client_kpis order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn myob_full_incremental_deletions_on_complete_reads_and_expiry() {
+    let (fake, env) = myob().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let full = vec![
+        f("c1", "2024-01-10", "100.00", "30.00", "0.00"),
+        f("c1", "2024-01-12", "0.00", "0.00", "110.00"),
+        f("c2", "2024-01-11", "50.00", "0.00", "-20.00"),
+    ];
+    assert_eq!(env.financials_of("myob").await, full);
+    assert_eq!(env.last_run().await, ("succeeded".into(), 3, 0, true));
+    assert_eq!(
+        names(&env).await,
+        vec![
+            ("c1".into(), "Acme Pty Ltd".into()),
+            ("c2".into(), "Jo Bloggs".into())
+        ]
+    );
+
+    // No change: nothing written.
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(env.last_run().await, ("succeeded".into(), 0, 0, true));
+    assert_eq!(env.financials_of("myob").await, full);
+
+    // Incremental ($filter on LastModified) with the token expiring mid-read.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert(
+        CF,
+        "Sale/Invoice",
+        json!({"UID": "i2", "Date": "2024-01-11T00:00:00",
+        "Customer": {"UID": "c2"}, "TotalAmount": 66, "TotalTax": 6}),
+    );
+    fake.upsert(
+        CF,
+        "Sale/Invoice",
+        json!({"UID": "i3", "Date": "2024-01-12T00:00:00",
+        "Customer": {"UID": "c1"}, "TotalAmount": 11, "TotalTax": 1}),
+    );
+    fake.expire_tokens_after(4);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        fake.oauth.refreshes(),
+        1,
+        "refreshed once (rotating refresh token)"
+    );
+    assert_eq!(env.last_run().await, ("succeeded".into(), 0, 2, true));
+    assert_eq!(
+        env.financials_of("myob").await,
+        vec![
+            f("c1", "2024-01-10", "100.00", "30.00", "0.00"),
+            f("c1", "2024-01-12", "10.00", "0.00", "110.00"),
+            f("c2", "2024-01-11", "60.00", "0.00", "-20.00"),
+        ]
+    );
+
+    // MYOB lists no deletions: an increment still counts deleted documents...
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete(CF, "Sale/CustomerPayment", "p1");
+    fake.delete(CF, "Sale/Invoice", "i3");
+    fake.delete(CF, "Banking/SpendMoneyTxn", "s1");
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(env.financials_of("myob").await.len(), 3);
+    // ...and the periodic complete read (here: every run) removes them, emptied days included.
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings || '{\"full_sync_hours\": 0}'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        env.financials_of("myob").await,
+        vec![
+            f("c1", "2024-01-10", "100.00", "30.00", "0.00"),
+            f("c2", "2024-01-11", "60.00", "0.00", "0.00"),
+        ]
+    );
+    // A complete read without changes writes nothing either.
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(env.last_run().await, ("succeeded".into(), 0, 0, true));
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+}
+
+#[tokio::test]
+async fn myob_daily_rate_limit_snoozes_an_hour_and_a_revoked_grant_is_an_error() {
+    let (fake, env) = myob().await;
+    fake.data.lock().unwrap().daily_limit_reached = true;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    let r = env
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select attempt, scheduled_at > now() + interval '50 minutes' from jobs",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.get::<_, i32>(0), r.get::<_, bool>(1)),
+        (0, true),
+        "403 RateLimitError (daily): not counted, waits an hour"
+    );
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+    fake.data.lock().unwrap().daily_limit_reached = false;
+    env.run_due_jobs().await;
+    assert_eq!(env.financials_of("myob").await.len(), 3);
+
+    fake.oauth.expire_access_tokens();
+    fake.oauth.revoke_refresh_tokens();
+    assert_eq!(env.sync_via_queue().await.0, JobState::Discarded);
+    let (status, error, _) = env.integration_row().await;
+    assert_eq!(status, "ERROR");
+    assert!(error.unwrap().contains("invalid_grant"));
+}

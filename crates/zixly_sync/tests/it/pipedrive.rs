@@ -1,0 +1,182 @@
+//! The Pipedrive runner end to end through the job queue against the fake Pipedrive.
+
+use serde_json::json;
+use zixly_connectors::Provider;
+use zixly_queue::JobState;
+use zixly_testkit::fakes::oauth::Fault;
+use zixly_testkit::fakes::pipedrive::{ts, FakePipedrive, CLIENT_ID, CLIENT_SECRET};
+
+use crate::sync::{config, connect, Env};
+
+/// Lead events as (lead, client, client name, stage, status, value).
+async fn events(env: &Env) -> Vec<(String, String, String, String, String, String)> {
+    env.db
+        .superuser()
+        .await
+        .query(
+            "select e.lead_id, k.client_id, k.client_name, e.stage, e.status::text, coalesce(e.value::text, '')
+               from lead_events e join client_kpis k on k.tenant_id = e.tenant_id and k.id = e.client_kpi_id
+              where e.source_system = 'pipedrive' order by e.lead_id, e.event_date",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect()
+}
+
+fn e(
+    lead: &str,
+    client: &str,
+    name: &str,
+    stage: &str,
+    status: &str,
+    value: &str,
+) -> (String, String, String, String, String, String) {
+    (
+        lead.into(),
+        client.into(),
+        name.into(),
+        stage.into(),
+        status.into(),
+        value.into(),
+    )
+}
+
+async fn pipedrive() -> (FakePipedrive, Env) {
+    let fake = FakePipedrive::start().await;
+    // The configured API root is unreachable: calls must go to the token answer's api_domain,
+    // kept in the settings at connect time.
+    let cfg = config(
+        Provider::Pipedrive,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        fake.auth_url(),
+        fake.token_url(),
+        "http://127.0.0.1:9",
+    );
+    {
+        let mut d = fake.data.lock().unwrap();
+        d.stages = vec![
+            json!({"id": 1, "name": "Qualified", "pipeline_id": 1, "is_deal_rot_enabled": false, "days_to_rotten": null}),
+            json!({"id": 2, "name": "Proposal", "pipeline_id": 1, "is_deal_rot_enabled": false, "days_to_rotten": null}),
+            json!({"id": 3, "name": "Negotiation", "pipeline_id": 1, "is_deal_rot_enabled": true, "days_to_rotten": 10}),
+        ];
+    }
+    fake.upsert_organization(json!({"id": 1, "name": "Acme"}));
+    fake.upsert_organization(json!({"id": 2, "name": "Beta"}));
+    fake.upsert_deal(json!({"id": 1, "org_id": 1, "pipeline_id": 1, "stage_id": 1, "status": "open", "value": 100}));
+    fake.upsert_deal(json!({"id": 2, "org_id": 2, "pipeline_id": 1, "stage_id": 2, "status": "won", "value": 250.5}));
+    fake.upsert_deal(
+        json!({"id": 3, "org_id": null, "pipeline_id": 1, "stage_id": 1, "status": "open"}),
+    );
+    // Not updated for far longer than the stage's 10 rotting days (the fake's clock is in 2024).
+    fake.upsert_deal(json!({"id": 4, "org_id": 1, "pipeline_id": 1, "stage_id": 3, "status": "open", "value": 5}));
+    let api_domain = fake.data.lock().unwrap().api_domain.clone();
+    let env = connect(cfg, json!({"pipedrive_api_domain": api_domain})).await;
+    (fake, env)
+}
+
+#[tokio::test]
+async fn pipedrive_full_incremental_history_deletions_archive_and_expiry() {
+    let (fake, env) = pipedrive().await;
+    fake.expire_tokens_after(2); // expires on the third request of the read
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(fake.oauth.refreshes(), 1, "refreshed once mid-sync");
+    let full = vec![
+        e("1", "1", "Acme", "Qualified", "active", "100.00"),
+        e("2", "2", "Beta", "Proposal", "won", "250.50"),
+        e("4", "1", "Acme", "Negotiation", "stale", "5.00"),
+    ];
+    assert_eq!(events(&env).await, full, "deal 3 has no organization");
+    assert_eq!(env.last_run().await, ("succeeded".into(), 3, 0, true));
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+
+    // No change at the provider: the run writes nothing.
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(env.last_run().await, ("succeeded".into(), 0, 0, true));
+    assert_eq!(events(&env).await, full);
+
+    // Incremental: deal 1 moves on (its earlier stage stays: the history builds up), deal 5 is
+    // new.
+    fake.tick(chrono::Duration::hours(1));
+    let now = ts(fake.now());
+    fake.upsert_deal(
+        json!({"id": 1, "org_id": 1, "pipeline_id": 1, "stage_id": 2, "status": "open",
+        "value": 120, "stage_change_time": now}),
+    );
+    fake.upsert_deal(json!({"id": 5, "org_id": 2, "pipeline_id": 1, "stage_id": 1, "status": "open", "value": 7}));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(env.last_run().await, ("succeeded".into(), 2, 0, true));
+    assert_eq!(
+        events(&env).await,
+        vec![
+            e("1", "1", "Acme", "Qualified", "active", "100.00"),
+            e("1", "1", "Acme", "Proposal", "active", "120.00"),
+            e("2", "2", "Beta", "Proposal", "won", "250.50"),
+            e("4", "1", "Acme", "Negotiation", "stale", "5.00"),
+            e("5", "2", "Beta", "Qualified", "active", "7.00"),
+        ]
+    );
+
+    // Deleting does not bump update_time, yet the deleted deal's events go; an archived deal
+    // keeps its history and status.
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete_deal(1);
+    fake.archive_deal(2);
+    // Incremental: a change that does not bump update_time (older than the cursor) is not read.
+    {
+        let mut d = fake.data.lock().unwrap();
+        let deal = d.deals.iter_mut().find(|x| x["id"] == json!(4)).unwrap();
+        deal["value"] = json!(999);
+    }
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        events(&env).await,
+        vec![
+            e("2", "2", "Beta", "Proposal", "won", "250.50"),
+            e("4", "1", "Acme", "Negotiation", "stale", "5.00"),
+            e("5", "2", "Beta", "Qualified", "active", "7.00"),
+        ],
+        "deal 1 deleted; archived deal 2 kept; deal 4 not re-read"
+    );
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+}
+
+#[tokio::test]
+async fn pipedrive_rate_limit_snoozes_and_a_revoked_grant_is_an_error() {
+    let (fake, env) = pipedrive().await;
+    fake.oauth.inject(Fault::RateLimited { retry_after: 30 });
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    let r = env
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select attempt, scheduled_at > now() + interval '20 seconds' from jobs",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.get::<_, i32>(0), r.get::<_, bool>(1)),
+        (0, true),
+        "not counted, waits for x-ratelimit-reset"
+    );
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+    assert!(
+        events(&env).await.is_empty(),
+        "nothing written before the load"
+    );
+    env.run_due_jobs().await;
+    assert_eq!(events(&env).await.len(), 3);
+
+    fake.oauth.expire_access_tokens();
+    fake.oauth.revoke_refresh_tokens();
+    let (state, _) = env.sync_via_queue().await;
+    assert_eq!(state, JobState::Discarded);
+    let (status, error, _) = env.integration_row().await;
+    assert_eq!(status, "ERROR");
+    assert!(error.unwrap().contains("invalid_grant"));
+}
