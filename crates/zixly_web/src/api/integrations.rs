@@ -18,7 +18,9 @@
 //!   before the code is exchanged, so a replay answers 400 `invalid_state`. The tokens are stored
 //!   encrypted (`zixly_sync::tokens::store_new_tokens`) and the integration becomes `ACTIVE`; the
 //!   token answer's non-secret extras (HubSpot `hub_id`, Pipedrive `api_domain`, scopes) go into
-//!   the integration's `metadata`. Browsers (`Accept: text/html`) are redirected (303) to
+//!   the integration's `metadata`; what the runners need from the authorization goes into its
+//!   `settings` (Pipedrive `pipedrive_api_domain`, MYOB `myob_business_id` from the redirect's
+//!   `businessId`). Browsers (`Accept: text/html`) are redirected (303) to
 //!   `/integrations?connected=<provider>`; API clients get the integration as JSON. A provider
 //!   answer `?error=...` (the user declined) consumes the state and answers 400
 //!   `authorization_denied`.
@@ -169,6 +171,40 @@ pub struct CallbackParams {
     pub state: Option<String>,
     /// Set by the provider when the user declined or the request was refused.
     pub error: Option<String>,
+    /// MYOB: the company file the user chose (kept as `settings.myob_business_id`).
+    #[serde(rename = "businessId")]
+    #[param(rename = "businessId")]
+    pub business_id: Option<String>,
+}
+
+/// Settings learnt from the authorization itself: Pipedrive's `api_domain` (token answer) and
+/// MYOB's `businessId` (redirect), which the runners read from the settings.
+fn learnt_settings(
+    provider: Provider,
+    settings: &serde_json::Value,
+    extra: &serde_json::Map<String, serde_json::Value>,
+    business_id: Option<&str>,
+) -> Option<serde_json::Value> {
+    let value = match provider {
+        Provider::Pipedrive => (
+            "pipedrive_api_domain",
+            extra.get("api_domain")?.as_str()?.trim(),
+        ),
+        Provider::Myob => ("myob_business_id", business_id?.trim()),
+        _ => return None,
+    };
+    let plausible = !value.1.is_empty()
+        && value.1.len() <= 200
+        && value
+            .1
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
+    if !plausible {
+        return None;
+    }
+    let mut settings = settings.as_object().cloned().unwrap_or_default();
+    settings.insert(value.0.into(), json!(value.1));
+    Some(serde_json::Value::Object(settings))
 }
 
 fn unavailable() -> ApiError {
@@ -402,10 +438,16 @@ async fn oauth_callback(
                 ApiError::internal()
             }
         })?;
-    if !tokens.extra.is_empty() {
+    let settings = learnt_settings(
+        provider,
+        &integration.settings,
+        &tokens.extra,
+        params.business_id.as_deref(),
+    );
+    if !tokens.extra.is_empty() || settings.is_some() {
         tx.set_integration_settings(
             integration.id,
-            &integration.settings,
+            settings.as_ref().unwrap_or(&integration.settings),
             Some(&serde_json::Value::Object(tokens.extra.clone())),
         )
         .await?;

@@ -676,3 +676,58 @@ async fn a_sync_started_through_the_route_writes_rows() {
     assert!(list["data"][0]["last_sync_at"].is_string());
     assert!(list["data"][0]["last_error"].is_null());
 }
+
+#[tokio::test]
+async fn what_the_authorization_tells_goes_into_the_settings() {
+    use zixly_testkit::fakes::myob::{self as my, FakeMyob};
+    use zixly_testkit::fakes::pipedrive::{self as pd, FakePipedrive};
+    let pipedrive = FakePipedrive::start().await;
+    let myob = FakeMyob::start().await;
+    let app = TestApp::builder()
+        .providers(vec![
+            config(
+                Provider::Pipedrive,
+                pd::CLIENT_ID,
+                pd::CLIENT_SECRET,
+                pipedrive.auth_url(),
+                pipedrive.token_url(),
+                &pipedrive.url,
+            ),
+            config(
+                Provider::Myob,
+                my::CLIENT_ID,
+                my::CLIENT_SECRET,
+                myob.auth_url(),
+                myob.token_url(),
+                &format!("{}/accountright", myob.url),
+            ),
+        ])
+        .spawn()
+        .await;
+    let cookie = session(&app, &app.a.admin).await;
+    for provider in ["pipedrive", "myob"] {
+        let url = approve(&app, &start(&app, &app.a.admin, provider).await).await;
+        let res = callback(&app, &url, &cookie, "application/json").await;
+        assert_eq!(res.status(), 200, "{provider}");
+    }
+    let list: Value = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let settings = |p: &str| {
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["provider"] == p)
+            .unwrap()["settings"]
+            .clone()
+    };
+    assert_eq!(
+        settings("PIPEDRIVE")["pipedrive_api_domain"],
+        pipedrive.url.as_str()
+    );
+    assert_eq!(settings("MYOB")["myob_business_id"], "cf-1");
+}
