@@ -33,6 +33,11 @@
 //!   manual sync (`zixly_sync::engine::enqueue_sync`; one per integration at a time). Only a
 //!   connected integration (`ACTIVE` or `ERROR` with tokens) can be synced: otherwise 409
 //!   `integration_not_connected`.
+//! - `PATCH /integrations/{id}` `{"settings": {"key": value | null}}` — merges into the
+//!   integration's settings what the runners read (`xero_tenant_id`, `tracking_category`,
+//!   `stale_after_days`, `full_sync_hours`, `asana_workspace`, Asana's project mapping,
+//!   `myob_business_id`); `null` removes a key. `pipedrive_api_domain` is learnt from the
+//!   authorization only (the access token is sent there) and cannot be set.
 //! - `GET /integrations` — every integration of the tenant: provider, status, whether tokens are
 //!   stored, settings, interval, `last_sync_at`, `last_error`, `next_sync_at`. Never a token.
 //!
@@ -62,7 +67,7 @@ use zixly_sync::engine::SyncEngine;
 
 use crate::api::Page;
 use crate::auth::{sha256, Admin, Auth};
-use crate::error::{ApiError, ApiPath, ApiQuery, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, ErrorDetail};
 use crate::AppState;
 
 /// How long a started authorization may take.
@@ -74,6 +79,7 @@ pub const CALLBACK_PATH: &str = "/api/v1/integrations/callback";
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_integrations))
+        .routes(routes!(update_integration))
         .routes(routes!(oauth_callback))
         .routes(routes!(connect))
         .routes(routes!(disconnect))
@@ -593,4 +599,90 @@ async fn sync_now(
             already_queued,
         }),
     ))
+}
+
+/// Changes to an integration.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationPatch {
+    /// Keys to set (`null` removes the key) in the integration's settings.
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Settings only the authorization may set.
+const LEARNT_ONLY: &[&str] = &["pipedrive_api_domain"];
+const MAX_SETTINGS_BYTES: usize = 16 * 1024;
+
+/// Change an integration's settings
+#[utoipa::path(patch, path = "/integrations/{id}", tag = "integrations", request_body = IntegrationPatch,
+    params(("id" = Uuid, Path, description = "Integration id")),
+    security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
+    responses((status = 200, body = IntegrationView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn update_integration(
+    auth: Auth<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<IntegrationPatch>,
+) -> ApiResult<Json<IntegrationView>> {
+    let engine = engine(&state)?;
+    let mut errors = Vec::new();
+    if body.settings.is_empty() {
+        errors.push(ErrorDetail::field("settings", "nothing to change"));
+    }
+    for key in body.settings.keys() {
+        if key.trim().is_empty() || key.len() > 64 {
+            errors.push(ErrorDetail::field(
+                "settings",
+                "keys must be 1 to 64 characters",
+            ));
+        } else if LEARNT_ONLY.contains(&key.as_str()) {
+            errors.push(ErrorDetail::field(
+                format!("settings.{key}"),
+                "is set by connecting, not by hand",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let tx = auth.begin().await?;
+    let integration = tx
+        .integration(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration"))?;
+    let mut settings = integration
+        .settings
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (key, value) in &body.settings {
+        if value.is_null() {
+            settings.remove(key);
+        } else {
+            settings.insert(key.clone(), value.clone());
+        }
+    }
+    let settings = serde_json::Value::Object(settings);
+    if settings.to_string().len() > MAX_SETTINGS_BYTES {
+        return Err(ApiError::invalid_field(
+            "settings",
+            format!("must be at most {MAX_SETTINGS_BYTES} bytes of JSON"),
+        ));
+    }
+    tx.set_integration_settings(id, &settings, None).await?;
+    tx.append_audit(&auth.audit(
+        "integration.update",
+        "integration",
+        Some(id.to_string()),
+        json!({"provider": integration.provider, "settings": {"from": integration.settings, "to": settings}}),
+    ))
+    .await?;
+    let after = tx
+        .integration(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("integration"))?;
+    tx.commit().await?;
+    Ok(Json(IntegrationView::new(after, Some(engine))))
 }

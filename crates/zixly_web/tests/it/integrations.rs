@@ -731,3 +731,52 @@ async fn what_the_authorization_tells_goes_into_the_settings() {
     );
     assert_eq!(settings("MYOB")["myob_business_id"], "cf-1");
 }
+
+#[tokio::test]
+async fn settings_are_merged_by_patch_and_audited() {
+    let env = env().await;
+    let app = &env.app;
+    let id = connect(&env, "xero").await;
+    let path = format!("/api/v1/integrations/{id}");
+    let res = app
+        .patch(
+            &path,
+            &app.a.admin,
+            &json!({"settings": {"xero_tenant_id": "org-1", "tracking_category": "Project"}}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .patch(
+            &path,
+            &app.a.admin,
+            &json!({"settings": {"tracking_category": null, "full_sync_hours": 12}}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        v["settings"],
+        json!({"xero_tenant_id": "org-1", "full_sync_hours": 12})
+    );
+    assert_eq!(v["status"], "ACTIVE", "settings leave the connection alone");
+    // What only the authorization may set, nothing at all, unknown fields: 422.
+    for body in [
+        json!({"settings": {"pipedrive_api_domain": "https://evil.example"}}),
+        json!({"settings": {}}),
+        json!({"settings": {"a": 1}, "status": "ACTIVE"}),
+    ] {
+        let res = app.patch(&path, &app.a.admin, &body).await;
+        assert_eq!(res.status(), 422, "{body}");
+    }
+    let res = app
+        .patch(&path, &app.a.editor, &json!({"settings": {"a": 1}}))
+        .await;
+    assert_eq!(res.status(), 403);
+    let updates = audit_actions(app, app.a.id)
+        .await
+        .into_iter()
+        .filter(|a| a == "integration.update")
+        .count();
+    assert_eq!(updates, 2);
+}

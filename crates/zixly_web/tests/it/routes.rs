@@ -172,6 +172,12 @@ pub const ROUTES: &[RouteCase] = &[
     // `{id}` is the provider here (the router needs one parameter name per position).
     route("POST", "/api/v1/integrations/{id}/connect", R(Admin), None),
     route(
+        "PATCH",
+        "/api/v1/integrations/{id}",
+        R(Admin),
+        Some(Entity::Integration),
+    ),
+    route(
         "POST",
         "/api/v1/integrations/{id}/disconnect",
         R(Admin),
@@ -268,7 +274,10 @@ pub async fn still_exists(app: &TestApp, tenant: &TestTenant, kind: Entity, id: 
                 .await
                 .unwrap();
             v["data"].as_array().unwrap().iter().any(|i| {
-                i["id"] == id.to_string() && i["status"] == "ACTIVE" && i["connected"] == true
+                i["id"] == id.to_string()
+                    && i["status"] == "ACTIVE"
+                    && i["connected"] == true
+                    && i["settings"] == json!({})
             }) && !has_jobs(app, tenant.id).await
         }
         Entity::Client => {
@@ -438,6 +447,7 @@ async fn another_tenants_ids_answer_404() {
         let body = match (r.method, kind) {
             ("PATCH", Entity::User) => json!({"role": "VIEWER", "display_name": "hijacked"}),
             ("PATCH", Entity::Client) => json!({"client_name": "hijacked"}),
+            ("PATCH", Entity::Integration) => json!({"settings": {"xero_tenant_id": "hijacked"}}),
             _ => json!({}),
         };
         let res = app
