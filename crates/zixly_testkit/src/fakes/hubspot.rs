@@ -52,6 +52,10 @@ impl FakeHubspot {
                 "/oauth/v3/token",
                 post(oauth::token).with_state(oauth.clone()),
             )
+            .route(
+                "/oauth/v1/refresh-tokens/{token}",
+                axum::routing::delete(oauth::revoke_path).with_state(oauth.clone()),
+            )
             .route("/crm/v3/pipelines/deals", get(pipelines))
             .route("/crm/v3/objects/{kind}", get(objects))
             .with_state((oauth.clone(), data.clone()));

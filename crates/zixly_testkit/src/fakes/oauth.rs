@@ -56,6 +56,8 @@ pub struct OAuthState {
     pub rejected_refreshes: u64,
     pub faults: VecDeque<Fault>,
     pub api_calls: u64,
+    /// Refresh tokens revoked through the revocation endpoint.
+    pub revocations: u64,
 }
 
 /// Shared handle on a fake's OAuth state.
@@ -95,6 +97,23 @@ impl FakeOAuth {
 
     pub fn rejected_refreshes(&self) -> u64 {
         self.state.lock().unwrap().rejected_refreshes
+    }
+
+    pub fn revocations(&self) -> u64 {
+        self.state.lock().unwrap().revocations
+    }
+
+    /// Revokes a refresh token (the grant's access tokens stop working too); whether it existed.
+    fn revoke(&self, token: &str) -> bool {
+        let mut st = self.state.lock().unwrap();
+        if st.refresh.remove(token).is_none() {
+            return false;
+        }
+        st.revocations += 1;
+        for valid in st.access.values_mut() {
+            *valid = false;
+        }
+        true
     }
 
     pub fn api_calls(&self) -> u64 {
@@ -277,5 +296,40 @@ pub async fn token(
             axum::Json(json!({"error": "unsupported_grant_type"})),
         )
             .into_response(),
+    }
+}
+
+/// Xero's `POST /connect/revocation`: `token=<refresh token>` with HTTP Basic client auth; 200.
+pub async fn revoke_form(
+    State(f): State<FakeOAuth>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = &f.settings;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", s.client_id, s.client_secret))
+    );
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    f.revoke(form.get("token").map(String::as_str).unwrap_or_default());
+    StatusCode::OK.into_response()
+}
+
+/// HubSpot's `DELETE /oauth/v1/refresh-tokens/{token}`: 204, or 404 for an unknown token.
+pub async fn revoke_path(
+    State(f): State<FakeOAuth>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    if f.revoke(&token) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
     }
 }

@@ -65,6 +65,10 @@ impl FakeXero {
                 "/connect/token",
                 post(oauth::token).with_state(oauth.clone()),
             )
+            .route(
+                "/connect/revocation",
+                post(oauth::revoke_form).with_state(oauth.clone()),
+            )
             .route("/connections", get(connections))
             .route("/api.xro/2.0/{resource}", get(list))
             .with_state(state);

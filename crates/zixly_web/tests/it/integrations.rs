@@ -780,3 +780,43 @@ async fn settings_are_merged_by_patch_and_audited() {
         .count();
     assert_eq!(updates, 2);
 }
+
+#[tokio::test]
+async fn disconnect_revokes_the_grant_at_xero_and_hubspot() {
+    let env = env().await;
+    let app = &env.app;
+    let engine = app.state.integrations.as_ref().unwrap();
+    for (provider, fake) in [
+        (Provider::Xero, &env.xero.oauth),
+        (Provider::Hubspot, &env.hubspot.oauth),
+    ] {
+        let id = connect(&env, provider.as_str()).await;
+        let refresh = engine
+            .keyring()
+            .decrypt_str(
+                &stored(app, id).await.2.unwrap(),
+                &zixly_sync::tokens::aad(app.a.id, id, "refresh_token"),
+            )
+            .unwrap();
+        assert_eq!(fake.revocations(), 0);
+        let res = app
+            .post(
+                &format!("/api/v1/integrations/{id}/disconnect"),
+                &app.a.admin,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{provider}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["revoked"], true, "{provider}: {v}");
+        assert!(v["revocation_error"].is_null());
+        assert_eq!(fake.revocations(), 1, "{provider}");
+        // The provider no longer honours the old grant.
+        let config = engine.provider_config(provider).unwrap();
+        let err = config.refresh(engine.http(), &refresh).await.unwrap_err();
+        assert!(
+            err.to_string().contains("invalid_grant"),
+            "{provider}: {err}"
+        );
+    }
+}
