@@ -28,6 +28,7 @@ token or the token returned by login) or the session cookie set by login. Errors
         (name = "me", description = "The caller's own account and personal API tokens"),
         (name = "users", description = "Users of the tenant (ADMIN)"),
         (name = "audit", description = "The audit log (ADMIN)"),
+        (name = "integrations", description = "Provider connections over OAuth2, settings, manual syncs (ADMIN)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
