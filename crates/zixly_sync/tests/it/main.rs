@@ -2,6 +2,7 @@
 //! Pipedrive, Asana and MYOB runners (`pipedrive`, `asana`, `myob`).
 
 mod asana;
+mod bench;
 mod myob;
 mod pipedrive;
 mod sync;
