@@ -391,6 +391,7 @@ pub struct RecentLeadEvent {
 /// One integration as the integrations page shows it (never the tokens).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntegrationStatus {
+    pub id: uuid::Uuid,
     pub provider: String,
     pub status: String,
     pub last_sync_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -404,7 +405,7 @@ impl TenantTx {
         let stmt = self
             .client()
             .prepare_cached(
-                "select provider::text, status::text, last_sync_at, last_error, consecutive_failures
+                "select provider::text, status::text, last_sync_at, last_error, consecutive_failures, id
                    from integrations where tenant_id = $1 order by provider",
             )
             .await
@@ -422,6 +423,7 @@ impl TenantTx {
                 last_sync_at: r.get(2),
                 last_error: r.get(3),
                 consecutive_failures: r.get(4),
+                id: r.get(5),
             })
             .collect())
     }

@@ -496,7 +496,16 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-pub async fn integrations(user: PageUser<Viewer>) -> Result<Response, PageError> {
+/// `?connected=PROVIDER` after a completed OAuth flow (the API's callback redirects here).
+#[derive(Deserialize, Default)]
+pub struct IntegrationsQuery {
+    connected: Option<String>,
+}
+
+pub async fn integrations(
+    user: PageUser<Viewer>,
+    Query(q): Query<IntegrationsQuery>,
+) -> Result<Response, PageError> {
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
     let rows = tx.integration_overview().await?;
@@ -511,6 +520,16 @@ pub async fn integrations(user: PageUser<Viewer>) -> Result<Response, PageError>
         body.push_str(&html::flash(
             "info",
             "Only ADMINs can connect or sync integrations.",
+        ));
+    }
+    if let Some((_, name, _)) = q
+        .connected
+        .as_deref()
+        .and_then(|c| PROVIDERS.iter().find(|p| p.0.eq_ignore_ascii_case(c)))
+    {
+        body.push_str(&html::flash(
+            "ok",
+            &format!("{name} is connected. The first sync has been scheduled."),
         ));
     }
     body.push_str(r#"<div class="grid two">"#);
@@ -541,8 +560,8 @@ pub async fn integrations(user: PageUser<Viewer>) -> Result<Response, PageError>
         let controls = if admin {
             if status == "ACTIVE" || status == "ERROR" {
                 format!(
-                    r#"<form method="post" action="/integrations/{code}/sync" class="inline">{}<button type="submit" class="secondary small">Sync now</button></form>"#,
-                    csrf_field(&user.csrf)
+                    r#"<form method="post" action="/integrations/{code}/sync" class="inline">{csrf}<button type="submit" class="secondary small">Sync now</button></form> <form method="post" action="/integrations/{code}/disconnect" class="inline">{csrf}<button type="submit" class="secondary small">Disconnect</button></form>"#,
+                    csrf = csrf_field(&user.csrf)
                 )
             } else {
                 format!(
@@ -567,7 +586,8 @@ pub async fn integrations(user: PageUser<Viewer>) -> Result<Response, PageError>
     )))
 }
 
-/// `POST /integrations/{provider}/{connect|sync}`: hands over to the API's integration routes.
+/// `POST /integrations/{provider}/{connect|sync|disconnect}`: hands over to the API's integration
+/// routes (connect is addressed by provider, sync and disconnect by the integration's id).
 pub async fn integration_action(
     State(state): State<AppState>,
     ctx: crate::auth::RequestCtx,
@@ -583,8 +603,18 @@ pub async fn integration_action(
         .map(|p| p.0)
         .ok_or(PageError::NotFound)?;
     let path = match action.as_str() {
-        "sync" => format!("/integrations/{}/sync", provider.to_lowercase()),
         "connect" => format!("/integrations/{}/connect", provider.to_lowercase()),
+        "sync" | "disconnect" => {
+            let tx = user.begin().await?;
+            let rows = tx.integration_overview().await?;
+            tx.commit().await?;
+            let id = rows
+                .iter()
+                .find(|r| r.provider == provider)
+                .map(|r| r.id)
+                .ok_or(PageError::NotFound)?;
+            format!("/integrations/{id}/{action}")
+        }
         _ => return Err(PageError::NotFound),
     };
     let answer = super::internal::call(
