@@ -12,8 +12,9 @@
 //!   cursor) second: a run killed in between has not advanced the cursor and the next run
 //!   recomputes the same days.
 //! - **Incremental** through `modified_since` = the cursor's `modified_since`; a complete read every
-//!   `settings.full_sync_hours` (default 24, [`super::Plan`]) catches deleted tasks, which
-//!   increments cannot see.
+//!   `settings.full_sync_hours` (default 24, [`super::Plan`]) catches what increments cannot
+//!   see: deleted tasks, tasks reopened, and the old day of a task whose completion moved to a
+//!   later day (an increment recomputes from the task's new completion day only).
 
 use std::collections::HashMap;
 

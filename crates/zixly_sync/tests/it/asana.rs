@@ -207,3 +207,36 @@ async fn asana_rate_limit_snoozes_and_a_revoked_grant_is_an_error() {
     assert_eq!(status, "ERROR");
     assert!(error.unwrap().contains("invalid_grant"));
 }
+
+#[tokio::test]
+async fn asana_runs_killed_at_any_point_then_restarted_converge() {
+    let (fake, env) = asana().await;
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert_task(
+        "t6",
+        &["p1"],
+        at("2024-01-11T03:00:00Z"),
+        Some("2024-01-11"),
+    );
+    fake.upsert_task(
+        "t7",
+        &["p3"],
+        at("2024-01-13T02:00:00Z"),
+        Some("2024-01-12"),
+    );
+    let expected = concat(vec![
+        day("Acme", "2024-01-10", "2", "1", Some("0.5")),
+        day("Acme", "2024-01-11", "2", "1", Some("1")),
+        day("Beta", "2024-01-12", "1", "1", Some("1")),
+        day("Beta", "2024-01-13", "1", "0", Some("0")),
+    ]);
+    // A complete run takes ~50-70 polls here: every other point of it.
+    for polls in (1usize..=80).step_by(2) {
+        env.run_killed_then_complete(polls).await;
+        assert_eq!(metrics(&env).await, expected, "killed after {polls} polls");
+    }
+}

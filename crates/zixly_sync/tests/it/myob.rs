@@ -202,3 +202,44 @@ async fn myob_daily_rate_limit_snoozes_an_hour_and_a_revoked_grant_is_an_error()
     assert_eq!(status, "ERROR");
     assert!(error.unwrap().contains("invalid_grant"));
 }
+
+#[tokio::test]
+async fn myob_runs_killed_at_any_point_then_restarted_converge() {
+    let (fake, env) = myob().await;
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    // Complete reads (every run), so that deletions are part of what must converge.
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings || '{\"full_sync_hours\": 0}'",
+            &[],
+        )
+        .await
+        .unwrap();
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete(CF, "Sale/CustomerPayment", "p1");
+    fake.upsert(
+        CF,
+        "Sale/Invoice",
+        json!({"UID": "i1", "Date": "2024-01-11T00:00:00",
+        "Customer": {"UID": "c1"}, "TotalAmount": 220, "TotalTax": 20}),
+    );
+    let expected = vec![
+        f("c1", "2024-01-10", "0.00", "30.00", "0.00"),
+        f("c1", "2024-01-11", "200.00", "0.00", "0.00"),
+        f("c2", "2024-01-11", "50.00", "0.00", "-20.00"),
+    ];
+    // A complete run takes ~50-70 polls here: every other point of it.
+    for polls in (1usize..=80).step_by(2) {
+        env.run_killed_then_complete(polls).await;
+        assert_eq!(
+            env.financials_of("myob").await,
+            expected,
+            "killed after {polls} polls"
+        );
+    }
+}

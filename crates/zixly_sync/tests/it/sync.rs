@@ -117,6 +117,28 @@ impl Env {
         worker.run_until_idle().await.unwrap();
     }
 
+    /// Starts a run and drops it (killed) after `polls` polls (a yield count, not a time), then
+    /// runs once to completion.
+    pub(crate) async fn run_killed_then_complete(&self, polls: usize) {
+        let engine = self.engine.clone();
+        let (tenant, id) = (self.tenant, self.integration);
+        let mut run = Box::pin(async move { engine.run(tenant, id, true).await });
+        let mut n = 0;
+        std::future::poll_fn(|cx| {
+            n += 1;
+            if n > polls {
+                return std::task::Poll::Ready(());
+            }
+            run.as_mut().poll(cx).map(|_| ())
+        })
+        .await;
+        drop(run);
+        self.engine
+            .run(self.tenant, self.integration, true)
+            .await
+            .unwrap();
+    }
+
     /// Enqueues a manual sync and lets a worker run every due job; returns the job's state.
     pub(crate) async fn sync_via_queue(&self) -> (JobState, serde_json::Value) {
         let tx = self.db.app.begin_tenant(self.tenant).await.unwrap();
