@@ -180,3 +180,29 @@ async fn pipedrive_rate_limit_snoozes_and_a_revoked_grant_is_an_error() {
     assert_eq!(status, "ERROR");
     assert!(error.unwrap().contains("invalid_grant"));
 }
+
+#[tokio::test]
+async fn pipedrive_runs_killed_at_any_point_then_restarted_converge() {
+    let (fake, env) = pipedrive().await;
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    fake.tick(chrono::Duration::hours(1));
+    let now = ts(fake.now());
+    fake.upsert_deal(
+        json!({"id": 1, "org_id": 1, "pipeline_id": 1, "stage_id": 2, "status": "open",
+        "value": 120, "stage_change_time": now}),
+    );
+    fake.delete_deal(2);
+    let expected = vec![
+        e("1", "1", "Acme", "Qualified", "active", "100.00"),
+        e("1", "1", "Acme", "Proposal", "active", "120.00"),
+        e("4", "1", "Acme", "Negotiation", "stale", "5.00"),
+    ];
+    // A complete run takes a few dozen polls here: every other point of it.
+    for polls in (1usize..=80).step_by(2) {
+        env.run_killed_then_complete(polls).await;
+        assert_eq!(events(&env).await, expected, "killed after {polls} polls");
+    }
+}
