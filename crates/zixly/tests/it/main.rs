@@ -1,3 +1,4 @@
 //! Integration tests of the `zixly` binary: one test binary.
 mod import;
 mod lifecycle;
+mod sync_cli;
