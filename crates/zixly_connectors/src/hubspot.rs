@@ -8,6 +8,13 @@
 //! configured number of days) or `active`; earlier entries are `active`. Archived deals are listed
 //! separately (`archived=true`; archiving does not bump `hs_lastmodifieddate`) and reported as
 //! removed. Every property value is a string, `amount` included.
+//!
+//! Incremental reads: [`HubspotClient::modified_deal_ids`] searches
+//! (`POST /crm/v3/objects/deals/search`) on `hs_lastmodifieddate GTE <epoch-ms>`, sorted ascending,
+//! `limit` 200 with `after` paging; a query stops before HubSpot's 10,000-result cap and restarts
+//! from the last `hs_lastmodifieddate` it saw (splitting the time window). Search results carry
+//! neither property history nor associations, so each modified deal is then read with
+//! [`HubspotClient::deal`].
 
 use std::collections::HashMap;
 
@@ -22,6 +29,10 @@ use crate::ConnectorResult;
 pub const PAGE_LIMIT: usize = 100;
 /// Smaller pages when asking for property history.
 pub const HISTORY_PAGE_LIMIT: usize = 50;
+/// Largest `limit` the search endpoint accepts.
+pub const SEARCH_LIMIT: usize = 200;
+/// Results one search query can page through (HubSpot answers 400 past it).
+pub const SEARCH_CAP: usize = 10_000;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Pipeline {
@@ -83,6 +94,12 @@ struct Page<T> {
 }
 
 #[derive(Deserialize)]
+struct SearchPage {
+    results: Vec<CrmObject>,
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
 struct Paging {
     next: Option<Next>,
 }
@@ -124,6 +141,22 @@ impl HubspotClient {
                 .get(format!("{}{path}", self.api_url))
                 .bearer_auth(self.access_token.expose())
                 .query(query),
+        )
+        .await
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> ConnectorResult<T> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        send_json(
+            self.http
+                .post(format!("{}{path}", self.api_url))
+                .bearer_auth(self.access_token.expose())
+                .json(body),
         )
         .await
     }
@@ -182,6 +215,92 @@ impl HubspotClient {
         )
         .await
     }
+}
+
+impl HubspotClient {
+    /// Ids of the live deals whose `hs_lastmodifieddate` is at or after `since` (each once), in
+    /// ascending order of modification. `None` when more than [`SEARCH_CAP`] deals share one
+    /// millisecond, so the window cannot be split: the caller lists everything instead.
+    pub async fn modified_deal_ids(
+        &self,
+        since: DateTime<Utc>,
+    ) -> ConnectorResult<Option<Vec<String>>> {
+        let mut out: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut from = since.timestamp_millis();
+        loop {
+            let mut after: Option<String> = None;
+            let mut read = 0usize;
+            let mut last: Option<i64> = None;
+            loop {
+                let mut body = serde_json::json!({
+                    "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate",
+                        "operator": "GTE", "value": from.to_string()}]}],
+                    "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+                    "properties": ["hs_lastmodifieddate"],
+                    "limit": SEARCH_LIMIT,
+                });
+                if let Some(a) = &after {
+                    body["after"] = serde_json::json!(a);
+                }
+                let page: SearchPage = self.post("/crm/v3/objects/deals/search", &body).await?;
+                read += page.results.len();
+                for d in page.results {
+                    if let Some(m) = d.prop("hs_lastmodifieddate").and_then(parse_modified) {
+                        last = Some(last.map_or(m, |l: i64| l.max(m)));
+                    }
+                    if seen.insert(d.id.clone()) {
+                        out.push(d.id);
+                    }
+                }
+                match page.paging.and_then(|p| p.next) {
+                    None => return Ok(Some(out)),
+                    Some(next) if read + SEARCH_LIMIT <= SEARCH_CAP => after = Some(next.after),
+                    Some(_) => break,
+                }
+            }
+            // The cap is near: restart the window at the newest modification read so far.
+            match last {
+                Some(l) if l > from => from = l,
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// One live deal with stage history and company associations; `None` when it is gone
+    /// (archived or deleted since it was found).
+    pub async fn deal(&self, id: &str) -> ConnectorResult<Option<CrmObject>> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (status, headers, body) = crate::http::send_raw(
+            self.http
+                .get(format!("{}/crm/v3/objects/deals/{id}", self.api_url))
+                .bearer_auth(self.access_token.expose())
+                .query(&[
+                    ("properties", DEAL_PROPERTIES),
+                    ("propertiesWithHistory", "dealstage"),
+                    ("associations", "companies"),
+                ]),
+        )
+        .await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(crate::http::classify(status, &headers, &body));
+        }
+        serde_json::from_str(&body).map(Some).map_err(|e| {
+            crate::ConnectorError::Permanent(format!("unexpected response shape: {e}"))
+        })
+    }
+}
+
+/// `hs_lastmodifieddate` as epoch milliseconds (search answers ISO 8601; accept epoch-ms too).
+fn parse_modified(s: &str) -> Option<i64> {
+    s.parse::<DateTime<Utc>>()
+        .map(|t| t.timestamp_millis())
+        .ok()
+        .or_else(|| s.parse::<i64>().ok())
 }
 
 /// One lead event, before validation by the domain layer.

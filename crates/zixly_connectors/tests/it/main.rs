@@ -13,6 +13,7 @@ use zixly_testkit::fakes::oauth::Fault;
 use zixly_testkit::fakes::{hubspot::FakeHubspot, xero::FakeXero};
 
 mod asana;
+mod hubspot_search;
 mod myob;
 mod pipedrive;
 

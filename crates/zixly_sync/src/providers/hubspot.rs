@@ -1,12 +1,21 @@
 //! HubSpot runner: companies → clients, deals → `lead_events`.
 //!
 //! Decisions (issue 5):
-//! - **Full listing, idempotent load.** Every run lists pipelines, companies and deals (live and
-//!   `archived=true`: archiving does not bump `hs_lastmodifieddate`, so only the archived listing
-//!   reveals it). The loader's `IS DISTINCT FROM` upsert makes an unchanged deal a no-op, so a run
-//!   without changes writes nothing. The cursor `{"synced_at": ...}` is recorded for a future
-//!   search-based incremental mode (`POST /crm/v3/objects/deals/search` on
-//!   `hs_lastmodifieddate`), which the connector does not implement yet.
+//! - **Incremental reads** ([`super::Plan`]: cursor `{"modified_since", "full_at"}`). With a
+//!   cursor, live deals are found by search on `hs_lastmodifieddate GTE modified_since` and each
+//!   one is read with its stage history and associations (search results carry neither); more
+//!   than [`FULL_LIST_ABOVE`] modified deals, or a window the search cannot split, read the full
+//!   listing instead (cheaper at 50 deals a page). Without a cursor, or on the periodic complete
+//!   read, every live deal is listed. `modified_since` is our run start minus
+//!   `http::CURSOR_SAFETY` (HubSpot's search index lags behind writes; deals modified within the
+//!   margin are read again and change nothing).
+//! - **Archived deals** are listed in full (`archived=true`) on every run: archiving does not bump
+//!   `hs_lastmodifieddate`, so search never reveals it. Pipelines and companies are listed in full
+//!   too (few). The loader's `IS DISTINCT FROM` upsert makes an unchanged deal a no-op, so a run
+//!   without changes writes nothing.
+//! - **What only the complete read sees**: a deal turning stale without being modified (its
+//!   status is recomputed only when it is read), and a restored deal if restoring does not bump
+//!   `hs_lastmodifieddate` (UNVERIFIED).
 //! - **Removals.** Lead events of archived deals are deleted; for every live deal, events the
 //!   deal no longer has (a stage entry gone, the deal moved to another company) are pruned.
 //! - **Stale.** `settings.stale_after_days` = `{"<pipeline id>": days}`; pipelines not listed
@@ -23,19 +32,41 @@ use zixly_crypto::SecretString;
 use zixly_db::loader::{self, Input, LoadOptions};
 use zixly_domain::ingest::{IngestRow, LeadEventRow, ValidRow};
 
+use zixly_connectors::http::next_cursor;
+
+use super::Plan;
 use crate::engine::{RunSummary, SyncCtx};
 use crate::SyncError;
 
 pub const SOURCE: &str = "hubspot";
 
+/// Above this many modified deals an increment reads the full listing rather than one call per deal.
+pub const FULL_LIST_ABOVE: usize = 200;
+
 pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunSummary, SyncError> {
     // 1. Fetch (no writes).
     let client = HubspotClient::new(ctx.http.clone(), &ctx.config.api_url, token.clone());
+    let started = Utc::now();
+    let plan = Plan::new(ctx, started);
     let pipelines = client.pipelines().await?;
     let companies = client.companies().await?;
-    let live = client.deals(false).await?;
+    let live = match plan.since {
+        None => client.deals(false).await?,
+        Some(since) => match client.modified_deal_ids(since).await? {
+            Some(ids) if ids.len() <= FULL_LIST_ABOVE => {
+                let mut deals = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    // Gone since the search (archived): the archived listing below reports it.
+                    if let Some(d) = client.deal(id).await? {
+                        deals.push(d);
+                    }
+                }
+                deals
+            }
+            _ => client.deals(false).await?,
+        },
+    };
     let archived = client.deals(true).await?;
-    let started = Utc::now();
 
     let stale: HashMap<String, i64> = ctx
         .integration
@@ -86,7 +117,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     let options = LoadOptions {
         integration_id: Some(ctx.integration.id),
         skip_invalid: true,
-        cursor: Some(serde_json::json!({"synced_at": started.to_rfc3339()})),
+        cursor: Some(plan.cursor(Some(next_cursor(started, plan.since)))),
         ..LoadOptions::new(SOURCE)
     };
     let report = loader::load(

@@ -615,9 +615,58 @@ async fn hubspot_full_sync_archived_deals_expiry_and_no_change_runs() {
         "no change, nothing written"
     );
 
+    // One deal edited (HubSpot bumps its hs_lastmodifieddate): the increment finds it by search
+    // and reads only that deal, not the live listing.
+    fake.data.lock().unwrap().requests.clear();
+    let mut edited = deal("5", false, &two);
+    edited["properties"]["amount"] = json!("250");
+    fake.modify("deals", edited);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert!(fake.requests("POST /crm/v3/objects/deals/search") >= 1);
+    assert_eq!(
+        fake.requests("GET /crm/v3/objects/deals"),
+        0,
+        "no live listing"
+    );
+    assert_eq!(
+        fake.requests_starting("GET /crm/v3/objects/deals/"),
+        vec!["GET /crm/v3/objects/deals/5".to_string()]
+    );
+    assert_eq!(env.last_run().await, ("succeeded".into(), 0, 2, true));
+    let values: Vec<(String, String)> = env
+        .db
+        .superuser()
+        .await
+        .query(
+            "select lead_id, value::text from lead_events where source_system = 'hubspot' and lead_id in ('4', '5') order by lead_id, event_date",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let v = |l: &str, x: &str| (l.to_string(), x.to_string());
+    assert_eq!(
+        values,
+        vec![
+            v("4", "100.25"),
+            v("4", "100.25"),
+            v("5", "250.00"),
+            v("5", "250.00")
+        ]
+    );
+    assert_eq!(lead_counts(&env).await, (120, 60, 60));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        env.last_run().await,
+        ("succeeded".into(), 0, 0, true),
+        "no change since the increment, nothing written"
+    );
+
     // Archived deals (not visible through hs_lastmodifieddate) and a stage entry that vanished.
     fake.add("deals", deal("0", true, &two));
-    fake.add(
+    fake.modify(
         "deals",
         deal("1", false, &[("s1", "2024-01-01T00:00:00.000Z")]),
     );

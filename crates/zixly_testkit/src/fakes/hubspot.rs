@@ -1,7 +1,11 @@
 //! Fake HubSpot: authorize, `/oauth/v3/token` with client credentials in the form body,
 //! `/crm/v3/pipelines/deals`, `/crm/v3/objects/{companies,deals}` with the `after` cursor that
-//! disappears on the last page, string property values, `archived=true` listing, the 401
-//! `EXPIRED_AUTHENTICATION` body and the 429 `RATE_LIMIT` body.
+//! disappears on the last page, string property values, `archived=true` listing, one object by id
+//! (404 `OBJECT_NOT_FOUND` when archived or absent), `POST /crm/v3/objects/{kind}/search` (filters
+//! `GTE`/`GT`/`LT`/`LTE` on `hs_lastmodifieddate`, ascending by it, `limit` <= 200, `after`
+//! paging, `total`, no history or associations in the results, 400 past 10,000 results), the 401
+//! `EXPIRED_AUTHENTICATION` body and the 429 `RATE_LIMIT` body. Every API request is logged as
+//! `"METHOD path"` in [`HubspotData::requests`].
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +26,8 @@ pub struct HubspotData {
     pub pipelines: Vec<Value>,
     /// object type -> objects (each with `archived`)
     pub objects: std::collections::HashMap<String, Vec<Value>>,
+    /// `"GET /crm/v3/objects/deals"`, `"POST /crm/v3/objects/deals/search"`, ... in order.
+    pub requests: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -58,6 +64,8 @@ impl FakeHubspot {
             )
             .route("/crm/v3/pipelines/deals", get(pipelines))
             .route("/crm/v3/objects/{kind}", get(objects))
+            .route("/crm/v3/objects/{kind}/search", post(search))
+            .route("/crm/v3/objects/{kind}/{id}", get(object))
             .with_state((oauth.clone(), data.clone()));
         let (url, _handle) = super::serve(router).await;
         FakeHubspot { oauth, data, url }
@@ -76,6 +84,57 @@ impl FakeHubspot {
         list.retain(|o| o["id"] != object["id"]);
         list.push(object);
     }
+
+    /// Replaces (or adds) an object as HubSpot records an edit: `hs_lastmodifieddate` and
+    /// `updatedAt` become now.
+    pub fn modify(&self, kind: &str, mut object: Value) {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        object["properties"]["hs_lastmodifieddate"] = json!(now);
+        object["updatedAt"] = json!(now);
+        self.add(kind, object);
+    }
+
+    /// How many logged requests are exactly `request` (e.g. `"POST /crm/v3/objects/deals/search"`,
+    /// `"GET /crm/v3/objects/deals?archived=true"`, `"GET /crm/v3/objects/deals/7"`).
+    pub fn requests(&self, request: &str) -> usize {
+        self.data
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| *r == request)
+            .count()
+    }
+
+    /// The logged requests whose path starts with `prefix`.
+    pub fn requests_starting(&self, prefix: &str) -> Vec<String> {
+        self.data
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+fn modified_ms(o: &Value) -> Option<i64> {
+    o["properties"]["hs_lastmodifieddate"]
+        .as_str()
+        .and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        .map(|t| t.timestamp_millis())
+}
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(
+            json!({"status": "error", "message": message, "correlationId": "fake-corr",
+                    "category": "VALIDATION_ERROR"}),
+        ),
+    )
+        .into_response()
 }
 
 type S = (FakeOAuth, Arc<Mutex<HubspotData>>);
@@ -124,8 +183,12 @@ async fn objects(
     if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
         return r;
     }
-    let d = data.lock().unwrap();
+    let mut d = data.lock().unwrap();
     let archived = q.archived.unwrap_or(false);
+    d.requests.push(format!(
+        "GET /crm/v3/objects/{kind}{}",
+        if archived { "?archived=true" } else { "" }
+    ));
     let all: Vec<&Value> = d
         .objects
         .get(&kind)
@@ -154,4 +217,116 @@ async fn objects(
         body["paging"] = json!({"next": {"after": next, "link": format!("?after={next}")}});
     }
     Json(body).into_response()
+}
+
+async fn object(
+    State((oauth, data)): State<S>,
+    Path((kind, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
+        return r;
+    }
+    let mut d = data.lock().unwrap();
+    d.requests.push(format!("GET /crm/v3/objects/{kind}/{id}"));
+    let found = d.objects.get(&kind).and_then(|v| {
+        v.iter()
+            .find(|o| o["id"] == id.as_str() && !o["archived"].as_bool().unwrap_or(false))
+    });
+    match found {
+        Some(o) => Json(o.clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"status": "error", "message": "resource not found",
+                        "correlationId": "fake-corr", "category": "OBJECT_NOT_FOUND"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn search(
+    State((oauth, data)): State<S>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
+        return r;
+    }
+    let mut d = data.lock().unwrap();
+    d.requests
+        .push(format!("POST /crm/v3/objects/{kind}/search"));
+    let limit = body["limit"].as_u64().unwrap_or(10) as usize;
+    if limit > 200 {
+        return bad_request("limit must be at most 200");
+    }
+    let start: usize = match &body["after"] {
+        Value::Null => 0,
+        Value::String(s) => match s.parse() {
+            Ok(n) => n,
+            Err(_) => return bad_request("bad after"),
+        },
+        Value::Number(n) => n.as_u64().unwrap_or(0) as usize,
+        _ => return bad_request("bad after"),
+    };
+    if start + limit > 10_000 {
+        return bad_request("The maximum number of results a search can return is 10,000");
+    }
+    // One filter group, its filters ANDed; only hs_lastmodifieddate is understood.
+    let mut filters: Vec<(String, i64)> = Vec::new();
+    for group in body["filterGroups"].as_array().into_iter().flatten() {
+        for f in group["filters"].as_array().into_iter().flatten() {
+            if f["propertyName"] != "hs_lastmodifieddate" {
+                return bad_request("fake: only hs_lastmodifieddate filters");
+            }
+            let Some(v) = f["value"].as_str().and_then(|v| v.parse::<i64>().ok()) else {
+                return bad_request("filter value must be epoch milliseconds");
+            };
+            filters.push((f["operator"].as_str().unwrap_or("").to_string(), v));
+        }
+    }
+    let mut all: Vec<&Value> = d
+        .objects
+        .get(&kind)
+        .map(|v| {
+            v.iter()
+                .filter(|o| !o["archived"].as_bool().unwrap_or(false))
+                .filter(|o| {
+                    let m = modified_ms(o);
+                    filters.iter().all(|(op, v)| match (op.as_str(), m) {
+                        ("GTE", Some(m)) => m >= *v,
+                        ("GT", Some(m)) => m > *v,
+                        ("LTE", Some(m)) => m <= *v,
+                        ("LT", Some(m)) => m < *v,
+                        _ => false,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    all.sort_by_key(|o| (modified_ms(o), o["id"].as_str().unwrap_or("").to_string()));
+    let wanted: Vec<&str> = body["properties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str())
+        .collect();
+    let page: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|o| {
+            let props: serde_json::Map<String, Value> = wanted
+                .iter()
+                .map(|p| ((*p).to_string(), o["properties"][*p].clone()))
+                .collect();
+            json!({"id": o["id"], "properties": props, "createdAt": o["createdAt"],
+                   "updatedAt": o["updatedAt"], "archived": false})
+        })
+        .collect();
+    let mut out = json!({"total": all.len(), "results": page});
+    if start + limit < all.len() {
+        out["paging"] = json!({"next": {"after": (start + limit).to_string()}});
+    }
+    Json(out).into_response()
 }
