@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use zixly_crypto::SecretString;
 
-use crate::http::{classify, send_json, send_raw};
+use crate::http::{classify, send_raw};
 use crate::{ConnectorError, ConnectorResult};
 
 /// Largest page Xero serves.
@@ -166,9 +166,43 @@ pub fn if_modified_since(since: DateTime<Utc>) -> String {
         .to_string()
 }
 
+/// Wait after a 429 for the daily limit when Xero sends no `Retry-After`.
+pub const DAY_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A failed Xero answer. A 429 names the exhausted limit in `X-Rate-Limit-Problem`
+/// (`minute`, `appminute`, `day`): `Retry-After` (seconds) is honoured for every one; without it
+/// a daily limit waits [`DAY_LIMIT_WAIT`] instead of the generic default, since retrying within
+/// the minute only burns the next attempts.
+pub fn error(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &str,
+) -> ConnectorError {
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        && !headers.contains_key(reqwest::header::RETRY_AFTER)
+        && headers
+            .get("x-rate-limit-problem")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("day"))
+    {
+        return ConnectorError::RateLimited {
+            retry_after: DAY_LIMIT_WAIT,
+        };
+    }
+    classify(status, headers, body)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Pagination {
+    page_count: Option<usize>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Envelope {
+    #[serde(default, rename = "pagination")]
+    pagination: Option<Pagination>,
     #[serde(default)]
     contacts: Vec<Contact>,
     #[serde(default)]
@@ -193,12 +227,17 @@ pub async fn connections(
     api_url: &str,
     token: &SecretString,
 ) -> ConnectorResult<Vec<Connection>> {
-    send_json(
+    let (status, headers, body) = send_raw(
         http.get(format!("{api_url}/connections"))
             .bearer_auth(token.expose())
             .header("Accept", "application/json"),
     )
-    .await
+    .await?;
+    if !status.is_success() {
+        return Err(error(status, &headers, &body));
+    }
+    serde_json::from_str(&body)
+        .map_err(|e| ConnectorError::Permanent(format!("unexpected Xero response: {e}")))
 }
 
 /// Picks the organisation: the one named in the settings (`xero_tenant_id`), or the only one.
@@ -267,19 +306,21 @@ impl XeroClient {
         let (status, headers, body) = send_raw(request).await?;
         if status.as_u16() == 304 {
             return Ok(Envelope {
+                pagination: None,
                 contacts: vec![],
                 invoices: vec![],
                 payments: vec![],
             });
         }
         if !status.is_success() {
-            return Err(classify(status, &headers, &body));
+            return Err(error(status, &headers, &body));
         }
         serde_json::from_str(&body)
             .map_err(|e| ConnectorError::Permanent(format!("unexpected Xero response: {e}")))
     }
 
-    /// Every page of `resource` until a short page.
+    /// Every page of `resource`: up to `pagination.pageCount` when the answer has it (no empty
+    /// page after an exactly full last page), else until a short page.
     async fn all<T>(
         &self,
         resource: &str,
@@ -289,10 +330,12 @@ impl XeroClient {
     ) -> ConnectorResult<Vec<T>> {
         let mut out = Vec::new();
         for page in 1.. {
-            let items = pick(self.page(resource, query, page, since).await?);
+            let envelope = self.page(resource, query, page, since).await?;
+            let page_count = envelope.pagination.as_ref().and_then(|p| p.page_count);
+            let items = pick(envelope);
             let n = items.len();
             out.extend(items);
-            if n < PAGE_SIZE {
+            if n < PAGE_SIZE || page_count.is_some_and(|c| page >= c) {
                 break;
             }
         }
@@ -550,5 +593,36 @@ mod tests {
                 .tenant_id,
             "b"
         );
+    }
+
+    #[test]
+    fn rate_limit_problem_day_waits_long_without_retry_after() {
+        use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+        let mut day = HeaderMap::new();
+        day.insert("x-rate-limit-problem", HeaderValue::from_static("day"));
+        let too_many = reqwest::StatusCode::TOO_MANY_REQUESTS;
+        assert_eq!(
+            error(too_many, &day, ""),
+            ConnectorError::RateLimited {
+                retry_after: DAY_LIMIT_WAIT
+            }
+        );
+        day.insert(RETRY_AFTER, HeaderValue::from_static("40000"));
+        assert_eq!(
+            error(too_many, &day, ""),
+            ConnectorError::RateLimited {
+                retry_after: std::time::Duration::from_secs(40000)
+            },
+            "Retry-After is when the day's quota frees up"
+        );
+        let mut minute = HeaderMap::new();
+        minute.insert("x-rate-limit-problem", HeaderValue::from_static("minute"));
+        assert_eq!(
+            error(too_many, &minute, ""),
+            ConnectorError::RateLimited {
+                retry_after: crate::http::DEFAULT_RETRY_AFTER
+            }
+        );
+        assert!(DAY_LIMIT_WAIT > crate::http::DEFAULT_RETRY_AFTER);
     }
 }

@@ -14,6 +14,7 @@ use zixly_testkit::fakes::{hubspot::FakeHubspot, xero::FakeXero};
 
 mod asana;
 mod hubspot_search;
+mod xero_limits;
 mod myob;
 mod pipedrive;
 

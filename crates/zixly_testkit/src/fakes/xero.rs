@@ -26,6 +26,8 @@ pub struct XeroData {
     pub records: std::collections::HashMap<&'static str, Vec<(DateTime<Utc>, Value)>>,
     /// The fake's clock for `UpdatedDateUTC` (advance with [`FakeXero::tick`]).
     pub now: DateTime<Utc>,
+    /// `X-Rate-Limit-Problem` of the 429s (`minute` when `None`; Xero also sends `day`).
+    pub rate_limit_problem: Option<String>,
 }
 
 #[derive(Clone)]
@@ -111,17 +113,29 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-fn rate_limited(retry_after: u64) -> Response {
+fn rate_limited(retry_after: u64, problem: &str) -> Response {
     let mut r = (StatusCode::TOO_MANY_REQUESTS, "").into_response();
     r.headers_mut()
         .insert("retry-after", retry_after.to_string().parse().unwrap());
     r.headers_mut()
-        .insert("x-rate-limit-problem", "minute".parse().unwrap());
+        .insert("x-rate-limit-problem", problem.parse().unwrap());
     r
 }
 
+/// Checks the token and injected faults; 429s carry the configured `X-Rate-Limit-Problem`.
+#[allow(clippy::result_large_err)]
+fn check(oauth: &FakeOAuth, data: &Mutex<XeroData>, headers: &HeaderMap) -> Result<(), Response> {
+    let problem = data
+        .lock()
+        .unwrap()
+        .rate_limit_problem
+        .clone()
+        .unwrap_or_else(|| "minute".into());
+    oauth.check_api(headers, unauthorized, |s| rate_limited(s, &problem))
+}
+
 async fn connections(State((oauth, data)): State<S>, headers: HeaderMap) -> Response {
-    if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
+    if let Err(r) = check(&oauth, &data, &headers) {
         return r;
     }
     let d = data.lock().unwrap();
@@ -148,7 +162,7 @@ async fn list(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
+    if let Err(r) = check(&oauth, &data, &headers) {
         return r;
     }
     let d = data.lock().unwrap();
