@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sync",
         sql: include_str!("../../../migrations/0005_sync.sql"),
     },
+    Migration {
+        version: 6,
+        name: "loader_stats",
+        sql: include_str!("../../../migrations/0006_loader_stats.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -28,7 +28,11 @@
 //!    rest is loaded.
 //! 4. Clients are upserted by `(tenant_id, client_id)`: a new client gets the given name (or its id
 //!    when the input has no name); an existing one gets the name/industry of the last line that
-//!    gives them, and keeps its values when the input gives none.
+//!    gives them, and keeps its values when the input gives none. When the load added many clients,
+//!    `zixly_refresh_client_stats` (migrations/0006_loader_stats.sql) analyzes `client_kpis` in the
+//!    same transaction: with statistics that still say the table is (nearly) empty, the per-row
+//!    foreign-key check of step 5 may walk all of the tenant's clients instead of probing the
+//!    primary key, which makes a load cost rows x clients.
 //! 5. One set-based `INSERT ... SELECT ... ON CONFLICT (dedup key) DO UPDATE ... WHERE (columns) IS
 //!    DISTINCT FROM (new columns)` writes the dataset. Unchanged rows are not rewritten (no new
 //!    tuple, no `updated_at` bump); `RETURNING (xmax = 0)` tells inserts from updates, and
@@ -572,6 +576,13 @@ where
             .query_one(sql::UPSERT_CLIENTS, &[tenant_param])
             .await
             .ctx("upserting clients")?;
+        let clients_inserted: i64 = clients.get(0);
+        if clients_inserted > 0 {
+            tx.client()
+                .execute(sql::REFRESH_CLIENT_STATS, &[&clients_inserted])
+                .await
+                .ctx("refreshing client statistics")?;
+        }
         let upsert = tx
             .client()
             .query_one(q.upsert, &[tenant_param])

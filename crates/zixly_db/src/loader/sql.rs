@@ -63,7 +63,9 @@ macro_rules! duplicates {
     };
 }
 
-/// Rows whose currency has no rate to the base currency ($1) for their date.
+/// Rows whose currency has no rate to the base currency ($1) for their date. The rate is looked up
+/// once per distinct (currency, date): `offset 0` keeps the planner from pushing the lookup below
+/// the `distinct` (it would then run once per staged row).
 pub(crate) const FIND_MISSING_RATES: &str = "
     insert into zixly_rejects (line, col, reason)
     select s.line, 'currency',
@@ -72,9 +74,15 @@ pub(crate) const FIND_MISSING_RATES: &str = "
       from zixly_stage s
       join (select currency, fx_date
               from (select distinct currency, fx_date from zixly_stage
-                     where fx_date is not null and currency <> $1::text) needed
+                     where fx_date is not null and currency <> $1::text
+                    offset 0) needed
              where zixly_fx_rate(currency::bpchar, $1::text::bpchar, fx_date) is null) missing
      using (currency, fx_date)";
+
+/// After the client upsert ($1 = clients inserted): fresh client_kpis statistics when the load
+/// added many clients, so that the per-row foreign-key checks of the upsert probe the primary key
+/// (migrations/0006_loader_stats.sql).
+pub(crate) const REFRESH_CLIENT_STATS: &str = "select zixly_refresh_client_stats($1)";
 
 pub(crate) const LIST_REJECTS: &str =
     "select line, col, reason from zixly_rejects order by line, col nulls first, reason";

@@ -670,3 +670,54 @@ fn the_load_future_is_send(db: &TestDb) {
         None,
     ));
 }
+
+/// A load that adds many clients refreshes client_kpis' statistics in its own transaction
+/// (migration 0006), so that the per-row foreign-key check probes the primary key instead of
+/// walking every client of the tenant through an index on tenant_id alone.
+#[tokio::test]
+async fn a_load_with_many_new_clients_leaves_statistics_for_a_primary_key_check() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Acme").await;
+    let mut csv = String::from("client_id,client_name,record_date,revenue,expenses,cash_flow\n");
+    for i in 0..300 {
+        csv.push_str(&format!("C{i},Client {i},2024-03-01,10,4,1\n"));
+    }
+    let (report, _) = import::<FinancialRow>(&db, tenant, &csv, false).await;
+    assert_eq!(report.status, LoadStatus::Succeeded, "{:?}", report.errors);
+    assert_eq!((report.inserted, report.clients_inserted), (300, 300));
+    let known = db
+        .superuser()
+        .await
+        .query_one(
+            "select reltuples::float8 from pg_class where oid = 'client_kpis'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, f64>(0);
+    assert!(known >= 300.0, "client_kpis reltuples {known}");
+    // The plan of the check `RI_FKey_check_ins` runs (a generic plan, as it is cached).
+    let client = db.superuser().await;
+    client
+        .batch_execute(
+            "set plan_cache_mode = force_generic_plan;
+             prepare fk_check(uuid, uuid) as
+             select 1 from only client_kpis x where tenant_id = $1 and id = $2 for key share of x",
+        )
+        .await
+        .unwrap();
+    let plan: Vec<String> = client
+        .query(
+            &format!("explain execute fk_check('{tenant}', '{tenant}')"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("client_kpis_pkey")),
+        "{plan:#?}"
+    );
+}
