@@ -14,9 +14,9 @@ use zixly_testkit::fakes::{hubspot::FakeHubspot, xero::FakeXero};
 
 mod asana;
 mod hubspot_search;
-mod xero_limits;
 mod myob;
 mod pipedrive;
+mod xero_limits;
 
 const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";
 
