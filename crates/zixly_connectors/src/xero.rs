@@ -1,11 +1,18 @@
-//! Xero Accounting API: `/connections`, contacts, invoices (ACCREC sales, ACCPAY bills) and
-//! payments, with `page` paging and `If-Modified-Since`; normalized into per-document
+//! Xero Accounting API: `/connections`, contacts, invoices (ACCREC sales, ACCPAY bills),
+//! payments and bank transactions, with `page` paging and `If-Modified-Since`; normalized into per-document
 //! contributions to a client's day.
 //!
 //! Mapping (issue 5): `client_id` = ContactID. Revenue = sales invoices (ACCREC, AUTHORISED or
 //! PAID) SubTotal. Expenses = bill lines (ACCPAY, AUTHORISED or PAID) tracked to the client through
 //! the tracking category named in the settings (default `Client`; the option is the contact's name).
-//! Cash flow = payments received (ACCREC) minus payments made (ACCPAY) for the contact.
+//! Cash flow = payments received (ACCREC, for the invoice's contact) minus payments made (ACCPAY,
+//! for the clients the bill's lines are tracked to, pro rata by line amount).
+//! Bank transactions (`/BankTransactions`, AUTHORISED): SPEND lines tracked to a client are that
+//! client's expenses (ex-tax, like bill lines) and negative cash flow (the gross line: what left
+//! the bank); RECEIVE lines are positive cash flow of the client they are tracked to, else of the
+//! transaction's contact. Other types (transfers, over-/prepayments) are not counted. Their
+//! document ids carry the [`BANK_TRANSACTION_PREFIX`] so they cannot collide with invoices or
+//! payments in the contribution store.
 //! VOIDED/DELETED documents contribute nothing: their earlier contribution must be removed.
 //! Foreign-currency amounts are converted with the document's own `CurrencyRate`
 //! (base = amount / rate). `Date` is a calendar date in the organisation's zone: never shifted.
@@ -89,6 +96,40 @@ pub struct Invoice {
     pub line_items: Vec<LineItem>,
     #[serde(rename = "UpdatedDateUTC")]
     pub updated_date_utc: Option<String>,
+}
+
+/// A `/BankTransactions` item (Type RECEIVE|SPEND|…-OVERPAYMENT|-PREPAYMENT|-TRANSFER; Status
+/// AUTHORISED|DELETED|VOIDED).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BankTransaction {
+    #[serde(rename = "BankTransactionID")]
+    pub bank_transaction_id: String,
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub status: String,
+    #[serde(default)]
+    pub contact: Option<ContactRef>,
+    pub date: Option<String>,
+    pub date_string: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_dec")]
+    pub currency_rate: Option<Decimal>,
+    #[serde(default)]
+    pub line_amount_types: Option<String>,
+    #[serde(default)]
+    pub line_items: Vec<LineItem>,
+    #[serde(rename = "UpdatedDateUTC")]
+    pub updated_date_utc: Option<String>,
+}
+
+/// Prefix of a bank transaction's document id in contributions (`bt:<BankTransactionID>`).
+pub const BANK_TRANSACTION_PREFIX: &str = "bt:";
+
+impl BankTransaction {
+    /// The id its contributions are stored under.
+    pub fn document_id(&self) -> String {
+        format!("{BANK_TRANSACTION_PREFIX}{}", self.bank_transaction_id)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +250,8 @@ struct Envelope {
     invoices: Vec<Invoice>,
     #[serde(default)]
     payments: Vec<Payment>,
+    #[serde(default)]
+    bank_transactions: Vec<BankTransaction>,
 }
 
 /// A client for one organisation.
@@ -310,6 +353,7 @@ impl XeroClient {
                 contacts: vec![],
                 invoices: vec![],
                 payments: vec![],
+                bank_transactions: vec![],
             });
         }
         if !status.is_success() {
@@ -358,8 +402,33 @@ impl XeroClient {
         self.all("Invoices", &[], since, |e| e.invoices).await
     }
 
+    /// The bills/invoices with these InvoiceIDs (`IDs=` filter, 50 per request), whatever their
+    /// modification time: the bills of payments whose bill an incremental read did not return.
+    pub async fn invoices_by_id(&self, ids: &[String]) -> ConnectorResult<Vec<Invoice>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(50) {
+            out.extend(
+                self.all("Invoices", &[("IDs", chunk.join(","))], None, |e| {
+                    e.invoices
+                })
+                .await?,
+            );
+        }
+        Ok(out)
+    }
+
     pub async fn payments(&self, since: Option<DateTime<Utc>>) -> ConnectorResult<Vec<Payment>> {
         self.all("Payments", &[], since, |e| e.payments).await
+    }
+
+    /// Bank transactions of every type and status (DELETED/VOIDED ones remove what they
+    /// contributed).
+    pub async fn bank_transactions(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> ConnectorResult<Vec<BankTransaction>> {
+        self.all("BankTransactions", &[], since, |e| e.bank_transactions)
+            .await
     }
 }
 
@@ -387,11 +456,116 @@ fn counts(status: &str) -> bool {
     matches!(status, "AUTHORISED" | "PAID")
 }
 
+/// The client a line is allocated to through `tracking_category` (its option is the client's
+/// name).
+fn tracked_client<'a>(
+    line: &LineItem,
+    contact_by_name: &'a HashMap<String, String>,
+    tracking_category: &str,
+) -> Option<&'a String> {
+    line.tracking
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(tracking_category))
+        .and_then(|t| contact_by_name.get(&t.option.trim().to_lowercase()))
+}
+
+/// A line's (ex-tax, gross) amounts under the document's `LineAmountTypes`
+/// (`Exclusive` default, `Inclusive`, `NoTax`).
+fn line_amounts(line: &LineItem, line_amount_types: Option<&str>) -> (Decimal, Decimal) {
+    let amount = line.line_amount.unwrap_or_default();
+    let tax = line.tax_amount.unwrap_or_default();
+    match line_amount_types {
+        Some("Inclusive") => (amount - tax, amount),
+        Some("NoTax") => (amount, amount),
+        _ => (amount, amount + tax),
+    }
+}
+
+/// Normalizes bank transactions into contributions (see the module docs): per client, SPEND →
+/// expenses (ex-tax) and negative cash flow (gross) of its tracked lines; RECEIVE → positive cash
+/// flow (gross) of each line's tracked client, else of the contact. Non-AUTHORISED transactions
+/// come back `removed`.
+pub fn bank_transaction_contributions(
+    transactions: &[BankTransaction],
+    contact_by_name: &HashMap<String, String>,
+    tracking_category: &str,
+) -> Vec<Contribution> {
+    let mut out = Vec::new();
+    for bt in transactions {
+        let Some(date) = document_date(bt.date.as_deref(), bt.date_string.as_deref()) else {
+            continue;
+        };
+        let live = bt.status == "AUTHORISED";
+        let spend = match bt.kind.as_str() {
+            "SPEND" => true,
+            "RECEIVE" => false,
+            _ => continue,
+        };
+        // client -> (ex-tax, gross), in the order first seen (stable output).
+        let mut per_client: Vec<(String, Decimal, Decimal)> = Vec::new();
+        for line in &bt.line_items {
+            let client = match tracked_client(line, contact_by_name, tracking_category) {
+                Some(c) => c.clone(),
+                None if !spend => match &bt.contact {
+                    Some(c) => c.contact_id.clone(),
+                    None => continue,
+                },
+                None => continue,
+            };
+            let (net, gross) = line_amounts(line, bt.line_amount_types.as_deref());
+            match per_client.iter_mut().find(|(c, _, _)| *c == client) {
+                Some(e) => {
+                    e.1 += net;
+                    e.2 += gross;
+                }
+                None => per_client.push((client, net, gross)),
+            }
+        }
+        for (client_id, net, gross) in per_client {
+            let (expenses, cash_flow) = match (live, spend) {
+                (false, _) => (Decimal::ZERO, Decimal::ZERO),
+                (true, true) => (
+                    to_base(net, bt.currency_rate),
+                    -to_base(gross, bt.currency_rate),
+                ),
+                (true, false) => (Decimal::ZERO, to_base(gross, bt.currency_rate)),
+            };
+            out.push(Contribution {
+                document_id: bt.document_id(),
+                client_id,
+                date,
+                revenue: Decimal::ZERO,
+                expenses,
+                cash_flow,
+                removed: !live,
+            });
+        }
+    }
+    out
+}
+
 /// Normalizes documents into contributions. `contact_by_name` maps a lower-cased contact name to
 /// its ContactID (for tracking options); `tracking_category` is the settings' category name.
+/// Payments on bills are attributed through the bill's lines (see
+/// [`contributions_with_bills`]); a bill must be among `invoices`.
 pub fn contributions(
     invoices: &[Invoice],
     payments: &[Payment],
+    contact_by_name: &HashMap<String, String>,
+    tracking_category: &str,
+) -> Vec<Contribution> {
+    contributions_with_bills(invoices, payments, &[], contact_by_name, tracking_category)
+}
+
+/// [`contributions`], with `payment_bills`: bills (ACCPAY) that are not among `invoices` but are
+/// paid by `payments` (looked up only, contributing nothing themselves). A live payment on a bill
+/// is negative cash flow of the clients the bill's lines are tracked to, pro rata by the lines'
+/// gross amounts — not of the bill's contact, a supplier; the untracked lines' share and payments
+/// on bills not found belong to no client.
+pub fn contributions_with_bills(
+    invoices: &[Invoice],
+    payments: &[Payment],
+    payment_bills: &[Invoice],
     contact_by_name: &HashMap<String, String>,
     tracking_category: &str,
 ) -> Vec<Contribution> {
@@ -419,11 +593,7 @@ pub fn contributions(
                 let inclusive = inv.line_amount_types.as_deref() == Some("Inclusive");
                 let mut per_client: HashMap<String, Decimal> = HashMap::new();
                 for line in &inv.line_items {
-                    let Some(client) = line
-                        .tracking
-                        .iter()
-                        .find(|t| t.name.eq_ignore_ascii_case(tracking_category))
-                        .and_then(|t| contact_by_name.get(&t.option.trim().to_lowercase()))
+                    let Some(client) = tracked_client(line, contact_by_name, tracking_category)
                     else {
                         continue;
                     };
@@ -452,31 +622,81 @@ pub fn contributions(
             _ => {}
         }
     }
+    let mut bills: HashMap<&str, &Invoice> = HashMap::new();
+    for inv in invoices.iter().chain(payment_bills) {
+        if inv.kind == "ACCPAY" {
+            bills.entry(inv.invoice_id.as_str()).or_insert(inv);
+        }
+    }
     for p in payments {
         let Some(date) = document_date(p.date.as_deref(), None) else {
             continue;
         };
         let live = p.status == "AUTHORISED";
-        let sign = match p.invoice.kind.as_str() {
-            "ACCREC" => Decimal::ONE,
-            "ACCPAY" => Decimal::NEGATIVE_ONE,
-            _ => continue,
-        };
-        out.push(Contribution {
+        let payment = |client_id: String, cash_flow: Decimal, removed: bool| Contribution {
             document_id: p.payment_id.clone(),
-            client_id: p.invoice.contact.contact_id.clone(),
+            client_id,
             date,
             revenue: Decimal::ZERO,
             expenses: Decimal::ZERO,
-            cash_flow: if live {
-                sign * to_base(p.amount, p.currency_rate)
-            } else {
-                Decimal::ZERO
-            },
-            removed: !live,
-        });
+            cash_flow,
+            removed,
+        };
+        match (p.invoice.kind.as_str(), live) {
+            ("ACCREC", true) => out.push(payment(
+                p.invoice.contact.contact_id.clone(),
+                to_base(p.amount, p.currency_rate),
+                false,
+            )),
+            ("ACCREC" | "ACCPAY", false) => out.push(payment(
+                p.invoice.contact.contact_id.clone(),
+                Decimal::ZERO,
+                true,
+            )),
+            ("ACCPAY", true) => {
+                let Some(bill) = bills.get(p.invoice.invoice_id.as_str()) else {
+                    continue;
+                };
+                let amount = to_base(p.amount, p.currency_rate);
+                for (client_id, share) in
+                    bill_client_shares(bill, contact_by_name, tracking_category)
+                {
+                    out.push(payment(client_id, -(amount * share).round_dp(2), false));
+                }
+            }
+            _ => {}
+        }
     }
     out
+}
+
+/// The clients a bill's lines are tracked to, each with its share of the bill (its lines' gross
+/// amounts over all lines' gross amounts), in the order first seen. Untracked lines' share
+/// belongs to no client.
+fn bill_client_shares(
+    bill: &Invoice,
+    contact_by_name: &HashMap<String, String>,
+    tracking_category: &str,
+) -> Vec<(String, Decimal)> {
+    let mut total = Decimal::ZERO;
+    let mut per_client: Vec<(String, Decimal)> = Vec::new();
+    for line in &bill.line_items {
+        let (_, gross) = line_amounts(line, bill.line_amount_types.as_deref());
+        total += gross;
+        if let Some(client) = tracked_client(line, contact_by_name, tracking_category) {
+            match per_client.iter_mut().find(|(c, _)| c == client) {
+                Some(e) => e.1 += gross,
+                None => per_client.push((client.clone(), gross)),
+            }
+        }
+    }
+    if total.is_zero() {
+        return Vec::new();
+    }
+    per_client
+        .into_iter()
+        .map(|(c, gross)| (c, gross / total))
+        .collect()
 }
 
 #[cfg(test)]
@@ -556,8 +776,15 @@ mod tests {
         );
         let pay: Payment = serde_json::from_value(serde_json::json!({"PaymentID":"p1","Status":"AUTHORISED","Date":"/Date(1539993600000+0000)/",
             "Amount":40,"Invoice":{"InvoiceID":"i3","Type":"ACCPAY","Contact":{"ContactID":"c1"}}})).unwrap();
+        let unknown_bill: Payment = serde_json::from_value(serde_json::json!({"PaymentID":"p2","Status":"AUTHORISED",
+            "Date":"/Date(1539993600000+0000)/","Amount":9,"Invoice":{"InvoiceID":"gone","Type":"ACCPAY","Contact":{"ContactID":"c1"}}})).unwrap();
         let names = HashMap::from([("acme pty".to_string(), "c1".to_string())]);
-        let c = contributions(&[sale, voided, draft, bill], &[pay], &names, "Client");
+        let c = contributions(
+            &[sale, voided, draft, bill],
+            &[pay, unknown_bill],
+            &names,
+            "Client",
+        );
         assert_eq!(c[0].revenue, d("125.00"), "USD 100 at rate 0.8 is 125 base");
         assert!(!c[0].removed);
         assert!(c[1].removed && c[1].revenue.is_zero());
@@ -570,8 +797,147 @@ mod tests {
             ),
             ("c1", d("100"), "2018-10-21")
         );
-        assert_eq!(c[4].cash_flow, d("-40"));
-        assert_eq!(c.len(), 5);
+        // The bill's payment goes to the tracked client (not the supplier), pro rata by the
+        // lines' gross amounts: 40 x 110/115.
+        assert_eq!(
+            (c[4].client_id.as_str(), c[4].cash_flow),
+            ("c1", d("-38.26"))
+        );
+        assert_eq!(
+            c.len(),
+            5,
+            "a payment on a bill not at hand belongs to no client"
+        );
+    }
+
+    #[test]
+    fn bank_transactions_mapping() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let bt =
+            |json: serde_json::Value| -> BankTransaction { serde_json::from_value(json).unwrap() };
+        let names = HashMap::from([
+            ("acme pty".to_string(), "c1".to_string()),
+            ("beta ltd".to_string(), "c2".to_string()),
+        ]);
+        let spend = bt(
+            serde_json::json!({"BankTransactionID":"b1","Type":"SPEND","Status":"AUTHORISED",
+            "Contact":{"ContactID":"supplier"},"DateString":"2018-10-21T00:00:00","LineAmountTypes":"Exclusive",
+            "LineItems":[
+                {"LineAmount":100,"TaxAmount":10,"Tracking":[{"Name":"Client","Option":"Acme Pty"}]},
+                {"LineAmount":20,"TaxAmount":0,"Tracking":[{"Name":"client","Option":" beta ltd "}]},
+                {"LineAmount":7,"Tracking":[{"Name":"Region","Option":"Acme Pty"}]},
+                {"LineAmount":3}]}),
+        );
+        let inclusive_fx = bt(
+            serde_json::json!({"BankTransactionID":"b2","Type":"SPEND","Status":"AUTHORISED",
+            "Date":"/Date(1539993600000+0000)/","LineAmountTypes":"Inclusive","CurrencyRate":0.5,
+            "LineItems":[{"LineAmount":11,"TaxAmount":1,"Tracking":[{"Name":"Client","Option":"Acme Pty"}]}]}),
+        );
+        let receive = bt(
+            serde_json::json!({"BankTransactionID":"b3","Type":"RECEIVE","Status":"AUTHORISED",
+            "Contact":{"ContactID":"c2"},"Date":"/Date(1539993600000+0000)/","LineAmountTypes":"NoTax",
+            "LineItems":[{"LineAmount":40},{"LineAmount":5,"Tracking":[{"Name":"Client","Option":"Acme Pty"}]}]}),
+        );
+        let voided = bt(
+            serde_json::json!({"BankTransactionID":"b4","Type":"SPEND","Status":"VOIDED",
+            "Date":"/Date(1539993600000+0000)/",
+            "LineItems":[{"LineAmount":9,"Tracking":[{"Name":"Client","Option":"Acme Pty"}]}]}),
+        );
+        let transfer = bt(
+            serde_json::json!({"BankTransactionID":"b5","Type":"SPEND-TRANSFER","Status":"AUTHORISED",
+            "Date":"/Date(1539993600000+0000)/",
+            "LineItems":[{"LineAmount":9,"Tracking":[{"Name":"Client","Option":"Acme Pty"}]}]}),
+        );
+        let c = bank_transaction_contributions(
+            &[spend, inclusive_fx, receive, voided, transfer],
+            &names,
+            "Client",
+        );
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| {
+                (
+                    c.document_id.as_str(),
+                    c.client_id.as_str(),
+                    c.date.to_string(),
+                    c.expenses,
+                    c.cash_flow,
+                    c.removed,
+                )
+            })
+            .collect();
+        let day = |s: &str| s.to_string();
+        assert_eq!(
+            got,
+            vec![
+                // Ex-tax expenses, gross cash out; untracked and other-category lines count nothing.
+                ("bt:b1", "c1", day("2018-10-21"), d("100"), d("-110"), false),
+                ("bt:b1", "c2", day("2018-10-21"), d("20"), d("-20"), false),
+                // Inclusive: 11 incl. 1 tax; rate 0.5 → base 20 expenses, 22 cash.
+                (
+                    "bt:b2",
+                    "c1",
+                    day("2018-10-20"),
+                    d("20.00"),
+                    d("-22.00"),
+                    false
+                ),
+                // RECEIVE: untracked lines to the contact, tracked lines to their client.
+                ("bt:b3", "c2", day("2018-10-20"), d("0"), d("40"), false),
+                ("bt:b3", "c1", day("2018-10-20"), d("0"), d("5"), false),
+                ("bt:b4", "c1", day("2018-10-20"), d("0"), d("0"), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn bill_payments_split_over_tracked_clients_with_the_payment_rate() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let bill = inv(
+            serde_json::json!({"InvoiceID":"b1","Type":"ACCPAY","Status":"PAID","Contact":{"ContactID":"supplier"},
+            "DateString":"2018-10-21T00:00:00","LineAmountTypes":"Exclusive","LineItems":[
+                {"LineAmount":60,"TaxAmount":6,"Tracking":[{"Name":"Client","Option":"Acme Pty"}]},
+                {"LineAmount":30,"TaxAmount":3,"Tracking":[{"Name":"Client","Option":"Beta Ltd"}]},
+                {"LineAmount":10,"TaxAmount":1}]}),
+        );
+        let pay = |id: &str, status: &str| -> Payment {
+            serde_json::from_value(serde_json::json!({"PaymentID":id,"Status":status,"Date":"/Date(1539993600000+0000)/",
+                "Amount":55,"CurrencyRate":0.5,"Invoice":{"InvoiceID":"b1","Type":"ACCPAY","Contact":{"ContactID":"supplier"}}}))
+            .unwrap()
+        };
+        let names = HashMap::from([
+            ("acme pty".to_string(), "c1".to_string()),
+            ("beta ltd".to_string(), "c2".to_string()),
+        ]);
+        // The bill is only looked up (not re-contributed): an incremental read may return the
+        // payment without its bill.
+        let c = contributions_with_bills(
+            &[],
+            &[pay("p1", "AUTHORISED"), pay("p2", "DELETED")],
+            std::slice::from_ref(&bill),
+            &names,
+            "Client",
+        );
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| {
+                (
+                    c.document_id.as_str(),
+                    c.client_id.as_str(),
+                    c.cash_flow,
+                    c.removed,
+                )
+            })
+            .collect();
+        // 55 at rate 0.5 = 110 base; gross lines 66/33/11 of 110: 60% and 30%, 10% untracked.
+        assert_eq!(
+            got,
+            vec![
+                ("p1", "c1", d("-66.00"), false),
+                ("p1", "c2", d("-33.00"), false),
+                ("p2", "supplier", d("0"), true),
+            ]
+        );
     }
 
     #[test]

@@ -246,6 +246,71 @@ async fn xero_pages_incremental_changes_and_classified_failures() {
 }
 
 #[tokio::test]
+async fn xero_bank_transactions_page_incrementally_and_map_to_client_days() {
+    let fake = FakeXero::start().await;
+    let cfg = config(
+        Provider::Xero,
+        xero_client(),
+        xero_secret(),
+        fake.auth_url(),
+        fake.token_url(),
+        &fake.url,
+    );
+    let tokens = connect(&cfg).await;
+    for i in 0..1500 {
+        fake.upsert("BankTransactions", "BankTransactionID", json!({"BankTransactionID": format!("bt-{i}"),
+            "Type": "SPEND", "Status": "AUTHORISED", "Date": "/Date(1704067200000+0000)/",
+            "LineItems": [{"LineAmount": 1, "Tracking": [{"Name": "Client", "Option": "Acme Pty"}]}]}));
+    }
+    let start = fake.data.lock().unwrap().now;
+    let client = xero::XeroClient::new(
+        http_client(),
+        &cfg.api_url,
+        tokens.access_token.clone(),
+        "org-1".into(),
+    );
+    assert_eq!(client.bank_transactions(None).await.unwrap().len(), 1500);
+    assert_eq!(
+        client.calls.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "pages of 1000"
+    );
+
+    // Later one is voided: the incremental read returns only it, and it maps to a removal.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert(
+        "BankTransactions",
+        "BankTransactionID",
+        json!({"BankTransactionID": "bt-7",
+        "Type": "SPEND", "Status": "VOIDED", "Date": "/Date(1704067200000+0000)/",
+        "LineItems": [{"LineAmount": 1, "Tracking": [{"Name": "Client", "Option": "Acme Pty"}]}]}),
+    );
+    let changed = client
+        .bank_transactions(Some(start + chrono::Duration::minutes(1)))
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 1);
+    let names = HashMap::from([("acme pty".to_string(), "c1".to_string())]);
+    let c = xero::bank_transaction_contributions(&changed, &names, "Client");
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (
+            c[0].document_id.as_str(),
+            c[0].client_id.as_str(),
+            c[0].removed
+        ),
+        ("bt:bt-7", "c1", true)
+    );
+    let all = client.bank_transactions(None).await.unwrap();
+    let c = xero::bank_transaction_contributions(&all, &names, "Client");
+    assert_eq!(c.iter().filter(|c| !c.removed).count(), 1499);
+    assert_eq!(
+        c.iter().map(|c| c.expenses).sum::<rust_decimal::Decimal>(),
+        rust_decimal::Decimal::from(1499)
+    );
+}
+
+#[tokio::test]
 async fn hubspot_body_auth_after_cursor_history_and_expiry() {
     let fake = FakeHubspot::start().await;
     let cfg = config(

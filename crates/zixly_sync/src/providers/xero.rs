@@ -9,7 +9,8 @@
 //!   DELETED document contributes nothing: its old days are re-summed without it, and a day left
 //!   without any document has its `financials` row deleted (`settle_dirty_days`).
 //! - **Cursor** `{"modified_since": RFC 3339}` = the newest `UpdatedDateUTC` seen (the provider's
-//!   clock, not ours: no skew), sent as `If-Modified-Since` on invoices and payments. Documents
+//!   clock, not ours: no skew), sent as `If-Modified-Since` on invoices, payments and bank
+//!   transactions. Documents
 //!   stamped exactly at the cursor are fetched again and change nothing.
 //! - **Contacts** are always listed in full (names of clients and the tracking-category options
 //!   that allocate bills to clients need all of them; contacts are few compared to documents).
@@ -18,7 +19,13 @@
 //!   document's own rate and loaded without a currency column, i.e. in the tenant's base currency:
 //!   the organisation's base currency is assumed to be the tenant's.
 //! - **Organisation**: `settings.xero_tenant_id`, or the only connected one.
-//! - **Tracking category** for bills: `settings.tracking_category`, default `Client`.
+//! - **Payments on bills** are cash flow of the clients the bill's lines are tracked to, pro rata
+//!   (not of the supplier); a bill missing from an incremental read is fetched by id. A later
+//!   change of the bill's tracking does not move an earlier payment (the payment is not re-read).
+//! - **Tracking category** for bills and bank transactions: `settings.tracking_category`,
+//!   default `Client`.
+//! - **Bank transactions** (spend/receive money) are documents too, stored as `bt:<id>` so their
+//!   ids cannot collide with invoices or payments; a VOIDED/DELETED one removes what it added.
 
 use std::collections::HashMap;
 
@@ -46,6 +53,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     let contacts = client.contacts(None).await?;
     let invoices = client.invoices(since).await?;
     let payments = client.payments(since).await?;
+    let bank = client.bank_transactions(since).await?;
 
     let names: HashMap<String, String> = contacts
         .iter()
@@ -60,11 +68,33 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         })
         .collect();
     let category = ctx.setting("tracking_category").unwrap_or("Client");
-    let contributions = xero::contributions(&invoices, &payments, &by_name, category);
+    // Payments on bills go to the bills' tracked clients: bills an incremental read did not
+    // return are looked up by id (Xero re-stamps a bill when it is paid, so this is rare).
+    let fetched: std::collections::HashSet<&str> =
+        invoices.iter().map(|i| i.invoice_id.as_str()).collect();
+    let mut missing: Vec<String> = payments
+        .iter()
+        .filter(|p| p.status == "AUTHORISED" && p.invoice.kind == "ACCPAY")
+        .map(|p| p.invoice.invoice_id.clone())
+        .filter(|id| !fetched.contains(id.as_str()))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let payment_bills = if missing.is_empty() {
+        Vec::new()
+    } else {
+        client.invoices_by_id(&missing).await?
+    };
+    let mut contributions =
+        xero::contributions_with_bills(&invoices, &payments, &payment_bills, &by_name, category);
+    contributions.extend(xero::bank_transaction_contributions(
+        &bank, &by_name, category,
+    ));
     let documents: Vec<String> = invoices
         .iter()
         .map(|i| i.invoice_id.clone())
         .chain(payments.iter().map(|p| p.payment_id.clone()))
+        .chain(bank.iter().map(|b| b.document_id()))
         .collect();
     let newest = invoices
         .iter()
@@ -74,6 +104,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
                 .iter()
                 .filter_map(|p| p.updated_date_utc.as_deref()),
         )
+        .chain(bank.iter().filter_map(|b| b.updated_date_utc.as_deref()))
         .filter_map(xero::parse_ms_date)
         .max();
     let cursor = match newest.max(since) {
@@ -89,7 +120,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         &contributions,
         &names,
         cursor,
-        (invoices.len() + payments.len()) as u64,
+        (invoices.len() + payments.len() + bank.len()) as u64,
     )
     .await
 }

@@ -336,6 +336,82 @@ async fn xero_full_incremental_voids_and_no_change_runs() {
 }
 
 #[tokio::test]
+async fn xero_bank_transactions_add_expenses_and_cash_and_a_void_removes_them() {
+    let (fake, env) = xero().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let full = vec![
+        f("c1", "2024-01-10", "201.00", "30.00", "0.00"),
+        f("c1", "2024-01-11", "0.00", "0.00", "100.00"),
+    ];
+    assert_eq!(env.financials().await, full);
+
+    // Spend money tracked to Acme (its id deliberately equal to invoice i1's: the stored
+    // document ids must not collide) and receive money from Beta, read incrementally.
+    fake.tick(chrono::Duration::hours(1));
+    let spend = |status: &str| {
+        json!({"BankTransactionID": "i1", "Type": "SPEND", "Status": status,
+        "Contact": {"ContactID": "supplier"}, "Date": JAN10, "LineAmountTypes": "Exclusive",
+        "LineItems": [{"LineAmount": 20, "TaxAmount": 2, "Tracking": [{"Name": "Client", "Option": "Acme Pty"}]},
+                      {"LineAmount": 99, "TaxAmount": 0}]})
+    };
+    fake.upsert("BankTransactions", "BankTransactionID", spend("AUTHORISED"));
+    fake.upsert(
+        "BankTransactions",
+        "BankTransactionID",
+        json!({"BankTransactionID": "bt-r", "Type": "RECEIVE", "Status": "AUTHORISED",
+        "Contact": {"ContactID": "c2"}, "Date": JAN11, "LineAmountTypes": "NoTax",
+        "LineItems": [{"LineAmount": 50}]}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        env.financials().await,
+        vec![
+            // Revenue untouched; the tracked line's 20 ex-tax is an expense, 22 left the bank.
+            f("c1", "2024-01-10", "201.00", "50.00", "-22.00"),
+            f("c1", "2024-01-11", "0.00", "0.00", "100.00"),
+            f("c2", "2024-01-11", "0.00", "0.00", "50.00"),
+        ]
+    );
+
+    // Voided spend and deleted receipt: what they contributed is removed, the emptied day too.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert("BankTransactions", "BankTransactionID", spend("VOIDED"));
+    fake.upsert(
+        "BankTransactions",
+        "BankTransactionID",
+        json!({"BankTransactionID": "bt-r", "Type": "RECEIVE", "Status": "DELETED",
+        "Contact": {"ContactID": "c2"}, "Date": JAN11, "LineAmountTypes": "NoTax",
+        "LineItems": [{"LineAmount": 50}]}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(env.financials().await, full);
+
+    // A payment on bill b1 (tracked to Acme, supplier contact), read without its bill: the bill
+    // is fetched by id and the payment is Acme's cash out, not the supplier's.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert(
+        "Payments",
+        "PaymentID",
+        json!({"PaymentID": "p-b1", "Status": "AUTHORISED", "Date": JAN11, "Amount": 30,
+        "Invoice": {"InvoiceID": "b1", "Type": "ACCPAY", "Contact": {"ContactID": "supplier"}}}),
+    );
+    let calls = fake.oauth.api_calls();
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        fake.oauth.api_calls() - calls,
+        6,
+        "connections, contacts, invoices, payments, bank transactions, the bill by id"
+    );
+    assert_eq!(
+        env.financials().await,
+        vec![
+            f("c1", "2024-01-10", "201.00", "30.00", "0.00"),
+            f("c1", "2024-01-11", "0.00", "0.00", "70.00"),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn xero_token_expiring_mid_sync_is_refreshed_once_and_the_run_completes() {
     let (fake, env) = xero().await;
     fake.oauth.expire_access_tokens();

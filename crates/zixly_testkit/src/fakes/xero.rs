@@ -1,6 +1,6 @@
 //! Fake Xero: identity (authorize, token with HTTP Basic and rotating refresh tokens with a grace
 //! period), `/connections` with several organisations, and `/api.xro/2.0/{Contacts,Invoices,
-//! Payments}` with `page`/`pageSize`, `If-Modified-Since`, `/Date()/` values, the `xero-tenant-id`
+//! Payments,BankTransactions}` with `page`/`pageSize`, `If-Modified-Since`, `IDs` on invoices, `/Date()/` values, the `xero-tenant-id`
 //! header, the 401 `TokenExpired` body and 429 with `Retry-After` + `X-Rate-Limit-Problem`.
 
 use std::sync::{Arc, Mutex};
@@ -154,6 +154,9 @@ async fn connections(State((oauth, data)): State<S>, headers: HeaderMap) -> Resp
 struct ListQuery {
     page: Option<usize>,
     page_size: Option<usize>,
+    /// `IDs=a,b` on `/Invoices`: only these InvoiceIDs.
+    #[serde(rename = "IDs")]
+    ids: Option<String>,
 }
 
 async fn list(
@@ -183,6 +186,7 @@ async fn list(
         "Contacts" => "Contacts",
         "Invoices" => "Invoices",
         "Payments" => "Payments",
+        "BankTransactions" => "BankTransactions",
         _ => return (StatusCode::NOT_FOUND, "").into_response(),
     };
     let items: Vec<&Value> = d
@@ -191,6 +195,14 @@ async fn list(
         .map(|v| {
             v.iter()
                 .filter(|(at, _)| since.is_none_or(|s| *at >= s))
+                .filter(|(_, doc)| {
+                    q.ids.as_deref().is_none_or(|ids| {
+                        key == "Invoices"
+                            && doc["InvoiceID"]
+                                .as_str()
+                                .is_some_and(|id| ids.split(',').any(|w| w == id))
+                    })
+                })
                 .map(|(_, doc)| doc)
                 .collect()
         })
