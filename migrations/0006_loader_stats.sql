@@ -15,8 +15,10 @@
 -- a tenth of reltuples, or the table was never analyzed), and never waits: ANALYZE's lock
 -- (SHARE UPDATE EXCLUSIVE, held until the load commits) is taken NOWAIT, so a concurrent load that
 -- is analyzing, or autovacuum, makes this a no-op instead of a queue. Returns whether it analyzed.
+-- The search_path is pinned like every SECURITY DEFINER function here (pg_catalog is searched first
+-- implicitly; pg_temp last, so a temporary table cannot shadow client_kpis).
 create function zixly_refresh_client_stats(new_clients bigint) returns boolean
-language plpgsql security definer set search_path = pg_catalog, public as $$
+language plpgsql security definer set search_path = public, pg_temp as $$
 declare
     known real;
 begin
