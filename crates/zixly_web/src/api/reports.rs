@@ -199,15 +199,12 @@ pub struct PeriodParams {
 }
 
 fn period(p: &PeriodParams) -> ApiResult<DateRange> {
-    let mut errors = Vec::new();
-    let r = RangeParams {
+    let params = RangeParams {
         from: p.from.clone(),
         to: p.to.clone(),
         bucket: None,
-    }
-    .range(&mut errors);
-    r.filter(|_| errors.is_empty())
-        .ok_or_else(|| ApiError::validation(errors))
+    };
+    params.validated().map(|(range, _)| range)
 }
 
 /// Profitability per client, with the previous period

@@ -83,6 +83,16 @@ impl RangeParams {
         }
     }
 
+    /// The range and optional bucket, or one 422 listing every invalid parameter.
+    pub fn validated(&self) -> ApiResult<(DateRange, Option<Bucket>)> {
+        let mut errors = Vec::new();
+        let (range, bucket) = (self.range(&mut errors), self.bucket(&mut errors));
+        match range.filter(|_| errors.is_empty()) {
+            Some(range) => Ok((range, bucket)),
+            None => Err(ApiError::validation(errors)),
+        }
+    }
+
     pub fn bucket(&self, errors: &mut Vec<ErrorDetail>) -> Option<Bucket> {
         let b = self.bucket.as_deref()?;
         match b.parse::<Bucket>() {
@@ -334,11 +344,7 @@ async fn read_financials(
     ApiQuery(page): ApiQuery<PageParams>,
     ApiQuery(format): ApiQuery<FormatParam>,
 ) -> ApiResult<Response> {
-    let mut errors = Vec::new();
-    let (r, bucket) = (range.range(&mut errors), range.bucket(&mut errors));
-    let Some(r) = r.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::validation(errors));
-    };
+    let (r, bucket) = range.validated()?;
     let tx = auth.begin().await?;
     match (bucket, format.is_csv()) {
         (None, false) => {
@@ -478,11 +484,7 @@ async fn read_lead_events(
     ApiQuery(page): ApiQuery<PageParams>,
     ApiQuery(format): ApiQuery<FormatParam>,
 ) -> ApiResult<Response> {
-    let mut errors = Vec::new();
-    let (r, bucket) = (range.range(&mut errors), range.bucket(&mut errors));
-    let Some(r) = r.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::validation(errors));
-    };
+    let (r, bucket) = range.validated()?;
     let tx = auth.begin().await?;
     match (bucket, format.is_csv()) {
         (None, false) => {
@@ -630,11 +632,7 @@ async fn read_metrics(
     ApiQuery(page): ApiQuery<PageParams>,
     ApiQuery(format): ApiQuery<FormatParam>,
 ) -> ApiResult<Response> {
-    let mut errors = Vec::new();
-    let (r, bucket) = (range.range(&mut errors), range.bucket(&mut errors));
-    let Some(r) = r.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::validation(errors));
-    };
+    let (r, bucket) = range.validated()?;
     let name: Option<String> = name
         .name
         .map(|n| n.trim().to_string())
