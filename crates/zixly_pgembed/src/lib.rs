@@ -320,14 +320,21 @@ impl EmbeddedCluster {
     }
 
     /// Creates DIR (private to the invoking user) if it does not exist yet.
+    /// Creates DIR (0700) when missing. Runs before the lock (the lock file lives in DIR), so
+    /// several processes may race here on a first start: DIR is created with its mode in one
+    /// `mkdir` and an existing DIR is never touched. (A check-then-`chmod` once reset the `o+x`
+    /// that the lock holder had just added for the PostgreSQL user, and its `initdb` failed.)
     fn create_dir(&self) -> Result<(), PgEmbedError> {
+        use std::os::unix::fs::DirBuilderExt;
         let dir = &self.data_dir;
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .ctx(|| format!("chmod {}", dir.display()))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
         }
-        Ok(())
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+            Err(e) => Err(e).ctx(|| format!("create {}", dir.display())),
+        }
     }
 
     /// Creates DIR/log and makes DIR reachable for the PostgreSQL user (under the lock).

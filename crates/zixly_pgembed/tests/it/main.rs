@@ -311,6 +311,50 @@ async fn concurrent_starts_start_one_server() {
     assert_fully_stopped(&a, pid);
 }
 
+/// Several starters on the same not-yet-existing DIR at once (as nextest's first test processes
+/// on a fresh machine): all succeed and exactly one initialises and starts the server.
+/// CI once lost this race: a racer's `chmod 0700` of the DIR it had just seen missing removed
+/// the `o+x` that the lock holder had given the PostgreSQL user, and the holder's `initdb`
+/// failed with EACCES. That window is microseconds wide, so this test does not reliably
+/// reproduce it; `create_dir` now never changes an existing DIR.
+#[test]
+fn concurrent_first_starts_of_a_missing_dir_all_succeed() {
+    const RACERS: usize = 6;
+    let dir = TestDir::new();
+    std::fs::remove_dir(dir.path()).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(RACERS));
+    let threads: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let cluster = dir.cluster();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                barrier.wait();
+                let running = rt.block_on(cluster.start()).unwrap();
+                (rt, running)
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let pids: std::collections::BTreeSet<u32> = results.iter().map(|(_, r)| r.pid()).collect();
+    assert_eq!(pids.len(), 1, "one server for all: {pids:?}");
+    let starters = results.iter().filter(|(_, r)| r.started_here()).count();
+    assert_eq!(starters, 1, "exactly one may start it");
+    let mode = std::fs::metadata(dir.path()).unwrap().mode() & 0o777;
+    assert_eq!(mode & 0o077 & !0o001, 0, "DIR stays private, mode {mode:o}");
+
+    let pid = *pids.iter().next().unwrap() as i32;
+    let (owners, others): (Vec<_>, Vec<_>) =
+        results.into_iter().partition(|(_, r)| r.started_here());
+    for (rt, running) in others.into_iter().chain(owners) {
+        rt.block_on(running.stop()).unwrap();
+    }
+    assert_fully_stopped(&dir.cluster(), pid);
+}
+
 #[tokio::test]
 async fn recovers_after_postmaster_sigkill() {
     let dir = TestDir::new();
