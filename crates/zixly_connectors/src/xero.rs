@@ -15,7 +15,8 @@
 //! payments in the contribution store.
 //! VOIDED/DELETED documents contribute nothing: their earlier contribution must be removed.
 //! Foreign-currency amounts are converted with the document's own `CurrencyRate`
-//! (base = amount / rate). `Date` is a calendar date in the organisation's zone: never shifted.
+//! (base = amount / rate) into the organisation's base currency ([`XeroClient::organisation`]).
+//! `Date` is a calendar date in the organisation's zone: never shifted.
 
 use std::collections::HashMap;
 
@@ -120,6 +121,22 @@ pub struct BankTransaction {
     pub line_items: Vec<LineItem>,
     #[serde(rename = "UpdatedDateUTC")]
     pub updated_date_utc: Option<String>,
+}
+
+/// The organisation (`GET /Organisation`): what the mapping needs of its settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Organisation {
+    pub name: Option<String>,
+    /// ISO 4217 code; every amount converted with a document's `CurrencyRate` is in it.
+    pub base_currency: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct OrganisationEnvelope {
+    #[serde(default)]
+    organisations: Vec<Organisation>,
 }
 
 /// Prefix of a bank transaction's document id in contributions (`bt:<BankTransactionID>`).
@@ -323,6 +340,31 @@ impl XeroClient {
         }
     }
 
+    /// A GET of `/api.xro/2.0/{resource}` with the token and organisation headers, counted.
+    fn get(&self, resource: &str) -> reqwest::RequestBuilder {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.http
+            .get(format!("{}/api.xro/2.0/{resource}", self.api_url))
+            .bearer_auth(self.access_token.expose())
+            .header("xero-tenant-id", &self.xero_tenant_id)
+            .header("Accept", "application/json")
+    }
+
+    /// The organisation's settings (one call per sync: its base currency is the currency of every
+    /// converted amount).
+    pub async fn organisation(&self) -> ConnectorResult<Organisation> {
+        let (status, headers, body) = send_raw(self.get("Organisation")).await?;
+        if !status.is_success() {
+            return Err(error(status, &headers, &body));
+        }
+        let envelope: OrganisationEnvelope = serde_json::from_str(&body)
+            .map_err(|e| ConnectorError::Permanent(format!("unexpected Xero response: {e}")))?;
+        envelope.organisations.into_iter().next().ok_or_else(|| {
+            ConnectorError::Permanent("Xero answered /Organisation without an organisation".into())
+        })
+    }
+
     async fn page(
         &self,
         resource: &str,
@@ -330,22 +372,13 @@ impl XeroClient {
         page: usize,
         since: Option<DateTime<Utc>>,
     ) -> ConnectorResult<Envelope> {
-        let mut request = self
-            .http
-            .get(format!("{}/api.xro/2.0/{resource}", self.api_url))
-            .bearer_auth(self.access_token.expose())
-            .header("xero-tenant-id", &self.xero_tenant_id)
-            .header("Accept", "application/json")
-            .query(query)
-            .query(&[
-                ("page", page.to_string()),
-                ("pageSize", PAGE_SIZE.to_string()),
-            ]);
+        let mut request = self.get(resource).query(query).query(&[
+            ("page", page.to_string()),
+            ("pageSize", PAGE_SIZE.to_string()),
+        ]);
         if let Some(s) = since {
             request = request.header("If-Modified-Since", if_modified_since(s));
         }
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (status, headers, body) = send_raw(request).await?;
         if status.as_u16() == 304 {
             return Ok(Envelope {

@@ -26,13 +26,16 @@ pub(crate) enum Documents<'a> {
 }
 
 /// Applies fetched documents; `names`: client id → display name (days of unnamed clients are
-/// named after their id); `rows_read` is reported as is.
+/// named after their id); `currency`: the ledger's base currency, which every contribution is in
+/// (`None`: the tenant's base currency); `rows_read` is reported as is.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply(
     ctx: &SyncCtx<'_>,
     source: &str,
     documents: Documents<'_>,
     contributions: &[Contribution],
     names: &HashMap<String, String>,
+    currency: Option<&str>,
     cursor: serde_json::Value,
     rows_read: u64,
 ) -> Result<RunSummary, SyncError> {
@@ -85,7 +88,7 @@ pub(crate) async fn apply(
             day.expenses.round_dp(2).to_string(),
             day.cash_flow.round_dp(2).to_string(),
         );
-        let fields = [
+        let mut fields = vec![
             ("client_id", day.client_id.as_str()),
             ("client_name", name),
             ("record_date", date.as_str()),
@@ -94,6 +97,9 @@ pub(crate) async fn apply(
             ("cash_flow", cash.as_str()),
             ("source_system", source),
         ];
+        if let Some(c) = currency {
+            fields.push(("currency", c));
+        }
         inputs.push(match FinancialRow::parse_named(&fields, line, &ingest) {
             Ok(row) => Input::Row(ValidRow { line, row }),
             Err(e) => Input::Invalid(e),

@@ -9,6 +9,9 @@
 //!   `settings.full_sync_hours`, default 24, [`super::Plan`]) replaces every document this
 //!   integration holds, so documents it no longer lists lose their contributions and emptied days
 //!   are removed. Between complete reads a deleted document still counts.
+//! - **Currency**: amounts are the company file's local currency; the API documents no call
+//!   that names it, so it is `settings.base_currency` (ISO 4217), by default the tenant's base
+//!   currency. Reports convert a different one through `fx_rates`.
 //! - On an increment, a document that lost every contribution it had (a bill whose lines were
 //!   moved off all jobs) is not listed among the contributions and keeps its old ones until the
 //!   next complete read.
@@ -61,6 +64,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         documents,
         &read.contributions,
         &names,
+        ctx.setting("base_currency"),
         plan.cursor(read.cursor),
         read.contributions.len() as u64,
     )

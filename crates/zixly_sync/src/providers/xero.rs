@@ -16,8 +16,10 @@
 //!   that allocate bills to clients need all of them; contacts are few compared to documents).
 //!   A client is created with its first day of numbers, not for every contact.
 //! - **Amounts** are converted by the connector to the organisation's base currency with the
-//!   document's own rate and loaded without a currency column, i.e. in the tenant's base currency:
-//!   the organisation's base currency is assumed to be the tenant's.
+//!   document's own rate, and loaded in that currency (`GET /Organisation`'s `BaseCurrency`, read
+//!   every run). When it is not the tenant's base currency, reports convert it through `fx_rates`
+//!   like any other row, and a day without a rate fails the run with the loader's error naming
+//!   the currency and date (never a silent rate of 1).
 //! - **Organisation**: `settings.xero_tenant_id`, or the only connected one.
 //! - **Payments on bills** are cash flow of the clients the bill's lines are tracked to, pro rata
 //!   (not of the supplier); a bill missing from an incremental read is fetched by id. A later
@@ -44,6 +46,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     let connections = xero::connections(ctx.http, api, token).await?;
     let org = xero::choose_organisation(&connections, ctx.setting("xero_tenant_id"))?;
     let client = XeroClient::new(ctx.http.clone(), api, token.clone(), org.tenant_id.clone());
+    let base_currency = client.organisation().await?.base_currency;
     let since: Option<DateTime<Utc>> = ctx
         .cursor
         .get("modified_since")
@@ -119,6 +122,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         super::contributions::Documents::These(&documents),
         &contributions,
         &names,
+        Some(&base_currency),
         cursor,
         (invoices.len() + payments.len() + bank.len()) as u64,
     )

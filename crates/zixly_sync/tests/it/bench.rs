@@ -84,9 +84,9 @@ async fn bench_xero_full_sync() {
     let again_time = t.elapsed();
     let again_calls = fake.oauth.api_calls() - calls1;
     // Pages the provider's paging needs at least (pageSize 1000, pageCount known from the first
-    // page): connections + contacts + invoices + payments and bank transactions (one empty page
-    // each).
-    let minimum = 1 + CONTACTS.div_ceil(1000) + invoices.div_ceil(1000) + 1 + 1;
+    // page): connections + organisation + contacts + invoices + payments and bank transactions
+    // (one empty page each).
+    let minimum = 1 + 1 + CONTACTS.div_ceil(1000) + invoices.div_ceil(1000) + 1 + 1;
     eprintln!(
         "BENCH xero full: {invoices} invoices -> {} financials rows in {:.2} s = {:.0} invoices/s; {full_calls} API calls (minimum {minimum})",
         full.inserted,

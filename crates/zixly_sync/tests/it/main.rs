@@ -6,6 +6,7 @@ mod bench;
 mod myob;
 mod pipedrive;
 mod sync;
+mod xero_currency;
 
 use std::collections::HashMap;
 

@@ -1,6 +1,6 @@
 //! Fake Xero: identity (authorize, token with HTTP Basic and rotating refresh tokens with a grace
-//! period), `/connections` with several organisations, and `/api.xro/2.0/{Contacts,Invoices,
-//! Payments,BankTransactions}` with `page`/`pageSize`, `If-Modified-Since`, `IDs` on invoices, `/Date()/` values, the `xero-tenant-id`
+//! period), `/connections` with several organisations, `/api.xro/2.0/Organisation` (its
+//! `BaseCurrency`), and `/api.xro/2.0/{Contacts,Invoices,Payments,BankTransactions}` with `page`/`pageSize`, `If-Modified-Since`, `IDs` on invoices, `/Date()/` values, the `xero-tenant-id`
 //! header, the 401 `TokenExpired` body and 429 with `Retry-After` + `X-Rate-Limit-Problem`.
 
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,8 @@ pub struct XeroData {
     pub records: std::collections::HashMap<&'static str, Vec<(DateTime<Utc>, Value)>>,
     /// The fake's clock for `UpdatedDateUTC` (advance with [`FakeXero::tick`]).
     pub now: DateTime<Utc>,
+    /// `BaseCurrency` of every organisation's `/Organisation` (AUD unless set).
+    pub base_currency: String,
     /// `X-Rate-Limit-Problem` of the 429s (`minute` when `None`; Xero also sends `day`).
     pub rate_limit_problem: Option<String>,
 }
@@ -55,6 +57,7 @@ impl FakeXero {
         let data = Arc::new(Mutex::new(XeroData {
             organisations: vec![("org-1".into(), "Demo Org".into())],
             now: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+            base_currency: "AUD".into(),
             ..Default::default()
         }));
         let state = (oauth.clone(), data.clone());
@@ -72,6 +75,7 @@ impl FakeXero {
                 post(oauth::revoke_form).with_state(oauth.clone()),
             )
             .route("/connections", get(connections))
+            .route("/api.xro/2.0/Organisation", get(organisation))
             .route("/api.xro/2.0/{resource}", get(list))
             .with_state(state);
         let (url, _handle) = super::serve(router).await;
@@ -146,6 +150,27 @@ async fn connections(State((oauth, data)): State<S>, headers: HeaderMap) -> Resp
                                      "tenantName": name, "createdDateUtc": "2024-01-01T00:00:00", "updatedDateUtc": "2024-01-01T00:00:00"}))
             .collect::<Vec<_>>(),
     )
+    .into_response()
+}
+
+/// `GET /Organisation` of the organisation named by `xero-tenant-id` (403 for another).
+async fn organisation(State((oauth, data)): State<S>, headers: HeaderMap) -> Response {
+    if let Err(r) = check(&oauth, &data, &headers) {
+        return r;
+    }
+    let d = data.lock().unwrap();
+    let org = headers
+        .get("xero-tenant-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some((id, name)) = d.organisations.iter().find(|(id, _)| id == org) else {
+        return (StatusCode::FORBIDDEN, Json(json!({"Title": "Forbidden", "Status": 403, "Detail": "AuthenticationUnsuccessful"})))
+            .into_response();
+    };
+    Json(json!({"Id": "fake", "Status": "OK", "ProviderName": "Zixly", "DateTimeUTC": ms_date(d.now),
+                "Organisations": [{"OrganisationID": id, "Name": name, "BaseCurrency": d.base_currency,
+                                   "CountryCode": "AU", "Timezone": "AUSEASTERNSTANDARDTIME",
+                                   "OrganisationType": "COMPANY", "IsDemoCompany": false}]}))
     .into_response()
 }
 

@@ -36,7 +36,7 @@
 //! - `PATCH /integrations/{id}` `{"settings": {"key": value | null}}` — merges into the
 //!   integration's settings what the runners read (`xero_tenant_id`, `tracking_category`,
 //!   `stale_after_days`, `full_sync_hours`, `asana_workspace`, Asana's project mapping,
-//!   `myob_business_id`); `null` removes a key. `pipedrive_api_domain` is learnt from the
+//!   `myob_business_id`, MYOB's `base_currency`); `null` removes a key. `pipedrive_api_domain` is learnt from the
 //!   authorization only (the access token is sent there) and cannot be set.
 //! - `GET /integrations` — every integration of the tenant: provider, status, whether tokens are
 //!   stored, settings, interval, `last_sync_at`, `last_error`, `next_sync_at`. Never a token.
