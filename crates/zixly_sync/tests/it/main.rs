@@ -3,6 +3,7 @@
 
 mod asana;
 mod bench;
+mod hubspot;
 mod myob;
 mod pipedrive;
 mod sync;
