@@ -2,3 +2,4 @@
 mod import;
 mod lifecycle;
 mod sync_cli;
+mod worker_kill;

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -58,6 +59,8 @@ pub struct OAuthState {
     pub api_calls: u64,
     /// Refresh tokens revoked through the revocation endpoint.
     pub revocations: u64,
+    /// Every API request waits this long before it is counted and answered (zero: no wait).
+    pub api_delay: Duration,
 }
 
 /// Shared handle on a fake's OAuth state.
@@ -120,6 +123,15 @@ impl FakeOAuth {
         self.state.lock().unwrap().api_calls
     }
 
+    /// Makes every later API request wait `delay` before it is counted and answered (a slow
+    /// provider, so that a test can act while a sync is between calls); zero (the default) turns
+    /// it off. The wait blocks the thread serving the request: under a multi-thread runtime it
+    /// runs in `block_in_place`, so the rest of the test keeps running; under a current-thread
+    /// runtime it stalls everything else on that runtime for as long.
+    pub fn set_api_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().api_delay = delay;
+    }
+
     fn issue(&self, st: &mut OAuthState) -> serde_json::Value {
         st.counter += 1;
         let access = format!("at-{}-{}", st.counter, rand::random::<u64>());
@@ -143,6 +155,10 @@ impl FakeOAuth {
         unauthorized: impl Fn() -> Response,
         rate_limited: impl Fn(u64) -> Response,
     ) -> Result<(), Response> {
+        let delay = self.state.lock().unwrap().api_delay;
+        if !delay.is_zero() {
+            wait(delay);
+        }
         let mut st = self.state.lock().unwrap();
         st.api_calls += 1;
         let token = headers
@@ -160,6 +176,18 @@ impl FakeOAuth {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// Blocks the calling thread for `delay`, moving the runtime's other tasks off it when it can.
+fn wait(delay: Duration) {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi_thread =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| std::thread::sleep(delay));
+    } else {
+        std::thread::sleep(delay);
     }
 }
 

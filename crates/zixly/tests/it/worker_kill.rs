@@ -1,0 +1,483 @@
+//! A real `zixly worker` process SIGKILLed in the middle of a Xero sync, then a new worker: the
+//! rescuer puts the orphaned job back, it completes, and the tenant ends up with exactly the rows
+//! an uninterrupted sync of the same provider data gives another tenant.
+//!
+//! The worker's rescue delay (`WorkerConfig::rescue_after`, 120 s) has no flag or environment
+//! variable, so instead of waiting two minutes the test ages the dead attempt's `heartbeat_at`
+//! by an hour in the database, which is what the clock would have done; the new worker's own
+//! rescuer (which runs as the worker starts) then finds it.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+use zixly_connectors::oauth::Pkce;
+use zixly_connectors::{http_client, Provider, ProviderConfig};
+use zixly_crypto::{encode_key, generate_key, Keyring};
+use zixly_sync::tokens::store_new_tokens;
+use zixly_testkit::fakes::xero::{self, ms_date, FakeXero};
+use zixly_testkit::TestDb;
+
+const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";
+/// Generous bound of every wait: conditions are polled, this only turns a hang into a failure
+/// (a sync takes about 2 s here, but several times that on a loaded machine).
+const DEADLINE: Duration = Duration::from_secs(60);
+/// Each API call of the slow fake while the first worker runs: a full sync is ten calls, and the
+/// worker is killed after three, so it has at least seven of these left to be caught mid-sync.
+const SLOW_CALL: Duration = Duration::from_millis(400);
+
+fn xero_env(fake: &FakeXero) -> Vec<(String, String)> {
+    vec![
+        ("ZIXLY_XERO_CLIENT_ID".into(), xero::CLIENT_ID.into()),
+        (
+            "ZIXLY_XERO_CLIENT_SECRET".into(),
+            xero::CLIENT_SECRET.into(),
+        ),
+        ("ZIXLY_XERO_AUTH_URL".into(), fake.auth_url()),
+        ("ZIXLY_XERO_TOKEN_URL".into(), fake.token_url()),
+        ("ZIXLY_XERO_API_URL".into(), fake.url.clone()),
+    ]
+}
+
+/// A `zixly` command against `db` and `fake`, tokens under `key`.
+fn zixly(db: &TestDb, fake: &FakeXero, key: &[u8; 32]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zixly"));
+    cmd.env("DATABASE_URL", &db.superuser_url)
+        .env("ZIXLY_APP_DATABASE_URL", &db.app_url)
+        .env("ZIXLY_ENCRYPTION_KEY", encode_key(key))
+        .env("ZIXLY_LOG", "info")
+        .envs(xero_env(fake));
+    cmd
+}
+
+/// Connects Xero for a new tenant named `name` through the fake's authorize redirect and code
+/// exchange, with tokens encrypted under `key`; returns (tenant, integration).
+async fn connected(db: &TestDb, fake: &FakeXero, key: &[u8; 32], name: &str) -> (Uuid, Uuid) {
+    let vars: std::collections::HashMap<String, String> = xero_env(fake).into_iter().collect();
+    let cfg = ProviderConfig::from_vars(Provider::Xero, |k| vars.get(k).cloned())
+        .unwrap()
+        .unwrap();
+    let pkce = cfg.pkce.then(Pkce::generate);
+    let resp = http_client()
+        .get(cfg.authorize_url("st", REDIRECT, pkce.as_ref()))
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens = cfg
+        .exchange_code(
+            &http_client(),
+            &code,
+            REDIRECT,
+            pkce.as_ref().map(|p| &p.verifier),
+        )
+        .await
+        .unwrap();
+    let tenant = db.tenant(name).await;
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let integration = tx.ensure_integration("XERO").await.unwrap();
+    store_new_tokens(
+        &tx,
+        &Arc::new(Keyring::new(key, &[])),
+        integration.id,
+        &tokens,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    (tenant, integration.id)
+}
+
+/// Runs `cmd` to its end off the runtime; panics with its output unless it succeeds.
+async fn run_ok(mut cmd: Command) -> String {
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A child process that is SIGKILLed and reaped when dropped (a failing test leaves none behind).
+struct Worker {
+    child: Option<Child>,
+    log: std::path::PathBuf,
+}
+
+impl Worker {
+    fn start(mut cmd: Command, log: std::path::PathBuf) -> Worker {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .arg("worker")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Worker {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// SIGKILL (`Child::kill`) and reap; the exit status.
+    fn kill(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap()
+    }
+
+    /// Panics (with the log) if the process has exited.
+    fn assert_alive(&mut self) {
+        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!("the worker exited ({status}): {}", self.log());
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics with `what` after [`DEADLINE`].
+async fn until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every row of `$sql` with `$params`, each column as text (`tokio_postgres` is not a dependency
+/// of this crate, so its client type cannot be named in a function signature).
+macro_rules! rows {
+    ($su:expr, $sql:expr $(, $param:expr)*) => {
+        $su.query($sql, &[$(&$param),*])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+}
+
+/// A job's state, attempt and errors.
+const JOB: &str =
+    "select state, attempt::text, errors::text from jobs where tenant_id = $1 and id = $2";
+
+/// Every `financials` row of the tenant by the client's provider id: all columns but the tenant's
+/// own ids and timestamps, sorted.
+const FINANCIALS: &str = "select c.client_id, c.client_name, f.record_date::text, f.revenue::text,
+        f.expenses::text, f.net_profit::text, f.cash_flow::text, f.currency::text, f.source_system,
+        f.external_id, f.metadata::text
+   from financials f join client_kpis c on c.tenant_id = f.tenant_id and c.id = f.client_kpi_id
+  where f.tenant_id = $1
+  order by 1, 3, 9";
+
+/// Every client of the tenant (all columns but ids and timestamps), sorted.
+const CLIENTS: &str = "select client_id, client_name, industry, currency::text from client_kpis
+  where tenant_id = $1 order by 1";
+
+/// Every stored per-document contribution of the tenant, sorted.
+const CONTRIBUTIONS: &str = "select document_id, client_id, record_date::text, revenue::text,
+        expenses::text, cash_flow::text
+   from sync_contributions where tenant_id = $1 order by 1, 2, 3";
+
+/// Status and integration of every `sync_runs` row of the tenant.
+const SYNC_RUNS: &str = "select status::text, integration_id::text from sync_runs
+  where tenant_id = $1 order by started_at";
+
+/// (state, attempt, errors) of the one row of [`JOB`].
+fn job(rows: Vec<Vec<Option<String>>>) -> (String, i32, Value) {
+    let [row] = <[_; 1]>::try_from(rows).expect("one job");
+    let text = |i: usize| row[i].clone().unwrap();
+    (
+        text(0),
+        text(1).parse().unwrap(),
+        serde_json::from_str(&text(2)).unwrap(),
+    )
+}
+
+/// Equal row lists, or a failure showing the first differences (the lists are long).
+fn assert_same(what: &str, got: &[Vec<Option<String>>], expected: &[Vec<Option<String>>]) {
+    if got == expected {
+        return;
+    }
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|r| !got.contains(r))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|r| !expected.contains(r))
+        .take(5)
+        .collect();
+    panic!(
+        "{what}: {} rows, expected {}; first missing: {missing:?}; first unexpected: {extra:?}",
+        got.len(),
+        expected.len()
+    );
+}
+
+/// A Xero organisation large enough that a full sync takes ten API calls at the fake's page size
+/// of 1000 (connections, organisation, 2 pages of contacts, 3 of invoices, 2 of payments, 1 of
+/// bank transactions): sales, tracked bills, voids, payments on both, deleted payments, spend and
+/// receive money.
+fn seed(fake: &FakeXero) {
+    const CLIENTS: usize = 1100;
+    let day0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let date = |i: usize| ms_date(day0 + chrono::Duration::days((i * 13 % 60) as i64));
+    let amount = |i: usize| (i * 37 % 5000) as f64 / 4.0 + 1.0;
+    let name = |c: usize| format!("Client {c:04}");
+    for c in 0..CLIENTS {
+        fake.upsert(
+            "Contacts",
+            "ContactID",
+            json!({"ContactID": format!("c{c}"), "Name": name(c), "ContactStatus": "ACTIVE"}),
+        );
+    }
+    fake.upsert(
+        "Contacts",
+        "ContactID",
+        json!({"ContactID": "supplier", "Name": "Supplies Ltd", "ContactStatus": "ACTIVE"}),
+    );
+    let mut invoices = Vec::new();
+    for i in 0..2100 {
+        let status = if i % 17 == 0 { "VOIDED" } else { "AUTHORISED" };
+        let doc = if i % 10 == 9 {
+            json!({"InvoiceID": format!("i{i}"), "Type": "ACCPAY", "Status": status,
+                   "Contact": {"ContactID": "supplier"}, "Date": date(i), "SubTotal": amount(i),
+                   "LineAmountTypes": "Exclusive",
+                   "LineItems": [
+                       {"LineAmount": amount(i), "TaxAmount": 1.5,
+                        "Tracking": [{"Name": "Client", "Option": name(i * 11 % 1000)}]},
+                       {"LineAmount": 10.25, "TaxAmount": 0,
+                        "Tracking": [{"Name": "Client", "Option": name(i * 3 % 1000)}]}]})
+        } else {
+            json!({"InvoiceID": format!("i{i}"), "Type": "ACCREC", "Status": status,
+                   "Contact": {"ContactID": format!("c{}", i * 7 % 1000)}, "Date": date(i),
+                   "SubTotal": amount(i)})
+        };
+        invoices.push(doc.clone());
+        fake.upsert("Invoices", "InvoiceID", doc);
+    }
+    for p in 0..1100 {
+        let invoice = &invoices[p * 2 % invoices.len()];
+        let status = if p % 23 == 0 { "DELETED" } else { "AUTHORISED" };
+        fake.upsert(
+            "Payments",
+            "PaymentID",
+            json!({"PaymentID": format!("p{p}"), "Status": status, "Date": date(p + 5),
+                   "Amount": amount(p) / 2.0,
+                   "Invoice": {"InvoiceID": invoice["InvoiceID"], "Type": invoice["Type"],
+                               "Contact": invoice["Contact"]}}),
+        );
+    }
+    for b in 0..60 {
+        let doc = if b % 2 == 0 {
+            json!({"BankTransactionID": format!("b{b}"), "Type": "SPEND", "Status": "AUTHORISED",
+                   "Contact": {"ContactID": "supplier"}, "Date": date(b + 2),
+                   "LineAmountTypes": "Inclusive",
+                   "LineItems": [{"LineAmount": amount(b), "TaxAmount": 2.0,
+                                  "Tracking": [{"Name": "Client", "Option": name(b * 5 % 1000)}]}]})
+        } else {
+            json!({"BankTransactionID": format!("b{b}"), "Type": "RECEIVE",
+                   "Status": if b % 7 == 0 { "VOIDED" } else { "AUTHORISED" },
+                   "Contact": {"ContactID": format!("c{}", b * 9 % 1000)}, "Date": date(b + 3),
+                   "LineAmountTypes": "NoTax", "LineItems": [{"LineAmount": amount(b)}]})
+        };
+        fake.upsert("BankTransactions", "BankTransactionID", doc);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_sigkilled_mid_sync_is_rescued_by_the_next_and_converges_to_an_uninterrupted_sync()
+{
+    let db = TestDb::new().await;
+    let fake = FakeXero::start().await;
+    seed(&fake);
+    let key = generate_key();
+    let su = db.superuser().await;
+    let logs = tempfile::tempdir().unwrap();
+
+    // The reference: an uninterrupted full sync of the same data into another tenant. Done
+    // before the other tenant is connected, so that this run's scheduler has nothing of it to
+    // schedule.
+    let (reference, _) = connected(&db, &fake, &key, "Reference").await;
+    let before = fake.oauth.api_calls();
+    let mut cmd = zixly(&db, &fake, &key);
+    cmd.args(["sync", "xero", "--tenant", &reference.to_string(), "--wait"]);
+    run_ok(cmd).await;
+    let full_sync_calls = fake.oauth.api_calls() - before;
+    assert!(
+        full_sync_calls >= 10,
+        "a full sync should take many API calls, took {full_sync_calls}"
+    );
+    let expected = rows!(su, FINANCIALS, reference);
+    assert!(expected.len() > 1000, "{} financials rows", expected.len());
+
+    // The tenant under test: a sync queued the way `zixly sync` without --wait (and the API's
+    // "sync now") does, then a worker process that is killed between two API calls.
+    let (tenant, integration) = connected(&db, &fake, &key, "Killed").await;
+    let mut cmd = zixly(&db, &fake, &key);
+    cmd.args(["sync", "xero", "--tenant", &tenant.to_string()]);
+    let out = run_ok(cmd).await;
+    let job_id: Uuid = out
+        .split("(job ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no job id in: {out}"));
+    assert_eq!(job(rows!(su, JOB, tenant, job_id)).0, "available");
+
+    fake.oauth.set_api_delay(SLOW_CALL);
+    let before = fake.oauth.api_calls();
+    let mut first = Worker::start(zixly(&db, &fake, &key), logs.path().join("first.log"));
+    until("the first worker to be mid-sync", || {
+        first.assert_alive();
+        let (su, fake) = (&su, &fake);
+        async move {
+            let (state, _, _) = job(rows!(su, JOB, tenant, job_id));
+            (state == "running" && fake.oauth.api_calls() - before >= 3).then_some(())
+        }
+    })
+    .await;
+    let status = first.kill();
+    let served = fake.oauth.api_calls() - before;
+    assert_eq!(status.signal(), Some(9), "{status}");
+    assert!(
+        served < full_sync_calls,
+        "killed after {served} of {full_sync_calls} API calls: not mid-sync"
+    );
+
+    // The dead worker's attempt is still `running`; whatever it committed is not a finished run.
+    let (state, attempt, errors) = job(rows!(su, JOB, tenant, job_id));
+    assert_eq!((state.as_str(), attempt), ("running", 1), "{errors}");
+    assert!(
+        rows!(su, SYNC_RUNS, tenant)
+            .iter()
+            .all(|r| r[0].as_deref() != Some("succeeded")),
+        "a killed run recorded success"
+    );
+
+    // More than the rescue delay (two minutes) without a heartbeat, as the clock would have it
+    // (see the module docs).
+    let aged = su
+        .execute(
+            "update jobs set heartbeat_at = heartbeat_at - interval '1 hour'
+              where tenant_id = $1 and id = $2 and state = 'running'",
+            &[&tenant, &job_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(aged, 1);
+
+    // A new worker rescues the job and completes it.
+    fake.oauth.set_api_delay(Duration::ZERO);
+    let mut second = Worker::start(zixly(&db, &fake, &key), logs.path().join("second.log"));
+    let (state, attempt, errors) = until("the rescued job to finish", || {
+        second.assert_alive();
+        let su = &su;
+        async move {
+            let j = job(rows!(su, JOB, tenant, job_id));
+            matches!(j.0.as_str(), "completed" | "discarded" | "cancelled").then_some(j)
+        }
+    })
+    .await;
+    second.assert_alive();
+    let log = second.log();
+    second.kill();
+    assert_eq!(
+        (state.as_str(), attempt),
+        ("completed", 2),
+        "errors: {errors}\nlog: {log}"
+    );
+    let errors = errors.as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0]["error"], "worker stopped heartbeating (rescued)",
+        "{errors:?}"
+    );
+    assert!(log.contains("rescued jobs of a dead worker"), "{log}");
+
+    // Converged: exactly the reference's rows, once each, from one successful run.
+    let got = rows!(su, FINANCIALS, tenant);
+    assert_same("financials", &got, &expected);
+    assert_same(
+        "clients",
+        &rows!(su, CLIENTS, tenant),
+        &rows!(su, CLIENTS, reference),
+    );
+    assert_same(
+        "contributions",
+        &rows!(su, CONTRIBUTIONS, tenant),
+        &rows!(su, CONTRIBUTIONS, reference),
+    );
+    let dirty: i64 = su
+        .query_one(
+            "select count(*) from sync_dirty_days where tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(dirty, 0, "days left dirty");
+    let duplicates: i64 = su
+        .query_one(
+            "select count(*) from (select 1 from financials where tenant_id = $1
+                                    group by client_kpi_id, record_date, source_system
+                                   having count(*) > 1) d",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(duplicates, 0);
+    assert_eq!(
+        rows!(su, SYNC_RUNS, tenant),
+        vec![vec![
+            Some("succeeded".to_string()),
+            Some(integration.to_string())
+        ]]
+    );
+    let (status, last_error): (String, Option<String>) = su
+        .query_one(
+            "select status::text, last_error from integrations where tenant_id = $1 and id = $2",
+            &[&tenant, &integration],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((status.as_str(), last_error), ("ACTIVE", None));
+}
