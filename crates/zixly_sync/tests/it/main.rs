@@ -6,6 +6,7 @@ mod bench;
 mod hubspot;
 mod myob;
 mod pipedrive;
+mod refresh;
 mod sync;
 mod xero_currency;
 
