@@ -85,7 +85,29 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .collect();
     let (events, skipped) = hubspot::lead_events(&live, &pipelines, &stale, started);
 
-    // 2. Load.
+    // 2. Removals: archived deals, and events live deals no longer have. Committed before the
+    //    load, which advances the cursor: a run killed in between has not moved the cursor, so
+    //    the next run reads the same deals and removes again (removing after the cursor commit
+    //    lost the removals of deals modified before the new cursor).
+    let archived_ids: Vec<String> = archived.iter().map(|d| d.id.clone()).collect();
+    let live_ids: Vec<String> = live.iter().map(|d| d.id.clone()).collect();
+    let keep: Vec<(String, String, String, chrono::DateTime<Utc>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.lead_id.clone(),
+                e.client_id.clone(),
+                e.stage.clone(),
+                e.event_date,
+            )
+        })
+        .collect();
+    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+    let mut deleted = tx.delete_leads(SOURCE, &archived_ids).await?;
+    deleted += tx.prune_lead_events(SOURCE, &live_ids, &keep).await?;
+    tx.commit().await?;
+
+    // 3. Load with the cursor.
     let ingest = loader::ingest_context(ctx.app, ctx.tenant_id, SOURCE).await?;
     let mut inputs: Vec<Input<LeadEventRow>> = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
@@ -128,25 +150,6 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         None,
     )
     .await?;
-
-    // 3. Removals: archived deals, and events live deals no longer have.
-    let archived_ids: Vec<String> = archived.iter().map(|d| d.id.clone()).collect();
-    let live_ids: Vec<String> = live.iter().map(|d| d.id.clone()).collect();
-    let keep: Vec<(String, String, String, chrono::DateTime<Utc>)> = events
-        .iter()
-        .map(|e| {
-            (
-                e.lead_id.clone(),
-                e.client_id.clone(),
-                e.stage.clone(),
-                e.event_date,
-            )
-        })
-        .collect();
-    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-    let mut deleted = tx.delete_leads(SOURCE, &archived_ids).await?;
-    deleted += tx.prune_lead_events(SOURCE, &live_ids, &keep).await?;
-    tx.commit().await?;
 
     Ok(RunSummary {
         sync_run_ids: vec![report.sync_run_id],

@@ -49,7 +49,13 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .filter_map(|c| c.name.as_deref().map(|n| (c.client_id.as_str(), n)))
         .collect();
 
-    // 2. Load the events with the cursor.
+    // 2. Deleted deals lose their events (live deals keep their history). Committed before the
+    //    load, which advances the cursor: a run killed in between re-reads the same deals.
+    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+    let deleted = tx.delete_leads(SOURCE, &read.removed_leads).await?;
+    tx.commit().await?;
+
+    // 3. Load the events with the cursor.
     let ingest = loader::ingest_context(ctx.app, ctx.tenant_id, SOURCE).await?;
     let mut inputs: Vec<Input<LeadEventRow>> = Vec::with_capacity(read.events.len());
     for (i, e) in read.events.iter().enumerate() {
@@ -92,11 +98,6 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         None,
     )
     .await?;
-
-    // 3. Deleted deals lose their events (live deals keep their history).
-    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-    let deleted = tx.delete_leads(SOURCE, &read.removed_leads).await?;
-    tx.commit().await?;
 
     Ok(RunSummary {
         sync_run_ids: vec![report.sync_run_id],

@@ -543,8 +543,9 @@ async fn hubspot_runs_killed_at_any_point_then_restarted_converge() {
             points.len()
         );
     }
-    // The kills hit every stage: before anything was written, after the load committed but
-    // before the removals did (deal 4 archived and deal 3's won entry still there), and after.
+    // The kills hit every stage: before anything was written, after the removals committed but
+    // before the load did (deal 4's and deal 3's won events gone, the changes not yet loaded),
+    // and after.
     let partial = points
         .iter()
         .filter(|k| k.after_kill != initial() && k.after_kill != uninterrupted)
@@ -553,19 +554,17 @@ async fn hubspot_runs_killed_at_any_point_then_restarted_converge() {
     assert_eq!(points.last().unwrap().after_kill, uninterrupted);
     assert!(
         partial >= 1,
-        "no kill point fell between the load and the removals"
+        "no kill point fell between the removals and the load"
     );
 }
 
 /// The realistic timing of [`hubspot_runs_killed_at_any_point_then_restarted_converge`]: the last
 /// run was an hour ago and the deals were edited ten minutes ago, longer ago than the cursor's
-/// safety margin (`CURSOR_SAFETY`, 60 s). A run killed after its load committed (rows and the new
-/// cursor, in a `sync_runs` row marked succeeded) but before its removals committed leaves deal
-/// 3's vanished "Closed won" event behind, and the restarted incremental run no longer reads deal
-/// 3 (modified before the new cursor), so nothing prunes it until the next complete read
-/// (`full_sync_hours`, 24 h by default).
+/// safety margin (`CURSOR_SAFETY`, 60 s), so a restarted incremental run does not read them again.
+/// When the runner committed its removals after the load (rows and the new cursor), a run killed
+/// in between left deal 3's vanished "Closed won" event behind until the next complete read
+/// (`full_sync_hours`, 24 h by default); the removals are now committed before the cursor moves.
 #[tokio::test]
-#[ignore = "product bug: HubSpot removals are committed after the cursor; see the doc comment"]
 async fn hubspot_killed_between_load_and_removals_converges_for_edits_older_than_the_margin() {
     let ten_minutes_ago = (chrono::Utc::now() - chrono::Duration::minutes(10))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
