@@ -103,6 +103,8 @@ pub struct Job {
     pub state: JobState,
     pub attempt: i32,
     pub max_attempts: i32,
+    /// 1 (first) .. 4.
+    pub priority: i16,
     pub scheduled_at: DateTime<Utc>,
     pub attempted_at: Option<DateTime<Utc>>,
     pub finalized_at: Option<DateTime<Utc>>,
@@ -112,7 +114,7 @@ pub struct Job {
 
 const JOB_COLUMNS: &str =
     "tenant_id, id, kind, args, state, attempt, max_attempts, scheduled_at, attempted_at, \
-                           finalized_at, unique_key, errors";
+                           finalized_at, unique_key, errors, priority";
 
 fn job_from_row(r: &Row) -> Job {
     let state: String = r.get(4);
@@ -129,6 +131,7 @@ fn job_from_row(r: &Row) -> Job {
         finalized_at: r.get(9),
         unique_key: r.get(10),
         errors: r.get(11),
+        priority: r.get(12),
     }
 }
 
@@ -170,14 +173,42 @@ async fn insert_job(
     if inserted.is_some() {
         return Ok(Enqueued::New(id));
     }
+    // A live duplicate that is still waiting (`available`) is promoted to the new request: it
+    // runs no later than asked and, when the new job has the higher priority, with its priority
+    // and args (a manual "sync now" must not wait behind a scheduled run queued with jitter).
+    // Running jobs, and retryable ones (a backoff or a provider's Retry-After), are left alone.
     let existing = client
         .query_opt(
-            "select id from jobs where tenant_id = $1 and kind = $2 and unique_key = $3
-                and state in ('available', 'running', 'retryable')",
-            &[&tenant_id, &job.kind, &job.unique_key],
+            "with promoted as (
+                 update jobs
+                    set scheduled_at = least(scheduled_at, coalesce($4, now())),
+                        args = case when $5 < priority then $6 else args end,
+                        priority = least(priority, $5)
+                  where tenant_id = $1 and kind = $2 and unique_key = $3 and state = 'available'
+                 returning id)
+             select id, true from promoted
+             union all
+             select id, false from jobs where tenant_id = $1 and kind = $2 and unique_key = $3
+                and state in ('running', 'retryable')
+             limit 1",
+            &[
+                &tenant_id,
+                &job.kind,
+                &job.unique_key,
+                &job.scheduled_at,
+                &job.priority,
+                &job.args,
+            ],
         )
         .await
         .ctx("reading the duplicate job")?;
+    if existing.as_ref().is_some_and(|r| r.get::<_, bool>(1)) {
+        // The insert trigger's wake-up, for a job that may have become due now.
+        client
+            .execute("select pg_notify('zixly_jobs', '')", &[])
+            .await
+            .ctx("waking workers")?;
+    }
     // The live duplicate may have finished between the two statements: then enqueue again.
     match existing {
         Some(r) => Ok(Enqueued::Duplicate(r.get(0))),

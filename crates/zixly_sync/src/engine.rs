@@ -354,7 +354,8 @@ pub fn sync_job(integration_id: Uuid, manual: bool, max_attempts: i32) -> NewJob
 }
 
 /// Enqueues a manual sync in the caller's tenant transaction (API, CLI); a sync already queued or
-/// running for the integration is returned as `Enqueued::Duplicate`.
+/// running for the integration is returned as `Enqueued::Duplicate`, and a queued one that has not
+/// started (a scheduled run waiting for its jitter) becomes this manual run, due now.
 pub async fn enqueue_sync(tx: &TenantTx, integration_id: Uuid) -> DbResult<Enqueued> {
     let mut job = sync_job(integration_id, true, SyncConfig::default().max_attempts);
     job.priority = 1;

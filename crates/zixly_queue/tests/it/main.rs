@@ -90,6 +90,58 @@ async fn unique_jobs_dedupe_while_live_only() {
     assert!(matches!(enqueue(&db, tenant, j).await, Enqueued::New(id) if id != first.id()));
 }
 
+/// A waiting duplicate is promoted by a more urgent request (a manual "sync now" behind a
+/// scheduled run queued minutes ahead with jitter) and never demoted by a later, lazier one.
+#[tokio::test]
+async fn a_waiting_duplicate_is_promoted_by_a_more_urgent_request_only() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("A").await;
+    let later = chrono::Utc::now() + chrono::Duration::minutes(2);
+    let mut scheduled = NewJob::new("sync", json!({"manual": false}));
+    scheduled.unique_key = Some("integration-1".into());
+    scheduled.priority = 2;
+    scheduled.scheduled_at = Some(later);
+    let id = enqueue(&db, tenant, scheduled.clone()).await.id();
+
+    let mut manual = NewJob::new("sync", json!({"manual": true}));
+    manual.unique_key = Some("integration-1".into());
+    manual.priority = 1;
+    assert_eq!(enqueue(&db, tenant, manual).await, Enqueued::Duplicate(id));
+    let j = job(&db, tenant, id).await;
+    assert_eq!(j.priority, 1);
+    assert_eq!(j.args, json!({"manual": true}));
+    assert!(
+        j.scheduled_at <= chrono::Utc::now(),
+        "due now: {}",
+        j.scheduled_at
+    );
+
+    // The scheduler asking again later changes nothing.
+    assert_eq!(
+        enqueue(&db, tenant, scheduled).await,
+        Enqueued::Duplicate(id)
+    );
+    let again = job(&db, tenant, id).await;
+    assert_eq!(
+        (again.priority, again.args, again.scheduled_at),
+        (1, json!({"manual": true}), j.scheduled_at)
+    );
+
+    // Runs once, as the manual job.
+    let mut worker = Worker::new(db.system.clone(), config());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    worker.register("sync", move |job: Job| {
+        let s = s.clone();
+        async move {
+            s.lock().unwrap().push(job.args);
+            Ok(())
+        }
+    });
+    assert_eq!(worker.run_until_idle().await.unwrap(), 1);
+    assert_eq!(*seen.lock().unwrap(), vec![json!({"manual": true})]);
+}
+
 #[tokio::test]
 async fn failures_retry_with_backoff_then_discard() {
     let db = TestDb::new().await;
