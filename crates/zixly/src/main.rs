@@ -8,6 +8,12 @@ mod cmd;
 mod demo;
 mod env;
 
+/// mimalloc instead of glibc's malloc: the server's request path (rows → views → JSON) is
+/// allocation-heavy, and glibc's malloc/free took ~18% of its CPU under the API benchmark
+/// (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -129,6 +129,9 @@ struct Figures {
     requests: u64,
     errors: u64,
     rps: f64,
+    /// CPU time (user + system) the server process spent per request (HTTP phases only): a
+    /// figure that a noisy machine moves far less than throughput.
+    server_cpu_us: Option<f64>,
     p50_ms: f64,
     p99_ms: f64,
 }
@@ -143,6 +146,7 @@ fn figures(mut lat_us: Vec<u64>, errors: u64, elapsed: Duration) -> Figures {
         lat_us[i] as f64 / 1000.0
     };
     Figures {
+        server_cpu_us: None,
         requests: lat_us.len() as u64,
         errors,
         rps: lat_us.len() as f64 / elapsed.as_secs_f64(),
@@ -181,7 +185,7 @@ async fn run_bench(global: &Global, db: &Database, args: &BenchApiArgs) -> Resul
     }
 
     let server = spawn_server(global).await?;
-    let result = measure(db, &targets, span, args, &server.base).await;
+    let result = measure(db, &targets, span, args, &server).await;
     let peak_rss_mb = server.peak_rss_mb();
     server.stop().await;
     let results = result?;
@@ -206,6 +210,7 @@ async fn run_bench(global: &Global, db: &Database, args: &BenchApiArgs) -> Resul
             "api_rps": round1(a.rps), "sql_rps": round1(s.rps), "api_vs_sql": round3(a.rps / s.rps.max(f64::EPSILON)),
             "api_p50_ms": round3(a.p50_ms), "api_p99_ms": round3(a.p99_ms),
             "sql_p50_ms": round3(s.p50_ms), "sql_p99_ms": round3(s.p99_ms),
+            "server_cpu_us_per_request": a.server_cpu_us.map(round1),
             "api_requests": a.requests, "api_errors": a.errors, "sql_requests": s.requests, "sql_errors": s.errors,
         }))).collect::<serde_json::Map<_, _>>(),
     });
@@ -213,12 +218,20 @@ async fn run_bench(global: &Global, db: &Database, args: &BenchApiArgs) -> Resul
         println!("{line}");
     } else {
         println!(
-            "{:<14} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>7}",
-            "pattern", "api rps", "sql rps", "api/sql", "api p50", "api p99", "sql p99", "errors"
+            "{:<14} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>11} {:>7}",
+            "pattern",
+            "api rps",
+            "sql rps",
+            "api/sql",
+            "api p50",
+            "api p99",
+            "sql p99",
+            "server cpu",
+            "errors"
         );
         for (p, (a, s)) in &results {
             println!(
-                "{:<14} {:>10.0} {:>10.0} {:>7.0}% {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>7}",
+                "{:<14} {:>10.0} {:>10.0} {:>7.0}% {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>9.0}µs {:>7}",
                 p.name(),
                 a.rps,
                 s.rps,
@@ -226,6 +239,7 @@ async fn run_bench(global: &Global, db: &Database, args: &BenchApiArgs) -> Resul
                 a.p50_ms,
                 a.p99_ms,
                 s.p99_ms,
+                a.server_cpu_us.unwrap_or(f64::NAN),
                 a.errors + s.errors
             );
         }
@@ -324,6 +338,21 @@ impl Server {
         Some(kb / 1024.0)
     }
 
+    /// User + system CPU seconds the server process has used so far (`/proc/PID/stat`).
+    fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()?;
+        Some((utime + stime) as f64 / ticks as f64)
+    }
+
     async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = nix::sys::signal::kill(
@@ -386,8 +415,9 @@ async fn measure(
     targets: &[Target],
     span: Span,
     args: &BenchApiArgs,
-    base: &str,
+    server: &Server,
 ) -> Result<Vec<(Pattern, (Figures, Figures))>> {
+    let base = server.base.as_str();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency * 2)
         .timeout(Duration::from_secs(30))
@@ -406,7 +436,11 @@ async fn measure(
         http_phase(&http, base, &targets, span, pattern, args.concurrency, warm).await;
         sql_phase(&db.app, &targets, span, pattern, args.concurrency, warm).await;
         let dur = Duration::from_secs(args.seconds);
-        let api = http_phase(&http, base, &targets, span, pattern, args.concurrency, dur).await;
+        let cpu_before = server.cpu_seconds();
+        let mut api = http_phase(&http, base, &targets, span, pattern, args.concurrency, dur).await;
+        if let (Some(before), Some(after)) = (cpu_before, server.cpu_seconds()) {
+            api.server_cpu_us = Some((after - before) * 1e6 / api.requests.max(1) as f64);
+        }
         let sql = sql_phase(&db.app, &targets, span, pattern, args.concurrency, dur).await;
         if !args.json {
             eprintln!(

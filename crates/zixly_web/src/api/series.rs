@@ -9,6 +9,7 @@
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Days, NaiveDate, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -130,10 +131,14 @@ pub struct FinancialView {
     pub id: Uuid,
     pub record_date: NaiveDate,
     /// Decimal string, e.g. `"15000.00"`.
-    pub revenue: String,
-    pub expenses: String,
-    pub net_profit: String,
-    pub cash_flow: String,
+    #[schema(value_type = String)]
+    pub revenue: Decimal,
+    #[schema(value_type = String)]
+    pub expenses: Decimal,
+    #[schema(value_type = String)]
+    pub net_profit: Decimal,
+    #[schema(value_type = String)]
+    pub cash_flow: Decimal,
     pub currency: String,
     pub source_system: String,
     pub external_id: Option<String>,
@@ -145,10 +150,10 @@ impl From<FinancialRow> for FinancialView {
         FinancialView {
             id: r.id,
             record_date: r.record_date,
-            revenue: money(r.revenue),
-            expenses: money(r.expenses),
-            net_profit: money(r.net_profit),
-            cash_flow: money(r.cash_flow),
+            revenue: r.revenue,
+            expenses: r.expenses,
+            net_profit: r.net_profit,
+            cash_flow: r.cash_flow,
             currency: r.currency,
             source_system: r.source_system,
             external_id: r.external_id,
@@ -165,10 +170,14 @@ pub struct FinancialBucketView {
     pub currency: String,
     /// Rows summed.
     pub rows: i64,
-    pub revenue: String,
-    pub expenses: String,
-    pub net_profit: String,
-    pub cash_flow: String,
+    #[schema(value_type = String)]
+    pub revenue: Decimal,
+    #[schema(value_type = String)]
+    pub expenses: Decimal,
+    #[schema(value_type = String)]
+    pub net_profit: Decimal,
+    #[schema(value_type = String)]
+    pub cash_flow: Decimal,
 }
 
 impl From<FinancialBucket> for FinancialBucketView {
@@ -177,10 +186,10 @@ impl From<FinancialBucket> for FinancialBucketView {
             bucket_start: b.bucket_start,
             currency: b.currency,
             rows: b.rows,
-            revenue: money(b.revenue),
-            expenses: money(b.expenses),
-            net_profit: money(b.net_profit),
-            cash_flow: money(b.cash_flow),
+            revenue: b.revenue,
+            expenses: b.expenses,
+            net_profit: b.net_profit,
+            cash_flow: b.cash_flow,
         }
     }
 }
@@ -191,7 +200,8 @@ pub struct LeadEventView {
     pub event_date: DateTime<Utc>,
     pub lead_id: String,
     pub stage: String,
-    pub value: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub value: Option<Decimal>,
     pub currency: String,
     /// `active`, `won`, `lost` or `stale`.
     pub status: String,
@@ -207,7 +217,7 @@ impl From<LeadEventRow> for LeadEventView {
             event_date: r.event_date,
             lead_id: r.lead_id,
             stage: r.stage,
-            value: r.value.map(money),
+            value: r.value,
             currency: r.currency,
             status: r.status,
             source_system: r.source_system,
@@ -226,7 +236,8 @@ pub struct LeadEventBucketView {
     pub events: i64,
     /// Distinct leads.
     pub leads: i64,
-    pub value: String,
+    #[schema(value_type = String)]
+    pub value: Decimal,
 }
 
 impl From<LeadEventBucket> for LeadEventBucketView {
@@ -238,7 +249,7 @@ impl From<LeadEventBucket> for LeadEventBucketView {
             currency: b.currency,
             events: b.events,
             leads: b.leads,
-            value: money(b.value),
+            value: b.value,
         }
     }
 }
@@ -248,7 +259,8 @@ pub struct MetricView {
     pub id: Uuid,
     pub metric_name: String,
     /// Decimal string with up to 4 places.
-    pub metric_value: String,
+    #[schema(value_type = String)]
+    pub metric_value: Decimal,
     pub unit: Option<String>,
     pub record_date: DateTime<Utc>,
     pub source_system: String,
@@ -260,7 +272,7 @@ impl From<MetricRow> for MetricView {
         MetricView {
             id: r.id,
             metric_name: r.metric_name,
-            metric_value: money(r.metric_value),
+            metric_value: r.metric_value,
             unit: r.unit,
             record_date: r.record_date,
             source_system: r.source_system,
@@ -275,10 +287,14 @@ pub struct MetricBucketView {
     pub metric_name: String,
     pub unit: Option<String>,
     pub count: i64,
-    pub sum: String,
-    pub avg: String,
-    pub min: String,
-    pub max: String,
+    #[schema(value_type = String)]
+    pub sum: Decimal,
+    #[schema(value_type = String)]
+    pub avg: Decimal,
+    #[schema(value_type = String)]
+    pub min: Decimal,
+    #[schema(value_type = String)]
+    pub max: Decimal,
 }
 
 impl From<MetricBucket> for MetricBucketView {
@@ -288,10 +304,10 @@ impl From<MetricBucket> for MetricBucketView {
             metric_name: b.metric_name,
             unit: b.unit,
             count: b.count,
-            sum: money(b.sum),
-            avg: money(b.avg),
-            min: money(b.min),
-            max: money(b.max),
+            sum: b.sum,
+            avg: b.avg,
+            min: b.min,
+            max: b.max,
         }
     }
 }
