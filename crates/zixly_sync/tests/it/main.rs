@@ -1,5 +1,6 @@
-//! Token storage and refresh against the fake Xero and a real database; the sync engine (`sync`) and its
-//! Pipedrive, Asana and MYOB runners (`pipedrive`, `asana`, `myob`).
+//! Token storage and refresh against the fakes and a real database (here and `refresh`, every
+//! provider); the sync engine with Xero (`sync`, `xero_currency`) and its HubSpot, Pipedrive, Asana
+//! and MYOB runners (`hubspot`, `pipedrive`, `asana`, `myob`); the sync benchmark (`bench`).
 
 mod asana;
 mod bench;
