@@ -11,6 +11,7 @@
 //! | `DIR/superuser.password`   | generated password of the `postgres` superuser, 0600   | invoking user    |
 //! | `DIR/zixly.lock`           | advisory `flock`, held only while starting/stopping    | invoking user    |
 //! | `DIR/zixly.owner.json`     | which zixly process is responsible for the postmaster  | invoking user    |
+//! | `DIR/zixly.users.lock`     | shared `flock` held by every process using the server  | invoking user    |
 //!
 //! # Lifecycle
 //!
@@ -43,6 +44,14 @@
 //!    first wait for (and if need be kill) leftover backends of that server so
 //!    that its shared memory is released, and retry if it was not yet. Readiness
 //!    is polled with `pg_isready` on the socket.
+//!
+//! 5. **Use count** — every [`RunningCluster`] holds a shared `flock` on
+//!    `DIR/zixly.users.lock` until it is stopped or dropped. The responsible
+//!    process stops the server only when no other process holds one; otherwise
+//!    it marks the server *handed over* in `DIR/zixly.owner.json` and leaves it
+//!    running, and the last user stops it (a new start adopts it). So a short
+//!    command that started the cluster never stops it under a `zixly up` that
+//!    began meanwhile.
 //!
 //! [`RunningCluster::stop`] sends SIGINT (fast shutdown), waits, falls back to
 //! SIGQUIT (immediate shutdown) and finally SIGKILL, and waits until no process
@@ -207,6 +216,10 @@ impl EmbeddedCluster {
 
     fn owner_path(&self) -> PathBuf {
         self.data_dir.join("zixly.owner.json")
+    }
+
+    fn users_lock_path(&self) -> PathBuf {
+        self.data_dir.join("zixly.users.lock")
     }
 
     fn pid_file(&self) -> PathBuf {
@@ -499,9 +512,11 @@ impl EmbeddedCluster {
         }
 
         let owner = OwnerRecord::read(&self.owner_path());
+        // A handed-over server (its owner stopped while others still used it) is anyone's to
+        // adopt, like one whose owner died.
         let owner_alive = owner
             .as_ref()
-            .is_some_and(|o| o.postmaster_pid == pf.pid && o.is_alive());
+            .is_some_and(|o| o.postmaster_pid == pf.pid && !o.handed_over && o.is_alive());
         let current = PidFile::read(&self.pid_file()).unwrap_or(pf.clone());
         if !self.settings_match(&current) {
             if owner_alive {
@@ -514,6 +529,17 @@ impl EmbeddedCluster {
                     current.port,
                     current.socket_dir,
                     owner.map(|o| o.owner_pid).unwrap_or_default(),
+                    self.port(),
+                    self.tcp_port.is_some()
+                )));
+            }
+            if others_using(&self.users_lock_path())? {
+                return Err(PgEmbedError::Invalid(format!(
+                    "{} is served by PostgreSQL (pid {}) with other settings than requested \
+                     (port {}, tcp {}), and other zixly processes still use it. Stop them first \
+                     or use the same settings.",
+                    self.data_dir.display(),
+                    pf.pid,
                     self.port(),
                     self.tcp_port.is_some()
                 )));
@@ -539,7 +565,7 @@ impl EmbeddedCluster {
                 None,
                 false,
                 false,
-            )))
+            )?))
         } else {
             tracing::info!(
                 pid = pf.pid,
@@ -552,7 +578,7 @@ impl EmbeddedCluster {
                 None,
                 false,
                 true,
-            )))
+            )?))
         }
     }
 
@@ -611,13 +637,7 @@ impl EmbeddedCluster {
             match exited {
                 None => {
                     OwnerRecord::mine(pid).write(&self.owner_path())?;
-                    return Ok(RunningCluster::new(
-                        self.clone(),
-                        pid,
-                        Some(child),
-                        true,
-                        false,
-                    ));
+                    return RunningCluster::new(self.clone(), pid, Some(child), true, false);
                 }
                 Some(status) => {
                     let err = self.startup_error(format!("postgres exited ({status})"), log_offset);
@@ -742,24 +762,53 @@ pub struct RunningCluster {
     started_here: bool,
     adopted: bool,
     stopped: bool,
+    /// Shared `flock` on `DIR/zixly.users.lock` while this handle uses the server: the process
+    /// responsible for stopping it stops it only when no other handle holds one.
+    in_use: Option<Flock<std::fs::File>>,
 }
 
 impl RunningCluster {
+    /// Called under `DIR/zixly.lock`, so no stopper is checking the users lock meanwhile.
     fn new(
         cluster: EmbeddedCluster,
         pid: i32,
         child: Option<std::process::Child>,
         started_here: bool,
         adopted: bool,
-    ) -> Self {
-        RunningCluster {
+    ) -> Result<Self, PgEmbedError> {
+        let in_use = Some(lock_shared(&cluster.users_lock_path())?);
+        Ok(RunningCluster {
             cluster,
             pid,
             child,
             started_here,
             adopted,
             stopped: false,
+            in_use,
+        })
+    }
+
+    /// Whether this handle is the one to stop the server once nobody else uses it: we started
+    /// or adopted it, or its owner handed it over (stopped while others used it) or died.
+    fn responsible(&self) -> bool {
+        if self.owns_server() {
+            return true;
         }
+        OwnerRecord::read(&self.cluster.owner_path())
+            .is_some_and(|o| o.postmaster_pid == self.pid && (o.handed_over || !o.is_alive()))
+    }
+
+    /// Leaves the server running for its other users; the last of them stops it.
+    fn hand_over(&self) -> Result<(), PgEmbedError> {
+        tracing::info!(
+            pid = self.pid,
+            "leaving PostgreSQL running: other zixly processes still use it (the last one stops it)"
+        );
+        OwnerRecord {
+            handed_over: true,
+            ..OwnerRecord::mine(self.pid)
+        }
+        .write(&self.cluster.owner_path())
     }
 
     /// True when this call spawned the postmaster. False when a live server
@@ -789,18 +838,24 @@ impl RunningCluster {
         &self.cluster
     }
 
-    /// Stops PostgreSQL if we own it ([`owns_server`](Self::owns_server)); a
-    /// no-op for a server another live zixly process is responsible for.
+    /// Ends this handle's use of the server, and stops PostgreSQL if this handle is responsible
+    /// for it (see [`owns_server`](Self::owns_server)) and no other zixly process still uses it.
+    /// When others do, the server keeps running and the last of them stops it. A no-op for a
+    /// server another live zixly process is responsible for.
     pub async fn stop(mut self) -> Result<(), PgEmbedError> {
         self.stopped = true;
-        if !self.owns_server() {
+        let _lock = lock_exclusive(&self.cluster.lock_path()).await?;
+        drop(self.in_use.take());
+        if !self.responsible() {
             tracing::debug!(
                 pid = self.pid,
                 "leaving PostgreSQL running: another zixly process owns it"
             );
             return Ok(());
         }
-        let _lock = lock_exclusive(&self.cluster.lock_path()).await?;
+        if others_using(&self.cluster.users_lock_path())? {
+            return self.hand_over();
+        }
         tracing::info!(pid = self.pid, "stopping PostgreSQL");
         let t0 = Instant::now();
         terminate(self.pid, self.child.as_mut()).await?;
@@ -819,7 +874,16 @@ impl RunningCluster {
 
 impl Drop for RunningCluster {
     fn drop(&mut self) {
-        if self.stopped || !self.owns_server() {
+        if self.stopped {
+            return;
+        }
+        drop(self.in_use.take());
+        if !self.responsible() {
+            return;
+        }
+        // Best effort without `DIR/zixly.lock` (no waiting in drop).
+        if others_using(&self.cluster.users_lock_path()).unwrap_or(true) {
+            let _ = self.hand_over();
             return;
         }
         tracing::warn!(
@@ -842,6 +906,10 @@ struct OwnerRecord {
     owner_pid: i32,
     owner_start: Option<u64>,
     postmaster_pid: i32,
+    /// The owner stopped using the server while other zixly processes still did: whichever of
+    /// them is last stops it (and a new start adopts it).
+    #[serde(default)]
+    handed_over: bool,
 }
 
 impl OwnerRecord {
@@ -851,6 +919,7 @@ impl OwnerRecord {
             owner_pid,
             owner_start: procs::process_start_time(owner_pid),
             postmaster_pid,
+            handed_over: false,
         }
     }
 
@@ -869,6 +938,49 @@ impl OwnerRecord {
         procs::pid_alive(self.owner_pid)
             && (self.owner_start.is_none()
                 || procs::process_start_time(self.owner_pid) == self.owner_start)
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<std::fs::File, PgEmbedError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .ctx(|| format!("open {}", path.display()))
+}
+
+/// Marks one use of the running server (`DIR/zixly.users.lock`, shared). Only a stopper holding
+/// `DIR/zixly.lock` ever takes it exclusively, and only for an instant, so this does not wait.
+fn lock_shared(path: &Path) -> Result<Flock<std::fs::File>, PgEmbedError> {
+    let mut file = open_lock_file(path)?;
+    let deadline = Instant::now() + LOCK_TIMEOUT;
+    loop {
+        match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) | Err((f, nix::errno::Errno::EINTR))
+                if Instant::now() < deadline =>
+            {
+                file = f;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((_, e)) => return Err(PgEmbedError::sys(format!("flock {}", path.display()), e)),
+        }
+    }
+}
+
+/// Whether another handle (in any process) still uses the server: its shared lock is held.
+fn others_using(path: &Path) -> Result<bool, PgEmbedError> {
+    let file = open_lock_file(path)?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => {
+            drop(lock);
+            Ok(false)
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, e)) => Err(PgEmbedError::sys(format!("flock {}", path.display()), e)),
     }
 }
 

@@ -355,6 +355,47 @@ fn concurrent_first_starts_of_a_missing_dir_all_succeed() {
     assert_fully_stopped(&dir.cluster(), pid);
 }
 
+/// The process that started the server stops using it while another still does (a short CLI
+/// command that started the cluster, and a `zixly up` that began meanwhile): the server keeps
+/// running for the other, and the last user stops it.
+#[tokio::test]
+async fn the_last_user_stops_a_server_its_owner_left_to_others() {
+    let dir = TestDir::new();
+    let (a, b) = (dir.cluster(), dir.cluster());
+    let owner = a.start().await.unwrap();
+    assert!(owner.started_here());
+    let user = b.start().await.unwrap();
+    assert!(!user.started_here());
+    let pid = owner.pid() as i32;
+
+    owner.stop().await.unwrap();
+    assert!(pid_alive(pid), "stopped under a user");
+    let url = b.superuser_url("postgres").unwrap();
+    assert_eq!(psql(&url, "select 1"), "1");
+
+    user.stop().await.unwrap();
+    assert_fully_stopped(&b, pid);
+}
+
+/// A handed-over server is adopted by the next start, which then stops it as its own.
+#[tokio::test]
+async fn a_handed_over_server_is_adopted_by_the_next_start() {
+    let dir = TestDir::new();
+    let owner = dir.cluster().start().await.unwrap();
+    let user = dir.cluster().start().await.unwrap();
+    let pid = owner.pid() as i32;
+    owner.stop().await.unwrap();
+
+    let next = dir.cluster().start().await.unwrap();
+    assert!(next.adopted(), "anyone's to adopt");
+    assert_eq!(next.pid() as i32, pid);
+    // The earlier user leaves it to the adopter, who stops it last.
+    user.stop().await.unwrap();
+    assert!(pid_alive(pid));
+    next.stop().await.unwrap();
+    assert_fully_stopped(&dir.cluster(), pid);
+}
+
 #[tokio::test]
 async fn recovers_after_postmaster_sigkill() {
     let dir = TestDir::new();
