@@ -32,7 +32,7 @@ pub fn test_role_passwords() -> RolePasswords {
 }
 
 /// Where the shared test cluster lives: short (Unix socket paths are limited to ~100 bytes) and
-/// unique per checkout.
+/// unique per checkout. `.ci/run` computes the same path (FNV-1a) to stop it: change both.
 pub fn test_cluster_dir() -> PathBuf {
     let manifest = env!("CARGO_MANIFEST_DIR");
     let mut h: u64 = 0xcbf29ce484222325;
