@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "loader_stats",
         sql: include_str!("../../../migrations/0006_loader_stats.sql"),
     },
+    Migration {
+        version: 7,
+        name: "jobs_claim_index",
+        sql: include_str!("../../../migrations/0007_jobs_claim_index.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {
