@@ -41,9 +41,12 @@ pub struct WebArgs {
     /// Behind a reverse proxy: take the client address from the last X-Forwarded-For entry.
     #[arg(long, env = "ZIXLY_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
-    /// Plain-SMTP relay for invitation and reset mails, e.g. smtp://127.0.0.1:25. Without it,
-    /// links are shown to the ADMIN who creates them.
-    #[arg(long, env = "ZIXLY_SMTP_URL")]
+    /// SMTP server for invitation and reset mails: smtp://host[:port] (plain, port 25),
+    /// smtp://host[:port]?tls=required (STARTTLS, port 587), smtps://host[:port] (TLS, port 465);
+    /// credentials as user:password@ (percent-encoded). Without it, links are shown to the ADMIN
+    /// who creates them.
+    // `hide_env_values`: --help must not print the password.
+    #[arg(long, env = "ZIXLY_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// Sender address of outgoing mail.
     #[arg(long, env = "ZIXLY_MAIL_FROM", default_value = "zixly@localhost")]
@@ -61,8 +64,15 @@ impl WebArgs {
         config.trust_forwarded_for = self.trust_forwarded_for;
         let mut state = zixly_web::AppState::new(app, config);
         if let Some(url) = &self.smtp_url {
-            let mailer = zixly_web::mail::SmtpMailer::from_url(url, &self.mail_from)?;
-            tracing::info!(host = %mailer.host, port = mailer.port, "sending mail through SMTP");
+            let mailer = zixly_web::mail::SmtpMailer::from_url(url, &self.mail_from)
+                .context("invalid mail configuration (ZIXLY_SMTP_URL, ZIXLY_MAIL_FROM)")?;
+            tracing::info!(
+                host = %mailer.host,
+                port = mailer.port,
+                tls = %mailer.security,
+                auth = mailer.authenticated,
+                "sending mail through SMTP"
+            );
             state = state.with_mailer(std::sync::Arc::new(mailer));
         }
         Ok(state)

@@ -118,6 +118,150 @@ async fn invitation_with_mail_sends_the_link_instead_of_showing_it() {
     );
 }
 
+/// One SMTP session as a minimal server on localhost saw it: the command lines and the message.
+async fn fake_smtp_session(listener: tokio::net::TcpListener) -> (Vec<String>, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (stream, _) = listener.accept().await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    write.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+    let (mut commands, mut data, mut in_data) = (Vec::new(), String::new(), false);
+    loop {
+        let mut line = String::new();
+        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+            break;
+        }
+        if in_data {
+            if line == ".\r\n" {
+                in_data = false;
+                write.write_all(b"250 queued\r\n").await.unwrap();
+            } else {
+                data.push_str(&line);
+            }
+            continue;
+        }
+        commands.push(line.trim_end().to_string());
+        let reply: &[u8] = match line.get(..4).unwrap_or_default() {
+            "EHLO" => b"250-fake\r\n250 8BITMIME\r\n",
+            "MAIL" | "RCPT" => b"250 ok\r\n",
+            "DATA" => {
+                in_data = true;
+                b"354 go ahead\r\n"
+            }
+            "QUIT" => {
+                let _ = write.write_all(b"221 bye\r\n").await;
+                break;
+            }
+            _ => b"502 what\r\n",
+        };
+        write.write_all(reply).await.unwrap();
+    }
+    (commands, data)
+}
+
+/// Decodes a quoted-printable body (RFC 2045 6.7): lettre uses it for lines of 76+ characters.
+fn decode_quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The invitation goes through the real SMTP client (`SmtpMailer`, lettre) to an SMTP server.
+#[tokio::test]
+async fn invitation_mail_is_delivered_over_smtp() {
+    let app = spawn_app().await;
+    let smtp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let smtp_url = format!("smtp://127.0.0.1:{}", smtp.local_addr().unwrap().port());
+    let session = tokio::spawn(fake_smtp_session(smtp));
+    // A second server on the same database, sending through SMTP.
+    let mut state = app.state.clone();
+    let mailer =
+        zixly_web::mail::SmtpMailer::from_url(&smtp_url, "Zixly <zixly@a.example>").unwrap();
+    state.mailer = Some(std::sync::Arc::new(mailer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(zixly_web::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let res = app
+        .client
+        .post(format!("{base}/api/v1/invitations"))
+        .bearer_auth(&app.b.admin.token)
+        .json(&json!({"email": "smtp-invitee@b.example", "role": "EDITOR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let v = body(res).await;
+    assert_eq!(v["delivery"], "email", "{v}");
+    assert!(v["link"].is_null());
+    let (commands, data) = tokio::time::timeout(Duration::from_secs(10), session)
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = stop.send(());
+    assert!(
+        commands.contains(&"MAIL FROM:<zixly@a.example>".to_string()),
+        "{commands:?}"
+    );
+    assert!(
+        commands.contains(&"RCPT TO:<smtp-invitee@b.example>".to_string()),
+        "{commands:?}"
+    );
+    assert_eq!(commands.iter().filter(|c| c.starts_with("RCPT")).count(), 1);
+    assert!(
+        data.contains("\r\nTo: smtp-invitee@b.example\r\n"),
+        "{data}"
+    );
+    assert!(
+        data.contains("\r\nFrom: Zixly <zixly@a.example>\r\n"),
+        "{data}"
+    );
+    assert!(
+        data.contains("\r\nSubject: You are invited to Zixly\r\n"),
+        "{data}"
+    );
+    let (headers, raw_body) = data.split_once("\r\n\r\n").unwrap();
+    let text = if headers.contains("Content-Transfer-Encoding: quoted-printable") {
+        decode_quoted_printable(raw_body)
+    } else {
+        raw_body.to_string()
+    };
+    assert!(
+        text.contains("admin@b.example invited you to Zixly as EDITOR."),
+        "{text}"
+    );
+    let link = text
+        .lines()
+        .find(|l| l.contains("/accept-invitation#token="))
+        .unwrap_or_else(|| panic!("no link in {text}"))
+        .trim();
+    assert!(link.starts_with(&app.base_url), "{link}");
+    // The mailed link works, once.
+    let token = token_from_link(link);
+    assert_eq!(
+        accept(&app, &token, "a good new password").await.status(),
+        201
+    );
+    assert_eq!(
+        accept(&app, &token, "a good new password").await.status(),
+        400
+    );
+}
+
 #[tokio::test]
 async fn invitations_are_validated_and_expire_and_can_be_revoked() {
     let app = spawn_app().await;
