@@ -22,6 +22,7 @@ use zixly_db::queries::series::{
 
 use crate::api::clients::{decode_cursor, encode_cursor};
 use crate::api::csv::{self, FormatParam};
+use crate::api::json_time;
 use crate::api::{Page, PageParams};
 use crate::auth::{Auth, Viewer};
 use crate::error::{ApiError, ApiPath, ApiQuery, ApiResult, ErrorBody, ErrorDetail};
@@ -129,6 +130,7 @@ pub(crate) fn money(d: impl std::fmt::Display) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FinancialView {
     pub id: Uuid,
+    #[serde(serialize_with = "json_time::date")]
     pub record_date: NaiveDate,
     /// Decimal string, e.g. `"15000.00"`.
     #[schema(value_type = String)]
@@ -166,6 +168,7 @@ impl From<FinancialRow> for FinancialView {
 pub struct FinancialBucketView {
     /// First day of the bucket (the range's first day for a clipped first bucket is still the
     /// bucket's own first day).
+    #[serde(serialize_with = "json_time::date")]
     pub bucket_start: NaiveDate,
     pub currency: String,
     /// Rows summed.
@@ -197,6 +200,7 @@ impl From<FinancialBucket> for FinancialBucketView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LeadEventView {
     pub id: Uuid,
+    #[serde(serialize_with = "json_time::utc")]
     pub event_date: DateTime<Utc>,
     pub lead_id: String,
     pub stage: String,
@@ -229,6 +233,7 @@ impl From<LeadEventRow> for LeadEventView {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LeadEventBucketView {
+    #[serde(serialize_with = "json_time::date")]
     pub bucket_start: NaiveDate,
     pub stage: String,
     pub status: String,
@@ -262,6 +267,7 @@ pub struct MetricView {
     #[schema(value_type = String)]
     pub metric_value: Decimal,
     pub unit: Option<String>,
+    #[serde(serialize_with = "json_time::utc")]
     pub record_date: DateTime<Utc>,
     pub source_system: String,
     pub metadata: Option<serde_json::Value>,
@@ -283,6 +289,7 @@ impl From<MetricRow> for MetricView {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MetricBucketView {
+    #[serde(serialize_with = "json_time::date")]
     pub bucket_start: NaiveDate,
     pub metric_name: String,
     pub unit: Option<String>,
