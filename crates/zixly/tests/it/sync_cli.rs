@@ -15,7 +15,7 @@ use zixly_testkit::TestDb;
 
 const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";
 
-fn xero_env(fake: &FakeXero) -> Vec<(String, String)> {
+pub(crate) fn xero_env(fake: &FakeXero) -> Vec<(String, String)> {
     vec![
         ("ZIXLY_XERO_CLIENT_ID".into(), xero::CLIENT_ID.into()),
         (
@@ -28,9 +28,25 @@ fn xero_env(fake: &FakeXero) -> Vec<(String, String)> {
     ]
 }
 
-/// Connects Xero for a new tenant through the fake's authorize redirect and code exchange, with
-/// tokens encrypted under `key`.
-async fn connected(db: &TestDb, fake: &FakeXero, key: &[u8; 32]) -> Uuid {
+/// A `zixly` command against `db` and `fake`, tokens under `key` (log level info).
+pub(crate) fn zixly(db: &TestDb, fake: &FakeXero, key: &[u8; 32]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zixly"));
+    cmd.env("DATABASE_URL", &db.superuser_url)
+        .env("ZIXLY_APP_DATABASE_URL", &db.app_url)
+        .env("ZIXLY_ENCRYPTION_KEY", encode_key(key))
+        .env("ZIXLY_LOG", "info")
+        .envs(xero_env(fake));
+    cmd
+}
+
+/// Connects Xero for a new tenant named `name` through the fake's authorize redirect and code
+/// exchange, with tokens encrypted under `key`; returns (tenant, integration).
+pub(crate) async fn connected(
+    db: &TestDb,
+    fake: &FakeXero,
+    key: &[u8; 32],
+    name: &str,
+) -> (Uuid, Uuid) {
     let vars: std::collections::HashMap<String, String> = xero_env(fake).into_iter().collect();
     let cfg = ProviderConfig::from_vars(Provider::Xero, |k| vars.get(k).cloned())
         .unwrap()
@@ -57,7 +73,7 @@ async fn connected(db: &TestDb, fake: &FakeXero, key: &[u8; 32]) -> Uuid {
         )
         .await
         .unwrap();
-    let tenant = db.tenant("Sync CLI").await;
+    let tenant = db.tenant(name).await;
     let tx = db.app.begin_tenant(tenant).await.unwrap();
     let integration = tx.ensure_integration("XERO").await.unwrap();
     store_new_tokens(
@@ -69,16 +85,12 @@ async fn connected(db: &TestDb, fake: &FakeXero, key: &[u8; 32]) -> Uuid {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    tenant
+    (tenant, integration.id)
 }
 
 async fn zixly_sync_wait(db: &TestDb, fake: &FakeXero, key: &[u8; 32], tenant: Uuid) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zixly"));
-    cmd.env("DATABASE_URL", &db.superuser_url)
-        .env("ZIXLY_APP_DATABASE_URL", &db.app_url)
-        .env("ZIXLY_ENCRYPTION_KEY", encode_key(key))
-        .env("ZIXLY_LOG", "warn")
-        .envs(xero_env(fake))
+    let mut cmd = zixly(db, fake, key);
+    cmd.env("ZIXLY_LOG", "warn")
         .args(["sync", "xero", "--tenant", &tenant.to_string(), "--wait"]);
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -101,7 +113,7 @@ async fn sync_wait_loads_the_data_and_fails_loudly_when_the_grant_is_revoked() {
                "Contact": {"ContactID": "c1"}, "Date": "/Date(1704844800000+0000)/", "SubTotal": 1234.5}),
     );
     let key = generate_key();
-    let tenant = connected(&db, &fake, &key).await;
+    let (tenant, _) = connected(&db, &fake, &key, "Sync CLI").await;
 
     let out = zixly_sync_wait(&db, &fake, &key, tenant).await;
     assert!(

@@ -9,94 +9,23 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use zixly_connectors::oauth::Pkce;
-use zixly_connectors::{http_client, Provider, ProviderConfig};
-use zixly_crypto::{encode_key, generate_key, Keyring};
-use zixly_sync::tokens::store_new_tokens;
-use zixly_testkit::fakes::xero::{self, ms_date, FakeXero};
+use zixly_crypto::generate_key;
+use zixly_testkit::fakes::xero::{ms_date, FakeXero};
 use zixly_testkit::TestDb;
 
-const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";
+use crate::sync_cli::{connected, zixly};
+
 /// Generous bound of every wait: conditions are polled, this only turns a hang into a failure
 /// (a sync takes about 2 s here, but several times that on a loaded machine).
 const DEADLINE: Duration = Duration::from_secs(60);
 /// Each API call of the slow fake while the first worker runs: a full sync is ten calls, and the
 /// worker is killed after three, so it has at least seven of these left to be caught mid-sync.
 const SLOW_CALL: Duration = Duration::from_millis(400);
-
-fn xero_env(fake: &FakeXero) -> Vec<(String, String)> {
-    vec![
-        ("ZIXLY_XERO_CLIENT_ID".into(), xero::CLIENT_ID.into()),
-        (
-            "ZIXLY_XERO_CLIENT_SECRET".into(),
-            xero::CLIENT_SECRET.into(),
-        ),
-        ("ZIXLY_XERO_AUTH_URL".into(), fake.auth_url()),
-        ("ZIXLY_XERO_TOKEN_URL".into(), fake.token_url()),
-        ("ZIXLY_XERO_API_URL".into(), fake.url.clone()),
-    ]
-}
-
-/// A `zixly` command against `db` and `fake`, tokens under `key`.
-fn zixly(db: &TestDb, fake: &FakeXero, key: &[u8; 32]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zixly"));
-    cmd.env("DATABASE_URL", &db.superuser_url)
-        .env("ZIXLY_APP_DATABASE_URL", &db.app_url)
-        .env("ZIXLY_ENCRYPTION_KEY", encode_key(key))
-        .env("ZIXLY_LOG", "info")
-        .envs(xero_env(fake));
-    cmd
-}
-
-/// Connects Xero for a new tenant named `name` through the fake's authorize redirect and code
-/// exchange, with tokens encrypted under `key`; returns (tenant, integration).
-async fn connected(db: &TestDb, fake: &FakeXero, key: &[u8; 32], name: &str) -> (Uuid, Uuid) {
-    let vars: std::collections::HashMap<String, String> = xero_env(fake).into_iter().collect();
-    let cfg = ProviderConfig::from_vars(Provider::Xero, |k| vars.get(k).cloned())
-        .unwrap()
-        .unwrap();
-    let pkce = cfg.pkce.then(Pkce::generate);
-    let resp = http_client()
-        .get(cfg.authorize_url("st", REDIRECT, pkce.as_ref()))
-        .send()
-        .await
-        .unwrap();
-    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let tokens = cfg
-        .exchange_code(
-            &http_client(),
-            &code,
-            REDIRECT,
-            pkce.as_ref().map(|p| &p.verifier),
-        )
-        .await
-        .unwrap();
-    let tenant = db.tenant(name).await;
-    let tx = db.app.begin_tenant(tenant).await.unwrap();
-    let integration = tx.ensure_integration("XERO").await.unwrap();
-    store_new_tokens(
-        &tx,
-        &Arc::new(Keyring::new(key, &[])),
-        integration.id,
-        &tokens,
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    (tenant, integration.id)
-}
 
 /// Runs `cmd` to its end off the runtime; panics with its output unless it succeeds.
 async fn run_ok(mut cmd: Command) -> String {
