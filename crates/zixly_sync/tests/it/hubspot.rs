@@ -8,7 +8,6 @@ use std::task::Poll;
 use serde_json::{json, Value};
 use zixly_connectors::Provider;
 use zixly_queue::JobState;
-use zixly_sync::tokens::aad;
 use zixly_testkit::fakes::hubspot::{FakeHubspot, CLIENT_ID, CLIENT_SECRET};
 use zixly_testkit::fakes::oauth::Fault;
 
@@ -291,29 +290,6 @@ fn changed() -> Vec<Event> {
     ]
 }
 
-/// The stored (access, refresh) tokens in plaintext.
-async fn stored_tokens(env: &Env) -> (String, String) {
-    let r = env
-        .db
-        .superuser()
-        .await
-        .query_one(
-            "select access_token, refresh_token from integrations where id = $1",
-            &[&env.integration],
-        )
-        .await
-        .unwrap();
-    let k = env.engine.keyring();
-    let (a, t) = (env.integration, env.tenant);
-    let access = k
-        .decrypt_str(&r.get::<_, Vec<u8>>(0), &aad(t, a, "access_token"))
-        .unwrap();
-    let refresh = k
-        .decrypt_str(&r.get::<_, Vec<u8>>(1), &aad(t, a, "refresh_token"))
-        .unwrap();
-    (access.expose().to_string(), refresh.expose().to_string())
-}
-
 /// (attempt, seconds until it is due) of the one job waiting for a retry.
 async fn job_wait(env: &Env) -> (i32, f64) {
     let r = env
@@ -372,7 +348,7 @@ async fn hubspot_rate_limit_snoozes_and_a_revoked_grant_is_an_error_without_secr
 
     // The user removed the app at HubSpot: the access token expires and the refresh token is
     // refused with invalid_grant.
-    let (access, refresh) = stored_tokens(&env).await;
+    let (access, refresh) = env.stored_tokens().await;
     fake.oauth.expire_access_tokens();
     fake.oauth.revoke_refresh_tokens();
     let (state, job_errors) = env.sync_via_queue().await;

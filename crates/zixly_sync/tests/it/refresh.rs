@@ -16,7 +16,7 @@ use serde_json::json;
 use zixly_connectors::{http_client, Provider, ProviderConfig};
 use zixly_crypto::SecretString;
 use zixly_db::AppDb;
-use zixly_sync::tokens::{aad, access_token};
+use zixly_sync::tokens::access_token;
 use zixly_testkit::fakes::oauth::FakeOAuth;
 use zixly_testkit::fakes::{asana, hubspot, myob, pipedrive, xero};
 
@@ -129,29 +129,6 @@ impl Fake {
     }
 }
 
-/// The stored (access, refresh) tokens in plaintext.
-async fn stored(env: &Env) -> (String, String) {
-    let r = env
-        .db
-        .superuser()
-        .await
-        .query_one(
-            "select access_token, refresh_token from integrations where id = $1",
-            &[&env.integration],
-        )
-        .await
-        .unwrap();
-    let k = env.engine.keyring();
-    let (t, i) = (env.tenant, env.integration);
-    let access = k
-        .decrypt_str(&r.get::<_, Vec<u8>>(0), &aad(t, i, "access_token"))
-        .unwrap();
-    let refresh = k
-        .decrypt_str(&r.get::<_, Vec<u8>>(1), &aad(t, i, "refresh_token"))
-        .unwrap();
-    (access.expose().to_string(), refresh.expose().to_string())
-}
-
 /// The issue number in a fake token (`at-<n>-<random>`, `rt-<n>-<random>`): an access token and
 /// the refresh token issued with it share it.
 fn serial(token: &str) -> &str {
@@ -191,7 +168,7 @@ async fn concurrent_refreshes_make_one_token_call(provider: Provider) {
     let fake = fake(provider).await;
     let rotating = fake.oauth.settings.rotate_refresh_tokens;
     let env = connect(fake.cfg.clone(), json!({})).await;
-    let (old, first_refresh) = stored(&env).await;
+    let (old, first_refresh) = env.stored_tokens().await;
     assert_eq!(fake.probe(&old).await, 200);
 
     // Expired at the provider, and (for the callers that look at the stored expiry) in the row.
@@ -266,7 +243,7 @@ async fn concurrent_refreshes_make_one_token_call(provider: Provider) {
         "{provider:?}: every caller got the refreshed token"
     );
     assert_eq!(fake.probe(&new).await, 200, "{provider:?}: it works");
-    let (stored_access, refresh) = stored(&env).await;
+    let (stored_access, refresh) = env.stored_tokens().await;
     assert_eq!(stored_access, new);
     if rotating {
         assert_ne!(refresh, first_refresh, "{provider:?}: rotated");
@@ -295,7 +272,7 @@ async fn concurrent_refreshes_make_one_token_call(provider: Provider) {
     assert_eq!(fake.oauth.refreshes(), 2);
     assert_eq!(fake.oauth.rejected_refreshes(), 0);
     assert_eq!(fake.probe(next.expose()).await, 200);
-    let (_, refresh) = stored(&env).await;
+    let (_, refresh) = env.stored_tokens().await;
     if rotating {
         assert_eq!(serial(&refresh), serial(next.expose()));
     } else {

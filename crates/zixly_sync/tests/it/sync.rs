@@ -10,7 +10,7 @@ use zixly_connectors::{http_client, Provider, ProviderConfig};
 use zixly_crypto::{generate_key, Keyring};
 use zixly_queue::{JobState, Worker, WorkerConfig};
 use zixly_sync::engine::{enqueue_sync, SyncConfig, SyncEngine};
-use zixly_sync::tokens::store_new_tokens;
+use zixly_sync::tokens::{aad, store_new_tokens};
 use zixly_testkit::fakes::hubspot::FakeHubspot;
 use zixly_testkit::fakes::oauth::Fault;
 use zixly_testkit::fakes::xero::FakeXero;
@@ -101,6 +101,29 @@ pub(crate) async fn connect(cfg: ProviderConfig, settings: serde_json::Value) ->
 }
 
 impl Env {
+    /// The stored (access, refresh) tokens in plaintext.
+    pub(crate) async fn stored_tokens(&self) -> (String, String) {
+        let r = self
+            .db
+            .superuser()
+            .await
+            .query_one(
+                "select access_token, refresh_token from integrations where id = $1",
+                &[&self.integration],
+            )
+            .await
+            .unwrap();
+        let k = self.engine.keyring();
+        let (t, i) = (self.tenant, self.integration);
+        let access = k
+            .decrypt_str(&r.get::<_, Vec<u8>>(0), &aad(t, i, "access_token"))
+            .unwrap();
+        let refresh = k
+            .decrypt_str(&r.get::<_, Vec<u8>>(1), &aad(t, i, "refresh_token"))
+            .unwrap();
+        (access.expose().to_string(), refresh.expose().to_string())
+    }
+
     /// Makes every waiting job due and lets a worker run them.
     pub(crate) async fn run_due_jobs(&self) {
         self.db
