@@ -986,14 +986,7 @@ fn others_using(path: &Path) -> Result<bool, PgEmbedError> {
 
 /// Takes the advisory lock without blocking the async runtime.
 async fn lock_exclusive(path: &Path) -> Result<Flock<std::fs::File>, PgEmbedError> {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .ctx(|| format!("open {}", path.display()))?;
+    let mut file = open_lock_file(path)?;
     let deadline = Instant::now() + LOCK_TIMEOUT;
     let mut logged = false;
     loop {
