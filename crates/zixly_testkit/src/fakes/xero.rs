@@ -153,19 +153,31 @@ async fn connections(State((oauth, data)): State<S>, headers: HeaderMap) -> Resp
     .into_response()
 }
 
+/// The connected organisation named by the `xero-tenant-id` header, or Xero's 403.
+#[allow(clippy::result_large_err)]
+fn organisation_of<'a>(
+    d: &'a XeroData,
+    headers: &HeaderMap,
+) -> Result<&'a (String, String), Response> {
+    let org = headers
+        .get("xero-tenant-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    d.organisations.iter().find(|(id, _)| id == org).ok_or_else(|| {
+        (StatusCode::FORBIDDEN, Json(json!({"Title": "Forbidden", "Status": 403, "Detail": "AuthenticationUnsuccessful"})))
+            .into_response()
+    })
+}
+
 /// `GET /Organisation` of the organisation named by `xero-tenant-id` (403 for another).
 async fn organisation(State((oauth, data)): State<S>, headers: HeaderMap) -> Response {
     if let Err(r) = check(&oauth, &data, &headers) {
         return r;
     }
     let d = data.lock().unwrap();
-    let org = headers
-        .get("xero-tenant-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let Some((id, name)) = d.organisations.iter().find(|(id, _)| id == org) else {
-        return (StatusCode::FORBIDDEN, Json(json!({"Title": "Forbidden", "Status": 403, "Detail": "AuthenticationUnsuccessful"})))
-            .into_response();
+    let (id, name) = match organisation_of(&d, &headers) {
+        Ok(org) => org,
+        Err(r) => return r,
     };
     Json(json!({"Id": "fake", "Status": "OK", "ProviderName": "Zixly", "DateTimeUTC": ms_date(d.now),
                 "Organisations": [{"OrganisationID": id, "Name": name, "BaseCurrency": d.base_currency,
@@ -194,13 +206,8 @@ async fn list(
         return r;
     }
     let d = data.lock().unwrap();
-    let org = headers
-        .get("xero-tenant-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !d.organisations.iter().any(|(id, _)| id == org) {
-        return (StatusCode::FORBIDDEN, Json(json!({"Title": "Forbidden", "Status": 403, "Detail": "AuthenticationUnsuccessful"})))
-            .into_response();
+    if let Err(r) = organisation_of(&d, &headers) {
+        return r;
     }
     let since = headers
         .get("if-modified-since")
