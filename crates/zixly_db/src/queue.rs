@@ -176,7 +176,8 @@ async fn insert_job(
     // A live duplicate that is still waiting (`available`) is promoted to the new request: it
     // runs no later than asked and, when the new job has the higher priority, with its priority
     // and args (a manual "sync now" must not wait behind a scheduled run queued with jitter).
-    // Running jobs, and retryable ones (a backoff or a provider's Retry-After), are left alone.
+    // Running jobs, and retryable ones (a backoff or a provider's Retry-After), are left alone,
+    // and so is a waiting job the new request would not change (no dead tuple per scheduler tick).
     let existing = client
         .query_opt(
             "with promoted as (
@@ -185,11 +186,13 @@ async fn insert_job(
                         args = case when $5 < priority then $6 else args end,
                         priority = least(priority, $5)
                   where tenant_id = $1 and kind = $2 and unique_key = $3 and state = 'available'
+                    and (scheduled_at > coalesce($4, now()) or priority > $5)
                  returning id)
              select id, true from promoted
              union all
              select id, false from jobs where tenant_id = $1 and kind = $2 and unique_key = $3
-                and state in ('running', 'retryable')
+                and state in ('available', 'running', 'retryable')
+             order by 2 desc
              limit 1",
             &[
                 &tenant_id,
