@@ -1,4 +1,5 @@
 //! zixly_db integration tests: one test binary (see ARCHITECTURE.md, "Testing").
+mod bootstrap;
 mod dashboard;
 mod isolation;
 mod loader;
