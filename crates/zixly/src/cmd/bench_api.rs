@@ -6,8 +6,9 @@
 //! 2. Gives each bench tenant a VIEWER with a personal API token.
 //! 3. Starts the real server as a child process (`zixly up`/`zixly serve` on 127.0.0.1:0) so its
 //!    memory is measured apart from the load generator: `peak_rss_mb` is the server's VmHWM.
-//! 4. For each query pattern, drives HTTP (bearer token, keep-alive) from `--concurrency`
-//!    workers for `--seconds`, each request for a random tenant and client, then runs the same
+//! 4. For each query pattern, drives HTTP (bearer token, one keep-alive connection per worker,
+//!    hyper without a pool) from `--concurrency` workers for `--seconds`, each request for a
+//!    random tenant and client, then runs the same
 //!    `zixly_db` calls (same SQL, same `TenantTx` with RLS) through a pool of the same size
 //!    (the ceiling: no HTTP, no JSON, no auth).
 //!
@@ -22,6 +23,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::{Days, NaiveDate, Utc};
 use clap::Args;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{self, HeaderValue};
+use hyper_util::rt::TokioIo;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -417,12 +423,10 @@ async fn measure(
     args: &BenchApiArgs,
     server: &Server,
 ) -> Result<Vec<(Pattern, (Figures, Figures))>> {
-    let base = server.base.as_str();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency * 2)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")?;
+    let addr = server
+        .base
+        .strip_prefix("http://")
+        .with_context(|| format!("unexpected server address {}", server.base))?;
     let targets = std::sync::Arc::new(
         targets
             .iter()
@@ -433,11 +437,11 @@ async fn measure(
     for pattern in Pattern::ALL {
         // Warm-up: connections, prepared statements, caches.
         let warm = Duration::from_millis(1000.min(args.seconds * 200));
-        http_phase(&http, base, &targets, span, pattern, args.concurrency, warm).await;
+        http_phase(addr, &targets, span, pattern, args.concurrency, warm).await;
         sql_phase(&db.app, &targets, span, pattern, args.concurrency, warm).await;
         let dur = Duration::from_secs(args.seconds);
         let cpu_before = server.cpu_seconds();
-        let mut api = http_phase(&http, base, &targets, span, pattern, args.concurrency, dur).await;
+        let mut api = http_phase(addr, &targets, span, pattern, args.concurrency, dur).await;
         if let (Some(before), Some(after)) = (cpu_before, server.cpu_seconds()) {
             api.server_cpu_us = Some((after - before) * 1e6 / api.requests.max(1) as f64);
         }
@@ -457,26 +461,21 @@ async fn measure(
 
 type Targets = std::sync::Arc<Vec<(Uuid, String, Vec<(Uuid, String)>)>>;
 
-fn url_for(
-    base: &str,
-    pattern: Pattern,
-    span: Span,
-    client: &(Uuid, String),
-    rng: &mut impl Rng,
-) -> String {
+/// The request's path and query.
+fn path_for(pattern: Pattern, span: Span, client: &(Uuid, String), rng: &mut impl Rng) -> String {
     match pattern {
         Pattern::Range90 => {
             let w = span.window90(rng);
             format!(
-                "{base}/api/v1/clients/{}/financials?from={}&to={}&limit=100",
+                "/api/v1/clients/{}/financials?from={}&to={}&limit=100",
                 client.0,
                 w.from(),
                 w.to()
             )
         }
-        Pattern::Funnel => format!("{base}/api/v1/reports/funnel?client_id={}", client.1),
+        Pattern::Funnel => format!("/api/v1/reports/funnel?client_id={}", client.1),
         Pattern::Metric => format!(
-            "{base}/api/v1/clients/{}/metrics?name=project_delivery_days&from={}&to={}&limit=500",
+            "/api/v1/clients/{}/metrics?name=project_delivery_days&from={}&to={}&limit=500",
             client.0,
             span.start(),
             span.end
@@ -484,7 +483,7 @@ fn url_for(
         Pattern::Profitability => {
             let q = span.quarter(rng);
             format!(
-                "{base}/api/v1/reports/profitability?from={}&to={}&limit=100",
+                "/api/v1/reports/profitability?from={}&to={}&limit=100",
                 q.from(),
                 q.to()
             )
@@ -492,9 +491,70 @@ fn url_for(
     }
 }
 
+/// One keep-alive HTTP/1.1 connection of a load-generating worker, driven through hyper
+/// directly. The load generator shares the machine's two cores with the server and PostgreSQL;
+/// a real client would run elsewhere, so it should cost as little as it can (reqwest's pool, URL
+/// parsing and header building cost about as much as the bytes on the wire).
+struct Conn {
+    addr: String,
+    host: HeaderValue,
+    sender: Option<SendRequest<Empty<Bytes>>>,
+}
+
+impl Conn {
+    fn new(addr: &str) -> Result<Conn> {
+        Ok(Conn {
+            addr: addr.to_string(),
+            host: HeaderValue::from_str(addr).context("server address as a Host header")?,
+            sender: None,
+        })
+    }
+
+    /// `GET path_and_query`; true for a 2xx whose body arrived whole. A failed connection is
+    /// dropped and the next request opens a fresh one.
+    async fn get(&mut self, path_and_query: &str, authorization: &HeaderValue) -> bool {
+        match self.try_get(path_and_query, authorization).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::debug!(error = %e, "bench request failed");
+                self.sender = None;
+                false
+            }
+        }
+    }
+
+    async fn try_get(&mut self, path_and_query: &str, authorization: &HeaderValue) -> Result<bool> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+            stream.set_nodelay(true)?;
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_mut().expect("connected above");
+        sender.ready().await?;
+        let request = hyper::Request::get(path_and_query)
+            .header(header::HOST, self.host.clone())
+            .header(header::AUTHORIZATION, authorization.clone())
+            .body(Empty::new())?;
+        let response = tokio::time::timeout(Duration::from_secs(30), async {
+            let response = sender.send_request(request).await?;
+            let ok = response.status().is_success();
+            let mut body = response.into_body();
+            while let Some(frame) = body.frame().await {
+                frame?;
+            }
+            Ok::<_, hyper::Error>(ok)
+        })
+        .await
+        .context("no answer within 30 s")??;
+        Ok(response)
+    }
+}
+
 async fn http_phase(
-    http: &reqwest::Client,
-    base: &str,
+    addr: &str,
     targets: &Targets,
     span: Span,
     pattern: Pattern,
@@ -505,23 +565,27 @@ async fn http_phase(
     let deadline = started + dur;
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (http, base, targets) = (http.clone(), base.to_string(), targets.clone());
+        let (addr, targets) = (addr.to_string(), targets.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::from_entropy();
             let (mut lat, mut errors) = (Vec::new(), 0u64);
+            let Ok(mut conn) = Conn::new(&addr) else {
+                return (lat, 1);
+            };
+            let bearers: Vec<HeaderValue> = targets
+                .iter()
+                .map(|(_, token, _)| {
+                    HeaderValue::from_str(&format!("Bearer {token}"))
+                        .expect("tokens are URL-safe text")
+                })
+                .collect();
             while Instant::now() < deadline {
-                let (_, token, clients) = &targets[rng.gen_range(0..targets.len())];
+                let target = rng.gen_range(0..targets.len());
+                let clients = &targets[target].2;
                 let client = &clients[rng.gen_range(0..clients.len())];
-                let url = url_for(&base, pattern, span, client, &mut rng);
+                let path = path_for(pattern, span, client, &mut rng);
                 let t0 = Instant::now();
-                let ok = match http.get(&url).bearer_auth(token).send().await {
-                    Ok(r) => {
-                        let status = r.status();
-                        r.bytes().await.is_ok() && status.is_success()
-                    }
-                    Err(_) => false,
-                };
-                if ok {
+                if conn.get(&path, &bearers[target]).await {
                     lat.push(t0.elapsed().as_micros() as u64);
                 } else {
                     errors += 1;

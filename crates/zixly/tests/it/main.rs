@@ -1,4 +1,5 @@
 //! Integration tests of the `zixly` binary: one test binary.
+mod bench_cli;
 mod import;
 mod lifecycle;
 mod sync_cli;

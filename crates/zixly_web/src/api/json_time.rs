@@ -40,29 +40,26 @@ fn ascii(buf: &[u8]) -> &str {
     std::str::from_utf8(buf).expect("formatted from ASCII digits and separators")
 }
 
-/// `#[serde(serialize_with = "json_time::date")]` for a `NaiveDate`.
-pub fn date<S: Serializer>(d: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; 10];
-    if !put_date(&mut buf, *d) {
-        return d.serialize(serializer);
-    }
-    serializer.serialize_str(ascii(&buf))
+/// `d` as `YYYY-MM-DD` in `buf`; `None` when the year needs chrono's signed form.
+pub(crate) fn format_date(d: NaiveDate, buf: &mut [u8; 10]) -> Option<&str> {
+    put_date(buf, d).then(|| ascii(buf))
 }
 
-/// `#[serde(serialize_with = "json_time::utc")]` for a `DateTime<Utc>`.
-pub fn utc<S: Serializer>(t: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+/// `t` as chrono writes it (`2024-01-10T09:30:00Z`, fractions as `.mmm`, `.uuuuuu` or
+/// `.nnnnnnnnn`) in `buf`; `None` for what chrono formats specially (years outside 0000–9999,
+/// leap seconds).
+pub(crate) fn format_utc<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30]) -> Option<&'b str> {
     let n = t.naive_utc();
     let nanos = n.nanosecond();
-    let mut buf = [0u8; 30];
-    if nanos >= 1_000_000_000 || !put_date(&mut buf, n.date()) {
-        return t.serialize(serializer);
+    if nanos >= 1_000_000_000 || !put_date(buf, n.date()) {
+        return None;
     }
     buf[10] = b'T';
-    put2(&mut buf, 11, n.hour());
+    put2(buf, 11, n.hour());
     buf[13] = b':';
-    put2(&mut buf, 14, n.minute());
+    put2(buf, 14, n.minute());
     buf[16] = b':';
-    put2(&mut buf, 17, n.second());
+    put2(buf, 17, n.second());
     let mut len = 19;
     if nanos != 0 {
         buf[len] = b'.';
@@ -74,11 +71,27 @@ pub fn utc<S: Serializer>(t: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::
         } else {
             (nanos, 9)
         };
-        put_digits(&mut buf, len, value, width);
+        put_digits(buf, len, value, width);
         len += width;
     }
     buf[len] = b'Z';
-    serializer.serialize_str(ascii(&buf[..len + 1]))
+    Some(ascii(&buf[..len + 1]))
+}
+
+/// `#[serde(serialize_with = "json_time::date")]` for a `NaiveDate`.
+pub fn date<S: Serializer>(d: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
+    match format_date(*d, &mut [0u8; 10]) {
+        Some(text) => serializer.serialize_str(text),
+        None => d.serialize(serializer),
+    }
+}
+
+/// `#[serde(serialize_with = "json_time::utc")]` for a `DateTime<Utc>`.
+pub fn utc<S: Serializer>(t: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    match format_utc(t, &mut [0u8; 30]) {
+        Some(text) => serializer.serialize_str(text),
+        None => t.serialize(serializer),
+    }
 }
 
 #[cfg(test)]

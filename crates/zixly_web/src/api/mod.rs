@@ -59,6 +59,7 @@ pub mod clients;
 pub mod csv;
 pub mod imports;
 pub mod integrations;
+pub(crate) mod json_out;
 pub(crate) mod json_time;
 pub mod me;
 pub mod reports;

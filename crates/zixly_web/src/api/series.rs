@@ -22,7 +22,7 @@ use zixly_db::queries::series::{
 
 use crate::api::clients::{decode_cursor, encode_cursor};
 use crate::api::csv::{self, FormatParam};
-use crate::api::json_time;
+use crate::api::{json_out, json_time};
 use crate::api::{Page, PageParams};
 use crate::auth::{Auth, Viewer};
 use crate::error::{ApiError, ApiPath, ApiQuery, ApiResult, ErrorBody, ErrorDetail};
@@ -387,7 +387,7 @@ async fn read_financials(
                 data: p.items.into_iter().map(FinancialView::from).collect(),
                 next_cursor: p.next.as_ref().map(encode_cursor),
             };
-            Ok(Json(FinancialSeries::Rows(page)).into_response())
+            Ok(json_out::page_response(&page))
         }
         (None, true) => {
             let mut q = SeriesQuery {
@@ -527,7 +527,7 @@ async fn read_lead_events(
                 data: p.items.into_iter().map(LeadEventView::from).collect(),
                 next_cursor: p.next.as_ref().map(encode_cursor),
             };
-            Ok(Json(LeadEventSeries::Rows(page)).into_response())
+            Ok(json_out::page_response(&page))
         }
         (None, true) => {
             let mut q = SeriesQuery {
@@ -680,7 +680,7 @@ async fn read_metrics(
                 data: p.items.into_iter().map(MetricView::from).collect(),
                 next_cursor: p.next.as_ref().map(encode_cursor),
             };
-            Ok(Json(MetricSeries::Rows(page)).into_response())
+            Ok(json_out::page_response(&page))
         }
         (None, true) => {
             let mut q = SeriesQuery {
