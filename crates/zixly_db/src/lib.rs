@@ -20,6 +20,7 @@ mod error;
 pub mod integrations;
 pub mod loader;
 pub mod migrate;
+pub mod numeric;
 pub mod queries;
 pub mod queue;
 pub mod sync_state;

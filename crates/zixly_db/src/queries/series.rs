@@ -25,6 +25,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::error::{Ctx, DbError, DbResult};
+use crate::numeric::{numeric, opt_numeric};
 use crate::queries::clients::Page;
 use crate::TenantTx;
 
@@ -349,10 +350,10 @@ impl TenantTx {
             .map(|r| FinancialRow {
                 id: r.get(0),
                 record_date: r.get(1),
-                revenue: r.get(2),
-                expenses: r.get(3),
-                net_profit: r.get(4),
-                cash_flow: r.get(5),
+                revenue: numeric(r, 2),
+                expenses: numeric(r, 3),
+                net_profit: numeric(r, 4),
+                cash_flow: numeric(r, 5),
                 currency: r.get(6),
                 source_system: r.get(7),
                 external_id: r.get(8),
@@ -392,10 +393,10 @@ impl TenantTx {
                 bucket_start: r.get(0),
                 currency: r.get(1),
                 rows: r.get(2),
-                revenue: r.get(3),
-                expenses: r.get(4),
-                net_profit: r.get(5),
-                cash_flow: r.get(6),
+                revenue: numeric(r, 3),
+                expenses: numeric(r, 4),
+                net_profit: numeric(r, 5),
+                cash_flow: numeric(r, 6),
             })
             .collect())
     }
@@ -445,7 +446,7 @@ impl TenantTx {
                 event_date: r.get(1),
                 lead_id: r.get(2),
                 stage: r.get(3),
-                value: r.get(4),
+                value: opt_numeric(r, 4),
                 currency: r.get(5),
                 status: r.get(6),
                 source_system: r.get(7),
@@ -499,7 +500,7 @@ impl TenantTx {
                 currency: r.get(3),
                 events: r.get(4),
                 leads: r.get(5),
-                value: r.get(6),
+                value: numeric(r, 6),
             })
             .collect())
     }
@@ -556,7 +557,7 @@ impl TenantTx {
             .map(|r| MetricRow {
                 id: r.get(0),
                 metric_name: r.get(1),
-                metric_value: r.get(2),
+                metric_value: numeric(r, 2),
                 unit: r.get(3),
                 record_date: r.get(4),
                 source_system: r.get(5),
@@ -607,10 +608,10 @@ impl TenantTx {
                 metric_name: r.get(1),
                 unit: r.get(2),
                 count: r.get(3),
-                sum: r.get(4),
-                avg: r.get(5),
-                min: r.get(6),
-                max: r.get(7),
+                sum: numeric(r, 4),
+                avg: numeric(r, 5),
+                min: numeric(r, 6),
+                max: numeric(r, 7),
             })
             .collect())
     }

@@ -3,5 +3,6 @@ mod bootstrap;
 mod dashboard;
 mod isolation;
 mod loader;
+mod numeric;
 mod reports;
 mod schema;
