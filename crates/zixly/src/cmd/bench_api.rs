@@ -8,9 +8,9 @@
 //!    memory is measured apart from the load generator: `peak_rss_mb` is the server's VmHWM.
 //! 4. For each query pattern, drives HTTP (bearer token, one keep-alive connection per worker,
 //!    hyper without a pool) from `--concurrency` workers for `--seconds`, each request for a
-//!    random tenant and client, then runs the same
-//!    `zixly_db` calls (same SQL, same `TenantTx` with RLS) through a pool of the same size
-//!    (the ceiling: no HTTP, no JSON, no auth).
+//!    random tenant and client, and runs the same `zixly_db` calls (same SQL, same `TenantTx`
+//!    with RLS) through a pool of the same size (the ceiling: no HTTP, no JSON, no auth). The two
+//!    paths alternate in [`SLICES`] slices each, so both see the same machine conditions.
 //!
 //! Patterns: `range_90d` (one client's financial rows over 90 days — the seed's dashboard query),
 //! `funnel` (stage × status of one client's leads, all time), `metric` (one custom metric of one
@@ -142,7 +142,29 @@ struct Figures {
     p99_ms: f64,
 }
 
-fn figures(mut lat_us: Vec<u64>, errors: u64, elapsed: Duration) -> Figures {
+/// What one or more timed slices of a phase observed.
+#[derive(Default)]
+struct Sample {
+    /// Latency of each successful request, µs.
+    lat_us: Vec<u64>,
+    errors: u64,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn add(&mut self, other: Sample) {
+        self.lat_us.extend(other.lat_us);
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+    }
+}
+
+fn figures(sample: Sample) -> Figures {
+    let Sample {
+        mut lat_us,
+        errors,
+        elapsed,
+    } = sample;
     lat_us.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat_us.is_empty() {
@@ -155,11 +177,16 @@ fn figures(mut lat_us: Vec<u64>, errors: u64, elapsed: Duration) -> Figures {
         server_cpu_us: None,
         requests: lat_us.len() as u64,
         errors,
-        rps: lat_us.len() as f64 / elapsed.as_secs_f64(),
+        rps: lat_us.len() as f64 / elapsed.as_secs_f64().max(1e-9),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
     }
 }
+
+/// Each pattern's HTTP and SQL time is cut into this many alternating slices (HTTP, SQL, HTTP,
+/// ...): on a shared machine whose speed drifts within minutes, both paths then see the same
+/// conditions, and the API/SQL ratio measures the API rather than the drift.
+const SLICES: u32 = 5;
 
 async fn api(global: &Global, args: BenchApiArgs) -> Result<ExitCode> {
     if args.concurrency == 0 || args.tenants == 0 || args.clients == 0 || args.years == 0 {
@@ -439,13 +466,23 @@ async fn measure(
         let warm = Duration::from_millis(1000.min(args.seconds * 200));
         http_phase(addr, &targets, span, pattern, args.concurrency, warm).await;
         sql_phase(&db.app, &targets, span, pattern, args.concurrency, warm).await;
-        let dur = Duration::from_secs(args.seconds);
-        let cpu_before = server.cpu_seconds();
-        let mut api = http_phase(addr, &targets, span, pattern, args.concurrency, dur).await;
-        if let (Some(before), Some(after)) = (cpu_before, server.cpu_seconds()) {
-            api.server_cpu_us = Some((after - before) * 1e6 / api.requests.max(1) as f64);
+        let slice = Duration::from_secs(args.seconds) / SLICES;
+        let (mut api_sample, mut sql_sample) = (Sample::default(), Sample::default());
+        let mut server_cpu_seconds = Some(0.0);
+        for _ in 0..SLICES {
+            let cpu_before = server.cpu_seconds();
+            api_sample
+                .add(http_phase(addr, &targets, span, pattern, args.concurrency, slice).await);
+            server_cpu_seconds = match (server_cpu_seconds, cpu_before, server.cpu_seconds()) {
+                (Some(sum), Some(before), Some(after)) => Some(sum + after - before),
+                _ => None,
+            };
+            sql_sample
+                .add(sql_phase(&db.app, &targets, span, pattern, args.concurrency, slice).await);
         }
-        let sql = sql_phase(&db.app, &targets, span, pattern, args.concurrency, dur).await;
+        let mut api = figures(api_sample);
+        api.server_cpu_us = server_cpu_seconds.map(|cpu| cpu * 1e6 / api.requests.max(1) as f64);
+        let sql = figures(sql_sample);
         if !args.json {
             eprintln!(
                 "{}: api {:.0} rps, sql {:.0} rps",
@@ -560,7 +597,7 @@ async fn http_phase(
     pattern: Pattern,
     concurrency: usize,
     dur: Duration,
-) -> Figures {
+) -> Sample {
     let started = Instant::now();
     let deadline = started + dur;
     let mut tasks = Vec::new();
@@ -604,7 +641,7 @@ async fn sql_phase(
     pattern: Pattern,
     concurrency: usize,
     dur: Duration,
-) -> Figures {
+) -> Sample {
     let started = Instant::now();
     let deadline = started + dur;
     let mut tasks = Vec::new();
@@ -680,16 +717,14 @@ async fn sql_phase(
     collect(tasks, started).await
 }
 
-async fn collect(
-    tasks: Vec<tokio::task::JoinHandle<(Vec<u64>, u64)>>,
-    started: Instant,
-) -> Figures {
-    let (mut lat, mut errors) = (Vec::new(), 0);
+async fn collect(tasks: Vec<tokio::task::JoinHandle<(Vec<u64>, u64)>>, started: Instant) -> Sample {
+    let mut sample = Sample::default();
     for t in tasks {
         if let Ok((l, e)) = t.await {
-            lat.extend(l);
-            errors += e;
+            sample.lat_us.extend(l);
+            sample.errors += e;
         }
     }
-    figures(lat, errors, started.elapsed())
+    sample.elapsed = started.elapsed();
+    sample
 }
