@@ -530,8 +530,8 @@ fn path_for(pattern: Pattern, span: Span, client: &(Uuid, String), rng: &mut imp
 
 /// One keep-alive HTTP/1.1 connection of a load-generating worker, driven through hyper
 /// directly. The load generator shares the machine's two cores with the server and PostgreSQL;
-/// a real client would run elsewhere, so it should cost as little as it can (reqwest's pool, URL
-/// parsing and header building cost about as much as the bytes on the wire).
+/// a real client would run elsewhere, so it should cost as little as it can (with reqwest's pool,
+/// URL parsing and header maps it took 12.6 % of both cores during range_90d; with this, 7.2 %).
 struct Conn {
     addr: String,
     host: HeaderValue,
@@ -575,7 +575,7 @@ impl Conn {
             .header(header::HOST, self.host.clone())
             .header(header::AUTHORIZATION, authorization.clone())
             .body(Empty::new())?;
-        let response = tokio::time::timeout(Duration::from_secs(30), async {
+        let ok = tokio::time::timeout(Duration::from_secs(30), async {
             let response = sender.send_request(request).await?;
             let ok = response.status().is_success();
             let mut body = response.into_body();
@@ -586,7 +586,7 @@ impl Conn {
         })
         .await
         .context("no answer within 30 s")??;
-        Ok(response)
+        Ok(ok)
     }
 }
 
