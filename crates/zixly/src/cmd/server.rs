@@ -8,6 +8,7 @@ use clap::Args;
 use zixly_domain::password::{generate_password, hash_password};
 use zixly_domain::{CurrencyCode, Role};
 
+use super::worker::JobArgs;
 use crate::env::{external_url, Database, Global};
 
 #[derive(Args)]
@@ -20,6 +21,8 @@ pub struct UpArgs {
     pub no_demo: bool,
     #[command(flatten)]
     pub web: WebArgs,
+    #[command(flatten)]
+    pub jobs: JobArgs,
 }
 
 #[derive(Args)]
@@ -29,6 +32,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub web: WebArgs,
+    #[command(flatten)]
+    pub jobs: JobArgs,
 }
 
 /// HTTP settings shared by `up` and `serve`.
@@ -83,24 +88,25 @@ pub async fn up(global: &Global, args: UpArgs) -> Result<ExitCode> {
     if external_url().is_some() {
         tracing::info!("DATABASE_URL is set: using it instead of the embedded database");
     }
-    run_server(global, args.listen, &args.web, !args.no_demo).await
+    run_server(global, args.listen, &args.web, args.jobs, !args.no_demo).await
 }
 
 pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     if external_url().is_none() {
         bail!("`zixly serve` needs DATABASE_URL (an external PostgreSQL 15+); use `zixly up` for the embedded database");
     }
-    run_server(global, args.listen, &args.web, false).await
+    run_server(global, args.listen, &args.web, args.jobs, false).await
 }
 
 async fn run_server(
     global: &Global,
     listen: SocketAddr,
     web: &WebArgs,
+    jobs: JobArgs,
     create_demo: bool,
 ) -> Result<ExitCode> {
     let db = Database::open(global, 16).await?;
-    let outcome = serve_until_signal(global, &db, listen, web, create_demo).await;
+    let outcome = serve_until_signal(global, &db, listen, web, jobs, create_demo).await;
     // Stop PostgreSQL whatever happened above, then report the first error.
     let closed = db.close().await;
     outcome?;
@@ -114,6 +120,7 @@ async fn serve_until_signal(
     db: &Database,
     listen: SocketAddr,
     web: &WebArgs,
+    jobs: JobArgs,
     create_demo: bool,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -138,7 +145,7 @@ async fn serve_until_signal(
     println!("Zixly is ready at http://{bound}  (Ctrl-C to stop)");
     // The job worker (integration syncs and their scheduler) runs next to HTTP and stops with it:
     // on a signal HTTP drains, then the worker finishes or requeues its running jobs.
-    let worker = super::worker::build_with(db, 4, engine.as_ref());
+    let worker = super::worker::build_with(db, 4, jobs, engine.as_ref());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker.run(async move {
         let _ = stopped.await; // sent, or the sender dropped because HTTP failed

@@ -68,7 +68,7 @@ async fn sync(
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let worker = super::worker::build(global, db, 2)?;
+    let worker = super::worker::build(global, db, 2, super::worker::JobArgs::default())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(worker.run(async move {
         let _ = stopped.await;

@@ -23,6 +23,35 @@ pub struct WorkerArgs {
     /// Jobs run at the same time.
     #[arg(long, env = "ZIXLY_WORKER_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub jobs: JobArgs,
+}
+
+/// Job-queue settings shared by `zixly worker`, `zixly up` and `zixly serve`.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct JobArgs {
+    /// Seconds a running job may go without a heartbeat (workers send one every 10 s) before
+    /// another worker takes it back as orphaned by a dead worker. Raise it when workers can pause
+    /// for long (VM snapshots, suspended machines); lower it to recover sooner from crashes.
+    #[arg(
+        long,
+        env = "ZIXLY_RESCUE_AFTER",
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_RESCUE_AFTER_SECS,
+        value_parser = clap::value_parser!(u64).range(30..=86_400)
+    )]
+    pub rescue_after: u64,
+}
+
+/// Two minutes: twelve missed heartbeats.
+const DEFAULT_RESCUE_AFTER_SECS: u64 = 120;
+
+impl Default for JobArgs {
+    fn default() -> Self {
+        JobArgs {
+            rescue_after: DEFAULT_RESCUE_AFTER_SECS,
+        }
+    }
 }
 
 /// The key file of the embedded default.
@@ -68,30 +97,37 @@ pub fn sync_engine(global: &Global, db: &Database) -> Result<Option<SyncEngine>>
 }
 
 /// A worker with every handler this binary has.
-pub fn build(global: &Global, db: &Database, concurrency: usize) -> Result<Worker> {
+pub fn build(global: &Global, db: &Database, concurrency: usize, jobs: JobArgs) -> Result<Worker> {
     let engine = sync_engine(global, db)?;
-    Ok(build_with(db, concurrency, engine.as_ref()))
+    Ok(build_with(db, concurrency, jobs, engine.as_ref()))
 }
 
 /// A worker running `engine`'s syncs (the server shares its engine with the HTTP routes).
-pub fn build_with(db: &Database, concurrency: usize, engine: Option<&SyncEngine>) -> Worker {
-    let mut worker = Worker::new(
-        db.system.clone(),
-        WorkerConfig {
-            concurrency: concurrency.max(1),
-            ..WorkerConfig::default()
-        },
-    );
+pub fn build_with(
+    db: &Database,
+    concurrency: usize,
+    jobs: JobArgs,
+    engine: Option<&SyncEngine>,
+) -> Worker {
+    let mut worker = Worker::new(db.system.clone(), worker_config(concurrency, jobs));
     if let Some(engine) = engine {
         engine.register(&mut worker, db.system.clone());
     }
     worker
 }
 
+fn worker_config(concurrency: usize, jobs: JobArgs) -> WorkerConfig {
+    WorkerConfig {
+        concurrency: concurrency.max(1),
+        rescue_after: std::time::Duration::from_secs(jobs.rescue_after),
+        ..WorkerConfig::default()
+    }
+}
+
 pub async fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
     let db = Database::open(global, args.concurrency + 2).await?;
     let outcome = async {
-        let worker = build(global, &db, args.concurrency)?;
+        let worker = build(global, &db, args.concurrency, args.jobs)?;
         println!("Zixly worker running  (Ctrl-C to stop)");
         worker.run(super::server::shutdown_signal()).await
     }

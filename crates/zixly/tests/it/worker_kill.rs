@@ -2,10 +2,11 @@
 //! rescuer puts the orphaned job back, it completes, and the tenant ends up with exactly the rows
 //! an uninterrupted sync of the same provider data gives another tenant.
 //!
-//! The worker's rescue delay (`WorkerConfig::rescue_after`, 120 s) has no flag or environment
-//! variable, so instead of waiting two minutes the test ages the dead attempt's `heartbeat_at`
-//! by an hour in the database, which is what the clock would have done; the new worker's own
-//! rescuer (which runs as the worker starts) then finds it.
+//! Instead of waiting out a rescue delay, the test starts the new worker with
+//! `ZIXLY_RESCUE_AFTER=30` (`--rescue-after`) and ages the dead attempt's `heartbeat_at` by 45 s
+//! in the database, which is what the clock would have done; the new worker's own rescuer (which
+//! runs as the worker starts) then finds it. With the default delay (120 s) a 45 s old heartbeat
+//! is not rescued, so the test also proves the setting reaches the rescuer.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
@@ -320,11 +321,11 @@ async fn a_worker_sigkilled_mid_sync_is_rescued_by_the_next_and_converges_to_an_
         "a killed run recorded success"
     );
 
-    // More than the rescue delay (two minutes) without a heartbeat, as the clock would have it
-    // (see the module docs).
+    // More than the new worker's rescue delay (30 s) without a heartbeat, as the clock would have
+    // it, but less than the default 120 s (see the module docs).
     let aged = su
         .execute(
-            "update jobs set heartbeat_at = heartbeat_at - interval '1 hour'
+            "update jobs set heartbeat_at = heartbeat_at - interval '45 seconds'
               where tenant_id = $1 and id = $2 and state = 'running'",
             &[&tenant, &job_id],
         )
@@ -334,7 +335,9 @@ async fn a_worker_sigkilled_mid_sync_is_rescued_by_the_next_and_converges_to_an_
 
     // A new worker rescues the job and completes it.
     fake.oauth.set_api_delay(Duration::ZERO);
-    let mut second = Worker::start(zixly(&db, &fake, &key), logs.path().join("second.log"));
+    let mut quick_rescue = zixly(&db, &fake, &key);
+    quick_rescue.env("ZIXLY_RESCUE_AFTER", "30");
+    let mut second = Worker::start(quick_rescue, logs.path().join("second.log"));
     let (state, attempt, errors) = until("the rescued job to finish", || {
         second.assert_alive();
         let su = &su;
