@@ -125,7 +125,7 @@ impl RoleAttributes {
 
 /// How many times a role statement is retried when another session changed the same role at the
 /// same moment (see [`is_concurrent_role_change`]).
-const ROLE_DDL_ATTEMPTS: u32 = 10;
+const ROLE_DDL_ATTEMPTS: u32 = 16;
 
 /// Creates or alters one role. The advisory lock in [`ensure_roles`] only serialises sessions
 /// connected to the same database (advisory locks are per database), while roles are
@@ -177,12 +177,20 @@ async fn ensure_role(
             Ok(()) => return Ok(()),
             Err(e) if attempt < ROLE_DDL_ATTEMPTS && is_concurrent_role_change(&e) => {
                 tracing::debug!(role, attempt, "role changed concurrently; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
+                tokio::time::sleep(retry_delay(attempt)).await;
             }
             Err(e) => return Err(e).ctx("creating or updating roles"),
         }
     }
     unreachable!("the last attempt returns")
+}
+
+/// A random pause that grows with `attempt` (up to 20 ms × attempt): random so that two sessions
+/// that collided do not retry in lockstep and collide again.
+fn retry_delay(attempt: u32) -> std::time::Duration {
+    use rand::Rng;
+    let max_ms = 20 * u64::from(attempt);
+    std::time::Duration::from_millis(rand::thread_rng().gen_range(max_ms / 4..=max_ms))
 }
 
 /// A role statement lost a race with another session changing the same `pg_authid` row.
@@ -246,7 +254,7 @@ pub async fn set_password(admin_url: &str, role: &str, password: &str) -> DbResu
         match client.batch_execute(&sql).await {
             Ok(()) => return Ok(()),
             Err(e) if attempt < ROLE_DDL_ATTEMPTS && is_concurrent_role_change(&e) => {
-                tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
+                tokio::time::sleep(retry_delay(attempt)).await;
             }
             Err(e) => return Err(e).ctx("setting role password"),
         }
