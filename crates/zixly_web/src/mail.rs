@@ -347,6 +347,15 @@ mod tests {
         session
     }
 
+    /// The message the transport tests send.
+    fn hello() -> Email {
+        Email {
+            to: "a@example.com".into(),
+            subject: "Hi".into(),
+            body: "hello".into(),
+        }
+    }
+
     async fn listen() -> (TcpListener, u16) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -415,14 +424,7 @@ mod tests {
         .unwrap();
         assert!(mailer.authenticated);
         assert!(!format!("{mailer:?}").contains("w0rd"));
-        mailer
-            .send(Email {
-                to: "a@example.com".into(),
-                subject: "Hi".into(),
-                body: "hello".into(),
-            })
-            .await
-            .unwrap();
+        mailer.send(hello()).await.unwrap();
         let session = server.await.unwrap();
         assert_eq!(session.commands[0], "EHLO app.example", "{session:?}");
         use base64::Engine as _;
@@ -449,15 +451,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(mailer.security, SmtpSecurity::StartTlsRequired);
-        let err = mailer
-            .send(Email {
-                to: "a@example.com".into(),
-                subject: "Hi".into(),
-                body: "hello".into(),
-            })
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = mailer.send(hello()).await.unwrap_err().to_string();
         assert!(err.contains("STARTTLS"), "{err}");
         assert!(!err.contains("hunter2secret"), "{err}");
         let session = server.await.unwrap();
@@ -489,11 +483,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(mailer.security, SmtpSecurity::ImplicitTls);
-        let send = mailer.send(Email {
-            to: "a@example.com".into(),
-            subject: "Hi".into(),
-            body: "hello".into(),
-        });
+        let send = mailer.send(hello());
         // The server never greets, so the client fails on its own time limit: only the first
         // byte matters here. 0x16 is a TLS handshake record (ClientHello).
         let first = tokio::select! {
