@@ -28,6 +28,9 @@ pub const EMBEDDED_DB: &str = "zixly";
 pub struct Database {
     pub app: AppDb,
     pub system: SystemDb,
+    /// A superuser (embedded) or `DATABASE_URL` (external): role DDL such as `zixly bi-role`.
+    /// Holds a password: never printed.
+    pub admin_url: String,
     embedded: Option<RunningCluster>,
 }
 
@@ -106,6 +109,7 @@ impl Database {
                 Ok(Database {
                     app,
                     system,
+                    admin_url,
                     embedded: None,
                 })
             }
@@ -116,9 +120,10 @@ impl Database {
                     .await
                     .context("starting the embedded PostgreSQL")?;
                 match Self::open_embedded(&cluster, app_pool_size).await {
-                    Ok((app, system)) => Ok(Database {
+                    Ok((app, system, admin_url)) => Ok(Database {
                         app,
                         system,
+                        admin_url,
                         embedded: Some(running),
                     }),
                     Err(e) => {
@@ -136,7 +141,7 @@ impl Database {
     async fn open_embedded(
         cluster: &EmbeddedCluster,
         app_pool_size: usize,
-    ) -> Result<(AppDb, SystemDb)> {
+    ) -> Result<(AppDb, SystemDb, String)> {
         let passwords = role_passwords(cluster.data_dir())?;
         let maintenance_url = cluster.superuser_url("postgres")?;
         bootstrap::ensure_roles(&maintenance_url, Some(&passwords))
@@ -159,7 +164,7 @@ impl Database {
             &cluster.url_for(roles::OWNER, &passwords.owner, EMBEDDED_DB),
             4,
         )?;
-        Ok((app, system))
+        Ok((app, system, cluster.superuser_url(EMBEDDED_DB)?))
     }
 
     /// Stops the embedded cluster if this process started it.

@@ -65,6 +65,9 @@ enum Command {
     /// Manage users of a tenant.
     #[command(subcommand)]
     User(cmd::user::UserCommand),
+    /// Direct-SQL logins for BI tools, each confined to one tenant's business data.
+    #[command(subcommand)]
+    BiRole(cmd::bi_role::BiRoleCommand),
     /// Import a CSV file of financials, lead events or custom metrics into a tenant.
     #[command(subcommand)]
     Import(cmd::import::ImportCommand),
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
             Command::Db(c) => cmd::db::run(&global, c).await,
             Command::Tenant(c) => cmd::tenant::run(&global, c).await,
             Command::User(c) => cmd::user::run(&global, c).await,
+            Command::BiRole(c) => cmd::bi_role::run(&global, c).await,
             Command::Import(c) => cmd::import::run(&global, c).await,
             Command::Fx(c) => cmd::fx::run(&global, c).await,
             Command::Bench(c) => cmd::bench::run(&global, c).await,

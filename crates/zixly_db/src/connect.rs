@@ -46,6 +46,37 @@ pub fn with_database(url: &str, dbname: &str) -> DbResult<String> {
     Ok(parsed.to_string())
 }
 
+/// Where a URL points, without its credentials: what a person types into a BI tool's dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectTarget {
+    /// A host name, an IP address, or (for a Unix socket) the socket's directory.
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub unix_socket: bool,
+}
+
+/// The first host, port and database of a libpq URL (credentials are not returned).
+pub fn connect_target(url: &str) -> DbResult<ConnectTarget> {
+    let config = tokio_postgres::Config::from_str(url)
+        .map_err(|e| DbError::Config(format!("invalid database URL: {e}")))?;
+    let (host, unix_socket) = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => (h.clone(), false),
+        Some(tokio_postgres::config::Host::Unix(p)) => (p.display().to_string(), true),
+        None => ("localhost".to_string(), false),
+    };
+    Ok(ConnectTarget {
+        host,
+        port: config.get_ports().first().copied().unwrap_or(5432),
+        dbname: config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or("postgres")
+            .to_string(),
+        unix_socket,
+    })
+}
+
 pub(crate) fn build_pool(url: &str, max_size: usize, application_name: &str) -> DbResult<Pool> {
     let mut config = tokio_postgres::Config::from_str(url)
         .map_err(|e| DbError::Config(format!("invalid database URL: {e}")))?;

@@ -8,12 +8,14 @@
 //! - [`system`]: [`SystemDb`], the loudly named cross-tenant path (tenant administration, scheduler).
 //!   It connects as the schema owner, which bypasses RLS. Request handlers never receive one: the web
 //!   crate's state holds only an [`AppDb`].
+//! - [`bi_roles`]: direct-SQL logins for BI tools, mapped to one tenant (`zixly bi-role`).
 //! - [`bootstrap`]: creates the cluster-wide roles and the database (needs a superuser or CREATEROLE).
 //! - [`migrate`]: forward-only migrations embedded from `/migrations`, run as `zixly_owner`.
 //! - [`queries`]: SQL grouped by entity, as methods taking a [`TenantTx`] (or [`SystemDb`]).
 //!
 //! Invariant: no `tokio_postgres::Client` leaves this crate, so no other crate can run SQL.
 
+pub mod bi_roles;
 pub mod bootstrap;
 pub mod connect;
 mod error;

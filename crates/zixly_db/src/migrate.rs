@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "jobs_claim_index",
         sql: include_str!("../../../migrations/0007_jobs_claim_index.sql"),
     },
+    Migration {
+        version: 8,
+        name: "bi_logins",
+        sql: include_str!("../../../migrations/0008_bi_logins.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

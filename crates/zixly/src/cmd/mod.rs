@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bi_role;
 // Wired into `zixly bench` as `BenchCommand::Api` by cmd/bench.rs (the ingest benchmark's file);
 // until then nothing calls it.
 #[allow(dead_code)]

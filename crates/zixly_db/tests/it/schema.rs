@@ -72,6 +72,9 @@ async fn every_unique_index_and_primary_key_of_a_tenant_table_leads_with_tenant_
                join pg_class i on i.oid = x.indexrelid
                left join pg_attribute a on a.attrelid = c.oid and a.attnum = x.indkey[0]
               where c.relnamespace = 'public'::regnamespace and x.indisunique
+                -- The documented exception: BI logins are identity data looked up by role
+                -- (a reference table on Citus; migrations/0008).
+                and i.relname <> 'bi_logins_pkey'
                 and exists (select 1 from pg_attribute t where t.attrelid = c.oid and t.attname = 'tenant_id')",
             &[],
         )
