@@ -112,7 +112,9 @@ fn classify(e: DbError, name: &str, tenant: Option<Uuid>) -> BiRoleError {
         Some(s) if *s == SqlState::FOREIGN_KEY_VIOLATION && tenant.is_some() => {
             BiRoleError::NoTenant(tenant.unwrap_or_default())
         }
-        Some(s) if *s == SqlState::INSUFFICIENT_PRIVILEGE => BiRoleError::NotPermitted(e.to_string()),
+        Some(s) if *s == SqlState::INSUFFICIENT_PRIVILEGE => {
+            BiRoleError::NotPermitted(e.to_string())
+        }
         _ => BiRoleError::Db(e),
     }
 }
@@ -147,7 +149,12 @@ pub async fn create(
             "select format('create role %I login password %L connection limit %s
                             nosuperuser nocreatedb nocreaterole noreplication nobypassrls inherit
                             in role %I', $1::text, $2::text, $3::int, $4::text)",
-            &[&name.as_str(), &verifier, &connection_limit, &roles::READONLY],
+            &[
+                &name.as_str(),
+                &verifier,
+                &connection_limit,
+                &roles::READONLY,
+            ],
         )
         .await
         .ctx("preparing create role")?

@@ -214,6 +214,13 @@ impl TestDb {
     pub async fn connect(url: &str) -> tokio_postgres::Client {
         admin_client(url).await
     }
+
+    /// Like [`TestDb::connect`], for tests that expect the connection to be refused.
+    pub async fn try_connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
 }
 
 impl Drop for TestDb {

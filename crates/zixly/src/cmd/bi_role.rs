@@ -136,11 +136,12 @@ async fn execute(
             if json {
                 println!("{}", serde_json::to_string(&logins)?);
             } else if logins.is_empty() {
-                println!(
-                    "no BI logins (create one with `zixly bi-role create NAME --tenant ID`)"
-                );
+                println!("no BI logins (create one with `zixly bi-role create NAME --tenant ID`)");
             } else {
-                println!("{:<24}  {:<36}  {:>5}  TENANT", "NAME", "TENANT ID", "CONNS");
+                println!(
+                    "{:<24}  {:<36}  {:>5}  TENANT",
+                    "NAME", "TENANT ID", "CONNS"
+                );
                 for l in logins {
                     let note = if l.role_exists {
                         ""

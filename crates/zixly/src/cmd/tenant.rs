@@ -112,6 +112,20 @@ async fn execute(db: &Database, command: TenantCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TenantCommand::Delete { id, .. } => {
+            // Its BI logins first: a cluster-wide login role outliving its tenant would see
+            // nothing (its mapping goes with the tenant), but it should not linger either.
+            let bi_logins: Vec<String> = zixly_db::bi_roles::list(&db.admin_url)
+                .await?
+                .into_iter()
+                .filter(|l| l.tenant_id == id)
+                .map(|l| l.name)
+                .collect();
+            for name in &bi_logins {
+                match zixly_db::bi_roles::drop(&db.admin_url, name).await {
+                    Ok(()) => println!("dropped BI login {name}"),
+                    Err(e) => eprintln!("warning: BI login {name} was not dropped: {e}"),
+                }
+            }
             if db.system.delete_tenant(id).await? {
                 println!("deleted tenant {id}");
                 Ok(ExitCode::SUCCESS)

@@ -1,5 +1,6 @@
 //! Integration tests of the `zixly` binary: one test binary.
 mod bench_cli;
+mod bi_role;
 mod import;
 mod lifecycle;
 mod sync_cli;

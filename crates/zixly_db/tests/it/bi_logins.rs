@@ -57,7 +57,9 @@ impl Fixture {
     }
 
     async fn drop_role(&self) {
-        bi_roles::drop(&self.db.superuser_url, &self.role).await.ok();
+        bi_roles::drop(&self.db.superuser_url, &self.role)
+            .await
+            .ok();
     }
 }
 
@@ -194,12 +196,11 @@ async fn every_way_of_re_pointing_the_tenant_reads_nothing_of_another_tenant() {
         "set role zixly_owner".to_string(),
         format!("set session authorization {}", "zixly_app"),
         format!("alter role {} bypassrls", f.role),
-        format!("insert into public.bi_logins (role_oid, role_name, tenant_id) values (1, 'x', '{b}')"),
+        format!(
+            "insert into public.bi_logins (role_oid, role_name, tenant_id) values (1, 'x', '{b}')"
+        ),
     ] {
-        let err = bi
-            .batch_execute(&refused)
-            .await
-            .expect_err(&refused);
+        let err = bi.batch_execute(&refused).await.expect_err(&refused);
         assert_eq!(
             err.code(),
             Some(&SqlState::INSUFFICIENT_PRIVILEGE),
@@ -209,7 +210,10 @@ async fn every_way_of_re_pointing_the_tenant_reads_nothing_of_another_tenant() {
     // A login may set its own session defaults (PostgreSQL allows that to ordinary roles): the
     // next session still sees only its own tenant.
     let _ = bi
-        .batch_execute(&format!("alter role {} set zixly.tenant_id = '{b}'", f.role))
+        .batch_execute(&format!(
+            "alter role {} set zixly.tenant_id = '{b}'",
+            f.role
+        ))
         .await;
     drop(bi);
     let next = f.bi().await;
@@ -236,7 +240,11 @@ async fn secret_tables_are_refused_to_bi_logins_and_to_zixly_readonly() {
         for table in REFUSED {
             let sql = format!("select * from {table} limit 1");
             let err = client.batch_execute(&sql).await.expect_err(&sql);
-            assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{sql}: {err}");
+            assert_eq!(
+                err.code(),
+                Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+                "{sql}: {err}"
+            );
         }
         // Column-level: not even the harmless-looking columns of users.
         let err = client
@@ -308,7 +316,10 @@ async fn no_catalog_view_reveals_another_tenants_id_to_a_bi_login() {
         "pg_description",
     ] {
         let text: Option<String> = bi
-            .query_one(&format!("select string_agg(v::text, ',') from {view} v"), &[])
+            .query_one(
+                &format!("select string_agg(v::text, ',') from {view} v"),
+                &[],
+            )
             .await
             .unwrap_or_else(|e| panic!("{view}: {e}"))
             .get(0);
@@ -352,7 +363,9 @@ async fn zixly_readonly_and_unmapped_logins_see_nothing_whatever_they_set() {
     let client = TestDb::connect(&url).await;
     assert!(census(&client, f.a).await.iter().all(|(_, n, _)| *n == 0));
     drop(client);
-    su.batch_execute(&format!("drop role {manual}")).await.unwrap();
+    su.batch_execute(&format!("drop role {manual}"))
+        .await
+        .unwrap();
     f.drop_role().await;
 }
 
@@ -365,12 +378,17 @@ async fn create_list_and_drop_keep_role_and_mapping_together() {
     assert_eq!(listed[0].name, f.role);
     assert_eq!(listed[0].tenant_id, f.a);
     assert_eq!(listed[0].tenant_name, "Tenant A");
-    assert_eq!(listed[0].connection_limit, bi_roles::DEFAULT_CONNECTION_LIMIT);
+    assert_eq!(
+        listed[0].connection_limit,
+        bi_roles::DEFAULT_CONNECTION_LIMIT
+    );
     assert!(listed[0].role_exists);
     let name = BiRoleName::parse(&f.role).unwrap();
 
     // The same name again: refused, the first login untouched.
-    let err = bi_roles::create(url, &name, f.b, PASSWORD, 5).await.unwrap_err();
+    let err = bi_roles::create(url, &name, f.b, PASSWORD, 5)
+        .await
+        .unwrap_err();
     assert!(matches!(err, BiRoleError::RoleExists(_)), "{err}");
     assert_eq!(census(&f.bi().await, f.a).await, expected_own_census());
 
@@ -395,7 +413,10 @@ async fn create_list_and_drop_keep_role_and_mapping_together() {
     // Dropping anything that is not a BI login is refused.
     for not_bi in ["zixly_app", "zixly_owner", "postgres", "nobody_here"] {
         let err = bi_roles::drop(url, not_bi).await.unwrap_err();
-        assert!(matches!(err, BiRoleError::NotABiLogin(_)), "{not_bi}: {err}");
+        assert!(
+            matches!(err, BiRoleError::NotABiLogin(_)),
+            "{not_bi}: {err}"
+        );
     }
     assert_eq!(exists("zixly_app".into()).await, 1);
 
@@ -404,7 +425,10 @@ async fn create_list_and_drop_keep_role_and_mapping_together() {
     bi_roles::drop(url, &f.role).await.unwrap();
     assert_eq!(exists(f.role.clone()).await, 0);
     assert!(bi_roles::list(url).await.unwrap().is_empty());
-    assert!(open.query_one("select 1", &[]).await.is_err(), "session ended");
+    assert!(
+        open.query_one("select 1", &[]).await.is_err(),
+        "session ended"
+    );
     let again = bi_roles::drop(url, &f.role).await.unwrap_err();
     assert!(matches!(again, BiRoleError::NotABiLogin(_)));
 }
@@ -418,7 +442,9 @@ async fn deleting_the_tenant_leaves_its_bi_login_seeing_nothing() {
     drop(bi);
     // The role itself is still there (role DDL needs more than the owner): drop removes it.
     let su = f.db.superuser().await;
-    su.batch_execute(&format!("drop role {}", f.role)).await.unwrap();
+    su.batch_execute(&format!("drop role {}", f.role))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
