@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "jobs_claim_index",
         sql: include_str!("../../../migrations/0007_jobs_claim_index.sql"),
     },
+    Migration {
+        version: 10,
+        name: "password_reset_invalidation",
+        sql: include_str!("../../../migrations/0010_password_reset_invalidation.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {
