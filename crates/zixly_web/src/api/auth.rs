@@ -651,3 +651,40 @@ async fn confirm_password_reset(
     state.token_cache.forget_user(parsed.tenant_id, user_id);
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(hash: Option<&str>, deactivated: bool) -> LoginCandidate {
+        LoginCandidate {
+            tenant_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            password_hash: hash.map(str::to_string),
+            role: zixly_domain::Role::Viewer,
+            deactivated,
+        }
+    }
+
+    #[test]
+    fn login_work_is_padded_to_the_constant_and_grows_only_beyond_it() {
+        let right = "the right password";
+        let hash = hash_password(right).unwrap();
+        let h = Some(hash.as_str());
+        // No candidate, one, two (one deactivated: verified against the dummy, never a match).
+        for (candidates, matches) in [
+            (vec![], 0),
+            (vec![candidate(h, false)], 1),
+            (vec![candidate(h, false), candidate(h, true)], 1),
+            (vec![candidate(None, false), candidate(h, false)], 1),
+        ] {
+            let (found, verified) = verify_candidates(right, candidates);
+            assert_eq!(verified, VERIFICATIONS_PER_LOGIN);
+            assert_eq!(found.len(), matches);
+        }
+        // More candidates than the constant: each is still verified (documented limit).
+        let many = vec![candidate(None, true); VERIFICATIONS_PER_LOGIN + 1];
+        let (found, verified) = verify_candidates(right, many);
+        assert_eq!((found.len(), verified), (0, VERIFICATIONS_PER_LOGIN + 1));
+    }
+}
