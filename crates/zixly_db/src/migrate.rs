@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "bi_logins",
         sql: include_str!("../../../migrations/0008_bi_logins.sql"),
     },
+    Migration {
+        version: 10,
+        name: "password_reset_invalidation",
+        sql: include_str!("../../../migrations/0010_password_reset_invalidation.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

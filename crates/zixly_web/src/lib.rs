@@ -45,7 +45,11 @@ use crate::metrics::Metrics;
 /// Failed-login throttling limits (see `migrations/0002_auth.sql`).
 #[derive(Debug, Clone)]
 pub struct ThrottleConfig {
-    /// Failures per account (email as typed) within the window before it is locked.
+    /// Failures per account (email as typed) from one client address within the window before
+    /// that account is locked for that address (the tight limit).
+    pub account_address_limit: i32,
+    /// Failures per account from all addresses together before it is locked everywhere: a much
+    /// higher ceiling, so that one attacking address cannot lock the real user out.
     pub account_limit: i32,
     /// Failures per client address within the window before it is locked.
     pub address_limit: i32,
@@ -79,6 +83,11 @@ pub struct WebConfig {
     /// (default 15 minutes).
     pub import_timeout: Duration,
     pub throttle: ThrottleConfig,
+    /// The bearer token `/metrics` requires (`ZIXLY_METRICS_TOKEN`). Without one the public
+    /// listener does not serve `/metrics` (404): use [`serve_metrics`] on a separate address
+    /// (`ZIXLY_METRICS_LISTEN`) or set a token. Request counts and pool state are operational
+    /// detail an anonymous caller need not see.
+    pub metrics_token: Option<zixly_crypto::SecretString>,
 }
 
 impl WebConfig {
@@ -97,11 +106,13 @@ impl WebConfig {
             import_body_limit: 256 * 1024 * 1024,
             import_timeout: Duration::from_secs(15 * 60),
             throttle: ThrottleConfig {
-                account_limit: 5,
+                account_address_limit: 5,
+                account_limit: 100,
                 address_limit: 50,
                 window: Duration::from_secs(15 * 60),
                 lock: Duration::from_secs(60),
             },
+            metrics_token: None,
         })
     }
 
@@ -149,6 +160,11 @@ impl AppState {
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.mailer = Some(mailer);
         self
+    }
+
+    /// Password hashes login has verified so far (`zixly_password_verifications_total`).
+    pub fn password_verifications(&self) -> u64 {
+        self.metrics.password_verifications()
     }
 }
 
@@ -227,10 +243,59 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus metrics (text exposition format 0.0.4).
+/// Prometheus metrics (text exposition format 0.0.4)
+///
+/// Needs `Authorization: Bearer <ZIXLY_METRICS_TOKEN>`; without a configured token this listener
+/// does not serve it (404; see `ZIXLY_METRICS_LISTEN` for a separate metrics address).
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-async fn metrics_endpoint(State(state): State<AppState>) -> Response {
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+              (status = 401, description = "Missing or wrong metrics token", body = error::ErrorBody),
+              (status = 404, description = "No metrics token configured: not served here", body = error::ErrorBody)))]
+async fn metrics_endpoint(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(token) = &state.config.metrics_token else {
+        return ApiError::not_found("route").into_response();
+    };
+    if !metrics_token_matches(&headers, token) {
+        let mut r = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the metrics token is required (Authorization: Bearer ...)",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    metrics_text(&state)
+}
+
+/// Compares hashes of the presented and the configured token in constant time (the token's length
+/// is not revealed either).
+fn metrics_token_matches(
+    headers: &axum::http::HeaderMap,
+    token: &zixly_crypto::SecretString,
+) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (
+        auth::sha256(given.trim().as_bytes()),
+        auth::sha256(token.expose().as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+fn metrics_text(state: &AppState) -> Response {
     let text = state.metrics.render(state.db.pool_status());
     let mut r = text.into_response();
     r.headers_mut().insert(
@@ -238,6 +303,39 @@ async fn metrics_endpoint(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     r
+}
+
+/// The router of the separate metrics listener: `/metrics` and nothing else. Its address is the
+/// access control (`ZIXLY_METRICS_LISTEN`, e.g. a loopback or private address for the scraper);
+/// a configured token is required here too.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(
+                |State(state): State<AppState>, headers: axum::http::HeaderMap| async move {
+                    match &state.config.metrics_token {
+                        Some(t) if !metrics_token_matches(&headers, t) => {
+                            StatusCode::UNAUTHORIZED.into_response()
+                        }
+                        _ => metrics_text(&state),
+                    }
+                },
+            ),
+        )
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .with_state(state)
+}
+
+/// Serves [`metrics_router`] until `shutdown` resolves.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics_router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

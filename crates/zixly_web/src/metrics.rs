@@ -4,6 +4,7 @@
 //! - `zixly_http_requests_total{method,route,status}` — counter.
 //! - `zixly_http_request_duration_seconds{method,route,status}` — histogram.
 //! - `zixly_db_pool_connections{state="open"|"idle"|"in_use"}`, `zixly_db_pool_max_connections`.
+//! - `zixly_password_verifications_total` — counter of argon2 verifications by login.
 //!
 //! `route` is the matched route template (`/api/v1/users/{id}`), or `unmatched`, so the label set
 //! stays bounded whatever paths clients send.
@@ -37,9 +38,21 @@ struct Series {
 #[derive(Default)]
 pub struct Metrics {
     series: RwLock<HashMap<Key, Arc<Series>>>,
+    /// Password hashes verified by login (argon2 work; also the seam the tests count login's
+    /// constant work by).
+    password_verifications: AtomicU64,
 }
 
 impl Metrics {
+    pub fn count_password_verifications(&self, n: usize) {
+        self.password_verifications
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn password_verifications(&self) -> u64 {
+        self.password_verifications.load(Ordering::Relaxed)
+    }
+
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let key = Key {
             method: method.to_string(),
@@ -137,6 +150,15 @@ impl Metrics {
         );
         out.push_str("# TYPE zixly_db_pool_max_connections gauge\n");
         let _ = writeln!(out, "zixly_db_pool_max_connections {max}");
+        out.push_str(
+            "# HELP zixly_password_verifications_total Password hashes verified by login.\n",
+        );
+        out.push_str("# TYPE zixly_password_verifications_total counter\n");
+        let _ = writeln!(
+            out,
+            "zixly_password_verifications_total {}",
+            self.password_verifications()
+        );
         out
     }
 }

@@ -56,6 +56,14 @@ pub struct WebArgs {
     /// Sender address of outgoing mail.
     #[arg(long, env = "ZIXLY_MAIL_FROM", default_value = "zixly@localhost")]
     pub mail_from: String,
+    /// Serve /metrics (and nothing else) on this separate address, e.g. 127.0.0.1:9464, for the
+    /// Prometheus scraper. Without it (and without a token) /metrics is not served at all.
+    #[arg(long, env = "ZIXLY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Bearer token /metrics requires (at least 16 characters); with it, the main listener serves
+    /// /metrics too.
+    #[arg(long, env = "ZIXLY_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 impl WebArgs {
@@ -67,6 +75,13 @@ impl WebArgs {
         let mut config = zixly_web::WebConfig::new(&public_url)
             .with_context(|| format!("invalid public URL `{public_url}`"))?;
         config.trust_forwarded_for = self.trust_forwarded_for;
+        if let Some(token) = &self.metrics_token {
+            // The token guards operational detail on a public listener: refuse a guessable one.
+            if token.trim().chars().count() < 16 {
+                bail!("ZIXLY_METRICS_TOKEN must be at least 16 characters");
+            }
+            config.metrics_token = Some(zixly_crypto::SecretString::new(token.trim()));
+        }
         let mut state = zixly_web::AppState::new(app, config);
         if let Some(url) = &self.smtp_url {
             let mailer = zixly_web::mail::SmtpMailer::from_url(url, &self.mail_from)
@@ -131,6 +146,16 @@ async fn serve_until_signal(
             )
         })?;
     let bound = listener.local_addr()?;
+    let metrics_listener = match web.metrics_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} for metrics (ZIXLY_METRICS_LISTEN)")
+            })?;
+            tracing::info!(address = %l.local_addr()?, "serving /metrics there");
+            Some(l)
+        }
+        None => None,
+    };
     if create_demo {
         // After binding, so the printed login URL has the real port.
         create_demo_tenant_if_empty(global, db, bound).await?;
@@ -150,10 +175,25 @@ async fn serve_until_signal(
     let worker = tokio::spawn(worker.run(async move {
         let _ = stopped.await; // sent, or the sender dropped because HTTP failed
     }));
+    // The metrics listener, when configured, lives as long as the main one.
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics = metrics_listener.map(|l| {
+        tokio::spawn(zixly_web::serve_metrics(l, state.clone(), async move {
+            let _ = metrics_stopped.await;
+        }))
+    });
     let served = zixly_web::serve(listener, state, shutdown_signal())
         .await
         .context("HTTP server failed");
     drop(stop);
+    drop(metrics_stop);
+    if let Some(m) = metrics {
+        match m.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics listener failed"),
+            Err(e) => tracing::warn!(error = %e, "metrics listener task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     let worked = worker
         .await
         .context("job worker task")?

@@ -441,8 +441,10 @@ impl TenantTx {
         Ok(())
     }
 
-    /// Creates a password-reset link for a user, dropping their earlier unused ones (one
-    /// outstanding link per user).
+    /// Creates a password-reset link for a user, replacing their unused one if any: at most one
+    /// outstanding link per user (`password_resets_outstanding_key`, migrations/0010), so an
+    /// older link stops working the moment a newer one is issued, and two issued at once leave
+    /// one (the second waits on the index, then replaces the first).
     pub async fn insert_password_reset(
         &self,
         user_id: Uuid,
@@ -450,27 +452,26 @@ impl TenantTx {
         requested_by: Option<Uuid>,
         expires_at: DateTime<Utc>,
     ) -> DbResult<Uuid> {
-        self.client()
-            .execute(
-                "delete from password_resets where tenant_id = zixly_current_tenant() and user_id = $1 and used_at is null",
-                &[&user_id],
-            )
-            .await
-            .ctx("replacing a password reset")?;
-        let id = Uuid::now_v7();
-        self.client()
-            .execute(
+        let row = self
+            .client()
+            .query_one(
                 "insert into password_resets (tenant_id, id, user_id, token_hash, requested_by, expires_at)
-                 values (zixly_current_tenant(), $1, $2, $3, $4, $5)",
-                &[&id, &user_id, &token_hash, &requested_by, &expires_at],
+                 values (zixly_current_tenant(), $1, $2, $3, $4, $5)
+                 on conflict (tenant_id, user_id) where used_at is null do update
+                    set id = excluded.id, token_hash = excluded.token_hash,
+                        requested_by = excluded.requested_by, created_at = excluded.created_at,
+                        expires_at = excluded.expires_at
+                 returning id",
+                &[&Uuid::now_v7(), &user_id, &token_hash, &requested_by, &expires_at],
             )
             .await
             .ctx("creating a password reset")?;
-        Ok(id)
+        Ok(row.get(0))
     }
 
     /// Uses the reset link with this hash if it is unused, unexpired and its user active; returns
-    /// the user. Single use.
+    /// the user. Single use; setting the password afterwards removes any other unused link of the
+    /// user (trigger `password_resets_forget_on_password_change`, migrations/0010).
     pub async fn claim_password_reset(&self, token_hash: &[u8]) -> DbResult<Option<Uuid>> {
         let row = self
             .client()

@@ -1,15 +1,15 @@
 //! Public authentication routes: login, logout, accepting an invitation, password reset.
 //!
 //! Login (`POST /auth/login`):
-//! 1. throttling first: if the account key (the email as typed) or the client-address key is
-//!    locked, answer 429 with `Retry-After` — before any lookup, so the answer is the same for
-//!    known and unknown emails;
+//! 1. throttling first ([`LoginThrottle`]): if the account-and-address key, the account key or the
+//!    client-address key is locked, answer 429 with `Retry-After` — before any lookup, so the
+//!    answer is the same for known and unknown emails;
 //! 2. `zixly_login_candidates(email)` returns the accounts with that email in every tenant; the
-//!    password is verified (argon2id, on the blocking pool) against each active candidate. With no
-//!    candidate, a dummy hash is verified so that the time spent does not reveal whether the email
-//!    exists;
-//! 3. a failure counts against both keys and answers 401 `invalid_credentials` (same message for
-//!    unknown email, wrong password and deactivated account);
+//!    password is verified (argon2id, on the blocking pool) against each candidate, and dummy
+//!    hashes make up the difference to [`VERIFICATIONS_PER_LOGIN`]: an unknown email, a
+//!    deactivated account, and an email in one tenant or in two all cost the same work;
+//! 3. a failure counts against all three keys and answers 401 `invalid_credentials` (same message
+//!    for unknown email, wrong password and deactivated account);
 //! 4. success creates a session token (body + HttpOnly cookie), stamps `last_login_at` and
 //!    appends an `auth.login` audit row. If the same email and password match in several tenants,
 //!    the client must name one with `tenant_id` (409 `tenant_required` lists the choices).
@@ -101,16 +101,8 @@ async fn login(
     if !missing.is_empty() {
         return Err(ApiError::validation(missing));
     }
-    let throttle = &state.config.throttle;
-    let account_key = sha256(format!("account:{email}").as_bytes());
-    let address_key = ctx
-        .client_addr
-        .map(|a| sha256(format!("addr:{a}").as_bytes()));
-    let keys: Vec<[u8; 32]> = std::iter::once(account_key).chain(address_key).collect();
-    let wait = state.db.login_throttle_wait(&keys).await?;
-    if wait > 0 {
-        return Err(ApiError::too_many_requests(u64::from(wait)));
-    }
+    let throttle = LoginThrottle::new(&email, ctx.client_addr);
+    throttle.check(&state).await?;
 
     let candidates: Vec<LoginCandidate> = state
         .db
@@ -120,38 +112,18 @@ async fn login(
         .filter(|c| req.tenant_id.is_none_or(|t| t == c.tenant_id))
         .collect();
     let password = req.password;
-    let matches = tokio::task::spawn_blocking(move || verify_candidates(&password, candidates))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "password verification task failed");
-            ApiError::internal()
-        })?;
+    let (matches, verified) =
+        tokio::task::spawn_blocking(move || verify_candidates(&password, candidates))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "password verification task failed");
+                ApiError::internal()
+            })?;
+    state.metrics.count_password_verifications(verified);
 
     let user = match matches.as_slice() {
         [] => {
-            let secs = |d: std::time::Duration| d.as_secs().min(i32::MAX as u64) as i32;
-            let mut lock = state
-                .db
-                .login_throttle_fail(
-                    &account_key,
-                    throttle.account_limit,
-                    secs(throttle.window),
-                    secs(throttle.lock),
-                )
-                .await?;
-            if let Some(k) = &address_key {
-                lock = lock.max(
-                    state
-                        .db
-                        .login_throttle_fail(
-                            k,
-                            throttle.address_limit,
-                            secs(throttle.window),
-                            secs(throttle.lock),
-                        )
-                        .await?,
-                );
-            }
+            let lock = throttle.fail(&state).await?;
             tracing::info!(locked_for_secs = lock, "failed login");
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -177,7 +149,7 @@ async fn login(
             .with_details(tenants));
         }
     };
-    state.db.login_throttle_clear(&account_key).await?;
+    throttle.succeed(&state).await?;
 
     let tx = state.db.begin_tenant(user.tenant_id).await?;
     tx.record_login(user.user_id).await?;
@@ -200,25 +172,112 @@ async fn login(
     ))
 }
 
-/// The candidates whose password matches. Spends one verification per active candidate, and
-/// one on a dummy hash when there is none, so an unknown email costs as much as a known one.
-fn verify_candidates(password: &str, candidates: Vec<LoginCandidate>) -> Vec<LoginCandidate> {
-    let active: Vec<LoginCandidate> = candidates
-        .into_iter()
-        .filter(|c| !c.deactivated && c.password_hash.is_some())
-        .collect();
-    if active.is_empty() {
-        let _ = verify_password(password, dummy_hash());
-        return Vec::new();
+/// Password verifications per login attempt, whatever the number of candidates (up to this
+/// many): an email in one tenant, in two or in none costs the same argon2 work, so the time of
+/// the answer does not tell how many tenants know it. Three covers a person in up to three
+/// tenants; beyond that every candidate is still verified (the time then shows "more than
+/// three", never which tenants). Each login costs three verifications' CPU: the throttle bounds
+/// how often one client can ask for it.
+pub const VERIFICATIONS_PER_LOGIN: usize = 3;
+
+/// The candidates whose password matches, and how many hashes were verified. A deactivated or
+/// password-less candidate is verified against the dummy hash (it can never match), and dummy
+/// verifications pad the work to [`VERIFICATIONS_PER_LOGIN`].
+fn verify_candidates(
+    password: &str,
+    candidates: Vec<LoginCandidate>,
+) -> (Vec<LoginCandidate>, usize) {
+    let mut verified = 0;
+    let mut matches = Vec::new();
+    for c in candidates {
+        let usable = c.password_hash.as_deref().filter(|_| !c.deactivated);
+        let ok = verify_password(password, usable.unwrap_or_else(|| dummy_hash()));
+        verified += 1;
+        if ok && usable.is_some() {
+            matches.push(c);
+        }
     }
-    active
-        .into_iter()
-        .filter(|c| {
-            c.password_hash
-                .as_deref()
-                .is_some_and(|h| verify_password(password, h))
-        })
-        .collect()
+    while verified < VERIFICATIONS_PER_LOGIN {
+        let _ = verify_password(password, dummy_hash());
+        verified += 1;
+    }
+    (matches, verified)
+}
+
+/// Failed-attempt throttling of one account from one client address (see
+/// `migrations/0002_auth.sql`). Three keys, after GitLab and Devise:
+/// - account + address: the tight limit (`account_address_limit`), so one client guessing one
+///   account is stopped quickly;
+/// - account: a much higher ceiling (`account_limit`) across all addresses, so an attacker at one
+///   address cannot lock the real user out from another, while a distributed guess still trips;
+/// - address: across accounts (`address_limit`), so one client cannot spray many accounts.
+///
+/// Used by login and by `POST /me/password` (a wrong current password is a failed attempt on the
+/// same keys: a stolen session cannot guess the password faster than the login form can).
+pub(crate) struct LoginThrottle {
+    account: [u8; 32],
+    account_address: [u8; 32],
+    address: Option<[u8; 32]>,
+}
+
+impl LoginThrottle {
+    /// `email` as typed (trimmed, lowercased): unknown emails are throttled like known ones, so a
+    /// 429 reveals nothing. Keys are SHA-256: no email or address is stored in clear.
+    pub(crate) fn new(email: &str, addr: Option<std::net::IpAddr>) -> Self {
+        let addr_part = addr.map_or_else(|| "-".to_string(), |a| a.to_string());
+        LoginThrottle {
+            account: sha256(format!("account:{email}").as_bytes()),
+            // The length prefix keeps `email` and address apart whatever the email contains.
+            account_address: sha256(
+                format!("account-addr:{}:{email}:{addr_part}", email.len()).as_bytes(),
+            ),
+            address: addr.map(|a| sha256(format!("addr:{a}").as_bytes())),
+        }
+    }
+
+    /// 429 with `Retry-After` while any of the keys is locked.
+    pub(crate) async fn check(&self, state: &AppState) -> ApiResult<()> {
+        let keys: Vec<[u8; 32]> = [self.account_address, self.account]
+            .into_iter()
+            .chain(self.address)
+            .collect();
+        let wait = state.db.login_throttle_wait(&keys).await?;
+        if wait > 0 {
+            return Err(ApiError::too_many_requests(u64::from(wait)));
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt on every key; returns the longest lock it now carries (seconds).
+    pub(crate) async fn fail(&self, state: &AppState) -> ApiResult<u32> {
+        let t = &state.config.throttle;
+        let secs = |d: std::time::Duration| d.as_secs().min(i32::MAX as u64) as i32;
+        let (window, lock) = (secs(t.window), secs(t.lock));
+        let mut keys = vec![
+            (self.account_address, t.account_address_limit),
+            (self.account, t.account_limit),
+        ];
+        keys.extend(self.address.map(|k| (k, t.address_limit)));
+        let mut longest = 0;
+        for (key, limit) in keys {
+            longest = longest.max(
+                state
+                    .db
+                    .login_throttle_fail(&key, limit, window, lock)
+                    .await?,
+            );
+        }
+        Ok(longest)
+    }
+
+    /// After a success: forgets the account's failures, from this address and in total. The
+    /// address key is kept (one valid account must not reset an attacker's address budget), and
+    /// so are the account-and-address keys of *other* addresses (an attacker's stays locked).
+    pub(crate) async fn succeed(&self, state: &AppState) -> ApiResult<()> {
+        state.db.login_throttle_clear(&self.account_address).await?;
+        state.db.login_throttle_clear(&self.account).await?;
+        Ok(())
+    }
 }
 
 fn dummy_hash() -> &'static str {
@@ -591,4 +650,41 @@ async fn confirm_password_reset(
     tx.commit().await?;
     state.token_cache.forget_user(parsed.tenant_id, user_id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(hash: Option<&str>, deactivated: bool) -> LoginCandidate {
+        LoginCandidate {
+            tenant_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            password_hash: hash.map(str::to_string),
+            role: zixly_domain::Role::Viewer,
+            deactivated,
+        }
+    }
+
+    #[test]
+    fn login_work_is_padded_to_the_constant_and_grows_only_beyond_it() {
+        let right = "the right password";
+        let hash = hash_password(right).unwrap();
+        let h = Some(hash.as_str());
+        // No candidate, one, two (one deactivated: verified against the dummy, never a match).
+        for (candidates, matches) in [
+            (vec![], 0),
+            (vec![candidate(h, false)], 1),
+            (vec![candidate(h, false), candidate(h, true)], 1),
+            (vec![candidate(None, false), candidate(h, false)], 1),
+        ] {
+            let (found, verified) = verify_candidates(right, candidates);
+            assert_eq!(verified, VERIFICATIONS_PER_LOGIN);
+            assert_eq!(found.len(), matches);
+        }
+        // More candidates than the constant: each is still verified (documented limit).
+        let many = vec![candidate(None, true); VERIFICATIONS_PER_LOGIN + 1];
+        let (found, verified) = verify_candidates(right, many);
+        assert_eq!((found.len(), verified), (0, VERIFICATIONS_PER_LOGIN + 1));
+    }
 }

@@ -1,6 +1,7 @@
 //! Integrations: connecting a provider over OAuth2, the callback, disconnecting, manual syncs and
 //! the list. Every route needs the ADMIN role (ADMINs manage integrations; the dashboard's
-//! `/integrations` page shows statuses to other roles through its own query).
+//! `/integrations` page shows statuses to other roles, through [`IntegrationCard`], which leaves
+//! out what these routes refuse them).
 //!
 //! Routes (relative to `/api/v1`):
 //! - `POST /integrations/{provider}/connect` → `{"authorize_url": ...}` (templated as
@@ -62,7 +63,9 @@ use zixly_connectors::oauth::Pkce;
 use zixly_connectors::{ConnectorError, Provider, ProviderConfig};
 use zixly_crypto::SecretString;
 use zixly_db::integrations::Integration;
+use zixly_db::queries::dashboard::IntegrationStatus;
 use zixly_db::queue::Enqueued;
+use zixly_domain::Role;
 use zixly_sync::engine::SyncEngine;
 
 use crate::api::Page;
@@ -134,6 +137,35 @@ impl IntegrationView {
             last_error: i.last_error,
             consecutive_failures: i.consecutive_failures,
             next_sync_at,
+        }
+    }
+}
+
+/// What an integration shows to `role` outside the ADMIN-only API: the dashboard's
+/// `/integrations` page shows every role the status, and builds its cards only through this, so
+/// it cannot show what the API refuses non-ADMINs. Every integration route is ADMIN-only, so a
+/// VIEWER or EDITOR gets provider, status and last sync and nothing of [`IntegrationView`]'s
+/// details: no `last_error` (the provider's refusal can name organisations, accounts or scopes),
+/// no settings, no failure count.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IntegrationCard {
+    pub id: Uuid,
+    pub provider: String,
+    pub status: String,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// ADMINs only (as in [`IntegrationView::last_error`]).
+    pub last_error: Option<String>,
+}
+
+impl IntegrationCard {
+    pub(crate) fn for_role(i: IntegrationStatus, role: Role) -> Self {
+        let admin = role == Role::Admin;
+        IntegrationCard {
+            id: i.id,
+            provider: i.provider,
+            status: i.status,
+            last_sync_at: i.last_sync_at,
+            last_error: i.last_error.filter(|_| admin),
         }
     }
 }
@@ -473,12 +505,15 @@ async fn oauth_callback(
     tracing::info!(%provider, integration_id = %connected.id, "integration connected");
     if wants_html(&headers) {
         let mut r = StatusCode::SEE_OTHER.into_response();
-        let to = format!(
+        // Built from the provider enum, not from the request; still through the one check of
+        // redirect targets, which also makes it a valid header value by construction.
+        let to = crate::pages::local_target(Some(&format!(
             "/integrations?connected={}",
             provider.as_str().to_lowercase()
-        );
-        r.headers_mut()
-            .insert(header::LOCATION, HeaderValue::from_str(&to).expect("ASCII"));
+        )));
+        if let Ok(v) = HeaderValue::from_str(&to) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
         return Ok(r);
     }
     Ok(Json(IntegrationView::new(connected, Some(engine))).into_response())

@@ -1,6 +1,7 @@
 //! The caller's own account (`GET /me`, `POST /me/password`) and personal API tokens
 //! (`/me/tokens`: create — the token is shown once —, list, revoke).
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ use zixly_db::queries::auth::{NewToken, TokenInfo, TokenKind};
 use zixly_db::queries::users::UserRow;
 use zixly_domain::password::verify_password;
 
-use crate::api::auth::hash_new_password;
+use crate::api::auth::{check_new_password, hash_new_password, LoginThrottle};
 use crate::api::Page;
 use crate::auth::{issue_secret, Auth, SecretKind, Viewer};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
@@ -78,33 +79,47 @@ pub struct ChangePasswordRequest {
 
 /// Change the caller's password
 ///
-/// Needs the current password. Revokes every other session and API token of the caller; the
-/// credential used for this request stays valid.
+/// Needs the current password. Throttled like login, on the same keys (the caller's email, with
+/// and without the client address, and the address): a wrong current password counts as a failed
+/// login, and while they are locked the answer is 429. Revokes every other session and API token
+/// of the caller, and every outstanding password-reset link; the credential used for this request
+/// stays valid.
 #[utoipa::path(post, path = "/me/password", tag = "me",
     security(("bearer" = ["VIEWER"]), ("cookie" = ["VIEWER"])),
     request_body = ChangePasswordRequest,
     responses((status = 204, description = "Changed"), (status = 401, body = ErrorBody),
-              (status = 422, description = "Wrong current password or new one too short", body = ErrorBody)))]
+              (status = 422, description = "Wrong current password or new one too short", body = ErrorBody),
+              (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody)))]
 async fn change_password(
+    State(state): State<AppState>,
     auth: Auth<Viewer>,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    let hash = hash_new_password("new_password", req.new_password).await?;
-    let tx = auth.begin().await?;
-    let current = tx
-        .user_password_hash(auth.user_id())
-        .await?
-        .unwrap_or_default();
+    // Cheap checks first: a new password that cannot be accepted spends no argon2 work.
+    check_new_password("new_password", &req.new_password)?;
+    let throttle = LoginThrottle::new(&auth.principal().email, auth.ctx().client_addr);
+    throttle.check(&state).await?;
+    let current = {
+        let tx = auth.begin().await?;
+        let current = tx.user_password_hash(auth.user_id()).await?;
+        tx.commit().await?;
+        current.unwrap_or_default()
+    };
     let given = req.current_password;
     let ok = tokio::task::spawn_blocking(move || verify_password(&given, &current))
         .await
         .unwrap_or(false);
     if !ok {
+        let lock = throttle.fail(&state).await?;
+        tracing::info!(locked_for_secs = lock, "wrong current password");
         return Err(ApiError::invalid_field(
             "current_password",
             "does not match",
         ));
     }
+    throttle.succeed(&state).await?;
+    let hash = hash_new_password("new_password", req.new_password).await?;
+    let tx = auth.begin().await?;
     tx.set_user_password(auth.user_id(), &hash).await?;
     let revoked = tx
         .revoke_user_tokens(auth.user_id(), Some(auth.principal().token_id))

@@ -16,6 +16,7 @@ use zixly_domain::Role;
 
 use super::html::{self, csrf_field, esc, layout, Nav};
 use super::{page, PageError, PageUser};
+use crate::api::integrations::IntegrationCard;
 use crate::auth::{issue_secret, Admin, SecretKind, Viewer};
 use crate::AppState;
 
@@ -510,7 +511,13 @@ pub async fn integrations(
     let tenant = tx.tenant_profile().await?;
     let rows = tx.integration_overview().await?;
     tx.commit().await?;
-    let admin = user.auth.role() == Role::Admin;
+    let role = user.auth.role();
+    let admin = role == Role::Admin;
+    // Through the API's visibility rule: a VIEWER or EDITOR never sees what the API refuses them.
+    let rows: Vec<IntegrationCard> = rows
+        .into_iter()
+        .map(|r| IntegrationCard::for_role(r, role))
+        .collect();
     let mut body = html::page_head(
         "Integrations",
         "Connect the systems your clients' numbers live in. Zixly syncs them on a schedule.",

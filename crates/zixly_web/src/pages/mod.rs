@@ -22,6 +22,7 @@ mod html;
 mod imports;
 mod internal;
 mod overview;
+mod redirect;
 mod reports;
 
 use std::marker::PhantomData;
@@ -41,6 +42,7 @@ use crate::AppState;
 
 pub use assets::shipped_js_css_bytes;
 use html::{esc, layout, Nav, Who};
+pub(crate) use redirect::local_target;
 
 /// The pages' routes (merged into the application router).
 pub fn router() -> Router<AppState> {
@@ -163,13 +165,11 @@ impl<C: Capability> FromRequestParts<AppState> for PageUser<C> {
                 })
             }
             Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
-                let next = parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/");
+                // The same check as the login form's: a request path such as `//evil/x` must not
+                // become a `next` that leaves the site.
+                let next = local_target(parts.uri.path_and_query().map(|p| p.as_str()));
                 let target = if parts.method == axum::http::Method::GET && next != "/" {
-                    format!("/login?next={}", html::q(next))
+                    format!("/login?next={}", html::q(&next))
                 } else {
                     "/login".to_string()
                 };

@@ -171,7 +171,12 @@ async fn every_response_carries_a_request_id_and_security_headers() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status_and_report_the_pool() {
-    let app = spawn_app().await;
+    let app = zixly_testkit::app::TestApp::builder()
+        .config(|c| {
+            c.metrics_token = Some(zixly_crypto::SecretString::new("metrics token 0123456789"))
+        })
+        .spawn()
+        .await;
     for _ in 0..3 {
         assert_eq!(app.get("/api/v1/me", &app.a.viewer).await.status(), 200);
     }
@@ -188,7 +193,12 @@ async fn metrics_count_requests_by_route_and_status_and_report_the_pool() {
         .send()
         .await
         .unwrap();
-    let res = app.anonymous(Method::GET, "/metrics").send().await.unwrap();
+    let res = app
+        .anonymous(Method::GET, "/metrics")
+        .bearer_auth("metrics token 0123456789")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-type"]
         .to_str()
