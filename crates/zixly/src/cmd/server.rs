@@ -9,7 +9,7 @@ use zixly_domain::password::{generate_password, hash_password};
 use zixly_domain::{CurrencyCode, Role};
 
 use super::worker::JobArgs;
-use crate::env::{external_url, Database, Global};
+use crate::env::{external_url, Database, Global, Supervision};
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -105,8 +105,11 @@ async fn run_server(
     jobs: JobArgs,
     create_demo: bool,
 ) -> Result<ExitCode> {
-    let db = Database::open(global, 16).await?;
-    let outcome = serve_until_signal(global, &db, listen, web, jobs, create_demo).await;
+    let mut db = Database::open(global, 16).await?;
+    // The embedded PostgreSQL is restarted if it dies while we serve (a no-op for `serve`).
+    let supervision = db.supervise();
+    let outcome =
+        serve_until_signal(global, &db, listen, web, jobs, create_demo, supervision).await;
     // Stop PostgreSQL whatever happened above, then report the first error.
     let closed = db.close().await;
     outcome?;
@@ -122,6 +125,7 @@ async fn serve_until_signal(
     web: &WebArgs,
     jobs: JobArgs,
     create_demo: bool,
+    supervision: Option<Supervision>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -150,7 +154,15 @@ async fn serve_until_signal(
     let worker = tokio::spawn(worker.run(async move {
         let _ = stopped.await; // sent, or the sender dropped because HTTP failed
     }));
-    let served = zixly_web::serve(listener, state, shutdown_signal())
+    let stand_down = supervision.as_ref().map(|s| s.stand_down.clone());
+    let shutdown = async move {
+        shutdown_signal().await;
+        // From here on PostgreSQL exiting is part of the shutdown, not a crash to recover from.
+        if let Some(stand_down) = stand_down {
+            stand_down.stand_down();
+        }
+    };
+    let served = zixly_web::serve(listener, state, shutdown)
         .await
         .context("HTTP server failed");
     drop(stop);
