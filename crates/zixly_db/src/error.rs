@@ -78,7 +78,8 @@ impl DbError {
                 source.is_closed()
                     || source.code().is_some_and(|c| {
                         // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now.
-                        c.code().starts_with("08") || matches!(c.code(), "57P01" | "57P02" | "57P03")
+                        c.code().starts_with("08")
+                            || matches!(c.code(), "57P01" | "57P02" | "57P03")
                     })
             }
             _ => false,

@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "jobs_claim_index",
         sql: include_str!("../../../migrations/0007_jobs_claim_index.sql"),
     },
+    Migration {
+        version: 9,
+        name: "sync_run_interrupted",
+        sql: include_str!("../../../migrations/0009_sync_run_interrupted.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -135,6 +135,17 @@ async fn serve_until_signal(
             )
         })?;
     let bound = listener.local_addr()?;
+    // Imports and syncs killed before they finished (a previous server, a CLI, ...).
+    zixly_queue::interrupt_orphaned_sync_runs(&db.system).await;
+    if let Some(mut restarts) = supervision.as_ref().map(|s| s.restarts.clone()) {
+        // A PostgreSQL restart ended every session: the runs they were loading are over.
+        let system = db.system.clone();
+        tokio::spawn(async move {
+            while restarts.changed().await.is_ok() {
+                zixly_queue::interrupt_orphaned_sync_runs(&system).await;
+            }
+        });
+    }
     if create_demo {
         // After binding, so the printed login URL has the real port.
         create_demo_tenant_if_empty(global, db, bound).await?;

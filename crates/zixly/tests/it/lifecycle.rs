@@ -45,11 +45,7 @@ fn spawn_until_ready(cmd: &mut Command) -> Server {
 
 /// [`spawn_until_ready`] with the server's log (stderr) going to `stderr`.
 fn spawn_until_ready_with(cmd: &mut Command, stderr: Stdio) -> Server {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -266,7 +262,10 @@ async fn postgres_killed_under_up_is_restarted_and_the_api_recovers() {
         .json()
         .await
         .unwrap();
-    let token = login["token"].as_str().expect("a session token").to_string();
+    let token = login["token"]
+        .as_str()
+        .expect("a session token")
+        .to_string();
     let me = |http: reqwest::Client| {
         let (base, token) = (base.clone(), token.clone());
         async move {
@@ -335,7 +334,10 @@ async fn postgres_killed_under_up_is_restarted_and_the_api_recovers() {
     signal(server.child.id(), nix::sys::signal::Signal::SIGTERM);
     assert!(wait_exit(&mut server.child).success());
     assert_no_postgres_left(dir.path());
-    assert!(!alive(new), "the restarted postmaster is stopped on shutdown");
+    assert!(
+        !alive(new),
+        "the restarted postmaster is stopped on shutdown"
+    );
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         text.contains("PostgreSQL exited unexpectedly") && text.contains("SIGKILL"),

@@ -1,6 +1,7 @@
 //! zixly_db integration tests: one test binary (see ARCHITECTURE.md, "Testing").
 mod bootstrap;
 mod dashboard;
+mod interrupted;
 mod isolation;
 mod loader;
 mod numeric;
