@@ -1,6 +1,7 @@
 //! Integration tests of the `zixly` binary: one test binary.
 mod bench_cli;
 mod import;
+mod import_kill;
 mod lifecycle;
 mod sync_cli;
 mod worker_kill;
