@@ -308,6 +308,11 @@ async fn postgres_killed_under_up_is_restarted_and_the_api_recovers() {
         200,
         "the process stays up meanwhile"
     );
+    let during = me(http.clone()).await;
+    assert!(
+        matches!(during, 503 | 200),
+        "an API request while the database is down answers 503 (or 200 once it is back), not {during}"
+    );
     // Ready again within a bounded time, without restarting zixly.
     loop {
         if readyz().await == 200 {
