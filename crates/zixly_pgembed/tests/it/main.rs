@@ -529,7 +529,8 @@ async fn killed_parent_postmaster_is_adopted() {
         .unwrap();
     let ready = dir.path().join("helper.ready");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
+    // Not just "exists": `fs::write` creates the file before it writes the pid.
+    while std::fs::read_to_string(&ready).map_or(true, |t| t.trim().is_empty()) {
         if let Some(status) = helper.try_wait().unwrap() {
             panic!("helper exited early: {status}");
         }
