@@ -145,6 +145,17 @@ async fn supervise(
                 () = tokio::time::sleep(delay) => {}
                 _ = stood_down.wait_for(|down| *down) => return None,
             }
+            if !cluster.is_initialized() {
+                // `start` would initdb an empty cluster (and a new superuser password) in place
+                // of the data that vanished: that is for a person to decide, not a restart.
+                tracing::error!(
+                    attempt,
+                    dir = %cluster.pg_data_dir().display(),
+                    "not restarting PostgreSQL: its data directory is gone or incomplete; restore \
+                     it, or stop zixly and start it again to create a new, empty one"
+                );
+                continue;
+            }
             // Not raced against the stand-down signal: see the module docs.
             match cluster.start().await {
                 Ok(new) => {

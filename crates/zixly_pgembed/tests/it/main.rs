@@ -756,3 +756,35 @@ async fn a_supervisor_reuses_a_server_another_process_started_meanwhile() {
     other.stop().await.unwrap();
     assert_fully_stopped(&cluster, last);
 }
+
+#[tokio::test]
+async fn a_supervisor_does_not_recreate_a_vanished_data_directory() {
+    let dir = TestDir::new();
+    let cluster = dir.cluster();
+    let running = cluster.start().await.unwrap();
+    let pid = running.pid() as i32;
+    let supervisor = zixly_pgembed::Supervisor::spawn(running);
+    let mut restarts = supervisor.restarts();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The data goes away with the server (a mistaken `rm`, an unmounted volume).
+    let aside = dir.path().join("pg.aside");
+    std::fs::rename(cluster.pg_data_dir(), &aside).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !cluster.is_initialized(),
+        "no new, empty cluster in place of the data"
+    );
+    assert_eq!(*restarts.borrow(), 0);
+    // Restored: the next attempt starts it.
+    std::fs::rename(&aside, cluster.pg_data_dir()).unwrap();
+    restarts_reach(&mut restarts, 1).await;
+    let url = cluster.superuser_url("postgres").unwrap();
+    assert_eq!(psql(&url, "select 1"), "1");
+    let last = postmaster_pid(&cluster).unwrap();
+    supervisor.stop().await.unwrap();
+    assert_fully_stopped(&cluster, last);
+}
