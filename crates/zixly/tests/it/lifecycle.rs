@@ -280,6 +280,61 @@ async fn postgres_killed_under_up_is_restarted_and_the_api_recovers() {
     };
     assert_eq!(me(http.clone()).await, 200);
 
+    // An import into this server's cluster, in the middle of its load (it reads a FIFO held open),
+    // killed together with PostgreSQL: nobody is left to finish its run.
+    let tenant = server
+        .stdout
+        .lines()
+        .find_map(|l| l.split_once("\"Demo Agency\" (")?.1.split(')').next())
+        .expect("the demo tenant's id is printed")
+        .to_string();
+    let url = run_ok(zixly(dir.path()).args(["db", "url"]))
+        .trim()
+        .to_string();
+    let fifo = dir.path().join("held.csv");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (release, released) = mpsc::channel::<()>();
+    let feeder = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::create(fifo).unwrap();
+            f.write_all(b"client_id,client_name,record_date,revenue,expenses,cash_flow\nX1,One,2024-03-01,1,1,0\n")
+                .unwrap();
+            let _ = released.recv();
+        })
+    };
+    let mut import = zixly(dir.path())
+        .args(["import", "financials", "--tenant", &tenant])
+        .arg(&fifo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_status = |url: String, file: String| async move {
+        let client = zixly_testkit::TestDb::connect(&url).await;
+        client
+            .query_opt(
+                "select status::text from sync_runs where file_name = $1",
+                &[&file],
+            )
+            .await
+            .unwrap()
+            .map(|r| r.get::<_, String>(0))
+    };
+    let file = fifo.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while run_status(url.clone(), file.clone()).await.as_deref() != Some("running") {
+        assert!(
+            Instant::now() < deadline,
+            "the import did not start its run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    import.kill().unwrap();
+    import.wait().unwrap();
+    drop(release);
+    feeder.join().unwrap();
+
     let old = postmaster_pid(dir.path()).expect("postmaster.pid");
     signal(old as u32, nix::sys::signal::Signal::SIGKILL);
     let killed = Instant::now();
@@ -326,6 +381,20 @@ async fn postgres_killed_under_up_is_restarted_and_the_api_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("ready again {:?} after the SIGKILL", killed.elapsed());
+    // The restart ended every session: the import's run is marked right away (not at the
+    // rescuer's next round, a minute after start-up).
+    let ready_at = Instant::now();
+    loop {
+        let status = run_status(url.clone(), file.clone()).await;
+        if status.as_deref() == Some("interrupted") {
+            break;
+        }
+        assert!(
+            ready_at.elapsed() < Duration::from_secs(10),
+            "the killed import's run is {status:?}, not interrupted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let new = postmaster_pid(dir.path()).expect("a new postmaster.pid");
     assert_ne!(new, old);
     assert!(alive(new));
