@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use zixly_db::bootstrap::{self, RolePasswords};
 use zixly_db::connect::with_credentials;
 use zixly_db::{roles, AppDb, SystemDb};
-use zixly_pgembed::{ClusterOptions, EmbeddedCluster, RunningCluster};
+use zixly_pgembed::{ClusterOptions, EmbeddedCluster, RunningCluster, StandDown, Supervisor};
 
 /// Options shared by every command.
 pub struct Global {
@@ -31,7 +31,22 @@ pub struct Database {
     /// A superuser (embedded) or `DATABASE_URL` (external): role DDL such as `zixly bi-role`.
     /// Holds a password: never printed.
     pub admin_url: String,
-    embedded: Option<RunningCluster>,
+    embedded: Option<Embedded>,
+}
+
+/// The embedded cluster this process uses: as started, or under a [`Supervisor`] that restarts
+/// it when it dies (`zixly up`).
+enum Embedded {
+    Plain(RunningCluster),
+    Supervised(Supervisor),
+}
+
+/// What a supervised server needs to know of its supervisor.
+pub struct Supervision {
+    /// Call when shutdown begins: a PostgreSQL that exits from then on is not restarted.
+    pub stand_down: StandDown,
+    /// Changes after each restart of PostgreSQL.
+    pub restarts: tokio::sync::watch::Receiver<u64>,
 }
 
 pub fn external_url() -> Option<String> {
@@ -124,7 +139,7 @@ impl Database {
                         app,
                         system,
                         admin_url,
-                        embedded: Some(running),
+                        embedded: Some(Embedded::Plain(running)),
                     }),
                     Err(e) => {
                         // Leave nothing behind when we cannot go on.
@@ -167,17 +182,32 @@ impl Database {
         Ok((app, system, cluster.superuser_url(EMBEDDED_DB)?))
     }
 
+    /// Puts the embedded cluster under a supervisor that restarts PostgreSQL when it dies
+    /// (`zixly up`; see `zixly_pgembed::Supervisor`). `None` with an external database. The pools
+    /// reconnect by themselves: a closed connection is discarded when it is next taken.
+    pub fn supervise(&mut self) -> Option<Supervision> {
+        let supervisor = match self.embedded.take()? {
+            Embedded::Plain(running) => Supervisor::spawn(running),
+            Embedded::Supervised(supervisor) => supervisor,
+        };
+        let supervision = Supervision {
+            stand_down: supervisor.stand_down_handle(),
+            restarts: supervisor.restarts(),
+        };
+        self.embedded = Some(Embedded::Supervised(supervisor));
+        Some(supervision)
+    }
+
     /// Stops the embedded cluster if this process started it.
     pub async fn close(self) -> Result<()> {
         self.app.close();
         self.system.close();
-        if let Some(running) = self.embedded {
-            running
-                .stop()
-                .await
-                .context("stopping the embedded PostgreSQL")?;
-        }
-        Ok(())
+        let stopped = match self.embedded {
+            Some(Embedded::Plain(running)) => running.stop().await,
+            Some(Embedded::Supervised(supervisor)) => supervisor.stop().await,
+            None => Ok(()),
+        };
+        stopped.context("stopping the embedded PostgreSQL")
     }
 }
 

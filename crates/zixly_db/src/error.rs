@@ -69,6 +69,23 @@ impl DbError {
         }
     }
 
+    /// The database cannot be reached or went away (no connection, connection closed, server
+    /// shutting down or starting up): retry later, it is not the request's fault (HTTP 503).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Pool(_) => true,
+            DbError::Query { source, .. } => {
+                source.is_closed()
+                    || source.code().is_some_and(|c| {
+                        // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now.
+                        c.code().starts_with("08")
+                            || matches!(c.code(), "57P01" | "57P02" | "57P03")
+                    })
+            }
+            _ => false,
+        }
+    }
+
     /// The SQLSTATE of the underlying server error, if any (tests and error mapping use it).
     pub fn sql_state(&self) -> Option<&SqlState> {
         match self {

@@ -75,18 +75,6 @@ pub struct OAuthState {
     pub redirect_uri: String,
 }
 
-/// A finished sync's numbers.
-#[derive(Debug, Clone, Default)]
-pub struct SyncOutcome {
-    pub status: &'static str,
-    pub rows_read: i64,
-    pub rows_inserted: i64,
-    pub rows_updated: i64,
-    pub rows_unchanged: i64,
-    pub errors: serde_json::Value,
-    pub cursor: Option<serde_json::Value>,
-}
-
 impl TenantTx {
     /// The integration of `provider`, created `PENDING` when missing.
     pub async fn ensure_integration(&self, provider: &str) -> DbResult<Integration> {
@@ -303,51 +291,6 @@ impl TenantTx {
             pkce_verifier: r.get(2),
             redirect_uri: r.get(3),
         }))
-    }
-
-    /// Starts a sync run (status running) and returns its id.
-    pub async fn start_sync_run(
-        &self,
-        integration_id: Uuid,
-        source: &str,
-        dataset: &str,
-    ) -> DbResult<Uuid> {
-        let id = Uuid::now_v7();
-        self.client()
-            .execute(
-                "insert into sync_runs (tenant_id, id, source, dataset, integration_id) values ($1, $2, $3, $4, $5)",
-                &[&self.tenant_id(), &id, &source, &dataset, &integration_id],
-            )
-            .await
-            .ctx("starting a sync run")?;
-        Ok(id)
-    }
-
-    pub async fn finish_sync_run(&self, run_id: Uuid, outcome: &SyncOutcome) -> DbResult<()> {
-        let error_count = outcome.errors.as_array().map_or(0, |a| a.len() as i64);
-        self.client()
-            .execute(
-                "update sync_runs
-                    set status = $3::text::sync_status, rows_read = $4, rows_inserted = $5, rows_updated = $6,
-                        rows_unchanged = $7, errors = $8, error_count = $9, cursor = $10,
-                        finished_at = now(), duration_ms = (extract(epoch from now() - started_at) * 1000)::int8
-                  where tenant_id = $1 and id = $2",
-                &[
-                    &self.tenant_id(),
-                    &run_id,
-                    &outcome.status,
-                    &outcome.rows_read,
-                    &outcome.rows_inserted,
-                    &outcome.rows_updated,
-                    &outcome.rows_unchanged,
-                    &outcome.errors,
-                    &error_count,
-                    &outcome.cursor,
-                ],
-            )
-            .await
-            .ctx("finishing a sync run")?;
-        Ok(())
     }
 
     /// The cursor of the integration's latest successful sync (incremental syncs start there).

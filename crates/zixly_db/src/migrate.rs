@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/0008_bi_logins.sql"),
     },
     Migration {
+        version: 9,
+        name: "sync_run_interrupted",
+        sql: include_str!("../../../migrations/0009_sync_run_interrupted.sql"),
+    },
+    Migration {
         version: 10,
         name: "password_reset_invalidation",
         sql: include_str!("../../../migrations/0010_password_reset_invalidation.sql"),

@@ -83,6 +83,7 @@ mod discovery;
 mod error;
 mod perms;
 mod procs;
+mod supervisor;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -102,6 +103,7 @@ pub use discovery::{
     default_bindir_candidates, find_postgres_bindir, find_postgres_bindir_in, MIN_MAJOR,
 };
 pub use error::PgEmbedError;
+pub use supervisor::{StandDown, Supervisor};
 
 use error::IoContext;
 use perms::RunAs;
@@ -838,6 +840,29 @@ impl RunningCluster {
         &self.cluster
     }
 
+    /// `Some(how)` once the postmaster has exited (`how`: its exit status or signal when it is
+    /// our child, else that the process is gone); `None` while it runs. Never blocks; reaps our
+    /// child when it has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        if let Some(child) = self.child.as_mut() {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status.to_string()),
+                Ok(None) => return None,
+                Err(_) => {}
+            }
+        }
+        let gone = !procs::pid_alive(self.pid)
+            || procs::runs_in_dir(self.pid, &self.cluster.pg_data_dir()) == Some(false);
+        gone.then(|| String::from("the process is gone"))
+    }
+
+    /// Gives up a handle whose postmaster has exited: nothing to stop, and its pid must never be
+    /// signalled again (it may belong to another process by now). Releases the use count.
+    pub(crate) fn forget(mut self) {
+        self.stopped = true;
+        drop(self.in_use.take());
+    }
+
     /// Ends this handle's use of the server, and stops PostgreSQL if this handle is responsible
     /// for it (see [`owns_server`](Self::owns_server)) and no other zixly process still uses it.
     /// When others do, the server keeps running and the last of them stops it. A no-op for a
@@ -846,6 +871,12 @@ impl RunningCluster {
         self.stopped = true;
         let _lock = lock_exclusive(&self.cluster.lock_path()).await?;
         drop(self.in_use.take());
+        if let Some(how) = self.exited() {
+            // Died under us (the supervisor of `zixly up` may already have started another one,
+            // which is not ours to stop, nor are its processes "leftovers").
+            tracing::debug!(pid = self.pid, %how, "PostgreSQL already exited; nothing to stop");
+            return Ok(());
+        }
         if !self.responsible() {
             tracing::debug!(
                 pid = self.pid,
@@ -878,6 +909,9 @@ impl Drop for RunningCluster {
             return;
         }
         drop(self.in_use.take());
+        if self.exited().is_some() {
+            return; // reaped; its pid may be reused: never signal it
+        }
         if !self.responsible() {
             return;
         }

@@ -4,7 +4,8 @@
 //! [`zixly_db::SystemDb`], across tenants, one `FOR UPDATE SKIP LOCKED` statement), runs each in its
 //! own task outside any transaction while heart-beating, and records the outcome. The same loop runs
 //! the maintenance duties: the rescuer (running jobs whose heartbeat stopped go back to retryable),
-//! the cleaner (finalized jobs past retention are deleted) and registered periodic tasks (the sync
+//! the sync-run sweep (`running` runs whose process died become `interrupted`), the cleaner
+//! (finalized jobs past retention are deleted) and registered periodic tasks (the sync
 //! scheduler). It wakes on `NOTIFY zixly_jobs` and polls as a fallback.
 //!
 //! Invariants:
@@ -264,14 +265,18 @@ impl Worker {
                         listener = self.db.job_listener().await.ok();
                     }
                 }
-                _ = rescue.tick() => match self.db.rescue_stuck_jobs(config.rescue_after).await {
-                    Ok(r) if r.retried + r.discarded > 0 => {
-                        tracing::warn!(retried = r.retried, discarded = r.discarded, "rescued jobs of a dead worker");
-                        claim_now = true;
+                _ = rescue.tick() => {
+                    match self.db.rescue_stuck_jobs(config.rescue_after).await {
+                        Ok(r) if r.retried + r.discarded > 0 => {
+                            tracing::warn!(retried = r.retried, discarded = r.discarded, "rescued jobs of a dead worker");
+                            claim_now = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "rescuer failed"),
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "rescuer failed"),
-                },
+                    // The loads of a dead worker (or of any dead process) leave `running` runs.
+                    interrupt_orphaned_sync_runs(&self.db).await;
+                }
                 _ = clean.tick() => if let Err(e) = self.db.clean_finished_jobs(config.retention).await {
                     tracing::warn!(error = %e, "cleaning finished jobs failed");
                 },
@@ -312,6 +317,26 @@ impl Worker {
         }
         tracing::info!("job worker stopped");
         Ok(())
+    }
+}
+
+/// Marks `interrupted` the `running` sync runs whose process is gone (their loading session
+/// ended: see `zixly_db::queries::sync_runs`), across tenants, and logs them. A healthy load, however
+/// long, is never marked. Runs with the rescuer, and at the start of `up`, `serve` and `worker`.
+/// Returns how many were marked (0 when the database is unreachable: it is logged and retried on
+/// the next round).
+pub async fn interrupt_orphaned_sync_runs(db: &SystemDb) -> usize {
+    match db.interrupt_orphaned_sync_runs().await {
+        Ok(runs) => {
+            for run in &runs {
+                tracing::warn!(tenant_id = %run.tenant_id, sync_run_id = %run.id, "sync run interrupted: the process running it is gone");
+            }
+            runs.len()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "marking interrupted sync runs failed");
+            0
+        }
     }
 }
 

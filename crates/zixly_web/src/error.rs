@@ -250,7 +250,7 @@ impl From<DbError> for ApiError {
                     });
                 ApiError::validation(vec![detail])
             }
-            DbError::Pool(_) => {
+            _ if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 ApiError::unavailable()
             }

@@ -9,7 +9,7 @@ use zixly_domain::password::{generate_password, hash_password};
 use zixly_domain::{CurrencyCode, Role};
 
 use super::worker::JobArgs;
-use crate::env::{external_url, Database, Global};
+use crate::env::{external_url, Database, Global, Supervision};
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -120,8 +120,11 @@ async fn run_server(
     jobs: JobArgs,
     create_demo: bool,
 ) -> Result<ExitCode> {
-    let db = Database::open(global, 16).await?;
-    let outcome = serve_until_signal(global, &db, listen, web, jobs, create_demo).await;
+    let mut db = Database::open(global, 16).await?;
+    // The embedded PostgreSQL is restarted if it dies while we serve (a no-op for `serve`).
+    let supervision = db.supervise();
+    let outcome =
+        serve_until_signal(global, &db, listen, web, jobs, create_demo, supervision).await;
     // Stop PostgreSQL whatever happened above, then report the first error.
     let closed = db.close().await;
     outcome?;
@@ -137,6 +140,7 @@ async fn serve_until_signal(
     web: &WebArgs,
     jobs: JobArgs,
     create_demo: bool,
+    supervision: Option<Supervision>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -156,6 +160,17 @@ async fn serve_until_signal(
         }
         None => None,
     };
+    // Imports and syncs killed before they finished (a previous server, a CLI, ...).
+    zixly_queue::interrupt_orphaned_sync_runs(&db.system).await;
+    if let Some(mut restarts) = supervision.as_ref().map(|s| s.restarts.clone()) {
+        // A PostgreSQL restart ended every session: the runs they were loading are over.
+        let system = db.system.clone();
+        tokio::spawn(async move {
+            while restarts.changed().await.is_ok() {
+                zixly_queue::interrupt_orphaned_sync_runs(&system).await;
+            }
+        });
+    }
     if create_demo {
         // After binding, so the printed login URL has the real port.
         create_demo_tenant_if_empty(global, db, bound).await?;
@@ -182,7 +197,15 @@ async fn serve_until_signal(
             let _ = metrics_stopped.await;
         }))
     });
-    let served = zixly_web::serve(listener, state, shutdown_signal())
+    let stand_down = supervision.as_ref().map(|s| s.stand_down.clone());
+    let shutdown = async move {
+        shutdown_signal().await;
+        // From here on PostgreSQL exiting is part of the shutdown, not a crash to recover from.
+        if let Some(stand_down) = stand_down {
+            stand_down.stand_down();
+        }
+    };
+    let served = zixly_web::serve(listener, state, shutdown)
         .await
         .context("HTTP server failed");
     drop(stop);

@@ -128,6 +128,8 @@ pub async fn run(global: &Global, args: WorkerArgs) -> Result<ExitCode> {
     let db = Database::open(global, args.concurrency + 2).await?;
     let outcome = async {
         let worker = build(global, &db, args.concurrency, args.jobs)?;
+        // Imports and syncs killed before they finished (this process' predecessor, a CLI, ...).
+        zixly_queue::interrupt_orphaned_sync_runs(&db.system).await;
         println!("Zixly worker running  (Ctrl-C to stop)");
         worker.run(super::server::shutdown_signal()).await
     }

@@ -40,11 +40,12 @@ fn start(dir: &Path) -> Server {
 
 /// Spawns a server command and waits for its "ready" line.
 fn spawn_until_ready(cmd: &mut Command) -> Server {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    spawn_until_ready_with(cmd, Stdio::inherit())
+}
+
+/// [`spawn_until_ready`] with the server's log (stderr) going to `stderr`.
+fn spawn_until_ready_with(cmd: &mut Command, stderr: Stdio) -> Server {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -210,6 +211,217 @@ fn recovers_after_sigkill_of_zixly_and_of_postgres() {
     let server = start(dir.path());
     assert_eq!(get(&server.addr, "/readyz").0, 200);
     stop(server, dir.path());
+}
+
+/// Issue 9 item 5: PostgreSQL SIGKILLed under a running `zixly up`. Before the supervisor, `/readyz`
+/// stayed 503 forever (nothing restarted the postmaster). Now `up` restarts it, the pools
+/// reconnect, a session created before the crash still authenticates, the log says what happened,
+/// and Ctrl-C/SIGTERM afterwards stops the new postmaster once, with no restart.
+#[tokio::test]
+async fn postgres_killed_under_up_is_restarted_and_the_api_recovers() {
+    let dir = data_dir();
+    let log_path = dir.path().join("up.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let server = spawn_until_ready_with(
+        zixly(dir.path())
+            .env("ZIXLY_LOG", "info")
+            .args(["up", "--listen", "127.0.0.1:0"]),
+        Stdio::from(log),
+    );
+    // A failing assertion must not leave `zixly up` (and its PostgreSQL) running.
+    struct TermOnPanic(u32);
+    impl Drop for TermOnPanic {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(self.0 as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+    }
+    let _guard = TermOnPanic(server.child.id());
+    let password = server
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .expect("the demo login is printed")
+        .trim()
+        .to_string();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "admin@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"]
+        .as_str()
+        .expect("a session token")
+        .to_string();
+    let me = |http: reqwest::Client| {
+        let (base, token) = (base.clone(), token.clone());
+        async move {
+            http.get(format!("{base}/api/v1/me"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me(http.clone()).await, 200);
+
+    // An import into this server's cluster, in the middle of its load (it reads a FIFO held open),
+    // killed together with PostgreSQL: nobody is left to finish its run.
+    let tenant = server
+        .stdout
+        .lines()
+        .find_map(|l| l.split_once("\"Demo Agency\" (")?.1.split(')').next())
+        .expect("the demo tenant's id is printed")
+        .to_string();
+    let url = run_ok(zixly(dir.path()).args(["db", "url"]))
+        .trim()
+        .to_string();
+    let fifo = dir.path().join("held.csv");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (release, released) = mpsc::channel::<()>();
+    let feeder = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::create(fifo).unwrap();
+            f.write_all(b"client_id,client_name,record_date,revenue,expenses,cash_flow\nX1,One,2024-03-01,1,1,0\n")
+                .unwrap();
+            let _ = released.recv();
+        })
+    };
+    let mut import = zixly(dir.path())
+        .args(["import", "financials", "--tenant", &tenant])
+        .arg(&fifo)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_status = |url: String, file: String| async move {
+        let client = zixly_testkit::TestDb::connect(&url).await;
+        client
+            .query_opt(
+                "select status::text from sync_runs where file_name = $1",
+                &[&file],
+            )
+            .await
+            .unwrap()
+            .map(|r| r.get::<_, String>(0))
+    };
+    let file = fifo.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while run_status(url.clone(), file.clone()).await.as_deref() != Some("running") {
+        assert!(
+            Instant::now() < deadline,
+            "the import did not start its run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    import.kill().unwrap();
+    import.wait().unwrap();
+    drop(release);
+    feeder.join().unwrap();
+
+    let old = postmaster_pid(dir.path()).expect("postmaster.pid");
+    signal(old as u32, nix::sys::signal::Signal::SIGKILL);
+    let killed = Instant::now();
+    let addr = server.addr.clone();
+    let readyz = move || {
+        let addr = addr.clone();
+        async move {
+            tokio::task::spawn_blocking(move || get(&addr, "/readyz").0)
+                .await
+                .unwrap()
+        }
+    };
+    // Not ready while PostgreSQL is down (a backend that has not yet noticed may answer once).
+    loop {
+        if readyz().await == 503 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "/readyz never answered 503 after the postmaster was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        get(&server.addr, "/healthz").0,
+        200,
+        "the process stays up meanwhile"
+    );
+    let during = me(http.clone()).await;
+    assert!(
+        matches!(during, 503 | 200),
+        "an API request while the database is down answers 503 (or 200 once it is back), not {during}"
+    );
+    // Ready again within a bounded time, without restarting zixly.
+    loop {
+        if readyz().await == 200 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "/readyz not 200 again within 30 s of the postmaster's death; log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("ready again {:?} after the SIGKILL", killed.elapsed());
+    // The restart ended every session: the import's run is marked right away (not at the
+    // rescuer's next round, a minute after start-up).
+    let ready_at = Instant::now();
+    loop {
+        let status = run_status(url.clone(), file.clone()).await;
+        if status.as_deref() == Some("interrupted") {
+            break;
+        }
+        assert!(
+            ready_at.elapsed() < Duration::from_secs(10),
+            "the killed import's run is {status:?}, not interrupted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let new = postmaster_pid(dir.path()).expect("a new postmaster.pid");
+    assert_ne!(new, old);
+    assert!(alive(new));
+    assert_eq!(
+        me(http.clone()).await,
+        200,
+        "the session of before the crash authenticates again"
+    );
+
+    let mut server = server;
+    signal(server.child.id(), nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_exit(&mut server.child).success());
+    assert_no_postgres_left(dir.path());
+    assert!(
+        !alive(new),
+        "the restarted postmaster is stopped on shutdown"
+    );
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.contains("PostgreSQL exited unexpectedly") && text.contains("SIGKILL"),
+        "the log names the crash and its signal:\n{text}"
+    );
+    assert_eq!(
+        text.matches("PostgreSQL restarted").count(),
+        1,
+        "one restart, none during shutdown:\n{text}"
+    );
 }
 
 fn run_ok(cmd: &mut Command) -> String {

@@ -37,10 +37,15 @@
 //!    DISTINCT FROM (new columns)` writes the dataset. Unchanged rows are not rewritten (no new
 //!    tuple, no `updated_at` bump); `RETURNING (xmax = 0)` tells inserts from updates, and
 //!    unchanged = staged - inserted - updated.
-//! 6. Exactly one `sync_runs` row records the outcome (`succeeded`, `partial` or `failed`, counts,
-//!    the first errors, duration). After an atomic rollback it is written in a fresh transaction.
-//!    [`LoadOptions::audit`] adds an `audit_logs` row in the same transaction as the `sync_runs`
-//!    row (and so as the written rows), its summary completed with the outcome.
+//! 6. Exactly one `sync_runs` row records the run. It is inserted as `running` in a transaction
+//!    of its own, committed before any input is read, by the session that then loads and holds
+//!    the run's advisory lock (`queries::sync_runs`); the loading transaction turns it into
+//!    `succeeded`, `partial` or `failed` (counts, the first errors, duration). After an atomic
+//!    rollback or an aborted input it is finished in a fresh transaction. A load that never
+//!    finishes (process killed, database restarted, future dropped) leaves it `running`, and
+//!    `SystemDb::interrupt_orphaned_sync_runs` marks it `interrupted` once its session is gone.
+//!    [`LoadOptions::audit`] adds an `audit_logs` row in the same transaction as the outcome
+//!    (and so as the written rows), its summary completed with the outcome.
 //!
 //! ## Calling it
 //! ```ignore
@@ -81,7 +86,7 @@ pub use csv::{load_csv, load_csv_chunks};
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::queries::audit::AuditEntry;
-use crate::queries::sync_runs::FinishedSyncRun;
+use crate::queries::sync_runs::{release_run_lock, FinishedSyncRun, NewSyncRun};
 use crate::{AppDb, TenantTx};
 
 /// How many errors a report (and `sync_runs.errors`) carries in full; the rest are counted.
@@ -462,15 +467,18 @@ where
 {
     let started = Instant::now();
     let started_at = Utc::now();
+    // The run's row exists (`running`, committed) before any input is read, so a load that never
+    // finishes still leaves its trace; `owner` is the connection that holds the run's lock.
+    let (run_id, base, owner) =
+        start_run(app, tenant, options, T::DATASET.as_str(), started_at).await?;
     let mut errors = Errors::default();
     let mut rows_read = 0u64;
     let mut staged = 0u64;
     let mut aborted = None;
 
-    let outcome: DbResult<Option<(TenantTx, Counts)>> = async {
+    let outcome: DbResult<Staged> = async {
         let q = T::sql();
-        let tx = app.begin_tenant(tenant).await?;
-        let (base, _) = tenant_settings(&tx).await?;
+        let tx = TenantTx::begin(owner, tenant).await?;
         tx.client()
             .batch_execute(q.create_staging)
             .await
@@ -509,8 +517,8 @@ where
         }
         if aborted.is_some() {
             // Dropping the unfinished COPY aborts it; dropping `tx` then closes the connection,
-            // which rolls the transaction back.
-            return Ok(None);
+            // which rolls the transaction back (and releases the run's lock).
+            return Ok(Staged::Aborted);
         }
         writer
             .finish()
@@ -563,8 +571,7 @@ where
         flush(current.take(), &mut errors);
 
         if errors.count > 0 && !options.skip_invalid {
-            tx.rollback().await?;
-            return Ok(None);
+            return Ok(Staged::Rejected(tx.rollback_keep().await?));
         }
         tx.client()
             .batch_execute(sql::DROP_REJECTED)
@@ -594,7 +601,7 @@ where
             clients_inserted: clients.get::<_, i64>(0) as u64,
             clients_updated: clients.get::<_, i64>(1) as u64,
         };
-        Ok(Some((tx, counts)))
+        Ok(Staged::Loaded(tx, counts))
     }
     .await;
 
@@ -637,81 +644,163 @@ where
             )
         };
 
-    match outcome {
-        Ok(Some((tx, counts))) => {
-            let status = if errors.count == 0 {
-                LoadStatus::Succeeded
-            } else if staged > errors.check_lines {
-                LoadStatus::Partial
-            } else {
-                LoadStatus::Failed
-            };
-            let listed = report_errors();
-            let duration = started.elapsed();
-            let (run, loaded) = make_run(status, Some(&counts), &listed, duration);
-            let id = tx.insert_finished_sync_run(&run).await?;
-            let report = LoadReport {
-                sync_run_id: id,
-                dataset: T::DATASET.as_str(),
-                status,
-                rows_read,
-                inserted: counts.inserted,
-                updated: counts.updated,
-                unchanged: loaded - counts.inserted - counts.updated,
-                rejected: errors.parse_lines + errors.check_lines,
-                error_count: errors.count,
-                errors: listed,
-                aborted: None,
-                clients_inserted: counts.clients_inserted,
-                clients_updated: counts.clients_updated,
-                duration,
-            };
-            if let Some(entry) = &options.audit {
-                tx.append_audit(&audit_with_outcome(entry, &report)).await?;
-            }
-            tx.commit().await?;
-            Ok(report)
-        }
-        Ok(None) => {
-            let listed = report_errors();
-            let duration = started.elapsed();
-            let (run, _) = make_run(LoadStatus::Failed, None, &listed, duration);
-            let tx = app.begin_tenant(tenant).await?;
-            let id = tx.insert_finished_sync_run(&run).await?;
-            let report = LoadReport {
-                sync_run_id: id,
-                dataset: T::DATASET.as_str(),
-                status: LoadStatus::Failed,
-                rows_read,
-                inserted: 0,
-                updated: 0,
-                unchanged: 0,
-                rejected: errors.parse_lines + errors.check_lines,
-                error_count: errors.count + u64::from(aborted.is_some()),
-                errors: listed,
-                aborted,
-                clients_inserted: 0,
-                clients_updated: 0,
-                duration,
-            };
-            if let Some(entry) = &options.audit {
-                tx.append_audit(&audit_with_outcome(entry, &report)).await?;
-            }
-            tx.commit().await?;
-            Ok(report)
-        }
+    // A database error before the outcome is known: record `failed` (best effort; if even that
+    // fails, the row stays `running` and the next sweep marks it `interrupted`).
+    let failure_run = |e: &DbError| {
+        let mut listed = report_errors();
+        listed.insert(0, RowError::new(0, None, format!("database error: {e}")));
+        listed.truncate(MAX_REPORTED_ERRORS);
+        listed
+    };
+    let outcome = match outcome {
+        Ok(staged) => staged,
         Err(e) => {
-            // Best effort: the run still leaves its one row.
-            let mut listed = report_errors();
-            listed.insert(0, RowError::new(0, None, format!("database error: {e}")));
-            listed.truncate(MAX_REPORTED_ERRORS);
+            let listed = failure_run(&e);
             let (run, _) = make_run(LoadStatus::Failed, None, &listed, started.elapsed());
-            if let Ok(tx) = app.begin_tenant(tenant).await {
-                if tx.insert_finished_sync_run(&run).await.is_ok() {
-                    tx.commit().await.ok();
+            record_failure(app, tenant, run_id, &run).await;
+            return Err(e);
+        }
+    };
+
+    let finished: DbResult<LoadReport> = async {
+        match outcome {
+            Staged::Loaded(tx, counts) => {
+                let status = if errors.count == 0 {
+                    LoadStatus::Succeeded
+                } else if staged > errors.check_lines {
+                    LoadStatus::Partial
+                } else {
+                    LoadStatus::Failed
+                };
+                let listed = report_errors();
+                let duration = started.elapsed();
+                let (run, loaded) = make_run(status, Some(&counts), &listed, duration);
+                tx.finish_sync_run(run_id, &run).await?;
+                let report = LoadReport {
+                    sync_run_id: run_id,
+                    dataset: T::DATASET.as_str(),
+                    status,
+                    rows_read,
+                    inserted: counts.inserted,
+                    updated: counts.updated,
+                    unchanged: loaded - counts.inserted - counts.updated,
+                    rejected: errors.parse_lines + errors.check_lines,
+                    error_count: errors.count,
+                    errors: listed,
+                    aborted: None,
+                    clients_inserted: counts.clients_inserted,
+                    clients_updated: counts.clients_updated,
+                    duration,
+                };
+                if let Some(entry) = &options.audit {
+                    tx.append_audit(&audit_with_outcome(entry, &report)).await?;
                 }
+                release_run(tx.commit_keep().await?, run_id).await;
+                Ok(report)
             }
-            Err(e)
+            staged @ (Staged::Rejected(_) | Staged::Aborted) => {
+                let listed = report_errors();
+                let duration = started.elapsed();
+                let (run, _) = make_run(LoadStatus::Failed, None, &listed, duration);
+                // After an atomic rollback the owning connection is still ours; an aborted input
+                // closed it, so a fresh one records the outcome.
+                let (tx, owner) = match staged {
+                    Staged::Rejected(client) => (TenantTx::begin(client, tenant).await?, true),
+                    _ => (app.begin_tenant(tenant).await?, false),
+                };
+                tx.finish_sync_run(run_id, &run).await?;
+                let report = LoadReport {
+                    sync_run_id: run_id,
+                    dataset: T::DATASET.as_str(),
+                    status: LoadStatus::Failed,
+                    rows_read,
+                    inserted: 0,
+                    updated: 0,
+                    unchanged: 0,
+                    rejected: errors.parse_lines + errors.check_lines,
+                    error_count: errors.count + u64::from(aborted.is_some()),
+                    errors: listed,
+                    aborted: aborted.clone(),
+                    clients_inserted: 0,
+                    clients_updated: 0,
+                    duration,
+                };
+                if let Some(entry) = &options.audit {
+                    tx.append_audit(&audit_with_outcome(entry, &report)).await?;
+                }
+                let client = tx.commit_keep().await?;
+                if owner {
+                    release_run(client, run_id).await;
+                }
+                Ok(report)
+            }
+        }
+    }
+    .await;
+    if let Err(e) = &finished {
+        let listed = failure_run(e);
+        let (run, _) = make_run(LoadStatus::Failed, None, &listed, started.elapsed());
+        record_failure(app, tenant, run_id, &run).await;
+    }
+    finished
+}
+
+/// How the loading transaction ended.
+enum Staged {
+    /// Rows written; the transaction is open, to record the run and commit.
+    Loaded(TenantTx, Counts),
+    /// Atomic mode and some row was invalid: rolled back; the run's owning connection.
+    Rejected(deadpool_postgres::Object),
+    /// The input failed ([`Input::Abort`]): rolled back by closing the connection.
+    Aborted,
+}
+
+/// Records the run as `running` (committed, with the tenant's base currency read in the same
+/// transaction) and returns its id and the connection that holds its lock (see
+/// `queries::sync_runs`).
+async fn start_run(
+    app: &AppDb,
+    tenant: Uuid,
+    options: &LoadOptions,
+    dataset: &str,
+    started_at: chrono::DateTime<Utc>,
+) -> DbResult<(Uuid, CurrencyCode, deadpool_postgres::Object)> {
+    // Another live run whose id hashes to the same lock key is a one-in-four-billion event; a
+    // few fresh ids make it vanish.
+    for _ in 0..4 {
+        let tx = app.begin_tenant(tenant).await?;
+        let (base, _) = tenant_settings(&tx).await?;
+        let run = NewSyncRun {
+            id: Uuid::now_v7(),
+            source: &options.source,
+            dataset,
+            integration_id: options.integration_id,
+            file_name: options.file_name.as_deref(),
+            triggered_by: options.triggered_by,
+            started_at,
+        };
+        if tx.start_sync_run(&run).await? {
+            return Ok((run.id, base, tx.commit_keep().await?));
+        }
+        tx.rollback().await?;
+    }
+    Err(DbError::Config(
+        "could not take a lock for the sync run: its key was in use four times".into(),
+    ))
+}
+
+/// Hands the owning connection back to the pool without the run's lock (or closes it).
+async fn release_run(client: deadpool_postgres::Object, run_id: Uuid) {
+    if !release_run_lock(&client, run_id).await {
+        drop(deadpool_postgres::Object::take(client));
+    }
+}
+
+/// Best effort: records a failed outcome for a run that is still unfinished.
+async fn record_failure(app: &AppDb, tenant: Uuid, run_id: Uuid, run: &FinishedSyncRun<'_>) {
+    if let Ok(tx) = app.begin_tenant(tenant).await {
+        if tx.finish_sync_run(run_id, run).await.is_ok() {
+            tx.commit().await.ok();
         }
     }
 }

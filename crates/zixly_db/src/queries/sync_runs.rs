@@ -1,10 +1,40 @@
 //! `sync_runs`: one row per import or sync, whatever its outcome.
+//!
+//! Lifecycle (migrations/0009_sync_run_interrupted.sql): a load inserts its row as `running` in a
+//! transaction of its own, on the connection that then loads, after taking a session-level
+//! advisory lock on `(RUN_LOCK_CLASS, hashtext(id))`; the loading transaction turns it into
+//! `succeeded`, `partial` or `failed`; then the lock is released. A row left `running` by a
+//! process that died is found by [`SystemDb::interrupt_orphaned_sync_runs`]: its lock is free,
+//! because locks die with their session. A live load holds its lock however long it runs, so it is
+//! never marked.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::error::{Ctx, DbResult};
-use crate::TenantTx;
+use crate::error::{Ctx, DbError, DbResult};
+use crate::{SystemDb, TenantTx};
+
+/// First key of the advisory lock a loading session holds on its running `sync_runs` row (the
+/// second is `hashtext(id::text)`): "zxsr". The two-key form does not collide with the one-key
+/// locks of migrations and bootstrap.
+pub(crate) const RUN_LOCK_CLASS: i32 = 0x7a78_7372;
+
+/// The reason recorded (as the first error) on a run marked `interrupted`.
+pub const INTERRUPTED_REASON: &str = "interrupted: the process running this import or sync \
+     stopped before it finished (killed, crashed, or the database restarted); nothing of it was \
+     written — run it again";
+
+/// A run as it starts (status `running`).
+#[derive(Debug, Clone)]
+pub struct NewSyncRun<'a> {
+    pub id: Uuid,
+    pub source: &'a str,
+    pub dataset: &'a str,
+    pub integration_id: Option<Uuid>,
+    pub file_name: Option<&'a str>,
+    pub triggered_by: Option<Uuid>,
+    pub started_at: DateTime<Utc>,
+}
 
 /// The outcome of one run, written once when it is over.
 #[derive(Debug, Clone)]
@@ -53,17 +83,58 @@ pub struct SyncRun {
 }
 
 impl TenantTx {
-    /// Records a finished run of the current tenant; returns its id.
-    pub async fn insert_finished_sync_run(&self, run: &FinishedSyncRun<'_>) -> DbResult<Uuid> {
-        let id = Uuid::now_v7();
-        self.client()
+    /// Takes this session's advisory lock on `run.id` and inserts the run as `running` (commit
+    /// the transaction to publish it). Returns false, inserting nothing, when the lock is taken
+    /// by another session (another live run whose id hashes alike): pick another id.
+    ///
+    /// The lock is session-level: it outlives this transaction and must be released with
+    /// [`release_run_lock`] on the same connection, or by closing it.
+    pub(crate) async fn start_sync_run(&self, run: &NewSyncRun<'_>) -> DbResult<bool> {
+        let n = self
+            .client()
             .execute(
-                "insert into sync_runs (tenant_id, id, source, dataset, integration_id, file_name, status,
-                        rows_read, rows_inserted, rows_updated, rows_unchanged, rows_rejected, error_count,
-                        errors, triggered_by, started_at, finished_at, duration_ms, cursor)
-                 values (zixly_current_tenant(), $1, $2, $3, $4, $5, $6::text::sync_status,
-                         $7, $8, $9, $10, $11, $12, $13, $14, $15::timestamptz,
-                         $15::timestamptz + $16::bigint * interval '1 millisecond', $16::bigint, $17)",
+                "with owner as (select pg_try_advisory_lock($1, hashtext($2::uuid::text)) as locked)
+                 insert into sync_runs (tenant_id, id, source, dataset, integration_id, file_name,
+                        triggered_by, started_at, status, owner_pid)
+                 select zixly_current_tenant(), $2, $3, $4, $5, $6, $7, $8, 'running', pg_backend_pid()
+                   from owner where locked",
+                &[
+                    &RUN_LOCK_CLASS,
+                    &run.id,
+                    &run.source,
+                    &run.dataset,
+                    &run.integration_id,
+                    &run.file_name,
+                    &run.triggered_by,
+                    &run.started_at,
+                ],
+            )
+            .await
+            .ctx("recording the start of the sync run")?;
+        Ok(n == 1)
+    }
+
+    /// Records the outcome of run `id` of the current tenant: one still `running`, or already
+    /// marked `interrupted` because its session died first. A finished run is never rewritten
+    /// (`NotFound`): a best-effort `failed` after a commit whose answer was lost must not
+    /// overwrite the `succeeded` that did commit.
+    pub(crate) async fn finish_sync_run(
+        &self,
+        id: Uuid,
+        run: &FinishedSyncRun<'_>,
+    ) -> DbResult<()> {
+        let n = self
+            .client()
+            .execute(
+                "update sync_runs
+                    set source = $2, dataset = $3, integration_id = $4, file_name = $5,
+                        status = $6::text::sync_status, rows_read = $7, rows_inserted = $8,
+                        rows_updated = $9, rows_unchanged = $10, rows_rejected = $11,
+                        error_count = $12, errors = $13, triggered_by = $14, started_at = $15,
+                        finished_at = $15::timestamptz + $16::bigint * interval '1 millisecond',
+                        duration_ms = $16::bigint, cursor = $17
+                  where tenant_id = zixly_current_tenant() and id = $1
+                    and status in ('running', 'interrupted')",
                 &[
                     &id,
                     &run.source,
@@ -86,7 +157,11 @@ impl TenantTx {
             )
             .await
             .ctx("recording the sync run")?;
-        Ok(id)
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(DbError::NotFound("sync run"))
+        }
     }
 
     /// The tenant's most recent runs, newest first.
@@ -120,6 +195,67 @@ impl TenantTx {
                 started_at: r.get(12),
                 finished_at: r.get(13),
                 duration_ms: r.get(14),
+            })
+            .collect())
+    }
+}
+
+/// Releases the advisory lock [`TenantTx::start_sync_run`] took, outside any transaction. False
+/// when it could not (the caller then closes the connection, which releases it too).
+pub(crate) async fn release_run_lock(client: &deadpool_postgres::Object, id: Uuid) -> bool {
+    client
+        .query_one(
+            "select pg_advisory_unlock($1, hashtext($2::uuid::text))",
+            &[&RUN_LOCK_CLASS, &id],
+        )
+        .await
+        .is_ok_and(|r| r.get::<_, bool>(0))
+}
+
+/// A run marked `interrupted` by [`SystemDb::interrupt_orphaned_sync_runs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterruptedRun {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+}
+
+impl SystemDb {
+    /// **Cross-tenant.** Marks `interrupted` every `running` run whose owner is provably gone:
+    /// the advisory lock its loading session held is free (sessions lose their locks when they
+    /// end, however the process died). A live load keeps its lock and is left alone however long
+    /// it takes. Safe to run from any number of processes at once: each candidate is locked
+    /// before it is updated, and a run finished meanwhile is skipped (`status = 'running'` is
+    /// checked again on the current row). At most 256 runs per call.
+    pub async fn interrupt_orphaned_sync_runs(&self) -> DbResult<Vec<InterruptedRun>> {
+        let client = self.pool().get().await?;
+        let errors =
+            serde_json::json!([{ "line": 0, "column": null, "reason": INTERRUPTED_REASON }]);
+        // MATERIALIZED: the lock function is called on the running candidates only, never on
+        // the whole table (each successful call holds a lock until the statement's end).
+        let rows = client
+            .query(
+                "with running as materialized (
+                     select tenant_id, id from sync_runs where status = 'running'
+                      order by tenant_id, id limit 256),
+                 gone as materialized (
+                     select tenant_id, id from running
+                      where pg_try_advisory_xact_lock($1, hashtext(id::text)))
+                 update sync_runs s
+                    set status = 'interrupted', finished_at = greatest(now(), s.started_at),
+                        duration_ms = greatest(0, (extract(epoch from now() - s.started_at) * 1000)::int8),
+                        error_count = s.error_count + 1, errors = $2::jsonb || s.errors
+                   from gone
+                  where s.tenant_id = gone.tenant_id and s.id = gone.id and s.status = 'running'
+              returning s.tenant_id, s.id",
+                &[&RUN_LOCK_CLASS, &errors],
+            )
+            .await
+            .ctx("marking interrupted sync runs")?;
+        Ok(rows
+            .iter()
+            .map(|r| InterruptedRun {
+                tenant_id: r.get(0),
+                id: r.get(1),
             })
             .collect())
     }

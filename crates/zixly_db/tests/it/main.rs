@@ -2,6 +2,7 @@
 mod bi_logins;
 mod bootstrap;
 mod dashboard;
+mod interrupted;
 mod isolation;
 mod loader;
 mod numeric;

@@ -529,7 +529,8 @@ async fn killed_parent_postmaster_is_adopted() {
         .unwrap();
     let ready = dir.path().join("helper.ready");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
+    // Not just "exists": `fs::write` creates the file before it writes the pid.
+    while std::fs::read_to_string(&ready).map_or(true, |t| t.trim().is_empty()) {
         if let Some(status) = helper.try_wait().unwrap() {
             panic!("helper exited early: {status}");
         }
@@ -647,4 +648,143 @@ async fn durable_defaults_and_tcp_port() {
     let pid = running.pid() as i32;
     running.stop().await.unwrap();
     assert_fully_stopped(&cluster, pid);
+}
+
+/// Waits until `rx` has counted `n` restarts.
+async fn restarts_reach(rx: &mut tokio::sync::watch::Receiver<u64>, n: u64) {
+    tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|c| *c >= n))
+        .await
+        .expect("no restart within 30 s")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn supervisor_restarts_a_killed_postmaster_and_stops_it_once() {
+    let dir = TestDir::new();
+    let cluster = dir.cluster();
+    let running = cluster.start().await.unwrap();
+    let url = cluster.superuser_url("postgres").unwrap();
+    psql(
+        &url,
+        "set synchronous_commit = on; create table t(x int); insert into t values (7)",
+    );
+    let first = running.pid() as i32;
+    let supervisor = zixly_pgembed::Supervisor::spawn(running);
+    let mut restarts = supervisor.restarts();
+
+    for round in 1..=2 {
+        let pid = postmaster_pid(&cluster).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        restarts_reach(&mut restarts, round).await;
+        let new = postmaster_pid(&cluster).unwrap();
+        assert_ne!(new, pid, "round {round}: a new postmaster");
+        assert!(pid_alive(new));
+        assert_eq!(psql(&url, "select x from t"), "7", "data survives");
+    }
+    let last = postmaster_pid(&cluster).unwrap();
+    assert_ne!(last, first);
+
+    // A clean stop: stopped once, not restarted.
+    supervisor.stop().await.unwrap();
+    assert_fully_stopped(&cluster, last);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(processes_in(&cluster.pg_data_dir()), Vec::<i32>::new());
+    assert_eq!(*restarts.borrow(), 2);
+}
+
+#[tokio::test]
+async fn a_supervisor_that_stood_down_does_not_restart() {
+    let dir = TestDir::new();
+    let cluster = dir.cluster();
+    let running = cluster.start().await.unwrap();
+    let pid = running.pid() as i32;
+    let supervisor = zixly_pgembed::Supervisor::spawn(running);
+    // Shutdown began, then PostgreSQL went away (e.g. the whole process group was signalled).
+    supervisor.stand_down_handle().stand_down();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_dead(pid).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        processes_in(&cluster.pg_data_dir())
+            .into_iter()
+            .filter(|p| *p != pid)
+            .count(),
+        0,
+        "nothing restarted"
+    );
+    supervisor.stop().await.unwrap();
+    assert_eq!(processes_in(&cluster.pg_data_dir()), Vec::<i32>::new());
+}
+
+#[tokio::test]
+async fn a_supervisor_reuses_a_server_another_process_started_meanwhile() {
+    let dir = TestDir::new();
+    let cluster = dir.cluster();
+    let running = cluster.start().await.unwrap();
+    let pid = running.pid() as i32;
+    let supervisor = zixly_pgembed::Supervisor::spawn(running);
+    let mut restarts = supervisor.restarts();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_dead(pid).await;
+    // Another zixly process (a CLI command, say) starts the cluster before the supervisor's first
+    // attempt (0.5 s): the supervisor must use that server, not start a second one.
+    let other = dir.cluster().start().await.unwrap();
+    assert!(other.started_here());
+    restarts_reach(&mut restarts, 1).await;
+    assert_eq!(postmaster_pid(&cluster), Some(other.pid() as i32));
+    let postgres = processes_in(&cluster.pg_data_dir());
+    assert!(postgres.contains(&(other.pid() as i32)));
+    // Stopping the supervisor leaves the server to the process that started it...
+    supervisor.stop().await.unwrap();
+    assert!(pid_alive(other.pid() as i32));
+    let url = cluster.superuser_url("postgres").unwrap();
+    assert_eq!(psql(&url, "select 1"), "1");
+    // ...which stops it.
+    let last = other.pid() as i32;
+    other.stop().await.unwrap();
+    assert_fully_stopped(&cluster, last);
+}
+
+#[tokio::test]
+async fn a_supervisor_does_not_recreate_a_vanished_data_directory() {
+    let dir = TestDir::new();
+    let cluster = dir.cluster();
+    let running = cluster.start().await.unwrap();
+    let pid = running.pid() as i32;
+    let supervisor = zixly_pgembed::Supervisor::spawn(running);
+    let mut restarts = supervisor.restarts();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The data goes away with the server (a mistaken `rm`, an unmounted volume).
+    let aside = dir.path().join("pg.aside");
+    std::fs::rename(cluster.pg_data_dir(), &aside).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !cluster.is_initialized(),
+        "no new, empty cluster in place of the data"
+    );
+    assert_eq!(*restarts.borrow(), 0);
+    // Restored: the next attempt starts it.
+    std::fs::rename(&aside, cluster.pg_data_dir()).unwrap();
+    restarts_reach(&mut restarts, 1).await;
+    let url = cluster.superuser_url("postgres").unwrap();
+    assert_eq!(psql(&url, "select 1"), "1");
+    let last = postmaster_pid(&cluster).unwrap();
+    supervisor.stop().await.unwrap();
+    assert_fully_stopped(&cluster, last);
 }
