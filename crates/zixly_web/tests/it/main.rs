@@ -5,6 +5,7 @@
 mod auth;
 mod auth_schema;
 mod errors;
+mod import_limits;
 mod integrations;
 mod resources;
 mod routes;
