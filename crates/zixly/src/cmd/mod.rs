@@ -3,6 +3,7 @@ pub mod bench;
 // until then nothing calls it.
 #[allow(dead_code)]
 pub mod bench_api;
+pub mod bench_attack;
 pub mod db;
 pub mod fx;
 pub mod import;
