@@ -38,7 +38,7 @@ impl fmt::Display for CurrencyCode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an ISO 4217 currency code (e.g. AUD, USD, EUR)")]
+#[error("{} is not an ISO 4217 currency code (e.g. AUD, USD, EUR)", crate::ingest::shown(.0))]
 pub struct InvalidCurrency(pub String);
 
 impl FromStr for CurrencyCode {

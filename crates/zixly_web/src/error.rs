@@ -104,6 +104,12 @@ impl ApiError {
         }
     }
 
+    /// Adds `Retry-After: secs` (at least 1).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
     pub fn with_details(mut self, details: Vec<ErrorDetail>) -> Self {
         self.details = details;
         self

@@ -13,10 +13,12 @@
 //! - [`api`]: the `/api/v1` resources, one module per resource (see its docs for how to add one).
 //! - [`openapi`]: the generated OpenAPI 3.1 document and the offline docs page.
 //! - [`metrics`]: Prometheus exposition. [`mail`]: optional outgoing mail (SMTP).
+//! - `imports`: the CSV import action of the API and the page (spool, idle timeout, caps).
 
 pub mod api;
 pub mod auth;
 pub mod error;
+pub(crate) mod imports;
 pub mod mail;
 pub mod metrics;
 pub mod middleware;
@@ -76,9 +78,17 @@ pub struct WebConfig {
     pub request_timeout: Duration,
     /// Default maximum request body, in bytes.
     pub body_limit: usize,
-    /// Maximum size of the file of a CSV upload (`POST /api/v1/imports`), in bytes (default
-    /// 256 MiB). The file streams into the loader, so this bounds time and disk, not memory.
+    /// Maximum size of the file of a CSV upload (`POST /api/v1/imports` and the `/imports`
+    /// page), in bytes (default 256 MiB). The file is spooled to a temporary file, so this bounds
+    /// time and disk, not memory.
     pub import_body_limit: usize,
+    /// Longest wait for the next piece of an upload's body before 408 `upload_stalled` (default
+    /// 30 s).
+    pub import_idle_timeout: Duration,
+    /// Imports (API and page) one tenant may run at once (default 2); over it: 429.
+    pub imports_per_tenant: usize,
+    /// Imports the server parses and loads at once, all tenants together (default 4).
+    pub imports_total: usize,
     /// Time limit of a CSV upload (`POST /api/v1/imports`) instead of `request_timeout`
     /// (default 15 minutes).
     pub import_timeout: Duration,
@@ -105,6 +115,9 @@ impl WebConfig {
             body_limit: 1024 * 1024,
             import_body_limit: 256 * 1024 * 1024,
             import_timeout: Duration::from_secs(15 * 60),
+            import_idle_timeout: Duration::from_secs(30),
+            imports_per_tenant: 2,
+            imports_total: 4,
             throttle: ThrottleConfig {
                 account_address_limit: 5,
                 account_limit: 100,
@@ -138,6 +151,8 @@ pub struct AppState {
     pub integrations: Option<zixly_sync::engine::SyncEngine>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) token_cache: Arc<TokenCache>,
+    /// Import slots per tenant and in all (see `imports`).
+    pub(crate) imports: Arc<imports::ImportSlots>,
 }
 
 impl AppState {
@@ -146,6 +161,11 @@ impl AppState {
             db,
             metrics: Arc::new(Metrics::default()),
             token_cache: Arc::new(TokenCache::new(config.token_cache_ttl)),
+            imports: Arc::new(imports::ImportSlots::new(
+                config.imports_per_tenant,
+                config.imports_total,
+                imports::RUN_SLOT_WAIT,
+            )),
             config: Arc::new(config),
             mailer: None,
             integrations: None,

@@ -6,7 +6,7 @@
 //! 2. client address: the peer address, or with `trust_forwarded_for` the last `X-Forwarded-For`
 //!    entry (the one our own reverse proxy appended; earlier entries are client-controlled);
 //! 3. timeout: a handler that runs longer than `request_timeout` (`import_timeout` for CSV
-//!    uploads) is dropped (its transaction rolls back when the `TenantTx` drops) and the client
+//!    uploads, API and page) is dropped (its transaction rolls back when the `TenantTx` drops) and the client
 //!    gets 503 `timeout`;
 //! 4. error shape: any error response not built from `ApiError` (axum's 404/405/413 and extractor
 //!    rejections) is rewritten into the JSON error shape, keeping its status and headers;
@@ -65,7 +65,9 @@ pub(crate) async fn request_layer(
         tenant_id = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );
-    let timeout = if route.as_deref() == Some(crate::api::imports::ROUTE) {
+    let timeout = if route.as_deref() == Some(crate::api::imports::ROUTE)
+        || route.as_deref() == Some(crate::pages::IMPORTS_ROUTE)
+    {
         state.config.import_timeout
     } else {
         state.config.request_timeout

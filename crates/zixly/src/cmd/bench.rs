@@ -29,6 +29,9 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// The read API under load, against the same SQL run directly (cmd/bench_api.rs).
     Api(super::bench_api::BenchApiArgs),
+    /// Server memory, /readyz and a normal tenant's API latency under hostile and slow CSV
+    /// uploads (cmd/bench_attack.rs).
+    Attack(super::bench_attack::BenchAttackArgs),
 }
 
 #[derive(Args)]
@@ -127,6 +130,7 @@ pub async fn run(global: &Global, command: BenchCommand) -> Result<ExitCode> {
     let args = match command {
         BenchCommand::Ingest(args) => args,
         BenchCommand::Api(args) => return super::bench_api::run(global, args).await,
+        BenchCommand::Attack(args) => return super::bench_attack::run(global, args).await,
     };
     if args.rows == 0 || args.clients == 0 {
         bail!("--rows and --clients must be at least 1");

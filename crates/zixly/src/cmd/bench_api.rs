@@ -357,13 +357,17 @@ async fn prepare(db: &Database, args: &BenchApiArgs, span: Span) -> Result<Vec<T
     Ok(targets)
 }
 
-struct Server {
+pub(super) struct Server {
     child: tokio::process::Child,
-    base: String,
+    pub(super) base: String,
 }
 
 impl Server {
-    fn peak_rss_mb(&self) -> Option<f64> {
+    pub(super) fn child_id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    pub(super) fn peak_rss_mb(&self) -> Option<f64> {
         let pid = self.child.id()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -386,7 +390,7 @@ impl Server {
         Some((utime + stime) as f64 / ticks as f64)
     }
 
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
@@ -404,8 +408,14 @@ impl Server {
 
 /// Starts this binary as the server on an ephemeral port and waits for its "ready" line.
 async fn spawn_server(global: &Global) -> Result<Server> {
+    spawn_server_with(global, &[]).await
+}
+
+/// [`spawn_server`] with extra environment variables for the server (`zixly bench attack`).
+pub(super) async fn spawn_server_with(global: &Global, env: &[(&str, String)]) -> Result<Server> {
     let exe = std::env::current_exe().context("locating the zixly binary")?;
     let mut cmd = tokio::process::Command::new(exe);
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     cmd.arg("--data-dir").arg(&global.data_dir);
     if external_url().is_some() {
         cmd.args(["serve", "--listen", "127.0.0.1:0"]);

@@ -4,6 +4,7 @@ pub mod bi_role;
 // until then nothing calls it.
 #[allow(dead_code)]
 pub mod bench_api;
+pub mod bench_attack;
 pub mod db;
 pub mod fx;
 pub mod import;

@@ -64,6 +64,19 @@ pub struct WebArgs {
     /// /metrics too.
     #[arg(long, env = "ZIXLY_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// CSV uploads (API and page) one tenant may run at once; more answer 429.
+    #[arg(long, env = "ZIXLY_IMPORTS_PER_TENANT", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub imports_per_tenant: u16,
+    /// CSV uploads the server parses and loads at once, all tenants together (each uses one of
+    /// the 16 database connections while it loads).
+    #[arg(long, env = "ZIXLY_IMPORTS_TOTAL", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=12))]
+    pub imports_total: u16,
+    /// Seconds an upload's body may send nothing before it is refused (408).
+    #[arg(long, env = "ZIXLY_IMPORT_IDLE_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub import_idle_timeout: u64,
 }
 
 impl WebArgs {
@@ -82,6 +95,9 @@ impl WebArgs {
             }
             config.metrics_token = Some(zixly_crypto::SecretString::new(token.trim()));
         }
+        config.imports_per_tenant = usize::from(self.imports_per_tenant);
+        config.imports_total = usize::from(self.imports_total);
+        config.import_idle_timeout = std::time::Duration::from_secs(self.import_idle_timeout);
         let mut state = zixly_web::AppState::new(app, config);
         if let Some(url) = &self.smtp_url {
             let mailer = zixly_web::mail::SmtpMailer::from_url(url, &self.mail_from)

@@ -288,3 +288,75 @@ async fn fx_import_enables_foreign_currency_rows() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn hostile_files_fail_with_bounded_errors() {
+    // The CLI reads files through the same CSV reader and loader as uploads.
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Acme").await.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let header = "client_id,client_name,record_date,revenue,expenses,cash_flow\n";
+
+    // An unclosed quote on line 3, then 2 MiB: one error at the record-size limit.
+    let mut csv = format!("{header}Q-1,Q,2024-01-01,1,1,0\nQ-2,\"Q,2024-01-02,1,1,0\n");
+    while csv.len() < 2 * 1024 * 1024 {
+        csv.push_str("Q-3,Q,2024-01-03,1,1,0\n");
+    }
+    let file = dir.path().join("quote.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let path = file.to_str().unwrap();
+    let out = zixly(
+        &db,
+        dir.path(),
+        &["import", "financials", "--tenant", &tenant, path],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{path}:3: line 3: record longer than 1048576 bytes (unclosed quote at line 3?)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 4096, "{stderr}");
+
+    // Huge values: every printed error is short.
+    let value = "7".repeat(500_000);
+    let mut csv = header.to_string();
+    for day in 1..=20 {
+        csv.push_str(&format!("H-1,H,2024-01-{day:02},{value},1,0\n"));
+    }
+    let file = dir.path().join("huge.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let out = zixly(
+        &db,
+        dir.path(),
+        &[
+            "import",
+            "financials",
+            "--tenant",
+            &tenant,
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 20, "{stderr}");
+    assert!(stderr.lines().all(|l| l.len() < 400), "{stderr}");
+    assert!(
+        stderr.contains("(500000 characters) is out of range"),
+        "{stderr}"
+    );
+    let stored: i64 = db
+        .superuser()
+        .await
+        .query_one(
+            "select coalesce(sum(length(errors::text)), 0)::int8 from sync_runs",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored < 64 * 1024, "sync_runs.errors holds {stored} bytes");
+    assert_eq!(count(&db, "select count(*) from financials").await, 0);
+}

@@ -30,7 +30,9 @@ macro_rules! staging {
 }
 
 /// Rejects every row of a key that occurs more than once. Keys are found with a hash aggregate
-/// (no sort of the whole input); line lists are built only for the duplicated keys.
+/// (no sort of the whole input); line lists are built only for the duplicated keys, and name at
+/// most 10 other lines (then "and N more"): a key repeated on every line must not make each of
+/// its errors as long as the file.
 macro_rules! duplicates {
     ($key:literal, $fmt:literal, $args:literal) => {
         concat!(
@@ -44,7 +46,7 @@ macro_rules! duplicates {
             ")),
                   grouped as (select ",
             $key,
-            ", array_agg(line order by line) as lines from dup_rows group by ",
+            ", (array_agg(line order by line))[1:11] as lines, count(*) as n from dup_rows group by ",
             $key,
             ")
              insert into zixly_rejects (line, col, reason)
@@ -55,7 +57,8 @@ macro_rules! duplicates {
             $fmt,
             "): also on line %s; every row of a duplicated key is rejected', ",
             $args,
-            ", array_to_string(array_remove(g.lines, r.line), ', '))
+            ", array_to_string((array_remove(g.lines, r.line))[1:10], ', ')
+                      || case when g.n > 11 then format(' and %s more', g.n - 11) else '' end)
                from dup_rows r join grouped g using (",
             $key,
             ")"

@@ -391,6 +391,32 @@ async fn duplicate_keys_in_one_input_reject_every_occurrence() {
 }
 
 #[tokio::test]
+async fn a_key_repeated_on_many_lines_names_ten_other_lines_and_counts_the_rest() {
+    // Each error used to list every other line of its key: n errors of n line numbers each.
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Acme").await;
+    let mut csv = format!("{FIN_HEADER}\n");
+    for _ in 0..300 {
+        csv.push_str("C1,One,2024-03-01,100,40,,10,,,\n");
+    }
+    let (report, _) = import::<FinancialRow>(&db, tenant, &csv, false).await;
+    assert_eq!((report.status, report.rejected), (LoadStatus::Failed, 300));
+    assert_eq!(report.errors.len(), loader::MAX_REPORTED_ERRORS);
+    assert_eq!(
+        report.errors[0].reason,
+        "duplicate key (client_id, record_date, source_system) = (C1, 2024-03-01, csv): also on line \
+         3, 4, 5, 6, 7, 8, 9, 10, 11, 12 and 289 more; every row of a duplicated key is rejected"
+    );
+    assert!(
+        report.errors[50]
+            .reason
+            .contains("also on line 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 289 more;"),
+        "{}",
+        report.errors[50].reason
+    );
+}
+
+#[tokio::test]
 async fn foreign_currencies_need_a_dated_rate() {
     let db = TestDb::new().await;
     let tenant = db.tenant("Acme").await; // base AUD

@@ -105,9 +105,171 @@ impl<R: Read> Read for CrlfToLf<R> {
     }
 }
 
+/// Longest record (one CSV row, header included) the reader accepts, in bytes: 1 MiB.
+///
+/// The `csv` crate grows its record buffer without limit, so a stray quote would otherwise make the
+/// rest of a file one record held in memory. Real rows of these layouts are a few hundred bytes
+/// (text fields are at most [`super::MAX_TEXT_LEN`] characters); a longer record is an error that
+/// ends the input ([`RecordTooLong`]).
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// A record over [`MAX_RECORD_BYTES`]: `line L: record longer than N bytes (unclosed quote at line
+/// K?)` — the hint only when a quoted field is open (the usual cause).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordTooLong {
+    /// The line the record starts on.
+    pub line: u64,
+    pub max: usize,
+    /// The line of the quote that opened the quoted field still open at the limit.
+    pub open_quote_line: Option<u64>,
+}
+
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}: record longer than {} bytes",
+            self.line, self.max
+        )?;
+        if let Some(k) = self.open_quote_line {
+            write!(f, " (unclosed quote at line {k}?)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+impl RecordTooLong {
+    /// The record-size failure inside a `csv` error, if that is what it is.
+    fn of(e: &csv::Error) -> Option<&RecordTooLong> {
+        match e.kind() {
+            csv::ErrorKind::Io(io) => io.get_ref()?.downcast_ref::<RecordTooLong>(),
+            _ => None,
+        }
+    }
+}
+
+/// Where [`RecordLimit`] is in the CSV grammar: the states of `csv_core`'s reader (default
+/// settings: `,` delimiter, `"` quote with doubling, `\r`, `\n` or CRLF ending a record) that
+/// decide where a record ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lexer {
+    /// Between records (empty lines are skipped here, as `csv_core` does).
+    StartRecord,
+    StartField,
+    /// In an unquoted field (a quote here is an ordinary character).
+    InField,
+    InQuotedField,
+    /// After a quote inside a quoted field: a second quote is an escaped one.
+    QuoteInQuotedField,
+}
+
+/// Passes bytes through to the `csv` reader and fails the read once the current record is longer
+/// than `max` bytes, before the reader has buffered more than that: it follows record boundaries
+/// as `csv_core` does (quotes only open a field at its start, doubled quotes, any of `\r`/`\n`
+/// ends a record outside quotes) and counts the bytes since the record started. Lines are counted
+/// as the `csv` crate counts them (`\n`), so they match the lines of the records.
+struct RecordLimit<R> {
+    inner: R,
+    max: usize,
+    state: Lexer,
+    /// Current line (1-based).
+    line: u64,
+    record_line: u64,
+    quote_line: u64,
+    record_bytes: usize,
+    failed: Option<RecordTooLong>,
+}
+
+impl<R: Read> RecordLimit<R> {
+    fn new(inner: R, max: usize) -> Self {
+        RecordLimit {
+            inner,
+            max,
+            state: Lexer::StartRecord,
+            line: 1,
+            record_line: 1,
+            quote_line: 0,
+            record_bytes: 0,
+            failed: None,
+        }
+    }
+
+    /// Advances over one byte; `false` when it makes the record too long.
+    fn step(&mut self, b: u8) -> bool {
+        let end = b == b'\n' || b == b'\r';
+        if self.state == Lexer::StartRecord && !end {
+            self.state = Lexer::StartField;
+            self.record_line = self.line;
+            self.record_bytes = 0;
+        }
+        self.state = match self.state {
+            Lexer::StartRecord => Lexer::StartRecord,
+            Lexer::StartField | Lexer::InField | Lexer::QuoteInQuotedField if end => {
+                Lexer::StartRecord
+            }
+            Lexer::StartField | Lexer::InField | Lexer::QuoteInQuotedField if b == b',' => {
+                Lexer::StartField
+            }
+            Lexer::StartField if b == b'"' => {
+                self.quote_line = self.line;
+                Lexer::InQuotedField
+            }
+            Lexer::QuoteInQuotedField if b == b'"' => Lexer::InQuotedField,
+            Lexer::StartField | Lexer::InField | Lexer::QuoteInQuotedField => Lexer::InField,
+            Lexer::InQuotedField if b == b'"' => Lexer::QuoteInQuotedField,
+            Lexer::InQuotedField => Lexer::InQuotedField,
+        };
+        if b == b'\n' {
+            self.line += 1;
+        }
+        if self.state == Lexer::StartRecord {
+            return true;
+        }
+        self.record_bytes += 1;
+        if self.record_bytes > self.max {
+            self.failed = Some(RecordTooLong {
+                line: self.record_line,
+                max: self.max,
+                open_quote_line: (self.state == Lexer::InQuotedField).then_some(self.quote_line),
+            });
+            return false;
+        }
+        true
+    }
+}
+
+impl<R: Read> Read for RecordLimit<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if let Some(failed) = &self.failed {
+            return Err(io::Error::other(failed.clone()));
+        }
+        let n = self.inner.read(out)?;
+        for (i, &b) in out[..n].iter().enumerate() {
+            if !self.step(b) {
+                // Hand over what fits; the next read reports the failure.
+                return match i {
+                    0 => Err(io::Error::other(self.failed.clone().expect("just set"))),
+                    i => Ok(i),
+                };
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The error of a failed read: the record-size failure as it is, others with context.
+fn read_error(e: &csv::Error, context: &str) -> String {
+    match RecordTooLong::of(e) {
+        Some(t) => t.to_string(),
+        None => format!("{context}: {e}"),
+    }
+}
+
 /// Iterator over the rows of a CSV input: `Ok(ValidRow)` or every error of one record.
 pub struct CsvRows<R: Read, T: IngestRow> {
-    reader: csv::Reader<CrlfToLf<R>>,
+    reader: csv::Reader<Input<R>>,
     header: Vec<String>,
     /// For each of `T::COLUMNS`, its position in the record (None: not in the file).
     positions: Vec<Option<usize>>,
@@ -115,6 +277,13 @@ pub struct CsvRows<R: Read, T: IngestRow> {
     record: ByteRecord,
     read_failure: Option<String>,
     _row: PhantomData<fn() -> T>,
+}
+
+/// What the `csv` reader reads: CRLF turned into LF, records bounded in size.
+type Input<R> = RecordLimit<CrlfToLf<R>>;
+
+fn input<R: Read>(raw: R, max_record: usize) -> Input<R> {
+    RecordLimit::new(CrlfToLf::new(raw), max_record)
 }
 
 fn builder() -> ReaderBuilder {
@@ -147,8 +316,18 @@ fn decode_header(record: &ByteRecord) -> Result<Vec<String>, Vec<RowError>> {
 
 impl<R: Read, T: IngestRow> CsvRows<R, T> {
     /// Reads and checks the header. Errors are all on line 1.
+    /// Records longer than [`MAX_RECORD_BYTES`] end the input with a [`RecordTooLong`] error.
     pub fn new(input: R, ctx: IngestContext) -> Result<Self, Vec<RowError>> {
-        let mut reader = builder().from_reader(CrlfToLf::new(input));
+        Self::with_max_record(input, ctx, MAX_RECORD_BYTES)
+    }
+
+    /// [`CsvRows::new`] with another record-size limit (tests).
+    pub fn with_max_record(
+        raw: R,
+        ctx: IngestContext,
+        max_record: usize,
+    ) -> Result<Self, Vec<RowError>> {
+        let mut reader = builder().from_reader(input(raw, max_record));
         let mut record = ByteRecord::new();
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -163,7 +342,7 @@ impl<R: Read, T: IngestRow> CsvRows<R, T> {
                 return Err(vec![RowError::new(
                     1,
                     None,
-                    format!("cannot read the header: {e}"),
+                    read_error(&e, "cannot read the header"),
                 )])
             }
         }
@@ -289,10 +468,13 @@ impl<R: Read, T: IngestRow> Iterator for CsvRows<R, T> {
                 Some(self.parse_record(line))
             }
             Err(e) => {
-                let line = e
-                    .position()
-                    .map_or_else(|| self.reader.position().line(), |p| p.line());
-                let message = format!("cannot read the input: {e}");
+                let line = match RecordTooLong::of(&e) {
+                    Some(t) => t.line,
+                    None => e
+                        .position()
+                        .map_or_else(|| self.reader.position().line(), |p| p.line()),
+                };
+                let message = read_error(&e, "cannot read the input");
                 self.read_failure = Some(message.clone());
                 Some(Err(vec![RowError::new(line, None, message)]))
             }
@@ -312,7 +494,7 @@ pub fn write_rejects<R: Read, W: Write>(
     rejected: &BTreeMap<u64, RejectedLine>,
 ) -> io::Result<u64> {
     let to_io = |e: csv::Error| io::Error::other(e.to_string());
-    let mut reader = builder().from_reader(CrlfToLf::new(input));
+    let mut reader = builder().from_reader(self::input(input, MAX_RECORD_BYTES));
     let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(out);
     let mut record = ByteRecord::new();
     if !reader.read_byte_record(&mut record).map_err(to_io)? {
@@ -553,6 +735,157 @@ mod tests {
         assert!(err[0].reason.contains("disk on fire"));
         assert!(rows.read_failure().is_some());
         assert!(rows.next().is_none());
+    }
+
+    /// The error that ended the input (the last item) and the number of items before it.
+    fn failure<T: IngestRow + std::fmt::Debug>(rows: CsvRows<&[u8], T>) -> (usize, RowError) {
+        let items: Vec<_> = rows.collect();
+        let last = items.last().expect("an item").as_ref().unwrap_err()[0].clone();
+        (items.len() - 1, last)
+    }
+
+    #[test]
+    fn an_unclosed_quote_fails_at_the_record_size_limit_naming_both_lines() {
+        // Line 3 opens a quote that never closes: the rest of the file would be one record.
+        let mut input = format!("{HEADER}\nC1,A,2024-03-01,1,1,1\nC2,\"B,2024-03-01,1,1,1\n");
+        for _ in 0..20 {
+            input.push_str("C3,C,2024-03-01,1,1,1\n");
+        }
+        let rows =
+            CsvRows::<_, FinancialRow>::with_max_record(input.as_bytes(), ctx(), 64).unwrap();
+        let (before, e) = failure(rows);
+        assert_eq!(before, 1, "the valid line 2 comes first");
+        assert_eq!(e.line, 3);
+        assert_eq!(
+            e.reason,
+            "line 3: record longer than 64 bytes (unclosed quote at line 3?)"
+        );
+
+        // The record starts on line 3; the quote left open is the one on line 4.
+        let input = format!(
+            "{HEADER}\nC1,A,2024-03-01,1,1,1\nC2,\"two\nlines\",2024-03-01,1,\"1,1\n{}",
+            "x\n".repeat(40)
+        );
+        let rows =
+            CsvRows::<_, FinancialRow>::with_max_record(input.as_bytes(), ctx(), 64).unwrap();
+        assert_eq!(
+            failure(rows).1.reason,
+            "line 3: record longer than 64 bytes (unclosed quote at line 4?)"
+        );
+    }
+
+    #[test]
+    fn a_long_line_without_quotes_fails_without_the_quote_hint() {
+        let input = format!(
+            "{HEADER}\nC1,A,2024-03-01,1,1,1\r\n{}\r\nC2,B,2024-03-01,1,1,1\r\n",
+            "y".repeat(100)
+        );
+        let rows =
+            CsvRows::<_, FinancialRow>::with_max_record(input.as_bytes(), ctx(), 64).unwrap();
+        let (before, e) = failure(rows);
+        assert_eq!((before, e.line), (1, 3));
+        assert_eq!(e.reason, "line 3: record longer than 64 bytes");
+
+        // The header is a record too.
+        let input = format!("{HEADER},{}\n", "z".repeat(100));
+        let err = CsvRows::<_, FinancialRow>::with_max_record(input.as_bytes(), ctx(), 64)
+            .err()
+            .unwrap();
+        assert_eq!(err[0].reason, "line 1: record longer than 64 bytes");
+    }
+
+    #[test]
+    fn records_up_to_the_limit_and_quotes_inside_unquoted_fields_are_fine() {
+        // A quote inside an unquoted field is an ordinary character for the csv crate, and so
+        // for the limit: every record here is short, whatever the quotes.
+        let mut input = format!("{HEADER}\n");
+        for i in 0..50 {
+            input.push_str(&format!("C{i},5\" screen,2024-03-01,1,1,1\n"));
+            input.push_str(&format!("C{i},\"say \"\"hi\"\"\",2024-03-02,1,1,1\n"));
+        }
+        let longest = input.lines().map(str::len).max().unwrap();
+        let rows: Vec<_> =
+            CsvRows::<_, FinancialRow>::with_max_record(input.as_bytes(), ctx(), longest + 1)
+                .unwrap()
+                .collect();
+        assert_eq!(rows.len(), 100);
+        assert!(
+            rows.iter().all(Result::is_ok),
+            "{:?}",
+            rows.iter().find(|r| r.is_err())
+        );
+        assert_eq!(
+            rows[1].as_ref().unwrap().row.client().client_name(),
+            Some("say \"hi\"")
+        );
+    }
+
+    #[test]
+    fn the_record_limit_fails_before_buffering_the_record() {
+        // An endless quoted field: without the limit the reader would buffer until memory runs
+        // out. The source panics if more than twice the limit is read.
+        struct Endless {
+            sent: usize,
+            head: &'static [u8],
+        }
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                assert!(self.sent < 2 * MAX_RECORD_BYTES, "read far past the limit");
+                let n = if self.sent < self.head.len() {
+                    let n = buf.len().min(self.head.len() - self.sent);
+                    buf[..n].copy_from_slice(&self.head[self.sent..self.sent + n]);
+                    n
+                } else {
+                    buf.fill(b'x');
+                    buf.len()
+                };
+                self.sent += n;
+                Ok(n)
+            }
+        }
+        let head = b"client_id,client_name,record_date,revenue,expenses,cash_flow\nC1,\"";
+        let mut rows = CsvRows::<_, FinancialRow>::new(Endless { sent: 0, head }, ctx()).unwrap();
+        let err = rows.next().unwrap().unwrap_err();
+        assert_eq!(
+            err[0].reason,
+            format!(
+                "line 2: record longer than {MAX_RECORD_BYTES} bytes (unclosed quote at line 2?)"
+            )
+        );
+        assert_eq!(err[0].line, 2);
+        assert!(rows.read_failure().is_some());
+        assert!(rows.next().is_none());
+    }
+
+    #[test]
+    fn long_values_are_cut_in_error_messages() {
+        let huge = "9".repeat(10_000);
+        let input = format!("{HEADER},currency\nC1,A,{huge},x{huge},1,1,{huge}\n");
+        let rows = read::<FinancialRow>(&input).unwrap();
+        let errors = rows[0].as_ref().unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        for e in errors {
+            assert!(e.reason.len() < 300, "{}", e.reason);
+            assert!(e.reason.contains("…` (10"), "{}", e.reason);
+        }
+        assert_eq!(
+            errors[0].reason,
+            format!(
+                "`{}…` (10000 characters) is not an ISO date (YYYY-MM-DD)",
+                "9".repeat(80)
+            )
+        );
+        // Many unknown columns: ten named, the rest counted.
+        let header: Vec<String> = (0..1000).map(|i| format!("extra{i}")).collect();
+        let err = read::<FinancialRow>(&format!("{HEADER},{}\n", header.join(","))).unwrap_err();
+        assert!(err[0].reason.len() < 1000, "{}", err[0].reason);
+        assert!(
+            err[0]
+                .reason
+                .contains("`extra9`, and 990 more for financials"),
+            "{}",
+            err[0].reason
+        );
     }
 
     #[test]

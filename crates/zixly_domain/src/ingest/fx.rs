@@ -65,16 +65,20 @@ fn parse_rate(s: &str) -> Result<Decimal, String> {
         && frac.bytes().all(|b| b.is_ascii_digit())
         && !(s.contains('.') && frac.is_empty());
     if !ok {
-        return Err(format!("`{s}` is not a positive decimal rate like 1.0876"));
+        return Err(format!(
+            "{} is not a positive decimal rate like 1.0876",
+            super::shown(s)
+        ));
     }
     if frac.len() > 10 || int.trim_start_matches('0').len() > 10 {
         return Err(format!(
-            "`{s}` does not fit numeric(20,10) (at most 10 digits on each side of the point)"
+            "{} does not fit numeric(20,10) (at most 10 digits on each side of the point)",
+            super::shown(s)
         ));
     }
     let d: Decimal = s
         .parse()
-        .map_err(|_| format!("`{s}` is not a decimal rate"))?;
+        .map_err(|_| format!("{} is not a decimal rate", super::shown(s)))?;
     if d.is_zero() {
         return Err("a rate must be greater than zero".into());
     }

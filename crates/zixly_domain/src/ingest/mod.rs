@@ -34,7 +34,7 @@ mod value;
 
 use std::fmt;
 
-pub use csv_input::{write_rejects, CsvRows, RejectedLine};
+pub use csv_input::{write_rejects, CsvRows, RecordTooLong, RejectedLine, MAX_RECORD_BYTES};
 pub use rows::{ClientRef, CustomMetricRow, FinancialRow, LeadEventRow, LeadStatus};
 pub use value::{parse_date, parse_timestamp, MetricValue, Money};
 
@@ -43,6 +43,34 @@ use crate::CurrencyCode;
 
 /// Longest accepted text field, in characters.
 pub const MAX_TEXT_LEN: usize = 500;
+
+/// Characters of an input value that error messages echo; a longer value is cut (see [`shown`]).
+pub const MAX_SHOWN_CHARS: usize = 80;
+
+/// An input value as error messages show it: in backticks, at most [`MAX_SHOWN_CHARS`]
+/// characters, a longer one cut with `…` and followed by its length in characters
+/// (`` `123…` (10485760 characters) ``). Errors are kept and sent back (API answers, `sync_runs.errors`, the imports
+/// page), so echoing a value in full would make their size the input's.
+pub fn shown(value: &str) -> impl fmt::Display + '_ {
+    struct Shown<'a>(&'a str);
+    impl fmt::Display for Shown<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0.char_indices().nth(MAX_SHOWN_CHARS) {
+                None => write!(f, "`{}`", self.0),
+                Some((cut, _)) => write!(
+                    f,
+                    "`{}…` ({} characters)",
+                    &self.0[..cut],
+                    self.0.chars().count()
+                ),
+            }
+        }
+    }
+    Shown(value)
+}
+
+/// Unknown column names listed in a header error; the rest are counted.
+const MAX_LISTED_COLUMNS: usize = 10;
 
 /// What went wrong with one row (or the header, line 1). `line` is the line in the file where the
 /// record starts (header = line 1); for non-file sources it is the 1-based position + 1, so that
@@ -203,7 +231,14 @@ pub trait IngestRow: Sized + Send + 'static {
 }
 
 pub(crate) fn unknown_columns_reason<T: IngestRow>(unknown: &[&str]) -> String {
-    let quoted: Vec<String> = unknown.iter().map(|u| format!("`{u}`")).collect();
+    let mut quoted: Vec<String> = unknown
+        .iter()
+        .take(MAX_LISTED_COLUMNS)
+        .map(|u| shown(u).to_string())
+        .collect();
+    if unknown.len() > MAX_LISTED_COLUMNS {
+        quoted.push(format!("and {} more", unknown.len() - MAX_LISTED_COLUMNS));
+    }
     let known: Vec<&str> = T::COLUMNS.iter().map(|c| c.name).collect();
     format!(
         "unknown column{} {} for {} (accepted: {})",

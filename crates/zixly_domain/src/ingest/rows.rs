@@ -54,7 +54,8 @@ impl LeadStatus {
             "lost" => Ok(LeadStatus::Lost),
             "stale" => Ok(LeadStatus::Stale),
             _ => Err(format!(
-                "`{s}` is not a lead status (active, won, lost or stale)"
+                "{} is not a lead status (active, won, lost or stale)",
+                super::shown(s)
             )),
         }
     }

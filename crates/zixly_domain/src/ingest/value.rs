@@ -4,6 +4,7 @@
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
 
+use super::shown;
 use crate::timezone::Tz;
 
 /// An amount of money as stored in `numeric(12,2)`: at most 2 decimal places and 10 integer
@@ -103,20 +104,21 @@ fn parse_plain_decimal(
             ""
         };
         return Err(format!(
-            "`{s}` is not a plain decimal number like 1234.56{hint}"
+            "{} is not a plain decimal number like 1234.56{hint}",
+            shown(s)
         ));
     }
     let places = frac_part.map_or(0, str::len);
     if places > scale as usize {
-        return Err(format!("`{s}` has {places} decimal places; at most {scale} are allowed (values are never rounded)"));
+        return Err(format!("{} has {places} decimal places; at most {scale} are allowed (values are never rounded)", shown(s)));
     }
     let significant = int_part.trim_start_matches('0').len();
     if significant > integer_digits {
-        return Err(format!("`{s}` is out of range: at most {integer_digits} digits before the decimal point ({sql_type})"));
+        return Err(format!("{} is out of range: at most {integer_digits} digits before the decimal point ({sql_type})", shown(s)));
     }
     let mut d: Decimal = s
         .parse()
-        .map_err(|_| format!("`{s}` is not a plain decimal number like 1234.56"))?;
+        .map_err(|_| format!("{} is not a plain decimal number like 1234.56", shown(s)))?;
     d.rescale(scale);
     if d.is_zero() {
         d.set_sign_positive(true);
@@ -134,9 +136,9 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shaped {
-        return Err(format!("`{s}` is not an ISO date (YYYY-MM-DD)"));
+        return Err(format!("{} is not an ISO date (YYYY-MM-DD)", shown(s)));
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("`{s}` is not a real date"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{} is not a real date", shown(s)))
 }
 
 /// RFC 3339 with an offset, or a naive date-time / bare date read in `tz`. Returns the instant in
@@ -153,7 +155,8 @@ pub fn parse_timestamp(s: &str, tz: Tz) -> Result<(DateTime<Utc>, NaiveDate), St
         }
     }
     if s.len() == 10 {
-        let date = parse_date(s).map_err(|_| format!("`{s}` is not a timestamp ({EXAMPLE})"))?;
+        let date =
+            parse_date(s).map_err(|_| format!("{} is not a timestamp ({EXAMPLE})", shown(s)))?;
         return local_to_utc(s, date.and_hms_opt(0, 0, 0).expect("midnight"), tz);
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
@@ -171,7 +174,7 @@ pub fn parse_timestamp(s: &str, tz: Tz) -> Result<(DateTime<Utc>, NaiveDate), St
             return local_to_utc(s, naive, tz);
         }
     }
-    Err(format!("`{s}` is not a timestamp ({EXAMPLE})"))
+    Err(format!("{} is not a timestamp ({EXAMPLE})", shown(s)))
 }
 
 fn local_to_utc(
@@ -182,12 +185,13 @@ fn local_to_utc(
     match tz.from_local_datetime(&naive) {
         LocalResult::Single(dt) => Ok((dt.with_timezone(&Utc), naive.date())),
         LocalResult::Ambiguous(a, b) => Err(format!(
-            "`{s}` is ambiguous in {tz} (it happens twice, at {} and {}, when clocks go back); add an offset",
+            "{} is ambiguous in {tz} (it happens twice, at {} and {}, when clocks go back); add an offset",
+            shown(s),
             a.format("%:z"),
             b.format("%:z")
         )),
         LocalResult::None => {
-            Err(format!("`{s}` does not exist in {tz} (clocks skip it when they go forward); add an offset"))
+            Err(format!("{} does not exist in {tz} (clocks skip it when they go forward); add an offset", shown(s)))
         }
     }
 }

@@ -257,9 +257,16 @@ async fn upsert<T: Loadable>(
         )),
         ..LoadOptions::new("api")
     };
-    let report =
-        loader::load::<T, _, _>(&state.db, tenant, &options, stream::iter(inputs), None).await?;
-    Ok(answer(&report, row_detail))
+    let mut kinds = crate::imports::ErrorKinds::default();
+    let report = loader::load::<T, _, _>(
+        &state.db,
+        tenant,
+        &options,
+        stream::iter(inputs),
+        Some(&mut kinds),
+    )
+    .await?;
+    Ok(answer(&report, &kinds, row_detail))
 }
 
 /// Upsert financial rows of a client

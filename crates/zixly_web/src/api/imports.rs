@@ -6,10 +6,16 @@
 //!   accepted as the query parameter `?skip_invalid=true`); default all or nothing;
 //! - `file`: the CSV (header on line 1, columns by name; the layouts of `zixly import`).
 //!
-//! The file is never held whole: its chunks go through bounded channels to a parser thread and
-//! on into the loader's `COPY` (`zixly_db::loader::load_csv_chunks`), so memory stays flat. The
-//! route has its own size limit (`WebConfig::import_body_limit`, default 256 MiB; over it: 413,
-//! nothing written) and time limit (`WebConfig::import_timeout`) instead of the API defaults.
+//! The file is never held in memory: it is spooled to a temporary file before any database
+//! connection is taken, then parsed on a thread into the loader's `COPY`
+//! (`zixly_db::loader::load_csv`), so memory stays flat (see `crate::imports`, which the
+//! `/imports` page shares). The route has its own size limit (`WebConfig::import_body_limit`,
+//! default 256 MiB; over it: 413, nothing written), idle limit (`import_idle_timeout`: no data for
+//! that long is 408 `upload_stalled`) and time limit (`WebConfig::import_timeout`) instead of the
+//! API defaults. A tenant runs at most `imports_per_tenant` imports at once and the server
+//! `imports_total` (429 `too_many_imports` / `imports_busy` with `Retry-After`). A record
+//! (line) longer than 1 MiB ends the file with `line L: record longer than 1048576 bytes
+//! (unclosed quote at line K?)`.
 //!
 //! The answer is the per-line validation result ([`LoadResult`]): 200 when the rows are in the
 //! database (`succeeded`, or `partial` with `skip_invalid`), 422 when nothing was written — then
@@ -22,27 +28,28 @@
 //! transaction that records the load's `sync_runs` row (for a successful load the very
 //! transaction that wrote the rows; see `LoadOptions::audit`).
 
-use std::fmt;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
+use axum::extract::multipart::{Field, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use zixly_db::loader::{self, LoadOptions, LoadReport, LoadStatus, Loadable};
+use zixly_db::loader::{LoadOptions, LoadReport, LoadStatus, Loadable};
 use zixly_domain::ingest::{CustomMetricRow, FinancialRow, LeadEventRow};
 
 use crate::auth::{Auth, Editor};
 use crate::error::{
     ApiError, ApiQuery, ApiResult, ErrorBody, ErrorDetail, ErrorObject, ShapedError,
 };
+use crate::imports::{self, multipart_error, ErrorKinds, Spooled};
 use crate::AppState;
 
 /// The matched route of the upload (the request middleware gives it `import_timeout`).
@@ -73,6 +80,9 @@ pub struct LoadResult {
     pub errors: Vec<ErrorDetail>,
     /// Errors beyond `errors`.
     pub errors_not_listed: u64,
+    /// Every error (listed or not) counted by column; `(line)` for errors about a whole line or
+    /// row.
+    pub error_counts: BTreeMap<String, u64>,
     /// The `sync_runs` row that records this load.
     pub sync_run_id: Uuid,
 }
@@ -89,6 +99,7 @@ pub struct LoadFailure {
 /// nothing was written. `detail` turns a loader error into the API's detail.
 pub(crate) fn answer(
     report: &LoadReport,
+    kinds: &ErrorKinds,
     detail: impl Fn(&zixly_domain::ingest::RowError) -> ErrorDetail,
 ) -> Response {
     let errors: Vec<ErrorDetail> = report.errors.iter().map(&detail).collect();
@@ -99,6 +110,7 @@ pub(crate) fn answer(
         unchanged: report.unchanged,
         rejected: report.rejected,
         errors_not_listed: report.errors_not_listed(),
+        error_counts: kinds.0.clone(),
         sync_run_id: report.sync_run_id,
         errors,
     };
@@ -107,7 +119,10 @@ pub(crate) fn answer(
     }
     let more = match result.errors_not_listed {
         0 => String::new(),
-        n => format!(" ({n} more errors not listed)"),
+        n => format!(
+            " ({n} more errors not listed; by column: {})",
+            kinds.describe()
+        ),
     };
     let message = match &report.aborted {
         Some(reason) => format!("nothing written: {reason}"),
@@ -170,48 +185,18 @@ pub struct ImportForm {
     file: Vec<u8>,
 }
 
-/// Why the file's bytes stopped.
-#[derive(Debug)]
-enum UploadError {
-    TooLarge(usize),
-    Body(MultipartError),
-}
-
-impl fmt::Display for UploadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UploadError::TooLarge(limit) => {
-                write!(f, "the file is larger than the limit of {limit} bytes")
-            }
-            UploadError::Body(e) => write!(f, "the upload could not be read: {}", e.body_text()),
-        }
-    }
-}
-
-fn payload_too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the file is larger than the limit of {limit} bytes; nothing was written"),
-    )
-}
-
-fn multipart_error(e: MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
-        );
-    }
-    ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
-}
-
 /// The text of a small form field (at most 64 bytes).
-async fn small_field(mut field: Field<'_>, name: &str) -> ApiResult<String> {
+pub(crate) async fn small_field(
+    mut field: Field<'_>,
+    name: &str,
+    idle: Duration,
+) -> ApiResult<String> {
     let mut bytes = Vec::new();
-    while let Some(chunk) = field.next().await {
-        bytes.extend_from_slice(&chunk.map_err(multipart_error)?);
+    while let Some(chunk) = imports::idle(idle, field.chunk())
+        .await?
+        .map_err(multipart_error)?
+    {
+        bytes.extend_from_slice(&chunk);
         if bytes.len() > 64 {
             return Err(ApiError::invalid_field(name, "is too long"));
         }
@@ -242,7 +227,9 @@ fn parse_flag(name: &str, v: &str) -> ApiResult<bool> {
         (status = 200, body = LoadResult, description = "Loaded: `succeeded`, or `partial` with `skip_invalid`"),
         (status = 400, body = ErrorBody, description = "Not a multipart body"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 408, body = ErrorBody, description = "`upload_stalled`: no data arrived for `import_idle_timeout`; nothing written"),
         (status = 413, body = ErrorBody, description = "The file is over `import_body_limit`; nothing written"),
+        (status = 429, body = ErrorBody, description = "`too_many_imports` (this tenant's imports) or `imports_busy` (the server's); see `Retry-After`"),
         (status = 422, body = LoadFailure, description = "Nothing written: the line errors, or a form field is missing or invalid")))]
 async fn upload_import(
     auth: Auth<Editor>,
@@ -256,13 +243,19 @@ async fn upload_import(
             e.body_text()
         ))
     })?;
+    // Before any byte of the body is read (see `crate::imports`).
+    let slot = state.imports.tenant_slot(auth.tenant_id())?;
+    let idle = state.config.import_idle_timeout;
     let mut dataset = None;
     let mut skip_invalid = query.skip_invalid.unwrap_or(false);
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = imports::idle(idle, multipart.next_field())
+        .await?
+        .map_err(multipart_error)?
+    {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "dataset" => {
-                let v = small_field(field, "dataset").await?;
+                let v = small_field(field, "dataset", idle).await?;
                 dataset = Some(DatasetName::parse(&v).ok_or_else(|| {
                     ApiError::invalid_field(
                         "dataset",
@@ -271,7 +264,7 @@ async fn upload_import(
                 })?);
             }
             "skip_invalid" => {
-                let v = small_field(field, "skip_invalid").await?;
+                let v = small_field(field, "skip_invalid", idle).await?;
                 skip_invalid |= parse_flag("skip_invalid", &v)?;
             }
             "file" => {
@@ -281,15 +274,18 @@ async fn upload_import(
                         "missing: send the `dataset` field before `file`",
                     ));
                 };
+                // Fields after the file are not read.
+                let file = imports::spool(field, state.config.import_body_limit, idle).await?;
+                let _run = slot.run_slot().await?;
                 return match dataset {
                     DatasetName::Financials => {
-                        import::<FinancialRow>(&auth, &state, skip_invalid, field).await
+                        import::<FinancialRow>(&auth, &state, skip_invalid, &file).await
                     }
                     DatasetName::LeadEvents => {
-                        import::<LeadEventRow>(&auth, &state, skip_invalid, field).await
+                        import::<LeadEventRow>(&auth, &state, skip_invalid, &file).await
                     }
                     DatasetName::CustomMetrics => {
-                        import::<CustomMetricRow>(&auth, &state, skip_invalid, field).await
+                        import::<CustomMetricRow>(&auth, &state, skip_invalid, &file).await
                     }
                 };
             }
@@ -332,33 +328,10 @@ async fn import<T: Loadable>(
     auth: &Auth<Editor>,
     state: &AppState,
     skip_invalid: bool,
-    field: Field<'_>,
+    file: &Spooled,
 ) -> ApiResult<Response> {
-    let tenant = auth.tenant_id();
-    let file_name = field.file_name().map(str::to_string);
-    let ctx = loader::ingest_context(&state.db, tenant, "csv").await?;
-    let options = upload_options::<T>(auth, file_name, skip_invalid);
-    let limit = state.config.import_body_limit;
-    let mut seen = 0usize;
-    let chunks = field.map(move |chunk| match chunk {
-        Ok(bytes) => {
-            seen += bytes.len();
-            if seen > limit {
-                Err(UploadError::TooLarge(limit))
-            } else {
-                Ok(bytes)
-            }
-        }
-        Err(e) => Err(UploadError::Body(e)),
-    });
-    let (report, source_error) =
-        loader::load_csv_chunks::<T, _, _, _>(&state.db, tenant, &options, ctx, chunks, None)
-            .await?;
-    match source_error {
-        None => Ok(answer(&report, |e| {
-            ErrorDetail::line(e.line, e.column.clone(), e.reason.clone())
-        })),
-        Some(UploadError::TooLarge(limit)) => Err(payload_too_large(limit)),
-        Some(UploadError::Body(e)) => Err(multipart_error(e)),
-    }
+    let (report, kinds) = imports::load_spooled::<T>(state, auth, file, skip_invalid).await?;
+    Ok(answer(&report, &kinds, |e| {
+        ErrorDetail::line(e.line, e.column.clone(), e.reason.clone())
+    }))
 }

@@ -6,29 +6,35 @@
 //! `sync_runs` row and one `import.csv` audit row), then shows inserted / updated / unchanged. The
 //! loader's own checks (duplicate keys in the file, exchange rates) can still refuse it; their
 //! errors are listed by line and nothing is written.
+//!
+//! Both go through the upload action of the API (`crate::imports`): the same per-tenant and
+//! server-wide import slots, the file spooled to a temporary file (size limit
+//! `import_body_limit`, idle limit `import_idle_timeout`) before any database work, and the same
+//! loader call. What is rendered is bounded whatever the file: the first lines, at most
+//! [`MAX_LISTED_ERRORS`] errors, then "and K more: by column ...".
 
 use std::fmt::Write as _;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
 use axum::response::Response;
-use zixly_db::loader::{self, LoadReport, LoadStatus, Loadable};
-use zixly_domain::ingest::{
-    CsvRows, CustomMetricRow, FinancialRow, IngestContext, IngestRow, LeadEventRow, RowError,
-};
+use zixly_db::loader::{LoadReport, LoadStatus, Loadable};
+use zixly_domain::ingest::{CustomMetricRow, FinancialRow, IngestContext, LeadEventRow};
 use zixly_domain::timezone::Tz;
 use zixly_domain::CurrencyCode;
 
 use super::html::{self, csrf_field, esc, layout, Nav};
 use super::{page, PageError, PageUser};
-use crate::api::imports::upload_options;
+use crate::api::imports::small_field;
 use crate::auth::Editor;
+use crate::error::ApiError;
+use crate::imports::{
+    self, check_spooled, multipart_error, CheckSummary, ErrorKinds, Spooled, MAX_LISTED_ERRORS,
+};
 use crate::AppState;
 
-/// Upload limit of the page (the body is held in memory while it is checked).
-pub const MAX_UPLOAD: usize = 10 * 1024 * 1024;
-/// Lines listed one by one; beyond, only the errors are.
+/// Lines listed one by one (valid or not); beyond, only lines with errors, up to
+/// [`MAX_LISTED_ERRORS`] errors.
 const MAX_LISTED: usize = 500;
 
 const DATASETS: &[(&str, &str, &str)] = &[
@@ -79,94 +85,69 @@ pub async fn page_get(user: PageUser<Editor>) -> Result<Response, PageError> {
     )))
 }
 
-/// One part of a form: name, file name, bytes.
-type Part = (String, Option<String>, Vec<u8>);
+/// The form as posted: `_csrf` (checked before the file is read), `dataset`, `file`, `action`
+/// (the button, after the file in document order).
+struct Posted {
+    dataset: String,
+    file: Option<Spooled>,
+    action: String,
+}
 
-/// The parts of a `multipart/form-data` body: (name, filename, bytes). Small and strict: enough
-/// for this page's one form.
-fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<Part>> {
-    let boundary = content_type
-        .split(';')
-        .map(str::trim)
-        .find_map(|p| p.strip_prefix("boundary="))?
-        .trim_matches('"');
-    let delimiter = format!("--{boundary}");
-    let d = delimiter.as_bytes();
-    let find = |hay: &[u8], needle: &[u8], from: usize| {
-        hay.get(from..)?
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .map(|p| p + from)
+async fn read_form(
+    user: &PageUser<Editor>,
+    state: &AppState,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Posted, PageError> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a multipart/form-data body: {}",
+            e.body_text()
+        ))
+    })?;
+    let idle = state.config.import_idle_timeout;
+    let mut csrf_checked = false;
+    let mut posted = Posted {
+        dataset: String::new(),
+        file: None,
+        action: String::new(),
     };
-    let mut parts = Vec::new();
-    let mut pos = find(body, d, 0)? + d.len();
-    loop {
-        if body.get(pos..pos + 2) == Some(b"--") {
-            break;
+    while let Some(field) = imports::idle(idle, multipart.next_field())
+        .await?
+        .map_err(multipart_error)?
+    {
+        match field.name().unwrap_or_default() {
+            "_csrf" => {
+                user.check_csrf(&small_field(field, "_csrf", idle).await?)?;
+                csrf_checked = true;
+            }
+            "dataset" => posted.dataset = small_field(field, "dataset", idle).await?,
+            "action" => posted.action = small_field(field, "action", idle).await?,
+            "file" if posted.file.is_none() => {
+                // Nothing of a cross-site post is stored, not even in a temporary file.
+                if !csrf_checked {
+                    return Err(PageError::Csrf);
+                }
+                posted.file =
+                    Some(imports::spool(field, state.config.import_body_limit, idle).await?);
+            }
+            _ => {} // skipped unread by the next `next_field`
         }
-        pos += 2; // CRLF after the delimiter
-        let head_end = find(body, b"\r\n\r\n", pos)?;
-        let head = std::str::from_utf8(&body[pos..head_end]).ok()?;
-        let next = find(body, format!("\r\n{delimiter}").as_bytes(), head_end + 4)?;
-        let data = body[head_end + 4..next].to_vec();
-        let disposition = head
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))?;
-        let param = |key: &str| {
-            disposition.split(';').map(str::trim).find_map(|p| {
-                p.strip_prefix(&format!("{key}="))
-                    .map(|v| v.trim_matches('"').to_string())
-            })
-        };
-        parts.push((param("name")?, param("filename"), data));
-        pos = next + 2 + d.len();
     }
-    Some(parts)
-}
-
-/// One line's verdict.
-struct Verdict {
-    line: u64,
-    errors: Vec<RowError>,
-}
-
-fn check<T: IngestRow>(bytes: &[u8], ctx: IngestContext) -> Result<Vec<Verdict>, Vec<RowError>> {
-    let rows = CsvRows::<_, T>::new(bytes, ctx)?;
-    Ok(rows
-        .map(|r| match r {
-            Ok(v) => Verdict {
-                line: v.line,
-                errors: vec![],
-            },
-            Err(errors) => Verdict {
-                line: errors.first().map_or(0, |e| e.line),
-                errors,
-            },
-        })
-        .collect())
+    if !csrf_checked {
+        return Err(PageError::Csrf);
+    }
+    Ok(posted)
 }
 
 pub async fn page_post(
     user: PageUser<Editor>,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, PageError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let parts = multipart(content_type, &body).unwrap_or_default();
-    let text = |name: &str| {
-        parts
-            .iter()
-            .find(|p| p.0 == name)
-            .map(|p| String::from_utf8_lossy(&p.2).into_owned())
-            .unwrap_or_default()
-    };
-    user.check_csrf(&text("_csrf"))?;
-    let dataset = text("dataset");
-    let file = parts.iter().find(|p| p.0 == "file");
+    // Before any byte of the body is read (see `crate::imports`).
+    let slot = state.imports.tenant_slot(user.auth.tenant_id())?;
+    let posted = read_form(&user, &state, multipart).await?;
+    let dataset = posted.dataset.as_str();
 
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
@@ -181,10 +162,10 @@ pub async fn page_post(
         "Upload a CSV file to see how every line reads, then load it.",
         "",
     );
-    let wants_load = text("action") == "load";
-    body.push_str(&form(&user.csrf, &dataset));
+    let wants_load = posted.action == "load";
+    body.push_str(&form(&user.csrf, dataset));
 
-    let Some((_, filename, bytes)) = file.filter(|f| !f.2.is_empty()) else {
+    let Some(file) = posted.file.filter(|f| f.len > 0) else {
         body.push_str(&html::flash("err", "Choose a CSV file to check."));
         return Ok(page(layout(
             "Imports",
@@ -193,26 +174,21 @@ pub async fn page_post(
             &body,
         )));
     };
-    let result = match dataset.as_str() {
-        "lead_events" => check::<LeadEventRow>(bytes, ctx.clone()),
-        "custom_metrics" => check::<CustomMetricRow>(bytes, ctx.clone()),
-        _ => check::<FinancialRow>(bytes, ctx.clone()),
+    let _run = slot.run_slot().await?;
+    let result = match dataset {
+        "lead_events" => check_spooled::<LeadEventRow>(&file, ctx, MAX_LISTED).await?,
+        "custom_metrics" => check_spooled::<CustomMetricRow>(&file, ctx, MAX_LISTED).await?,
+        _ => check_spooled::<FinancialRow>(&file, ctx, MAX_LISTED).await?,
     };
-    let name = filename.as_deref().unwrap_or("upload.csv");
+    let name = file.file_name.as_deref().unwrap_or("upload.csv");
     if wants_load {
-        let all_valid = matches!(&result, Ok(v) if v.iter().all(|v| v.errors.is_empty()));
-        if all_valid {
-            let file_name = Some(name.to_string());
-            let input = std::io::Cursor::new(bytes.clone());
-            let db = &state.db;
-            let report = match dataset.as_str() {
-                "lead_events" => load::<LeadEventRow>(&user, db, file_name, ctx, input).await?,
-                "custom_metrics" => {
-                    load::<CustomMetricRow>(&user, db, file_name, ctx, input).await?
-                }
-                _ => load::<FinancialRow>(&user, db, file_name, ctx, input).await?,
+        if result.error_count == 0 {
+            let (report, kinds) = match dataset {
+                "lead_events" => load::<LeadEventRow>(&state, &user, &file).await?,
+                "custom_metrics" => load::<CustomMetricRow>(&state, &user, &file).await?,
+                _ => load::<FinancialRow>(&state, &user, &file).await?,
             };
-            body.push_str(&load_section(name, &report));
+            body.push_str(&load_section(name, &report, &kinds));
         } else {
             body.push_str(&html::flash(
                 "err",
@@ -225,66 +201,7 @@ pub async fn page_post(
         r#"<section class="card" aria-labelledby="res-title"><h2 id="res-title">Result for {}</h2>"#,
         esc(name)
     );
-    match result {
-        Err(header_errors) => {
-            body.push_str(&html::flash(
-                "err",
-                "The header line cannot be used, so no line was read.",
-            ));
-            body.push_str(r#"<div class="table-wrap"><table data-table="import"><thead><tr><th scope="col">Line</th><th scope="col">Result</th></tr></thead><tbody>"#);
-            for e in header_errors {
-                let _ = write!(
-                    body,
-                    r#"<tr data-line="{}"><td class="num">{}</td><td>{}</td></tr>"#,
-                    e.line,
-                    e.line,
-                    esc(&e.to_string())
-                );
-            }
-            body.push_str("</tbody></table></div>");
-        }
-        Ok(verdicts) => {
-            let bad = verdicts.iter().filter(|v| !v.errors.is_empty()).count();
-            let good = verdicts.len() - bad;
-            let summary = format!(
-                "{} lines read: {good} valid, {bad} with errors.",
-                verdicts.len()
-            );
-            body.push_str(&html::flash(if bad == 0 { "ok" } else { "err" }, &summary));
-            if bad > 0 {
-                body.push_str(r#"<p class="muted small">Fix the lines below and check the file again; a file loads only when every line is valid.</p>"#);
-            }
-            body.push_str(r#"<div class="table-wrap"><table data-table="import"><thead><tr><th scope="col" class="num">Line</th><th scope="col">Status</th><th scope="col">Details</th></tr></thead><tbody>"#);
-            for (i, v) in verdicts.iter().enumerate() {
-                if i >= MAX_LISTED && v.errors.is_empty() {
-                    continue;
-                }
-                if v.errors.is_empty() {
-                    let _ = write!(
-                        body,
-                        r#"<tr data-line="{l}"><td class="num">{l}</td><td><span class="status valid">OK</span></td><td class="muted">valid</td></tr>"#,
-                        l = v.line
-                    );
-                } else {
-                    let reasons: Vec<String> =
-                        v.errors.iter().map(|e| esc(&e.to_string())).collect();
-                    let _ = write!(
-                        body,
-                        r#"<tr data-line="{l}"><td class="num">{l}</td><td><span class="status invalid">Error</span></td><td>{}</td></tr>"#,
-                        reasons.join("<br>"),
-                        l = v.line
-                    );
-                }
-            }
-            if verdicts.len() > MAX_LISTED {
-                let _ = write!(
-                    body,
-                    r#"<tr><td colspan="3" class="muted">Valid lines after line {MAX_LISTED} are not listed.</td></tr>"#
-                );
-            }
-            body.push_str("</tbody></table></div>");
-        }
-    }
+    render_check(&mut body, &result);
     body.push_str("</section>");
     Ok(page(layout(
         "Imports",
@@ -294,23 +211,97 @@ pub async fn page_post(
     )))
 }
 
-/// Loads a checked file through the API's upload path (atomic: all lines or none).
+/// "and K more errors: 1200 in revenue, ..." after a capped list.
+fn more_errors(not_listed: u64, kinds: &ErrorKinds) -> String {
+    format!(
+        "… and {not_listed} more errors not listed. All errors by column: {}.",
+        kinds.describe()
+    )
+}
+
+fn render_check(body: &mut String, result: &CheckSummary) {
+    if let Some(header_errors) = &result.header_errors {
+        body.push_str(&html::flash(
+            "err",
+            "The header line cannot be used, so no line was read.",
+        ));
+        body.push_str(r#"<div class="table-wrap"><table data-table="import"><thead><tr><th scope="col">Line</th><th scope="col">Result</th></tr></thead><tbody>"#);
+        for e in header_errors {
+            let _ = write!(
+                body,
+                r#"<tr data-line="{}"><td class="num">{}</td><td>{}</td></tr>"#,
+                e.line,
+                e.line,
+                esc(&e.to_string())
+            );
+        }
+        body.push_str("</tbody></table></div>");
+        return;
+    }
+    let good = result.lines - result.bad_lines;
+    let summary = format!(
+        "{} lines read: {good} valid, {} with errors.",
+        result.lines, result.bad_lines
+    );
+    let clean = result.bad_lines == 0 && result.read_failure.is_none();
+    body.push_str(&html::flash(if clean { "ok" } else { "err" }, &summary));
+    if let Some(reason) = &result.read_failure {
+        body.push_str(&html::flash(
+            "err",
+            &format!(
+                "The file could not be read to its end: {reason}. Nothing after it was checked."
+            ),
+        ));
+    }
+    if result.bad_lines > 0 {
+        body.push_str(r#"<p class="muted small">Fix the lines below and check the file again; a file loads only when every line is valid.</p>"#);
+    }
+    body.push_str(r#"<div class="table-wrap"><table data-table="import"><thead><tr><th scope="col" class="num">Line</th><th scope="col">Status</th><th scope="col">Details</th></tr></thead><tbody>"#);
+    for v in &result.listed {
+        if v.errors.is_empty() {
+            let _ = write!(
+                body,
+                r#"<tr data-line="{l}"><td class="num">{l}</td><td><span class="status valid">OK</span></td><td class="muted">valid</td></tr>"#,
+                l = v.line
+            );
+        } else {
+            let reasons: Vec<String> = v.errors.iter().map(|e| esc(&e.to_string())).collect();
+            let _ = write!(
+                body,
+                r#"<tr data-line="{l}"><td class="num">{l}</td><td><span class="status invalid">Error</span></td><td>{}</td></tr>"#,
+                reasons.join("<br>"),
+                l = v.line
+            );
+        }
+    }
+    if result.lines > MAX_LISTED as u64 {
+        let _ = write!(
+            body,
+            r#"<tr><td colspan="3" class="muted">Valid lines after the first {MAX_LISTED} are not listed.</td></tr>"#
+        );
+    }
+    if result.errors_not_listed() > 0 {
+        let _ = write!(
+            body,
+            r#"<tr data-more-errors="{}"><td colspan="3" class="muted">{}</td></tr>"#,
+            result.errors_not_listed(),
+            esc(&more_errors(result.errors_not_listed(), &result.kinds))
+        );
+    }
+    body.push_str("</tbody></table></div>");
+}
+
+/// Loads a checked file through the API's upload action (atomic: all lines or none).
 async fn load<T: Loadable>(
+    state: &AppState,
     user: &PageUser<Editor>,
-    db: &zixly_db::AppDb,
-    file_name: Option<String>,
-    ctx: zixly_domain::ingest::IngestContext,
-    input: std::io::Cursor<Vec<u8>>,
-) -> Result<LoadReport, PageError> {
-    let options = upload_options::<T>(&user.auth, file_name, false);
-    let report =
-        loader::load_csv::<T, _>(db, user.auth.tenant_id(), &options, ctx, input, None, None)
-            .await?;
-    Ok(report)
+    file: &Spooled,
+) -> Result<(LoadReport, ErrorKinds), PageError> {
+    Ok(imports::load_spooled::<T>(state, &user.auth, file, false).await?)
 }
 
 /// What a load did: counts, or why nothing was written.
-fn load_section(name: &str, r: &LoadReport) -> String {
+fn load_section(name: &str, r: &LoadReport, kinds: &ErrorKinds) -> String {
     let mut out = format!(
         r#"<section class="card" aria-labelledby="load-title" data-load-status="{status}"><h2 id="load-title">Load of {name}</h2>"#,
         status = r.status.as_str(),
@@ -327,12 +318,23 @@ fn load_section(name: &str, r: &LoadReport) -> String {
         out.push_str(&html::flash("err", &why));
         if !r.errors.is_empty() {
             out.push_str(r#"<div class="table-wrap"><table data-table="load-errors"><thead><tr><th scope="col" class="num">Line</th><th scope="col">Details</th></tr></thead><tbody>"#);
-            for e in &r.errors {
+            // The loader keeps its first 100 errors: at most that many rows.
+            for e in r.errors.iter().take(MAX_LISTED_ERRORS) {
                 let _ = write!(
                     out,
                     r#"<tr data-load-line="{l}"><td class="num">{l}</td><td>{}</td></tr>"#,
                     esc(&e.to_string()),
                     l = e.line
+                );
+            }
+            let not_listed = r
+                .error_count
+                .saturating_sub(r.errors.len().min(MAX_LISTED_ERRORS) as u64);
+            if not_listed > 0 {
+                let _ = write!(
+                    out,
+                    r#"<tr data-more-errors="{not_listed}"><td colspan="2" class="muted">{}</td></tr>"#,
+                    esc(&more_errors(not_listed, kinds))
                 );
             }
             out.push_str("</tbody></table></div>");
@@ -358,33 +360,51 @@ fn load_section(name: &str, r: &LoadReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imports::check;
 
-    #[test]
-    fn multipart_bodies_are_split_into_named_parts() {
-        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\nabc\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\nh1,h2\r\n1,2\r\n\r\n--XyZ--\r\n";
-        let parts = multipart("multipart/form-data; boundary=XyZ", body).unwrap();
-        assert_eq!(parts.len(), 2);
-        assert_eq!(
-            (parts[0].0.as_str(), parts[0].2.as_slice()),
-            ("_csrf", &b"abc"[..])
-        );
-        assert_eq!(parts[1].1.as_deref(), Some("a.csv"));
-        assert_eq!(parts[1].2, b"h1,h2\r\n1,2\r\n");
-        assert!(multipart("multipart/form-data", body).is_none());
+    fn ctx() -> IngestContext {
+        IngestContext {
+            time_zone: Tz::UTC,
+            base_currency: CurrencyCode::AUD,
+            default_source_system: "csv".into(),
+        }
     }
 
     #[test]
     fn a_bad_money_value_is_reported_on_its_line() {
         let csv = b"client_id,client_name,record_date,revenue,expenses,cash_flow\nA,Acme,2025-01-01,1.00,0,1\nA,Acme,2025-01-02,12.345,0,1\n";
-        let ctx = IngestContext {
-            time_zone: Tz::UTC,
-            base_currency: CurrencyCode::AUD,
-            default_source_system: "csv".into(),
-        };
-        let v = check::<FinancialRow>(csv, ctx).unwrap();
-        assert_eq!(v.len(), 2);
-        assert!(v[0].errors.is_empty());
-        assert_eq!(v[1].line, 3);
-        assert_eq!(v[1].errors[0].column.as_deref(), Some("revenue"));
+        let v = check::<FinancialRow, _>(&csv[..], ctx(), MAX_LISTED);
+        assert_eq!((v.lines, v.bad_lines), (2, 1));
+        assert!(v.listed[0].errors.is_empty());
+        assert_eq!(v.listed[1].line, 3);
+        assert_eq!(v.listed[1].errors[0].column.as_deref(), Some("revenue"));
+    }
+
+    #[test]
+    fn a_check_of_many_bad_lines_renders_a_bounded_page() {
+        // 20,000 junk lines of 3 errors each: at most MAX_LISTED_ERRORS are rendered.
+        let mut csv =
+            String::from("client_id,client_name,record_date,revenue,expenses,cash_flow\n");
+        for _ in 0..20_000 {
+            csv.push_str("A,Acme,junk,junk,0,junk\n");
+        }
+        let v = check::<FinancialRow, _>(csv.as_bytes(), ctx(), MAX_LISTED);
+        assert_eq!(
+            (v.lines, v.bad_lines, v.error_count),
+            (20_000, 20_000, 60_000)
+        );
+        assert_eq!(v.listed_errors, MAX_LISTED_ERRORS as u64);
+        let mut body = String::new();
+        render_check(&mut body, &v);
+        assert!(body.len() < 64 * 1024, "{} bytes", body.len());
+        assert_eq!(
+            body.matches("status invalid").count(),
+            34,
+            "100 errors on 34 lines"
+        );
+        assert!(
+            body.contains("… and 59900 more errors not listed. All errors by column: 20000 in cash_flow, 20000 in record_date, 20000 in revenue."),
+            "{body}"
+        );
     }
 }

@@ -74,10 +74,11 @@ pub fn router() -> Router<AppState> {
             get(reports::profitability_csv),
         )
         .route(
-            "/imports",
+            IMPORTS_ROUTE,
             get(imports::page_get)
                 .post(imports::page_post)
-                .layer(axum::extract::DefaultBodyLimit::max(imports::MAX_UPLOAD)),
+                // The upload action counts the file against `import_body_limit` itself.
+                .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/integrations", get(admin::integrations))
         .route(
@@ -91,6 +92,9 @@ pub fn router() -> Router<AppState> {
         .route("/team/{id}/reactivate", post(admin::reactivate))
         .route("/audit", get(admin::audit))
 }
+
+/// The imports page (the request middleware gives its posts `import_timeout`).
+pub const IMPORTS_ROUTE: &str = "/imports";
 
 // ---------------------------------------------------------------------------------------------
 // The page extractor
