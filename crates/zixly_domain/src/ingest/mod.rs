@@ -203,7 +203,11 @@ pub trait IngestRow: Sized + Send + 'static {
 }
 
 pub(crate) fn unknown_columns_reason<T: IngestRow>(unknown: &[&str]) -> String {
-    let quoted: Vec<String> = unknown.iter().map(|u| format!("`{u}`")).collect();
+    // A NUL is shown as `\0`: the reason is stored as text, which cannot hold U+0000.
+    let quoted: Vec<String> = unknown
+        .iter()
+        .map(|u| format!("`{}`", u.replace('\0', "\\0")))
+        .collect();
     let known: Vec<&str> = T::COLUMNS.iter().map(|c| c.name).collect();
     format!(
         "unknown column{} {} for {} (accepted: {})",

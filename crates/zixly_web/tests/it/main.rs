@@ -6,6 +6,8 @@ mod auth;
 mod auth_schema;
 mod errors;
 mod integrations;
+mod nul;
+mod openapi_doc;
 mod resources;
 mod routes;
 mod uploads;
