@@ -46,7 +46,8 @@ pub struct BaseDoc;
 ///   cookie-authenticated write from another site);
 /// - 404 where the path has a parameter (unknown ids and other tenants' ids alike);
 /// - 413, 415 and 422 where there is a request body, 422 where there are query parameters;
-/// - 503 everywhere (database unavailable, or the request ran past its time limit).
+/// - 503 everywhere (database unavailable, or the request ran past its time limit);
+/// - `text/csv` beside JSON for the 200 of operations that take `?format=csv`.
 ///
 /// Statuses an annotation already documents keep its description; an error response documented
 /// with a richer body than [`ErrorBody`](crate::error::ErrorBody) (a load's `LoadFailure`)
@@ -98,6 +99,22 @@ fn complete_operation(op: &mut serde_json::Value) {
     let has_path = params_in("path");
     let has_query = params_in("query");
     let has_body = op.get("requestBody").is_some();
+    // `?format=csv` (`api::csv::FormatParam`) answers the same data as CSV.
+    let takes_format = op["parameters"].as_array().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| p["in"] == "query" && p["name"] == "format")
+    });
+    if takes_format {
+        if let Some(content) = op
+            .pointer_mut("/responses/200/content")
+            .and_then(Value::as_object_mut)
+        {
+            content.entry("text/csv").or_insert_with(|| {
+                serde_json::json!({"schema": {"type": "string",
+                    "description": "With `format=csv`: RFC 4180 CSV with a header line"}})
+            });
+        }
+    }
     let mut add = vec![(
         "400",
         "Bad request: a malformed body, or a NUL character (U+0000) in a parameter or field",

@@ -8,6 +8,7 @@ mod errors;
 mod integrations;
 mod nul;
 mod openapi_doc;
+mod probe;
 mod resources;
 mod routes;
 mod uploads;

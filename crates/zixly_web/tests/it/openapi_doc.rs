@@ -97,6 +97,14 @@ async fn every_operation_documents_the_shared_statuses() {
                 .is_some_and(|ps| ps.iter().any(|p| p["in"] == place))
         };
         let body = op.get("requestBody").is_some();
+        let takes_format = op["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "format"));
+        if takes_format && op.pointer("/responses/200/content/text~1csv").is_none() {
+            missing.push(format!(
+                "{m} {path}: 200 as text/csv (it takes ?format=csv)"
+            ));
+        }
         let mut expected = vec!["400", "503"];
         if secured {
             expected.extend(["401", "403"]);
