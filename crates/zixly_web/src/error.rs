@@ -260,6 +260,16 @@ impl From<DbError> for ApiError {
                 tracing::error!(error = %e, "database unavailable");
                 ApiError::unavailable()
             }
+            // 22021 character_not_in_repertoire (a NUL in text), 22P05 untranslatable_character
+            // (`\u0000` in jsonb): input the boundary checks (`input_guard`) should have refused.
+            _ if matches!(e.sql_state().map(|s| s.code()), Some("22021" | "22P05")) => {
+                tracing::warn!(error = %e, "text the database cannot store got past the input checks");
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    crate::input_guard::CODE,
+                    "a text value contains a character the database cannot store (NUL, U+0000)",
+                )
+            }
             // 23503 foreign_key_violation
             _ if e.sql_state().map(|s| s.code()) == Some("23503") => {
                 ApiError::validation(vec![ErrorDetail {
@@ -320,33 +330,66 @@ fn rejection_detail(text: String) -> String {
         .to_string()
 }
 
-/// `Json<T>` that answers malformed bodies with the API error shape.
+/// `Json<T>` that answers malformed bodies with the API error shape. Before deserializing, the
+/// body goes through [`crate::input_guard::check_json_body`]: a body that is not a JSON object is
+/// 422 (serde would read a struct from an array), a NUL in any string 400 naming its path.
 pub struct ApiJson<T>(pub T);
+
+/// `Content-Type` is `application/json` or `application/<x>+json` (parameters ignored), as
+/// `axum::Json` requires.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::validation(vec![ErrorDetail {
-                reason: rejection_detail(e.body_text()),
-                ..Default::default()
-            }])),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "expected a body with `Content-Type: application/json`",
-            )),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(ApiError::new(
+            ));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
                     "the request body is too large",
                 ))
             }
+            Err(e) => {
+                return Err(ApiError::bad_request(format!(
+                    "cannot read the body: {}",
+                    e.body_text()
+                )))
+            }
+        };
+        crate::input_guard::check_json_body(&bytes)?;
+        match Json::<T>::from_bytes(&bytes) {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::validation(vec![ErrorDetail {
+                reason: rejection_detail(e.body_text()),
+                ..Default::default()
+            }])),
             Err(e) => Err(ApiError::bad_request(format!(
                 "malformed JSON body: {}",
                 rejection_detail(e.body_text())

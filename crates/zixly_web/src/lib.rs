@@ -7,6 +7,7 @@
 //! Layout:
 //! - [`error`]: [`error::ApiError`], the one error shape, and the `ApiJson`/`ApiQuery`/`ApiPath`
 //!   extractors whose rejections use it.
+//! - [`input_guard`]: a NUL (U+0000) in any input is refused with 400 where requests are read.
 //! - [`auth`]: credentials, the `Auth<Viewer|Editor|Admin>` capability extractors, the request
 //!   context, the token cache.
 //! - [`middleware`]: request id, client address, timeout, error shaping, security headers, metrics.
@@ -19,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub(crate) mod imports;
+pub mod input_guard;
 pub mod mail;
 pub mod metrics;
 pub mod middleware;
@@ -198,14 +200,14 @@ fn documented_routes() -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI document of every documented route (what `GET /api/openapi.json` serves).
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    documented_routes().split_for_parts().1
+pub fn openapi_document() -> serde_json::Value {
+    openapi::complete(documented_routes().split_for_parts().1)
 }
 
 pub fn router(state: AppState) -> Router {
     let (documented, openapi) = documented_routes().split_for_parts();
-    let openapi_json: Arc<str> =
-        Arc::from(openapi.to_json().expect("the OpenAPI document serializes"));
+    let openapi = openapi::complete(openapi);
+    let openapi_json: Arc<str> = Arc::from(openapi.to_string());
     documented
         // Undocumented on purpose: the document itself and its viewer.
         .route(

@@ -11,7 +11,8 @@
 //! 4. error shape: any error response not built from `ApiError` (axum's 404/405/413 and extractor
 //!    rejections) is rewritten into the JSON error shape, keeping its status and headers;
 //! 5. security headers, and `Cache-Control: no-store` on API answers;
-//! 6. metrics by method, matched route and status, and one debug-level access log line.
+//! 6. metrics by method, matched route and status, and one debug-level access log line;
+//! 7. before the handler: a NUL in the path or query answers 400 (`crate::input_guard`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -72,7 +73,15 @@ pub(crate) async fn request_layer(
     } else {
         state.config.request_timeout
     };
+    // A NUL in a path parameter or the query string: 400 before any extractor or query sees it
+    // (the database cannot store it; see `input_guard`).
+    let (mut parts, body) = req.into_parts();
+    let nul = crate::input_guard::uri_nul(&mut parts).await;
+    let req = Request::from_parts(parts, body);
     let mut response = async move {
+        if let Some(e) = nul {
+            return e.into_response();
+        }
         match tokio::time::timeout(timeout, next.run(req)).await {
             Ok(r) => r,
             Err(_) => {

@@ -55,12 +55,14 @@ pub fn shown(value: &str) -> impl fmt::Display + '_ {
     struct Shown<'a>(&'a str);
     impl fmt::Display for Shown<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            // A NUL is written as `\0`: messages are stored as text, which cannot hold U+0000.
+            let nul_safe = |s: &str| s.replace('\0', "\\0");
             match self.0.char_indices().nth(MAX_SHOWN_CHARS) {
-                None => write!(f, "`{}`", self.0),
+                None => write!(f, "`{}`", nul_safe(self.0)),
                 Some((cut, _)) => write!(
                     f,
                     "`{}…` ({} characters)",
-                    &self.0[..cut],
+                    nul_safe(&self.0[..cut]),
                     self.0.chars().count()
                 ),
             }
@@ -231,6 +233,8 @@ pub trait IngestRow: Sized + Send + 'static {
 }
 
 pub(crate) fn unknown_columns_reason<T: IngestRow>(unknown: &[&str]) -> String {
+    // `shown` cuts long names and writes a NUL as `\0` (the reason is stored as text, which
+    // cannot hold U+0000).
     let mut quoted: Vec<String> = unknown
         .iter()
         .take(MAX_LISTED_COLUMNS)

@@ -225,6 +225,12 @@ impl<'a, F: Fn(usize) -> Option<&'a str>> Cells<'a, F> {
         s: &str,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
+        // Before any parser: their errors quote the value, and a reason holding a NUL could not
+        // be stored with the load's `sync_runs` row (PostgreSQL text cannot hold U+0000).
+        if s.contains('\0') {
+            self.error(i, "contains a NUL character (U+0000)".into());
+            return None;
+        }
         match parse(s) {
             Ok(v) => Some(v),
             Err(reason) => {

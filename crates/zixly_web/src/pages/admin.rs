@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
+use crate::input_guard::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;

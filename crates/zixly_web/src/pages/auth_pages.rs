@@ -5,10 +5,10 @@
 //! `_csrf`. Another site can neither read the cookie nor make the browser send it cross-site.
 //! The work itself is the API's (`/api/v1/auth/...`, see [`super::internal`]).
 
+use crate::input_guard::Form;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::json;
