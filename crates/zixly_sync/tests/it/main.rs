@@ -9,6 +9,7 @@ mod myob;
 mod pipedrive;
 mod refresh;
 mod sync;
+mod xero_credit;
 mod xero_currency;
 
 use std::collections::HashMap;
