@@ -9,6 +9,7 @@ mod myob;
 mod pipedrive;
 mod refresh;
 mod sync;
+mod xero_contract;
 mod xero_credit;
 mod xero_currency;
 

@@ -133,6 +133,15 @@ impl FakeXero {
 
 type S = (FakeOAuth, Arc<Mutex<XeroData>>);
 
+/// A stable UUID for `what` of `key` (ids Xero serves are UUIDs; the contract checks the format).
+fn uuid_of(what: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{what}:{key}"));
+    uuid::Builder::from_random_bytes(h[..16].try_into().expect("16 bytes"))
+        .into_uuid()
+        .to_string()
+}
+
 /// Xero's authorize page refuses a scope it does not know, and the broad
 /// `accounting.transactions*` scopes for an app created on or after 2026-03-02
 /// (`invalid_scope`), before asking the user anything.
@@ -193,7 +202,7 @@ async fn connections(State((oauth, data)): State<S>, headers: HeaderMap) -> Resp
     Json(
         d.organisations
             .iter()
-            .map(|(id, name)| json!({"id": format!("conn-{id}"), "authEventId": "ev", "tenantId": id, "tenantType": "ORGANISATION",
+            .map(|(id, name)| json!({"id": uuid_of("connection", id), "authEventId": uuid_of("auth-event", id), "tenantId": id, "tenantType": "ORGANISATION",
                                      "tenantName": name, "createdDateUtc": "2024-01-01T00:00:00", "updatedDateUtc": "2024-01-01T00:00:00"}))
             .collect::<Vec<_>>(),
     )
@@ -229,7 +238,7 @@ async fn organisation(State((oauth, data)): State<S>, headers: HeaderMap) -> Res
     Json(json!({"Id": "fake", "Status": "OK", "ProviderName": "Zixly", "DateTimeUTC": ms_date(d.now),
                 "Organisations": [{"OrganisationID": id, "Name": name, "BaseCurrency": d.base_currency,
                                    "CountryCode": "AU", "Timezone": "AUSEASTERNSTANDARDTIME",
-                                   "OrganisationType": "COMPANY", "IsDemoCompany": false}]}))
+                                   "Version": "AU", "OrganisationStatus": "ACTIVE"}]}))
     .into_response()
 }
 
