@@ -1,4 +1,4 @@
-//! Xero Accounting API: `/connections`, contacts, invoices (ACCREC sales, ACCPAY bills),
+//! Xero Accounting API: `/connections`, contacts, invoices (ACCREC sales, ACCPAY bills), credit notes,
 //! payments and bank transactions, with `page` paging and `If-Modified-Since`; normalized into per-document
 //! contributions to a client's day.
 //!
@@ -10,9 +10,15 @@
 //! Bank transactions (`/BankTransactions`, AUTHORISED): SPEND lines tracked to a client are that
 //! client's expenses (ex-tax, like bill lines) and negative cash flow (the gross line: what left
 //! the bank); RECEIVE lines are positive cash flow of the client they are tracked to, else of the
-//! transaction's contact. Other types (transfers, over-/prepayments) are not counted. Their
+//! transaction's contact. RECEIVE-/SPEND-PREPAYMENT and -OVERPAYMENT move cash the same way
+//! (cash when received or paid, never an expense); transfers count nothing. Their
 //! document ids carry the [`BANK_TRANSACTION_PREFIX`] so they cannot collide with invoices or
 //! payments in the contribution store.
+//! Credit notes (`/CreditNotes`, ids `cn:<CreditNoteID>`): ACCRECCREDIT is negative revenue of its
+//! contact, ACCPAYCREDIT negative expenses of its tracked lines' clients. Payments may settle a
+//! credit note, prepayment or overpayment instead of an invoice (`Invoice` is optional): a refund
+//! to a customer (ARCREDITPAYMENT, AR prepayment/overpayment payments) is negative cash flow of
+//! the customer; supplier refunds are not attributed.
 //! VOIDED/DELETED documents contribute nothing: their earlier contribution must be removed.
 //! Foreign-currency amounts are converted with the document's own `CurrencyRate`
 //! (base = amount / rate) into the organisation's base currency ([`XeroClient::organisation`]).
