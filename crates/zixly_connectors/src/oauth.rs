@@ -31,7 +31,8 @@ pub struct ProviderConfig {
     pub token_url: String,
     /// API root (Xero: the host serving `/connections` and `/api.xro/2.0`).
     pub api_url: String,
-    pub scopes: Vec<&'static str>,
+    /// Requested scopes: the provider's defaults, or `ZIXLY_<P>_SCOPES` (space-separated).
+    pub scopes: Vec<String>,
     pub client_auth: ClientAuth,
     pub pkce: bool,
 }
@@ -45,18 +46,54 @@ struct Defaults {
     pkce: bool,
 }
 
+/// Xero read scopes for apps created on or after 2026-03-02 (the default).
+pub const XERO_GRANULAR_SCOPES: &[&str] = &[
+    "offline_access",
+    "accounting.invoices.read",
+    "accounting.payments.read",
+    "accounting.banktransactions.read",
+    "accounting.contacts.read",
+    "accounting.settings.read",
+];
+
+/// Xero read scopes of apps created before 2026-03-02 (usable until September 2027).
+pub const XERO_LEGACY_SCOPES: &[&str] = &[
+    "offline_access",
+    "accounting.transactions.read",
+    "accounting.contacts.read",
+    "accounting.settings.read",
+];
+
+/// `ZIXLY_<P>_SCOPES`: space-separated scope names; Xero needs `offline_access` (without it no
+/// refresh token is issued and every connection dies after 30 minutes).
+fn parse_scopes(provider: Provider, raw: &str) -> Result<Vec<String>, String> {
+    let p = provider.as_str();
+    let scopes: Vec<String> = raw.split_whitespace().map(String::from).collect();
+    if let Some(bad) = scopes.iter().find(|s| {
+        !s.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    }) {
+        return Err(format!("ZIXLY_{p}_SCOPES: {bad:?} is not a scope name"));
+    }
+    if provider == Provider::Xero && !scopes.iter().any(|s| s == "offline_access") {
+        return Err(format!(
+            "ZIXLY_{p}_SCOPES must include offline_access (Xero issues no refresh token without it)"
+        ));
+    }
+    Ok(scopes)
+}
+
 fn defaults(p: Provider) -> Defaults {
     match p {
         Provider::Xero => Defaults {
             auth: "https://login.xero.com/identity/connect/authorize",
             token: "https://identity.xero.com/connect/token",
             api: "https://api.xero.com",
-            scopes: &[
-                "offline_access",
-                "accounting.transactions.read",
-                "accounting.contacts.read",
-                "accounting.settings.read",
-            ],
+            // Granular scopes: apps created on or after 2026-03-02 cannot request the broad
+            // `accounting.transactions.read` (contracts/xero.json oauth.scopes.granular; the
+            // names are marked unverified there). Older apps may set XERO_LEGACY_SCOPES through
+            // `ZIXLY_XERO_SCOPES`.
+            scopes: XERO_GRANULAR_SCOPES,
             client_auth: ClientAuth::Basic,
             pkce: true,
         },
@@ -135,7 +172,10 @@ impl ProviderConfig {
                 .unwrap_or_else(|| d.api.into())
                 .trim_end_matches('/')
                 .to_string(),
-            scopes: d.scopes.to_vec(),
+            scopes: match get("SCOPES") {
+                Some(raw) => parse_scopes(provider, &raw)?,
+                None => d.scopes.iter().map(|s| s.to_string()).collect(),
+            },
             client_auth: d.client_auth,
             pkce: d.pkce,
         }))
@@ -413,6 +453,39 @@ mod tests {
         assert_eq!(q["client_id"], "cid");
         assert_eq!(q["code_challenge_method"], "S256");
         assert!(q["scope"].contains("offline_access"));
+        assert_eq!(q["scope"], XERO_GRANULAR_SCOPES.join(" "));
+    }
+
+    #[test]
+    fn xero_scopes_default_to_granular_and_are_configurable() {
+        let base = [
+            ("ZIXLY_XERO_CLIENT_ID", "cid"),
+            ("ZIXLY_XERO_CLIENT_SECRET", "x"),
+        ];
+        let with = |scopes: &str| {
+            let mut v = base.to_vec();
+            v.push(("ZIXLY_XERO_SCOPES", scopes));
+            ProviderConfig::from_vars(Provider::Xero, vars(&v))
+        };
+        let c = ProviderConfig::from_vars(Provider::Xero, vars(&base))
+            .unwrap()
+            .unwrap();
+        assert!(!c.scopes.iter().any(|s| s == "accounting.transactions.read"));
+        assert!(c.scopes.iter().any(|s| s == "accounting.invoices.read"));
+        let legacy = with(&format!("  {}\n", XERO_LEGACY_SCOPES.join("  ")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(legacy.scopes, XERO_LEGACY_SCOPES);
+        let err = with("accounting.invoices.read").unwrap_err();
+        assert!(
+            err.contains("ZIXLY_XERO_SCOPES") && err.contains("offline_access"),
+            "{err}"
+        );
+        assert!(with("offline_access a\"b")
+            .unwrap_err()
+            .contains("ZIXLY_XERO_SCOPES"));
+        // Blank: the defaults.
+        assert_eq!(with("   ").unwrap().unwrap().scopes, c.scopes);
     }
 
     #[test]

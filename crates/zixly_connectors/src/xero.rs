@@ -1,4 +1,4 @@
-//! Xero Accounting API: `/connections`, contacts, invoices (ACCREC sales, ACCPAY bills),
+//! Xero Accounting API: `/connections`, contacts, invoices (ACCREC sales, ACCPAY bills), credit notes,
 //! payments and bank transactions, with `page` paging and `If-Modified-Since`; normalized into per-document
 //! contributions to a client's day.
 //!
@@ -10,9 +10,15 @@
 //! Bank transactions (`/BankTransactions`, AUTHORISED): SPEND lines tracked to a client are that
 //! client's expenses (ex-tax, like bill lines) and negative cash flow (the gross line: what left
 //! the bank); RECEIVE lines are positive cash flow of the client they are tracked to, else of the
-//! transaction's contact. Other types (transfers, over-/prepayments) are not counted. Their
+//! transaction's contact. RECEIVE-/SPEND-PREPAYMENT and -OVERPAYMENT move cash the same way
+//! (cash when received or paid, never an expense); transfers count nothing. Their
 //! document ids carry the [`BANK_TRANSACTION_PREFIX`] so they cannot collide with invoices or
 //! payments in the contribution store.
+//! Credit notes (`/CreditNotes`, ids `cn:<CreditNoteID>`): ACCRECCREDIT is negative revenue of its
+//! contact, ACCPAYCREDIT negative expenses of its tracked lines' clients. Payments may settle a
+//! credit note, prepayment or overpayment instead of an invoice (`Invoice` is optional): a refund
+//! to a customer (ARCREDITPAYMENT, AR prepayment/overpayment payments) is negative cash flow of
+//! the customer; supplier refunds are not attributed.
 //! VOIDED/DELETED documents contribute nothing: their earlier contribution must be removed.
 //! Foreign-currency amounts are converted with the document's own `CurrencyRate`
 //! (base = amount / rate) into the organisation's base currency ([`XeroClient::organisation`]).
@@ -75,10 +81,13 @@ pub struct LineItem {
     pub tracking: Vec<Tracking>,
 }
 
+/// An `/Invoices` item (Type ACCREC|ACCPAY), or a `/CreditNotes` item (Type
+/// ACCRECCREDIT|ACCPAYCREDIT, `CreditNoteID` read into `invoice_id`): both carry the same
+/// fields the mapping needs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Invoice {
-    #[serde(rename = "InvoiceID")]
+    #[serde(rename = "InvoiceID", alias = "CreditNoteID")]
     pub invoice_id: String,
     #[serde(rename = "Type")]
     pub kind: String,
@@ -142,6 +151,26 @@ struct OrganisationEnvelope {
 /// Prefix of a bank transaction's document id in contributions (`bt:<BankTransactionID>`).
 pub const BANK_TRANSACTION_PREFIX: &str = "bt:";
 
+/// Prefix of a credit note's document id in contributions (`cn:<CreditNoteID>`).
+pub const CREDIT_NOTE_PREFIX: &str = "cn:";
+
+impl Invoice {
+    /// A credit note (`ACCRECCREDIT`/`ACCPAYCREDIT`), not an invoice or bill.
+    pub fn is_credit_note(&self) -> bool {
+        self.kind.ends_with("CREDIT")
+    }
+
+    /// The id its contributions are stored under (credit notes prefixed, see
+    /// [`CREDIT_NOTE_PREFIX`]).
+    pub fn document_id(&self) -> String {
+        if self.is_credit_note() {
+            format!("{CREDIT_NOTE_PREFIX}{}", self.invoice_id)
+        } else {
+            self.invoice_id.clone()
+        }
+    }
+}
+
 impl BankTransaction {
     /// The id its contributions are stored under.
     pub fn document_id(&self) -> String {
@@ -149,14 +178,24 @@ impl BankTransaction {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// What a payment settles: its `Invoice`, `CreditNote`, `Prepayment` or `Overpayment`. Every
+/// field is optional in the spec (the ARCREDITPAYMENT example carries the credit note under
+/// `Invoice` with Type ACCRECCREDIT).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PaymentInvoice {
-    #[serde(rename = "InvoiceID")]
-    pub invoice_id: String,
-    #[serde(rename = "Type")]
-    pub kind: String,
-    pub contact: ContactRef,
+pub struct PaymentTarget {
+    #[serde(
+        default,
+        rename = "InvoiceID",
+        alias = "CreditNoteID",
+        alias = "PrepaymentID",
+        alias = "OverpaymentID"
+    )]
+    pub id: Option<String>,
+    #[serde(default, rename = "Type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub contact: Option<ContactRef>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,9 +209,81 @@ pub struct Payment {
     pub amount: Decimal,
     #[serde(default, deserialize_with = "de_opt_dec")]
     pub currency_rate: Option<Decimal>,
-    pub invoice: PaymentInvoice,
+    /// ACCRECPAYMENT, ACCPAYPAYMENT, ARCREDITPAYMENT, APCREDITPAYMENT, AR/AP PREPAYMENT- and
+    /// OVERPAYMENTPAYMENT.
+    #[serde(default)]
+    pub payment_type: Option<String>,
+    #[serde(default)]
+    pub invoice: Option<PaymentTarget>,
+    #[serde(default)]
+    pub credit_note: Option<PaymentTarget>,
+    #[serde(default)]
+    pub prepayment: Option<PaymentTarget>,
+    #[serde(default)]
+    pub overpayment: Option<PaymentTarget>,
     #[serde(rename = "UpdatedDateUTC")]
     pub updated_date_utc: Option<String>,
+}
+
+/// What a payment does to cash, from its target and `PaymentType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentKind {
+    /// A customer paid a sales invoice (cash in).
+    Receipt,
+    /// We paid a bill (cash out, to the bill's tracked clients).
+    BillPayment,
+    /// We refunded a customer: a sales credit note, prepayment or overpayment paid out.
+    CustomerRefund,
+    /// Not counted (supplier refunds on bill credit notes / supplier prepayments).
+    Other,
+}
+
+impl Payment {
+    /// The settled document (the first of `Invoice`, `CreditNote`, `Prepayment`, `Overpayment`).
+    pub fn target(&self) -> Option<&PaymentTarget> {
+        [
+            &self.invoice,
+            &self.credit_note,
+            &self.prepayment,
+            &self.overpayment,
+        ]
+        .into_iter()
+        .find_map(|t| t.as_ref())
+    }
+
+    pub fn kind(&self) -> PaymentKind {
+        let target_kind = self.target().and_then(|t| t.kind.as_deref());
+        match (self.payment_type.as_deref(), target_kind) {
+            (Some("ACCRECPAYMENT"), _) | (None, Some("ACCREC")) => PaymentKind::Receipt,
+            (Some("ACCPAYPAYMENT"), _) | (None, Some("ACCPAY")) => PaymentKind::BillPayment,
+            (Some("ARCREDITPAYMENT" | "ARPREPAYMENTPAYMENT" | "AROVERPAYMENTPAYMENT"), _)
+            | (
+                None,
+                Some(
+                    "ACCRECCREDIT"
+                    | "RECEIVE-PREPAYMENT"
+                    | "RECEIVE-OVERPAYMENT"
+                    | "ARPREPAYMENT"
+                    | "AROVERPAYMENT",
+                ),
+            ) => PaymentKind::CustomerRefund,
+            _ => PaymentKind::Other,
+        }
+    }
+
+    /// The InvoiceID of the bill a bill payment pays.
+    pub fn bill_id(&self) -> Option<&str> {
+        (self.kind() == PaymentKind::BillPayment)
+            .then(|| self.invoice.as_ref()?.id.as_deref())
+            .flatten()
+    }
+
+    fn contact_id(&self) -> Option<&str> {
+        self.target()?
+            .contact
+            .as_ref()
+            .map(|c| c.contact_id.as_str())
+    }
 }
 
 /// Xero amounts are JSON numbers. Parse them from their shortest decimal text (serde_json prints
@@ -215,13 +326,12 @@ pub fn document_date(date: Option<&str>, date_string: Option<&str>) -> Option<Na
     parse_ms_date(date?).map(|dt| dt.date_naive())
 }
 
-/// `If-Modified-Since` value: UTC, whole seconds, rounded up.
+/// `If-Modified-Since` value: UTC, whole seconds, rounded DOWN (contracts/xero.json
+/// `incremental.rounding`): Xero compares to the second, so rounding up would skip a change made
+/// later within the cursor's own second; rounding down re-reads that second, which the
+/// per-document contributions make harmless.
 pub fn if_modified_since(since: DateTime<Utc>) -> String {
-    let secs = since.timestamp() + i64::from(since.timestamp_subsec_nanos() > 0);
-    DateTime::from_timestamp(secs, 0)
-        .expect("valid")
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string()
+    since.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 /// Wait after a 429 for the daily limit when Xero sends no `Retry-After`.
@@ -265,6 +375,8 @@ struct Envelope {
     contacts: Vec<Contact>,
     #[serde(default)]
     invoices: Vec<Invoice>,
+    #[serde(default)]
+    credit_notes: Vec<Invoice>,
     #[serde(default)]
     payments: Vec<Payment>,
     #[serde(default)]
@@ -385,6 +497,7 @@ impl XeroClient {
                 pagination: None,
                 contacts: vec![],
                 invoices: vec![],
+                credit_notes: vec![],
                 payments: vec![],
                 bank_transactions: vec![],
             });
@@ -396,8 +509,10 @@ impl XeroClient {
             .map_err(|e| ConnectorError::Permanent(format!("unexpected Xero response: {e}")))
     }
 
-    /// Every page of `resource`: up to `pagination.pageCount` when the answer has it (no empty
-    /// page after an exactly full last page), else until a short page.
+    /// Every page of `resource`, by the contract's last-page rule: up to
+    /// `pagination.pageCount` when the answer has it, else until an empty page. Never "a page
+    /// shorter than asked": Xero's 1000-item maximum is not documented, so a server serving
+    /// fewer per page would otherwise end the read after page 1.
     async fn all<T>(
         &self,
         resource: &str,
@@ -412,7 +527,11 @@ impl XeroClient {
             let items = pick(envelope);
             let n = items.len();
             out.extend(items);
-            if n < PAGE_SIZE || page_count.is_some_and(|c| page >= c) {
+            let last = match page_count {
+                Some(c) => page >= c,
+                None => n == 0,
+            };
+            if last {
                 break;
             }
         }
@@ -448,6 +567,16 @@ impl XeroClient {
             );
         }
         Ok(out)
+    }
+
+    /// Credit notes of both types and every status (VOIDED/DELETED ones remove what they
+    /// contributed).
+    pub async fn credit_notes(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> ConnectorResult<Vec<Invoice>> {
+        self.all("CreditNotes", &[], since, |e| e.credit_notes)
+            .await
     }
 
     pub async fn payments(&self, since: Option<DateTime<Utc>>) -> ConnectorResult<Vec<Payment>> {
@@ -529,9 +658,13 @@ pub fn bank_transaction_contributions(
             continue;
         };
         let live = bt.status == "AUTHORISED";
-        let spend = match bt.kind.as_str() {
-            "SPEND" => true,
-            "RECEIVE" => false,
+        // Prepayments and overpayments are cash when received or paid, like spend/receive
+        // money, but not yet an expense: what they later settle is counted by that document.
+        // Transfers move money between own accounts: nothing.
+        let (spend, expense) = match bt.kind.as_str() {
+            "SPEND" => (true, true),
+            "SPEND-PREPAYMENT" | "SPEND-OVERPAYMENT" => (true, false),
+            "RECEIVE" | "RECEIVE-PREPAYMENT" | "RECEIVE-OVERPAYMENT" => (false, false),
             _ => continue,
         };
         // client -> (ex-tax, gross), in the order first seen (stable output).
@@ -558,7 +691,11 @@ pub fn bank_transaction_contributions(
             let (expenses, cash_flow) = match (live, spend) {
                 (false, _) => (Decimal::ZERO, Decimal::ZERO),
                 (true, true) => (
-                    to_base(net, bt.currency_rate),
+                    if expense {
+                        to_base(net, bt.currency_rate)
+                    } else {
+                        Decimal::ZERO
+                    },
                     -to_base(gross, bt.currency_rate),
                 ),
                 (true, false) => (Decimal::ZERO, to_base(gross, bt.currency_rate)),
@@ -608,13 +745,20 @@ pub fn contributions_with_bills(
             continue;
         };
         let live = counts(&inv.status);
+        // A credit note is its invoice kind's opposite: ACCRECCREDIT reduces the customer's
+        // revenue, ACCPAYCREDIT the tracked clients' expenses, on the credit note's date.
+        let sign = if inv.is_credit_note() {
+            Decimal::NEGATIVE_ONE
+        } else {
+            Decimal::ONE
+        };
         match inv.kind.as_str() {
-            "ACCREC" => out.push(Contribution {
-                document_id: inv.invoice_id.clone(),
+            "ACCREC" | "ACCRECCREDIT" => out.push(Contribution {
+                document_id: inv.document_id(),
                 client_id: inv.contact.contact_id.clone(),
                 date,
                 revenue: if live {
-                    to_base(inv.sub_total.unwrap_or_default(), inv.currency_rate)
+                    sign * to_base(inv.sub_total.unwrap_or_default(), inv.currency_rate)
                 } else {
                     Decimal::ZERO
                 },
@@ -622,7 +766,7 @@ pub fn contributions_with_bills(
                 cash_flow: Decimal::ZERO,
                 removed: !live,
             }),
-            "ACCPAY" => {
+            "ACCPAY" | "ACCPAYCREDIT" => {
                 let inclusive = inv.line_amount_types.as_deref() == Some("Inclusive");
                 let mut per_client: HashMap<String, Decimal> = HashMap::new();
                 for line in &inv.line_items {
@@ -638,12 +782,12 @@ pub fn contributions_with_bills(
                 }
                 for (client_id, amount) in per_client {
                     out.push(Contribution {
-                        document_id: inv.invoice_id.clone(),
+                        document_id: inv.document_id(),
                         client_id,
                         date,
                         revenue: Decimal::ZERO,
                         expenses: if live {
-                            to_base(amount, inv.currency_rate)
+                            sign * to_base(amount, inv.currency_rate)
                         } else {
                             Decimal::ZERO
                         },
@@ -675,19 +819,36 @@ pub fn contributions_with_bills(
             cash_flow,
             removed,
         };
-        match (p.invoice.kind.as_str(), live) {
-            ("ACCREC", true) => out.push(payment(
-                p.invoice.contact.contact_id.clone(),
-                to_base(p.amount, p.currency_rate),
-                false,
-            )),
-            ("ACCREC" | "ACCPAY", false) => out.push(payment(
-                p.invoice.contact.contact_id.clone(),
-                Decimal::ZERO,
-                true,
-            )),
-            ("ACCPAY", true) => {
-                let Some(bill) = bills.get(p.invoice.invoice_id.as_str()) else {
+        match (p.kind(), live) {
+            (_, false) => {
+                // Its document id is among the fetched ones: whatever it added is replaced
+                // by nothing. The row only records the removal.
+                if let Some(contact) = p.contact_id() {
+                    out.push(payment(contact.to_string(), Decimal::ZERO, true));
+                }
+            }
+            (PaymentKind::Receipt, true) => {
+                if let Some(contact) = p.contact_id() {
+                    out.push(payment(
+                        contact.to_string(),
+                        to_base(p.amount, p.currency_rate),
+                        false,
+                    ));
+                }
+            }
+            // A refund of a credit note, prepayment or overpayment: cash paid back out to
+            // the customer.
+            (PaymentKind::CustomerRefund, true) => {
+                if let Some(contact) = p.contact_id() {
+                    out.push(payment(
+                        contact.to_string(),
+                        -to_base(p.amount, p.currency_rate),
+                        false,
+                    ));
+                }
+            }
+            (PaymentKind::BillPayment, true) => {
+                let Some(bill) = p.bill_id().and_then(|id| bills.get(id)) else {
                     continue;
                 };
                 let amount = to_base(p.amount, p.currency_rate);
@@ -697,7 +858,7 @@ pub fn contributions_with_bills(
                     out.push(payment(client_id, -(amount * share).round_dp(2), false));
                 }
             }
-            _ => {}
+            (PaymentKind::Other, true) => {}
         }
     }
     out
@@ -775,11 +936,69 @@ mod tests {
     }
 
     #[test]
-    fn if_modified_since_rounds_up_to_whole_seconds() {
+    fn if_modified_since_rounds_down_to_whole_seconds() {
+        // Rounding up would skip a document changed at 00:00:00.900, after the cursor.
         let t = DateTime::parse_from_rfc3339("2009-11-12T00:00:00.250Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(if_modified_since(t), "2009-11-12T00:00:01");
+        assert_eq!(if_modified_since(t), "2009-11-12T00:00:00");
+    }
+
+    #[test]
+    fn payments_without_invoice_parse_and_refunds_are_cash_out() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let page: Envelope = serde_json::from_value(serde_json::json!({"Payments": [
+            {"PaymentID":"p1","Status":"AUTHORISED","PaymentType":"ACCRECPAYMENT","Date":"/Date(1539993600000+0000)/",
+             "Amount":10,"Invoice":{"InvoiceID":"i1","Type":"ACCREC","Contact":{"ContactID":"c1"}}},
+            {"PaymentID":"p2","Status":"AUTHORISED","PaymentType":"ARCREDITPAYMENT","Date":"/Date(1539993600000+0000)/",
+             "Amount":4,"CreditNote":{"CreditNoteID":"cn1","Type":"ACCRECCREDIT","Contact":{"ContactID":"c1"}}},
+            {"PaymentID":"p3","Status":"AUTHORISED","PaymentType":"AROVERPAYMENTPAYMENT","Date":"/Date(1539993600000+0000)/",
+             "Amount":3,"Overpayment":{"OverpaymentID":"o1","Contact":{"ContactID":"c2"}}},
+            {"PaymentID":"p4","Status":"AUTHORISED","Date":"/Date(1539993600000+0000)/","Amount":2}
+        ]}))
+        .expect("a page with payments that settle no invoice parses");
+        let c = contributions(&[], &page.payments, &HashMap::new(), "Client");
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| (c.document_id.as_str(), c.client_id.as_str(), c.cash_flow))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("p1", "c1", d("10")),
+                ("p2", "c1", d("-4")),
+                ("p3", "c2", d("-3"))
+            ]
+        );
+    }
+
+    #[test]
+    fn credit_notes_are_negative_revenue_and_expenses() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let page: Envelope = serde_json::from_value(serde_json::json!({"CreditNotes": [
+            {"CreditNoteID":"n1","Type":"ACCRECCREDIT","Status":"AUTHORISED","Contact":{"ContactID":"c1"},
+             "Date":"/Date(1539993600000+0000)/","SubTotal":30.5,"CurrencyRate":0.5},
+            {"CreditNoteID":"n2","Type":"ACCPAYCREDIT","Status":"PAID","Contact":{"ContactID":"s"},
+             "Date":"/Date(1539993600000+0000)/","LineAmountTypes":"Inclusive","LineItems":[
+                {"LineAmount":11,"TaxAmount":1,"Tracking":[{"Name":"Client","Option":"Acme Pty"}]}]},
+            {"CreditNoteID":"n3","Type":"ACCRECCREDIT","Status":"VOIDED","Contact":{"ContactID":"c1"},
+             "Date":"/Date(1539993600000+0000)/","SubTotal":7}
+        ]}))
+        .unwrap();
+        let names = HashMap::from([("acme pty".to_string(), "c1".to_string())]);
+        let c = contributions(&page.credit_notes, &[], &names, "Client");
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| (c.document_id.as_str(), c.revenue, c.expenses, c.removed))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("cn:n1", d("-61.00"), d("0"), false),
+                ("cn:n2", d("0"), d("-10"), false),
+                ("cn:n3", d("0"), d("0"), true),
+            ]
+        );
     }
 
     fn inv(json: serde_json::Value) -> Invoice {

@@ -92,3 +92,75 @@ async fn rate_limits_carry_the_problem_and_its_wait() {
     );
     assert_eq!(client.invoices(None).await.unwrap().len(), 3, "then reads");
 }
+
+/// Xero's 1000-item page maximum is not documented: a server that serves fewer per page than
+/// asked must not end the read after the first (short) page; `pageCount` says how many there are.
+#[tokio::test]
+async fn short_pages_do_not_end_the_read_before_page_count() {
+    let (fake, client, _) = setup().await;
+    seed(&fake, 250);
+    fake.data.lock().unwrap().page_size_cap = Some(100);
+    assert_eq!(client.invoices(None).await.unwrap().len(), 250);
+    assert_eq!(
+        client.calls.load(Ordering::Relaxed),
+        3,
+        "pageCount 3: three pages"
+    );
+}
+
+/// The identity server refuses what Xero would: an undocumented scope always, the broad
+/// `accounting.transactions.read` for an app created from March 2026. The defaults pass; the
+/// legacy set (ZIXLY_XERO_SCOPES) passes for an older app.
+#[tokio::test]
+async fn authorize_refuses_undocumented_and_broad_scopes_for_new_apps() {
+    let fake = FakeXero::start().await;
+    let with_scopes = |scopes: Option<&str>| {
+        let mut vars: std::collections::HashMap<String, String> = [
+            ("ZIXLY_XERO_CLIENT_ID", xero_client().to_string()),
+            ("ZIXLY_XERO_CLIENT_SECRET", xero_secret().to_string()),
+            ("ZIXLY_XERO_AUTH_URL", fake.auth_url()),
+            ("ZIXLY_XERO_TOKEN_URL", fake.token_url()),
+            ("ZIXLY_XERO_API_URL", fake.url.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if let Some(s) = scopes {
+            vars.insert("ZIXLY_XERO_SCOPES".into(), s.into());
+        }
+        zixly_connectors::ProviderConfig::from_vars(Provider::Xero, |k| vars.get(k).cloned())
+            .unwrap()
+            .unwrap()
+    };
+    let status = |cfg: zixly_connectors::ProviderConfig| async move {
+        http_client()
+            .get(cfg.authorize_url("s", super::REDIRECT, None))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let legacy = zixly_connectors::oauth::XERO_LEGACY_SCOPES.join(" ");
+    assert_eq!(
+        status(with_scopes(None)).await,
+        303,
+        "granular defaults are accepted"
+    );
+    assert_eq!(
+        status(with_scopes(Some(&legacy))).await,
+        400,
+        "new app: broad scope refused"
+    );
+    assert_eq!(
+        status(with_scopes(Some("offline_access accounting.everything"))).await,
+        400,
+        "undocumented scope refused"
+    );
+    fake.data.lock().unwrap().legacy_app = true;
+    assert_eq!(
+        status(with_scopes(Some(&legacy))).await,
+        303,
+        "older app: legacy set accepted"
+    );
+}

@@ -26,6 +26,14 @@
 //!   change of the bill's tracking does not move an earlier payment (the payment is not re-read).
 //! - **Tracking category** for bills and bank transactions: `settings.tracking_category`,
 //!   default `Client`.
+//! - **Credit notes** (`/CreditNotes`, stored as `cn:<id>`): ACCRECCREDIT is negative revenue of
+//!   its contact, ACCPAYCREDIT negative expenses of the clients its lines are tracked to, on the
+//!   credit note's date; a VOIDED/DELETED one removes what it added. Their allocations to
+//!   invoices move no cash and are not read; a refund is a payment (ARCREDITPAYMENT), negative
+//!   cash flow of the customer.
+//! - **Prepayments and overpayments** are cash when received (RECEIVE-PREPAYMENT /
+//!   RECEIVE-OVERPAYMENT bank transactions) or paid (SPEND-…, cash only, no expense); their
+//!   refunds to customers (payments on them) are negative cash flow.
 //! - **Bank transactions** (spend/receive money) are documents too, stored as `bt:<id>` so their
 //!   ids cannot collide with invoices or payments; a VOIDED/DELETED one removes what it added.
 
@@ -55,6 +63,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .map(|d| d.with_timezone(&Utc));
     let contacts = client.contacts(None).await?;
     let invoices = client.invoices(since).await?;
+    let credit_notes = client.credit_notes(since).await?;
     let payments = client.payments(since).await?;
     let bank = client.bank_transactions(since).await?;
 
@@ -77,8 +86,8 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         invoices.iter().map(|i| i.invoice_id.as_str()).collect();
     let mut missing: Vec<String> = payments
         .iter()
-        .filter(|p| p.status == "AUTHORISED" && p.invoice.kind == "ACCPAY")
-        .map(|p| p.invoice.invoice_id.clone())
+        .filter(|p| p.status == "AUTHORISED")
+        .filter_map(|p| p.bill_id().map(String::from))
         .filter(|id| !fetched.contains(id.as_str()))
         .collect();
     missing.sort_unstable();
@@ -90,17 +99,20 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     };
     let mut contributions =
         xero::contributions_with_bills(&invoices, &payments, &payment_bills, &by_name, category);
+    contributions.extend(xero::contributions(&credit_notes, &[], &by_name, category));
     contributions.extend(xero::bank_transaction_contributions(
         &bank, &by_name, category,
     ));
     let documents: Vec<String> = invoices
         .iter()
-        .map(|i| i.invoice_id.clone())
+        .chain(&credit_notes)
+        .map(|i| i.document_id())
         .chain(payments.iter().map(|p| p.payment_id.clone()))
         .chain(bank.iter().map(|b| b.document_id()))
         .collect();
     let newest = invoices
         .iter()
+        .chain(&credit_notes)
         .filter_map(|i| i.updated_date_utc.as_deref())
         .chain(
             payments
@@ -124,7 +136,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         &names,
         Some(&base_currency),
         cursor,
-        (invoices.len() + payments.len() + bank.len()) as u64,
+        (invoices.len() + credit_notes.len() + payments.len() + bank.len()) as u64,
     )
     .await
 }

@@ -9,6 +9,8 @@ mod myob;
 mod pipedrive;
 mod refresh;
 mod sync;
+mod xero_contract;
+mod xero_credit;
 mod xero_currency;
 
 use std::collections::HashMap;

@@ -422,8 +422,8 @@ async fn xero_bank_transactions_add_expenses_and_cash_and_a_void_removes_them() 
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     assert_eq!(
         fake.oauth.api_calls() - calls,
-        7,
-        "connections, organisation, contacts, invoices, payments, bank transactions, the bill by id"
+        8,
+        "connections, organisation, contacts, invoices, credit notes, payments, bank transactions, the bill by id"
     );
     assert_eq!(
         env.financials().await,

@@ -198,6 +198,8 @@ pub struct AuthorizeQuery {
     pub state: String,
     pub code_challenge: Option<String>,
     pub response_type: Option<String>,
+    /// Space-separated requested scopes (a provider fake may refuse some).
+    pub scope: Option<String>,
 }
 
 /// `GET authorize`: the user "approves" at once; redirects back with a code and the state.

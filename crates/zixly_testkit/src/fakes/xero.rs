@@ -1,6 +1,7 @@
-//! Fake Xero: identity (authorize, token with HTTP Basic and rotating refresh tokens with a grace
+//! Fake Xero: identity (authorize refusing undocumented scopes and, for apps created from March
+//! 2026, the broad ones; token with HTTP Basic and rotating refresh tokens with a grace
 //! period), `/connections` with several organisations, `/api.xro/2.0/Organisation` (its
-//! `BaseCurrency`), and `/api.xro/2.0/{Contacts,Invoices,Payments,BankTransactions}` with `page`/`pageSize`, `If-Modified-Since`, `IDs` on invoices, `/Date()/` values, the `xero-tenant-id`
+//! `BaseCurrency`), and `/api.xro/2.0/{Contacts,Invoices,CreditNotes,Payments,BankTransactions,Prepayments,Overpayments}` with `page`/`pageSize`, `If-Modified-Since`, `IDs` on invoices, `/Date()/` values, the `xero-tenant-id`
 //! header, the 401 `TokenExpired` body and 429 with `Retry-After` + `X-Rate-Limit-Problem`.
 
 use std::sync::{Arc, Mutex};
@@ -30,7 +31,34 @@ pub struct XeroData {
     pub base_currency: String,
     /// `X-Rate-Limit-Problem` of the 429s (`minute` when `None`; Xero also sends `day`).
     pub rate_limit_problem: Option<String>,
+    /// The app was created before 2026-03-02 and may still ask for the broad
+    /// `accounting.transactions*` scopes; a newer app (the default) is refused them.
+    pub legacy_app: bool,
+    /// Serve at most this many items a page whatever `pageSize` asks (the documented maximum
+    /// of 1000 is unverified): `pagination.pageCount` stays truthful.
+    pub page_size_cap: Option<usize>,
 }
+
+/// Scopes the fake's identity server accepts (contracts/xero.json `oauth.scopes`, plus OpenID).
+pub const GRANULAR_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "accounting.invoices.read",
+    "accounting.payments.read",
+    "accounting.banktransactions.read",
+    "accounting.contacts.read",
+    "accounting.settings.read",
+    "accounting.reports.profitandloss.read",
+];
+
+/// The broad scopes only apps created before 2026-03-02 may request.
+pub const BROAD_SCOPES: &[&str] = &[
+    "accounting.transactions",
+    "accounting.transactions.read",
+    "accounting.reports.read",
+];
 
 #[derive(Clone)]
 pub struct FakeXero {
@@ -52,7 +80,7 @@ impl FakeXero {
             expires_in: 1800,
             rotate_refresh_tokens: true,
             grace_uses: 1,
-            extra: json!({"scope": "offline_access accounting.transactions.read"}),
+            extra: json!({"scope": "offline_access accounting.invoices.read accounting.payments.read accounting.banktransactions.read accounting.contacts.read accounting.settings.read"}),
         });
         let data = Arc::new(Mutex::new(XeroData {
             organisations: vec![("org-1".into(), "Demo Org".into())],
@@ -62,10 +90,7 @@ impl FakeXero {
         }));
         let state = (oauth.clone(), data.clone());
         let router = Router::new()
-            .route(
-                "/identity/connect/authorize",
-                get(oauth::authorize).with_state(oauth.clone()),
-            )
+            .route("/identity/connect/authorize", get(authorize))
             .route(
                 "/connect/token",
                 post(oauth::token).with_state(oauth.clone()),
@@ -108,6 +133,37 @@ impl FakeXero {
 
 type S = (FakeOAuth, Arc<Mutex<XeroData>>);
 
+/// A stable UUID for `what` of `key` (ids Xero serves are UUIDs; the contract checks the format).
+fn uuid_of(what: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(format!("{what}:{key}"));
+    uuid::Builder::from_random_bytes(h[..16].try_into().expect("16 bytes"))
+        .into_uuid()
+        .to_string()
+}
+
+/// Xero's authorize page refuses a scope it does not know, and the broad
+/// `accounting.transactions*` scopes for an app created on or after 2026-03-02
+/// (`invalid_scope`), before asking the user anything.
+async fn authorize(
+    State((oauth, data)): State<S>,
+    Query(q): Query<oauth::AuthorizeQuery>,
+) -> Response {
+    let legacy = data.lock().unwrap().legacy_app;
+    let requested = q.scope.clone().unwrap_or_default();
+    if let Some(bad) = requested
+        .split_whitespace()
+        .find(|s| !(GRANULAR_SCOPES.contains(s) || (legacy && BROAD_SCOPES.contains(s))))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("invalid_scope: {bad} is not available to this app"),
+        )
+            .into_response();
+    }
+    oauth::authorize(State(oauth), Query(q)).await
+}
+
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
@@ -146,7 +202,7 @@ async fn connections(State((oauth, data)): State<S>, headers: HeaderMap) -> Resp
     Json(
         d.organisations
             .iter()
-            .map(|(id, name)| json!({"id": format!("conn-{id}"), "authEventId": "ev", "tenantId": id, "tenantType": "ORGANISATION",
+            .map(|(id, name)| json!({"id": uuid_of("connection", id), "authEventId": uuid_of("auth-event", id), "tenantId": id, "tenantType": "ORGANISATION",
                                      "tenantName": name, "createdDateUtc": "2024-01-01T00:00:00", "updatedDateUtc": "2024-01-01T00:00:00"}))
             .collect::<Vec<_>>(),
     )
@@ -182,7 +238,7 @@ async fn organisation(State((oauth, data)): State<S>, headers: HeaderMap) -> Res
     Json(json!({"Id": "fake", "Status": "OK", "ProviderName": "Zixly", "DateTimeUTC": ms_date(d.now),
                 "Organisations": [{"OrganisationID": id, "Name": name, "BaseCurrency": d.base_currency,
                                    "CountryCode": "AU", "Timezone": "AUSEASTERNSTANDARDTIME",
-                                   "OrganisationType": "COMPANY", "IsDemoCompany": false}]}))
+                                   "Version": "AU", "OrganisationStatus": "ACTIVE"}]}))
     .into_response()
 }
 
@@ -219,6 +275,9 @@ async fn list(
         "Invoices" => "Invoices",
         "Payments" => "Payments",
         "BankTransactions" => "BankTransactions",
+        "CreditNotes" => "CreditNotes",
+        "Prepayments" => "Prepayments",
+        "Overpayments" => "Overpayments",
         _ => return (StatusCode::NOT_FOUND, "").into_response(),
     };
     let items: Vec<&Value> = d
@@ -239,7 +298,12 @@ async fn list(
                 .collect()
         })
         .unwrap_or_default();
-    let size = q.page_size.unwrap_or(100).min(1000);
+    let size = q
+        .page_size
+        .unwrap_or(100)
+        .min(1000)
+        .min(d.page_size_cap.unwrap_or(usize::MAX))
+        .max(1);
     let page = q.page.unwrap_or(1).max(1);
     let item_count = items.len();
     let slice: Vec<&Value> = items
