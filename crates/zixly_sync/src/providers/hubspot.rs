@@ -50,7 +50,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     let plan = Plan::new(ctx, started);
     let pipelines = client.pipelines().await?;
     let companies = client.companies().await?;
-    let live = match plan.since {
+    let mut live = match plan.since {
         None => client.deals(false).await?,
         Some(since) => match client.modified_deal_ids(since).await? {
             Some(ids) if ids.len() <= FULL_LIST_ABOVE => {
@@ -67,6 +67,8 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         },
     };
     let archived = client.deals(true).await?;
+    // A deal's figures go to its primary company; only the v4 associations mark it.
+    client.resolve_primary_companies(&mut live).await?;
 
     let stale: HashMap<String, i64> = ctx
         .integration

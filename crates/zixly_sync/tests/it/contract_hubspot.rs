@@ -1,0 +1,69 @@
+//! HubSpot against `contracts/hubspot.json`, and the contract's number-affecting edge cases end
+//! to end.
+
+use serde_json::json;
+use zixly_queue::JobState;
+
+use crate::contracts::assert_conforms;
+use crate::hubspot::{change, deal, events, hubspot};
+
+#[tokio::test]
+async fn hubspot_requests_and_answers_follow_the_contract() {
+    let (fake, env) = hubspot().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    change(&fake);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_conforms("hubspot", &fake.url);
+}
+
+/// Edge case `primary_company`: a deal associated with two companies belongs to its primary one
+/// (marked only in the v4 associations), whatever order the v3 list gives; both the full
+/// listing and an increment (one deal read by id) resolve it, with documented requests.
+#[tokio::test]
+async fn a_multi_company_deal_goes_to_its_primary_company() {
+    let (fake, env) = hubspot().await;
+    // Deal 7: primary company co-1 (stored as `deal_to_company`), also associated with co-2;
+    // the fake lists co-2 first.
+    let mut d7 = deal(
+        "7",
+        Some("co-1"),
+        "700",
+        &[("s1", "2024-01-04T09:00:00.000Z")],
+    );
+    d7["associations"]["companies"]["results"] = json!([
+        {"id": "co-2", "type": "deal_to_company_unlabeled"},
+        {"id": "co-1", "type": "deal_to_company"}
+    ]);
+    fake.add("deals", d7.clone());
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let of_7 = |ev: Vec<crate::hubspot::Event>| -> Vec<(String, String)> {
+        ev.into_iter()
+            .filter(|e| e.0 == "7")
+            .map(|e| (e.1, e.5))
+            .collect()
+    };
+    assert_eq!(
+        of_7(events(&env).await),
+        vec![("co-1".to_string(), "700.00".to_string())],
+        "full read: the primary company, once"
+    );
+    assert_eq!(
+        fake.requests("GET /crm/v4/objects/deals/7/associations/companies"),
+        1,
+        "only the multi-company deal needs the v4 read"
+    );
+
+    // The primary company changes to co-2 (an increment reads deal 7 by id).
+    d7["associations"]["companies"]["results"] = json!([
+        {"id": "co-2", "type": "deal_to_company"},
+        {"id": "co-1", "type": "deal_to_company_unlabeled"}
+    ]);
+    fake.modify("deals", d7);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        of_7(events(&env).await),
+        vec![("co-2".to_string(), "700.00".to_string())],
+        "increment: moved to the new primary company"
+    );
+    assert_conforms("hubspot", &fake.url);
+}
