@@ -210,6 +210,20 @@ impl HubspotClient {
         .await
     }
 
+    /// The account's company (home) currency, `companyCurrency` of `/account-info/v3/details`:
+    /// the currency of every amount whose deal has no `deal_currency_code`.
+    pub async fn company_currency(&self) -> ConnectorResult<String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Details {
+            company_currency: String,
+        }
+        Ok(self
+            .get::<Details>("/account-info/v3/details", &[])
+            .await?
+            .company_currency)
+    }
+
     pub async fn pipelines(&self) -> ConnectorResult<Vec<Pipeline>> {
         Ok(self
             .get::<Page<Pipeline>>("/crm/v3/pipelines/deals", &[])

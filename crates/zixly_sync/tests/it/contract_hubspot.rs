@@ -67,3 +67,50 @@ async fn a_multi_company_deal_goes_to_its_primary_company() {
     );
     assert_conforms("hubspot", &fake.url);
 }
+
+/// Edge case `home_currency`: a deal without `deal_currency_code` is in the portal's company
+/// currency (`/account-info/v3/details`), not the tenant's (AUD here); a deal with its own
+/// currency keeps it.
+#[tokio::test]
+async fn an_amount_without_deal_currency_is_in_the_portals_company_currency() {
+    let (fake, env) = hubspot().await;
+    fake.data.lock().unwrap().account = Some(json!({"portalId": 4242, "companyCurrency": "USD",
+        "additionalCurrencies": ["AUD"], "timeZone": "America/New_York"}));
+    let mut d8 = deal(
+        "8",
+        Some("co-2"),
+        "80",
+        &[("s1", "2024-01-01T09:00:00.000Z")],
+    );
+    d8["properties"]["deal_currency_code"] = json!("AUD");
+    fake.add("deals", d8);
+    let su = env.db.superuser().await;
+    su.execute(
+        "insert into fx_rates (rate_date, base_currency, quote_currency, rate)
+         select d, 'EUR', q, r from generate_series('2023-12-25'::date, '2024-01-10', '1 day') d,
+                (values ('USD', 1.10), ('AUD', 1.65)) v(q, r)",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let rows: Vec<(String, String, String)> = su
+        .query(
+            "select lead_id, currency::text, value::text from lead_events
+              where source_system = 'hubspot' and lead_id in ('1', '8') order by lead_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("1".into(), "USD".into(), "100.00".into()),
+            ("8".into(), "AUD".into(), "80.00".into()),
+        ]
+    );
+    assert_conforms("hubspot", &fake.url);
+}

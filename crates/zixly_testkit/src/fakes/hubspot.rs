@@ -26,6 +26,8 @@ pub struct HubspotData {
     pub pipelines: Vec<Value>,
     /// object type -> objects (each with `archived`)
     pub objects: std::collections::HashMap<String, Vec<Value>>,
+    /// What `/account-info/v3/details` answers (`None`: a STANDARD AUD portal).
+    pub account: Option<Value>,
     /// `"GET /crm/v3/objects/deals"`, `"POST /crm/v3/objects/deals/search"`, ... in order.
     pub requests: Vec<String>,
 }
@@ -62,6 +64,7 @@ impl FakeHubspot {
                 "/oauth/v1/refresh-tokens/{token}",
                 axum::routing::delete(oauth::revoke_path).with_state(oauth.clone()),
             )
+            .route("/account-info/v3/details", get(account_details))
             .route("/crm/v3/pipelines/deals", get(pipelines))
             .route("/crm/v3/objects/{kind}", get(objects))
             .route("/crm/v3/objects/{kind}/search", post(search))
@@ -205,6 +208,19 @@ fn rate_limited(retry_after: u64) -> Response {
     r.headers_mut()
         .insert("retry-after", retry_after.to_string().parse().unwrap());
     r
+}
+
+async fn account_details(State((oauth, data)): State<S>, headers: HeaderMap) -> Response {
+    if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
+        return r;
+    }
+    let account = data.lock().unwrap().account.clone().unwrap_or_else(|| {
+        json!({"portalId": 4242, "accountType": "STANDARD", "companyCurrency": "AUD",
+               "additionalCurrencies": [], "timeZone": "Australia/Sydney", "utcOffset": "+10:00",
+               "utcOffsetMilliseconds": 36_000_000, "uiDomain": "app.hubspot.com",
+               "dataHostingLocation": "na1"})
+    });
+    Json(account).into_response()
 }
 
 async fn pipelines(State((oauth, data)): State<S>, headers: HeaderMap) -> Response {
