@@ -114,3 +114,42 @@ async fn an_amount_without_deal_currency_is_in_the_portals_company_currency() {
     );
     assert_conforms("hubspot", &fake.url);
 }
+
+/// The recorded checks bite end to end: a fake answer with a misspelt property (`ammount`) and a
+/// request with an undocumented parameter, both really served by the fake, are each reported.
+#[tokio::test]
+async fn recorded_traffic_with_a_wrong_field_or_parameter_is_reported() {
+    use zixly_testkit::contracts::{check_requests, check_responses, load};
+    use zixly_testkit::fakes::recorded;
+
+    let (fake, env) = hubspot().await;
+    let mut bad = deal(
+        "9",
+        Some("co-1"),
+        "90",
+        &[("s1", "2024-01-04T09:00:00.000Z")],
+    );
+    bad["properties"]["ammount"] = json!("90");
+    fake.add("deals", bad);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let c = load("hubspot");
+    let answers = check_responses(&c, &recorded(&fake.url));
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(
+        answers[0].to_string(),
+        "hubspot deals_list: $.results[5].properties.ammount: expected a documented field, found undocumented field ammount"
+    );
+    assert!(check_requests(&c, &recorded(&fake.url)).is_empty());
+
+    // An undocumented query parameter sent to the fake (as a wrong connector would).
+    zixly_testkit::fakes::clear_recorded(&fake.url);
+    let _ = zixly_connectors::http_client()
+        .get(format!("{}/crm/v3/pipelines/deals?page_size=5", fake.url))
+        .bearer_auth("at-unknown")
+        .send()
+        .await
+        .unwrap();
+    let requests = check_requests(&c, &recorded(&fake.url));
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].subject, "query parameter page_size");
+}
