@@ -76,9 +76,39 @@ pub struct CrmObject {
     pub updated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub archived: bool,
+    /// The deal's primary company, when it has several (set by
+    /// [`HubspotClient::resolve_primary_companies`]; never in HubSpot's answer).
+    #[serde(skip)]
+    pub primary_company: Option<String>,
 }
 
 impl CrmObject {
+    /// The distinct company ids associated with this deal, in ascending order. HubSpot's v3
+    /// answer lists a company once per association type (the unlabeled type is always there)
+    /// in no defined order.
+    pub fn company_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .associations
+            .get("companies")
+            .map(|a| a.results.iter().map(|r| r.id.as_str()).collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The company a deal's figures belong to: its only company, or the primary one of several
+    /// (the lowest id when HubSpot names no primary, so the choice is at least stable).
+    pub fn company(&self) -> Option<&str> {
+        let ids = self.company_ids();
+        match (ids.len(), self.primary_company.as_deref()) {
+            (0, _) => None,
+            (1, _) => Some(ids[0]),
+            (_, Some(p)) if ids.contains(&p) => Some(p),
+            _ => Some(ids[0]),
+        }
+    }
+
     pub fn prop(&self, name: &str) -> Option<&str> {
         self.properties
             .get(name)
@@ -92,6 +122,25 @@ struct Page<T> {
     results: Vec<T>,
     paging: Option<Paging>,
 }
+
+/// One entry of `GET /crm/v4/objects/deals/{id}/associations/companies`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct V4Association {
+    to_object_id: serde_json::Value,
+    #[serde(default)]
+    association_types: Vec<V4AssociationType>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct V4AssociationType {
+    category: String,
+    type_id: i64,
+}
+
+/// HubSpot's association type id of "deal to primary company" (category `HUBSPOT_DEFINED`).
+pub const DEAL_TO_PRIMARY_COMPANY: i64 = 5;
 
 #[derive(Deserialize)]
 struct SearchPage {
@@ -161,6 +210,20 @@ impl HubspotClient {
         .await
     }
 
+    /// The account's company (home) currency, `companyCurrency` of `/account-info/v3/details`:
+    /// the currency of every amount whose deal has no `deal_currency_code`.
+    pub async fn company_currency(&self) -> ConnectorResult<String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Details {
+            company_currency: String,
+        }
+        Ok(self
+            .get::<Details>("/account-info/v3/details", &[])
+            .await?
+            .company_currency)
+    }
+
     pub async fn pipelines(&self) -> ConnectorResult<Vec<Pipeline>> {
         Ok(self
             .get::<Page<Pipeline>>("/crm/v3/pipelines/deals", &[])
@@ -218,6 +281,46 @@ impl HubspotClient {
 }
 
 impl HubspotClient {
+    /// Sets [`CrmObject::primary_company`] on every deal associated with several companies,
+    /// from the v4 associations endpoint: only there is the primary company marked (by type id
+    /// [`DEAL_TO_PRIMARY_COMPANY`]); the v3 list gives the companies in no defined order. One
+    /// call per such deal; deals with one company or none need none.
+    pub async fn resolve_primary_companies(&self, deals: &mut [CrmObject]) -> ConnectorResult<()> {
+        for deal in deals.iter_mut().filter(|d| d.company_ids().len() > 1) {
+            let mut after: Option<String> = None;
+            loop {
+                let mut q = vec![("limit", "500".to_string())];
+                if let Some(a) = &after {
+                    q.push(("after", a.clone()));
+                }
+                let page: Page<V4Association> = self
+                    .get(
+                        &format!("/crm/v4/objects/deals/{}/associations/companies", deal.id),
+                        &q,
+                    )
+                    .await?;
+                let primary = page.results.iter().find(|a| {
+                    a.association_types.iter().any(|t| {
+                        t.category == "HUBSPOT_DEFINED" && t.type_id == DEAL_TO_PRIMARY_COMPANY
+                    })
+                });
+                if let Some(p) = primary {
+                    // The spec types the id as a string; accept a number too.
+                    deal.primary_company = Some(match &p.to_object_id {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
+                    break;
+                }
+                match page.paging.and_then(|p| p.next) {
+                    Some(next) => after = Some(next.after),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Ids of the live deals whose `hs_lastmodifieddate` is at or after `since` (each once), in
     /// ascending order of modification. `None` when more than [`SEARCH_CAP`] deals share one
     /// millisecond, so the window cannot be split: the caller lists everything instead.
@@ -332,11 +435,7 @@ pub fn lead_events(
     let mut out = Vec::new();
     let mut skipped = 0;
     for deal in deals.iter().filter(|d| !d.archived) {
-        let Some(company) = deal
-            .associations
-            .get("companies")
-            .and_then(|a| a.results.first())
-        else {
+        let Some(company) = deal.company() else {
             skipped += 1;
             continue;
         };
@@ -381,7 +480,7 @@ pub fn lead_events(
         let last = history.len().saturating_sub(1);
         for (i, h) in history.iter().enumerate() {
             out.push(LeadEvent {
-                client_id: company.id.clone(),
+                client_id: company.to_string(),
                 lead_id: deal.id.clone(),
                 stage: labels
                     .get(h.value.as_str())

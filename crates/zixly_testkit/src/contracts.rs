@@ -76,6 +76,24 @@ impl Contract {
             .unwrap_or_else(|| panic!("{} contract has no endpoint {id}", self.provider))
     }
 
+    /// An endpoint's `query_params`. One without them whose `note` says it has the "same list
+    /// contract as <id>" (HubSpot `companies_list`) has those of endpoint `<id>`.
+    pub fn query_params_of<'a>(&'a self, e: &Endpoint<'a>) -> Option<&'a Map<String, Value>> {
+        if let Some(p) = e.json["query_params"].as_object() {
+            return Some(p);
+        }
+        let note = e.json["note"].as_str()?;
+        let (_, rest) = note.split_once("same list contract as ")?;
+        let id = rest
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()?;
+        self.json["endpoints"]
+            .as_array()?
+            .iter()
+            .find(|x| x["id"] == id)?["query_params"]
+            .as_object()
+    }
+
     /// Names of the headers every API request must carry (`headers.required`).
     pub fn required_headers(&self) -> Vec<String> {
         self.json["headers"]["required"]
@@ -340,7 +358,7 @@ pub fn check_requests(contract: &Contract, recorded: &[RecordedRequest]) -> Vec<
                 out.push(format!("header {h}"), "present", "absent");
             }
         }
-        let params = e.query_params();
+        let params = contract.query_params_of(e);
         for (name, value) in &r.query {
             match params.and_then(|p| p.get(name)) {
                 None => out.push(

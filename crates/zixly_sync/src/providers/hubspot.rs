@@ -20,7 +20,10 @@
 //!   deal no longer has (a stage entry gone, the deal moved to another company) are pruned.
 //! - **Stale.** `settings.stale_after_days` = `{"<pipeline id>": days}`; pipelines not listed
 //!   never go stale.
-//! - Deals without an associated company have no client: skipped and counted.
+//! - Deals without an associated company have no client: skipped and counted. A deal with
+//!   several companies belongs to its primary one (v4 associations, read only for such deals).
+//! - Amounts are in the deal's `deal_currency_code`, or else in the portal's company currency
+//!   (`/account-info/v3/details`, read every run), never assumed to be the tenant's.
 //! - Rows that fail validation (e.g. a deal currency without an exchange rate) are skipped and
 //!   reported in the run's `sync_runs.errors` (`skip_invalid`): one bad deal does not block all.
 
@@ -48,9 +51,10 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     let client = HubspotClient::new(ctx.http.clone(), &ctx.config.api_url, token.clone());
     let started = Utc::now();
     let plan = Plan::new(ctx, started);
+    let home_currency = client.company_currency().await?;
     let pipelines = client.pipelines().await?;
     let companies = client.companies().await?;
-    let live = match plan.since {
+    let mut live = match plan.since {
         None => client.deals(false).await?,
         Some(since) => match client.modified_deal_ids(since).await? {
             Some(ids) if ids.len() <= FULL_LIST_ABOVE => {
@@ -67,6 +71,8 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         },
     };
     let archived = client.deals(true).await?;
+    // A deal's figures go to its primary company; only the v4 associations mark it.
+    client.resolve_primary_companies(&mut live).await?;
 
     let stale: HashMap<String, i64> = ctx
         .integration
@@ -83,7 +89,12 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .iter()
         .filter_map(|c| c.prop("name").map(|n| (c.id.as_str(), n)))
         .collect();
-    let (events, skipped) = hubspot::lead_events(&live, &pipelines, &stale, started);
+    let (mut events, skipped) = hubspot::lead_events(&live, &pipelines, &stale, started);
+    // A deal without its own currency is in the portal's company currency, which need not be
+    // the tenant's.
+    for e in events.iter_mut().filter(|e| e.currency.is_none()) {
+        e.currency = Some(home_currency.clone());
+    }
 
     // 2. Removals: archived deals, and events live deals no longer have. Committed before the
     //    load, which advances the cursor: a run killed in between has not moved the cursor, so

@@ -69,7 +69,7 @@ fn at(s: &str) -> Option<DateTime<Utc>> {
     Some(s.parse().unwrap())
 }
 
-async fn asana() -> (FakeAsana, Env) {
+pub(crate) async fn asana() -> (FakeAsana, Env) {
     let fake = FakeAsana::start().await;
     let cfg = config(
         Provider::Asana,

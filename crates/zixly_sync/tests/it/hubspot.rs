@@ -13,10 +13,10 @@ use zixly_testkit::fakes::oauth::Fault;
 
 use crate::sync::{config, connect, Env};
 
-type Event = (String, String, String, String, String, String, String);
+pub(crate) type Event = (String, String, String, String, String, String, String);
 
 /// HubSpot lead events as (lead, client, client name, stage, status, value, event date).
-async fn events(env: &Env) -> Vec<Event> {
+pub(crate) async fn events(env: &Env) -> Vec<Event> {
     env.db
         .superuser()
         .await
@@ -56,7 +56,12 @@ fn e(
 
 /// A deal as HubSpot lists it with `propertiesWithHistory=dealstage&associations=companies`;
 /// `stages`: (stage id, entered at), oldest first; the last one is the current stage.
-fn deal(id: &str, company: Option<&str>, amount: &str, stages: &[(&str, &str)]) -> Value {
+pub(crate) fn deal(
+    id: &str,
+    company: Option<&str>,
+    amount: &str,
+    stages: &[(&str, &str)],
+) -> Value {
     let history: Vec<Value> = stages
         .iter()
         .map(|(s, t)| json!({"value": s, "timestamp": t, "sourceType": "CRM_UI"}))
@@ -89,7 +94,7 @@ const FEB1: &str = "2024-02-01T09:00:00.000Z";
 
 /// A connected HubSpot with one pipeline, two companies and five deals (one without a company);
 /// nothing synced yet.
-async fn hubspot() -> (FakeHubspot, Env) {
+pub(crate) async fn hubspot() -> (FakeHubspot, Env) {
     let fake = FakeHubspot::start().await;
     let cfg = config(
         Provider::Hubspot,
@@ -99,12 +104,17 @@ async fn hubspot() -> (FakeHubspot, Env) {
         fake.token_url(),
         &fake.url,
     );
+    let stage = |id: &str, label: &str, order: u32, probability: &str, closed: bool| {
+        json!({"id": id, "label": label, "displayOrder": order, "archived": false,
+               "metadata": {"probability": probability, "isClosed": closed.to_string()},
+               "createdAt": D1, "updatedAt": D1})
+    };
     fake.data.lock().unwrap().pipelines = vec![json!({"id": "default", "label": "Sales",
-        "displayOrder": 0, "archived": false, "stages": [
-        {"id": "s1", "label": "Qualified", "displayOrder": 0, "metadata": {"probability": "0.2", "isClosed": "false"}},
-        {"id": "s2", "label": "Proposal", "displayOrder": 1, "metadata": {"probability": "0.6", "isClosed": "false"}},
-        {"id": "won", "label": "Closed won", "displayOrder": 2, "metadata": {"probability": "1.0", "isClosed": "true"}},
-        {"id": "lost", "label": "Closed lost", "displayOrder": 3, "metadata": {"probability": "0.0", "isClosed": "true"}}]})];
+        "displayOrder": 0, "archived": false, "createdAt": D1, "updatedAt": D1, "stages": [
+        stage("s1", "Qualified", 0, "0.2", false),
+        stage("s2", "Proposal", 1, "0.6", false),
+        stage("won", "Closed won", 2, "1.0", true),
+        stage("lost", "Closed lost", 3, "0.0", true)]})];
     fake.add(
         "companies",
         json!({"id": "co-1", "properties": {"name": "Acme"}, "archived": false}),
@@ -189,7 +199,7 @@ fn initial() -> Vec<Event> {
 }
 
 /// Changes at HubSpot after the first run, edited now: see [`change_at`].
-fn change(fake: &FakeHubspot) {
+pub(crate) fn change(fake: &FakeHubspot) {
     change_at(fake, None);
 }
 

@@ -4,6 +4,10 @@
 
 mod asana;
 mod bench;
+mod contract_asana;
+mod contract_hubspot;
+mod contract_pipedrive;
+mod contracts;
 mod hubspot;
 mod myob;
 mod pipedrive;

@@ -44,7 +44,7 @@ fn e(
     )
 }
 
-async fn pipedrive() -> (FakePipedrive, Env) {
+pub(crate) async fn pipedrive() -> (FakePipedrive, Env) {
     let fake = FakePipedrive::start().await;
     // The configured API root is unreachable: calls must go to the token answer's api_domain,
     // kept in the settings at connect time.

@@ -26,6 +26,8 @@ pub struct HubspotData {
     pub pipelines: Vec<Value>,
     /// object type -> objects (each with `archived`)
     pub objects: std::collections::HashMap<String, Vec<Value>>,
+    /// What `/account-info/v3/details` answers (`None`: a STANDARD AUD portal).
+    pub account: Option<Value>,
     /// `"GET /crm/v3/objects/deals"`, `"POST /crm/v3/objects/deals/search"`, ... in order.
     pub requests: Vec<String>,
 }
@@ -62,10 +64,15 @@ impl FakeHubspot {
                 "/oauth/v1/refresh-tokens/{token}",
                 axum::routing::delete(oauth::revoke_path).with_state(oauth.clone()),
             )
+            .route("/account-info/v3/details", get(account_details))
             .route("/crm/v3/pipelines/deals", get(pipelines))
             .route("/crm/v3/objects/{kind}", get(objects))
             .route("/crm/v3/objects/{kind}/search", post(search))
             .route("/crm/v3/objects/{kind}/{id}", get(object))
+            .route(
+                "/crm/v4/objects/deals/{id}/associations/companies",
+                get(deal_companies),
+            )
             .with_state((oauth.clone(), data.clone()));
         let (url, _handle) = super::serve(router).await;
         FakeHubspot { oauth, data, url }
@@ -119,6 +126,49 @@ impl FakeHubspot {
     }
 }
 
+/// A company's v3 association entries as HubSpot answers them: every associated company once
+/// with the unlabeled type, then the primary one (stored as `deal_to_company`) once more with
+/// the primary type, companies in descending id order (the order is undefined at HubSpot: a
+/// reader taking the first entry gets the wrong company).
+fn served_deal(o: &Value) -> Value {
+    let mut o = o.clone();
+    let Some(list) = o["associations"]["companies"]["results"].as_array() else {
+        return o;
+    };
+    let (ids, primary) = companies_of(list);
+    let mut results: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "type": "deal_to_company_unlabeled"}))
+        .collect();
+    results.extend(
+        primary
+            .iter()
+            .map(|id| json!({"id": id, "type": "deal_to_company"})),
+    );
+    o["associations"]["companies"]["results"] = json!(results);
+    o
+}
+
+/// The distinct company ids of stored association entries (descending) and the primary one.
+fn companies_of(list: &[Value]) -> (Vec<String>, Option<String>) {
+    let mut ids: Vec<String> = list
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(String::from))
+        .collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
+    let primary = list
+        .iter()
+        .find(|a| a["type"] == "deal_to_company")
+        .and_then(|a| a["id"].as_str().map(String::from));
+    (ids, primary)
+}
+
+/// Companies carry only what the contract documents for them (`id`, `properties`).
+fn served_company(o: &Value) -> Value {
+    json!({"id": o["id"], "properties": o["properties"]})
+}
+
 fn modified_ms(o: &Value) -> Option<i64> {
     o["properties"]["hs_lastmodifieddate"]
         .as_str()
@@ -158,6 +208,19 @@ fn rate_limited(retry_after: u64) -> Response {
     r.headers_mut()
         .insert("retry-after", retry_after.to_string().parse().unwrap());
     r
+}
+
+async fn account_details(State((oauth, data)): State<S>, headers: HeaderMap) -> Response {
+    if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
+        return r;
+    }
+    let account = data.lock().unwrap().account.clone().unwrap_or_else(|| {
+        json!({"portalId": 4242, "accountType": "STANDARD", "companyCurrency": "AUD",
+               "additionalCurrencies": [], "timeZone": "Australia/Sydney", "utcOffset": "+10:00",
+               "utcOffsetMilliseconds": 36_000_000, "uiDomain": "app.hubspot.com",
+               "dataHostingLocation": "na1"})
+    });
+    Json(account).into_response()
 }
 
 async fn pipelines(State((oauth, data)): State<S>, headers: HeaderMap) -> Response {
@@ -210,7 +273,16 @@ async fn objects(
                 .into_response()
         }
     };
-    let page: Vec<&Value> = all.iter().skip(start).take(limit).copied().collect();
+    let page: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|o| match kind.as_str() {
+            "deals" => served_deal(o),
+            "companies" => served_company(o),
+            _ => (*o).clone(),
+        })
+        .collect();
     let mut body = json!({"results": page});
     if start + limit < all.len() {
         let next = (start + limit).to_string();
@@ -234,7 +306,7 @@ async fn object(
             .find(|o| o["id"] == id.as_str() && !o["archived"].as_bool().unwrap_or(false))
     });
     match found {
-        Some(o) => Json(o.clone()).into_response(),
+        Some(o) => Json(served_deal(o)).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(json!({"status": "error", "message": "resource not found",
@@ -242,6 +314,59 @@ async fn object(
         )
             .into_response(),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct V4Query {
+    limit: Option<usize>,
+}
+
+/// `GET /crm/v4/objects/deals/{id}/associations/companies`: each company with its association
+/// types (always the unlabeled type 341; the primary one also type 5), `limit` <= 500.
+async fn deal_companies(
+    State((oauth, data)): State<S>,
+    Path(id): Path<String>,
+    Query(q): Query<V4Query>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = oauth.check_api(&headers, unauthorized, rate_limited) {
+        return r;
+    }
+    if q.limit.unwrap_or(500) > 500 {
+        return bad_request("limit must be at most 500");
+    }
+    let mut d = data.lock().unwrap();
+    d.requests.push(format!(
+        "GET /crm/v4/objects/deals/{id}/associations/companies"
+    ));
+    let Some(deal) = d.objects.get("deals").and_then(|v| {
+        v.iter()
+            .find(|o| o["id"] == id.as_str() && !o["archived"].as_bool().unwrap_or(false))
+    }) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"status": "error", "message": "resource not found",
+                        "correlationId": "fake-corr", "category": "OBJECT_NOT_FOUND"})),
+        )
+            .into_response();
+    };
+    let list = deal["associations"]["companies"]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let (ids, primary) = companies_of(&list);
+    let results: Vec<Value> = ids
+        .iter()
+        .map(|c| {
+            let mut types =
+                vec![json!({"category": "HUBSPOT_DEFINED", "typeId": 341, "label": null})];
+            if primary.as_deref() == Some(c.as_str()) {
+                types.push(json!({"category": "HUBSPOT_DEFINED", "typeId": 5, "label": "Primary"}));
+            }
+            json!({"toObjectId": c, "associationTypes": types})
+        })
+        .collect();
+    Json(json!({"results": results})).into_response()
 }
 
 async fn search(
