@@ -10,6 +10,8 @@
 
 pub mod app;
 
+pub mod contracts;
+
 pub mod fakes;
 
 use std::path::PathBuf;
