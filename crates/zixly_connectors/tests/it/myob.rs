@@ -61,7 +61,7 @@ fn seed(fake: &FakeMyob) {
         "cf-1",
         "Banking/ReceiveMoneyTxn",
         json!({"UID": "r1", "Date": "2024-03-04T00:00:00",
-        "Contact": {"UID": "c2", "Name": "Globex", "Type": "Customer"}, "AmountReceived": 20.0}),
+        "Contact": {"UID": "c2", "Name": "Globex"}, "AmountReceived": 20.0}),
     );
     fake.tick(chrono::Duration::minutes(5));
 }
@@ -103,14 +103,41 @@ async fn myob_company_file_full_incremental_and_deletions() {
         .unwrap()
         .company_files
         .push(("cf-2".into(), "Second".into()));
-    let files = myob::company_files(
+    let http = http_client();
+    let list = || myob::company_files(&http, &cfg.api_url, &cfg.client_id, &tokens.access_token);
+    // A key issued since March 2025 sees no company file in the list...
+    assert!(list().await.unwrap().is_empty());
+    // ...but reaches the redirect's businessId through the file's own endpoint.
+    let info = myob::company_file(
         &http_client(),
         &cfg.api_url,
         &cfg.client_id,
         &tokens.access_token,
+        "cf-1",
     )
     .await
     .unwrap();
+    assert_eq!(info.company_file.id, "cf-1");
+    assert!(info
+        .resources
+        .iter()
+        .any(|r| r.ends_with("/Purchase/Bill/Service")));
+    let unknown = myob::company_file(
+        &http_client(),
+        &cfg.api_url,
+        &cfg.client_id,
+        &tokens.access_token,
+        "cf-9",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&unknown, ConnectorError::Permanent(m) if m.contains("cf-9") && m.contains("reconnect MYOB")),
+        "{unknown:?}"
+    );
+    // Legacy keys still list their files.
+    fake.data.lock().unwrap().legacy_key = true;
+    let files = list().await.unwrap();
     assert!(matches!(
         myob::choose_company_file(&files, None),
         Err(ConnectorError::Permanent(_))
@@ -134,9 +161,23 @@ async fn myob_company_file_full_incremental_and_deletions() {
         tokens.access_token.clone(),
         &cf.id,
     );
+    // The generic bill list carries no lines (only the layout endpoints do).
+    let generic = http_client()
+        .get(format!("{}/cf-1/Purchase/Bill", cfg.api_url))
+        .bearer_auth(tokens.access_token.expose())
+        .header("x-myobapi-key", CLIENT_ID)
+        .header("x-myobapi-version", "v2")
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(generic["Items"][0]["BillType"], "Service");
+    assert!(generic["Items"][0].get("Lines").is_none());
     let full = client.read(None, fake.now()).await.unwrap();
-    // customers 1 + jobs 1 + invoices 1000/500 + bills 1 + payments 1 + receive 1 + spend 1
-    assert_eq!(client.calls.load(Ordering::Relaxed), 8);
+    // customers 1 + jobs 1 + invoices 1000/500 + bills 4 layouts + payments 1 + receive 1 + spend 1
+    assert_eq!(client.calls.load(Ordering::Relaxed), 11);
     assert!(full.complete);
     assert_eq!(full.clients.len(), 2);
     assert_eq!(full.clients[0].name.as_deref(), Some("Acme Pty Ltd"));
@@ -166,7 +207,7 @@ async fn myob_company_file_full_incremental_and_deletions() {
         "cf-1",
         "Banking/SpendMoneyTxn",
         json!({"UID": "sp1", "Date": "2024-03-06T00:00:00",
-        "Contact": {"UID": "c2", "Name": "Globex", "Type": "Customer"}, "AmountPaid": 12.5}),
+        "Contact": {"UID": "c2", "Name": "Globex"}, "AmountPaid": 12.5}),
     );
     fake.tick(chrono::Duration::minutes(5));
 
@@ -174,7 +215,7 @@ async fn myob_company_file_full_incremental_and_deletions() {
     let inc = client.read(Some(cursor), fake.now()).await.unwrap();
     assert_eq!(
         client.calls.load(Ordering::Relaxed) - before,
-        7,
+        10,
         "one page each"
     );
     assert!(!inc.complete);
@@ -223,9 +264,11 @@ async fn myob_failures_rotation_and_rate_limits() {
     let rt = tokens.refresh_token.clone().unwrap();
     let fresh = cfg.refresh(&http_client(), &rt).await.unwrap();
     assert_ne!(fresh.refresh_token.as_ref().unwrap().expose(), rt.expose());
-    assert_eq!(
-        cfg.refresh(&http_client(), &rt).await.unwrap_err(),
-        ConnectorError::Permanent("token endpoint refused: invalid_grant".into())
+    let refused = cfg.refresh(&http_client(), &rt).await.unwrap_err();
+    assert!(
+        matches!(&refused, ConnectorError::Permanent(m)
+            if m.starts_with("reconnect MYOB (consent expired)") && m.contains("invalid_grant")),
+        "{refused:?}"
     );
     let client = MyobClient::new(
         http_client(),
