@@ -5,17 +5,27 @@
 //!
 //! Every call carries `Authorization: Bearer`, `x-myobapi-key: <client id>` and
 //! `x-myobapi-version: v2`. The company file is the `businessId` of the OAuth redirect (kept in the
-//! integration's settings as `myob_business_id`), or the only file the user can reach
-//! ([`choose_company_file`]).
+//! integration's settings as `myob_business_id`) and is checked through its own endpoint
+//! ([`company_file`], `GET {api}/{businessId}/`): API keys issued since March 2025 get an EMPTY
+//! company-file list (`GET {api}/`, contracts/myob.json `new_keys_no_file_list`), which is only
+//! the fallback of legacy keys connected without a `businessId` ([`choose_company_file`]).
 //!
 //! Mapping (issue 5, as Xero): `client_id` = customer UID. Revenue = sale invoices' `TotalAmount -
-//! TotalTax` (tax-exclusive whether the invoice is tax-inclusive or not; credits are negative).
-//! Expenses = bill lines allocated to the client through their Job: the job's `LinkedCustomer`, else
-//! the customer whose name equals the job's name; tax-inclusive bills are scaled to ex-tax amounts.
-//! Cash flow = customer payments and Receive Money with a customer contact minus Spend Money with a
-//! customer contact. Dates are calendar dates without offset (`2014-03-01T00:00:00`): never
-//! shifted. Foreign-currency documents are converted with their own `CurrencyExchangeRate` the way
-//! Xero's `CurrencyRate` is (base = amount / rate; MYOB's direction is UNVERIFIED).
+//! TotalTax` (tax-exclusive whether the invoice is tax-inclusive or not; credits are negative),
+//! read from the generic `Sale/Invoice` list (header amounts suffice; it covers every layout in
+//! one call). Expenses = bill LINES allocated to the client through their Job: the job's
+//! `LinkedCustomer`, else the customer whose name equals the job's name; tax-inclusive bills are
+//! scaled to ex-tax amounts. The generic `Purchase/Bill` list carries no `Lines`
+//! (`bill_lines_only_on_layouts`), so bills are read from the layout endpoints
+//! [`BILL_LAYOUTS`]. Cash flow = customer payments and Receive Money whose contact is a known
+//! customer minus Spend Money whose contact is a known customer (the banking `Contact` is a
+//! CardLink without a `Type`, `banking_contact_type`). Dates are calendar dates without offset
+//! (`2014-03-01T00:00:00`): never shifted.
+//!
+//! Currency: the plain amount fields (`TotalAmount`, `TotalTax`, line `Total`, `AmountReceived`,
+//! `AmountPaid`) are already in the company file's local currency; the `*Foreign` twins hold the
+//! foreign amounts (`local_vs_foreign`). So foreign documents are used as they are, never divided
+//! by `CurrencyExchangeRate` again (that converted twice).
 //!
 //! MYOB lists no deletions (no void status, no deleted list, no webhooks): a deleted document just
 //! disappears. [`MyobRead::complete`] is true for full reads, whose documents are then the complete
@@ -43,6 +53,9 @@ use crate::{ClientRecord, ConnectorError, ConnectorResult};
 
 /// Largest page MYOB serves.
 pub const PAGE_SIZE: usize = 1000;
+
+/// The bill layouts whose endpoints (`Purchase/Bill/{layout}`) carry `Lines` (and their `Job`).
+pub const BILL_LAYOUTS: [&str; 4] = ["Service", "Item", "Professional", "Miscellaneous"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -74,15 +87,21 @@ pub fn choose_company_file(
     }
 }
 
+/// The answer of `GET {api}/{businessId}/`: the file's record and its resource URIs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CompanyFileInfo {
+    pub company_file: CompanyFile,
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Ref {
     #[serde(rename = "UID")]
     pub uid: String,
     pub name: Option<String>,
-    /// On banking contacts: `Customer`, `Supplier`, `Employee`, `Personal`.
-    #[serde(rename = "Type")]
-    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,14 +159,14 @@ pub struct Invoice {
     pub total_amount: Option<Decimal>,
     #[serde(default, deserialize_with = "de_opt_dec")]
     pub total_tax: Option<Decimal>,
-    pub foreign_currency: Option<serde_json::Value>,
-    #[serde(default, deserialize_with = "de_opt_dec")]
-    pub currency_exchange_rate: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct BillLine {
+    /// `Transaction`, `Header` or `SubTotal`: only transaction lines carry amounts.
+    #[serde(rename = "Type")]
+    pub kind: Option<String>,
     #[serde(default, deserialize_with = "de_opt_dec")]
     pub total: Option<Decimal>,
     pub job: Option<Ref>,
@@ -167,9 +186,6 @@ pub struct Bill {
     pub total_tax: Option<Decimal>,
     #[serde(default)]
     pub lines: Vec<BillLine>,
-    pub foreign_currency: Option<serde_json::Value>,
-    #[serde(default, deserialize_with = "de_opt_dec")]
-    pub currency_exchange_rate: Option<Decimal>,
 }
 
 /// Customer payments, Receive Money and Spend Money (amount in `AmountReceived` or `AmountPaid`).
@@ -209,7 +225,36 @@ pub fn last_modified_filter(since: DateTime<Utc>) -> String {
     )
 }
 
-/// Lists the company files the token can reach (`GET {api}/`).
+/// Checks that the token reaches company file `business_id` (the redirect's `businessId`) through
+/// the file's own endpoint, `GET {api}/{businessId}/`.
+pub async fn company_file(
+    http: &reqwest::Client,
+    api_url: &str,
+    client_id: &str,
+    token: &SecretString,
+    business_id: &str,
+) -> ConnectorResult<CompanyFileInfo> {
+    let request = http.get(format!(
+        "{}/{}/",
+        api_url.trim_end_matches('/'),
+        business_id.trim()
+    ));
+    let (status, headers, body) = send_raw(with_headers(request, client_id, token)).await?;
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(ConnectorError::Permanent(format!(
+            "MYOB company file {business_id} (the businessId of the connection) is not reachable: reconnect MYOB and choose the file"
+        )));
+    }
+    if !status.is_success() {
+        return Err(classify_myob(status, &headers, &body));
+    }
+    serde_json::from_str(&body).map_err(|e| {
+        ConnectorError::Permanent(format!("unexpected MYOB company file response: {e}"))
+    })
+}
+
+/// Lists the company files the token can reach (`GET {api}/`). Legacy keys only: keys issued
+/// since March 2025 get an empty list and must use the redirect's `businessId`.
 pub async fn company_files(
     http: &reqwest::Client,
     api_url: &str,
@@ -363,7 +408,10 @@ impl MyobClient {
         let customers: Vec<Customer> = self.list("Contact/Customer", None).await?;
         let jobs: Vec<Job> = self.list("GeneralLedger/Job", None).await?;
         let invoices: Vec<Invoice> = self.list("Sale/Invoice", since).await?;
-        let bills: Vec<Bill> = self.list("Purchase/Bill", since).await?;
+        let mut bills: Vec<Bill> = Vec::new();
+        for layout in BILL_LAYOUTS {
+            bills.append(&mut self.list(&format!("Purchase/Bill/{layout}"), since).await?);
+        }
         let payments: Vec<Money> = self.list("Sale/CustomerPayment", since).await?;
         let received: Vec<Money> = self.list("Banking/ReceiveMoneyTxn", since).await?;
         let spent: Vec<Money> = self.list("Banking/SpendMoneyTxn", since).await?;
@@ -383,13 +431,6 @@ impl MyobClient {
             complete: since.is_none(),
             cursor: Some(crate::http::next_cursor(started, since)),
         })
-    }
-}
-
-fn to_base(amount: Decimal, foreign: bool, rate: Option<Decimal>) -> Decimal {
-    match rate {
-        Some(r) if foreign && !r.is_zero() && r != Decimal::ONE => (amount / r).round_dp(2),
-        _ => amount.round_dp(2),
     }
 }
 
@@ -441,11 +482,8 @@ pub fn contributions(
         };
         let ex_tax = inv.total_amount.unwrap_or_default() - inv.total_tax.unwrap_or_default();
         let mut c = contribution(&inv.uid, &inv.customer.uid, date);
-        c.revenue = to_base(
-            ex_tax,
-            inv.foreign_currency.as_ref().is_some_and(|f| !f.is_null()),
-            inv.currency_exchange_rate,
-        );
+        // Local currency already (the `*Foreign` twins are the foreign amounts).
+        c.revenue = ex_tax.round_dp(2);
         out.push(c);
     }
     for bill in bills {
@@ -460,6 +498,9 @@ pub fn contributions(
         };
         let mut per_client: Vec<(String, Decimal)> = Vec::new();
         for line in &bill.lines {
+            if line.kind.as_deref().is_some_and(|k| k != "Transaction") {
+                continue;
+            }
             let Some(client) = line
                 .job
                 .as_ref()
@@ -473,17 +514,20 @@ pub fn contributions(
                 None => per_client.push((client.clone(), amount)),
             }
         }
-        let foreign = bill.foreign_currency.as_ref().is_some_and(|f| !f.is_null());
         for (client, amount) in per_client {
             let mut c = contribution(&bill.uid, &client, date);
-            c.expenses = to_base(amount, foreign, bill.currency_exchange_rate);
+            c.expenses = amount.round_dp(2);
             out.push(c);
         }
     }
+    // The banking Contact is a CardLink (UID, Name, DisplayID, URI) with no Type: it is a
+    // customer when its UID is one of the customers read.
+    let customer_uids: std::collections::HashSet<&str> =
+        customers.iter().map(|c| c.uid.as_str()).collect();
     let customer_contact = |m: &Money| {
         m.contact
             .as_ref()
-            .filter(|c| c.kind.as_deref() == Some("Customer"))
+            .filter(|c| customer_uids.contains(c.uid.as_str()))
             .map(|c| c.uid.clone())
     };
     let mut cash = |m: &Money, client: Option<String>, amount: Option<Decimal>, sign: Decimal| {
@@ -536,7 +580,8 @@ mod tests {
         .unwrap();
         let bills: Vec<Bill> = serde_json::from_value(serde_json::json!([
             {"UID": "b1", "Date": "2024-03-03T00:00:00", "IsTaxInclusive": true, "TotalAmount": 220, "TotalTax": 20,
-             "Lines": [{"Total": 110, "Job": {"UID": "j1"}}, {"Total": 55, "Job": {"UID": "j2"}}, {"Total": 55, "Job": null}]}
+             "Lines": [{"Type": "Transaction", "Total": 110, "Job": {"UID": "j1"}}, {"Total": 55, "Job": {"UID": "j2"}}, {"Total": 55, "Job": null},
+                       {"Type": "SubTotal", "Total": 220, "Job": {"UID": "j1"}}]}
         ]))
         .unwrap();
         let money = |v: serde_json::Value| -> Vec<Money> { serde_json::from_value(v).unwrap() };
@@ -544,11 +589,11 @@ mod tests {
             serde_json::json!([{"UID": "p1", "Date": "2024-03-04T00:00:00", "Customer": {"UID": "c1"}, "AmountReceived": 50}]),
         );
         let received = money(serde_json::json!([
-            {"UID": "r1", "Date": "2024-03-04T00:00:00", "Contact": {"UID": "c2", "Type": "Customer"}, "AmountReceived": 5},
-            {"UID": "r2", "Date": "2024-03-04T00:00:00", "Contact": {"UID": "s1", "Type": "Supplier"}, "AmountReceived": 9}
+            {"UID": "r1", "Date": "2024-03-04T00:00:00", "Contact": {"UID": "c2", "Name": "Jo Bloggs"}, "AmountReceived": 5},
+            {"UID": "r2", "Date": "2024-03-04T00:00:00", "Contact": {"UID": "s1", "Name": "Supplies"}, "AmountReceived": 9}
         ]));
         let spent = money(
-            serde_json::json!([{"UID": "s1", "Date": "2024-03-05T00:00:00", "Contact": {"UID": "c1", "Type": "Customer"}, "AmountPaid": 7.5}]),
+            serde_json::json!([{"UID": "s1", "Date": "2024-03-05T00:00:00", "Contact": {"UID": "c1"}, "AmountPaid": 7.5}]),
         );
         let c = contributions(
             &customers, &jobs, &invoices, &bills, &payments, &received, &spent,
@@ -560,7 +605,11 @@ mod tests {
                 .clone()
         };
         assert_eq!(find("i1", "c1").revenue, d("100"));
-        assert_eq!(find("i2", "c2").revenue, d("100"), "USD 80 at 0.8");
+        assert_eq!(
+            find("i2", "c2").revenue,
+            d("80"),
+            "local amounts as they are: never divided by the rate again"
+        );
         assert_eq!(find("i2", "c2").date.to_string(), "2024-03-02");
         assert_eq!(
             find("b1", "c1").expenses,

@@ -130,11 +130,16 @@ fn defaults(p: Provider) -> Defaults {
             auth: "https://secure.myob.com/oauth2/account/authorize",
             token: "https://secure.myob.com/oauth2/v1/authorize",
             api: "https://api.myob.com/accountright",
+            // Granular scopes (keys issued since March 2025), one per family of endpoints read:
+            // the company file, Sale/*, Purchase/*, Banking/*, Contact/Customer and
+            // GeneralLedger/Job (contracts/myob.json `oauth.scopes.needed`).
             scopes: &[
                 "sme-company-file",
                 "sme-sales",
                 "sme-purchases",
                 "sme-banking",
+                "sme-contacts-customer",
+                "sme-general-ledger",
             ],
             client_auth: ClientAuth::Body,
             pkce: false,
@@ -199,6 +204,11 @@ impl ProviderConfig {
             if let Some(p) = pkce {
                 q.append_pair("code_challenge", &p.challenge)
                     .append_pair("code_challenge_method", "S256");
+            }
+            // MYOB sends the company file (`businessId`) on the redirect only with
+            // `prompt=consent`; without it new keys cannot find their file.
+            if self.provider == Provider::Myob {
+                q.append_pair("prompt", "consent");
             }
         }
         url.into()
@@ -278,7 +288,18 @@ impl ProviderConfig {
             ("grant_type", "refresh_token".to_string()),
             ("refresh_token", refresh_token.expose().to_string()),
         ];
-        self.token_call(http, form).await
+        match self.token_call(http, form).await {
+            // MYOB's consent lasts a year and is renewed only by an admin of the file going
+            // through the authorize page again: say so instead of a bare OAuth error code.
+            Err(ConnectorError::Permanent(m))
+                if self.provider == Provider::Myob && m.contains("invalid_grant") =>
+            {
+                Err(ConnectorError::Permanent(format!(
+                    "reconnect MYOB (consent expired): MYOB refused to renew the authorisation ({m}); an administrator of the company file must connect MYOB again"
+                )))
+            }
+            other => other,
+        }
     }
 
     /// Revokes the refresh token where the provider offers it (Xero, HubSpot); `Ok(false)` where

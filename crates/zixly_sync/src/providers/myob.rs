@@ -3,7 +3,9 @@
 //! (`providers/contributions.rs`).
 //!
 //! Decisions (issue 5):
-//! - **Company file**: `settings.myob_business_id` (the redirect's `businessId`), or the only one.
+//! - **Company file**: `settings.myob_business_id` (the redirect's `businessId`, which needs
+//!   `prompt=consent`), checked through `GET {api}/{businessId}/`; only legacy keys without it
+//!   fall back to the company-file list (empty for keys issued since March 2025).
 //! - **Incremental** through `$filter=LastModified ge` the cursor's `modified_since` (the
 //!   provider's clock). MYOB lists no deletions: a complete read (the first run, then every
 //!   `settings.full_sync_hours`, default 24, [`super::Plan`]) replaces every document this
@@ -33,9 +35,31 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     // 1. Fetch (no writes).
     let api = ctx.config.api_url.as_str();
     let key = ctx.config.client_id.as_str();
-    let files = myob::company_files(ctx.http, api, key, token).await?;
-    let file = myob::choose_company_file(&files, ctx.setting("myob_business_id"))?;
-    let client = MyobClient::new(ctx.http.clone(), api, key, token.clone(), &file.id);
+    let business_id = match ctx.setting("myob_business_id") {
+        // The redirect's businessId, checked through the file's own endpoint: keys issued
+        // since March 2025 get an empty company-file list.
+        Some(id) => {
+            myob::company_file(ctx.http, api, key, token, id)
+                .await?
+                .company_file
+                .id
+        }
+        // Legacy keys connected before businessId was kept: the only file of the list.
+        None => {
+            let files = myob::company_files(ctx.http, api, key, token).await?;
+            myob::choose_company_file(&files, None)
+                .map_err(|e| match e {
+                    zixly_connectors::ConnectorError::Permanent(m) => {
+                        zixly_connectors::ConnectorError::Permanent(format!(
+                            "{m}; reconnect MYOB so that the company file (businessId) is recorded"
+                        ))
+                    }
+                    e => e,
+                })?
+                .id
+        }
+    };
+    let client = MyobClient::new(ctx.http.clone(), api, key, token.clone(), &business_id);
     let now = Utc::now();
     let plan = Plan::new(ctx, now);
     let read = client.read(plan.since, now).await?;

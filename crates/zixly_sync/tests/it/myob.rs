@@ -4,8 +4,11 @@ use serde_json::json;
 use zixly_connectors::Provider;
 use zixly_queue::JobState;
 use zixly_testkit::fakes::myob::{FakeMyob, CLIENT_ID, CLIENT_SECRET};
+use zixly_testkit::fakes::recorded;
 
 use crate::sync::{config, connect, f, Env};
+
+const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";
 
 const CF: &str = "cf-1";
 
@@ -63,7 +66,7 @@ async fn myob() -> (FakeMyob, Env) {
         CF,
         "Banking/SpendMoneyTxn",
         json!({"UID": "s1", "Date": "2024-01-11T00:00:00",
-        "Contact": {"UID": "c2", "Type": "Customer"}, "AmountPaid": 20}),
+        "Contact": {"UID": "c2", "Name": "Jo Bloggs"}, "AmountPaid": 20}),
     );
     let env = connect(cfg, json!({"myob_business_id": CF})).await;
     (fake, env)
@@ -242,4 +245,160 @@ async fn myob_runs_killed_at_any_point_then_restarted_converge() {
             "killed after {polls} polls"
         );
     }
+}
+
+/// The redirect's query pairs for `authorize_url`.
+async fn redirect_of(authorize_url: &str) -> std::collections::HashMap<String, String> {
+    let resp = zixly_connectors::http_client()
+        .get(authorize_url)
+        .send()
+        .await
+        .unwrap();
+    url::Url::parse(resp.headers()["location"].to_str().unwrap())
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+#[tokio::test]
+async fn myob_connects_with_only_the_redirects_business_id_and_no_company_file_list() {
+    let (fake, _env) = myob().await;
+    let cfg = config(
+        Provider::Myob,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        fake.auth_url(),
+        fake.token_url(),
+        &fake.api_url(),
+    );
+    // The authorize request asks for consent and for every scope the read needs.
+    let url = cfg.authorize_url("st", REDIRECT, None);
+    let q: std::collections::HashMap<String, String> = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(q["prompt"], "consent");
+    for scope in [
+        "sme-company-file",
+        "sme-sales",
+        "sme-purchases",
+        "sme-banking",
+        "sme-contacts-customer",
+        "sme-general-ledger",
+    ] {
+        assert!(
+            q["scope"].split(' ').any(|s| s == scope),
+            "{scope} requested"
+        );
+    }
+    // The redirect carries the file (businessId) with prompt=consent only.
+    let redirect = redirect_of(&url).await;
+    assert_eq!(redirect["businessId"], CF);
+    assert_eq!(redirect["businessName"], "Clearwater Pty Ltd");
+    let without = redirect_of(&url.replace("&prompt=consent", "")).await;
+    assert!(without.contains_key("code") && !without.contains_key("businessId"));
+    // An undocumented scope is refused.
+    let bad = redirect_of(&url.replace("sme-banking", "sme-banking%20sme-everything")).await;
+    assert_eq!(bad["error"], "invalid_scope");
+
+    // A key issued since March 2025: the company-file list is empty; the sync still works,
+    // through the file's own endpoint only.
+    let env = connect(cfg, json!({"myob_business_id": redirect["businessId"]})).await;
+    zixly_testkit::fakes::clear_recorded(&fake.url);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(env.financials_of("myob").await.len(), 3);
+    let paths: Vec<String> = recorded(&fake.url).into_iter().map(|r| r.path).collect();
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p == "/accountright/" || p == "/accountright"),
+        "the company-file list is not called: {paths:?}"
+    );
+    assert_eq!(paths[0], format!("/accountright/{CF}/"), "validated first");
+
+    // A businessId the token cannot reach is a readable permanent error.
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings || '{\"myob_business_id\": \"cf-gone\"}'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.sync_via_queue().await.0, JobState::Discarded);
+    let (status, error, _) = env.integration_row().await;
+    assert_eq!(status, "ERROR");
+    assert!(error.unwrap().contains("company file cf-gone"));
+}
+
+#[tokio::test]
+async fn myob_bill_lines_from_layout_endpoints_reach_expenses_and_foreign_invoices_convert_once() {
+    let (fake, env) = myob().await;
+    // Bills of other layouts (their lines only come from Purchase/Bill/{layout}), with a
+    // header line that carries no amount.
+    fake.upsert(
+        CF,
+        "Purchase/Bill/Item",
+        json!({"UID": "b2", "Date": "2024-01-10T00:00:00", "IsTaxInclusive": true,
+        "TotalAmount": 22, "TotalTax": 2, "Lines": [
+            {"Type": "Header", "Description": "Parts"},
+            {"Type": "Transaction", "Total": 22, "Job": {"UID": "j1"}}]}),
+    );
+    fake.upsert(
+        CF,
+        "Purchase/Bill/Professional",
+        json!({"UID": "b3", "Date": "2024-01-10T00:00:00", "IsTaxInclusive": false,
+        "TotalAmount": 7.7, "TotalTax": 0.7, "Lines": [{"Type": "Transaction", "Total": 7, "Job": {"UID": "j1"}}]}),
+    );
+    // A USD invoice: the plain fields are already in the file's currency (AUD), the *Foreign
+    // twins hold the USD amounts.
+    fake.upsert(
+        CF,
+        "Sale/Invoice",
+        json!({"UID": "i9", "Date": "2024-01-13T00:00:00", "Customer": {"UID": "c2"},
+        "TotalAmount": 153.85, "TotalTax": 13.99, "TotalAmountForeign": 100.00, "TotalTaxForeign": 9.09,
+        "ForeignCurrency": {"UID": "5b0ef1ab-1111-4c55-9a77-0a1b2c3d4e5f", "Code": "USD"},
+        "CurrencyExchangeRate": 0.65}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        env.financials_of("myob").await,
+        vec![
+            // 30 (Service) + 20 (Item, 22 incl. 2 tax) + 7 (Professional)
+            f("c1", "2024-01-10", "100.00", "57.00", "0.00"),
+            f("c1", "2024-01-12", "0.00", "0.00", "110.00"),
+            f("c2", "2024-01-11", "50.00", "0.00", "-20.00"),
+            // 153.85 - 13.99 AUD, not divided by 0.65 again (215.17)
+            f("c2", "2024-01-13", "139.86", "0.00", "0.00"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn myob_yearly_reconsent_refusal_is_a_readable_reconnect_error() {
+    let (fake, env) = myob().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    fake.expire_consent();
+    let refusals = fake.oauth.rejected_refreshes();
+    assert_eq!(env.sync_via_queue().await.0, JobState::Discarded);
+    let (status, error, _) = env.integration_row().await;
+    assert_eq!(status, "ERROR");
+    let error = error.unwrap();
+    assert!(
+        error.contains("reconnect MYOB (consent expired)"),
+        "readable: {error}"
+    );
+    assert_eq!(
+        fake.oauth.rejected_refreshes(),
+        refusals + 1,
+        "refused once, no retry loop"
+    );
+    // The scheduler leaves an ERROR integration alone (no silent loop) until reconnected.
+    let calls = fake.oauth.api_calls();
+    env.run_due_jobs().await;
+    assert_eq!(fake.oauth.api_calls(), calls);
+    assert_eq!(fake.oauth.rejected_refreshes(), refusals + 1);
 }

@@ -1,9 +1,16 @@
-//! Fake MYOB AccountRight (MYOB Business API): `/oauth2/account/authorize` (the redirect carries
-//! `businessId`), `/oauth2/v1/authorize` as token endpoint (client id and secret in the form body,
-//! `expires_in` 1200, every refresh rotates the refresh token and retires the old one), `GET
-//! /accountright/` (company files) and `GET /accountright/{businessId}/{resource}` for
-//! `Contact/Customer`, `GeneralLedger/Job`, `Sale/Invoice`, `Purchase/Bill`,
-//! `Sale/CustomerPayment`, `Banking/ReceiveMoneyTxn`, `Banking/SpendMoneyTxn` with
+//! Fake MYOB AccountRight (MYOB Business API), as contracts/myob.json describes it:
+//! `/oauth2/account/authorize` (refuses scopes that are not documented `sme-*` ones or the
+//! legacy `CompanyFile` with `error=invalid_scope`; the redirect carries `businessId` and
+//! `businessName` only with `prompt=consent`), `/oauth2/v1/authorize` as token endpoint (client id
+//! and secret in the form body, `expires_in` 1200, every refresh rotates the refresh token and
+//! retires the old one; [`FakeMyob::expire_consent`] makes MYOB refuse the refresh), `GET
+//! /accountright/` (the company-file list: EMPTY for keys issued since March 2025 unless
+//! [`MyobData::legacy_key`]), `GET /accountright/{businessId}/` (the file's own record) and `GET
+//! /accountright/{businessId}/{resource}` for every resource of [`RESOURCES`]; an API call whose
+//! resource needs a scope the last authorization did not ask for answers 403. Invoices and bills
+//! are stored per layout: `Sale/Invoice/{layout}` and `Purchase/Bill/{layout}` carry `Lines`, the
+//! generic `Sale/Invoice` and `Purchase/Bill` list every layout WITHOUT lines (with
+//! `InvoiceType`/`BillType`). Lists answer with
 //! `{Items, NextPageLink, Count}`, OData `$top` (max 1000) / `$skip` / `$filter=LastModified
 //! gt|ge datetime'...'`, dates without offsets, the required `x-myobapi-key` and
 //! `x-myobapi-version: v2` headers, 403 `RateLimitError` (per second or daily) instead of 429, and
@@ -27,15 +34,65 @@ use super::oauth::{self, ClientAuth, FakeOAuth, OAuthSettings};
 
 pub const CLIENT_ID: &str = "myob-api-key";
 pub const CLIENT_SECRET: &str = "myob-secret";
-pub const RESOURCES: [&str; 7] = [
+pub const RESOURCES: [&str; 16] = [
     "Contact/Customer",
     "GeneralLedger/Job",
     "Sale/Invoice",
+    "Sale/Invoice/Service",
+    "Sale/Invoice/Item",
+    "Sale/Invoice/Professional",
+    "Sale/Invoice/TimeBilling",
+    "Sale/Invoice/Miscellaneous",
     "Purchase/Bill",
+    "Purchase/Bill/Service",
+    "Purchase/Bill/Item",
+    "Purchase/Bill/Professional",
+    "Purchase/Bill/Miscellaneous",
     "Sale/CustomerPayment",
     "Banking/ReceiveMoneyTxn",
     "Banking/SpendMoneyTxn",
 ];
+
+/// Scopes MYOB documents (contracts/myob.json `oauth.scopes.available`, plus the legacy one).
+pub const DOCUMENTED_SCOPES: [&str; 14] = [
+    "sme-general-ledger",
+    "sme-sales",
+    "sme-timebilling",
+    "sme-inventory",
+    "sme-contacts-customer",
+    "sme-contacts-supplier",
+    "sme-contacts-personal",
+    "sme-contacts-employee",
+    "sme-banking",
+    "sme-purchases",
+    "sme-payroll",
+    "sme-company-settings",
+    "sme-company-file",
+    "CompanyFile",
+];
+
+/// The scope a resource needs (contracts/myob.json `oauth.scopes.needed`).
+pub fn scope_of(resource: &str) -> &'static str {
+    match resource.split('/').next().unwrap_or_default() {
+        "Sale" => "sme-sales",
+        "Purchase" => "sme-purchases",
+        "Banking" => "sme-banking",
+        "Contact" => "sme-contacts-customer",
+        "GeneralLedger" => "sme-general-ledger",
+        _ => "sme-company-file",
+    }
+}
+
+/// `Sale/Invoice` + doc -> `(Sale/Invoice/{layout}, layout field)`: where a document is stored.
+fn layout_of(resource: &str, doc: &Value) -> Option<(String, &'static str)> {
+    let field = match resource {
+        "Sale/Invoice" => "InvoiceType",
+        "Purchase/Bill" => "BillType",
+        _ => return None,
+    };
+    let layout = doc[field].as_str().unwrap_or("Service");
+    Some((format!("{resource}/{layout}"), field))
+}
 
 pub struct MyobData {
     pub now: DateTime<Utc>,
@@ -46,6 +103,10 @@ pub struct MyobData {
     /// The daily budget is spent: every API call answers the daily RateLimitError.
     pub daily_limit_reached: bool,
     pub expire_after_calls: Option<u32>,
+    /// An API key from before March 2025: the company-file list names the files.
+    pub legacy_key: bool,
+    /// The scopes the last authorization asked for (None: no authorization seen yet).
+    pub granted_scopes: Option<Vec<String>>,
     row_version: u64,
 }
 
@@ -79,6 +140,8 @@ impl FakeMyob {
             records: HashMap::new(),
             daily_limit_reached: false,
             expire_after_calls: None,
+            legacy_key: false,
+            granted_scopes: None,
             row_version: 1000,
         }));
         let state = (oauth.clone(), data.clone());
@@ -89,6 +152,7 @@ impl FakeMyob {
                 post(oauth::token).with_state(oauth.clone()),
             )
             .route("/accountright/", get(company_files))
+            .route("/accountright/{cf}/", get(company_file))
             .route("/accountright/{cf}/{*resource}", get(list))
             .with_state(state);
         let (url, _handle) = super::serve(router).await;
@@ -114,9 +178,31 @@ impl FakeMyob {
         self.data.lock().unwrap().expire_after_calls = Some(n);
     }
 
+    /// The yearly consent lapsed: access tokens stop working and MYOB refuses every refresh
+    /// (`invalid_grant`) until an admin of the file authorizes again.
+    pub fn expire_consent(&self) {
+        self.oauth.expire_access_tokens();
+        self.oauth.revoke_refresh_tokens();
+    }
+
     /// Adds or replaces (by `UID`) a record of `resource` in company file `cf`, stamping
     /// `LastModified` with the fake clock and bumping `RowVersion`.
+    ///
+    /// A generic `Sale/Invoice` or `Purchase/Bill` document goes to the layout its
+    /// `InvoiceType`/`BillType` names (default `Service`); that field is only served on the
+    /// generic list.
     pub fn upsert(&self, cf: &str, resource: &str, mut doc: Value) {
+        let stored;
+        let resource = match layout_of(resource, &doc) {
+            Some((layout, field)) => {
+                if let Some(o) = doc.as_object_mut() {
+                    o.remove(field);
+                }
+                stored = layout;
+                stored.as_str()
+            }
+            None => resource,
+        };
         let mut d = self.data.lock().unwrap();
         d.row_version += 1;
         doc["LastModified"] = json!(ts(d.now));
@@ -135,14 +221,12 @@ impl FakeMyob {
 
     /// Deletes a record: it is simply gone (MYOB lists no deletions).
     pub fn delete(&self, cf: &str, resource: &str, uid: &str) {
-        if let Some(list) = self
-            .data
-            .lock()
-            .unwrap()
-            .records
-            .get_mut(&(cf.to_string(), resource.to_string()))
-        {
-            list.retain(|x| x["UID"] != uid);
+        let mut d = self.data.lock().unwrap();
+        for ((file, r), list) in d.records.iter_mut() {
+            // A generic resource deletes from every layout.
+            if file == cf && (r == resource || r.starts_with(&format!("{resource}/"))) {
+                list.retain(|x| x["UID"] != uid);
+            }
         }
     }
 }
@@ -181,16 +265,58 @@ fn rate_limited(_retry_after: u64) -> Response {
     rate_limit_error("API key has exceeded the per-second rate limit")
 }
 
-/// The authorize redirect, with the company file's `businessId` added.
-async fn authorize(State((oauth, data)): State<S>, q: Query<oauth::AuthorizeQuery>) -> Response {
+/// The authorize redirect; undocumented scopes are refused (`error=invalid_scope`), and the
+/// company file's `businessId`/`businessName` are added only with `prompt=consent`.
+async fn authorize(
+    State((oauth, data)): State<S>,
+    q: Query<oauth::AuthorizeQuery>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Response {
+    let scopes: Vec<String> = raw
+        .get("scope")
+        .map(|s| {
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if scopes.is_empty()
+        || scopes
+            .iter()
+            .any(|s| !DOCUMENTED_SCOPES.contains(&s.as_str()))
+    {
+        let sep = if q.redirect_uri.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        return axum::response::Redirect::to(&format!(
+            "{}{sep}error=invalid_scope&state={}",
+            q.redirect_uri,
+            url::form_urlencoded::byte_serialize(q.state.as_bytes()).collect::<String>()
+        ))
+        .into_response();
+    }
+    let consent = raw.get("prompt").map(String::as_str) == Some("consent");
+    let (business, name) = {
+        let mut d = data.lock().unwrap();
+        d.granted_scopes = Some(scopes);
+        d.company_files[0].clone()
+    };
     let mut response = oauth::authorize(State(oauth), q).await;
-    let business = data.lock().unwrap().company_files[0].0.clone();
+    if !consent {
+        return response;
+    }
     if let Some(loc) = response
         .headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
     {
-        let loc = format!("{loc}&businessId={business}");
+        let loc = format!(
+            "{loc}&businessId={business}&businessName={}",
+            url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+        );
         response
             .headers_mut()
             .insert("location", loc.parse().unwrap());
@@ -235,20 +361,55 @@ fn check(oauth: &FakeOAuth, data: &Mutex<MyobData>, headers: &HeaderMap) -> Resu
     oauth.check_api(headers, unauthorized, rate_limited)
 }
 
+fn company_file_record(id: &str, name: &str) -> Value {
+    json!({"Id": id, "Name": name, "LibraryPath": name, "ProductVersion": "2024.1",
+        "ProductLevel": {"Code": 20, "Name": "Standard"},
+        "Uri": format!("https://api.myob.com/accountright/{id}"), "Country": "AU", "SerialNumber": "612345678901",
+        "UIAccessFlags": 3})
+}
+
+/// `GET /accountright/`: empty for keys issued since March 2025 (`new_keys_no_file_list`).
 async fn company_files(State((oauth, data)): State<S>, headers: HeaderMap) -> Response {
     if let Err(r) = check(&oauth, &data, &headers) {
         return r;
     }
     let d = data.lock().unwrap();
+    if !d.legacy_key {
+        return Json(json!([])).into_response();
+    }
     Json(
         d.company_files
             .iter()
-            .map(|(id, name)| json!({"Id": id, "Name": name, "LibraryPath": name, "ProductVersion": "2024.1",
-                "ProductLevel": {"Code": 20, "Name": "Standard"}, "CheckedOutDate": null, "CheckedOutBy": null,
-                "Uri": format!("https://api.myob.com/accountright/{id}"), "Country": "AU", "SerialNumber": "612345678901"}))
+            .map(|(id, name)| company_file_record(id, name))
             .collect::<Vec<_>>(),
     )
     .into_response()
+}
+
+/// `GET /accountright/{businessId}/`: the file's record and its resources.
+async fn company_file(
+    State((oauth, data)): State<S>,
+    Path(cf): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = check(&oauth, &data, &headers) {
+        return r;
+    }
+    let d = data.lock().unwrap();
+    let Some((id, name)) = d.company_files.iter().find(|(id, _)| *id == cf) else {
+        return errors(
+            StatusCode::NOT_FOUND,
+            "CompanyFileNotFound",
+            "The company file was not found",
+            404,
+        );
+    };
+    let resources: Vec<String> = RESOURCES
+        .iter()
+        .map(|r| format!("https://api.myob.com/accountright/{id}/{r}"))
+        .collect();
+    Json(json!({"CompanyFile": company_file_record(id, name), "Resources": resources}))
+        .into_response()
 }
 
 /// `LastModified gt|ge datetime'2024-01-01T00:00:00'` (the only filter the fake understands).
@@ -292,6 +453,18 @@ async fn list(
     if !RESOURCES.contains(&resource.as_str()) {
         return errors(StatusCode::NOT_FOUND, "ResourceNotFound", "Not found", 404);
     }
+    let scope = scope_of(&resource);
+    if d.granted_scopes
+        .as_ref()
+        .is_some_and(|g| !g.iter().any(|s| s == scope || s == "CompanyFile"))
+    {
+        return errors(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            &format!("The authorization does not include the {scope} scope"),
+            403,
+        );
+    }
     let num = |k: &str, default: usize| q.get(k).map_or(Ok(default), |v| v.parse::<usize>());
     let (Ok(top), Ok(skip)) = (num("$top", 400), num("$skip", 0)) else {
         return errors(
@@ -323,9 +496,34 @@ async fn list(
             }
         },
     };
-    let items: Vec<&Value> = d
-        .records
-        .get(&(cf.clone(), resource.clone()))
+    // The generic invoice/bill lists: every layout, without Lines, with the layout named.
+    let generic = layout_of(&resource, &Value::Null).map(|(_, field)| field);
+    let all: Vec<Value> = match generic {
+        Some(field) => RESOURCES
+            .iter()
+            .filter_map(|r| Some((r, r.strip_prefix(&format!("{resource}/"))?)))
+            .flat_map(|(r, layout)| {
+                d.records
+                    .get(&(cf.clone(), r.to_string()))
+                    .into_iter()
+                    .flatten()
+                    .map(move |x| {
+                        let mut x = x.clone();
+                        if let Some(o) = x.as_object_mut() {
+                            o.remove("Lines");
+                            o.insert(field.into(), json!(layout));
+                        }
+                        x
+                    })
+            })
+            .collect(),
+        None => d
+            .records
+            .get(&(cf.clone(), resource.clone()))
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let items: Vec<&Value> = Some(&all)
         .map(|v| {
             v.iter()
                 .filter(|x| {

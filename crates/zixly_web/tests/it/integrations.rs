@@ -820,3 +820,65 @@ async fn disconnect_revokes_the_grant_at_xero_and_hubspot() {
         );
     }
 }
+
+/// MYOB's yearly consent lapses: the refused refresh ends the integration in ERROR with a
+/// "reconnect MYOB" reason the ADMIN reads on the integration list (no retry loop).
+#[tokio::test]
+async fn an_expired_myob_consent_shows_the_admin_a_reconnect_error() {
+    use zixly_testkit::fakes::myob::{self as my, FakeMyob};
+    let myob = FakeMyob::start().await;
+    let app = TestApp::builder()
+        .providers(vec![config(
+            Provider::Myob,
+            my::CLIENT_ID,
+            my::CLIENT_SECRET,
+            myob.auth_url(),
+            myob.token_url(),
+            &myob.api_url(),
+        )])
+        .spawn()
+        .await;
+    let cookie = session(&app, &app.a.admin).await;
+    let url = approve(&app, &start(&app, &app.a.admin, "myob").await).await;
+    let res = callback(&app, &url, &cookie, "application/json").await;
+    assert_eq!(res.status(), 200);
+    let id: Uuid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    myob.expire_consent();
+    let res = app
+        .post(
+            &format!("/api/v1/integrations/{id}/sync"),
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let mut worker = zixly_queue::Worker::new(app.db.system.clone(), Default::default());
+    app.state
+        .integrations
+        .as_ref()
+        .unwrap()
+        .register(&mut worker, app.db.system.clone());
+    worker.run_until_idle().await.unwrap();
+    assert_eq!(
+        myob.oauth.rejected_refreshes(),
+        1,
+        "refused once, not retried"
+    );
+    let list: Value = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let i = &list["data"][0];
+    assert_eq!(i["status"], "ERROR");
+    let error = i["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("reconnect MYOB (consent expired)"),
+        "{error}"
+    );
+}
