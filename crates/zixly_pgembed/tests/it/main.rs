@@ -53,6 +53,15 @@ impl Drop for TestDir {
     }
 }
 
+/// kill -9 of `pid` (a postmaster the test means to lose).
+fn sigkill(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
 fn bindir() -> PathBuf {
     find_postgres_bindir().unwrap().0
 }
@@ -409,11 +418,7 @@ async fn recovers_after_postmaster_sigkill() {
         "set synchronous_commit = on; create table t(x int); insert into t values (7)",
     );
     let pid = running.pid() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(pid);
     drop(running); // reaps the dead child
     wait_dead(pid).await;
     assert!(cluster.data_dir().join("pg/postmaster.pid").exists());
@@ -674,11 +679,7 @@ async fn supervisor_restarts_a_killed_postmaster_and_stops_it_once() {
 
     for round in 1..=2 {
         let pid = postmaster_pid(&cluster).unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+        sigkill(pid);
         restarts_reach(&mut restarts, round).await;
         let new = postmaster_pid(&cluster).unwrap();
         assert_ne!(new, pid, "round {round}: a new postmaster");
@@ -705,11 +706,7 @@ async fn a_supervisor_that_stood_down_does_not_restart() {
     let supervisor = zixly_pgembed::Supervisor::spawn(running);
     // Shutdown began, then PostgreSQL went away (e.g. the whole process group was signalled).
     supervisor.stand_down_handle().stand_down();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(pid);
     wait_dead(pid).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -732,11 +729,7 @@ async fn a_supervisor_reuses_a_server_another_process_started_meanwhile() {
     let pid = running.pid() as i32;
     let supervisor = zixly_pgembed::Supervisor::spawn(running);
     let mut restarts = supervisor.restarts();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(pid);
     wait_dead(pid).await;
     // Another zixly process (a CLI command, say) starts the cluster before the supervisor's first
     // attempt (0.5 s): the supervisor must use that server, not start a second one.
@@ -765,11 +758,7 @@ async fn a_supervisor_does_not_recreate_a_vanished_data_directory() {
     let pid = running.pid() as i32;
     let supervisor = zixly_pgembed::Supervisor::spawn(running);
     let mut restarts = supervisor.restarts();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(pid);
     // The data goes away with the server (a mistaken `rm`, an unmounted volume).
     let aside = dir.path().join("pg.aside");
     std::fs::rename(cluster.pg_data_dir(), &aside).unwrap();

@@ -255,13 +255,14 @@ async fn a_stalled_upload_is_408_and_frees_its_slot() {
     let res = upload(&app, &app.a.editor, good_csv()).await;
     assert_eq!(res.status(), 200);
     // Nothing of the stalled uploads was recorded as a load.
-    let client = app.db.superuser().await;
-    let runs: i64 = client
-        .query_one("select count(*) from sync_runs", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let runs = count(&app, "select count(*) from sync_runs").await;
     assert_eq!(runs, 1);
+}
+
+/// `select count(*) ...` as a superuser (what the tests check was or was not stored).
+async fn count(app: &zixly_testkit::app::TestApp, sql: &str) -> i64 {
+    let client = app.db.superuser().await;
+    client.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 /// A file of `lines` junk lines (3 errors each).
@@ -351,12 +352,7 @@ async fn hostile_uploads_answer_bounded_errors() {
         );
     }
     // Nothing was written by any of them.
-    let client = app.db.superuser().await;
-    let rows: i64 = client
-        .query_one("select count(*) from financials", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = count(&app, "select count(*) from financials").await;
     assert_eq!(rows, 0);
 }
 
@@ -459,12 +455,7 @@ async fn the_imports_page_renders_bounded_results_for_hostile_files() {
     // A form without its CSRF token stores nothing and is refused.
     let res = page_post(&app, &cookie, "wrong", good_csv(), "load").await;
     assert_eq!(res.status(), 403);
-    let client = app.db.superuser().await;
-    let rows: i64 = client
-        .query_one("select count(*) from financials", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = count(&app, "select count(*) from financials").await;
     assert_eq!(rows, 0);
 
     // A good file still loads through the page.
