@@ -21,6 +21,7 @@ pub mod http;
 pub mod hubspot;
 pub mod myob;
 pub mod oauth;
+pub mod pace;
 pub mod pipedrive;
 pub mod xero;
 

@@ -32,6 +32,7 @@ use serde::Deserialize;
 use zixly_crypto::SecretString;
 
 use crate::http::{classify, send_raw};
+use crate::pace::{header_u64, Pacer};
 use crate::{ConnectorError, ConnectorResult};
 
 /// Largest page Xero serves.
@@ -168,6 +169,11 @@ impl Invoice {
         } else {
             self.invoice_id.clone()
         }
+    }
+
+    /// `UpdatedDateUTC`, parsed.
+    pub fn updated(&self) -> Option<DateTime<Utc>> {
+        self.updated_date_utc.as_deref().and_then(parse_ms_date)
     }
 }
 
@@ -364,6 +370,7 @@ pub fn error(
 #[serde(rename_all = "camelCase")]
 struct Pagination {
     page_count: Option<usize>,
+    item_count: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -391,6 +398,8 @@ pub struct XeroClient {
     xero_tenant_id: String,
     /// Requests made (for benchmarks and tests).
     pub calls: std::sync::atomic::AtomicU64,
+    /// The connection's pacer (shared with every other client of the same connection).
+    pacer: std::sync::Arc<Pacer>,
 }
 
 /// Lists the organisations the token can reach.
@@ -449,7 +458,32 @@ impl XeroClient {
             access_token,
             xero_tenant_id,
             calls: 0.into(),
+            pacer: std::sync::Arc::new(Pacer::unlimited()),
         }
+    }
+
+    /// Paces every request of this client with `pacer` (the connection's, shared).
+    pub fn with_pacer(mut self, pacer: std::sync::Arc<Pacer>) -> XeroClient {
+        self.pacer = pacer;
+        self
+    }
+
+    /// Sends a request under the connection's pacer, and tells the pacer what Xero's rate-limit
+    /// headers say (`X-MinLimit-Remaining`, `X-DayLimit-Remaining`, on every answer).
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> ConnectorResult<(reqwest::StatusCode, reqwest::header::HeaderMap, String)> {
+        self.pacer.acquire().await;
+        let answer = send_raw(request).await?;
+        let headers = &answer.1;
+        self.pacer.observe_remaining(
+            header_u64(headers, "x-minlimit-remaining"),
+            std::time::Duration::from_secs(60),
+        );
+        self.pacer
+            .observe_day_remaining(header_u64(headers, "x-daylimit-remaining"));
+        Ok(answer)
     }
 
     /// A GET of `/api.xro/2.0/{resource}` with the token and organisation headers, counted.
@@ -466,7 +500,7 @@ impl XeroClient {
     /// The organisation's settings (one call per sync: its base currency is the currency of every
     /// converted amount).
     pub async fn organisation(&self) -> ConnectorResult<Organisation> {
-        let (status, headers, body) = send_raw(self.get("Organisation")).await?;
+        let (status, headers, body) = self.send(self.get("Organisation")).await?;
         if !status.is_success() {
             return Err(error(status, &headers, &body));
         }
@@ -484,6 +518,17 @@ impl XeroClient {
         page: usize,
         since: Option<DateTime<Utc>>,
     ) -> ConnectorResult<Envelope> {
+        Ok(self.dated_page(resource, query, page, since).await?.0)
+    }
+
+    /// [`Self::page`] and the answer's `Date` (Xero's clock when it answered).
+    async fn dated_page(
+        &self,
+        resource: &str,
+        query: &[(&str, String)],
+        page: usize,
+        since: Option<DateTime<Utc>>,
+    ) -> ConnectorResult<(Envelope, Option<DateTime<Utc>>)> {
         let mut request = self.get(resource).query(query).query(&[
             ("page", page.to_string()),
             ("pageSize", PAGE_SIZE.to_string()),
@@ -491,22 +536,25 @@ impl XeroClient {
         if let Some(s) = since {
             request = request.header("If-Modified-Since", if_modified_since(s));
         }
-        let (status, headers, body) = send_raw(request).await?;
+        let (status, headers, body) = self.send(request).await?;
+        let date = crate::http::server_date(&headers);
         if status.as_u16() == 304 {
-            return Ok(Envelope {
+            let empty = Envelope {
                 pagination: None,
                 contacts: vec![],
                 invoices: vec![],
                 credit_notes: vec![],
                 payments: vec![],
                 bank_transactions: vec![],
-            });
+            };
+            return Ok((empty, date));
         }
         if !status.is_success() {
             return Err(error(status, &headers, &body));
         }
-        serde_json::from_str(&body)
-            .map_err(|e| ConnectorError::Permanent(format!("unexpected Xero response: {e}")))
+        let envelope = serde_json::from_str(&body)
+            .map_err(|e| ConnectorError::Permanent(format!("unexpected Xero response: {e}")))?;
+        Ok((envelope, date))
     }
 
     /// Every page of `resource`, by the contract's last-page rule: up to
@@ -591,6 +639,173 @@ impl XeroClient {
     ) -> ConnectorResult<Vec<BankTransaction>> {
         self.all("BankTransactions", &[], since, |e| e.bank_transactions)
             .await
+    }
+
+    /// One page of a document stream, read by keyset: documents modified since `at.since`
+    /// (`If-Modified-Since`, whole seconds, rounded down) in `UpdatedDateUTC` order, page
+    /// `at.page` of that answer. The next position starts at the newest document's second (page
+    /// 1), so a document modified while the read goes on moves behind the read position and is
+    /// read again rather than shifting an unread one onto a page already read (plain page
+    /// numbers would skip it). When the whole page shares its newest second (bulk-created
+    /// documents), restarting there would read the same page again: the page number advances
+    /// instead. No request is ever sent twice; documents of a boundary second may be read twice
+    /// (harmless: contributions are replaced, not added).
+    pub async fn document_page(
+        &self,
+        stream: DocumentStream,
+        at: &StreamPosition,
+    ) -> ConnectorResult<DocumentPage> {
+        let (envelope, answered_at) = self
+            .dated_page(
+                stream.resource(),
+                &[("order", "UpdatedDateUTC ASC".into())],
+                at.page,
+                at.since,
+            )
+            .await?;
+        let pagination = envelope.pagination.as_ref();
+        let page_count = pagination.and_then(|p| p.page_count);
+        let item_count = pagination.and_then(|p| p.item_count);
+        let mut out = DocumentPage {
+            documents: Vec::new(),
+            payments: Vec::new(),
+            bank_transactions: Vec::new(),
+            next: None,
+            remaining: item_count.map(|n| n.saturating_sub((at.page - 1) * PAGE_SIZE)),
+            newest: None,
+            answered_at,
+        };
+        let stamps: Vec<Option<DateTime<Utc>>> = match stream {
+            DocumentStream::Invoices => {
+                out.documents = envelope.invoices;
+                out.documents.iter().map(|d| d.updated()).collect()
+            }
+            DocumentStream::CreditNotes => {
+                out.documents = envelope.credit_notes;
+                out.documents.iter().map(|d| d.updated()).collect()
+            }
+            DocumentStream::Payments => {
+                out.payments = envelope.payments;
+                out.payments
+                    .iter()
+                    .map(|p| p.updated_date_utc.as_deref().and_then(parse_ms_date))
+                    .collect()
+            }
+            DocumentStream::BankTransactions => {
+                out.bank_transactions = envelope.bank_transactions;
+                out.bank_transactions
+                    .iter()
+                    .map(|b| b.updated_date_utc.as_deref().and_then(parse_ms_date))
+                    .collect()
+            }
+        };
+        let n = stamps.len();
+        out.newest = stamps.iter().flatten().max().copied();
+        let last = match page_count {
+            Some(c) => at.page >= c,
+            None => n == 0,
+        };
+        if !last {
+            let second = |t: DateTime<Utc>| {
+                DateTime::<Utc>::from_timestamp(t.timestamp(), 0).expect("in range")
+            };
+            // Restarting at the newest second re-reads the page's documents of that second:
+            // worth it unless that is the whole page (bulk-created documents share a second).
+            let newest = out.newest.map(second);
+            let in_newest_second = stamps
+                .iter()
+                .filter(|t| t.map(second) == newest)
+                .count();
+            out.next = Some(match newest {
+                Some(newest)
+                    if at.since.is_none_or(|s| newest > second(s)) && in_newest_second < n =>
+                {
+                    StreamPosition {
+                        since: Some(newest),
+                        page: 1,
+                    }
+                }
+                _ => StreamPosition {
+                    since: at.since,
+                    page: at.page + 1,
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A document stream a sync reads page by page, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentStream {
+    Invoices,
+    CreditNotes,
+    Payments,
+    BankTransactions,
+}
+
+impl DocumentStream {
+    pub const ALL: [DocumentStream; 4] = [
+        DocumentStream::Invoices,
+        DocumentStream::CreditNotes,
+        DocumentStream::Payments,
+        DocumentStream::BankTransactions,
+    ];
+
+    pub fn resource(self) -> &'static str {
+        match self {
+            DocumentStream::Invoices => "Invoices",
+            DocumentStream::CreditNotes => "CreditNotes",
+            DocumentStream::Payments => "Payments",
+            DocumentStream::BankTransactions => "BankTransactions",
+        }
+    }
+
+    /// Lower-case name for progress and checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            DocumentStream::Invoices => "invoices",
+            DocumentStream::CreditNotes => "credit notes",
+            DocumentStream::Payments => "payments",
+            DocumentStream::BankTransactions => "bank transactions",
+        }
+    }
+}
+
+/// Where the read of a stream stands (see [`XeroClient::document_page`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamPosition {
+    /// `If-Modified-Since` of the next request (`None`: everything).
+    pub since: Option<DateTime<Utc>>,
+    /// 1-based page of that answer.
+    pub page: usize,
+}
+
+/// One page of a document stream.
+#[derive(Debug, Clone)]
+pub struct DocumentPage {
+    /// Invoices or credit notes.
+    pub documents: Vec<Invoice>,
+    pub payments: Vec<Payment>,
+    pub bank_transactions: Vec<BankTransaction>,
+    /// Where the stream continues; `None`: this was its last page.
+    pub next: Option<StreamPosition>,
+    /// Documents of the stream from this page on, when Xero says (`pagination.itemCount`).
+    pub remaining: Option<usize>,
+    /// The newest `UpdatedDateUTC` on the page.
+    pub newest: Option<DateTime<Utc>>,
+    /// Xero's clock when it answered (`Date`): every change after it has a later stamp.
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+impl DocumentPage {
+    pub fn len(&self) -> usize {
+        self.documents.len() + self.payments.len() + self.bank_transactions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

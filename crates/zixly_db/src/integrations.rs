@@ -28,11 +28,14 @@ pub struct Integration {
     pub last_error: Option<String>,
     pub consecutive_failures: i32,
     pub has_tokens: bool,
+    /// A provider budget (a day limit) stopped the last run; it resumes at this time.
+    pub paused_until: Option<DateTime<Utc>>,
+    pub pause_reason: Option<String>,
 }
 
 const COLUMNS: &str = "tenant_id, id, provider::text, status::text, expires_at, settings, metadata, \
                        extract(epoch from sync_interval)::int8, last_sync_at, last_error, consecutive_failures, \
-                       access_token is not null";
+                       access_token is not null, paused_until, pause_reason";
 
 fn from_row(r: &Row) -> Integration {
     Integration {
@@ -48,6 +51,8 @@ fn from_row(r: &Row) -> Integration {
         last_error: r.get(9),
         consecutive_failures: r.get(10),
         has_tokens: r.get(11),
+        paused_until: r.get(12),
+        pause_reason: r.get(13),
     }
 }
 
@@ -338,6 +343,7 @@ impl SystemDb {
                 "select i.tenant_id, i.id, i.provider::text from integrations i
                   where i.status = 'ACTIVE'
                     and (i.last_sync_at is null or i.last_sync_at + i.sync_interval <= now())
+                    and (i.paused_until is null or i.paused_until <= now())
                     and not exists (select 1 from jobs j where j.tenant_id = i.tenant_id and j.kind = 'sync'
                                       and j.unique_key = i.id::text and j.state in ('available', 'running', 'retryable'))
                   order by i.last_sync_at nulls first limit 1000",

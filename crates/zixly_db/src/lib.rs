@@ -17,6 +17,7 @@
 
 pub mod bi_roles;
 pub mod bootstrap;
+pub mod checkpoints;
 pub mod connect;
 mod error;
 pub mod integrations;

@@ -66,6 +66,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "password_reset_invalidation",
         sql: include_str!("../../../migrations/0010_password_reset_invalidation.sql"),
     },
+    Migration {
+        version: 11,
+        name: "sync_checkpoints",
+        sql: include_str!("../../../migrations/0011_sync_checkpoints.sql"),
+    },
 ];
 
 pub fn latest_version() -> i32 {

@@ -26,8 +26,10 @@ use std::time::Duration;
 
 use rand::Rng;
 use uuid::Uuid;
+use zixly_connectors::pace::{documented_limits, Lane, Pacer, RateLimit};
 use zixly_connectors::{ConnectorError, Provider, ProviderConfig};
 use zixly_crypto::{Keyring, SecretString};
+use zixly_db::checkpoints::SyncCheckpoint;
 use zixly_db::integrations::Integration;
 use zixly_db::queue::{Enqueued, Job, NewJob};
 use zixly_db::{AppDb, DbResult, SystemDb, TenantTx};
@@ -48,6 +50,15 @@ pub struct SyncConfig {
     pub error_after: i32,
     /// Attempts of one job (transient failures).
     pub max_attempts: i32,
+    /// Attempts of a resumable run in a row that commit no page before the run stops in ERROR
+    /// (instead of snoozing for ever on a provider that keeps refusing).
+    pub max_stalled_attempts: i32,
+    /// A rate-limit wait longer than this is a spent budget (a day limit): the integration shows
+    /// the resume time and the reason until then.
+    pub pause_above: Duration,
+    /// Request limits per provider instead of the documented ones (benchmarks against a
+    /// time-scaled fake; a plan with higher limits).
+    pub rate_limits: HashMap<Provider, Vec<RateLimit>>,
 }
 
 impl Default for SyncConfig {
@@ -57,6 +68,9 @@ impl Default for SyncConfig {
             max_jitter: Duration::from_secs(120),
             error_after: 3,
             max_attempts: 5,
+            max_stalled_attempts: 5,
+            pause_above: Duration::from_secs(15 * 60),
+            rate_limits: HashMap::new(),
         }
     }
 }
@@ -96,6 +110,10 @@ pub struct SyncCtx<'a> {
     pub integration: &'a Integration,
     /// The cursor of the integration's latest successful run (`{}` when none).
     pub cursor: serde_json::Value,
+    /// The unfinished run this attempt resumes (resumable runners only).
+    pub checkpoint: Option<SyncCheckpoint>,
+    /// The connection's pacer: every request of the run goes through it.
+    pub pacer: Arc<Pacer>,
 }
 
 impl SyncCtx<'_> {
@@ -111,6 +129,9 @@ struct Inner {
     http: reqwest::Client,
     providers: HashMap<Provider, ProviderConfig>,
     config: SyncConfig,
+    /// One pacer per (integration, lane), shared by every worker task of this process (the queue
+    /// runs at most one sync per integration across all processes).
+    pacers: std::sync::Mutex<HashMap<(Uuid, Lane), Arc<Pacer>>>,
 }
 
 /// The sync engine: cheap to clone.
@@ -133,6 +154,7 @@ impl SyncEngine {
                 http: zixly_connectors::http_client(),
                 providers: providers.into_iter().map(|p| (p.provider, p)).collect(),
                 config,
+                pacers: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -150,6 +172,21 @@ impl SyncEngine {
 
     pub fn provider_config(&self, provider: Provider) -> Option<&ProviderConfig> {
         self.inner.providers.get(&provider)
+    }
+
+    /// The pacer of `integration_id`'s `lane`: the configured or documented limits of `provider`.
+    pub fn pacer(&self, integration_id: Uuid, provider: Provider, lane: Lane) -> Arc<Pacer> {
+        let mut pacers = self.inner.pacers.lock().expect("pacers lock");
+        pacers
+            .entry((integration_id, lane))
+            .or_insert_with(|| {
+                let limits = match (lane, self.inner.config.rate_limits.get(&provider)) {
+                    (Lane::General, Some(l)) => l.clone(),
+                    _ => documented_limits(provider, lane),
+                };
+                Arc::new(Pacer::new(limits))
+            })
+            .clone()
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -221,6 +258,23 @@ impl SyncEngine {
                 Ok(())
             }
             Err(SyncError::Connector(ConnectorError::RateLimited { retry_after })) => {
+                if retry_after > self.inner.config.pause_above {
+                    // A spent budget (a day limit): the admin sees when and why; the checkpoint
+                    // makes the resumed run continue where this one stopped.
+                    let until = chrono::Utc::now()
+                        + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::days(1));
+                    let reason = format!(
+                        "the provider's request budget is used up (it asks to wait {}); the sync \
+                         resumes at {} from where it stopped",
+                        human_wait(retry_after),
+                        until.format("%Y-%m-%d %H:%M UTC")
+                    );
+                    if let Err(e) = self.pause(job.tenant_id, args.integration_id, until, &reason).await {
+                        tracing::warn!(error = %e, "recording an integration's pause failed");
+                    }
+                    tracing::warn!(tenant_id = %job.tenant_id, integration_id = %args.integration_id,
+                        %until, "sync paused: provider budget used up");
+                }
                 Err(JobError::Snooze(retry_after))
             }
             Err(e) => {
@@ -237,6 +291,18 @@ impl SyncEngine {
                 }
             }
         }
+    }
+
+    async fn pause(
+        &self,
+        tenant_id: Uuid,
+        integration_id: Uuid,
+        until: chrono::DateTime<chrono::Utc>,
+        reason: &str,
+    ) -> DbResult<()> {
+        let tx = self.inner.app.begin_tenant(tenant_id).await?;
+        tx.pause_integration(integration_id, until, reason).await?;
+        tx.commit().await
     }
 
     /// Records a failed run; returns whether the integration is now in ERROR.
@@ -280,13 +346,31 @@ impl SyncEngine {
             return Ok(not_run("the integration no longer exists"));
         };
         let cursor = tx.last_sync_cursor(integration_id).await?;
-        tx.commit().await?;
         match integration.status.as_str() {
             "DISABLED" => return Ok(not_run("the integration is disabled")),
             "ACTIVE" => {}
             "ERROR" if manual => {}
             "PENDING" => return Err(SyncError::NotConnected),
             other => return Ok(not_run(&format!("the integration is {other}"))),
+        }
+        let mut checkpoint = tx.begin_sync_attempt(integration_id).await?;
+        tx.commit().await?;
+        if let Some(c) = checkpoint.as_mut() {
+            // An admin's retry gets a fresh count; scheduled attempts that keep committing
+            // nothing end the run in ERROR instead of snoozing for ever.
+            if manual {
+                c.stalled_attempts = 1;
+            } else if c.stalled_attempts > self.inner.config.max_stalled_attempts {
+                return Err(SyncError::NoProgress(format!(
+                    "the sync made no progress in {} attempts in a row (stuck at {} after {} \
+                     page(s) read since {}); check the provider's status, then sync again to \
+                     resume from there",
+                    c.stalled_attempts - 1,
+                    c.stream.as_deref().unwrap_or("the start"),
+                    c.pages_read,
+                    c.started_at.format("%Y-%m-%d %H:%M UTC"),
+                )));
+            }
         }
         let provider = Provider::parse(&integration.provider)
             .ok_or_else(|| SyncError::Load(format!("unknown provider {}", integration.provider)))?;
@@ -303,6 +387,8 @@ impl SyncEngine {
             tenant_id,
             integration: &integration,
             cursor: cursor.unwrap_or_else(|| serde_json::json!({})),
+            checkpoint,
+            pacer: self.pacer(integration_id, provider, Lane::General),
         };
         let summary = providers::run(&ctx, |rejected| self.token(&ctx, rejected)).await?;
         let tx = app.begin_tenant(tenant_id).await?;
@@ -327,6 +413,17 @@ impl SyncEngine {
             rejected.as_ref(),
         )
         .await
+    }
+}
+
+/// "11 h 6 min", "40 min", "20 s".
+fn human_wait(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60) {
+        (0, 0) => format!("{s} s"),
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
     }
 }
 

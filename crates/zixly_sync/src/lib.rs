@@ -44,6 +44,8 @@ pub enum SyncError {
     Unsupported(Provider),
     #[error("the provider's data could not be loaded: {0}")]
     Load(String),
+    #[error("{0}")]
+    NoProgress(String),
 }
 
 impl SyncError {
@@ -59,7 +61,8 @@ impl SyncError {
             | SyncError::NotConnected
             | SyncError::NotConfigured(_)
             | SyncError::Unsupported(_)
-            | SyncError::Load(_) => true,
+            | SyncError::Load(_)
+            | SyncError::NoProgress(_) => true,
         }
     }
 }

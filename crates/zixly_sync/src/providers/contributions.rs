@@ -25,9 +25,10 @@ pub(crate) enum Documents<'a> {
     AllAnd(&'a [String]),
 }
 
-/// Applies fetched documents; `names`: client id → display name (days of unnamed clients are
-/// named after their id); `currency`: the ledger's base currency, which every contribution is in
-/// (`None`: the tenant's base currency); `rows_read` is reported as is.
+/// Applies fetched documents in one go (MYOB): [`record`] then [`settle`]. `names`: client id →
+/// display name (days of unnamed clients are named after their id); `currency`: the ledger's base
+/// currency, which every contribution is in (`None`: the tenant's base currency); `rows_read` is
+/// reported as is.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply(
     ctx: &SyncCtx<'_>,
@@ -39,7 +40,22 @@ pub(crate) async fn apply(
     cursor: serde_json::Value,
     rows_read: u64,
 ) -> Result<RunSummary, SyncError> {
-    let integration_id = ctx.integration.id;
+    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+    record(&tx, ctx.integration.id, documents, contributions).await?;
+    tx.commit().await?;
+    let mut summary = settle(ctx, source, names, currency, cursor).await?;
+    summary.rows_read = rows_read;
+    Ok(summary)
+}
+
+/// Step 1, in the caller's transaction (which may also save a checkpoint): replaces the
+/// documents' stored contributions and marks the days they touch dirty.
+pub(crate) async fn record(
+    tx: &zixly_db::TenantTx,
+    integration_id: uuid::Uuid,
+    documents: Documents<'_>,
+    contributions: &[Contribution],
+) -> Result<(), SyncError> {
     let rows: Vec<ContributionRow> = contributions
         .iter()
         .filter(|c| !c.removed)
@@ -52,9 +68,6 @@ pub(crate) async fn apply(
             cash_flow: c.cash_flow,
         })
         .collect();
-
-    // 1. Contributions and dirty days, in one transaction.
-    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
     let documents: Vec<String> = match documents {
         Documents::These(d) => d.to_vec(),
         Documents::AllAnd(d) => {
@@ -69,7 +82,20 @@ pub(crate) async fn apply(
         tx.replace_contributions(integration_id, &documents, &rows)
             .await?;
     }
-    tx.commit().await?;
+    Ok(())
+}
+
+/// Steps 2 and 3: re-sums every dirty day (this run's and any a killed run left), loads the
+/// non-empty ones with the run's `cursor`, deletes the emptied ones and clears the integration's
+/// sync checkpoint in the same transaction (the run is settled). `rows_read` of the summary is 0.
+pub(crate) async fn settle(
+    ctx: &SyncCtx<'_>,
+    source: &str,
+    names: &HashMap<String, String>,
+    currency: Option<&str>,
+    cursor: serde_json::Value,
+) -> Result<RunSummary, SyncError> {
+    let integration_id = ctx.integration.id;
 
     // 2. Re-sum every dirty day and load the non-empty ones.
     let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
@@ -134,11 +160,12 @@ pub(crate) async fn apply(
     let deleted = tx
         .settle_dirty_days(integration_id, source, &totals)
         .await?;
+    tx.clear_sync_checkpoint(integration_id).await?;
     tx.commit().await?;
 
     Ok(RunSummary {
         sync_run_ids: vec![report.sync_run_id],
-        rows_read,
+        rows_read: 0,
         inserted: report.inserted,
         updated: report.updated,
         unchanged: report.unchanged,

@@ -8,10 +8,22 @@
 //!   and after are marked dirty; dirty days are re-summed from the table and loaded. A VOIDED or
 //!   DELETED document contributes nothing: its old days are re-summed without it, and a day left
 //!   without any document has its `financials` row deleted (`settle_dirty_days`).
-//! - **Cursor** `{"modified_since": RFC 3339}` = the newest `UpdatedDateUTC` seen (the provider's
-//!   clock, not ours: no skew), sent as `If-Modified-Since` on invoices, payments and bank
-//!   transactions. Documents
-//!   stamped exactly at the cursor are fetched again and change nothing.
+//! - **Cursor** `{"modified_since": RFC 3339, "full_at": RFC 3339}` ([`super::Plan`]):
+//!   `modified_since` = Xero's clock (`Date`) when the first-finished stream's last page was
+//!   answered, less `http::CURSOR_SAFETY` (the provider's clock, not ours: no skew), sent as
+//!   `If-Modified-Since` (rounded down to the second, never up) on invoices, credit notes,
+//!   payments and bank transactions. Documents stamped within the overlap are fetched again and
+//!   change nothing. A complete read every `settings.full_sync_hours` (default
+//!   24) repairs anything an increment missed (Xero does not re-stamp every change).
+//! - **Resumable, paced** (issue 10): the four document streams are read in order, page by page
+//!   (`XeroClient::document_page`: keyset on `UpdatedDateUTC`, so a document changed during the
+//!   read is read again rather than skipped). Each page's contributions and the run's checkpoint
+//!   (`{plan, stream, position, newest}`) commit in one transaction; an attempt stopped by a 429,
+//!   a crash or a kill resumes at the page where it stopped. Contacts and the organisation are
+//!   re-read by every attempt (reference data, a few pages). The dirty days are summed and loaded
+//!   once, with the cursor, when the last stream is read; the checkpoint goes in that
+//!   transaction. Every request goes through the connection's pacer (60 per minute per
+//!   organisation, corrected by `X-MinLimit-Remaining`); a day limit pauses the integration.
 //! - **Contacts** are always listed in full (names of clients and the tracking-category options
 //!   that allocate bills to clients need all of them; contacts are few compared to documents).
 //!   A client is created with its first day of numbers, not for every contact.
@@ -40,33 +52,50 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use zixly_connectors::xero::{self, XeroClient};
+use serde::{Deserialize, Serialize};
+use zixly_connectors::http::next_cursor;
+use zixly_connectors::xero::{self, DocumentStream, Invoice, StreamPosition, XeroClient};
 use zixly_crypto::SecretString;
+use zixly_db::checkpoints::CheckpointUpdate;
 
+use super::contributions::{self, Documents};
+use super::Plan;
 use crate::engine::{RunSummary, SyncCtx};
 use crate::SyncError;
 
 pub const SOURCE: &str = "xero";
 
+/// Bills kept in memory during an attempt so that payments on them need no lookup; beyond this
+/// many, payments' bills are looked up by id (bounded memory whatever the ledger's size).
+const BILL_CACHE: usize = 50_000;
+
+/// The checkpointed state of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    /// The plan the run started with (kept across attempts: a resumed run reads the same window).
+    since: Option<DateTime<Utc>>,
+    full_at: DateTime<Utc>,
+    /// Index into [`DocumentStream::ALL`]; `ALL.len()`: every stream is read.
+    stream: usize,
+    at: StreamPosition,
+    /// The earliest of Xero's clocks at the last page of each stream read so far: every change
+    /// the run did not see is stamped after it, so the next run starts there (less
+    /// `http::CURSOR_SAFETY`). Not the newest stamp seen: a stream read early would then miss
+    /// changes stamped before another stream's newest document.
+    horizon: Option<DateTime<Utc>>,
+    /// Items of the current stream read before `at`, and its estimated size.
+    stream_read: u64,
+    stream_total: Option<u64>,
+}
+
 pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunSummary, SyncError> {
     let api = ctx.config.api_url.as_str();
-    // 1. Fetch (no writes).
     let connections = xero::connections(ctx.http, api, token).await?;
     let org = xero::choose_organisation(&connections, ctx.setting("xero_tenant_id"))?;
-    let client = XeroClient::new(ctx.http.clone(), api, token.clone(), org.tenant_id.clone());
+    let client = XeroClient::new(ctx.http.clone(), api, token.clone(), org.tenant_id.clone())
+        .with_pacer(ctx.pacer.clone());
     let base_currency = client.organisation().await?.base_currency;
-    let since: Option<DateTime<Utc>> = ctx
-        .cursor
-        .get("modified_since")
-        .and_then(|v| v.as_str())
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc));
     let contacts = client.contacts(None).await?;
-    let invoices = client.invoices(since).await?;
-    let credit_notes = client.credit_notes(since).await?;
-    let payments = client.payments(since).await?;
-    let bank = client.bank_transactions(since).await?;
-
     let names: HashMap<String, String> = contacts
         .iter()
         .filter_map(|c| c.name.as_ref().map(|n| (c.contact_id.clone(), n.clone())))
@@ -80,63 +109,149 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         })
         .collect();
     let category = ctx.setting("tracking_category").unwrap_or("Client");
-    // Payments on bills go to the bills' tracked clients: bills an incremental read did not
-    // return are looked up by id (Xero re-stamps a bill when it is paid, so this is rare).
-    let fetched: std::collections::HashSet<&str> =
-        invoices.iter().map(|i| i.invoice_id.as_str()).collect();
-    let mut missing: Vec<String> = payments
-        .iter()
-        .filter(|p| p.status == "AUTHORISED")
-        .filter_map(|p| p.bill_id().map(String::from))
-        .filter(|id| !fetched.contains(id.as_str()))
-        .collect();
-    missing.sort_unstable();
-    missing.dedup();
-    let payment_bills = if missing.is_empty() {
-        Vec::new()
-    } else {
-        client.invoices_by_id(&missing).await?
-    };
-    let mut contributions =
-        xero::contributions_with_bills(&invoices, &payments, &payment_bills, &by_name, category);
-    contributions.extend(xero::contributions(&credit_notes, &[], &by_name, category));
-    contributions.extend(xero::bank_transaction_contributions(
-        &bank, &by_name, category,
-    ));
-    let documents: Vec<String> = invoices
-        .iter()
-        .chain(&credit_notes)
-        .map(|i| i.document_id())
-        .chain(payments.iter().map(|p| p.payment_id.clone()))
-        .chain(bank.iter().map(|b| b.document_id()))
-        .collect();
-    let newest = invoices
-        .iter()
-        .chain(&credit_notes)
-        .filter_map(|i| i.updated_date_utc.as_deref())
-        .chain(
-            payments
-                .iter()
-                .filter_map(|p| p.updated_date_utc.as_deref()),
-        )
-        .chain(bank.iter().filter_map(|b| b.updated_date_utc.as_deref()))
-        .filter_map(xero::parse_ms_date)
-        .max();
-    let cursor = match newest.max(since) {
-        Some(t) => serde_json::json!({"modified_since": t.to_rfc3339()}),
-        None => serde_json::json!({}),
-    };
 
-    // 2. Contributions, recomputed days, load with the cursor, emptied days removed.
-    super::contributions::apply(
+    let resumed = ctx
+        .checkpoint
+        .as_ref()
+        .and_then(|c| serde_json::from_value::<RunState>(c.state.clone()).ok());
+    let (mut pages_read, mut items_read, requests_before) = ctx
+        .checkpoint
+        .as_ref()
+        .map_or((0, 0, 0), |c| (c.pages_read, c.items_read, c.requests));
+    let mut state = match resumed {
+        Some(s) => {
+            tracing::info!(tenant_id = %ctx.tenant_id, integration_id = %ctx.integration.id,
+                stream = s.stream, page = s.at.page, "resuming a Xero sync at its checkpoint");
+            s
+        }
+        None => {
+            let plan = Plan::new(ctx, Utc::now());
+            RunState {
+                since: plan.since,
+                full_at: plan.full_at,
+                stream: 0,
+                at: StreamPosition {
+                    since: plan.since,
+                    page: 1,
+                },
+                horizon: None,
+                stream_read: 0,
+                stream_total: None,
+            }
+        }
+    };
+    let requests0 = ctx.pacer.stats().requests;
+    // ACCPAY bills read in this attempt, for the payments on them.
+    let mut bills: HashMap<String, Invoice> = HashMap::new();
+
+    while let Some(&stream) = DocumentStream::ALL.get(state.stream) {
+        let page = client.document_page(stream, &state.at).await?;
+        let n = page.len() as u64;
+        if state.at.page == 1 && state.stream_read == 0 {
+            state.stream_total = page.remaining.map(|r| r as u64);
+        }
+        let contributions = match stream {
+            DocumentStream::Invoices => {
+                for bill in page.documents.iter().filter(|d| d.kind == "ACCPAY") {
+                    if bills.len() < BILL_CACHE {
+                        bills.insert(bill.invoice_id.clone(), bill.clone());
+                    }
+                }
+                xero::contributions(&page.documents, &[], &by_name, category)
+            }
+            DocumentStream::CreditNotes => {
+                xero::contributions(&page.documents, &[], &by_name, category)
+            }
+            DocumentStream::Payments => {
+                // Payments on bills go to the bills' tracked clients: bills not read in this
+                // attempt are looked up by id.
+                let mut missing: Vec<String> = page
+                    .payments
+                    .iter()
+                    .filter(|p| p.status == "AUTHORISED")
+                    .filter_map(|p| p.bill_id().map(String::from))
+                    .filter(|id| !bills.contains_key(id))
+                    .collect();
+                missing.sort_unstable();
+                missing.dedup();
+                let looked_up = if missing.is_empty() {
+                    Vec::new()
+                } else {
+                    client.invoices_by_id(&missing).await?
+                };
+                let known: Vec<Invoice> = page
+                    .payments
+                    .iter()
+                    .filter_map(|p| p.bill_id())
+                    .filter_map(|id| bills.get(id).cloned())
+                    .chain(looked_up)
+                    .collect();
+                xero::contributions_with_bills(&[], &page.payments, &known, &by_name, category)
+            }
+            DocumentStream::BankTransactions => {
+                xero::bank_transaction_contributions(&page.bank_transactions, &by_name, category)
+            }
+        };
+        let documents: Vec<String> = page
+            .documents
+            .iter()
+            .map(|i| i.document_id())
+            .chain(page.payments.iter().map(|p| p.payment_id.clone()))
+            .chain(page.bank_transactions.iter().map(|b| b.document_id()))
+            .collect();
+        state.stream_read += n;
+        match page.next {
+            Some(next) => state.at = next,
+            None => {
+                let answered = page.answered_at.unwrap_or_else(Utc::now);
+                state.horizon = Some(state.horizon.map_or(answered, |h| h.min(answered)));
+                state.stream += 1;
+                state.at = StreamPosition {
+                    since: state.since,
+                    page: 1,
+                };
+                state.stream_read = 0;
+                state.stream_total = None;
+            }
+        }
+        pages_read += 1;
+        items_read += n as i64;
+        let saved = serde_json::to_value(&state).expect("serializable");
+        let current = DocumentStream::ALL.get(state.stream).map(|s| s.name());
+        let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+        contributions::record(&tx, ctx.integration.id, Documents::These(&documents), &contributions)
+            .await?;
+        tx.save_sync_checkpoint(
+            ctx.integration.id,
+            &CheckpointUpdate {
+                state: &saved,
+                stream: current,
+                pages_read,
+                items_read,
+                items_total: state
+                    .stream_total
+                    .map(|t| (items_read as u64 - state.stream_read + t) as i64),
+                requests: requests_before + (ctx.pacer.stats().requests - requests0) as i64,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+
+    // Every stream read: the dirty days are summed and loaded with the cursor, and the
+    // checkpoint goes in the same settling transaction.
+    let plan = Plan {
+        since: state.since,
+        full_at: state.full_at,
+    };
+    let mut summary = contributions::settle(
         ctx,
         SOURCE,
-        super::contributions::Documents::These(&documents),
-        &contributions,
         &names,
         Some(&base_currency),
-        cursor,
-        (invoices.len() + credit_notes.len() + payments.len() + bank.len()) as u64,
+        plan.cursor(state.horizon.map(|h| next_cursor(h, state.since))),
     )
-    .await
+    .await?;
+    summary.rows_read = items_read as u64;
+    Ok(summary)
 }

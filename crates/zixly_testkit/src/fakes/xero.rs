@@ -37,6 +37,68 @@ pub struct XeroData {
     /// Serve at most this many items a page whatever `pageSize` asks (the documented maximum
     /// of 1000 is unverified): `pagination.pageCount` stays truthful.
     pub page_size_cap: Option<usize>,
+    /// Xero's per-organisation minute limit, in fixed windows of the given length (time-scaled
+    /// in benchmarks): every answer carries `X-MinLimit-Remaining`; an excess is a 429 `minute`
+    /// with `Retry-After` (the window's rest, whole seconds, at least 1).
+    pub minute_limit: Option<(u32, std::time::Duration)>,
+    /// Xero's day limit: calls left today, sent as `X-DayLimit-Remaining`; at 0, a 429 `day` with
+    /// `Retry-After` [`XeroData::day_retry_after`].
+    pub day_remaining: Option<u32>,
+    pub day_retry_after: u64,
+    /// One-shot 429s (`minute`, this `Retry-After`) for the next request of a resource's page:
+    /// (resource, page, retry after).
+    pub rate_limit_pages: Vec<(String, usize, u64)>,
+    /// 429s the limits above answered.
+    pub rate_limited: u64,
+    minute_window: Option<(std::time::Instant, u32)>,
+}
+
+/// The limits of [`XeroData`] for one API request (`resource`/`page` for list requests): the
+/// rate-limit headers to send, or the 429 to answer.
+#[allow(clippy::result_large_err)]
+fn spend(d: &mut XeroData, resource: &str, page: Option<usize>) -> Result<HeaderMap, Response> {
+    if let Some(i) = d
+        .rate_limit_pages
+        .iter()
+        .position(|(r, p, _)| r == resource && Some(*p) == page)
+    {
+        let (_, _, wait) = d.rate_limit_pages.remove(i);
+        d.rate_limited += 1;
+        return Err(rate_limited(wait, "minute"));
+    }
+    let mut headers = HeaderMap::new();
+    // The fake's clock is Xero's clock: `Date` says what time it is there.
+    headers.insert(
+        "date",
+        d.now
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string()
+            .parse()
+            .expect("a header value"),
+    );
+    if let Some(left) = d.day_remaining {
+        if left == 0 {
+            d.rate_limited += 1;
+            return Err(rate_limited(d.day_retry_after, "day"));
+        }
+        d.day_remaining = Some(left - 1);
+        headers.insert("x-daylimit-remaining", (left - 1).into());
+    }
+    if let Some((limit, per)) = d.minute_limit {
+        let now = std::time::Instant::now();
+        let (start, used) = match d.minute_window {
+            Some((start, used)) if now - start < per => (start, used),
+            _ => (now, 0),
+        };
+        if used >= limit {
+            d.rate_limited += 1;
+            let rest = per.saturating_sub(now - start).as_secs().max(1);
+            return Err(rate_limited(rest, "minute"));
+        }
+        d.minute_window = Some((start, used + 1));
+        headers.insert("x-minlimit-remaining", (limit - used - 1).into());
+    }
+    Ok(headers)
 }
 
 /// Scopes the fake's identity server accepts (contracts/xero.json `oauth.scopes`, plus OpenID).
@@ -69,6 +131,15 @@ pub struct FakeXero {
 
 pub fn ms_date(t: DateTime<Utc>) -> String {
     format!("/Date({}+0000)/", t.timestamp_millis())
+}
+
+/// The milliseconds of a `/Date(ms+0000)/` value.
+fn parse_ms(s: &str) -> Option<i64> {
+    s.strip_prefix("/Date(")?
+        .split(['+', '-', ')'])
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl FakeXero {
@@ -230,16 +301,22 @@ async fn organisation(State((oauth, data)): State<S>, headers: HeaderMap) -> Res
     if let Err(r) = check(&oauth, &data, &headers) {
         return r;
     }
-    let d = data.lock().unwrap();
+    let mut d = data.lock().unwrap();
     let (id, name) = match organisation_of(&d, &headers) {
-        Ok(org) => org,
+        Ok(org) => org.clone(),
         Err(r) => return r,
     };
-    Json(json!({"Id": "fake", "Status": "OK", "ProviderName": "Zixly", "DateTimeUTC": ms_date(d.now),
+    let limits = match spend(&mut d, "Organisation", None) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let mut r = Json(json!({"Id": "fake", "Status": "OK", "ProviderName": "Zixly", "DateTimeUTC": ms_date(d.now),
                 "Organisations": [{"OrganisationID": id, "Name": name, "BaseCurrency": d.base_currency,
                                    "CountryCode": "AU", "Timezone": "AUSEASTERNSTANDARDTIME",
                                    "Version": "AU", "OrganisationStatus": "ACTIVE"}]}))
-    .into_response()
+    .into_response();
+    r.headers_mut().extend(limits);
+    r
 }
 
 #[derive(serde::Deserialize)]
@@ -250,6 +327,8 @@ struct ListQuery {
     /// `IDs=a,b` on `/Invoices`: only these InvoiceIDs.
     #[serde(rename = "IDs")]
     ids: Option<String>,
+    /// `order=UpdatedDateUTC ASC` (the only order the fake knows; others are refused).
+    order: Option<String>,
 }
 
 async fn list(
@@ -261,10 +340,14 @@ async fn list(
     if let Err(r) = check(&oauth, &data, &headers) {
         return r;
     }
-    let d = data.lock().unwrap();
+    let mut d = data.lock().unwrap();
     if let Err(r) = organisation_of(&d, &headers) {
         return r;
     }
+    let limits = match spend(&mut d, &resource, Some(q.page.unwrap_or(1))) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
     let since = headers
         .get("if-modified-since")
         .and_then(|v| v.to_str().ok())
@@ -298,6 +381,21 @@ async fn list(
                 .collect()
         })
         .unwrap_or_default();
+    let mut items = items;
+    match q.order.as_deref().map(str::trim) {
+        None => {}
+        Some(o) if o.eq_ignore_ascii_case("UpdatedDateUTC ASC") => {
+            // Records are kept in update order; a stable sort keeps equal stamps in it.
+            items.sort_by_key(|doc| doc["UpdatedDateUTC"].as_str().and_then(parse_ms));
+        }
+        Some(o) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"Type": "ValidationException", "Message": format!("the fake cannot order by {o}")})),
+            )
+                .into_response()
+        }
+    }
     let size = q
         .page_size
         .unwrap_or(100)
@@ -311,10 +409,12 @@ async fn list(
         .skip((page - 1) * size)
         .take(size)
         .collect();
-    Json(json!({
+    let mut r = Json(json!({
         "Id": "fake", "Status": "OK", "ProviderName": "zixly-test", "DateTimeUTC": ms_date(d.now),
         "pagination": {"page": page, "pageSize": size, "pageCount": item_count.div_ceil(size), "itemCount": item_count},
         key: slice,
     }))
-    .into_response()
+    .into_response();
+    r.headers_mut().extend(limits);
+    r
 }

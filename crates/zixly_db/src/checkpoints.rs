@@ -1,0 +1,170 @@
+//! SQL of resumable syncs (migration 0011): the checkpoint of an integration's unfinished run and
+//! the pause a provider budget imposes.
+//!
+//! Protocol (one run of an integration at a time, guaranteed by the job queue's unique key):
+//! 1. [`TenantTx::begin_sync_attempt`] at the start of every attempt: returns the stored
+//!    checkpoint (a resumed run) with `stalled_attempts` incremented, or none (a new run).
+//! 2. For every page: the page's rows and [`TenantTx::save_sync_checkpoint`] in **one**
+//!    transaction, so the checkpoint never runs ahead of (or behind) what is committed. Saving
+//!    resets `stalled_attempts`: the attempt made progress.
+//! 3. When the run settles (its cursor committed with its last rows),
+//!    [`TenantTx::clear_sync_checkpoint`].
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::{Ctx, DbResult};
+use crate::TenantTx;
+
+/// The progress of an unfinished run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SyncCheckpoint {
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The runner's own state: plan, stream, page or token, high-water mark.
+    pub state: serde_json::Value,
+    /// The stream being read (`invoices`, `deals`, …), for display.
+    pub stream: Option<String>,
+    pub pages_read: i64,
+    pub items_read: i64,
+    /// Items the provider says the run will read, when it says.
+    pub items_total: Option<i64>,
+    pub requests: i64,
+    /// Attempts since the last committed page (including the current one).
+    pub stalled_attempts: i32,
+}
+
+/// What a runner writes with each committed page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointUpdate<'a> {
+    pub state: &'a serde_json::Value,
+    pub stream: Option<&'a str>,
+    pub pages_read: i64,
+    pub items_read: i64,
+    pub items_total: Option<i64>,
+    pub requests: i64,
+}
+
+const COLUMNS: &str = "started_at, updated_at, state, stream, pages_read, items_read, items_total, \
+                       requests, stalled_attempts";
+
+fn from_row(r: &tokio_postgres::Row) -> SyncCheckpoint {
+    SyncCheckpoint {
+        started_at: r.get(0),
+        updated_at: r.get(1),
+        state: r.get(2),
+        stream: r.get(3),
+        pages_read: r.get(4),
+        items_read: r.get(5),
+        items_total: r.get(6),
+        requests: r.get(7),
+        stalled_attempts: r.get(8),
+    }
+}
+
+impl TenantTx {
+    /// The checkpoint of the integration's unfinished run, if any (read-only: for display).
+    pub async fn sync_checkpoint(&self, integration_id: Uuid) -> DbResult<Option<SyncCheckpoint>> {
+        let row = self
+            .client()
+            .query_opt(
+                &format!(
+                    "select {COLUMNS} from sync_checkpoints where tenant_id = $1 and integration_id = $2"
+                ),
+                &[&self.tenant_id(), &integration_id],
+            )
+            .await
+            .ctx("reading a sync checkpoint")?;
+        Ok(row.as_ref().map(from_row))
+    }
+
+    /// Starts an attempt: counts it against the stored checkpoint (a resumed run) and returns it,
+    /// or returns `None` for a new run. Also clears a pause whose time has come.
+    pub async fn begin_sync_attempt(
+        &self,
+        integration_id: Uuid,
+    ) -> DbResult<Option<SyncCheckpoint>> {
+        self.client()
+            .execute(
+                "update integrations set paused_until = null, pause_reason = null
+                  where tenant_id = $1 and id = $2 and paused_until is not null",
+                &[&self.tenant_id(), &integration_id],
+            )
+            .await
+            .ctx("clearing an integration's pause")?;
+        let row = self
+            .client()
+            .query_opt(
+                &format!(
+                    "update sync_checkpoints set stalled_attempts = stalled_attempts + 1
+                      where tenant_id = $1 and integration_id = $2 returning {COLUMNS}"
+                ),
+                &[&self.tenant_id(), &integration_id],
+            )
+            .await
+            .ctx("starting a sync attempt")?;
+        Ok(row.as_ref().map(from_row))
+    }
+
+    /// Writes the checkpoint after a page (in the page's transaction): the attempt made progress.
+    pub async fn save_sync_checkpoint(
+        &self,
+        integration_id: Uuid,
+        update: &CheckpointUpdate<'_>,
+    ) -> DbResult<()> {
+        self.client()
+            .execute(
+                "insert into sync_checkpoints (tenant_id, integration_id, state, stream, pages_read,
+                                               items_read, items_total, requests, stalled_attempts)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, 0)
+                 on conflict (tenant_id, integration_id) do update
+                    set state = excluded.state, stream = excluded.stream,
+                        pages_read = excluded.pages_read, items_read = excluded.items_read,
+                        items_total = excluded.items_total, requests = excluded.requests,
+                        stalled_attempts = 0",
+                &[
+                    &self.tenant_id(),
+                    &integration_id,
+                    update.state,
+                    &update.stream,
+                    &update.pages_read,
+                    &update.items_read,
+                    &update.items_total,
+                    &update.requests,
+                ],
+            )
+            .await
+            .ctx("saving a sync checkpoint")?;
+        Ok(())
+    }
+
+    /// The run settled: its checkpoint goes.
+    pub async fn clear_sync_checkpoint(&self, integration_id: Uuid) -> DbResult<()> {
+        self.client()
+            .execute(
+                "delete from sync_checkpoints where tenant_id = $1 and integration_id = $2",
+                &[&self.tenant_id(), &integration_id],
+            )
+            .await
+            .ctx("clearing a sync checkpoint")?;
+        Ok(())
+    }
+
+    /// A provider budget stops the run until `until`; the checkpoint stays for the resume.
+    pub async fn pause_integration(
+        &self,
+        integration_id: Uuid,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> DbResult<()> {
+        self.client()
+            .execute(
+                "update integrations set paused_until = $3, pause_reason = $4
+                  where tenant_id = $1 and id = $2",
+                &[&self.tenant_id(), &integration_id, &until, &reason],
+            )
+            .await
+            .ctx("pausing an integration")?;
+        Ok(())
+    }
+}
