@@ -138,6 +138,19 @@ impl TenantTx {
         Ok(())
     }
 
+    /// An admin asked for a sync: the unfinished run's attempts without progress count from 0.
+    pub async fn reset_sync_stall(&self, integration_id: Uuid) -> DbResult<()> {
+        self.client()
+            .execute(
+                "update sync_checkpoints set stalled_attempts = 0
+                  where tenant_id = $1 and integration_id = $2 and stalled_attempts <> 0",
+                &[&self.tenant_id(), &integration_id],
+            )
+            .await
+            .ctx("resetting a sync's stalled attempts")?;
+        Ok(())
+    }
+
     /// The run settled: its checkpoint goes.
     pub async fn clear_sync_checkpoint(&self, integration_id: Uuid) -> DbResult<()> {
         self.client()

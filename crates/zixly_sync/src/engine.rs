@@ -353,14 +353,12 @@ impl SyncEngine {
             "PENDING" => return Err(SyncError::NotConnected),
             other => return Ok(not_run(&format!("the integration is {other}"))),
         }
-        let mut checkpoint = tx.begin_sync_attempt(integration_id).await?;
+        let checkpoint = tx.begin_sync_attempt(integration_id).await?;
         tx.commit().await?;
-        if let Some(c) = checkpoint.as_mut() {
-            // An admin's retry gets a fresh count; scheduled attempts that keep committing
-            // nothing end the run in ERROR instead of snoozing for ever.
-            if manual {
-                c.stalled_attempts = 1;
-            } else if c.stalled_attempts > self.inner.config.max_stalled_attempts {
+        if let Some(c) = checkpoint.as_ref() {
+            // Attempts that keep committing nothing end the run in ERROR instead of snoozing for
+            // ever (an admin's "sync now" starts a fresh count: `enqueue_sync`).
+            if c.stalled_attempts > self.inner.config.max_stalled_attempts {
                 return Err(SyncError::NoProgress(format!(
                     "the sync made no progress in {} attempts in a row (stuck at {} after {} \
                      page(s) read since {}); check the provider's status, then sync again to \
@@ -452,9 +450,12 @@ pub fn sync_job(integration_id: Uuid, manual: bool, max_attempts: i32) -> NewJob
 
 /// Enqueues a manual sync in the caller's tenant transaction (API, CLI); a sync already queued or
 /// running for the integration is returned as `Enqueued::Duplicate`, and a queued one that has not
-/// started (a scheduled run waiting for its jitter) becomes this manual run, due now.
+/// started (a scheduled run waiting for its jitter) becomes this manual run, due now. An
+/// unfinished run's count of attempts without progress starts again.
 pub async fn enqueue_sync(tx: &TenantTx, integration_id: Uuid) -> DbResult<Enqueued> {
     let mut job = sync_job(integration_id, true, SyncConfig::default().max_attempts);
     job.priority = 1;
+    // The admin asked: a stalled run gets a fresh count of attempts from its checkpoint.
+    tx.reset_sync_stall(integration_id).await?;
     tx.enqueue_job(&job).await
 }

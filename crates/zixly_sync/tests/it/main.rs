@@ -16,6 +16,7 @@ mod sync;
 mod xero_contract;
 mod xero_credit;
 mod xero_currency;
+mod xero_resume;
 
 use std::collections::HashMap;
 

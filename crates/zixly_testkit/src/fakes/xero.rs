@@ -45,24 +45,31 @@ pub struct XeroData {
     /// `Retry-After` [`XeroData::day_retry_after`].
     pub day_remaining: Option<u32>,
     pub day_retry_after: u64,
-    /// One-shot 429s (`minute`, this `Retry-After`) for the next request of a resource's page:
-    /// (resource, page, retry after).
-    pub rate_limit_pages: Vec<(String, usize, u64)>,
+    /// 429s (`minute`, this `Retry-After`) for the n-th request (1-based, counting every request
+    /// of the resource this fake answered or refused): (resource, n, retry after).
+    pub rate_limit_requests: Vec<(String, usize, u64)>,
+    /// Requests per resource so far (for `rate_limit_requests`).
+    pub requests_by_resource: std::collections::HashMap<String, usize>,
     /// 429s the limits above answered.
     pub rate_limited: u64,
     minute_window: Option<(std::time::Instant, u32)>,
 }
 
-/// The limits of [`XeroData`] for one API request (`resource`/`page` for list requests): the
-/// rate-limit headers to send, or the 429 to answer.
+/// The limits of [`XeroData`] for one API request of `resource`: the rate-limit headers to
+/// send, or the 429 to answer.
 #[allow(clippy::result_large_err)]
-fn spend(d: &mut XeroData, resource: &str, page: Option<usize>) -> Result<HeaderMap, Response> {
+fn spend(d: &mut XeroData, resource: &str) -> Result<HeaderMap, Response> {
+    let n = {
+        let n = d.requests_by_resource.entry(resource.to_string()).or_default();
+        *n += 1;
+        *n
+    };
     if let Some(i) = d
-        .rate_limit_pages
+        .rate_limit_requests
         .iter()
-        .position(|(r, p, _)| r == resource && Some(*p) == page)
+        .position(|(r, at, _)| r == resource && *at == n)
     {
-        let (_, _, wait) = d.rate_limit_pages.remove(i);
+        let (_, _, wait) = d.rate_limit_requests.remove(i);
         d.rate_limited += 1;
         return Err(rate_limited(wait, "minute"));
     }
@@ -306,7 +313,7 @@ async fn organisation(State((oauth, data)): State<S>, headers: HeaderMap) -> Res
         Ok(org) => org.clone(),
         Err(r) => return r,
     };
-    let limits = match spend(&mut d, "Organisation", None) {
+    let limits = match spend(&mut d, "Organisation") {
         Ok(h) => h,
         Err(r) => return r,
     };
@@ -344,7 +351,7 @@ async fn list(
     if let Err(r) = organisation_of(&d, &headers) {
         return r;
     }
-    let limits = match spend(&mut d, &resource, Some(q.page.unwrap_or(1))) {
+    let limits = match spend(&mut d, &resource) {
         Ok(h) => h,
         Err(r) => return r,
     };
