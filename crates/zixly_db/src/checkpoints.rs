@@ -34,6 +34,65 @@ pub struct SyncCheckpoint {
     pub stalled_attempts: i32,
 }
 
+/// What the Integrations page, the API and `zixly sync --wait` show of an unfinished run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncProgress {
+    pub stream: Option<String>,
+    pub pages_read: i64,
+    pub items_read: i64,
+    pub items_total: Option<i64>,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SyncProgress {
+    /// "invoices: 3,700 of about 200,000 items read (37 pages)".
+    pub fn describe(&self) -> String {
+        let stream = self.stream.as_deref().unwrap_or("finishing");
+        let pages = match self.pages_read {
+            1 => "1 page".to_string(),
+            n => format!("{} pages", thousands(n)),
+        };
+        match self.items_total {
+            Some(t) if t >= self.items_read => format!(
+                "{stream}: {} of about {} items read ({pages})",
+                thousands(self.items_read),
+                thousands(t)
+            ),
+            _ => format!("{stream}: {} items read ({pages})", thousands(self.items_read)),
+        }
+    }
+}
+
+impl From<&SyncCheckpoint> for SyncProgress {
+    fn from(c: &SyncCheckpoint) -> SyncProgress {
+        SyncProgress {
+            stream: c.stream.clone(),
+            pages_read: c.pages_read,
+            items_read: c.items_read,
+            items_total: c.items_total,
+            started_at: c.started_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
 /// What a runner writes with each committed page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointUpdate<'a> {
@@ -59,6 +118,33 @@ fn from_row(r: &tokio_postgres::Row) -> SyncCheckpoint {
         items_total: r.get(6),
         requests: r.get(7),
         stalled_attempts: r.get(8),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reads_as_a_sentence() {
+        let at = Utc::now();
+        let mut p = SyncProgress {
+            stream: Some("invoices".into()),
+            pages_read: 37,
+            items_read: 3700,
+            items_total: Some(200_000),
+            started_at: at,
+            updated_at: at,
+        };
+        assert_eq!(p.describe(), "invoices: 3,700 of about 200,000 items read (37 pages)");
+        p.items_total = None;
+        p.pages_read = 1;
+        p.items_read = 999;
+        assert_eq!(p.describe(), "invoices: 999 items read (1 page)");
+        p.stream = None;
+        assert_eq!(p.describe(), "finishing: 999 items read (1 page)");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(0), "0");
     }
 }
 

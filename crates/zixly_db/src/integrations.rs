@@ -31,11 +31,18 @@ pub struct Integration {
     /// A provider budget (a day limit) stopped the last run; it resumes at this time.
     pub paused_until: Option<DateTime<Utc>>,
     pub pause_reason: Option<String>,
+    /// The unfinished run (a sync under way, or waiting to resume at its checkpoint).
+    pub progress: Option<crate::checkpoints::SyncProgress>,
 }
 
 const COLUMNS: &str = "tenant_id, id, provider::text, status::text, expires_at, settings, metadata, \
                        extract(epoch from sync_interval)::int8, last_sync_at, last_error, consecutive_failures, \
-                       access_token is not null, paused_until, pause_reason";
+                       access_token is not null, paused_until, pause_reason, \
+                       (select jsonb_build_object('stream', c.stream, 'pages_read', c.pages_read, \
+                               'items_read', c.items_read, 'items_total', c.items_total, \
+                               'started_at', c.started_at, 'updated_at', c.updated_at) \
+                          from sync_checkpoints c \
+                         where c.tenant_id = integrations.tenant_id and c.integration_id = integrations.id)";
 
 fn from_row(r: &Row) -> Integration {
     Integration {
@@ -53,6 +60,9 @@ fn from_row(r: &Row) -> Integration {
         has_tokens: r.get(11),
         paused_until: r.get(12),
         pause_reason: r.get(13),
+        progress: r
+            .get::<_, Option<serde_json::Value>>(14)
+            .and_then(|v| serde_json::from_value(v).ok()),
     }
 }
 

@@ -397,6 +397,11 @@ pub struct IntegrationStatus {
     pub last_sync_at: Option<chrono::DateTime<chrono::Utc>>,
     pub last_error: Option<String>,
     pub consecutive_failures: i32,
+    /// The unfinished run, if one is under way or waiting to resume.
+    pub progress: Option<crate::checkpoints::SyncProgress>,
+    /// A provider budget stopped the run; it resumes then.
+    pub paused_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub pause_reason: Option<String>,
 }
 
 impl TenantTx {
@@ -405,8 +410,13 @@ impl TenantTx {
         let stmt = self
             .client()
             .prepare_cached(
-                "select provider::text, status::text, last_sync_at, last_error, consecutive_failures, id
-                   from integrations where tenant_id = $1 order by provider",
+                "select i.provider::text, i.status::text, i.last_sync_at, i.last_error, i.consecutive_failures, i.id,
+                        i.paused_until, i.pause_reason,
+                        c.integration_id is not null, c.stream, c.pages_read, c.items_read, c.items_total,
+                        c.started_at, c.updated_at
+                   from integrations i
+                   left join sync_checkpoints c on c.tenant_id = i.tenant_id and c.integration_id = i.id
+                  where i.tenant_id = $1 order by i.provider",
             )
             .await
             .ctx("listing integrations")?;
@@ -424,6 +434,16 @@ impl TenantTx {
                 last_error: r.get(3),
                 consecutive_failures: r.get(4),
                 id: r.get(5),
+                paused_until: r.get(6),
+                pause_reason: r.get(7),
+                progress: r.get::<_, bool>(8).then(|| crate::checkpoints::SyncProgress {
+                    stream: r.get(9),
+                    pages_read: r.get(10),
+                    items_read: r.get(11),
+                    items_total: r.get(12),
+                    started_at: r.get(13),
+                    updated_at: r.get(14),
+                }),
             })
             .collect())
     }

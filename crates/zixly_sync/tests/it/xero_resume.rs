@@ -7,7 +7,7 @@ use chrono::{Duration, TimeZone, Utc};
 use serde_json::json;
 use zixly_connectors::Provider;
 use zixly_queue::JobState;
-use zixly_testkit::fakes::record::{clear_recorded, recorded, RecordedRequest};
+use zixly_testkit::fakes::record::{recorded, RecordedRequest};
 use zixly_testkit::fakes::xero::{ms_date, FakeXero, CLIENT_ID, CLIENT_SECRET};
 
 use crate::sync::{config, connect, Env};

@@ -112,6 +112,43 @@ pub struct IntegrationView {
     /// When the scheduler will next enqueue a sync (plus up to two minutes of jitter); `null`
     /// when the integration is not scheduled (not `ACTIVE`).
     pub next_sync_at: Option<DateTime<Utc>>,
+    /// A provider budget (a day limit) stopped the last run: it resumes at this time, from
+    /// where it stopped.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Why it is paused (readable).
+    pub pause_reason: Option<String>,
+    /// The unfinished run, when one is under way or waiting to resume; `null` otherwise.
+    pub progress: Option<SyncProgressView>,
+}
+
+/// How far an unfinished sync run is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SyncProgressView {
+    /// The stream being read (`invoices`, `payments`, …); `null` once every stream is read.
+    pub stream: Option<String>,
+    pub pages_read: i64,
+    pub items_read: i64,
+    /// About how many items the run reads in all, when the provider says.
+    pub items_total: Option<i64>,
+    pub started_at: DateTime<Utc>,
+    /// When the last page was committed.
+    pub updated_at: DateTime<Utc>,
+    /// The same, as a sentence ("invoices: 3,700 of about 200,000 items read (37 pages)").
+    pub summary: String,
+}
+
+impl From<zixly_db::checkpoints::SyncProgress> for SyncProgressView {
+    fn from(p: zixly_db::checkpoints::SyncProgress) -> Self {
+        SyncProgressView {
+            summary: p.describe(),
+            stream: p.stream,
+            pages_read: p.pages_read,
+            items_read: p.items_read,
+            items_total: p.items_total,
+            started_at: p.started_at,
+            updated_at: p.updated_at,
+        }
+    }
 }
 
 impl IntegrationView {
@@ -137,6 +174,9 @@ impl IntegrationView {
             last_error: i.last_error,
             consecutive_failures: i.consecutive_failures,
             next_sync_at,
+            paused_until: i.paused_until,
+            pause_reason: i.pause_reason,
+            progress: i.progress.map(SyncProgressView::from),
         }
     }
 }
@@ -155,6 +195,11 @@ pub(crate) struct IntegrationCard {
     pub last_sync_at: Option<DateTime<Utc>>,
     /// ADMINs only (as in [`IntegrationView::last_error`]).
     pub last_error: Option<String>,
+    /// The unfinished run's progress, as a sentence (every role: it names no account).
+    pub progress: Option<String>,
+    pub paused_until: Option<DateTime<Utc>>,
+    /// ADMINs only (as `last_error`).
+    pub pause_reason: Option<String>,
 }
 
 impl IntegrationCard {
@@ -166,6 +211,9 @@ impl IntegrationCard {
             status: i.status,
             last_sync_at: i.last_sync_at,
             last_error: i.last_error.filter(|_| admin),
+            progress: i.progress.map(|p| p.describe()),
+            paused_until: i.paused_until,
+            pause_reason: i.pause_reason.filter(|_| admin),
         }
     }
 }

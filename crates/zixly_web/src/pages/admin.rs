@@ -564,6 +564,7 @@ pub async fn integrations(
                 )
             })
             .unwrap_or_default();
+        let progress = sync_progress_line(row);
         let controls = if admin {
             if status == "ACTIVE" || status == "ERROR" {
                 format!(
@@ -581,7 +582,7 @@ pub async fn integrations(
         };
         let _ = write!(
             body,
-            r#"<section class="card" aria-labelledby="int-{code}" data-provider="{code}"><div class="card-head"><h2 id="int-{code}">{name}</h2><span class="status {status}">{status_label}</span></div><p class="muted small">{what}</p><p class="small">{last_sync}</p>{error}{controls}</section>"#
+            r#"<section class="card" aria-labelledby="int-{code}" data-provider="{code}"><div class="card-head"><h2 id="int-{code}">{name}</h2><span class="status {status}">{status_label}</span></div><p class="muted small">{what}</p><p class="small">{last_sync}</p>{progress}{error}{controls}</section>"#
         );
     }
     body.push_str("</div>");
@@ -591,6 +592,35 @@ pub async fn integrations(
         Some(&user.who(&tenant)),
         &body,
     )))
+}
+
+/// The card's line about an unfinished run: paused until a time (and why, for ADMINs), or how far
+/// it has read.
+fn sync_progress_line(row: Option<&IntegrationCard>) -> String {
+    let Some(row) = row else {
+        return String::new();
+    };
+    let mut out = String::new();
+    if let Some(until) = row.paused_until {
+        let why = row
+            .pause_reason
+            .as_deref()
+            .map(|r| format!(": {}", esc(r)))
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            r#"<p class="flash info small" data-sync-paused style="margin:.5rem 0 0">Paused until {}{why}</p>"#,
+            until.format("%-d %b %Y %H:%M UTC")
+        );
+    }
+    if let Some(p) = &row.progress {
+        let _ = write!(
+            out,
+            r#"<p class="small" data-sync-progress>Sync in progress — {}</p>"#,
+            esc(p)
+        );
+    }
+    out
 }
 
 /// `POST /integrations/{provider}/{connect|sync|disconnect}`: hands over to the API's integration
