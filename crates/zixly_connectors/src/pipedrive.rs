@@ -512,15 +512,22 @@ mod tests {
             "http://127.0.0.1:9"
         );
         assert_eq!(
-            valid_api_domain("https://user:pw@acme.pipedrive.com", "https://api.pipedrive.com"),
+            valid_api_domain(
+                "https://user:pw@acme.pipedrive.com",
+                "https://api.pipedrive.com"
+            ),
             None
         );
         assert_eq!(
-            valid_api_domain("https://acme.pipedrive.com?x=1", "https://api.pipedrive.com"),
+            valid_api_domain(
+                "https://acme.pipedrive.com?x=1",
+                "https://api.pipedrive.com"
+            ),
             None
         );
         assert_eq!(
-            valid_api_domain(" https://new.pipedrive.com/ ", "https://api.pipedrive.com").as_deref(),
+            valid_api_domain(" https://new.pipedrive.com/ ", "https://api.pipedrive.com")
+                .as_deref(),
             Some("https://new.pipedrive.com")
         );
     }

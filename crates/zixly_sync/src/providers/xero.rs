@@ -20,7 +20,11 @@
 //!   every run). When it is not the tenant's base currency, reports convert it through `fx_rates`
 //!   like any other row, and a day without a rate fails the run with the loader's error naming
 //!   the currency and date (never a silent rate of 1).
-//! - **Organisation**: `settings.xero_tenant_id`, or the only connected one.
+//! - **Organisation**: `settings.xero_tenant_id` (picked by the ADMIN on the Integrations page or
+//!   through `POST /integrations/{id}/organisation`; recorded at connect time when only one is
+//!   granted), or the only connected one. The cursor names the organisation it was read from
+//!   (`xero_tenant_id`); a cursor of another organisation (or one without the name, from before
+//!   it was recorded) is not used: the run reads everything.
 //! - **Payments on bills** are cash flow of the clients the bill's lines are tracked to, pro rata
 //!   (not of the supplier); a bill missing from an incremental read is fetched by id. A later
 //!   change of the bill's tracking does not move an earlier payment (the payment is not re-read).
@@ -55,9 +59,14 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     let org = xero::choose_organisation(&connections, ctx.setting("xero_tenant_id"))?;
     let client = XeroClient::new(ctx.http.clone(), api, token.clone(), org.tenant_id.clone());
     let base_currency = client.organisation().await?.base_currency;
+    // A cursor belongs to the organisation it was read from: after the ADMIN picks another one,
+    // the new organisation is read in full.
+    let same_org =
+        ctx.cursor.get("xero_tenant_id").and_then(|v| v.as_str()) == Some(org.tenant_id.as_str());
     let since: Option<DateTime<Utc>> = ctx
         .cursor
         .get("modified_since")
+        .filter(|_| same_org)
         .and_then(|v| v.as_str())
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|d| d.with_timezone(&Utc));
@@ -123,8 +132,10 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .filter_map(xero::parse_ms_date)
         .max();
     let cursor = match newest.max(since) {
-        Some(t) => serde_json::json!({"modified_since": t.to_rfc3339()}),
-        None => serde_json::json!({}),
+        Some(t) => {
+            serde_json::json!({"modified_since": t.to_rfc3339(), "xero_tenant_id": org.tenant_id})
+        }
+        None => serde_json::json!({"xero_tenant_id": org.tenant_id}),
     };
 
     // 2. Contributions, recomputed days, load with the cursor, emptied days removed.

@@ -259,7 +259,10 @@ async fn a_refresh_that_moves_the_api_domain_sends_the_next_requests_there() {
         vec![401],
         "only the rejected request went to the old domain"
     );
-    assert!(api_requests(&new) > 0, "the run restarted on the new domain");
+    assert!(
+        api_requests(&new) > 0,
+        "the run restarted on the new domain"
+    );
     assert_eq!(events(&env).await.len(), 3);
 
     // And the runs after it.
@@ -275,7 +278,11 @@ async fn a_refresh_answering_an_unsafe_api_domain_keeps_the_stored_one() {
     let (fake, env) = pipedrive().await;
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     let old = fake.url.clone();
-    for bad in ["ftp://files.example", "not a url", "https://user:pw@evil.example"] {
+    for bad in [
+        "ftp://files.example",
+        "not a url",
+        "https://user:pw@evil.example",
+    ] {
         fake.data.lock().unwrap().api_domain = bad.into();
         fake.oauth.expire_access_tokens();
         assert_eq!(env.sync_via_queue().await.0, JobState::Completed, "{bad}");
