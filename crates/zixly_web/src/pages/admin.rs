@@ -575,8 +575,12 @@ async fn xero_organisation_part(
         );
     }
     form.push_str(
-        r#"</fieldset><button type="submit" class="small">Use this organisation</button></form>"#,
+        r#"</fieldset><button type="submit" class="small">Use this organisation</button>"#,
     );
+    if list.chosen.is_some() {
+        form.push_str(r#" <a href="/integrations" class="small">Cancel</a>"#);
+    }
+    form.push_str("</form>");
     form
 }
 
