@@ -73,6 +73,17 @@ impl Provider {
         }
     }
 
+    /// The provider's name as people write it (pages, messages): the one list of display names.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Provider::Xero => "Xero",
+            Provider::Myob => "MYOB",
+            Provider::Hubspot => "HubSpot",
+            Provider::Pipedrive => "Pipedrive",
+            Provider::Asana => "Asana",
+        }
+    }
+
     /// Case-insensitive.
     pub fn parse(s: &str) -> Option<Provider> {
         Provider::ALL

@@ -40,16 +40,28 @@ pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
 /// The API root: the token answer's `api_domain` when it is an http(s) URL (https required unless
 /// the configured root is plain http, as with a local fake), else the configured root.
 pub fn api_base(extra: &serde_json::Map<String, serde_json::Value>, configured: &str) -> String {
-    let configured = configured.trim_end_matches('/');
-    let allow_http = configured.starts_with("http://");
     extra
         .get("api_domain")
         .and_then(|v| v.as_str())
-        .and_then(|s| url::Url::parse(s).ok())
+        .and_then(|s| valid_api_domain(s, configured))
+        .unwrap_or_else(|| configured.trim_end_matches('/').to_string())
+}
+
+/// A token answer's `api_domain` when it is safe to send the access token to: an absolute
+/// https URL with a host (plain http only when the configured root is http, as with a local
+/// fake), without a trailing slash. The one check of `api_domain`, used at connect time, on
+/// every refresh (Pipedrive's company domain can change; the contract says to refresh it from
+/// each token response) and by [`api_base`].
+pub fn valid_api_domain(api_domain: &str, configured: &str) -> Option<String> {
+    let allow_http = configured.trim_end_matches('/').starts_with("http://");
+    url::Url::parse(api_domain.trim())
+        .ok()
         .filter(|u| u.scheme() == "https" || (allow_http && u.scheme() == "http"))
         .filter(|u| u.host_str().is_some())
+        .filter(|u| u.username().is_empty() && u.password().is_none())
+        .filter(|u| u.query().is_none() && u.fragment().is_none())
         .map(|u| u.as_str().trim_end_matches('/').to_string())
-        .unwrap_or_else(|| configured.to_string())
+        .filter(|s| s.len() <= 200)
 }
 
 /// v2 timestamps are RFC 3339; v1 ones `2021-12-07 04:26:52` (UTC without a zone) and may be
@@ -498,6 +510,25 @@ mod tests {
         assert_eq!(
             api_base(&serde_json::Map::new(), "http://127.0.0.1:9"),
             "http://127.0.0.1:9"
+        );
+        assert_eq!(
+            valid_api_domain(
+                "https://user:pw@acme.pipedrive.com",
+                "https://api.pipedrive.com"
+            ),
+            None
+        );
+        assert_eq!(
+            valid_api_domain(
+                "https://acme.pipedrive.com?x=1",
+                "https://api.pipedrive.com"
+            ),
+            None
+        );
+        assert_eq!(
+            valid_api_domain(" https://new.pipedrive.com/ ", "https://api.pipedrive.com")
+                .as_deref(),
+            Some("https://new.pipedrive.com")
         );
     }
 

@@ -421,25 +421,47 @@ pub async fn connections(
         .map_err(|e| ConnectorError::Permanent(format!("unexpected Xero response: {e}")))
 }
 
-/// Picks the organisation: the one named in the settings (`xero_tenant_id`), or the only one.
+/// The organisations among the connections (`tenantType` `ORGANISATION`; practices are not
+/// synced), in Xero's order.
+pub fn organisations(connections: &[Connection]) -> Vec<&Connection> {
+    connections
+        .iter()
+        .filter(|c| c.tenant_type == "ORGANISATION")
+        .collect()
+}
+
+impl Connection {
+    /// `tenantName`, or the id when Xero sends no name.
+    pub fn display_name(&self) -> &str {
+        self.tenant_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.tenant_id)
+    }
+}
+
+/// Picks the organisation: the one chosen by the ADMIN (`settings.xero_tenant_id`, set on the
+/// Integrations page or through the API), or the only one.
 pub fn choose_organisation(
     connections: &[Connection],
     wanted: Option<&str>,
 ) -> ConnectorResult<Connection> {
-    let orgs: Vec<&Connection> = connections
-        .iter()
-        .filter(|c| c.tenant_type == "ORGANISATION")
-        .collect();
+    let orgs = organisations(connections);
     match (wanted, orgs.as_slice()) {
         (Some(w), _) => orgs
             .iter()
             .find(|c| c.tenant_id == w)
             .map(|c| (*c).clone())
-            .ok_or_else(|| ConnectorError::Permanent(format!("organisation {w} is no longer connected"))),
+            .ok_or_else(|| ConnectorError::Permanent(format!(
+                "the chosen Xero organisation ({w}) is no longer connected; an ADMIN must pick one of the connected organisations on the Integrations page (or connect Xero again)"
+            ))),
         (None, [one]) => Ok((*one).clone()),
-        (None, []) => Err(ConnectorError::Permanent("no Xero organisation is connected".into())),
+        (None, []) => Err(ConnectorError::Permanent(
+            "no Xero organisation is connected; connect Xero again and allow access to an organisation".into(),
+        )),
         (None, many) => Err(ConnectorError::Permanent(format!(
-            "{} Xero organisations are connected; choose one in the integration's settings (xero_tenant_id)",
+            "{} Xero organisations are connected and none is chosen; an ADMIN must pick one on the Integrations page",
             many.len()
         ))),
     }
@@ -1418,7 +1440,11 @@ mod tests {
         assert_eq!(choose_organisation(&[c("a")], None).unwrap().tenant_id, "a");
         assert!(matches!(
             choose_organisation(&[c("a"), c("b")], None),
-            Err(ConnectorError::Permanent(_))
+            Err(ConnectorError::Permanent(m)) if m.contains("pick one on the Integrations page")
+        ));
+        assert!(matches!(
+            choose_organisation(&[c("a"), c("b")], Some("z")),
+            Err(ConnectorError::Permanent(m)) if m.contains("no longer connected")
         ));
         assert_eq!(
             choose_organisation(&[c("a"), c("b")], Some("b"))

@@ -230,6 +230,26 @@ impl TenantTx {
         Ok(())
     }
 
+    /// Merges `changes` into the integration's settings in one statement (`settings || changes`:
+    /// keys of `changes` replace those present, the others stay), so a concurrent change of other
+    /// keys is not lost. Returns the settings after the change (`None`: no such integration).
+    pub async fn merge_integration_settings(
+        &self,
+        id: Uuid,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> DbResult<Option<serde_json::Value>> {
+        let changes = serde_json::Value::Object(changes.clone());
+        let row = self
+            .client()
+            .query_opt(
+                "update integrations set settings = settings || $3::jsonb where tenant_id = $1 and id = $2 returning settings",
+                &[&self.tenant_id(), &id, &changes],
+            )
+            .await
+            .ctx("merging integration settings")?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     /// Records a sync attempt's end for the integration. A failure increments
     /// `consecutive_failures` and, at `error_after` failures or when `permanent`, sets ERROR; a
     /// success (a manual retry after the cause was fixed) turns ERROR back into ACTIVE.

@@ -11,12 +11,19 @@
 //! 4. `invalid_grant` and other permanent refusals put the integration in ERROR with a readable
 //!    reason and delete nothing else.
 //!
+//! Pipedrive's token answer (code exchange and refresh) carries `api_domain`, the company's API
+//! root, which can change: a refresh's `api_domain`, when valid
+//! (`zixly_connectors::pipedrive::valid_api_domain`: https only), replaces
+//! `settings.pipedrive_api_domain` in the same transaction as the rotated tokens, and the runner
+//! reads it after obtaining its token ([`pipedrive_api_domain`]), so the requests made with the
+//! new token go to the new domain.
+//!
 //! Associated data `<tenant>/<integration>/<column>` binds every ciphertext to its row and column.
 
 use std::time::Duration;
 
 use uuid::Uuid;
-use zixly_connectors::{ConnectorError, ProviderConfig, TokenSet};
+use zixly_connectors::{pipedrive, ConnectorError, Provider, ProviderConfig, TokenSet};
 use zixly_crypto::{Keyring, SecretString};
 use zixly_db::integrations::TokenCiphertexts;
 use zixly_db::{AppDb, TenantTx};
@@ -113,6 +120,10 @@ pub async fn access_token(
                 false,
             )
             .await?;
+            if let Some(changes) = refreshed_settings(config, &tokens) {
+                tx.merge_integration_settings(integration_id, &changes)
+                    .await?;
+            }
             tx.commit().await?;
             tracing::info!(%tenant_id, %integration_id, "refreshed the access token");
             Ok(tokens.access_token)
@@ -133,4 +144,47 @@ pub async fn access_token(
             Err(e.into())
         }
     }
+}
+
+/// The settings a refresh's answer updates: Pipedrive's `api_domain` when it is a valid API root
+/// (an invalid or missing one keeps the stored domain).
+fn refreshed_settings(
+    config: &ProviderConfig,
+    tokens: &TokenSet,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    if config.provider != Provider::Pipedrive {
+        return None;
+    }
+    let raw = tokens.extra.get("api_domain")?.as_str()?;
+    match pipedrive::valid_api_domain(raw, &config.api_url) {
+        Some(domain) => {
+            let mut changes = serde_json::Map::new();
+            changes.insert("pipedrive_api_domain".into(), domain.into());
+            Some(changes)
+        }
+        None => {
+            tracing::warn!(
+                "Pipedrive's refresh answered an api_domain that is not an https URL; keeping the stored one"
+            );
+            None
+        }
+    }
+}
+
+/// The integration's current `settings.pipedrive_api_domain`, read after the access token was
+/// obtained (a refresh may just have changed it; the run's copy of the settings predates it).
+pub async fn pipedrive_api_domain(
+    app: &AppDb,
+    tenant_id: Uuid,
+    integration_id: Uuid,
+) -> Result<Option<String>, SyncError> {
+    let tx = app.begin_tenant(tenant_id).await?;
+    let integration = tx.integration(integration_id).await?;
+    tx.commit().await?;
+    Ok(integration.and_then(|i| {
+        i.settings
+            .get("pipedrive_api_domain")
+            .and_then(|v| v.as_str())
+            .map(String::from)
+    }))
 }

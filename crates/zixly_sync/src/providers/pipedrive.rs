@@ -2,8 +2,8 @@
 //!
 //! Decisions (issue 5):
 //! - **API root**: the token answer's `api_domain`, kept in `settings.pipedrive_api_domain` at
-//!   connect time and checked by `pipedrive::api_base` (https only, else the configured
-//!   `ZIXLY_PIPEDRIVE_API_URL`).
+//!   connect time, replaced by each refresh's (`tokens`), read after the token is obtained and
+//!   checked by `pipedrive::api_base` (https only, else the configured `ZIXLY_PIPEDRIVE_API_URL`).
 //! - **Incremental** through `updated_since` = the cursor's `modified_since` (the provider's
 //!   clock, set by the connector); a complete read every `settings.full_sync_hours` (default 24,
 //!   [`super::Plan`]) re-evaluates deals that rot without being updated (rotting is "no update",
@@ -35,7 +35,10 @@ pub const SOURCE: &str = "pipedrive";
 pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunSummary, SyncError> {
     // 1. Fetch (no writes).
     let mut extra = serde_json::Map::new();
-    if let Some(d) = ctx.setting("pipedrive_api_domain") {
+    // Read now, not from `ctx`: the refresh that produced `token` may have moved the domain.
+    let domain =
+        crate::tokens::pipedrive_api_domain(ctx.app, ctx.tenant_id, ctx.integration.id).await?;
+    if let Some(d) = domain {
         extra.insert("api_domain".into(), serde_json::json!(d));
     }
     let base = pipedrive::api_base(&extra, &ctx.config.api_url);

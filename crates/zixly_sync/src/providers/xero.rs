@@ -32,7 +32,11 @@
 //!   every run). When it is not the tenant's base currency, reports convert it through `fx_rates`
 //!   like any other row, and a day without a rate fails the run with the loader's error naming
 //!   the currency and date (never a silent rate of 1).
-//! - **Organisation**: `settings.xero_tenant_id`, or the only connected one.
+//! - **Organisation**: `settings.xero_tenant_id` (picked by the ADMIN on the Integrations page or
+//!   through the API when a connection grants several; recorded at connect when it grants one),
+//!   or the only connected one. The cursor and the checkpoint name the organisation they were read
+//!   from (`xero_tenant_id`); those of another organisation (or a cursor without the name, from
+//!   before) start a complete read.
 //! - **Payments on bills** are cash flow of the clients the bill's lines are tracked to, pro rata
 //!   (not of the supplier); a bill missing from an incremental read is fetched by id. A later
 //!   change of the bill's tracking does not move an earlier payment (the payment is not re-read).
@@ -72,6 +76,8 @@ const BILL_CACHE: usize = 50_000;
 /// The checkpointed state of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunState {
+    /// The organisation read (`xero-tenant-id`).
+    org: String,
     /// The plan the run started with (kept across attempts: a resumed run reads the same window).
     since: Option<DateTime<Utc>>,
     full_at: DateTime<Utc>,
@@ -118,6 +124,11 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .checkpoint
         .as_ref()
         .map_or((0, 0, 0), |c| (c.pages_read, c.items_read, c.requests));
+    // A cursor or checkpoint belongs to the organisation it was read from: after the ADMIN picks
+    // another one, the new organisation is read in full.
+    let resumed = resumed.filter(|s| s.org == org.tenant_id);
+    let same_org =
+        ctx.cursor.get("xero_tenant_id").and_then(|v| v.as_str()) == Some(org.tenant_id.as_str());
     let mut state = match resumed {
         Some(s) => {
             tracing::info!(tenant_id = %ctx.tenant_id, integration_id = %ctx.integration.id,
@@ -125,8 +136,15 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
             s
         }
         None => {
-            let plan = Plan::new(ctx, Utc::now());
+            let mut plan = Plan::new(ctx, Utc::now());
+            if !same_org {
+                plan = Plan {
+                    since: None,
+                    full_at: Utc::now(),
+                };
+            }
             RunState {
+                org: org.tenant_id.clone(),
                 since: plan.since,
                 full_at: plan.full_at,
                 stream: 0,
@@ -244,14 +262,10 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         since: state.since,
         full_at: state.full_at,
     };
-    let mut summary = contributions::settle(
-        ctx,
-        SOURCE,
-        &names,
-        Some(&base_currency),
-        plan.cursor(state.horizon.map(|h| next_cursor(h, state.since))),
-    )
-    .await?;
+    let mut cursor = plan.cursor(state.horizon.map(|h| next_cursor(h, state.since)));
+    cursor["xero_tenant_id"] = serde_json::json!(org.tenant_id);
+    let mut summary =
+        contributions::settle(ctx, SOURCE, &names, Some(&base_currency), cursor).await?;
     summary.rows_read = items_read as u64;
     Ok(summary)
 }

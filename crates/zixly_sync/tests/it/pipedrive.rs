@@ -206,3 +206,91 @@ async fn pipedrive_runs_killed_at_any_point_then_restarted_converge() {
         assert_eq!(events(&env).await, expected, "killed after {polls} polls");
     }
 }
+
+/// The stored `settings.pipedrive_api_domain` (as a superuser).
+async fn stored_domain(env: &Env) -> Option<String> {
+    env.db
+        .superuser()
+        .await
+        .query_one(
+            "select settings->>'pipedrive_api_domain' from integrations where id = $1",
+            &[&env.integration],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Requests the fake served at `base` to the API (`/api/v2/...`).
+fn api_requests(base: &str) -> usize {
+    zixly_testkit::fakes::recorded(base)
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v2/"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_refresh_that_moves_the_api_domain_sends_the_next_requests_there() {
+    let (fake, env) = pipedrive().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let old = fake.url.clone();
+    assert!(api_requests(&old) > 0);
+    assert_eq!(stored_domain(&env).await.as_deref(), Some(old.as_str()));
+
+    // The company domain changes; the next refresh's answer says so. The token expires, so the
+    // next run's first request gets a 401, refreshes and restarts.
+    let new = fake.move_api_domain().await;
+    fake.oauth.expire_access_tokens();
+    zixly_testkit::fakes::clear_recorded(&old);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(fake.oauth.refreshes(), 1);
+    assert_eq!(
+        stored_domain(&env).await.as_deref(),
+        Some(new.as_str()),
+        "the refresh's api_domain is stored"
+    );
+    let at_old = zixly_testkit::fakes::recorded(&old);
+    assert_eq!(
+        at_old
+            .iter()
+            .filter(|r| r.path.starts_with("/api/v2/"))
+            .map(|r| r.status)
+            .collect::<Vec<_>>(),
+        vec![401],
+        "only the rejected request went to the old domain"
+    );
+    assert!(
+        api_requests(&new) > 0,
+        "the run restarted on the new domain"
+    );
+    assert_eq!(events(&env).await.len(), 3);
+
+    // And the runs after it.
+    zixly_testkit::fakes::clear_recorded(&old);
+    zixly_testkit::fakes::clear_recorded(&new);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(api_requests(&old), 0);
+    assert!(api_requests(&new) > 0);
+}
+
+#[tokio::test]
+async fn a_refresh_answering_an_unsafe_api_domain_keeps_the_stored_one() {
+    let (fake, env) = pipedrive().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let old = fake.url.clone();
+    for bad in [
+        "ftp://files.example",
+        "not a url",
+        "https://user:pw@evil.example",
+    ] {
+        fake.data.lock().unwrap().api_domain = bad.into();
+        fake.oauth.expire_access_tokens();
+        assert_eq!(env.sync_via_queue().await.0, JobState::Completed, "{bad}");
+        assert_eq!(
+            stored_domain(&env).await.as_deref(),
+            Some(old.as_str()),
+            "{bad} is not stored"
+        );
+    }
+    assert_eq!(fake.oauth.refreshes(), 3);
+}

@@ -787,3 +787,92 @@ async fn hubspot_full_sync_archived_deals_expiry_and_no_change_runs() {
     assert_eq!(lead_counts(&env).await, (117, 58, 59));
     assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
 }
+
+/// `If-Modified-Since` and `xero-tenant-id` of the accounting list requests the fake recorded.
+fn xero_list_requests(fake: &FakeXero) -> Vec<(Option<String>, String)> {
+    zixly_testkit::fakes::recorded(&fake.url)
+        .iter()
+        .filter(|r| r.path.starts_with("/api.xro/2.0/") && r.path != "/api.xro/2.0/Organisation")
+        .map(|r| {
+            let h = |name: &str| {
+                r.headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            (
+                h("if-modified-since"),
+                h("xero-tenant-id").unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cursor_is_used_only_for_the_organisation_it_was_read_from() {
+    let (fake, env) = xero().await;
+    fake.set_organisations(&[("org-a", "A"), ("org-b", "B")]);
+    let set_org = |org: &'static str| {
+        let env = &env;
+        async move {
+            let tx = env.db.app.begin_tenant(env.tenant).await.unwrap();
+            let mut m = serde_json::Map::new();
+            m.insert("xero_tenant_id".into(), json!(org));
+            tx.merge_integration_settings(env.integration, &m)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    // None chosen among two: a readable ERROR for the ADMIN.
+    let (state, _) = env.sync_via_queue().await;
+    assert_eq!(state, JobState::Discarded);
+    let (status, error, _) = env.integration_row().await;
+    assert_eq!(status, "ERROR");
+    assert!(
+        error.unwrap().contains("pick one on the Integrations page"),
+        "the error says where to choose"
+    );
+
+    set_org("org-a").await;
+    zixly_testkit::fakes::clear_recorded(&fake.url);
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    let first = xero_list_requests(&fake);
+    assert!(
+        first
+            .iter()
+            .all(|(since, org)| since.is_none() && org == "org-a"),
+        "{first:?}"
+    );
+    // The next run of the same organisation is incremental.
+    zixly_testkit::fakes::clear_recorded(&fake.url);
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    let second = xero_list_requests(&fake);
+    assert!(
+        second
+            .iter()
+            .any(|(since, org)| since.is_some() && org == "org-a"),
+        "{second:?}"
+    );
+    // Another organisation chosen: read in full, with its own header.
+    set_org("org-b").await;
+    zixly_testkit::fakes::clear_recorded(&fake.url);
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    let third = xero_list_requests(&fake);
+    assert!(!third.is_empty());
+    assert!(
+        third
+            .iter()
+            .all(|(since, org)| since.is_none() && org == "org-b"),
+        "{third:?}"
+    );
+}

@@ -74,20 +74,18 @@ impl FakePipedrive {
             api_domain: String::new(),
             expire_after_calls: None,
         }));
-        let state = (oauth.clone(), data.clone());
-        let router = Router::new()
-            .route(
-                "/oauth/authorize",
-                get(oauth::authorize).with_state(oauth.clone()),
-            )
-            .route("/oauth/token", post(token))
-            .route("/api/v2/deals", get(deals))
-            .route("/api/v2/deals/archived", get(archived_deals))
-            .route("/api/v2/{resource}", get(list))
-            .with_state(state);
-        let (url, _handle) = super::serve(router).await;
+        let (url, _handle) = super::serve(router(&oauth, &data)).await;
         data.lock().unwrap().api_domain = url.clone();
         FakePipedrive { oauth, data, url }
+    }
+
+    /// The company's domain moves: the same account is also served at a new address, which the
+    /// token endpoint answers as `api_domain` from now on (code exchanges and refreshes). The old
+    /// address keeps answering, as Pipedrive's would for a while. Returns the new address.
+    pub async fn move_api_domain(&self) -> String {
+        let (url, _handle) = super::serve(router(&self.oauth, &self.data)).await;
+        self.data.lock().unwrap().api_domain = url.clone();
+        url
     }
 
     pub fn auth_url(&self) -> String {
@@ -240,6 +238,20 @@ async fn token(
     let mut body: Value = serde_json::from_slice(&bytes).unwrap();
     body["api_domain"] = json!(api_domain);
     Json(body).into_response()
+}
+
+fn router(oauth: &FakeOAuth, data: &Arc<Mutex<PipedriveData>>) -> Router {
+    let state = (oauth.clone(), data.clone());
+    Router::new()
+        .route(
+            "/oauth/authorize",
+            get(oauth::authorize).with_state(oauth.clone()),
+        )
+        .route("/oauth/token", post(token))
+        .route("/api/v2/deals", get(deals))
+        .route("/api/v2/deals/archived", get(archived_deals))
+        .route("/api/v2/{resource}", get(list))
+        .with_state(state)
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -192,6 +192,15 @@ impl FakeXero {
         format!("{}/connect/token", self.url)
     }
 
+    /// The organisations the grant reaches (`GET /connections`, in this order), as (tenantId,
+    /// tenantName); tenantIds should be UUIDs, as the contract documents.
+    pub fn set_organisations(&self, orgs: &[(&str, &str)]) {
+        self.data.lock().unwrap().organisations = orgs
+            .iter()
+            .map(|(id, name)| (id.to_string(), name.to_string()))
+            .collect();
+    }
+
     /// Advances the fake clock.
     pub fn tick(&self, by: chrono::Duration) {
         self.data.lock().unwrap().now += by;

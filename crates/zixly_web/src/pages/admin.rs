@@ -11,6 +11,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
+use zixly_connectors::Provider;
 use zixly_db::queries::audit::AuditFilter;
 use zixly_domain::Role;
 
@@ -469,47 +470,138 @@ pub async fn audit(
 
 // ---------------------------------------------------------------------------------------------
 
-const PROVIDERS: &[(&str, &str, &str)] = &[
-    (
-        "XERO",
-        "Xero",
-        "Accounting: invoices, bills and payments become financials.",
-    ),
-    (
-        "MYOB",
-        "MYOB",
-        "Accounting: sales and purchases become financials.",
-    ),
-    (
-        "HUBSPOT",
-        "HubSpot",
-        "CRM: deals and their stages become lead events.",
-    ),
-    (
-        "PIPEDRIVE",
-        "Pipedrive",
-        "CRM: deals and their stages become lead events.",
-    ),
-    (
-        "ASANA",
-        "Asana",
-        "Projects: task counts and hours become custom metrics.",
-    ),
-];
+/// What each provider contributes, for its card. The providers and their names come from
+/// `zixly_connectors::Provider` (`ALL`, `display_name`); this match is exhaustive, so a new
+/// provider cannot be left off the page.
+fn provider_blurb(p: Provider) -> &'static str {
+    match p {
+        Provider::Xero => "Accounting: invoices, bills and payments become financials.",
+        Provider::Myob => "Accounting: sales and purchases become financials.",
+        Provider::Hubspot => "CRM: deals and their stages become lead events.",
+        Provider::Pipedrive => "CRM: deals and their stages become lead events.",
+        Provider::Asana => "Projects: completed tasks and on-time rates become custom metrics.",
+    }
+}
 
-/// `?connected=PROVIDER` after a completed OAuth flow (the API's callback redirects here).
+/// `?connected=PROVIDER` after a completed OAuth flow (the API's callback redirects here);
+/// `?organisation=choose` opens the Xero organisation picker; `?organisation=chosen` after a
+/// choice.
 #[derive(Deserialize, Default)]
 pub struct IntegrationsQuery {
     connected: Option<String>,
+    organisation: Option<String>,
+}
+
+/// The Xero card's organisation part (ADMINs, connected Xero): the chosen organisation's name
+/// with a way to change it, or — when none is chosen and several are granted, or when asked —
+/// a form listing the organisations by name. The list comes from the API's
+/// `GET /integrations/{id}/organisations`, the choice goes to its `POST .../organisation`.
+async fn xero_organisation_part(
+    state: &AppState,
+    ctx: &crate::auth::RequestCtx,
+    headers: &axum::http::HeaderMap,
+    user: &PageUser<Viewer>,
+    integration: &zixly_db::integrations::Integration,
+    change: bool,
+) -> String {
+    use crate::api::integrations::{XeroOrganisations, XERO_ORGANISATION_NAME, XERO_TENANT_ID};
+    let chosen_name = integration
+        .settings
+        .get(XERO_TENANT_ID)
+        .and_then(|v| v.as_str())
+        .map(|id| {
+            integration
+                .settings
+                .get(XERO_ORGANISATION_NAME)
+                .and_then(|v| v.as_str())
+                .unwrap_or(id)
+                .to_string()
+        });
+    let change_link = r#" <a href="/integrations?organisation=choose#int-XERO" class="small">Change organisation</a>"#;
+    if let (Some(name), false) = (&chosen_name, change) {
+        return format!(
+            r#"<p class="small" data-xero-organisation>Organisation: <strong>{}</strong>{change_link}</p>"#,
+            esc(name)
+        );
+    }
+    let answer = super::internal::call(
+        state,
+        ctx,
+        headers,
+        axum::http::Method::GET,
+        &format!("/integrations/{}/organisations", integration.id),
+        None,
+    )
+    .await;
+    if !answer.status.is_success() {
+        return format!(
+            r#"<p class="flash err small" style="margin:.5rem 0 0">Could not list the Xero organisations: {}</p>"#,
+            esc(&answer.message())
+        );
+    }
+    let Ok(list) = serde_json::from_value::<XeroOrganisations>(answer.body) else {
+        return String::new();
+    };
+    if !change && !list.choice_needed {
+        // None chosen and one granted: the sync reads it.
+        return match list.organisations.as_slice() {
+            [only] => format!(
+                r#"<p class="small" data-xero-organisation>Organisation: <strong>{}</strong></p>"#,
+                esc(&only.name)
+            ),
+            _ => String::new(),
+        };
+    }
+    let mut form = format!(
+        r#"<form method="post" action="/integrations/XERO/organisation" class="org-picker" data-xero-organisation-picker>{}<fieldset><legend class="small">{}</legend>"#,
+        csrf_field(&user.csrf),
+        if list.choice_needed {
+            "Xero grants access to several organisations. Choose the one to sync:"
+        } else {
+            "Choose the organisation to sync:"
+        }
+    );
+    for (i, o) in list.organisations.iter().enumerate() {
+        let checked = if o.chosen || (list.chosen.is_none() && i == 0) {
+            " checked"
+        } else {
+            ""
+        };
+        let _ = write!(
+            form,
+            r#"<label class="small"><input type="radio" name="tenant_id" value="{}"{checked}> {}</label><br>"#,
+            esc(&o.tenant_id),
+            esc(&o.name)
+        );
+    }
+    form.push_str(
+        r#"</fieldset><button type="submit" class="small">Use this organisation</button>"#,
+    );
+    if list.chosen.is_some() {
+        form.push_str(r#" <a href="/integrations" class="small">Cancel</a>"#);
+    }
+    form.push_str("</form>");
+    form
 }
 
 pub async fn integrations(
+    State(state): State<AppState>,
+    ctx: crate::auth::RequestCtx,
+    headers: axum::http::HeaderMap,
     user: PageUser<Viewer>,
     Query(q): Query<IntegrationsQuery>,
 ) -> Result<Response, PageError> {
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
     let rows = tx.integration_overview().await?;
+    let xero = match rows
+        .iter()
+        .find(|r| r.provider == Provider::Xero.as_str())
+        .filter(|_| user.auth.role() == Role::Admin)
+    {
+        Some(r) => tx.integration(r.id).await?,
+        None => None,
+    };
     tx.commit().await?;
     let role = user.auth.role();
     let admin = role == Role::Admin;
@@ -529,19 +621,45 @@ pub async fn integrations(
             "Only ADMINs can connect or sync integrations.",
         ));
     }
-    if let Some((_, name, _)) = q
-        .connected
-        .as_deref()
-        .and_then(|c| PROVIDERS.iter().find(|p| p.0.eq_ignore_ascii_case(c)))
-    {
+    if let Some(p) = q.connected.as_deref().and_then(Provider::parse) {
         body.push_str(&html::flash(
             "ok",
-            &format!("{name} is connected. The first sync has been scheduled."),
+            &format!(
+                "{} is connected. The first sync has been scheduled.",
+                p.display_name()
+            ),
         ));
     }
+    match q.organisation.as_deref() {
+        Some("chosen") => body.push_str(&html::flash(
+            "ok",
+            "The Xero organisation is chosen. A sync has been queued.",
+        )),
+        Some("kept") => body.push_str(&html::flash(
+            "ok",
+            "Xero keeps syncing the same organisation.",
+        )),
+        _ => {}
+    }
+    // Connected Xero (tokens stored): the organisation it syncs, or the picker.
+    let xero_part = match xero.as_ref().filter(|i| i.has_tokens) {
+        Some(i) => {
+            xero_organisation_part(
+                &state,
+                &ctx,
+                &headers,
+                &user,
+                i,
+                q.organisation.as_deref() == Some("choose"),
+            )
+            .await
+        }
+        None => String::new(),
+    };
     body.push_str(r#"<div class="grid two">"#);
-    for (code, name, what) in PROVIDERS {
-        let row = rows.iter().find(|r| r.provider == *code);
+    for p in Provider::ALL {
+        let (code, name, what) = (p.as_str(), p.display_name(), provider_blurb(p));
+        let row = rows.iter().find(|r| r.provider == code);
         let status = row.map(|r| r.status.as_str()).unwrap_or("none");
         let status_label = match status {
             "none" => "Not connected",
@@ -580,9 +698,14 @@ pub async fn integrations(
         } else {
             String::new()
         };
+        let organisation = if p == Provider::Xero {
+            xero_part.as_str()
+        } else {
+            ""
+        };
         let _ = write!(
             body,
-            r#"<section class="card" aria-labelledby="int-{code}" data-provider="{code}"><div class="card-head"><h2 id="int-{code}">{name}</h2><span class="status {status}">{status_label}</span></div><p class="muted small">{what}</p><p class="small">{last_sync}</p>{progress}{error}{controls}</section>"#
+            r#"<section class="card" aria-labelledby="int-{code}" data-provider="{code}"><div class="card-head"><h2 id="int-{code}">{name}</h2><span class="status {status}">{status_label}</span></div><p class="muted small">{what}</p><p class="small">{last_sync}</p>{progress}{organisation}{error}{controls}</section>"#
         );
     }
     body.push_str("</div>");
@@ -623,24 +746,48 @@ fn sync_progress_line(row: Option<&IntegrationCard>) -> String {
     out
 }
 
-/// `POST /integrations/{provider}/{connect|sync|disconnect}`: hands over to the API's integration
-/// routes (connect is addressed by provider, sync and disconnect by the integration's id).
+/// The form of an integration action: the CSRF token and, for `organisation`, the choice.
+#[derive(Debug, Default, Deserialize)]
+pub struct IntegrationForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    tenant_id: Option<String>,
+}
+
+/// `POST /integrations/{provider}/{connect|sync|disconnect|organisation}`: hands over to the API's
+/// integration routes (connect is addressed by provider; sync, disconnect and Xero's
+/// organisation choice by the integration's id).
 pub async fn integration_action(
     State(state): State<AppState>,
     ctx: crate::auth::RequestCtx,
     headers: axum::http::HeaderMap,
     user: PageUser<Admin>,
     Path((provider, action)): Path<(String, String)>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<IntegrationForm>,
 ) -> Result<Response, PageError> {
     user.check_csrf(&f.csrf)?;
-    let provider = PROVIDERS
-        .iter()
-        .find(|p| p.0 == provider)
-        .map(|p| p.0)
+    let provider = Provider::ALL
+        .into_iter()
+        .find(|p| p.as_str() == provider)
+        .map(Provider::as_str)
         .ok_or(PageError::NotFound)?;
+    let mut body = None;
+    let mut done = "/integrations";
     let path = match action.as_str() {
         "connect" => format!("/integrations/{}/connect", provider.to_lowercase()),
+        "organisation" if provider == Provider::Xero.as_str() => {
+            let tx = user.begin().await?;
+            let rows = tx.integration_overview().await?;
+            tx.commit().await?;
+            let id = rows
+                .iter()
+                .find(|r| r.provider == provider)
+                .map(|r| r.id)
+                .ok_or(PageError::NotFound)?;
+            body = Some(json!({"tenant_id": f.tenant_id.unwrap_or_default()}));
+            done = "/integrations?organisation=chosen";
+            format!("/integrations/{id}/organisation")
+        }
         "sync" | "disconnect" => {
             let tx = user.begin().await?;
             let rows = tx.integration_overview().await?;
@@ -660,14 +807,17 @@ pub async fn integration_action(
         &headers,
         axum::http::Method::POST,
         &path,
-        None,
+        body,
     )
     .await;
     if let Some(url) = answer.body.get("authorize_url").and_then(|v| v.as_str()) {
         return Ok(see_other(url));
     }
     if answer.status.is_success() {
-        return Ok(see_other("/integrations"));
+        if done.ends_with("=chosen") && answer.body["sync_job_id"].is_null() {
+            done = "/integrations?organisation=kept";
+        }
+        return Ok(see_other(done));
     }
     if answer.status == StatusCode::NOT_FOUND || answer.status == StatusCode::METHOD_NOT_ALLOWED {
         return Err(PageError::Api(crate::error::ApiError::new(

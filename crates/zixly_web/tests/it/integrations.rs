@@ -742,7 +742,7 @@ async fn settings_are_merged_by_patch_and_audited() {
         .patch(
             &path,
             &app.a.admin,
-            &json!({"settings": {"xero_tenant_id": "org-1", "tracking_category": "Project"}}),
+            &json!({"settings": {"full_sync_hours": 6, "tracking_category": "Project"}}),
         )
         .await;
     assert_eq!(res.status(), 200);
@@ -755,14 +755,18 @@ async fn settings_are_merged_by_patch_and_audited() {
         .await;
     assert_eq!(res.status(), 200);
     let v: Value = res.json().await.unwrap();
+    // The only organisation Xero granted was recorded when connecting.
     assert_eq!(
         v["settings"],
-        json!({"xero_tenant_id": "org-1", "full_sync_hours": 12})
+        json!({"xero_tenant_id": "org-1", "xero_organisation_name": "Demo Org", "full_sync_hours": 12})
     );
     assert_eq!(v["status"], "ACTIVE", "settings leave the connection alone");
-    // What only the authorization may set, nothing at all, unknown fields: 422.
+    // What only the authorization or the organisation choice may set, nothing at all, unknown
+    // fields: 422.
     for body in [
         json!({"settings": {"pipedrive_api_domain": "https://evil.example"}}),
+        json!({"settings": {"xero_tenant_id": "anything"}}),
+        json!({"settings": {"xero_organisation_name": null}}),
         json!({"settings": {}}),
         json!({"settings": {"a": 1}, "status": "ACTIVE"}),
     ] {
@@ -881,4 +885,342 @@ async fn an_expired_myob_consent_shows_the_admin_a_reconnect_error() {
         error.contains("reconnect MYOB (consent expired)"),
         "{error}"
     );
+}
+
+const ORG_A: &str = "6f1b7c2e-1d3a-4c5b-9e8f-0a1b2c3d4e5f";
+const ORG_B: &str = "0c9d8e7f-6a5b-4c3d-8e1f-2a3b4c5d6e7f";
+
+/// Runs the queued jobs with the app's engine.
+async fn run_jobs(app: &TestApp) {
+    let mut worker = zixly_queue::Worker::new(app.db.system.clone(), Default::default());
+    app.state
+        .integrations
+        .as_ref()
+        .unwrap()
+        .register(&mut worker, app.db.system.clone());
+    worker.run_until_idle().await.unwrap();
+}
+
+/// (status, last_error, settings) of an integration as stored.
+async fn integration_row(app: &TestApp, id: Uuid) -> (String, Option<String>, Value) {
+    let r = app
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select status::text, last_error, settings from integrations where id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+/// The `xero-tenant-id` headers of the accounting requests the fake Xero recorded.
+fn xero_tenant_headers(xero: &FakeXero) -> Vec<String> {
+    zixly_testkit::fakes::recorded(&xero.url)
+        .iter()
+        .filter(|r| r.path.starts_with("/api.xro/2.0/"))
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "xero-tenant-id")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_admin_lists_and_chooses_the_xero_organisation_through_the_api() {
+    let env = env().await;
+    let app = &env.app;
+    env.xero
+        .set_organisations(&[(ORG_A, "Acme Holdings"), (ORG_B, "Beta Services")]);
+    let id = connect(&env, "xero").await;
+    let (_, _, settings) = integration_row(app, id).await;
+    assert!(
+        settings.get("xero_tenant_id").is_none(),
+        "two organisations: none is recorded at connect time: {settings}"
+    );
+    let list_path = format!("/api/v1/integrations/{id}/organisations");
+    let choose_path = format!("/api/v1/integrations/{id}/organisation");
+
+    // Several organisations and none chosen: the sync stops with an ERROR telling the ADMIN
+    // where to choose.
+    let res = app
+        .post(
+            &format!("/api/v1/integrations/{id}/sync"),
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    run_jobs(app).await;
+    let (status, error, _) = integration_row(app, id).await;
+    assert_eq!(status, "ERROR");
+    let error = error.unwrap();
+    assert!(
+        error.contains("2 Xero organisations")
+            && error.contains("pick one on the Integrations page"),
+        "{error}"
+    );
+
+    let res = app.get(&list_path, &app.a.admin).await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        v["organisations"],
+        json!([{"tenant_id": ORG_A, "name": "Acme Holdings", "chosen": false},
+               {"tenant_id": ORG_B, "name": "Beta Services", "chosen": false}])
+    );
+    assert_eq!(v["chosen"], Value::Null);
+    assert_eq!(v["choice_needed"], true);
+
+    // VIEWERs and EDITORs may do neither.
+    for user in [&app.a.viewer, &app.a.editor] {
+        assert_eq!(app.get(&list_path, user).await.status(), 403);
+        let res = app
+            .post(&choose_path, user, &json!({"tenant_id": ORG_B}))
+            .await;
+        assert_eq!(res.status(), 403);
+    }
+    // An organisation Xero does not grant, or no id at all, is refused and changes nothing.
+    let res = app
+        .post(
+            &choose_path,
+            &app.a.admin,
+            &json!({"tenant_id": "7e57a1b2-0000-4000-8000-000000000000"}),
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "organisation_not_granted");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Acme Holdings") && message.contains("Beta Services"),
+        "the message lists what can be chosen: {message}"
+    );
+    for body in [
+        json!({"tenant_id": ""}),
+        json!({}),
+        json!({"tenant_id": ORG_B, "x": 1}),
+    ] {
+        let res = app.post(&choose_path, &app.a.admin, &body).await;
+        assert_eq!(res.status(), 422, "{body}");
+    }
+    assert!(integration_row(app, id)
+        .await
+        .2
+        .get("xero_tenant_id")
+        .is_none());
+    assert!(!audit_actions(app, app.a.id)
+        .await
+        .contains(&"integration.organisation".to_string()));
+
+    // Choosing B: recorded, audited, a sync queued.
+    let res = app
+        .post(&choose_path, &app.a.admin, &json!({"tenant_id": ORG_B}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["chosen"], ORG_B);
+    assert_eq!(v["choice_needed"], false);
+    assert_eq!(v["organisations"][1]["chosen"], true);
+    assert!(v["sync_job_id"].is_string(), "{v}");
+    let (_, _, settings) = integration_row(app, id).await;
+    assert_eq!(settings["xero_tenant_id"], ORG_B);
+    assert_eq!(settings["xero_organisation_name"], "Beta Services");
+    let audit = app
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select summary, actor_user_id = $2 from audit_logs where tenant_id = $1 and action = 'integration.organisation'",
+            &[&app.a.id, &app.a.admin.id],
+        )
+        .await
+        .unwrap();
+    let details: Value = audit.get(0);
+    assert!(audit.get::<_, bool>(1), "the ADMIN is the actor");
+    assert_eq!(details["from"]["tenant_id"], Value::Null);
+    assert_eq!(
+        details["to"],
+        json!({"tenant_id": ORG_B, "name": "Beta Services"})
+    );
+
+    // The fake's two-organisation `/connections` answers (and the requests for them) follow
+    // Xero's contract.
+    let connections: Vec<_> = zixly_testkit::fakes::recorded(&env.xero.url)
+        .into_iter()
+        .filter(|r| r.path == "/connections")
+        .collect();
+    assert!(
+        connections.len() >= 3,
+        "connect, list and choose asked Xero"
+    );
+    assert!(connections.iter().all(|r| r.response.is_some()));
+    let contract = zixly_testkit::contracts::load("xero");
+    let violations = zixly_testkit::contracts::check_responses(&contract, &connections);
+    assert!(violations.is_empty(), "{violations:?}");
+    let violations: Vec<_> = zixly_testkit::contracts::check_requests(&contract, &connections)
+        .into_iter()
+        // The identity API's `/connections` takes no tenant header (see xero_contract.rs).
+        .filter(|v| v.subject != "header xero-tenant-id")
+        .collect();
+    assert!(violations.is_empty(), "{violations:?}");
+
+    // The queued sync reads organisation B and brings the integration back.
+    zixly_testkit::fakes::clear_recorded(&env.xero.url);
+    run_jobs(app).await;
+    let headers = xero_tenant_headers(&env.xero);
+    assert!(!headers.is_empty());
+    assert!(headers.iter().all(|h| h == ORG_B), "{headers:?}");
+    let (status, error, _) = integration_row(app, id).await;
+    assert_eq!((status.as_str(), error), ("ACTIVE", None));
+
+    // Choosing the same one again queues nothing.
+    let res = app
+        .post(&choose_path, &app.a.admin, &json!({"tenant_id": ORG_B}))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res
+        .json::<Value>()
+        .await
+        .unwrap()
+        .get("sync_job_id")
+        .is_none());
+
+    // Not a Xero integration, or not connected: 409.
+    let hubspot = app.db.app.begin_tenant(app.a.id).await.unwrap();
+    let h = hubspot.ensure_integration("HUBSPOT").await.unwrap();
+    hubspot.commit().await.unwrap();
+    let res = app
+        .get(
+            &format!("/api/v1/integrations/{}/organisations", h.id),
+            &app.a.admin,
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(error_code(res).await, "not_xero");
+    let res = app
+        .post(
+            &format!("/api/v1/integrations/{id}/disconnect"),
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app.get(&list_path, &app.a.admin).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(error_code(res).await, "integration_not_connected");
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(html: &str) -> String {
+    html.split_once(r#"name="_csrf" value=""#)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(v, _)| v.to_string())
+        .expect("the page carries a CSRF token")
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
+    let res = app
+        .anonymous(Method::GET, path)
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.text().await.unwrap()
+}
+
+async fn pick(app: &TestApp, cookie: &str, csrf: &str, tenant_id: &str) -> Response {
+    app.anonymous(Method::POST, "/integrations/XERO/organisation")
+        .header(header::COOKIE, cookie)
+        .header(header::ORIGIN, app.base_url.as_str())
+        .form(&[("_csrf", csrf), ("tenant_id", tenant_id)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_integrations_page_offers_the_xero_organisations_by_name_and_choosing_works() {
+    let env = env().await;
+    let app = &env.app;
+    env.xero.set_organisations(&[
+        (ORG_A, "<script>alert(1)</script> Ltd"),
+        (ORG_B, "Beta & \"Sons\""),
+    ]);
+    let id = connect(&env, "xero").await;
+    let cookie = session(app, &app.a.admin).await;
+    let html = page(app, &cookie, "/integrations").await;
+    assert!(html.contains("data-xero-organisation-picker"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; Ltd"));
+    assert!(!html.contains("<script>alert(1)"), "names are escaped");
+    assert!(html.contains("Beta &amp; &quot;Sons&quot;"));
+    assert!(html.contains(&format!(r#"value="{ORG_B}""#)));
+    let csrf = csrf_of(&html);
+
+    // Other roles see the status, not the picker.
+    let viewer = session(app, &app.a.viewer).await;
+    let html = page(app, &viewer, "/integrations").await;
+    assert!(!html.contains("data-xero-organisation-picker"));
+    assert!(!html.contains("Beta &amp;"));
+
+    // An organisation Xero does not grant: the API's refusal, shown.
+    let res = pick(app, &cookie, &csrf, "7e57a1b2-0000-4000-8000-000000000000").await;
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("does not grant"));
+    assert!(integration_row(app, id)
+        .await
+        .2
+        .get("xero_tenant_id")
+        .is_none());
+
+    let res = pick(app, &cookie, &csrf, ORG_B).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()[header::LOCATION],
+        "/integrations?organisation=chosen"
+    );
+    assert_eq!(integration_row(app, id).await.2["xero_tenant_id"], ORG_B);
+    assert!(audit_actions(app, app.a.id)
+        .await
+        .contains(&"integration.organisation".to_string()));
+
+    // Chosen: its name, and a way to change it.
+    let html = page(app, &cookie, "/integrations?organisation=chosen").await;
+    assert!(!html.contains("data-xero-organisation-picker"));
+    assert!(
+        html.contains("Organisation: <strong>Beta &amp; &quot;Sons&quot;</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("/integrations?organisation=choose"));
+    let html = page(app, &cookie, "/integrations?organisation=choose").await;
+    assert!(html.contains("data-xero-organisation-picker"));
+    assert!(
+        html.contains(&format!(r#"value="{ORG_B}" checked"#)),
+        "{html}"
+    );
+    // Without a CSRF token nothing changes.
+    let res = pick(app, &cookie, "", ORG_A).await;
+    assert!(res.status().is_client_error());
+    assert_eq!(integration_row(app, id).await.2["xero_tenant_id"], ORG_B);
+}
+
+#[tokio::test]
+async fn connecting_with_one_organisation_records_it_and_the_page_names_it() {
+    let env = env().await;
+    let app = &env.app;
+    env.xero.set_organisations(&[(ORG_A, "Acme Holdings")]);
+    let id = connect(&env, "xero").await;
+    let (_, _, settings) = integration_row(app, id).await;
+    assert_eq!(settings["xero_tenant_id"], ORG_A);
+    assert_eq!(settings["xero_organisation_name"], "Acme Holdings");
+    let cookie = session(app, &app.a.admin).await;
+    let html = page(app, &cookie, "/integrations").await;
+    assert!(html.contains("Organisation: <strong>Acme Holdings</strong>"));
+    assert!(!html.contains("data-xero-organisation-picker"));
 }

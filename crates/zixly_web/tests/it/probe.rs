@@ -113,8 +113,10 @@ fn body_for(path: &str, rng: &mut StdRng) -> Value {
             json!({"client_name": "hijacked"}),
             json!({"currency": "EUR"}),
         ]
+    } else if path.ends_with("/organisation") {
+        vec![json!({"tenant_id": "hijacked"})]
     } else if path.starts_with("/api/v1/integrations/") {
-        vec![json!({"settings": {"xero_tenant_id": "hijacked"}})]
+        vec![json!({"settings": {"tracking_category": "hijacked"}})]
     } else {
         vec![json!({})]
     };

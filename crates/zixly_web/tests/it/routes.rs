@@ -189,6 +189,18 @@ pub const ROUTES: &[RouteCase] = &[
         R(Admin),
         Some(Entity::Integration),
     ),
+    route(
+        "GET",
+        "/api/v1/integrations/{id}/organisations",
+        R(Admin),
+        Some(Entity::Integration),
+    ),
+    route(
+        "POST",
+        "/api/v1/integrations/{id}/organisation",
+        R(Admin),
+        Some(Entity::Integration),
+    ),
 ];
 
 fn method(m: &str) -> Method {
@@ -451,7 +463,12 @@ async fn another_tenants_ids_answer_404() {
         let body = match (r.method, kind) {
             ("PATCH", Entity::User) => json!({"role": "VIEWER", "display_name": "hijacked"}),
             ("PATCH", Entity::Client) => json!({"client_name": "hijacked"}),
-            ("PATCH", Entity::Integration) => json!({"settings": {"xero_tenant_id": "hijacked"}}),
+            ("PATCH", Entity::Integration) => {
+                json!({"settings": {"tracking_category": "hijacked"}})
+            }
+            ("POST", Entity::Integration) if r.path.ends_with("/organisation") => {
+                json!({"tenant_id": "hijacked"})
+            }
             _ => json!({}),
         };
         let res = app
