@@ -8,8 +8,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use zixly_db::checkpoints::SyncProgress;
 use uuid::Uuid;
 use zixly_connectors::Provider;
 use zixly_queue::JobState;
@@ -23,9 +27,72 @@ pub struct SyncArgs {
     /// The tenant's id.
     #[arg(long)]
     pub tenant: Uuid,
-    /// Run the sync in this process until it finishes; exit non-zero when it fails.
+    /// Run the sync in this process until it finishes, showing its progress; exit 1 when it
+    /// fails, 75 when a provider budget pauses it (it resumes later in a running worker).
     #[arg(long)]
     pub wait: bool,
+}
+
+/// Exit code of `--wait` when the run is paused by a provider budget (EX_TEMPFAIL).
+const PAUSED: u8 = 75;
+
+/// The run's progress: a bar on a terminal (items of the total when the provider tells), else a
+/// line whenever a page was committed, at most every 5 seconds.
+struct Progress {
+    bar: Option<ProgressBar>,
+    last_pages: i64,
+    last_line: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar.set_message("starting");
+            bar
+        });
+        Progress {
+            bar,
+            last_pages: 0,
+            last_line: None,
+        }
+    }
+
+    fn show(&mut self, p: Option<&SyncProgress>) {
+        let Some(p) = p else { return };
+        match &self.bar {
+            Some(bar) => {
+                if let Some(total) = p.items_total.filter(|t| *t > 0) {
+                    if bar.length() != Some(total as u64) {
+                        bar.set_length(total as u64);
+                        bar.set_style(
+                            ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} ({elapsed})")
+                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        );
+                    }
+                    bar.set_position(p.items_read.min(total) as u64);
+                }
+                bar.set_message(p.describe());
+            }
+            None => {
+                let due = self
+                    .last_line
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
+                if p.pages_read != self.last_pages && due {
+                    eprintln!("progress: {}", p.describe());
+                    self.last_pages = p.pages_read;
+                    self.last_line = Some(std::time::Instant::now());
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 pub async fn run(global: &Global, args: SyncArgs) -> Result<ExitCode> {
@@ -74,11 +141,32 @@ async fn sync(
         let _ = stopped.await;
     }));
     let mut reported = 0;
+    let mut progress = Progress::new();
     let state = loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let Some(j) = db.system.job(args.tenant, job_id).await? else {
             bail!("the sync job disappeared");
         };
+        let tx = db.app.begin_tenant(args.tenant).await?;
+        let now = tx.integration(integration.id).await?;
+        tx.commit().await?;
+        if let Some(now) = &now {
+            if let (Some(until), false) = (now.paused_until, j.state.is_final()) {
+                progress.finish();
+                let _ = stop.send(());
+                worker.await.context("worker task")??;
+                eprintln!(
+                    "sync of {provider} paused until {}: {}",
+                    until.format("%Y-%m-%d %H:%M UTC"),
+                    now.pause_reason.as_deref().unwrap_or("the provider's budget is used up")
+                );
+                eprintln!(
+                    "a running zixly worker (up, serve or worker) resumes it then, from where it stopped"
+                );
+                return Ok(ExitCode::from(PAUSED));
+            }
+            progress.show(now.progress.as_ref());
+        }
         if let Some(errors) = j.errors.as_array() {
             for e in errors.iter().skip(reported) {
                 eprintln!(
@@ -94,6 +182,7 @@ async fn sync(
             break j.state;
         }
     };
+    progress.finish();
     let _ = stop.send(());
     worker.await.context("worker task")??;
     let tx = db.app.begin_tenant(args.tenant).await?;

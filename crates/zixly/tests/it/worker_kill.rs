@@ -1,6 +1,7 @@
 //! A real `zixly worker` process SIGKILLed in the middle of a Xero sync, then a new worker: the
-//! rescuer puts the orphaned job back, it completes, and the tenant ends up with exactly the rows
-//! an uninterrupted sync of the same provider data gives another tenant.
+//! rescuer puts the orphaned job back, it resumes at the checkpoint the dead worker committed
+//! (no committed page is read again), and the tenant ends up with exactly the rows an
+//! uninterrupted sync of the same provider data gives another tenant.
 //!
 //! Instead of waiting out a rescue delay, the test starts the new worker with
 //! `ZIXLY_RESCUE_AFTER=30` (`--rescue-after`) and ages the dead attempt's `heartbeat_at` by 45 s
@@ -16,6 +17,7 @@ use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 use zixly_crypto::generate_key;
+use zixly_testkit::fakes::record::{clear_recorded, recorded};
 use zixly_testkit::fakes::xero::{ms_date, FakeXero};
 use zixly_testkit::TestDb;
 
@@ -24,8 +26,9 @@ use crate::sync_cli::{connected, zixly};
 /// Generous bound of every wait: conditions are polled, this only turns a hang into a failure
 /// (a sync takes about 2 s here, but several times that on a loaded machine).
 const DEADLINE: Duration = Duration::from_secs(60);
-/// Each API call of the slow fake while the first worker runs: a full sync is ten calls, and the
-/// worker is killed after three, so it has at least seven of these left to be caught mid-sync.
+/// Each API call of the slow fake while the first worker runs: a full sync is eleven calls, and
+/// the worker is killed once its first document page is committed (the fifth call), so it has
+/// several of these left to be caught mid-sync.
 const SLOW_CALL: Duration = Duration::from_millis(400);
 
 /// Runs `cmd` to its end off the runtime; panics with its output unless it succeeds.
@@ -119,6 +122,31 @@ macro_rules! rows {
             .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect::<Vec<_>>())
             .collect::<Vec<_>>()
     };
+}
+
+/// Pages read by the tenant's unfinished run (no row: none committed, or the run settled).
+const CHECKPOINT: &str =
+    "select pages_read::text from sync_checkpoints where tenant_id = $1 and pages_read > 0";
+
+/// The successful document-page requests the fake answered, in order: (path, If-Modified-Since,
+/// page).
+fn document_requests(fake: &FakeXero) -> Vec<(String, String, String)> {
+    recorded(&fake.url)
+        .iter()
+        .filter(|r| r.status == 200 && r.query_values("IDs").is_empty())
+        .filter(|r| {
+            ["Invoices", "CreditNotes", "Payments", "BankTransactions"]
+                .iter()
+                .any(|d| r.path.ends_with(&format!("/{d}")))
+        })
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.header("if-modified-since").unwrap_or("").to_string(),
+                r.query_values("page").first().unwrap_or(&"").to_string(),
+            )
+        })
+        .collect()
 }
 
 /// A job's state, attempt and errors.
@@ -292,18 +320,25 @@ async fn a_worker_sigkilled_mid_sync_is_rescued_by_the_next_and_converges_to_an_
     assert_eq!(job(rows!(su, JOB, tenant, job_id)).0, "available");
 
     fake.oauth.set_api_delay(SLOW_CALL);
+    clear_recorded(&fake.url);
     let before = fake.oauth.api_calls();
     let mut first = Worker::start(zixly(&db, &fake, &key), logs.path().join("first.log"));
-    until("the first worker to be mid-sync", || {
+    // Killed once its first document page is committed with the run's checkpoint.
+    until("the first worker to commit a page", || {
         first.assert_alive();
-        let (su, fake) = (&su, &fake);
+        let su = &su;
         async move {
             let (state, _, _) = job(rows!(su, JOB, tenant, job_id));
-            (state == "running" && fake.oauth.api_calls() - before >= 3).then_some(())
+            let pages = rows!(su, CHECKPOINT, tenant);
+            (state == "running" && !pages.is_empty()).then_some(())
         }
     })
     .await;
     let status = first.kill();
+    let checkpoint = rows!(su, CHECKPOINT, tenant);
+    let committed_pages: usize = checkpoint[0][0].as_deref().unwrap().parse().unwrap();
+    assert!(committed_pages >= 1, "{checkpoint:?}");
+    let read_before_kill = document_requests(&fake);
     let served = fake.oauth.api_calls() - before;
     assert_eq!(status.signal(), Some(9), "{status}");
     assert!(
@@ -362,6 +397,23 @@ async fn a_worker_sigkilled_mid_sync_is_rescued_by_the_next_and_converges_to_an_
         "{errors:?}"
     );
     assert!(log.contains("rescued jobs of a dead worker"), "{log}");
+
+    // The rescued attempt resumed at the checkpoint: no page committed before the kill was asked
+    // for again (the page in flight when the worker died may be).
+    let all = document_requests(&fake);
+    let committed = &read_before_kill[..committed_pages];
+    let resumed = &all[read_before_kill.len()..];
+    for page in committed {
+        assert!(
+            !resumed.contains(page),
+            "{page:?} was committed before the kill and read again: {all:#?}"
+        );
+    }
+    assert_eq!(
+        rows!(su, CHECKPOINT, tenant),
+        Vec::<Vec<Option<String>>>::new(),
+        "the settled run left its checkpoint"
+    );
 
     // Converged: exactly the reference's rows, once each, from one successful run.
     let got = rows!(su, FINANCIALS, tenant);

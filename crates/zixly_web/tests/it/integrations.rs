@@ -1224,3 +1224,74 @@ async fn connecting_with_one_organisation_records_it_and_the_page_names_it() {
     assert!(html.contains("Organisation: <strong>Acme Holdings</strong>"));
     assert!(!html.contains("data-xero-organisation-picker"));
 }
+
+#[tokio::test]
+async fn an_unfinished_sync_shows_its_progress_and_a_pause_shows_when_and_why() {
+    let env = env().await;
+    let app = &env.app;
+    let id = connect(&env, "xero").await;
+    let su = app.db.superuser().await;
+    su.execute(
+        "insert into sync_checkpoints (tenant_id, integration_id, state, stream, pages_read, items_read, items_total, requests)
+         values ($1, $2, '{}', 'invoices', 37, 37000, 200000, 40)",
+        &[&app.a.id, &id],
+    )
+    .await
+    .unwrap();
+    su.execute(
+        "update integrations set paused_until = '2030-01-02 03:04:00+00',
+                pause_reason = 'the provider''s request budget is used up <day>' where id = $1",
+        &[&id],
+    )
+    .await
+    .unwrap();
+
+    let res = app.get("/api/v1/integrations", &app.a.admin).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let xero = &body["data"][0];
+    assert_eq!(xero["paused_until"], "2030-01-02T03:04:00Z");
+    assert_eq!(
+        xero["pause_reason"],
+        "the provider's request budget is used up <day>"
+    );
+    assert_eq!(xero["progress"]["pages_read"], 37);
+    assert_eq!(xero["progress"]["items_total"], 200000);
+    assert_eq!(
+        xero["progress"]["summary"],
+        "invoices: 37,000 of about 200,000 items read (37 pages)"
+    );
+
+    let admin = session(app, &app.a.admin).await;
+    let html = page(app, &admin, "/integrations").await;
+    assert!(
+        html.contains(
+            "Paused until 2 Jan 2030 03:04 UTC: the provider&#39;s request budget is used up &lt;day&gt;"
+        ),
+        "{html}"
+    );
+    assert!(html.contains(
+        "Sync in progress — invoices: 37,000 of about 200,000 items read (37 pages)"
+    ));
+    // Other roles see that it is paused and how far it got, not the provider's reason.
+    let viewer = session(app, &app.a.viewer).await;
+    let html = page(app, &viewer, "/integrations").await;
+    assert!(html.contains("Paused until 2 Jan 2030 03:04 UTC</p>"), "{html}");
+    assert!(!html.contains("budget is used up"));
+    assert!(html.contains("Sync in progress — invoices: 37,000"));
+
+    // A settled run: no progress line.
+    su.execute("delete from sync_checkpoints", &[]).await.unwrap();
+    su.execute("update integrations set paused_until = null, pause_reason = null", &[])
+        .await
+        .unwrap();
+    let html = page(app, &admin, "/integrations").await;
+    assert!(!html.contains("data-sync-progress") && !html.contains("data-sync-paused"));
+    let body: Value = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["data"][0]["progress"], Value::Null);
+}
