@@ -104,3 +104,141 @@ async fn bench_xero_full_sync() {
     assert_eq!(full.inserted as usize, invoices, "one row per client-day");
     assert_eq!((again.inserted, again.updated), (0, 0));
 }
+
+/// `BENCHMARKS.md` "Paced, resumable first sync": a first Xero sync of a large organisation
+/// against a fake that enforces Xero's per-organisation minute limit (60 calls), time-scaled:
+/// the minute lasts `60 / ZIXLY_BENCH_TIME_SCALE` seconds, and the engine paces under the same
+/// scaled limit. Reports calls made against the paging minimum, pages asked twice, 429s
+/// answered and the pacer's waits. Run:
+///
+/// ```text
+/// ZIXLY_BENCH_INVOICES=200000 ZIXLY_BENCH_TIME_SCALE=60 cargo nextest run --release -p zixly_sync \
+///     --run-ignored only -E 'test(bench_xero_paced)' --no-capture
+/// ```
+#[tokio::test]
+#[ignore = "benchmark: run explicitly (see the docs)"]
+async fn bench_xero_paced_first_sync() {
+    use zixly_connectors::pace::{Lane, RateLimit};
+    use zixly_sync::engine::SyncConfig;
+    let env_num = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let invoices = env_num("ZIXLY_BENCH_INVOICES", 200_000) as usize;
+    let scale = env_num("ZIXLY_BENCH_TIME_SCALE", 60).max(1);
+    let minute = std::time::Duration::from_secs(60) / scale as u32;
+    let fake = FakeXero::start().await;
+    let cfg = config(
+        Provider::Xero,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        fake.auth_url(),
+        fake.token_url(),
+        &fake.url,
+    );
+    {
+        let mut d = fake.data.lock().unwrap();
+        d.minute_limit = Some((60, minute));
+        d.day_remaining = Some(5000);
+        let at = d.now;
+        let ms = |t: chrono::DateTime<Utc>| format!("/Date({}+0000)/", t.timestamp_millis());
+        let contacts: Vec<_> = (0..CONTACTS)
+            .map(|c| {
+                (
+                    at,
+                    json!({"ContactID": format!("c{c}"), "Name": format!("Client {c}"),
+                            "ContactStatus": "ACTIVE", "UpdatedDateUTC": ms(at)}),
+                )
+            })
+            .collect();
+        d.records.insert("Contacts", contacts);
+        let day0 = NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+        // Created over the years, one a minute: every page ends in a second of its own.
+        let docs: Vec<_> = (0..invoices)
+            .map(|i| {
+                let date = day0 + Duration::days((i / CONTACTS) as i64 % 365);
+                let t = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap());
+                let stamp = at - Duration::minutes((invoices - i) as i64);
+                (
+                    stamp,
+                    json!({"InvoiceID": format!("i{i}"), "Type": "ACCREC", "Status": "AUTHORISED",
+                            "Contact": {"ContactID": format!("c{}", i % CONTACTS)},
+                            "Date": ms(t), "SubTotal": 100 + (i % 97), "UpdatedDateUTC": ms(stamp)}),
+                )
+            })
+            .collect();
+        d.records.insert("Invoices", docs);
+    }
+    let sync_config = SyncConfig {
+        max_jitter: std::time::Duration::ZERO,
+        rate_limits: [(Provider::Xero, vec![RateLimit::new(60, minute)])].into(),
+        ..SyncConfig::default()
+    };
+    let env = crate::sync::connect_with(cfg, json!({}), sync_config).await;
+    zixly_testkit::fakes::record::clear_recorded(&fake.url);
+    let t = Instant::now();
+    // As the queue would: a 429 waits for Retry-After, and the next attempt resumes at the
+    // checkpoint.
+    let mut attempts = 0;
+    let summary = loop {
+        attempts += 1;
+        match env.engine.run(env.tenant, env.integration, true).await {
+            Ok(s) => break s,
+            Err(zixly_sync::SyncError::Connector(
+                zixly_connectors::ConnectorError::RateLimited { retry_after },
+            )) => tokio::time::sleep(retry_after).await,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let elapsed = t.elapsed();
+    let requests = zixly_testkit::fakes::record::recorded(&fake.url);
+    let calls = requests.len();
+    let rate_limited = fake.data.lock().unwrap().rate_limited;
+    let pages: Vec<(String, String, String)> = requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.header("if-modified-since").unwrap_or("").into(),
+                r.query_values("page").join(","),
+            )
+        })
+        .collect();
+    let twice = pages
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| pages[..*i].contains(p))
+        .count();
+    // Documents of every stream read (the run's checkpointed count, across attempts).
+    let documents_read = summary.rows_read as usize;
+    // connections + organisation + contacts + invoices + one (empty) page of each other stream.
+    let minimum = 1 + 1 + CONTACTS.div_ceil(1000) + invoices.div_ceil(1000) + 3;
+    let pacer = env
+        .engine
+        .pacer(env.integration, Provider::Xero, Lane::General)
+        .stats();
+    let rows: i64 = env
+        .db
+        .superuser()
+        .await
+        .query_one("select count(*) from financials", &[])
+        .await
+        .unwrap()
+        .get(0);
+    eprintln!(
+        "BENCH xero paced first sync: {invoices} invoices -> {rows} rows in {:.2} s (minute = {:.2} s); \
+         {attempts} attempt(s); {calls} API calls (minimum {minimum}); pages asked twice {twice}; \
+         429s answered {rate_limited}; pacer waits {} ({:.2} s in all); documents read {documents_read} \
+         (re-read at page boundaries {})",
+        elapsed.as_secs_f64(),
+        minute.as_secs_f64(),
+        pacer.waits,
+        pacer.waited.as_secs_f64(),
+        documents_read.saturating_sub(invoices),
+    );
+    assert_eq!(rows as usize, invoices);
+    assert_eq!(twice, 0);
+}

@@ -49,6 +49,23 @@ pub(crate) struct Env {
 
 /// Connects `cfg` for a new tenant through the authorize redirect and the code exchange.
 pub(crate) async fn connect(cfg: ProviderConfig, settings: serde_json::Value) -> Env {
+    connect_with(
+        cfg,
+        settings,
+        SyncConfig {
+            max_jitter: std::time::Duration::ZERO,
+            ..SyncConfig::default()
+        },
+    )
+    .await
+}
+
+/// [`connect`], with the engine configured by `sync_config`.
+pub(crate) async fn connect_with(
+    cfg: ProviderConfig,
+    settings: serde_json::Value,
+    sync_config: SyncConfig,
+) -> Env {
     let db = TestDb::new().await;
     let tenant = db.tenant("A").await;
     let keyring = Arc::new(Keyring::new(&generate_key(), &[]));
@@ -83,15 +100,7 @@ pub(crate) async fn connect(cfg: ProviderConfig, settings: serde_json::Value) ->
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let engine = SyncEngine::new(
-        db.app.clone(),
-        keyring,
-        vec![cfg],
-        SyncConfig {
-            max_jitter: std::time::Duration::ZERO,
-            ..SyncConfig::default()
-        },
-    );
+    let engine = SyncEngine::new(db.app.clone(), keyring, vec![cfg], sync_config);
     Env {
         db,
         tenant,
