@@ -6,22 +6,28 @@
 //! order; bucketed reads page by date windows of at most `limit` buckets. Money is a decimal
 //! string (`"15000.00"`) and is summed per currency (reports convert currencies).
 
+use std::future::Future;
+
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
+use zixly_db::queries::clients::Page as DbPage;
 use zixly_db::queries::series::{
     bucket_window, Bucket, BucketWindow, DateRange, FinancialBucket, FinancialCursor, FinancialRow,
     InstantCursor, LeadEventBucket, LeadEventRow, MetricBucket, MetricRow, SeriesQuery,
 };
+use zixly_db::{DbResult, TenantTx};
 
 use crate::api::clients::{decode_cursor, encode_cursor};
-use crate::api::csv::{self, FormatParam};
+use crate::api::csv::{self, CsvRow, FormatParam};
+use crate::api::json_out::WriteJson;
 use crate::api::{json_out, json_time};
 use crate::api::{Page, PageParams};
 use crate::auth::{Auth, Viewer};
@@ -352,6 +358,361 @@ fn json_text(v: &Option<serde_json::Value>) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CSV rows
+
+impl CsvRow for FinancialRow {
+    const HEADER: &'static [&'static str] = &[
+        "id",
+        "record_date",
+        "revenue",
+        "expenses",
+        "net_profit",
+        "cash_flow",
+        "currency",
+        "source_system",
+        "external_id",
+        "metadata",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.record_date.to_string(),
+            self.revenue.to_string(),
+            self.expenses.to_string(),
+            self.net_profit.to_string(),
+            self.cash_flow.to_string(),
+            self.currency.clone(),
+            self.source_system.clone(),
+            opt(&self.external_id),
+            json_text(&self.metadata),
+        ]
+    }
+}
+
+impl CsvRow for FinancialBucket {
+    const HEADER: &'static [&'static str] = &[
+        "bucket_start",
+        "currency",
+        "rows",
+        "revenue",
+        "expenses",
+        "net_profit",
+        "cash_flow",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.bucket_start.to_string(),
+            self.currency.clone(),
+            self.rows.to_string(),
+            self.revenue.to_string(),
+            self.expenses.to_string(),
+            self.net_profit.to_string(),
+            self.cash_flow.to_string(),
+        ]
+    }
+}
+
+impl CsvRow for LeadEventRow {
+    const HEADER: &'static [&'static str] = &[
+        "id",
+        "event_date",
+        "lead_id",
+        "stage",
+        "value",
+        "currency",
+        "status",
+        "source_system",
+        "external_id",
+        "metadata",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.event_date.to_rfc3339(),
+            self.lead_id.clone(),
+            self.stage.clone(),
+            self.value.map(|v| v.to_string()).unwrap_or_default(),
+            self.currency.clone(),
+            self.status.clone(),
+            self.source_system.clone(),
+            opt(&self.external_id),
+            json_text(&self.metadata),
+        ]
+    }
+}
+
+impl CsvRow for LeadEventBucket {
+    const HEADER: &'static [&'static str] = &[
+        "bucket_start",
+        "stage",
+        "status",
+        "currency",
+        "events",
+        "leads",
+        "value",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.bucket_start.to_string(),
+            self.stage.clone(),
+            self.status.clone(),
+            self.currency.clone(),
+            self.events.to_string(),
+            self.leads.to_string(),
+            self.value.to_string(),
+        ]
+    }
+}
+
+impl CsvRow for MetricRow {
+    const HEADER: &'static [&'static str] = &[
+        "id",
+        "metric_name",
+        "metric_value",
+        "unit",
+        "record_date",
+        "source_system",
+        "metadata",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.metric_name.clone(),
+            self.metric_value.to_string(),
+            opt(&self.unit),
+            self.record_date.to_rfc3339(),
+            self.source_system.clone(),
+            json_text(&self.metadata),
+        ]
+    }
+}
+
+impl CsvRow for MetricBucket {
+    const HEADER: &'static [&'static str] = &[
+        "bucket_start",
+        "metric_name",
+        "unit",
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.bucket_start.to_string(),
+            self.metric_name.clone(),
+            opt(&self.unit),
+            self.count.to_string(),
+            self.sum.to_string(),
+            self.avg.to_string(),
+            self.min.to_string(),
+            self.max.to_string(),
+        ]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One read for every series
+
+/// One kind of series: its two reads (raw rows, buckets), their views and CSV rows. The three
+/// routes are [`read`] over the three kinds.
+trait SeriesKind {
+    /// The CSV file name.
+    const NAME: &'static str;
+    /// What narrows a read besides client and range: nothing, or a metric name.
+    type Filter: Send + Sync + 'static;
+    type Cursor: Serialize + DeserializeOwned + Send + Sync + 'static;
+    type Row: CsvRow + Send + Sync + 'static;
+    type View: From<Self::Row> + WriteJson;
+    type Bucket: CsvRow + Send + Sync + 'static;
+    type BucketView: From<Self::Bucket> + Serialize;
+
+    fn rows<'a>(
+        tx: &'a TenantTx,
+        client: Uuid,
+        filter: &'a Self::Filter,
+        q: &'a SeriesQuery<Self::Cursor>,
+    ) -> impl Future<Output = DbResult<DbPage<Self::Row, Self::Cursor>>> + Send + 'a;
+
+    fn buckets<'a>(
+        tx: &'a TenantTx,
+        client: Uuid,
+        filter: &'a Self::Filter,
+        bucket: Bucket,
+        window: &'a BucketWindow,
+    ) -> impl Future<Output = DbResult<Vec<Self::Bucket>>> + Send + 'a;
+}
+
+struct Financials;
+impl SeriesKind for Financials {
+    const NAME: &'static str = "financials";
+    type Filter = ();
+    type Cursor = FinancialCursor;
+    type Row = FinancialRow;
+    type View = FinancialView;
+    type Bucket = FinancialBucket;
+    type BucketView = FinancialBucketView;
+    fn rows<'a>(
+        tx: &'a TenantTx,
+        client: Uuid,
+        _: &'a (),
+        q: &'a SeriesQuery<FinancialCursor>,
+    ) -> impl Future<Output = DbResult<DbPage<FinancialRow, FinancialCursor>>> + Send + 'a {
+        tx.financials(client, q)
+    }
+    fn buckets<'a>(
+        tx: &'a TenantTx,
+        client: Uuid,
+        _: &'a (),
+        bucket: Bucket,
+        window: &'a BucketWindow,
+    ) -> impl Future<Output = DbResult<Vec<FinancialBucket>>> + Send + 'a {
+        tx.financial_buckets(client, bucket, window)
+    }
+}
+
+struct LeadEvents;
+impl SeriesKind for LeadEvents {
+    const NAME: &'static str = "lead-events";
+    type Filter = ();
+    type Cursor = InstantCursor;
+    type Row = LeadEventRow;
+    type View = LeadEventView;
+    type Bucket = LeadEventBucket;
+    type BucketView = LeadEventBucketView;
+    fn rows<'a>(
+        tx: &'a TenantTx,
+        client: Uuid,
+        _: &'a (),
+        q: &'a SeriesQuery<InstantCursor>,
+    ) -> impl Future<Output = DbResult<DbPage<LeadEventRow, InstantCursor>>> + Send + 'a {
+        tx.lead_events(client, q)
+    }
+    fn buckets<'a>(
+        tx: &'a TenantTx,
+        client: Uuid,
+        _: &'a (),
+        bucket: Bucket,
+        window: &'a BucketWindow,
+    ) -> impl Future<Output = DbResult<Vec<LeadEventBucket>>> + Send + 'a {
+        tx.lead_event_buckets(client, bucket, window)
+    }
+}
+
+struct Metrics;
+impl SeriesKind for Metrics {
+    const NAME: &'static str = "metrics";
+    /// The metric name; `None` for every metric of the client.
+    type Filter = Option<String>;
+    type Cursor = InstantCursor;
+    type Row = MetricRow;
+    type View = MetricView;
+    type Bucket = MetricBucket;
+    type BucketView = MetricBucketView;
+    fn rows<'a>(
+        tx: &'a TenantTx,
+        client: Uuid,
+        name: &'a Option<String>,
+        q: &'a SeriesQuery<InstantCursor>,
+    ) -> impl Future<Output = DbResult<DbPage<MetricRow, InstantCursor>>> + Send + 'a {
+        tx.custom_metrics(client, name.as_deref(), q)
+    }
+    fn buckets<'a>(
+        tx: &'a TenantTx,
+        client: Uuid,
+        name: &'a Option<String>,
+        bucket: Bucket,
+        window: &'a BucketWindow,
+    ) -> impl Future<Output = DbResult<Vec<MetricBucket>>> + Send + 'a {
+        tx.custom_metric_buckets(client, name.as_deref(), bucket, window)
+    }
+}
+
+/// The read of every series: raw rows as a JSON page (the hand-written writer) or a streamed CSV
+/// from the cursor to the end; buckets of one window as JSON, or of the whole range as CSV.
+async fn read<K: SeriesKind>(
+    auth: Auth<Viewer>,
+    client: Uuid,
+    filter: K::Filter,
+    range: RangeParams,
+    page: PageParams,
+    format: FormatParam,
+) -> ApiResult<Response> {
+    let (r, bucket) = range.validated()?;
+    let tx = auth.begin().await?;
+    let csv_out = format.is_csv();
+    let Some(b) = bucket else {
+        let after: Option<K::Cursor> = decode_cursor(page.cursor.as_deref())?;
+        if !csv_out {
+            let q = SeriesQuery {
+                range: r,
+                after,
+                limit: page.limit() as u32,
+            };
+            let p = K::rows(&tx, client, &filter, &q).await?;
+            tx.commit().await?;
+            let page = Page {
+                data: p.items.into_iter().map(K::View::from).collect(),
+                next_cursor: p.next.as_ref().map(encode_cursor),
+            };
+            return Ok(json_out::page_response(&page));
+        }
+        let mut q = SeriesQuery {
+            range: r,
+            after,
+            limit: CSV_PAGE,
+        };
+        let first = K::rows(&tx, client, &filter, &q).await?;
+        return Ok(csv::stream_rows::<K::Row, _, _>(
+            K::NAME,
+            move |mut sink| async move {
+                let mut p = first;
+                loop {
+                    for row in &p.items {
+                        if !sink.write(row).await {
+                            return Ok(sink);
+                        }
+                    }
+                    let Some(next) = p.next else { break };
+                    q.after = Some(next);
+                    p = K::rows(&tx, client, &filter, &q).await?;
+                }
+                tx.commit().await?;
+                Ok(sink)
+            },
+        ));
+    };
+    let max = if csv_out {
+        u32::MAX
+    } else {
+        page.limit() as u32
+    };
+    let w = window(r, b, &page, max)?;
+    let rows = K::buckets(&tx, client, &filter, b, &w).await?;
+    tx.commit().await?;
+    if csv_out {
+        return Ok(csv::stream_rows::<K::Bucket, _, _>(
+            K::NAME,
+            move |mut sink| async move {
+                for x in &rows {
+                    if !sink.write(x).await {
+                        break;
+                    }
+                }
+                Ok(sink)
+            },
+        ));
+    }
+    // The same bytes as the untagged `*Series::Buckets` of the schema.
+    let page = Page {
+        data: rows.into_iter().map(K::BucketView::from).collect(),
+        next_cursor: w.next.as_ref().map(encode_cursor),
+    };
+    Ok(Json(page).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Handlers
 
 /// Financial rows of a client
@@ -367,131 +728,7 @@ async fn read_financials(
     ApiQuery(page): ApiQuery<PageParams>,
     ApiQuery(format): ApiQuery<FormatParam>,
 ) -> ApiResult<Response> {
-    let (r, bucket) = range.validated()?;
-    let tx = auth.begin().await?;
-    match (bucket, format.is_csv()) {
-        (None, false) => {
-            let after: Option<FinancialCursor> = decode_cursor(page.cursor.as_deref())?;
-            let p = tx
-                .financials(
-                    id,
-                    &SeriesQuery {
-                        range: r,
-                        after,
-                        limit: page.limit() as u32,
-                    },
-                )
-                .await?;
-            tx.commit().await?;
-            let page = Page {
-                data: p.items.into_iter().map(FinancialView::from).collect(),
-                next_cursor: p.next.as_ref().map(encode_cursor),
-            };
-            Ok(json_out::page_response(&page))
-        }
-        (None, true) => {
-            let mut q = SeriesQuery {
-                range: r,
-                after: decode_cursor(page.cursor.as_deref())?,
-                limit: CSV_PAGE,
-            };
-            let first = tx.financials(id, &q).await?;
-            let header = [
-                "id",
-                "record_date",
-                "revenue",
-                "expenses",
-                "net_profit",
-                "cash_flow",
-                "currency",
-                "source_system",
-                "external_id",
-                "metadata",
-            ];
-            Ok(csv::stream(
-                "financials",
-                &header,
-                move |mut sink| async move {
-                    let mut p = first;
-                    loop {
-                        for f in &p.items {
-                            let cells = [
-                                f.id.to_string(),
-                                f.record_date.to_string(),
-                                f.revenue.to_string(),
-                                f.expenses.to_string(),
-                                f.net_profit.to_string(),
-                                f.cash_flow.to_string(),
-                                f.currency.clone(),
-                                f.source_system.clone(),
-                                opt(&f.external_id),
-                                json_text(&f.metadata),
-                            ];
-                            if !sink.row(&cells).await {
-                                return Ok(sink);
-                            }
-                        }
-                        let Some(next) = p.next else { break };
-                        q.after = Some(next);
-                        p = tx.financials(id, &q).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(sink)
-                },
-            ))
-        }
-        (Some(b), csv_out) => {
-            let w = window(
-                r,
-                b,
-                &page,
-                if csv_out {
-                    u32::MAX
-                } else {
-                    page.limit() as u32
-                },
-            )?;
-            let rows = tx.financial_buckets(id, b, &w).await?;
-            tx.commit().await?;
-            if csv_out {
-                let header = [
-                    "bucket_start",
-                    "currency",
-                    "rows",
-                    "revenue",
-                    "expenses",
-                    "net_profit",
-                    "cash_flow",
-                ];
-                return Ok(csv::stream(
-                    "financials",
-                    &header,
-                    move |mut sink| async move {
-                        for x in rows {
-                            let cells = [
-                                x.bucket_start.to_string(),
-                                x.currency,
-                                x.rows.to_string(),
-                                x.revenue.to_string(),
-                                x.expenses.to_string(),
-                                x.net_profit.to_string(),
-                                x.cash_flow.to_string(),
-                            ];
-                            if !sink.row(&cells).await {
-                                break;
-                            }
-                        }
-                        Ok(sink)
-                    },
-                ));
-            }
-            let page = Page {
-                data: rows.into_iter().map(FinancialBucketView::from).collect(),
-                next_cursor: w.next.as_ref().map(encode_cursor),
-            };
-            Ok(Json(FinancialSeries::Buckets(page)).into_response())
-        }
-    }
+    read::<Financials>(auth, id, (), range, page, format).await
 }
 
 /// Lead events of a client
@@ -507,131 +744,7 @@ async fn read_lead_events(
     ApiQuery(page): ApiQuery<PageParams>,
     ApiQuery(format): ApiQuery<FormatParam>,
 ) -> ApiResult<Response> {
-    let (r, bucket) = range.validated()?;
-    let tx = auth.begin().await?;
-    match (bucket, format.is_csv()) {
-        (None, false) => {
-            let after: Option<InstantCursor> = decode_cursor(page.cursor.as_deref())?;
-            let p = tx
-                .lead_events(
-                    id,
-                    &SeriesQuery {
-                        range: r,
-                        after,
-                        limit: page.limit() as u32,
-                    },
-                )
-                .await?;
-            tx.commit().await?;
-            let page = Page {
-                data: p.items.into_iter().map(LeadEventView::from).collect(),
-                next_cursor: p.next.as_ref().map(encode_cursor),
-            };
-            Ok(json_out::page_response(&page))
-        }
-        (None, true) => {
-            let mut q = SeriesQuery {
-                range: r,
-                after: decode_cursor(page.cursor.as_deref())?,
-                limit: CSV_PAGE,
-            };
-            let first = tx.lead_events(id, &q).await?;
-            let header = [
-                "id",
-                "event_date",
-                "lead_id",
-                "stage",
-                "value",
-                "currency",
-                "status",
-                "source_system",
-                "external_id",
-                "metadata",
-            ];
-            Ok(csv::stream(
-                "lead-events",
-                &header,
-                move |mut sink| async move {
-                    let mut p = first;
-                    loop {
-                        for e in &p.items {
-                            let cells = [
-                                e.id.to_string(),
-                                e.event_date.to_rfc3339(),
-                                e.lead_id.clone(),
-                                e.stage.clone(),
-                                e.value.map(|v| v.to_string()).unwrap_or_default(),
-                                e.currency.clone(),
-                                e.status.clone(),
-                                e.source_system.clone(),
-                                opt(&e.external_id),
-                                json_text(&e.metadata),
-                            ];
-                            if !sink.row(&cells).await {
-                                return Ok(sink);
-                            }
-                        }
-                        let Some(next) = p.next else { break };
-                        q.after = Some(next);
-                        p = tx.lead_events(id, &q).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(sink)
-                },
-            ))
-        }
-        (Some(b), csv_out) => {
-            let w = window(
-                r,
-                b,
-                &page,
-                if csv_out {
-                    u32::MAX
-                } else {
-                    page.limit() as u32
-                },
-            )?;
-            let rows = tx.lead_event_buckets(id, b, &w).await?;
-            tx.commit().await?;
-            if csv_out {
-                let header = [
-                    "bucket_start",
-                    "stage",
-                    "status",
-                    "currency",
-                    "events",
-                    "leads",
-                    "value",
-                ];
-                return Ok(csv::stream(
-                    "lead-events",
-                    &header,
-                    move |mut sink| async move {
-                        for x in rows {
-                            let cells = [
-                                x.bucket_start.to_string(),
-                                x.stage,
-                                x.status,
-                                x.currency,
-                                x.events.to_string(),
-                                x.leads.to_string(),
-                                x.value.to_string(),
-                            ];
-                            if !sink.row(&cells).await {
-                                break;
-                            }
-                        }
-                        Ok(sink)
-                    },
-                ));
-            }
-            let page = Page {
-                data: rows.into_iter().map(LeadEventBucketView::from).collect(),
-                next_cursor: w.next.as_ref().map(encode_cursor),
-            };
-            Ok(Json(LeadEventSeries::Buckets(page)).into_response())
-        }
-    }
+    read::<LeadEvents>(auth, id, (), range, page, format).await
 }
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
@@ -655,130 +768,9 @@ async fn read_metrics(
     ApiQuery(page): ApiQuery<PageParams>,
     ApiQuery(format): ApiQuery<FormatParam>,
 ) -> ApiResult<Response> {
-    let (r, bucket) = range.validated()?;
     let name: Option<String> = name
         .name
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty());
-    let tx = auth.begin().await?;
-    match (bucket, format.is_csv()) {
-        (None, false) => {
-            let after: Option<InstantCursor> = decode_cursor(page.cursor.as_deref())?;
-            let p = tx
-                .custom_metrics(
-                    id,
-                    name.as_deref(),
-                    &SeriesQuery {
-                        range: r,
-                        after,
-                        limit: page.limit() as u32,
-                    },
-                )
-                .await?;
-            tx.commit().await?;
-            let page = Page {
-                data: p.items.into_iter().map(MetricView::from).collect(),
-                next_cursor: p.next.as_ref().map(encode_cursor),
-            };
-            Ok(json_out::page_response(&page))
-        }
-        (None, true) => {
-            let mut q = SeriesQuery {
-                range: r,
-                after: decode_cursor(page.cursor.as_deref())?,
-                limit: CSV_PAGE,
-            };
-            let first = tx.custom_metrics(id, name.as_deref(), &q).await?;
-            let header = [
-                "id",
-                "metric_name",
-                "metric_value",
-                "unit",
-                "record_date",
-                "source_system",
-                "metadata",
-            ];
-            Ok(csv::stream(
-                "metrics",
-                &header,
-                move |mut sink| async move {
-                    let mut p = first;
-                    loop {
-                        for m in &p.items {
-                            let cells = [
-                                m.id.to_string(),
-                                m.metric_name.clone(),
-                                m.metric_value.to_string(),
-                                opt(&m.unit),
-                                m.record_date.to_rfc3339(),
-                                m.source_system.clone(),
-                                json_text(&m.metadata),
-                            ];
-                            if !sink.row(&cells).await {
-                                return Ok(sink);
-                            }
-                        }
-                        let Some(next) = p.next else { break };
-                        q.after = Some(next);
-                        p = tx.custom_metrics(id, name.as_deref(), &q).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(sink)
-                },
-            ))
-        }
-        (Some(b), csv_out) => {
-            let w = window(
-                r,
-                b,
-                &page,
-                if csv_out {
-                    u32::MAX
-                } else {
-                    page.limit() as u32
-                },
-            )?;
-            let rows = tx.custom_metric_buckets(id, name.as_deref(), b, &w).await?;
-            tx.commit().await?;
-            if csv_out {
-                let header = [
-                    "bucket_start",
-                    "metric_name",
-                    "unit",
-                    "count",
-                    "sum",
-                    "avg",
-                    "min",
-                    "max",
-                ];
-                return Ok(csv::stream(
-                    "metrics",
-                    &header,
-                    move |mut sink| async move {
-                        for x in rows {
-                            let cells = [
-                                x.bucket_start.to_string(),
-                                x.metric_name,
-                                x.unit.unwrap_or_default(),
-                                x.count.to_string(),
-                                x.sum.to_string(),
-                                x.avg.to_string(),
-                                x.min.to_string(),
-                                x.max.to_string(),
-                            ];
-                            if !sink.row(&cells).await {
-                                break;
-                            }
-                        }
-                        Ok(sink)
-                    },
-                ));
-            }
-            let page = Page {
-                data: rows.into_iter().map(MetricBucketView::from).collect(),
-                next_cursor: w.next.as_ref().map(encode_cursor),
-            };
-            Ok(Json(MetricSeries::Buckets(page)).into_response())
-        }
-    }
+    read::<Metrics>(auth, id, name, range, page, format).await
 }
