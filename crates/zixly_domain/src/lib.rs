@@ -5,8 +5,10 @@
 //! `parse()` constructors ("parse, don't validate"), so a value of a domain type is always valid.
 
 pub mod currency;
+pub mod fx;
 pub mod ingest;
 pub mod password;
+pub mod period;
 pub mod role;
 
 pub use currency::CurrencyCode;

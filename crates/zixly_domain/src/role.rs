@@ -7,9 +7,17 @@ use std::str::FromStr;
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "UPPERCASE")]
+#[cfg_attr(
+    feature = "postgres",
+    derive(postgres_types::ToSql, postgres_types::FromSql),
+    postgres(name = "user_role")
+)]
 pub enum Role {
+    #[cfg_attr(feature = "postgres", postgres(name = "VIEWER"))]
     Viewer,
+    #[cfg_attr(feature = "postgres", postgres(name = "EDITOR"))]
     Editor,
+    #[cfg_attr(feature = "postgres", postgres(name = "ADMIN"))]
     Admin,
 }
 

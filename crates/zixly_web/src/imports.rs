@@ -26,7 +26,8 @@ use std::io::{Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::multipart::{Field, MultipartError};
+use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
+use axum::extract::Multipart;
 use axum::http::StatusCode;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -190,6 +191,51 @@ pub fn multipart_error(e: MultipartError) -> ApiError {
         );
     }
     ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
+}
+
+/// The body of an upload as multipart parts, or 400: the one parsing path of the API's upload
+/// and the `/imports` page (axum's `Multipart`; both then read parts with [`next_field`],
+/// [`text_field`] and [`spool`]).
+pub fn open_multipart(
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Multipart, ApiError> {
+    multipart.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a multipart/form-data body: {}",
+            e.body_text()
+        ))
+    })
+}
+
+/// The next part, with at most `idle_timeout` to wait for it (408).
+pub async fn next_field(
+    multipart: &mut Multipart,
+    idle_timeout: Duration,
+) -> Result<Option<Field<'_>>, ApiError> {
+    idle(idle_timeout, multipart.next_field())
+        .await?
+        .map_err(multipart_error)
+}
+
+/// The text of a small form field (at most 64 bytes, trimmed).
+pub async fn text_field(
+    mut field: Field<'_>,
+    name: &str,
+    idle_timeout: Duration,
+) -> Result<String, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = idle(idle_timeout, field.chunk())
+        .await?
+        .map_err(multipart_error)?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > 64 {
+            return Err(ApiError::invalid_field(name, "is too long"));
+        }
+    }
+    String::from_utf8(bytes)
+        .map(|s| s.trim().to_string())
+        .map_err(|_| ApiError::invalid_field(name, "must be UTF-8 text"))
 }
 
 /// Copies the file part `field` to a temporary file: at most `limit` bytes (413), at most

@@ -15,10 +15,11 @@ use zixly_domain::Role;
 use crate::error::{Ctx, DbError, DbResult};
 use crate::{AppDb, TenantTx};
 
+/// The `user_role` column `idx` (decoded by `Role`'s derived `FromSql`, which accepts exactly
+/// the enum's three labels).
 pub(crate) fn role_of(row: &Row, idx: usize) -> DbResult<Role> {
-    let s: String = row.get(idx);
-    s.parse()
-        .map_err(|_| DbError::Config(format!("unexpected role `{s}` in the database")))
+    row.try_get(idx)
+        .map_err(|e| DbError::Config(format!("unexpected role in the database: {e}")))
 }
 
 /// One account matching a login email, in some tenant. `Debug` hides the hash.
@@ -50,7 +51,7 @@ impl AppDb {
         let client = self.pre_tenant_client().await?;
         let rows = client
             .query(
-                "select tenant_id, user_id, password_hash, role::text, deactivated from zixly_login_candidates($1)",
+                "select tenant_id, user_id, password_hash, role, deactivated from zixly_login_candidates($1)",
                 &[&email],
             )
             .await
@@ -196,7 +197,7 @@ pub struct Invitation {
 }
 
 const INVITATION_COLUMNS: &str =
-    "id, email, role::text, invited_by, created_at, expires_at, accepted_at, revoked_at";
+    "id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at";
 
 fn invitation(r: &Row) -> DbResult<Invitation> {
     Ok(Invitation {
@@ -237,7 +238,7 @@ impl TenantTx {
             .client()
             .query_opt(
                 "with hit as (
-                     select t.id, t.kind, t.user_id, u.email, u.display_name, u.role::text as role, t.expires_at,
+                     select t.id, t.kind, t.user_id, u.email, u.display_name, u.role, t.expires_at,
                             t.last_used_at
                        from auth_tokens t
                        join users u on u.tenant_id = t.tenant_id and u.id = t.user_id
@@ -362,10 +363,10 @@ impl TenantTx {
             .query_one(
                 &format!(
                     "insert into invitations (tenant_id, id, email, role, token_hash, invited_by, expires_at)
-                     values (zixly_current_tenant(), $1, $2, $3::text::user_role, $4, $5, $6)
+                     values (zixly_current_tenant(), $1, $2, $3, $4, $5, $6)
                      returning {INVITATION_COLUMNS}"
                 ),
-                &[&Uuid::now_v7(), &email, &role.as_str(), &token_hash, &invited_by, &expires_at],
+                &[&Uuid::now_v7(), &email, &role, &token_hash, &invited_by, &expires_at],
             )
             .await
             .ctx("creating an invitation")?;

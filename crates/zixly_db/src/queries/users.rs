@@ -23,7 +23,7 @@ pub struct UserRow {
 }
 
 const USER_COLUMNS: &str =
-    "id, email, display_name, role::text, deactivated_at, last_login_at, created_at, updated_at";
+    "id, email, display_name, role, deactivated_at, last_login_at, created_at, updated_at";
 
 fn user_row(r: &Row) -> DbResult<UserRow> {
     Ok(UserRow {
@@ -62,12 +62,12 @@ impl TenantTx {
         self.client()
             .execute(
                 "insert into users (tenant_id, id, email, display_name, role, password_hash)
-                 values (zixly_current_tenant(), $1, $2, $3, $4::text::user_role, $5)",
+                 values (zixly_current_tenant(), $1, $2, $3, $4, $5)",
                 &[
                     &id,
                     &email.trim().to_lowercase(),
                     &display_name,
-                    &role.as_str(),
+                    &role,
                     &password_hash,
                 ],
             )
@@ -151,12 +151,12 @@ impl TenantTx {
             .query_opt(
                 &format!(
                     "update users
-                        set role = coalesce($2::text::user_role, role),
+                        set role = coalesce($2, role),
                             display_name = case when $3::bool then nullif($4::text, '') else display_name end
                       where tenant_id = zixly_current_tenant() and id = $1
                       returning {USER_COLUMNS}"
                 ),
-                &[&id, &role.map(Role::as_str), &name.is_some(), &name],
+                &[&id, &role, &name.is_some(), &name],
             )
             .await
             .ctx("updating a user")?;

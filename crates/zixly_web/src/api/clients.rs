@@ -20,7 +20,7 @@ use zixly_db::queries::clients::{
 };
 use zixly_domain::CurrencyCode;
 
-use crate::api::csv::{self, FormatParam};
+use crate::api::csv::{self, CsvRow, FormatParam};
 use crate::api::{Page, PageParams};
 use crate::auth::{Auth, Editor, Viewer};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, ErrorDetail};
@@ -78,26 +78,27 @@ impl From<Client> for ClientView {
     }
 }
 
-const CSV_HEADER: &[&str] = &[
-    "id",
-    "client_id",
-    "client_name",
-    "industry",
-    "currency",
-    "created_at",
-    "updated_at",
-];
-
-fn csv_cells(c: &Client) -> [String; 7] {
-    [
-        c.id.to_string(),
-        c.client_id.clone(),
-        c.client_name.clone(),
-        c.industry.clone().unwrap_or_default(),
-        c.currency.clone().unwrap_or_default(),
-        c.created_at.to_rfc3339(),
-        c.updated_at.to_rfc3339(),
-    ]
+impl CsvRow for Client {
+    const HEADER: &'static [&'static str] = &[
+        "id",
+        "client_id",
+        "client_name",
+        "industry",
+        "currency",
+        "created_at",
+        "updated_at",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.client_id.clone(),
+            self.client_name.clone(),
+            self.industry.clone().unwrap_or_default(),
+            self.currency.clone().unwrap_or_default(),
+            self.created_at.to_rfc3339(),
+            self.updated_at.to_rfc3339(),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
@@ -150,14 +151,13 @@ async fn list_clients(
     let tx = auth.begin().await?;
     if format.is_csv() {
         q.limit = 1000;
-        return Ok(csv::stream(
+        return Ok(csv::stream_rows::<Client, _, _>(
             "clients",
-            CSV_HEADER,
             move |mut sink| async move {
                 loop {
                     let p = tx.list_clients(&q).await?;
                     for c in &p.items {
-                        if !sink.row(&csv_cells(c)).await {
+                        if !sink.write(c).await {
                             return Ok(sink);
                         }
                     }

@@ -29,9 +29,8 @@
 //! transaction that wrote the rows; see `LoadOptions::audit`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use axum::extract::multipart::{Field, MultipartRejection};
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -49,7 +48,7 @@ use crate::auth::{Auth, Editor};
 use crate::error::{
     ApiError, ApiQuery, ApiResult, ErrorBody, ErrorDetail, ErrorObject, ShapedError,
 };
-use crate::imports::{self, multipart_error, ErrorKinds, Spooled};
+use crate::imports::{self, ErrorKinds, Spooled};
 use crate::AppState;
 
 /// The matched route of the upload (the request middleware gives it `import_timeout`).
@@ -185,27 +184,6 @@ pub struct ImportForm {
     file: Vec<u8>,
 }
 
-/// The text of a small form field (at most 64 bytes).
-pub(crate) async fn small_field(
-    mut field: Field<'_>,
-    name: &str,
-    idle: Duration,
-) -> ApiResult<String> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = imports::idle(idle, field.chunk())
-        .await?
-        .map_err(multipart_error)?
-    {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > 64 {
-            return Err(ApiError::invalid_field(name, "is too long"));
-        }
-    }
-    String::from_utf8(bytes)
-        .map(|s| s.trim().to_string())
-        .map_err(|_| ApiError::invalid_field(name, "must be UTF-8 text"))
-}
-
 fn parse_flag(name: &str, v: &str) -> ApiResult<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "on" | "yes" => Ok(true),
@@ -237,25 +215,17 @@ async fn upload_import(
     ApiQuery(query): ApiQuery<SkipInvalidParam>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected a multipart/form-data body: {}",
-            e.body_text()
-        ))
-    })?;
+    let mut multipart = imports::open_multipart(multipart)?;
     // Before any byte of the body is read (see `crate::imports`).
     let slot = state.imports.tenant_slot(auth.tenant_id())?;
     let idle = state.config.import_idle_timeout;
     let mut dataset = None;
     let mut skip_invalid = query.skip_invalid.unwrap_or(false);
-    while let Some(field) = imports::idle(idle, multipart.next_field())
-        .await?
-        .map_err(multipart_error)?
-    {
+    while let Some(field) = imports::next_field(&mut multipart, idle).await? {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "dataset" => {
-                let v = small_field(field, "dataset", idle).await?;
+                let v = imports::text_field(field, "dataset", idle).await?;
                 dataset = Some(DatasetName::parse(&v).ok_or_else(|| {
                     ApiError::invalid_field(
                         "dataset",
@@ -264,7 +234,7 @@ async fn upload_import(
                 })?);
             }
             "skip_invalid" => {
-                let v = small_field(field, "skip_invalid", idle).await?;
+                let v = imports::text_field(field, "skip_invalid", idle).await?;
                 skip_invalid |= parse_flag("skip_invalid", &v)?;
             }
             "file" => {

@@ -21,7 +21,7 @@ use zixly_db::queries::reports::{
 use zixly_db::queries::series::DateRange;
 
 use crate::api::clients::{decode_cursor, encode_cursor};
-use crate::api::csv::{self, FormatParam};
+use crate::api::csv::{self, CsvRow, FormatParam};
 use crate::api::series::{money, window, RangeParams};
 use crate::api::PageParams;
 use crate::auth::{Auth, Viewer};
@@ -133,44 +133,45 @@ impl From<ProfitabilityRow> for ProfitabilityRowView {
     }
 }
 
-const PROFITABILITY_CSV: &[&str] = &[
-    "client_id",
-    "client_name",
-    "revenue",
-    "expenses",
-    "net_profit",
-    "margin",
-    "cash_flow",
-    "records",
-    "previous_revenue",
-    "previous_expenses",
-    "previous_net_profit",
-    "previous_margin",
-    "previous_cash_flow",
-    "previous_records",
-    "fx_missing",
-];
-
-fn profitability_cells(v: &ProfitabilityRowView) -> Vec<String> {
-    let o = |s: &Option<String>| s.clone().unwrap_or_default();
-    let n = |s: &Option<i64>| s.map(|n| n.to_string()).unwrap_or_default();
-    vec![
-        v.client_id.clone(),
-        v.client_name.clone(),
-        o(&v.revenue),
-        o(&v.expenses),
-        o(&v.net_profit),
-        o(&v.margin),
-        o(&v.cash_flow),
-        n(&v.records),
-        o(&v.previous_revenue),
-        o(&v.previous_expenses),
-        o(&v.previous_net_profit),
-        o(&v.previous_margin),
-        o(&v.previous_cash_flow),
-        n(&v.previous_records),
-        v.fx_missing.to_string(),
-    ]
+impl CsvRow for ProfitabilityRowView {
+    const HEADER: &'static [&'static str] = &[
+        "client_id",
+        "client_name",
+        "revenue",
+        "expenses",
+        "net_profit",
+        "margin",
+        "cash_flow",
+        "records",
+        "previous_revenue",
+        "previous_expenses",
+        "previous_net_profit",
+        "previous_margin",
+        "previous_cash_flow",
+        "previous_records",
+        "fx_missing",
+    ];
+    fn cells(&self) -> Vec<String> {
+        let o = |s: &Option<String>| s.clone().unwrap_or_default();
+        let n = |s: &Option<i64>| s.map(|n| n.to_string()).unwrap_or_default();
+        vec![
+            self.client_id.clone(),
+            self.client_name.clone(),
+            o(&self.revenue),
+            o(&self.expenses),
+            o(&self.net_profit),
+            o(&self.margin),
+            o(&self.cash_flow),
+            n(&self.records),
+            o(&self.previous_revenue),
+            o(&self.previous_expenses),
+            o(&self.previous_net_profit),
+            o(&self.previous_margin),
+            o(&self.previous_cash_flow),
+            n(&self.previous_records),
+            self.fx_missing.to_string(),
+        ]
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -228,14 +229,13 @@ async fn profitability(
             limit: 500,
         };
         let first = tx.profitability(&q).await?;
-        return Ok(csv::stream(
+        return Ok(csv::stream_rows::<ProfitabilityRowView, _, _>(
             "profitability",
-            PROFITABILITY_CSV,
             move |mut sink| async move {
                 let mut report = first;
                 loop {
                     for row in report.rows {
-                        if !sink.row(&profitability_cells(&row.into())).await {
+                        if !sink.write(&ProfitabilityRowView::from(row)).await {
                             return Ok(sink);
                         }
                     }
@@ -406,39 +406,19 @@ async fn funnel(
             .collect(),
     };
     if format.is_csv() {
-        let header = [
-            "stage",
-            "position",
-            "stage_leads",
-            "stage_events",
-            "stage_value",
-            "conversion_from_previous",
-            "status",
-            "events",
-            "value",
-        ];
-        return Ok(csv::stream("funnel", &header, move |mut sink| async move {
-            let o = |s: &Option<String>| s.clone().unwrap_or_default();
-            for s in &view.data {
-                for st in &s.statuses {
-                    let cells = [
-                        s.stage.clone(),
-                        s.position.to_string(),
-                        s.leads.to_string(),
-                        s.events.to_string(),
-                        o(&s.value),
-                        o(&s.conversion_from_previous),
-                        st.status.clone(),
-                        st.events.to_string(),
-                        o(&st.value),
-                    ];
-                    if !sink.row(&cells).await {
-                        return Ok(sink);
+        return Ok(csv::stream_rows::<FunnelCsvLine, _, _>(
+            "funnel",
+            move |mut sink| async move {
+                for stage in &view.data {
+                    for status in &stage.statuses {
+                        if !sink.write(&FunnelCsvLine { stage, status }).await {
+                            return Ok(sink);
+                        }
                     }
                 }
-            }
-            Ok(sink)
-        }));
+                Ok(sink)
+            },
+        ));
     }
     Ok(Json(view).into_response())
 }
@@ -534,32 +514,11 @@ async fn metric_report(
     let rows = tx.metric_report(&name, bucket, &w).await?;
     tx.commit().await?;
     if format.is_csv() {
-        let header = [
-            "bucket_start",
-            "unit",
-            "clients",
-            "count",
-            "sum",
-            "avg",
-            "min",
-            "max",
-        ];
-        return Ok(csv::stream(
+        return Ok(csv::stream_rows::<MetricReportRow, _, _>(
             "metrics-report",
-            &header,
             move |mut sink| async move {
-                for x in rows {
-                    let cells = [
-                        x.bucket_start.to_string(),
-                        x.unit.unwrap_or_default(),
-                        x.clients.to_string(),
-                        x.count.to_string(),
-                        x.sum.to_string(),
-                        x.avg.to_string(),
-                        x.min.to_string(),
-                        x.max.to_string(),
-                    ];
-                    if !sink.row(&cells).await {
+                for x in &rows {
+                    if !sink.write(x).await {
                         break;
                     }
                 }
@@ -574,4 +533,64 @@ async fn metric_report(
         bucket: bucket.as_str().to_string(),
     })
     .into_response())
+}
+
+/// One line of the funnel's CSV: a stage and one of its statuses.
+struct FunnelCsvLine<'a> {
+    stage: &'a FunnelStageView,
+    status: &'a FunnelStatusView,
+}
+
+impl CsvRow for FunnelCsvLine<'_> {
+    const HEADER: &'static [&'static str] = &[
+        "stage",
+        "position",
+        "stage_leads",
+        "stage_events",
+        "stage_value",
+        "conversion_from_previous",
+        "status",
+        "events",
+        "value",
+    ];
+    fn cells(&self) -> Vec<String> {
+        let o = |s: &Option<String>| s.clone().unwrap_or_default();
+        let (s, st) = (self.stage, self.status);
+        vec![
+            s.stage.clone(),
+            s.position.to_string(),
+            s.leads.to_string(),
+            s.events.to_string(),
+            o(&s.value),
+            o(&s.conversion_from_previous),
+            st.status.clone(),
+            st.events.to_string(),
+            o(&st.value),
+        ]
+    }
+}
+
+impl CsvRow for MetricReportRow {
+    const HEADER: &'static [&'static str] = &[
+        "bucket_start",
+        "unit",
+        "clients",
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.bucket_start.to_string(),
+            self.unit.clone().unwrap_or_default(),
+            self.clients.to_string(),
+            self.count.to_string(),
+            self.sum.to_string(),
+            self.avg.to_string(),
+            self.min.to_string(),
+            self.max.to_string(),
+        ]
+    }
 }

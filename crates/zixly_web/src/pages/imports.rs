@@ -25,12 +25,8 @@ use zixly_domain::CurrencyCode;
 
 use super::html::{self, csrf_field, esc, layout, Nav};
 use super::{page, PageError, PageUser};
-use crate::api::imports::small_field;
 use crate::auth::Editor;
-use crate::error::ApiError;
-use crate::imports::{
-    self, check_spooled, multipart_error, CheckSummary, ErrorKinds, Spooled, MAX_LISTED_ERRORS,
-};
+use crate::imports::{self, check_spooled, CheckSummary, ErrorKinds, Spooled, MAX_LISTED_ERRORS};
 use crate::AppState;
 
 /// Lines listed one by one (valid or not); beyond, only lines with errors, up to
@@ -98,12 +94,7 @@ async fn read_form(
     state: &AppState,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Posted, PageError> {
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected a multipart/form-data body: {}",
-            e.body_text()
-        ))
-    })?;
+    let mut multipart = imports::open_multipart(multipart)?;
     let idle = state.config.import_idle_timeout;
     let mut csrf_checked = false;
     let mut posted = Posted {
@@ -111,17 +102,14 @@ async fn read_form(
         file: None,
         action: String::new(),
     };
-    while let Some(field) = imports::idle(idle, multipart.next_field())
-        .await?
-        .map_err(multipart_error)?
-    {
+    while let Some(field) = imports::next_field(&mut multipart, idle).await? {
         match field.name().unwrap_or_default() {
             "_csrf" => {
-                user.check_csrf(&small_field(field, "_csrf", idle).await?)?;
+                user.check_csrf(&imports::text_field(field, "_csrf", idle).await?)?;
                 csrf_checked = true;
             }
-            "dataset" => posted.dataset = small_field(field, "dataset", idle).await?,
-            "action" => posted.action = small_field(field, "action", idle).await?,
+            "dataset" => posted.dataset = imports::text_field(field, "dataset", idle).await?,
+            "action" => posted.action = imports::text_field(field, "action", idle).await?,
             "file" if posted.file.is_none() => {
                 // Nothing of a cross-site post is stored, not even in a temporary file.
                 if !csrf_checked {

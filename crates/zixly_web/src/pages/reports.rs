@@ -16,6 +16,7 @@ use zixly_db::TenantTx;
 use super::html::{self, esc, layout, money, money_short, percent, Nav};
 use super::overview::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
+use crate::api::csv::{self, CsvRow};
 use crate::auth::Viewer;
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,14 +52,42 @@ async fn all_rows(
     Ok((rows, missing))
 }
 
-fn csv_field(s: &str) -> String {
-    // Quote always, double quotes; a leading =, +, - or @ would be a formula in a spreadsheet.
-    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<Decimal>().is_err() {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    format!("\"{}\"", s.replace('"', "\"\""))
+/// One line of the page's profitability download (the current period, in the base currency).
+struct ProfitabilityLine<'a> {
+    row: &'a ProfitabilityRow,
+    currency: &'a str,
+    range: &'a Range,
+}
+
+impl CsvRow for ProfitabilityLine<'_> {
+    const HEADER: &'static [&'static str] = &[
+        "client_id",
+        "client_name",
+        "revenue",
+        "expenses",
+        "net_profit",
+        "margin",
+        "cash_flow",
+        "currency",
+        "from",
+        "to",
+    ];
+    fn cells(&self) -> Vec<String> {
+        let c = self.row.current.as_ref();
+        let f = |v: Option<Decimal>| v.map(|d| d.to_string()).unwrap_or_default();
+        vec![
+            self.row.client_id.clone(),
+            self.row.client_name.clone(),
+            f(c.map(|c| c.revenue)),
+            f(c.map(|c| c.expenses)),
+            f(c.map(|c| c.net_profit)),
+            f(c.and_then(|c| c.margin)),
+            f(c.map(|c| c.cash_flow)),
+            self.currency.to_string(),
+            self.range.from.to_string(),
+            self.range.to.to_string(),
+        ]
+    }
 }
 
 pub async fn page_handler(
@@ -240,26 +269,14 @@ pub async fn profitability_csv(
     let range = DateRange::new(r.from, r.to).map_err(|_| PageError::NotFound)?;
     let (rows, _) = all_rows(&tx, range).await?;
     tx.commit().await?;
-    let mut out = String::from(
-        "client_id,client_name,revenue,expenses,net_profit,margin,cash_flow,currency,from,to\n",
-    );
-    for row in rows {
-        let c = row.current.as_ref();
-        let f = |v: Option<Decimal>| v.map(|d| d.to_string()).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{}",
-            csv_field(&row.client_id),
-            csv_field(&row.client_name),
-            f(c.map(|c| c.revenue)),
-            f(c.map(|c| c.expenses)),
-            f(c.map(|c| c.net_profit)),
-            f(c.and_then(|c| c.margin)),
-            f(c.map(|c| c.cash_flow)),
-            tenant.base_currency,
-            r.from,
-            r.to
-        );
+    let mut out = csv::record(ProfitabilityLine::HEADER);
+    for row in &rows {
+        let line = ProfitabilityLine {
+            row,
+            currency: &tenant.base_currency,
+            range: &r,
+        };
+        out.push_str(&csv::record(&line.cells()));
     }
     let name = format!(
         "attachment; filename=\"profitability-{}-{}.csv\"",
@@ -282,8 +299,10 @@ mod tests {
 
     #[test]
     fn csv_fields_are_quoted_and_formula_safe() {
+        // One field as the shared writer renders it.
+        let csv_field = |s: &str| csv::record(&[s]).trim_end_matches("\r\n").to_string();
         assert_eq!(csv_field(r#"A "quoted", name"#), r#""A ""quoted"", name""#);
-        assert_eq!(csv_field("=HYPERLINK(1)"), r#""'=HYPERLINK(1)""#);
-        assert_eq!(csv_field("-12.50"), r#""-12.50""#);
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("-12.50"), "-12.50");
     }
 }

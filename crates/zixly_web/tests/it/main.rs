@@ -13,5 +13,6 @@ mod openapi_doc;
 mod probe;
 mod resources;
 mod routes;
+mod series_csv;
 mod uploads;
 mod users;
