@@ -15,6 +15,8 @@
 //!
 //! Invariant: no `tokio_postgres::Client` leaves this crate, so no other crate can run SQL.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod bi_roles;
 pub mod bootstrap;
 pub mod checkpoints;

@@ -17,7 +17,8 @@ use anyhow::{bail, Result};
 use chrono::{Days, NaiveDate};
 use clap::{Args, Subcommand};
 use rust_decimal::Decimal;
-use zixly_db::loader::{self, BenchRow, LoadOptions, LoadStatus};
+use zixly_db::bench::{self, BenchRow};
+use zixly_db::loader::{self, LoadOptions, LoadStatus};
 use zixly_domain::ingest::FinancialRow;
 use zixly_domain::CurrencyCode;
 
@@ -190,14 +191,14 @@ async fn ingest(db: &Database, args: &IngestArgs) -> Result<ExitCode> {
                 second.unchanged
             );
         }
-        let copy = loader::bench_raw_copy(
+        let copy = bench::bench_raw_copy(
             &db.system,
             tenant,
             (0..n).map(|i| bench_row(i, args.clients)),
         )
         .await?;
         let sample_rows: Vec<BenchRow> = (0..sample).map(|i| bench_row(i, args.clients)).collect();
-        let row_by_row = loader::bench_row_by_row(&db.app, baseline, &sample_rows, false).await?;
+        let row_by_row = bench::bench_row_by_row(&db.app, baseline, &sample_rows, false).await?;
         let one_tx_tenant = db
             .system
             .create_tenant(
@@ -206,7 +207,7 @@ async fn ingest(db: &Database, args: &IngestArgs) -> Result<ExitCode> {
                 "Australia/Sydney",
             )
             .await?;
-        let one_tx = loader::bench_row_by_row(&db.app, one_tx_tenant, &sample_rows, true).await;
+        let one_tx = bench::bench_row_by_row(&db.app, one_tx_tenant, &sample_rows, true).await;
         db.system.delete_tenant(one_tx_tenant).await?;
         let one_tx_s = one_tx?.as_secs_f64();
         let copy_s = copy.as_secs_f64();

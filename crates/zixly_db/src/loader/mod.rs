@@ -60,7 +60,6 @@
 //! byte chunks: an HTTP upload) parse on a blocking thread and feed the loader through bounded
 //! channels, so memory stays flat whatever the input size.
 
-mod bench;
 mod csv;
 mod sql;
 
@@ -81,7 +80,6 @@ use zixly_domain::ingest::{
 use zixly_domain::timezone::Tz;
 use zixly_domain::CurrencyCode;
 
-pub use bench::{bench_raw_copy, bench_row_by_row, BenchRow};
 pub use csv::{load_csv, load_csv_chunks};
 
 use crate::error::{Ctx, DbError, DbResult};

@@ -1,5 +1,6 @@
 //! Raw SQL through a tenant transaction, for tests that probe RLS with arbitrary statements.
-//! Compiled only with the `test-support` feature (enabled by `zixly_testkit`).
+//! Compiled only with the `test-support` feature, which only dev-dependencies enable (zixly_db's own
+//! tests and zixly_web's), so no `cargo build` of the binary has it.
 
 use crate::error::{DbError, DbResult};
 use crate::TenantTx;

@@ -293,6 +293,29 @@ async fn migrations_are_recorded_and_rerunning_them_is_a_no_op() {
 }
 
 #[tokio::test]
+async fn an_applied_migration_whose_contents_changed_is_refused() {
+    let db = TestDb::new().await;
+    let client = db.superuser().await;
+    // As if the file of version 3 had been edited after this database applied it.
+    client
+        .execute(
+            "update schema_migrations set checksum = repeat('0', 64) where version = 3",
+            &[],
+        )
+        .await
+        .unwrap();
+    let err = zixly_db::migrate::run(&db.superuser_url)
+        .await
+        .expect_err("a changed applied migration must be refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("already applied with different contents"),
+        "{msg}"
+    );
+    assert!(msg.contains('3') && msg.contains("ingest"), "{msg}");
+}
+
+#[tokio::test]
 async fn server_side_ids_are_uuid_v7_and_time_ordered() {
     let db = TestDb::new().await;
     let client = db.superuser().await;

@@ -1,4 +1,5 @@
-//! Baselines for `zixly bench ingest` (the SQL lives here, the driver in the CLI).
+//! Baselines for `zixly bench ingest`: raw binary COPY and the row-by-row loop the loader is
+//! measured against (the SQL lives here, the driver in the binary's `cmd/bench.rs`).
 
 use std::collections::HashMap;
 use std::pin::pin;
