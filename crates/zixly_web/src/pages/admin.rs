@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 use zixly_db::queries::audit::AuditFilter;
-use zixly_domain::Role;
+use zixly_domain::{EmailAddress, Role};
 
 use super::html::{self, csrf_field, esc, layout, Nav};
 use super::{page, PageError, PageUser};
@@ -199,15 +199,11 @@ pub async fn invite(
     Form(f): Form<InviteForm>,
 ) -> Result<Response, PageError> {
     user.check_csrf(&f.csrf)?;
-    let email = f.email.trim().to_lowercase();
     let role: Option<Role> = f.role.parse().ok();
-    let valid_email = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
-    let (Some(role), true) = (role, valid_email) else {
+    let (Some(role), Ok(email)) = (role, EmailAddress::parse(&f.email)) else {
         return Ok(see_other("/team?err=Enter+a+valid+email+and+role."));
     };
+    let email = email.into_string();
     let tx = user.begin().await?;
     if tx.user_email_exists(&email).await? {
         tx.rollback().await?;
