@@ -7,17 +7,18 @@ use crate::input_guard::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Utc;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 use zixly_db::queries::audit::AuditFilter;
 use zixly_domain::{EmailAddress, Role};
 
 use super::html::{self, csrf_field, esc, layout, Nav};
+use super::internal::capitalise;
 use super::{page, PageError, PageUser};
 use crate::api::integrations::IntegrationCard;
-use crate::auth::{issue_secret, Admin, SecretKind, Viewer};
+use crate::actions::users::{self as actions, Delivery, UserChange};
+use crate::auth::{Admin, Viewer};
+use crate::error::ApiError;
 use crate::AppState;
 
 fn see_other(to: &str) -> Response {
@@ -193,54 +194,71 @@ pub struct InviteForm {
     role: String,
 }
 
+/// A refusal of a user action as the team page shows it: the API's message, as a sentence.
+/// Conflicts (the last ADMIN, an existing account) and invalid input go back to the page as an
+/// error flash; anything else is an error page.
+fn refused(e: ApiError) -> Result<Response, PageError> {
+    if e.status() == StatusCode::CONFLICT || e.status() == StatusCode::UNPROCESSABLE_ENTITY {
+        Ok(see_other(&format!("/team?err={}", html::q(&sentence(&e)))))
+    } else {
+        Err(e.into())
+    }
+}
+
+/// `the tenant must keep …` → `The tenant must keep ….`
+fn sentence(e: &ApiError) -> String {
+    capitalise(&e.body().error.message) + "."
+}
+
+/// `POST /team/invite`: [`actions::invite`], as `POST /api/v1/invitations`. The page shows the
+/// link when it was not mailed.
 pub async fn invite(
     State(state): State<AppState>,
     user: PageUser<Admin>,
     Form(f): Form<InviteForm>,
 ) -> Result<Response, PageError> {
     user.check_csrf(&f.csrf)?;
-    let role: Option<Role> = f.role.parse().ok();
-    let (Some(role), Ok(email)) = (role, EmailAddress::parse(&f.email)) else {
-        return Ok(see_other("/team?err=Enter+a+valid+email+and+role."));
+    let email = EmailAddress::parse(&f.email);
+    let role = f.role.parse::<Role>();
+    let (email, role) = match (email, role) {
+        (Ok(email), Ok(role)) => (email, role),
+        (email, role) => {
+            let mut problems = Vec::new();
+            if let Err(e) = email {
+                problems.push(capitalise(&e.to_string()));
+            }
+            if role.is_err() {
+                problems.push("Choose a role: ADMIN, EDITOR or VIEWER".to_string());
+            }
+            let message = problems.join(". ") + ".";
+            return Ok(see_other(&format!("/team?err={}", html::q(&message))));
+        }
     };
-    let email = email.into_string();
+    let invited = match actions::invite(&state, &user.auth, &email, role).await {
+        Ok(invited) => invited,
+        Err(e) => return refused(e),
+    };
+    let link = match invited.delivery {
+        Delivery::Email => {
+            return Ok(see_other(&format!(
+                "/team?ok={}",
+                html::q(&format!("Invitation sent to {email} by email."))
+            )))
+        }
+        Delivery::Link(link) => link,
+    };
     let tx = user.begin().await?;
-    if tx.user_email_exists(&email).await? {
-        tx.rollback().await?;
-        return Ok(see_other("/team?err=This+person+already+has+an+account."));
-    }
-    let secret = issue_secret(SecretKind::Invitation, tx.tenant_id());
-    let expires_at = Utc::now() + state.config.invitation_ttl;
-    let inv = tx
-        .insert_invitation(
-            &email,
-            role,
-            &secret.hash,
-            Some(user.auth.user_id()),
-            expires_at,
-        )
-        .await?;
-    tx.append_audit(&user.auth.audit(
-        "user.invite",
-        "invitation",
-        Some(inv.id.to_string()),
-        json!({"email": email, "role": role.as_str()}),
-    ))
-    .await?;
     let tenant = tx.tenant_profile().await?;
     let users = tx.list_users(None, 1000).await?;
     let invitations = tx.list_pending_invitations().await?;
     tx.commit().await?;
-    let url = state
-        .config
-        .link(&format!("accept-invitation#token={}", secret.token));
     render_team(
         &user,
         &tenant,
         &users,
         &invitations,
         None,
-        Some((&email, &url)),
+        Some((email.as_str(), &link)),
     )
 }
 
@@ -252,14 +270,8 @@ pub struct RoleForm {
     role: String,
 }
 
-/// Refuses to leave the tenant without an active ADMIN.
-async fn keeps_an_admin(tx: &zixly_db::TenantTx, changed: Uuid) -> Result<bool, PageError> {
-    let admins = tx.lock_active_admins().await?;
-    Ok(admins.iter().any(|a| *a != changed))
-}
-
+/// `POST /team/{id}/role`: [`actions::update_user`], as `PATCH /api/v1/users/{id}`.
 pub async fn change_role(
-    State(state): State<AppState>,
     user: PageUser<Admin>,
     Path(id): Path<Uuid>,
     Form(f): Form<RoleForm>,
@@ -268,24 +280,14 @@ pub async fn change_role(
     let Ok(role) = f.role.parse::<Role>() else {
         return Ok(see_other("/team?err=Unknown+role."));
     };
-    let tx = user.begin().await?;
-    let before = tx.get_user(id).await?;
-    if before.role == Role::Admin && role != Role::Admin && !keeps_an_admin(&tx, id).await? {
-        tx.rollback().await?;
-        return Ok(see_other(
-            "/team?err=The+last+active+ADMIN+cannot+be+demoted.",
-        ));
-    }
-    let after = tx.update_user(id, Some(role), None).await?;
-    tx.append_audit(&user.auth.audit(
-        "user.update",
-        "user",
-        Some(id.to_string()),
-        json!({"role": {"from": before.role.as_str(), "to": after.role.as_str()}}),
-    ))
-    .await?;
-    tx.commit().await?;
-    state.token_cache.forget_user(user.auth.tenant_id(), id);
+    let change = UserChange {
+        role: Some(role),
+        display_name: None,
+    };
+    let after = match actions::update_user(&user.auth, id, change).await {
+        Ok(after) => after,
+        Err(e) => return refused(e),
+    };
     Ok(see_other(&format!(
         "/team?ok={}",
         html::q(&format!("{} is now {}.", after.email, after.role))
@@ -298,8 +300,11 @@ pub struct CsrfForm {
     csrf: String,
 }
 
+/// `POST /team/{id}/deactivate|reactivate`: [`actions::deactivate`] / [`actions::reactivate`], as
+/// `POST /api/v1/users/{id}/deactivate|reactivate`. The page also refuses to deactivate the
+/// signed-in ADMIN themself (it shows no such button): the API allows it while another active
+/// ADMIN remains.
 async fn set_active(
-    state: AppState,
     user: PageUser<Admin>,
     id: Uuid,
     csrf: &str,
@@ -309,34 +314,15 @@ async fn set_active(
     if deactivate && id == user.auth.user_id() {
         return Ok(see_other("/team?err=You+cannot+deactivate+yourself."));
     }
-    let tx = user.begin().await?;
-    let before = tx.get_user(id).await?;
-    if deactivate && before.role == Role::Admin && !keeps_an_admin(&tx, id).await? {
-        tx.rollback().await?;
-        return Ok(see_other(
-            "/team?err=The+last+active+ADMIN+cannot+be+deactivated.",
-        ));
-    }
-    let after = tx.set_user_deactivated(id, deactivate).await?;
-    let revoked = if deactivate {
-        tx.revoke_user_tokens(id, None).await?
+    let result = if deactivate {
+        actions::deactivate(&user.auth, id).await
     } else {
-        0
+        actions::reactivate(&user.auth, id).await
     };
-    let action = if deactivate {
-        "user.deactivate"
-    } else {
-        "user.reactivate"
+    let after = match result {
+        Ok(after) => after,
+        Err(e) => return refused(e),
     };
-    tx.append_audit(&user.auth.audit(
-        action,
-        "user",
-        Some(id.to_string()),
-        json!({"tokens_revoked": revoked}),
-    ))
-    .await?;
-    tx.commit().await?;
-    state.token_cache.forget_user(user.auth.tenant_id(), id);
     let verb = if deactivate {
         "deactivated"
     } else {
@@ -349,21 +335,19 @@ async fn set_active(
 }
 
 pub async fn deactivate(
-    State(state): State<AppState>,
     user: PageUser<Admin>,
     Path(id): Path<Uuid>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    set_active(state, user, id, &f.csrf, true).await
+    set_active(user, id, &f.csrf, true).await
 }
 
 pub async fn reactivate(
-    State(state): State<AppState>,
     user: PageUser<Admin>,
     Path(id): Path<Uuid>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    set_active(state, user, id, &f.csrf, false).await
+    set_active(user, id, &f.csrf, false).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,5 +13,6 @@ mod openapi_doc;
 mod probe;
 mod resources;
 mod routes;
+mod team_page;
 mod uploads;
 mod users;
