@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn length_is_limited_to_254_bytes() {
         let domain = "@example.com";
-        let at_limit = format!("{}{domain}", "a".repeat(EmailAddress::MAX_LEN - domain.len()));
+        let at_limit = format!(
+            "{}{domain}",
+            "a".repeat(EmailAddress::MAX_LEN - domain.len())
+        );
         assert_eq!(at_limit.len(), 254);
         assert!(EmailAddress::parse(&at_limit).is_ok());
         let over = format!("a{at_limit}");
@@ -226,10 +229,7 @@ mod tests {
             EmailAddress::parse("José@Exämple.COM").unwrap().as_str(),
             "josé@exämple.com"
         );
-        assert_eq!(
-            EmailAddress::parse("ÀÉ@Δ.ΕΛ").unwrap().as_str(),
-            "àé@δ.ελ"
-        );
+        assert_eq!(EmailAddress::parse("ÀÉ@Δ.ΕΛ").unwrap().as_str(), "àé@δ.ελ");
         assert!(EmailAddress::parse("用户@例子.广告").is_ok());
     }
 
@@ -246,7 +246,10 @@ mod tests {
 
     #[test]
     fn normalise_only_trims_and_lowercases() {
-        assert_eq!(EmailAddress::normalise("  Admin@LocalHost "), "admin@localhost");
+        assert_eq!(
+            EmailAddress::normalise("  Admin@LocalHost "),
+            "admin@localhost"
+        );
         assert_eq!(EmailAddress::normalise("not an email"), "not an email");
     }
 

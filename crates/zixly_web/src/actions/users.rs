@@ -163,9 +163,7 @@ pub(crate) async fn update_user(
     if is_active_admin(&before) && change.role.is_some_and(|r| r != Role::Admin) {
         keep_an_admin(&tx, id).await?;
     }
-    let after = tx
-        .update_user(id, change.role, change.display_name)
-        .await?;
+    let after = tx.update_user(id, change.role, change.display_name).await?;
     let mut changes = serde_json::Map::new();
     if before.role != after.role {
         changes.insert(

@@ -29,8 +29,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use zixly_db::queries::auth::{LoginCandidate, NewToken, TokenKind};
 use zixly_db::TenantTx;
-use zixly_domain::EmailAddress;
 use zixly_domain::password::{hash_password, verify_password, PasswordError, MIN_PASSWORD_LEN};
+use zixly_domain::EmailAddress;
 
 use crate::api::me::UserView;
 use crate::auth::{

@@ -127,7 +127,10 @@ async fn the_page_refuses_an_email_with_a_space_with_a_readable_message() {
     let (kind, html) = follow(&app, &s.0, res).await;
     assert_eq!(kind, "err");
     assert!(html.contains("The email address has no `@`."), "{html}");
-    assert!(html.contains("Choose a role: ADMIN, EDITOR or VIEWER."), "{html}");
+    assert!(
+        html.contains("Choose a role: ADMIN, EDITOR or VIEWER."),
+        "{html}"
+    );
     let pending = body(app.get("/api/v1/invitations", &app.a.admin).await).await;
     assert!(pending["data"].as_array().unwrap().is_empty(), "{pending}");
 }
@@ -308,11 +311,19 @@ async fn page_and_api_write_audit_rows_of_the_same_shape() {
         .await
         .status());
     ok(app
-        .post(&format!("/api/v1/users/{v}/deactivate"), &a.admin, &json!({}))
+        .post(
+            &format!("/api/v1/users/{v}/deactivate"),
+            &a.admin,
+            &json!({}),
+        )
         .await
         .status());
     ok(app
-        .post(&format!("/api/v1/users/{v}/reactivate"), &a.admin, &json!({}))
+        .post(
+            &format!("/api/v1/users/{v}/reactivate"),
+            &a.admin,
+            &json!({}),
+        )
         .await
         .status());
     for (path, fields) in [
