@@ -1,31 +1,23 @@
-//! `/team` (ADMIN: invite, change role, deactivate, reactivate), `/audit` (ADMIN) and
-//! `/integrations` (everyone sees the status; only ADMINs get the controls).
+//! `/team` (ADMIN): the people of the tenant and their pending invitations; invite, change role,
+//! deactivate, reactivate. The changes are [`crate::actions::users`], the API's own actions.
 
 use std::fmt::Write as _;
 
-use crate::input_guard::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
-use zixly_db::queries::audit::AuditFilter;
 use zixly_domain::{EmailAddress, Role};
 
 use super::html::{self, csrf_field, esc, layout, Nav};
 use super::internal::capitalise;
-use super::{page, PageError, PageUser};
+use super::{page, see_other, CsrfForm, PageError, PageUser};
 use crate::actions::users::{self as actions, Delivery, UserChange};
-use crate::api::integrations::IntegrationCard;
-use crate::auth::{Admin, Viewer};
+use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::input_guard::Form;
 use crate::AppState;
-
-fn see_other(to: &str) -> Response {
-    let mut r = Redirect::to(to).into_response();
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    r
-}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct TeamQuery {
@@ -294,12 +286,6 @@ pub async fn change_role(
     )))
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(rename = "_csrf", default)]
-    csrf: String,
-}
-
 /// `POST /team/{id}/deactivate|reactivate`: [`actions::deactivate`] / [`actions::reactivate`], as
 /// `POST /api/v1/users/{id}/deactivate|reactivate`. The page also refuses to deactivate the
 /// signed-in ADMIN themself (it shows no such button): the API allows it while another active
@@ -348,287 +334,4 @@ pub async fn reactivate(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     set_active(user, id, &f.csrf, false).await
-}
-
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-pub struct AuditQuery {
-    pub before: Option<Uuid>,
-    pub action: Option<String>,
-}
-
-pub async fn audit(
-    user: PageUser<Admin>,
-    Query(q): Query<AuditQuery>,
-) -> Result<Response, PageError> {
-    const PAGE: i64 = 100;
-    let tx = user.begin().await?;
-    let tenant = tx.tenant_profile().await?;
-    let action = q
-        .action
-        .as_deref()
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(str::to_string);
-    let rows = tx
-        .list_audit_logs(
-            &AuditFilter {
-                action: action.clone(),
-                ..Default::default()
-            },
-            q.before,
-            PAGE,
-        )
-        .await?;
-    tx.commit().await?;
-    let mut body = html::page_head(
-        "Audit log",
-        "Every change, who made it and when. Newest first.",
-        "",
-    );
-    let _ = write!(
-        body,
-        r#"<form class="card row" method="get" action="/audit"><div class="field" style="flex:1;min-width:200px"><label for="action">Action</label><input type="text" id="action" name="action" value="{}" placeholder="e.g. user.invite"></div><button type="submit" class="secondary">Filter</button></form>"#,
-        esc(action.as_deref().unwrap_or(""))
-    );
-    body.push_str(r#"<section class="card" aria-label="Audit entries"><div class="table-wrap"><table data-table="audit"><thead><tr><th scope="col">When (UTC)</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col" class="hide-sm">Subject</th><th scope="col" class="hide-sm">Details</th></tr></thead><tbody>"#);
-    if rows.is_empty() {
-        body.push_str(r#"<tr><td colspan="5" class="empty">No entries.</td></tr>"#);
-    }
-    for r in &rows {
-        let summary = r.summary.to_string();
-        let summary = if summary.chars().count() > 160 {
-            format!("{}…", summary.chars().take(160).collect::<String>())
-        } else {
-            summary
-        };
-        // Ids are long: the first 8 characters are shown, the whole id is the cell's title.
-        let id = r.entity_id.as_deref().unwrap_or("");
-        let short_id: String = id.chars().take(8).collect();
-        let short_id = if short_id.len() < id.len() {
-            format!("{short_id}…")
-        } else {
-            short_id
-        };
-        let _ = write!(
-            body,
-            r#"<tr><td class="small nowrap">{}</td><td>{}</td><td><code>{}</code></td><td class="hide-sm small nowrap" title="{}">{} <code>{}</code></td><td class="hide-sm small muted audit-details"><code title="{}">{}</code></td></tr>"#,
-            r.occurred_at.format("%Y-%m-%d %H:%M:%S"),
-            esc(&r.actor_label),
-            esc(&r.action),
-            esc(id),
-            esc(&r.entity_type),
-            esc(&short_id),
-            esc(&summary),
-            esc(&summary)
-        );
-    }
-    body.push_str("</tbody></table></div>");
-    if rows.len() as i64 == PAGE {
-        if let Some(last) = rows.last() {
-            let a = action
-                .as_deref()
-                .map(|a| format!("&action={}", html::q(a)))
-                .unwrap_or_default();
-            let _ = write!(
-                body,
-                r#"<p><a class="button secondary" href="/audit?before={}{a}">Older entries</a></p>"#,
-                last.id
-            );
-        }
-    }
-    body.push_str("</section>");
-    Ok(page(layout(
-        "Audit log",
-        Nav::Audit,
-        Some(&user.who(&tenant)),
-        &body,
-    )))
-}
-
-// ---------------------------------------------------------------------------------------------
-
-const PROVIDERS: &[(&str, &str, &str)] = &[
-    (
-        "XERO",
-        "Xero",
-        "Accounting: invoices, bills and payments become financials.",
-    ),
-    (
-        "MYOB",
-        "MYOB",
-        "Accounting: sales and purchases become financials.",
-    ),
-    (
-        "HUBSPOT",
-        "HubSpot",
-        "CRM: deals and their stages become lead events.",
-    ),
-    (
-        "PIPEDRIVE",
-        "Pipedrive",
-        "CRM: deals and their stages become lead events.",
-    ),
-    (
-        "ASANA",
-        "Asana",
-        "Projects: task counts and hours become custom metrics.",
-    ),
-];
-
-/// `?connected=PROVIDER` after a completed OAuth flow (the API's callback redirects here).
-#[derive(Deserialize, Default)]
-pub struct IntegrationsQuery {
-    connected: Option<String>,
-}
-
-pub async fn integrations(
-    user: PageUser<Viewer>,
-    Query(q): Query<IntegrationsQuery>,
-) -> Result<Response, PageError> {
-    let tx = user.begin().await?;
-    let tenant = tx.tenant_profile().await?;
-    let rows = tx.integration_overview().await?;
-    tx.commit().await?;
-    let role = user.auth.role();
-    let admin = role == Role::Admin;
-    // Through the API's visibility rule: a VIEWER or EDITOR never sees what the API refuses them.
-    let rows: Vec<IntegrationCard> = rows
-        .into_iter()
-        .map(|r| IntegrationCard::for_role(r, role))
-        .collect();
-    let mut body = html::page_head(
-        "Integrations",
-        "Connect the systems your clients' numbers live in. Zixly syncs them on a schedule.",
-        "",
-    );
-    if !admin {
-        body.push_str(&html::flash(
-            "info",
-            "Only ADMINs can connect or sync integrations.",
-        ));
-    }
-    if let Some((_, name, _)) = q
-        .connected
-        .as_deref()
-        .and_then(|c| PROVIDERS.iter().find(|p| p.0.eq_ignore_ascii_case(c)))
-    {
-        body.push_str(&html::flash(
-            "ok",
-            &format!("{name} is connected. The first sync has been scheduled."),
-        ));
-    }
-    body.push_str(r#"<div class="grid two">"#);
-    for (code, name, what) in PROVIDERS {
-        let row = rows.iter().find(|r| r.provider == *code);
-        let status = row.map(|r| r.status.as_str()).unwrap_or("none");
-        let status_label = match status {
-            "none" => "Not connected",
-            "PENDING" => "Pending",
-            "ACTIVE" => "Connected",
-            "ERROR" => "Error",
-            "DISABLED" => "Disabled",
-            other => other,
-        };
-        let last_sync = row
-            .and_then(|r| r.last_sync_at)
-            .map(|t| format!("Last sync {}", t.format("%-d %b %Y %H:%M UTC")))
-            .unwrap_or_else(|| "Never synced".into());
-        let error = row
-            .and_then(|r| r.last_error.as_deref())
-            .map(|e| {
-                format!(
-                    r#"<p class="flash err small" style="margin:.5rem 0 0">{}</p>"#,
-                    esc(e)
-                )
-            })
-            .unwrap_or_default();
-        let controls = if admin {
-            if status == "ACTIVE" || status == "ERROR" {
-                format!(
-                    r#"<form method="post" action="/integrations/{code}/sync" class="inline">{csrf}<button type="submit" class="secondary small">Sync now</button></form> <form method="post" action="/integrations/{code}/disconnect" class="inline">{csrf}<button type="submit" class="secondary small">Disconnect</button></form>"#,
-                    csrf = csrf_field(&user.csrf)
-                )
-            } else {
-                format!(
-                    r#"<form method="post" action="/integrations/{code}/connect" class="inline">{}<button type="submit" class="small">Connect {name}</button></form>"#,
-                    csrf_field(&user.csrf)
-                )
-            }
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            body,
-            r#"<section class="card" aria-labelledby="int-{code}" data-provider="{code}"><div class="card-head"><h2 id="int-{code}">{name}</h2><span class="status {status}">{status_label}</span></div><p class="muted small">{what}</p><p class="small">{last_sync}</p>{error}{controls}</section>"#
-        );
-    }
-    body.push_str("</div>");
-    Ok(page(layout(
-        "Integrations",
-        Nav::Integrations,
-        Some(&user.who(&tenant)),
-        &body,
-    )))
-}
-
-/// `POST /integrations/{provider}/{connect|sync|disconnect}`: hands over to the API's integration
-/// routes (connect is addressed by provider, sync and disconnect by the integration's id).
-pub async fn integration_action(
-    State(state): State<AppState>,
-    ctx: crate::auth::RequestCtx,
-    headers: axum::http::HeaderMap,
-    user: PageUser<Admin>,
-    Path((provider, action)): Path<(String, String)>,
-    Form(f): Form<CsrfForm>,
-) -> Result<Response, PageError> {
-    user.check_csrf(&f.csrf)?;
-    let provider = PROVIDERS
-        .iter()
-        .find(|p| p.0 == provider)
-        .map(|p| p.0)
-        .ok_or(PageError::NotFound)?;
-    let path = match action.as_str() {
-        "connect" => format!("/integrations/{}/connect", provider.to_lowercase()),
-        "sync" | "disconnect" => {
-            let tx = user.begin().await?;
-            let rows = tx.integration_overview().await?;
-            tx.commit().await?;
-            let id = rows
-                .iter()
-                .find(|r| r.provider == provider)
-                .map(|r| r.id)
-                .ok_or(PageError::NotFound)?;
-            format!("/integrations/{id}/{action}")
-        }
-        _ => return Err(PageError::NotFound),
-    };
-    let answer = super::internal::call(
-        &state,
-        &ctx,
-        &headers,
-        axum::http::Method::POST,
-        &path,
-        None,
-    )
-    .await;
-    if let Some(url) = answer.body.get("authorize_url").and_then(|v| v.as_str()) {
-        return Ok(see_other(url));
-    }
-    if answer.status.is_success() {
-        return Ok(see_other("/integrations"));
-    }
-    if answer.status == StatusCode::NOT_FOUND || answer.status == StatusCode::METHOD_NOT_ALLOWED {
-        return Err(PageError::Api(crate::error::ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_available",
-            "this connector is not available in this build",
-        )));
-    }
-    Err(PageError::Api(crate::error::ApiError::new(
-        answer.status,
-        "integration_failed",
-        answer.message(),
-    )))
 }
