@@ -84,6 +84,8 @@ pub enum SecretKind {
     Personal,
     Invitation,
     PasswordReset,
+    /// The `state` of an OAuth authorization (`api/integrations.rs`): never a credential.
+    OAuthState,
 }
 
 impl SecretKind {
@@ -93,6 +95,7 @@ impl SecretKind {
             SecretKind::Personal => "zxp",
             SecretKind::Invitation => "zxi",
             SecretKind::PasswordReset => "zxr",
+            SecretKind::OAuthState => "zxo",
         }
     }
 
@@ -102,6 +105,7 @@ impl SecretKind {
             "zxp" => SecretKind::Personal,
             "zxi" => SecretKind::Invitation,
             "zxr" => SecretKind::PasswordReset,
+            "zxo" => SecretKind::OAuthState,
             _ => return None,
         })
     }
@@ -496,7 +500,11 @@ async fn authenticate(
     let Some(found) = found else { return Ok(None) };
     let expected = match parsed.kind {
         SecretKind::Session => TokenKind::Session,
-        _ => TokenKind::Personal,
+        SecretKind::Personal => TokenKind::Personal,
+        // Not credentials (the extractor filters them out before this).
+        SecretKind::Invitation | SecretKind::PasswordReset | SecretKind::OAuthState => {
+            return Ok(None)
+        }
     };
     if found.kind != expected {
         return Ok(None);
@@ -595,6 +603,20 @@ mod tests {
         assert_eq!(p.tenant_id, tenant);
         assert_eq!(p.hash, s.hash);
         assert_ne!(issue_secret(SecretKind::Personal, tenant).token, s.token);
+        for kind in [
+            SecretKind::Session,
+            SecretKind::Personal,
+            SecretKind::Invitation,
+            SecretKind::PasswordReset,
+            SecretKind::OAuthState,
+        ] {
+            let s = issue_secret(kind, tenant);
+            let p = parse_secret(&s.token).unwrap();
+            assert_eq!((p.kind, p.tenant_id, p.hash), (kind, tenant, s.hash));
+        }
+        assert!(issue_secret(SecretKind::OAuthState, tenant)
+            .token
+            .starts_with("zxo_"));
         for bad in [
             "",
             "zxp_",

@@ -14,8 +14,11 @@
 //! - [`api`]: the `/api/v1` resources, one module per resource (see its docs for how to add one).
 //! - [`openapi`]: the generated OpenAPI 3.1 document and the offline docs page.
 //! - [`metrics`]: Prometheus exposition. [`mail`]: optional outgoing mail (SMTP).
+//! - `actions`: business actions the API and the pages both perform (users: invite, role change,
+//!   deactivate, reactivate), one implementation each.
 //! - `imports`: the CSV import action of the API and the page (spool, idle timeout, caps).
 
+pub(crate) mod actions;
 pub mod api;
 pub mod auth;
 pub mod error;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use uuid::Uuid;
 use zixly_domain::password::{generate_password, hash_password};
-use zixly_domain::Role;
+use zixly_domain::{EmailAddress, Role};
 
 use crate::env::{Database, Global};
 
@@ -17,14 +17,19 @@ pub enum UserCommand {
     Add {
         #[arg(long)]
         tenant: Uuid,
-        #[arg(long)]
-        email: String,
+        #[arg(long, value_parser = parse_email)]
+        email: EmailAddress,
         #[arg(long, value_parser = parse_role)]
         role: Role,
         /// Read the password from standard input (first line).
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+/// The one email check ([`EmailAddress`]); a refusal is a usage error, like a bad role.
+fn parse_email(s: &str) -> Result<EmailAddress, String> {
+    EmailAddress::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -39,10 +44,6 @@ pub async fn run(global: &Global, command: UserCommand) -> Result<ExitCode> {
         role,
         password_stdin,
     } = command;
-    let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
-        bail!("--email: `{email}` is not an email address");
-    }
     let (password, generated) = if password_stdin {
         let mut input = String::new();
         std::io::stdin()
@@ -62,7 +63,7 @@ pub async fn run(global: &Global, command: UserCommand) -> Result<ExitCode> {
         }
         let tx = db.app.begin_tenant(tenant).await?;
         let id = tx
-            .insert_user(&email, role, Some(&hash))
+            .insert_user(email.as_str(), role, Some(&hash))
             .await
             .map_err(|e| match e {
                 zixly_db::DbError::UniqueViolation { .. } => {

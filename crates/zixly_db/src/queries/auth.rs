@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
-use zixly_domain::Role;
+use zixly_domain::{EmailAddress, Role};
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::{AppDb, TenantTx};
@@ -349,7 +349,7 @@ impl TenantTx {
         invited_by: Option<Uuid>,
         expires_at: DateTime<Utc>,
     ) -> DbResult<Invitation> {
-        let email = email.trim().to_lowercase();
+        let email = EmailAddress::normalise(email);
         self.client()
             .execute(
                 "update invitations set revoked_at = now()

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
-use zixly_domain::Role;
+use zixly_domain::{EmailAddress, Role};
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::queries::auth::role_of;
@@ -65,7 +65,7 @@ impl TenantTx {
                  values (zixly_current_tenant(), $1, $2, $3, $4, $5)",
                 &[
                     &id,
-                    &email.trim().to_lowercase(),
+                    &EmailAddress::normalise(email),
                     &display_name,
                     &role,
                     &password_hash,
@@ -98,7 +98,7 @@ impl TenantTx {
             .client()
             .query_opt(
                 "select 1 from users where tenant_id = zixly_current_tenant() and email = $1",
-                &[&email.trim().to_lowercase()],
+                &[&EmailAddress::normalise(email)],
             )
             .await
             .ctx("looking up a user by email")?;

@@ -30,6 +30,7 @@ use uuid::Uuid;
 use zixly_db::queries::auth::{LoginCandidate, NewToken, TokenKind};
 use zixly_db::TenantTx;
 use zixly_domain::password::{hash_password, verify_password, PasswordError, MIN_PASSWORD_LEN};
+use zixly_domain::EmailAddress;
 
 use crate::api::me::UserView;
 use crate::auth::{
@@ -90,7 +91,7 @@ async fn login(
     ctx: RequestCtx,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let email = req.email.trim().to_lowercase();
+    let email = EmailAddress::normalise(&req.email);
     let mut missing = Vec::new();
     if email.is_empty() {
         missing.push(ErrorDetail::field("email", "required"));
@@ -494,7 +495,7 @@ async fn request_password_reset(
     ctx: RequestCtx,
     ApiJson(req): ApiJson<PasswordResetRequest>,
 ) -> ApiResult<Response> {
-    let email = req.email.trim().to_lowercase();
+    let email = EmailAddress::normalise(&req.email);
     if email.is_empty() {
         return Err(ApiError::invalid_field("email", "required"));
     }

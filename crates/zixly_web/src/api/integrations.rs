@@ -8,7 +8,8 @@
 //!   `/integrations/{id}/connect` in the router and the OpenAPI document: the router cannot have
 //!   differently named parameters at one position, and `{id}` of the other routes is a UUID). Creates the tenant's
 //!   integration of that provider (`PENDING`) if it has none, and stores a fresh OAuth state:
-//!   `state` = `<tenant id, 32 hex><secret, 64 hex>`, of which only the SHA-256 is stored, bound to
+//!   `state` = `zxo_<tenant id, 32 hex><secret, 64 hex>` (`auth::issue_secret`, the format of
+//!   sessions, invitations and reset links), of which only the SHA-256 is stored, bound to
 //!   the tenant and the calling user, single use, valid [`STATE_TTL`]. Where the provider supports
 //!   PKCE (Xero, Asana) the verifier is stored encrypted with the token keyring (associated data
 //!   `<tenant>/oauth_state/<state hash hex>`) and the challenge goes into the URL.
@@ -65,7 +66,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -82,7 +82,7 @@ use zixly_domain::Role;
 use zixly_sync::engine::SyncEngine;
 
 use crate::api::Page;
-use crate::auth::{sha256, Admin, Auth};
+use crate::auth::{issue_secret, parse_secret, Admin, Auth, IssuedSecret, SecretKind};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, ErrorDetail};
 use crate::AppState;
 
@@ -346,18 +346,6 @@ fn state_aad(tenant_id: Uuid, state_hash: &[u8]) -> Vec<u8> {
     format!("{tenant_id}/oauth_state/{}", hex::encode(state_hash)).into_bytes()
 }
 
-/// The tenant of a well-formed state.
-fn parse_state(state: &str) -> Option<Uuid> {
-    if state.len() != 96
-        || !state
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
-        return None;
-    }
-    Uuid::try_parse(&state[..32]).ok()
-}
-
 fn configured(engine: &SyncEngine, provider: Provider) -> ApiResult<&ProviderConfig> {
     engine.provider_config(provider).ok_or_else(|| {
         ApiError::conflict(
@@ -405,10 +393,10 @@ async fn connect(
     let provider = Provider::parse(&provider).ok_or_else(|| ApiError::not_found("provider"))?;
     let config = configured(engine, provider)?;
     let tenant_id = auth.tenant_id();
-    let mut secret = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    let oauth_state = format!("{}{}", tenant_id.simple(), hex::encode(secret));
-    let state_hash = sha256(oauth_state.as_bytes());
+    let IssuedSecret {
+        token: oauth_state,
+        hash: state_hash,
+    } = issue_secret(SecretKind::OAuthState, tenant_id);
     let pkce = config.pkce.then(Pkce::generate);
     let verifier = pkce.as_ref().map(|p| {
         engine
@@ -472,12 +460,14 @@ async fn oauth_callback(
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid_state("the callback has no `state`"))?;
-    if parse_state(raw_state) != Some(auth.tenant_id()) {
+    let Some(parsed) = parse_secret(raw_state)
+        .filter(|p| p.kind == SecretKind::OAuthState && p.tenant_id == auth.tenant_id())
+    else {
         return Err(invalid_state(
             "this authorization was not started in your organisation",
         ));
-    }
-    let state_hash = sha256(raw_state.as_bytes());
+    };
+    let state_hash = parsed.hash;
     let tx = auth.begin().await?;
     let Some(stored) = tx.take_oauth_state(&state_hash).await? else {
         tx.commit().await?; // purges expired states

@@ -5,6 +5,9 @@
 //! sending fails — the response carries the link for the ADMIN to pass on (`delivery: "link"`).
 //! The tenant always keeps at least one active ADMIN: demoting, deactivating or deleting the last
 //! one answers 409 `last_admin`.
+//!
+//! Invite, update, deactivate and reactivate are [`crate::actions::users`], which the team page
+//! calls too; these handlers parse the JSON and shape the answer.
 
 use axum::http::StatusCode;
 use axum::Json;
@@ -16,13 +19,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use zixly_db::queries::auth::Invitation;
-use zixly_db::TenantTx;
-use zixly_domain::Role;
+use zixly_domain::{EmailAddress, Role};
 
-use crate::api::auth::{deliver, issue_password_reset, reset_mail_body};
+use crate::actions::users::{self as actions, Delivery, UserChange};
+use crate::api::auth::{issue_password_reset, reset_mail_body};
 use crate::api::me::UserView;
 use crate::api::{Page, PageParams};
-use crate::auth::{issue_secret, Admin, Auth, SecretKind};
+use crate::auth::{Admin, Auth};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, ErrorDetail};
 use crate::AppState;
 
@@ -86,18 +89,6 @@ fn parse_role(field: &str, value: &str) -> ApiResult<Role> {
         .map_err(|_| ApiError::invalid_field(field, "must be ADMIN, EDITOR or VIEWER"))
 }
 
-/// Refuses a change that would leave the tenant without an active ADMIN.
-async fn keep_an_admin(tx: &TenantTx, user_id: Uuid) -> ApiResult<()> {
-    let admins = tx.lock_active_admins().await?;
-    if admins == [user_id] {
-        return Err(ApiError::conflict(
-            "last_admin",
-            "the tenant must keep at least one active ADMIN",
-        ));
-    }
-    Ok(())
-}
-
 /// Change a user's role or display name
 #[utoipa::path(patch, path = "/users/{id}", tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
@@ -116,47 +107,11 @@ async fn update_user(
         .as_deref()
         .map(|r| parse_role("role", r))
         .transpose()?;
-    if let Some(name) = &req.display_name {
-        if name.chars().count() > 200 {
-            return Err(ApiError::invalid_field(
-                "display_name",
-                "must be at most 200 characters",
-            ));
-        }
-    }
-    let tx = auth.begin().await?;
-    let before = tx.get_user(id).await?;
-    if before.role == Role::Admin
-        && role.is_some_and(|r| r != Role::Admin)
-        && before.deactivated_at.is_none()
-    {
-        keep_an_admin(&tx, id).await?;
-    }
-    let after = tx
-        .update_user(id, role, req.display_name.as_deref())
-        .await?;
-    let mut changes = serde_json::Map::new();
-    if before.role != after.role {
-        changes.insert(
-            "role".into(),
-            json!({"from": before.role.as_str(), "to": after.role.as_str()}),
-        );
-    }
-    if before.display_name != after.display_name {
-        changes.insert(
-            "display_name".into(),
-            json!({"from": before.display_name, "to": after.display_name}),
-        );
-    }
-    tx.append_audit(&auth.audit(
-        "user.update",
-        "user",
-        Some(id.to_string()),
-        serde_json::Value::Object(changes),
-    ))
-    .await?;
-    tx.commit().await?;
-    auth.forget_user_tokens(auth.tenant_id(), id);
+    let change = UserChange {
+        role,
+        display_name: req.display_name.as_deref(),
+    };
+    let after = actions::update_user(&auth, id, change).await?;
     Ok(Json(UserView::new(auth.tenant_id(), after)))
 }
 
@@ -170,22 +125,7 @@ async fn deactivate_user(
     auth: Auth<Admin>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<UserView>> {
-    let tx = auth.begin().await?;
-    let before = tx.get_user(id).await?;
-    if before.role == Role::Admin && before.deactivated_at.is_none() {
-        keep_an_admin(&tx, id).await?;
-    }
-    let after = tx.set_user_deactivated(id, true).await?;
-    let revoked = tx.revoke_user_tokens(id, None).await?;
-    tx.append_audit(&auth.audit(
-        "user.deactivate",
-        "user",
-        Some(id.to_string()),
-        json!({"tokens_revoked": revoked}),
-    ))
-    .await?;
-    tx.commit().await?;
-    auth.forget_user_tokens(auth.tenant_id(), id);
+    let after = actions::deactivate(&auth, id).await?;
     Ok(Json(UserView::new(auth.tenant_id(), after)))
 }
 
@@ -198,11 +138,7 @@ async fn reactivate_user(
     auth: Auth<Admin>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<UserView>> {
-    let tx = auth.begin().await?;
-    let after = tx.set_user_deactivated(id, false).await?;
-    tx.append_audit(&auth.audit("user.reactivate", "user", Some(id.to_string()), json!({})))
-        .await?;
-    tx.commit().await?;
+    let after = actions::reactivate(&auth, id).await?;
     Ok(Json(UserView::new(auth.tenant_id(), after)))
 }
 
@@ -219,7 +155,7 @@ async fn delete_user(auth: Auth<Admin>, ApiPath(id): ApiPath<Uuid>) -> ApiResult
     let tx = auth.begin().await?;
     let before = tx.get_user(id).await?;
     if before.role == Role::Admin && before.deactivated_at.is_none() {
-        keep_an_admin(&tx, id).await?;
+        actions::keep_an_admin(&tx, id).await?;
     }
     let deleted = tx.delete_user(id).await?;
     tx.append_audit(&auth.audit(
@@ -245,25 +181,16 @@ pub struct LinkDelivery {
     pub expires_at: DateTime<Utc>,
 }
 
-async fn deliver_link(
-    state: &AppState,
-    to: &str,
-    subject: &str,
-    body: &str,
-    link: String,
-    expires_at: DateTime<Utc>,
-) -> LinkDelivery {
-    if state.mailer.is_some() && deliver(state, to, subject, body).await.is_ok() {
-        return LinkDelivery {
-            delivery: "email".into(),
-            link: None,
+impl LinkDelivery {
+    fn new(delivery: Delivery, expires_at: DateTime<Utc>) -> Self {
+        LinkDelivery {
+            delivery: delivery.as_str().into(),
+            link: match delivery {
+                Delivery::Email => None,
+                Delivery::Link(link) => Some(link),
+            },
             expires_at,
-        };
-    }
-    LinkDelivery {
-        delivery: "link".into(),
-        link: Some(link),
-        expires_at,
+        }
     }
 }
 
@@ -282,15 +209,17 @@ async fn reset_user_password(
     let link = issue_password_reset(&state, &tx, id, Some(auth.user_id())).await?;
     tx.commit().await?;
     let body = reset_mail_body(&link.url, link.expires_at);
-    let delivered = deliver_link(
-        &state,
-        &user.email,
-        "Reset your Zixly password",
-        &body,
-        link.url,
+    let delivered = LinkDelivery::new(
+        actions::deliver_link(
+            &state,
+            &user.email,
+            "Reset your Zixly password",
+            &body,
+            link.url,
+        )
+        .await,
         link.expires_at,
-    )
-    .await;
+    );
     // Audited after delivery so the row records how the link went out (its own transaction:
     // the link exists either way).
     let tx = auth.begin().await?;
@@ -355,20 +284,6 @@ async fn list_invitations(auth: Auth<Admin>) -> ApiResult<Json<Page<InvitationVi
     )))
 }
 
-fn looks_like_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && email.len() <= 254
-        && !email
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
-}
-
 /// Invite someone by email with a role
 ///
 /// Creates a single-use link that expires (default 7 days) and lets the invitee set a password
@@ -383,9 +298,9 @@ async fn create_invitation(
     axum::extract::State(state): axum::extract::State<AppState>,
     ApiJson(req): ApiJson<CreateInvitationRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedInvitation>)> {
-    let email = req.email.trim().to_lowercase();
+    let email = EmailAddress::parse(&req.email);
     let mut problems = Vec::new();
-    if !looks_like_email(&email) {
+    if email.is_err() {
         problems.push(ErrorDetail::field("email", "must be an email address"));
     }
     let role = req.role.parse::<Role>();
@@ -395,59 +310,15 @@ async fn create_invitation(
             "must be ADMIN, EDITOR or VIEWER",
         ));
     }
-    let Ok(role) = role else {
+    let (Ok(email), Ok(role)) = (email, role) else {
         return Err(ApiError::validation(problems));
     };
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
-    }
-    let tx = auth.begin().await?;
-    if tx.user_email_exists(&email).await? {
-        return Err(
-            ApiError::conflict("conflict", "a user with this email already exists").with_details(
-                vec![ErrorDetail::field(
-                    "email",
-                    "a user with this email already exists",
-                )],
-            ),
-        );
-    }
-    let secret = issue_secret(SecretKind::Invitation, auth.tenant_id());
-    let expires_at = Utc::now() + state.config.invitation_ttl;
-    let invitation = tx
-        .insert_invitation(&email, role, &secret.hash, Some(auth.user_id()), expires_at)
-        .await?;
-    tx.append_audit(&auth.audit(
-        "user.invite",
-        "invitation",
-        Some(invitation.id.to_string()),
-        json!({"email": email, "role": role.as_str(), "expires_at": expires_at}),
-    ))
-    .await?;
-    tx.commit().await?;
-    let url = state
-        .config
-        .link(&format!("accept-invitation#token={}", secret.token));
-    let body = format!(
-        "{} invited you to Zixly as {}.\n\nSet your password here (valid until {}):\n{url}\n",
-        auth.principal().email,
-        role.as_str(),
-        expires_at.format("%Y-%m-%d %H:%M UTC")
-    );
-    let delivery = deliver_link(
-        &state,
-        &email,
-        "You are invited to Zixly",
-        &body,
-        url,
-        expires_at,
-    )
-    .await;
+    let invited = actions::invite(&state, &auth, &email, role).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedInvitation {
-            invitation: invitation.into(),
-            delivery,
+            invitation: invited.invitation.into(),
+            delivery: LinkDelivery::new(invited.delivery, invited.expires_at),
         }),
     ))
 }
@@ -469,19 +340,4 @@ async fn revoke_invitation(auth: Auth<Admin>, ApiPath(id): ApiPath<Uuid>) -> Api
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::looks_like_email;
-
-    #[test]
-    fn email_shape() {
-        assert!(looks_like_email("a@b.co"));
-        for bad in [
-            "", "a", "a@b", "@b.co", "a@.co", "a b@c.co", "a@b.co>", "a@b.",
-        ] {
-            assert!(!looks_like_email(bad), "{bad}");
-        }
-    }
 }

@@ -14,16 +14,18 @@
 //! - Role-aware: controls a role may not use are not rendered, and the handlers behind them demand
 //!   the capability anyway.
 
-mod admin;
 mod assets;
+mod audit;
 mod auth_pages;
 mod clients;
 mod html;
 mod imports;
+mod integrations;
 mod internal;
 mod overview;
 mod redirect;
 mod reports;
+mod team;
 
 use std::marker::PhantomData;
 
@@ -80,17 +82,17 @@ pub fn router() -> Router<AppState> {
                 // The upload action counts the file against `import_body_limit` itself.
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
-        .route("/integrations", get(admin::integrations))
+        .route("/integrations", get(integrations::integrations))
         .route(
             "/integrations/{provider}/{action}",
-            post(admin::integration_action),
+            post(integrations::integration_action),
         )
-        .route("/team", get(admin::team))
-        .route("/team/invite", post(admin::invite))
-        .route("/team/{id}/role", post(admin::change_role))
-        .route("/team/{id}/deactivate", post(admin::deactivate))
-        .route("/team/{id}/reactivate", post(admin::reactivate))
-        .route("/audit", get(admin::audit))
+        .route("/team", get(team::team))
+        .route("/team/invite", post(team::invite))
+        .route("/team/{id}/role", post(team::change_role))
+        .route("/team/{id}/deactivate", post(team::deactivate))
+        .route("/team/{id}/reactivate", post(team::reactivate))
+        .route("/audit", get(audit::audit))
 }
 
 /// The imports page (the request middleware gives its posts `import_timeout`).
@@ -182,6 +184,20 @@ impl<C: Capability> FromRequestParts<AppState> for PageUser<C> {
             Err(e) => Err(PageError::Api(e).into_response()),
         }
     }
+}
+
+/// A `303 See Other` to `to` (after a form post).
+pub(crate) fn see_other(to: &str) -> Response {
+    let mut r = Redirect::to(to).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
+/// A form whose only field is the CSRF token (buttons that post an action).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(rename = "_csrf", default)]
+    pub csrf: String,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -183,7 +183,11 @@ async fn xero_connects_through_the_redirect_with_pkce_and_tokens_encrypted_at_re
     assert!(authorize.starts_with(&env.xero.auth_url()), "{authorize}");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], app.url(CALLBACK));
-    assert!(q["state"].starts_with(&app.a.id.simple().to_string()));
+    // The secret format of sessions and invitations (`issue_secret`), of the OAuth-state kind.
+    assert!(q["state"].starts_with(&format!("zxo_{}", app.a.id.simple())));
+    let parsed = zixly_web::auth::parse_secret(&q["state"]).expect("a well-formed secret");
+    assert_eq!(parsed.kind, zixly_web::auth::SecretKind::OAuthState);
+    assert_eq!(parsed.tenant_id, app.a.id);
     // Only the state's hash is stored, and the PKCE verifier is a ciphertext.
     let su = app.db.superuser().await;
     let st = su
@@ -325,7 +329,7 @@ async fn a_state_is_single_use() {
     assert_eq!(error_code(replay).await, "invalid_state");
     // A made-up state of the right shape is no better.
     let forged = format!(
-        "{}?code=x&state={}{}",
+        "{}?code=x&state=zxo_{}{}",
         app.url(CALLBACK),
         app.a.id.simple(),
         "0".repeat(64)
@@ -333,6 +337,45 @@ async fn a_state_is_single_use() {
     let res = callback(app, &forged, &cookie, "application/json").await;
     assert_eq!(res.status(), 400);
     assert_eq!(error_code(res).await, "invalid_state");
+}
+
+#[tokio::test]
+async fn a_tampered_state_or_another_kind_of_secret_is_refused_and_the_real_one_still_works() {
+    let env = env().await;
+    let app = &env.app;
+    let url = approve(app, &start(app, &app.a.admin, "xero").await).await;
+    let cookie = session(app, &app.a.admin).await;
+    let parsed = url::Url::parse(&url).unwrap();
+    let state: String = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let with_state = |s: &str| url.replace(&format!("state={state}"), &format!("state={s}"));
+    let last = state.chars().last().unwrap();
+    let flipped = format!(
+        "{}{}",
+        &state[..state.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    let tenant = app.a.id.simple().to_string();
+    let secret = &state[state.len() - 64..];
+    for bad in [
+        flipped,                                      // one digit changed
+        state[4..].to_string(),                       // without its prefix (the former format)
+        format!("zxi_{tenant}{secret}"),              // an invitation's kind
+        format!("zxs_{tenant}{secret}"),              // a session's kind
+        format!("zxo_{}{secret}", app.b.id.simple()), // another tenant's part
+        state.to_uppercase(),
+        format!("{state}0"),
+    ] {
+        let res = callback(app, &with_state(&bad), &cookie, "application/json").await;
+        assert_eq!(res.status(), 400, "{bad}");
+        assert_eq!(error_code(res).await, "invalid_state", "{bad}");
+    }
+    // None of them consumed the real state.
+    let res = callback(app, &url, &cookie, "application/json").await;
+    assert_eq!(res.status(), 200);
 }
 
 #[tokio::test]

@@ -14,5 +14,6 @@ mod probe;
 mod resources;
 mod routes;
 mod series_csv;
+mod team_page;
 mod uploads;
 mod users;

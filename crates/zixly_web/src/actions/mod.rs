@@ -1,0 +1,13 @@
+//! Business actions that more than one front end performs: each exists once, here, and the REST
+//! handler and the page both call it. An action takes typed, already-parsed input (an
+//! [`zixly_domain::EmailAddress`], a [`zixly_domain::Role`]) and the caller's
+//! [`crate::auth::Auth`] capability; it opens the tenant transaction, applies the business rules
+//! (e.g. "the tenant keeps an active ADMIN"), writes the audit row in the same transaction and
+//! answers with rows or an [`crate::error::ApiError`]. What differs between the front ends stays
+//! with them: parsing JSON or a form, and shaping the answer as JSON or as a page.
+//!
+//! - [`users`]: invite, change a user's role or name, deactivate, reactivate.
+//!
+//! (The CSV import action, older, lives in `crate::imports` and follows the same rule.)
+
+pub(crate) mod users;
