@@ -252,7 +252,10 @@ mod tests {
         }
         at_most_in_any_window(&at, 4, short);
         at_most_in_any_window(&at, 10, W * 2);
-        assert!(at[10] >= W * 2, "the 11th waits for the long window: {at:?}");
+        assert!(
+            at[10] >= W * 2,
+            "the 11th waits for the long window: {at:?}"
+        );
     }
 
     #[tokio::test]

@@ -734,10 +734,7 @@ impl XeroClient {
             // Restarting at the newest second re-reads the page's documents of that second:
             // worth it unless that is the whole page (bulk-created documents share a second).
             let newest = out.newest.map(second);
-            let in_newest_second = stamps
-                .iter()
-                .filter(|t| t.map(second) == newest)
-                .count();
+            let in_newest_second = stamps.iter().filter(|t| t.map(second) == newest).count();
             out.next = Some(match newest {
                 Some(newest)
                     if at.since.is_none_or(|s| newest > second(s)) && in_newest_second < n =>

@@ -59,7 +59,10 @@ impl SyncProgress {
                 thousands(self.items_read),
                 thousands(t)
             ),
-            _ => format!("{stream}: {} items read ({pages})", thousands(self.items_read)),
+            _ => format!(
+                "{stream}: {} items read ({pages})",
+                thousands(self.items_read)
+            ),
         }
     }
 }
@@ -104,7 +107,8 @@ pub struct CheckpointUpdate<'a> {
     pub requests: i64,
 }
 
-const COLUMNS: &str = "started_at, updated_at, state, stream, pages_read, items_read, items_total, \
+const COLUMNS: &str =
+    "started_at, updated_at, state, stream, pages_read, items_read, items_total, \
                        requests, stalled_attempts";
 
 fn from_row(r: &tokio_postgres::Row) -> SyncCheckpoint {
@@ -136,7 +140,10 @@ mod tests {
             started_at: at,
             updated_at: at,
         };
-        assert_eq!(p.describe(), "invoices: 3,700 of about 200,000 items read (37 pages)");
+        assert_eq!(
+            p.describe(),
+            "invoices: 3,700 of about 200,000 items read (37 pages)"
+        );
         p.items_total = None;
         p.pages_read = 1;
         p.items_read = 999;

@@ -262,14 +262,18 @@ impl SyncEngine {
                     // A spent budget (a day limit): the admin sees when and why; the checkpoint
                     // makes the resumed run continue where this one stopped.
                     let until = chrono::Utc::now()
-                        + chrono::Duration::from_std(retry_after).unwrap_or(chrono::Duration::days(1));
+                        + chrono::Duration::from_std(retry_after)
+                            .unwrap_or(chrono::Duration::days(1));
                     let reason = format!(
                         "the provider's request budget is used up (it asks to wait {}); the sync \
                          resumes at {} from where it stopped",
                         human_wait(retry_after),
                         until.format("%Y-%m-%d %H:%M UTC")
                     );
-                    if let Err(e) = self.pause(job.tenant_id, args.integration_id, until, &reason).await {
+                    if let Err(e) = self
+                        .pause(job.tenant_id, args.integration_id, until, &reason)
+                        .await
+                    {
                         tracing::warn!(error = %e, "recording an integration's pause failed");
                     }
                     tracing::warn!(tenant_id = %job.tenant_id, integration_id = %args.integration_id,

@@ -13,9 +13,9 @@ use std::io::IsTerminal;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use zixly_db::checkpoints::SyncProgress;
 use uuid::Uuid;
 use zixly_connectors::Provider;
+use zixly_db::checkpoints::SyncProgress;
 use zixly_queue::JobState;
 
 use crate::env::{Database, Global};
@@ -158,7 +158,9 @@ async fn sync(
                 eprintln!(
                     "sync of {provider} paused until {}: {}",
                     until.format("%Y-%m-%d %H:%M UTC"),
-                    now.pause_reason.as_deref().unwrap_or("the provider's budget is used up")
+                    now.pause_reason
+                        .as_deref()
+                        .unwrap_or("the provider's budget is used up")
                 );
                 eprintln!(
                     "a running zixly worker (up, serve or worker) resumes it then, from where it stopped"

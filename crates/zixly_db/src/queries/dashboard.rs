@@ -436,14 +436,16 @@ impl TenantTx {
                 id: r.get(5),
                 paused_until: r.get(6),
                 pause_reason: r.get(7),
-                progress: r.get::<_, bool>(8).then(|| crate::checkpoints::SyncProgress {
-                    stream: r.get(9),
-                    pages_read: r.get(10),
-                    items_read: r.get(11),
-                    items_total: r.get(12),
-                    started_at: r.get(13),
-                    updated_at: r.get(14),
-                }),
+                progress: r
+                    .get::<_, bool>(8)
+                    .then(|| crate::checkpoints::SyncProgress {
+                        stream: r.get(9),
+                        pages_read: r.get(10),
+                        items_read: r.get(11),
+                        items_total: r.get(12),
+                        started_at: r.get(13),
+                        updated_at: r.get(14),
+                    }),
             })
             .collect())
     }

@@ -237,8 +237,13 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         let saved = serde_json::to_value(&state).expect("serializable");
         let current = DocumentStream::ALL.get(state.stream).map(|s| s.name());
         let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-        contributions::record(&tx, ctx.integration.id, Documents::These(&documents), &contributions)
-            .await?;
+        contributions::record(
+            &tx,
+            ctx.integration.id,
+            Documents::These(&documents),
+            &contributions,
+        )
+        .await?;
         tx.save_sync_checkpoint(
             ctx.integration.id,
             &CheckpointUpdate {

@@ -171,7 +171,11 @@ async fn an_uninterrupted_run_reads_every_page_once_and_settles() {
         (INVOICE_REQUESTS, 1, 3, 1),
         "{requests:#?}"
     );
-    assert_eq!(checkpoint(&env).await, None, "a settled run leaves no checkpoint");
+    assert_eq!(
+        checkpoint(&env).await,
+        None,
+        "a settled run leaves no checkpoint"
+    );
     // The keyset moved on: some page after the first was asked with If-Modified-Since.
     assert!(
         requests
@@ -199,7 +203,11 @@ async fn a_429_in_the_middle_of_page_n_resumes_at_page_n() {
     let before = document_requests(&fake);
     let refused: Vec<_> = before.iter().filter(|r| r.3 == 429).cloned().collect();
     assert_eq!(refused.len(), 1, "{before:#?}");
-    assert_eq!(totals(&env).await.2, 0, "nothing loaded before the run settles");
+    assert_eq!(
+        totals(&env).await.2,
+        0,
+        "nothing loaded before the run settles"
+    );
 
     run_due(&env).await;
     let all = document_requests(&fake);
@@ -211,7 +219,10 @@ async fn a_429_in_the_middle_of_page_n_resumes_at_page_n() {
         "the resumed attempt starts with the page that was refused: {all:#?}"
     );
     assert_eq!(repeated(&all), vec![], "no page read twice: {all:#?}");
-    let invoices = all.iter().filter(|r| r.0 == "Invoices" && r.3 == 200).count();
+    let invoices = all
+        .iter()
+        .filter(|r| r.0 == "Invoices" && r.3 == 200)
+        .count();
     assert_eq!(invoices, INVOICE_REQUESTS, "{all:#?}");
     let (revenue, cash) = expected_totals();
     let (got_revenue, got_cash, _) = totals(&env).await;
@@ -232,7 +243,10 @@ async fn job_state(env: &Env) -> String {
     env.db
         .superuser()
         .await
-        .query_one("select state::text from jobs order by created_at desc limit 1", &[])
+        .query_one(
+            "select state::text from jobs order by created_at desc limit 1",
+            &[],
+        )
         .await
         .unwrap()
         .get(0)
@@ -262,7 +276,10 @@ async fn a_spent_day_limit_pauses_the_integration_until_the_resume_time_then_con
         .unwrap();
     let until = paused_until.expect("paused");
     let wait = (until - Utc::now()).num_seconds();
-    assert!((39_000..=40_000).contains(&wait), "resumes in ~40000 s, not {wait}");
+    assert!(
+        (39_000..=40_000).contains(&wait),
+        "resumes in ~40000 s, not {wait}"
+    );
     let reason = reason.unwrap();
     assert!(
         reason.contains("request budget is used up")
@@ -285,7 +302,10 @@ async fn a_spent_day_limit_pauses_the_integration_until_the_resume_time_then_con
         .await
         .unwrap()
         .get(0);
-    assert!(due_in > 39_000.0, "the job is snoozed to the resume time: {due_in}");
+    assert!(
+        due_in > 39_000.0,
+        "the job is snoozed to the resume time: {due_in}"
+    );
 
     // The next day: the budget is back; the run continues from page 4 and pauses no more.
     fake.data.lock().unwrap().day_remaining = None;
@@ -329,7 +349,12 @@ async fn a_run_that_makes_no_progress_over_several_attempts_ends_in_error() {
         }
         run_due(&env).await;
     }
-    assert_eq!(job_state(&env).await, "discarded", "{:?}", env.integration_row().await);
+    assert_eq!(
+        job_state(&env).await,
+        "discarded",
+        "{:?}",
+        env.integration_row().await
+    );
     let (status, error, _) = env.integration_row().await;
     assert_eq!(status, "ERROR");
     let error = error.unwrap();
@@ -350,7 +375,11 @@ async fn a_run_that_makes_no_progress_over_several_attempts_ends_in_error() {
     fake.data.lock().unwrap().rate_limit_requests.clear();
     let before = document_requests(&fake).len();
     let (state, errors) = env.sync_via_queue().await;
-    assert_eq!(state, JobState::Completed, "an admin's retry resumes: {errors}");
+    assert_eq!(
+        state,
+        JobState::Completed,
+        "an admin's retry resumes: {errors}"
+    );
     let all = document_requests(&fake);
     assert_eq!(repeated(&all), vec![], "{all:#?}");
     assert_eq!(

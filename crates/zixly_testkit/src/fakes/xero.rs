@@ -60,7 +60,10 @@ pub struct XeroData {
 #[allow(clippy::result_large_err)]
 fn spend(d: &mut XeroData, resource: &str) -> Result<HeaderMap, Response> {
     let n = {
-        let n = d.requests_by_resource.entry(resource.to_string()).or_default();
+        let n = d
+            .requests_by_resource
+            .entry(resource.to_string())
+            .or_default();
         *n += 1;
         *n
     };

@@ -1313,21 +1313,29 @@ async fn an_unfinished_sync_shows_its_progress_and_a_pause_shows_when_and_why() 
         ),
         "{html}"
     );
-    assert!(html.contains(
-        "Sync in progress — invoices: 37,000 of about 200,000 items read (37 pages)"
-    ));
+    assert!(
+        html.contains("Sync in progress — invoices: 37,000 of about 200,000 items read (37 pages)")
+    );
     // Other roles see that it is paused and how far it got, not the provider's reason.
     let viewer = session(app, &app.a.viewer).await;
     let html = page(app, &viewer, "/integrations").await;
-    assert!(html.contains("Paused until 2 Jan 2030 03:04 UTC</p>"), "{html}");
+    assert!(
+        html.contains("Paused until 2 Jan 2030 03:04 UTC</p>"),
+        "{html}"
+    );
     assert!(!html.contains("budget is used up"));
     assert!(html.contains("Sync in progress — invoices: 37,000"));
 
     // A settled run: no progress line.
-    su.execute("delete from sync_checkpoints", &[]).await.unwrap();
-    su.execute("update integrations set paused_until = null, pause_reason = null", &[])
+    su.execute("delete from sync_checkpoints", &[])
         .await
         .unwrap();
+    su.execute(
+        "update integrations set paused_until = null, pause_reason = null",
+        &[],
+    )
+    .await
+    .unwrap();
     let html = page(app, &admin, "/integrations").await;
     assert!(!html.contains("data-sync-progress") && !html.contains("data-sync-paused"));
     let body: Value = app
