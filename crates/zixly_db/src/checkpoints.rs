@@ -85,7 +85,7 @@ fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -122,36 +122,6 @@ fn from_row(r: &tokio_postgres::Row) -> SyncCheckpoint {
         items_total: r.get(6),
         requests: r.get(7),
         stalled_attempts: r.get(8),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_reads_as_a_sentence() {
-        let at = Utc::now();
-        let mut p = SyncProgress {
-            stream: Some("invoices".into()),
-            pages_read: 37,
-            items_read: 3700,
-            items_total: Some(200_000),
-            started_at: at,
-            updated_at: at,
-        };
-        assert_eq!(
-            p.describe(),
-            "invoices: 3,700 of about 200,000 items read (37 pages)"
-        );
-        p.items_total = None;
-        p.pages_read = 1;
-        p.items_read = 999;
-        assert_eq!(p.describe(), "invoices: 999 items read (1 page)");
-        p.stream = None;
-        assert_eq!(p.describe(), "finishing: 999 items read (1 page)");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(thousands(0), "0");
     }
 }
 
@@ -272,5 +242,35 @@ impl TenantTx {
             .await
             .ctx("pausing an integration")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reads_as_a_sentence() {
+        let at = Utc::now();
+        let mut p = SyncProgress {
+            stream: Some("invoices".into()),
+            pages_read: 37,
+            items_read: 3700,
+            items_total: Some(200_000),
+            started_at: at,
+            updated_at: at,
+        };
+        assert_eq!(
+            p.describe(),
+            "invoices: 3,700 of about 200,000 items read (37 pages)"
+        );
+        p.items_total = None;
+        p.pages_read = 1;
+        p.items_read = 999;
+        assert_eq!(p.describe(), "invoices: 999 items read (1 page)");
+        p.stream = None;
+        assert_eq!(p.describe(), "finishing: 999 items read (1 page)");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(0), "0");
     }
 }
