@@ -235,8 +235,10 @@ mod tests {
         assert!(at[6] >= 2 * W, "the 7th waits two windows: {at:?}");
         let stats = pacer.stats();
         assert_eq!(stats.requests, 7);
-        assert_eq!(stats.waits, 4, "the 4th to 7th waited");
-        assert!(stats.waited >= 2 * W);
+        // The 4th and the 7th must wait; the 5th and 6th may or may not, depending on how far
+        // the 4th's sleep overshot.
+        assert!(stats.waits >= 2, "{stats:?}");
+        assert!(stats.waited >= W, "{stats:?}");
     }
 
     #[tokio::test]
