@@ -197,6 +197,8 @@ async fn serve_until_signal(
     if let Some(engine) = &engine {
         state = state.with_integrations(engine.clone());
     }
+    // Before "ready": a SIGTERM from then on is a clean shutdown.
+    let signalled = shutdown_signal();
     tracing::info!(address = %bound, "serving HTTP");
     println!("Zixly is ready at http://{bound}  (Ctrl-C to stop)");
     // The job worker (integration syncs and their scheduler) runs next to HTTP and stops with it:
@@ -215,7 +217,7 @@ async fn serve_until_signal(
     });
     let stand_down = supervision.as_ref().map(|s| s.stand_down.clone());
     let shutdown = async move {
-        shutdown_signal().await;
+        signalled.await;
         // From here on PostgreSQL exiting is part of the shutdown, not a crash to recover from.
         if let Some(stand_down) = stand_down {
             stand_down.stand_down();
@@ -242,22 +244,26 @@ async fn serve_until_signal(
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled: a signal arriving between "ready" and the first poll (a
+/// loaded machine) must shut down cleanly rather than kill the process by the default action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = wait(interrupt) => tracing::info!("received Ctrl-C, shutting down"),
+            _ = wait(term) => tracing::info!("received SIGTERM, shutting down"),
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("received Ctrl-C, shutting down"),
-        _ = term => tracing::info!("received SIGTERM, shutting down"),
     }
 }
 
