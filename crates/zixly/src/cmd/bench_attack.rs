@@ -35,7 +35,7 @@ use tokio::io::AsyncWriteExt;
 use zixly_db::queries::auth::{NewToken, TokenKind};
 use zixly_domain::{CurrencyCode, Role};
 
-use super::bench_api::{spawn_server_with, Server};
+use super::bench_server::{spawn_server_with, Server};
 use crate::env::{Database, Global};
 
 #[derive(Args)]

@@ -5,6 +5,7 @@ pub mod bi_role;
 #[allow(dead_code)]
 pub mod bench_api;
 pub mod bench_attack;
+mod bench_server;
 pub mod db;
 pub mod fx;
 pub mod import;
