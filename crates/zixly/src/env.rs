@@ -17,9 +17,34 @@ use zixly_db::connect::with_credentials;
 use zixly_db::{roles, AppDb, SystemDb};
 use zixly_pgembed::{ClusterOptions, EmbeddedCluster, RunningCluster, StandDown, Supervisor};
 
+/// A command line that parses but asks for something impossible (`--rows 0`, `--rejects` the
+/// input file): exit status 2 like clap's own usage errors (README, "Exit codes").
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Returns early with a [`UsageError`].
+macro_rules! usage_error {
+    ($($t:tt)*) => {
+        return Err($crate::env::UsageError(format!($($t)*)).into())
+    };
+}
+pub(crate) use usage_error;
+
 /// Options shared by every command.
 pub struct Global {
     pub data_dir: PathBuf,
+    /// The command may create the embedded cluster when `data_dir` has none (`zixly up` only):
+    /// every other command refuses, so that a mistyped `--data-dir` is an error rather than a
+    /// new, empty database that silently takes the place of the real one.
+    pub may_create: bool,
 }
 
 /// The name of the application database inside the embedded cluster.
@@ -62,6 +87,22 @@ pub fn embedded_cluster(global: &Global) -> Result<EmbeddedCluster> {
         tcp_port: None,
         for_tests: false,
     }))
+}
+
+/// The error of a command other than `zixly up` pointed at a directory without a database.
+pub fn no_database(cluster: &EmbeddedCluster) -> String {
+    let dir = cluster.data_dir();
+    let what = if dir.exists() {
+        "holds no Zixly database"
+    } else {
+        "does not exist"
+    };
+    format!(
+        "the data directory {} {what}: run `zixly up` first to create the database there, \
+         point --data-dir (or ZIXLY_DATA_DIR) at the directory `zixly up` uses, or set \
+         DATABASE_URL for an external PostgreSQL",
+        dir.display()
+    )
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
@@ -130,6 +171,9 @@ impl Database {
             }
             None => {
                 let cluster = embedded_cluster(global)?;
+                if !global.may_create && !cluster.is_initialized() {
+                    bail!(no_database(&cluster));
+                }
                 let running = cluster
                     .start()
                     .await

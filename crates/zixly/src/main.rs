@@ -86,11 +86,22 @@ enum Command {
     Keys(cmd::keys::KeysCommand),
 }
 
+/// The log filter without `ZIXLY_LOG`: `info`, but PostgreSQL's NOTICE messages (which
+/// tokio-postgres logs at INFO) only from `warn` up, so that a terminal shows what Zixly says.
+const DEFAULT_LOG_FILTER: &str = "info,tokio_postgres=warn";
+
 fn init_logging(format: &str) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("ZIXLY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("ZIXLY_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    // Colours only on a terminal (a file, a pipe or journald gets plain text), and never with
+    // NO_COLOR set (https://no-color.org).
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -115,6 +126,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let global = env::Global {
             data_dir: cli.data_dir,
+            may_create: matches!(cli.command, Command::Up(_)),
         };
         match cli.command {
             Command::Up(args) => cmd::server::up(&global, args).await,
@@ -134,9 +146,51 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<env::UsageError>().is_some() => {
+            eprintln!("error: {e:#}\n\nFor more information, try '--help'.");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every option, argument and subcommand of every command explains itself in `--help`.
+    #[test]
+    fn every_option_and_command_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cli, "zixly", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
     }
 }

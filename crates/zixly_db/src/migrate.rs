@@ -58,7 +58,10 @@ pub async fn run(url: &str) -> DbResult<Vec<i32>> {
     }
     client
         .batch_execute(
-            "select pg_advisory_lock(hashtext('zixly_migrate'));
+            // NOTICEs ("already exists, skipping") are expected on every run after the first;
+            // warnings and errors still reach the log.
+            "set client_min_messages = warning;
+             select pg_advisory_lock(hashtext('zixly_migrate'));
              create table if not exists schema_migrations (
                  version    integer     not null primary key,
                  name       text        not null,

@@ -8,19 +8,36 @@ use argon2::Argon2;
 /// Minimum length we accept for a password chosen by a person.
 pub const MIN_PASSWORD_LEN: usize = 10;
 
+/// Longest password we hash (argon2 cost does not grow with it, but a request body does).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PasswordError {
-    #[error("password must be at least {MIN_PASSWORD_LEN} characters")]
+    #[error("must be at least {MIN_PASSWORD_LEN} characters")]
     TooShort,
+    #[error("must be at most {MAX_PASSWORD_BYTES} bytes")]
+    TooLong,
     #[error("password hashing failed")]
     Hashing,
 }
 
-/// Hashes with argon2id and the crate's default (OWASP-recommended) parameters and a random salt.
-pub fn hash_password(password: &str) -> Result<String, PasswordError> {
+/// The one policy for a password a person chooses, wherever they choose it (`zixly user add
+/// --password-stdin`, sign-up from an invitation, reset, change): at least
+/// [`MIN_PASSWORD_LEN`] characters, at most [`MAX_PASSWORD_BYTES`] bytes.
+pub fn check_password(password: &str) -> Result<(), PasswordError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(PasswordError::TooShort);
     }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(PasswordError::TooLong);
+    }
+    Ok(())
+}
+
+/// Hashes with argon2id and the crate's default (OWASP-recommended) parameters and a random salt,
+/// after [`check_password`].
+pub fn hash_password(password: &str) -> Result<String, PasswordError> {
+    check_password(password)?;
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -64,6 +81,16 @@ mod tests {
     #[test]
     fn short_passwords_are_refused_and_generated_ones_are_strong() {
         assert_eq!(hash_password("short"), Err(PasswordError::TooShort));
+        assert_eq!(check_password(&"x".repeat(MIN_PASSWORD_LEN)), Ok(()));
+        assert_eq!(
+            check_password(&"é".repeat(MIN_PASSWORD_LEN)),
+            Ok(()),
+            "characters, not bytes"
+        );
+        assert_eq!(
+            check_password(&"x".repeat(MAX_PASSWORD_BYTES + 1)),
+            Err(PasswordError::TooLong)
+        );
         let p = generate_password();
         assert_eq!(p.len(), 20);
         assert_ne!(p, generate_password());

@@ -134,7 +134,7 @@ pub async fn run(global: &Global, command: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Attack(args) => return super::bench_attack::run(global, args).await,
     };
     if args.rows == 0 || args.clients == 0 {
-        bail!("--rows and --clients must be at least 1");
+        crate::env::usage_error!("--rows and --clients must be at least 1");
     }
     let db = Database::open(global, 4).await?;
     let result = ingest(&db, &args).await;

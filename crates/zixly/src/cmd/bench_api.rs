@@ -46,10 +46,13 @@ pub struct BenchApiArgs {
     /// Seconds per pattern and path.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Bench tenants to seed (`bench-NN`; a re-run reuses them).
     #[arg(long, default_value_t = 50)]
     pub tenants: u32,
+    /// Clients per tenant.
     #[arg(long, default_value_t = 20)]
     pub clients: u32,
+    /// Years of daily history per client, ending today.
     #[arg(long, default_value_t = 3)]
     pub years: u32,
     /// Print one JSON line instead of a table.
@@ -186,7 +189,9 @@ const SLICES: u32 = 5;
 
 async fn api(global: &Global, args: BenchApiArgs) -> Result<ExitCode> {
     if args.concurrency == 0 || args.tenants == 0 || args.clients == 0 || args.years == 0 {
-        bail!("--concurrency, --tenants, --clients and --years must be at least 1");
+        crate::env::usage_error!(
+            "--concurrency, --tenants, --clients and --years must be at least 1"
+        );
     }
     let db = Database::open(global, args.concurrency.max(4)).await?;
     let outcome = run_bench(global, &db, &args).await;

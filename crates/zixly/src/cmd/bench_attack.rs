@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chrono::Utc;
 use clap::Args;
 use futures_util::stream;
@@ -77,7 +77,7 @@ const HEADER: &[u8] = b"client_id,client_name,record_date,revenue,expenses,cash_
 
 pub async fn run(global: &Global, args: BenchAttackArgs) -> Result<ExitCode> {
     if args.tenants == 0 || args.size_mb == 0 || args.trickle_secs == 0 {
-        bail!("--tenants, --size-mb and --trickle-secs must be at least 1");
+        crate::env::usage_error!("--tenants, --size-mb and --trickle-secs must be at least 1");
     }
     let db = Database::open(global, 4).await?;
     let outcome = attack(global, &db, &args).await;

@@ -15,7 +15,7 @@ use zixly_db::bi_roles::{self, BiRoleName, DEFAULT_CONNECTION_LIMIT};
 use zixly_db::connect::connect_target;
 use zixly_domain::password::generate_password;
 
-use crate::env::{Database, Global};
+use crate::env::{Database, Global, UsageError};
 
 #[derive(Subcommand)]
 pub enum BiRoleCommand {
@@ -60,7 +60,8 @@ pub async fn run(global: &Global, command: BiRoleCommand) -> Result<ExitCode> {
             password_stdin,
             ..
         } => {
-            BiRoleName::parse(name)?;
+            // A bad name is a bad argument: exit status 2.
+            BiRoleName::parse(name).map_err(|e| UsageError(format!("{e:#}")))?;
             Some(if *password_stdin {
                 let mut input = String::new();
                 std::io::stdin()

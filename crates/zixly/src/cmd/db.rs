@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::Subcommand;
 
-use crate::env::{embedded_cluster, external_url, Database, Global, EMBEDDED_DB};
+use crate::env::{embedded_cluster, external_url, no_database, Database, Global, EMBEDDED_DB};
 
 #[derive(Subcommand)]
 pub enum DbCommand {
@@ -32,10 +32,7 @@ pub async fn run(global: &Global, command: DbCommand) -> Result<ExitCode> {
             }
             let cluster = embedded_cluster(global)?;
             if !cluster.is_initialized() {
-                bail!(
-                    "no embedded database in {} yet: run `zixly up` first",
-                    cluster.data_dir().display()
-                );
+                bail!(no_database(&cluster));
             }
             println!("{}", cluster.superuser_url(EMBEDDED_DB)?);
             Ok(ExitCode::SUCCESS)

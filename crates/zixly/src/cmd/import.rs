@@ -71,7 +71,7 @@ async fn import<T: Loadable>(global: &Global, args: ImportArgs) -> Result<ExitCo
         .len();
     if let Some(rejects) = &args.rejects {
         if rejects == &args.file {
-            bail!("--rejects must not be the input file");
+            crate::env::usage_error!("--rejects must not be the input file");
         }
     }
     let db = Database::open(global, 2).await?;

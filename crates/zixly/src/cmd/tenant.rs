@@ -49,7 +49,7 @@ pub async fn run(global: &Global, command: TenantCommand) -> Result<ExitCode> {
     } = &command
     {
         if name.trim().is_empty() {
-            bail!("--name must not be empty");
+            crate::env::usage_error!("--name must not be empty");
         }
         base_currency
             .parse::<CurrencyCode>()
@@ -139,7 +139,7 @@ async fn execute(db: &Database, command: TenantCommand) -> Result<ExitCode> {
 fn confirm(prompt: &str, expected: &str) -> Result<bool> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        bail!("refusing to delete without confirmation: pass --yes (standard input is not a terminal)");
+        crate::env::usage_error!("refusing to delete without confirmation: pass --yes (standard input is not a terminal)");
     }
     eprint!("{prompt}");
     std::io::stderr().flush()?;

@@ -15,10 +15,14 @@ use crate::env::{Database, Global};
 pub enum UserCommand {
     /// Add a user to a tenant. Without --password-stdin a strong password is generated and printed once.
     Add {
+        /// The tenant's id (`zixly tenant list`).
         #[arg(long)]
         tenant: Uuid,
+        /// The user's e-mail address: their login, unique in the tenant.
         #[arg(long, value_parser = parse_email)]
         email: EmailAddress,
+        /// ADMIN (everything, including users and integrations), EDITOR (data and clients) or
+        /// VIEWER (read only).
         #[arg(long, value_parser = parse_role)]
         role: Role,
         /// Read the password from standard input (first line).

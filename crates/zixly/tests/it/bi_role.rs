@@ -115,11 +115,12 @@ async fn create_prints_a_working_connection_list_shows_it_drop_removes_it() {
     );
 
     // Bad input is refused before touching the database.
-    for (args, stdin, expected) in [
+    for (args, stdin, expected, code) in [
         (
             vec!["bi-role", "create", "Bad-Name", "--tenant", tenant.as_str()],
             None,
             "BI role name `Bad-Name`",
+            2, // a bad argument
         ),
         (
             vec![
@@ -132,10 +133,11 @@ async fn create_prints_a_working_connection_list_shows_it_drop_removes_it() {
             ],
             Some("short\n"),
             "at least 12 characters",
+            1, // bad input
         ),
     ] {
         let out = zixly(&db, dir.path(), &args, stdin);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert!(
             text(&out.stderr).contains(expected),
             "{args:?}: {}",

@@ -439,6 +439,8 @@ fn run_ok(cmd: &mut Command) -> String {
 #[test]
 fn cli_commands_start_the_cluster_when_needed_and_reuse_a_running_one() {
     let dir = data_dir();
+    // Only `zixly up` creates the database; once created and stopped, commands start it.
+    stop(start(dir.path()), dir.path());
     // Not running: `tenant create` starts the cluster, migrates, and stops what it started.
     let out = run_ok(zixly(dir.path()).args([
         "tenant",
@@ -602,4 +604,69 @@ async fn serve_runs_against_an_external_database_as_zixly_app() {
     let mut child = server.child;
     signal(child.id(), nix::sys::signal::Signal::SIGTERM);
     assert!(wait_exit(&mut child).success());
+}
+
+/// Every command but `zixly up` refuses a data directory without a database, instead of
+/// creating a new, empty one in place of the real one (a mistyped `--data-dir`).
+#[test]
+fn commands_other_than_up_refuse_a_data_directory_without_a_database() {
+    let dir = data_dir();
+    let missing = dir.path().join("typo");
+    for (at, what) in [
+        (&missing, "does not exist"),
+        (&dir.path().to_path_buf(), "holds no Zixly database"),
+    ] {
+        for args in [
+            &["tenant", "list"][..],
+            &["migrate"],
+            &["db", "url"],
+            &[
+                "user",
+                "add",
+                "--tenant",
+                "00000000-0000-0000-0000-000000000000",
+                "--email",
+                "a@b.co",
+                "--role",
+                "ADMIN",
+            ],
+        ] {
+            let out = zixly(at).args(args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("the data directory {} {what}", at.display()))
+                    && stderr.contains("run `zixly up` first"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    assert!(!missing.exists(), "nothing was created");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the empty directory stays empty"
+    );
+}
+
+/// Log lines carry no ANSI colour codes when stderr is not a terminal, and PostgreSQL's
+/// NOTICEs (a second `migrate` meets "already exists, skipping") do not reach it.
+#[test]
+fn logs_are_plain_text_off_a_terminal_and_carry_no_postgres_notices() {
+    let dir = data_dir();
+    stop(start(dir.path()), dir.path());
+    let out = zixly(dir.path())
+        .env("ZIXLY_LOG", "info")
+        .args(["migrate"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("INFO"), "info lines are logged: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no escape codes off a terminal: {stderr:?}"
+    );
+    assert!(!stderr.contains("NOTICE"), "{stderr}");
+    assert_no_postgres_left(dir.path());
 }

@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use zixly_db::queries::auth::{LoginCandidate, NewToken, TokenKind};
 use zixly_db::TenantTx;
-use zixly_domain::password::{hash_password, verify_password, PasswordError, MIN_PASSWORD_LEN};
+use zixly_domain::password::{check_password, hash_password, verify_password, PasswordError};
 use zixly_domain::EmailAddress;
 
 use crate::api::me::UserView;
@@ -364,16 +364,7 @@ async fn logout(State(state): State<AppState>, MaybeAuth(auth): MaybeAuth) -> Ap
 
 /// Validates a new password; the 422 names `field`.
 pub(crate) fn check_new_password(field: &str, password: &str) -> ApiResult<()> {
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("must be at least {MIN_PASSWORD_LEN} characters"),
-        ));
-    }
-    if password.len() > 1024 {
-        return Err(ApiError::invalid_field(field, "must be at most 1024 bytes"));
-    }
-    Ok(())
+    check_password(password).map_err(|e| ApiError::invalid_field(field, e.to_string()))
 }
 
 /// Hashes on the blocking pool (argon2 takes tens of milliseconds).
@@ -381,7 +372,9 @@ pub(crate) async fn hash_new_password(field: &'static str, password: String) -> 
     check_new_password(field, &password)?;
     match tokio::task::spawn_blocking(move || hash_password(&password)).await {
         Ok(Ok(hash)) => Ok(hash),
-        Ok(Err(PasswordError::TooShort)) => Err(ApiError::invalid_field(field, "too short")),
+        Ok(Err(e @ (PasswordError::TooShort | PasswordError::TooLong))) => {
+            Err(ApiError::invalid_field(field, e.to_string()))
+        }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "password hashing failed");
             Err(ApiError::internal())
