@@ -75,7 +75,9 @@ impl TenantTx {
         let rows = self
             .client()
             .query(
-                &format!("select {COLUMNS} from metric_definitions where tenant_id = $1 order by name"),
+                &format!(
+                    "select {COLUMNS} from metric_definitions where tenant_id = $1 order by name"
+                ),
                 &[&self.tenant_id()],
             )
             .await
@@ -88,7 +90,9 @@ impl TenantTx {
         let row = self
             .client()
             .query_opt(
-                &format!("select {COLUMNS} from metric_definitions where tenant_id = $1 and name = $2"),
+                &format!(
+                    "select {COLUMNS} from metric_definitions where tenant_id = $1 and name = $2"
+                ),
                 &[&self.tenant_id(), &name],
             )
             .await
@@ -152,7 +156,8 @@ impl TenantTx {
 /// the one place that turns a definition into a number, shared by the series and report reads.
 /// A metric without a definition (rows written before the loader defined them, or by hand) reads
 /// as its first sight would define it: `sum`.
-pub(crate) const DEFINED: &str = "coalesce(d.display_name, zixly_metric_display_name(a.metric_name)),
+pub(crate) const DEFINED: &str =
+    "coalesce(d.display_name, zixly_metric_display_name(a.metric_name)),
         coalesce(d.unit, a.unit),
         coalesce(d.aggregation, 'sum'),
         case coalesce(d.aggregation, 'sum')

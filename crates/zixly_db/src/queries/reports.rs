@@ -636,8 +636,7 @@ impl TenantTx {
             )
             .await
             .ctx("computing metric report")?;
-        rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 Ok(MetricReportRow {
                     bucket_start: r.get(0),

@@ -18,15 +18,15 @@
 //! `DbError::NotFound("client")`, so callers answer 404 rather than an empty series.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use zixly_domain::metrics::Aggregation;
 use rust_decimal::Decimal;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
+use zixly_domain::metrics::Aggregation;
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::numeric::{numeric, opt_numeric};
-use crate::queries::metrics::{aggregation, DEFINED};
 use crate::queries::clients::Page;
+use crate::queries::metrics::{aggregation, DEFINED};
 use crate::TenantTx;
 
 pub use zixly_domain::period::{
@@ -472,8 +472,7 @@ impl TenantTx {
             .await?;
         self.not_found_unless_client(client, rows.is_empty())
             .await?;
-        rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 Ok(MetricBucket {
                     bucket_start: r.get(0),

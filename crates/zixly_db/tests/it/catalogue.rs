@@ -49,7 +49,9 @@ async fn definitions(db: &TestDb, tenant: Uuid) -> Vec<MetricDefinition> {
     list
 }
 
-fn summary(list: &[MetricDefinition]) -> Vec<(String, String, Option<String>, Aggregation, Direction)> {
+fn summary(
+    list: &[MetricDefinition],
+) -> Vec<(String, String, Option<String>, Aggregation, Direction)> {
     list.iter()
         .map(|m| {
             (
@@ -84,8 +86,20 @@ async fn first_sight_defines_a_metric_and_later_loads_keep_edits() {
     assert_eq!(
         summary(&definitions(&db, tenant).await),
         [
-            ("billable_hours".into(), "Billable hours".into(), Some("h".into()), Aggregation::Sum, Direction::UpIsGood),
-            ("nps".into(), "Nps".into(), None, Aggregation::Sum, Direction::UpIsGood),
+            (
+                "billable_hours".into(),
+                "Billable hours".into(),
+                Some("h".into()),
+                Aggregation::Sum,
+                Direction::UpIsGood
+            ),
+            (
+                "nps".into(),
+                "Nps".into(),
+                None,
+                Aggregation::Sum,
+                Direction::UpIsGood
+            ),
         ]
     );
 
@@ -105,9 +119,16 @@ async fn first_sight_defines_a_metric_and_later_loads_keep_edits() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((before.aggregation, after.aggregation), (Aggregation::Sum, Aggregation::Average));
+    assert_eq!(
+        (before.aggregation, after.aggregation),
+        (Aggregation::Sum, Aggregation::Average)
+    );
     assert_eq!(after.description.as_deref(), Some("Asked every quarter"));
-    assert!(tx.update_metric_definition("unknown", &MetricChanges::default()).await.unwrap().is_none());
+    assert!(tx
+        .update_metric_definition("unknown", &MetricChanges::default())
+        .await
+        .unwrap()
+        .is_none());
     tx.commit().await.unwrap();
 
     // ...survives a re-import and a sync's load of the same metric (with another unit), while
@@ -115,15 +136,39 @@ async fn first_sight_defines_a_metric_and_later_loads_keep_edits() {
     let again = "metric_name,client_id,metric_value,unit,record_date\n\
                  nps,C1,60,pts,2025-02-03\n\
                  tasks_completed,C1,7,,2025-02-03\n";
-    assert_eq!(load(&db, tenant, "csv", again).await.status, LoadStatus::Succeeded);
-    assert_eq!(load(&db, tenant, "asana", again).await.status, LoadStatus::Succeeded);
+    assert_eq!(
+        load(&db, tenant, "csv", again).await.status,
+        LoadStatus::Succeeded
+    );
+    assert_eq!(
+        load(&db, tenant, "asana", again).await.status,
+        LoadStatus::Succeeded
+    );
     let list = definitions(&db, tenant).await;
     assert_eq!(
         summary(&list),
         [
-            ("billable_hours".into(), "Billable hours".into(), Some("h".into()), Aggregation::Sum, Direction::UpIsGood),
-            ("nps".into(), "Net promoter score".into(), Some("score".into()), Aggregation::Average, Direction::UpIsGood),
-            ("tasks_completed".into(), "Tasks completed".into(), None, Aggregation::Sum, Direction::UpIsGood),
+            (
+                "billable_hours".into(),
+                "Billable hours".into(),
+                Some("h".into()),
+                Aggregation::Sum,
+                Direction::UpIsGood
+            ),
+            (
+                "nps".into(),
+                "Net promoter score".into(),
+                Some("score".into()),
+                Aggregation::Average,
+                Direction::UpIsGood
+            ),
+            (
+                "tasks_completed".into(),
+                "Tasks completed".into(),
+                None,
+                Aggregation::Sum,
+                Direction::UpIsGood
+            ),
         ]
     );
     assert_eq!(list[1].description.as_deref(), Some("Asked every quarter"));
@@ -187,7 +232,10 @@ async fn bucket_values_follow_each_definition() {
                response_hours,C1,5,h,2025-01-05\n\
                response_hours,C1,2,h,2025-01-20\n\
                response_hours,C1,9,h,2025-01-10\n";
-    assert_eq!(load(&db, tenant, "csv", csv).await.status, LoadStatus::Succeeded);
+    assert_eq!(
+        load(&db, tenant, "csv", csv).await.status,
+        LoadStatus::Succeeded
+    );
     let tx = db.app.begin_tenant(tenant).await.unwrap();
     for (name, aggregation, display) in [
         ("nps", Aggregation::Average, "NPS"),
@@ -236,11 +284,46 @@ async fn bucket_values_follow_each_definition() {
     assert_eq!(
         got,
         [
-            (d("2025-01-01"), "billable_hours", "Billable hours", Some("h"), Aggregation::Sum, dec("9.75")),
-            (d("2025-01-01"), "headcount", "Headcount", None, Aggregation::Last, dec("12")),
-            (d("2025-01-01"), "nps", "NPS", None, Aggregation::Average, dec("45")),
-            (d("2025-01-01"), "response_hours", "Fastest response", Some("h"), Aggregation::Min, dec("2")),
-            (d("2025-02-01"), "billable_hours", "Billable hours", Some("h"), Aggregation::Sum, dec("1.5")),
+            (
+                d("2025-01-01"),
+                "billable_hours",
+                "Billable hours",
+                Some("h"),
+                Aggregation::Sum,
+                dec("9.75")
+            ),
+            (
+                d("2025-01-01"),
+                "headcount",
+                "Headcount",
+                None,
+                Aggregation::Last,
+                dec("12")
+            ),
+            (
+                d("2025-01-01"),
+                "nps",
+                "NPS",
+                None,
+                Aggregation::Average,
+                dec("45")
+            ),
+            (
+                d("2025-01-01"),
+                "response_hours",
+                "Fastest response",
+                Some("h"),
+                Aggregation::Min,
+                dec("2")
+            ),
+            (
+                d("2025-02-01"),
+                "billable_hours",
+                "Billable hours",
+                Some("h"),
+                Aggregation::Sum,
+                dec("1.5")
+            ),
         ]
     );
     // The other aggregates stay beside `value`.
@@ -270,6 +353,12 @@ async fn bucket_values_follow_each_definition() {
             (d("2025-02-01"), dec("1.5"), "Billable hours".to_string())
         ]
     );
-    assert_eq!(report("nps").await, [(d("2025-01-01"), dec("36.25"), "NPS".to_string())]);
-    assert_eq!(report("headcount").await, [(d("2025-01-01"), dec("12"), "Headcount".to_string())]);
+    assert_eq!(
+        report("nps").await,
+        [(d("2025-01-01"), dec("36.25"), "NPS".to_string())]
+    );
+    assert_eq!(
+        report("headcount").await,
+        [(d("2025-01-01"), dec("12"), "Headcount".to_string())]
+    );
 }

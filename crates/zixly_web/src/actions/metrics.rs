@@ -46,12 +46,7 @@ pub(crate) struct DefinitionChange<'a> {
     pub description: Option<Option<&'a str>>,
 }
 
-fn limited(
-    field: &str,
-    value: &str,
-    max: usize,
-    errors: &mut Vec<ErrorDetail>,
-) -> Option<String> {
+fn limited(field: &str, value: &str, max: usize, errors: &mut Vec<ErrorDetail>) -> Option<String> {
     let v = value.trim();
     if v.chars().count() > max {
         errors.push(ErrorDetail::field(
@@ -75,9 +70,9 @@ pub(crate) fn parse_change(change: &DefinitionChange<'_>) -> ApiResult<MetricCha
     let unit = change
         .unit
         .map(|v| v.and_then(|v| limited("unit", v, MAX_UNIT_CHARS, &mut errors)));
-    let description = change.description.map(|v| {
-        v.and_then(|v| limited("description", v, MAX_DESCRIPTION_CHARS, &mut errors))
-    });
+    let description = change
+        .description
+        .map(|v| v.and_then(|v| limited("description", v, MAX_DESCRIPTION_CHARS, &mut errors)));
     let aggregation = change
         .aggregation
         .and_then(|v| match v.trim().parse::<Aggregation>() {

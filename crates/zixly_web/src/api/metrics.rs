@@ -154,7 +154,9 @@ async fn list_metric_definitions(
     auth: Auth<Viewer>,
 ) -> ApiResult<Json<Page<MetricDefinitionView>>> {
     let entries = metrics::list(&auth).await?;
-    Ok(Json(Page::all(entries.into_iter().map(Into::into).collect())))
+    Ok(Json(Page::all(
+        entries.into_iter().map(Into::into).collect(),
+    )))
 }
 
 /// Change a custom metric's definition

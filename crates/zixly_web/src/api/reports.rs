@@ -20,9 +20,9 @@ use zixly_db::queries::reports::{
 };
 use zixly_db::queries::series::DateRange;
 
-use crate::api::metrics::AggregationName;
 use crate::api::clients::{decode_cursor, encode_cursor};
 use crate::api::csv::{self, CsvRow, FormatParam};
+use crate::api::metrics::AggregationName;
 use crate::api::series::{money, window, RangeParams};
 use crate::api::PageParams;
 use crate::auth::{Auth, Viewer};

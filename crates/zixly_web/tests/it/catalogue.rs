@@ -12,7 +12,12 @@ async fn json_of(res: reqwest::Response, status: u16, what: &str) -> Value {
     body
 }
 
-async fn client_with_metrics(app: &TestApp, tenant: &TestTenant, client_id: &str, rows: Value) -> String {
+async fn client_with_metrics(
+    app: &TestApp,
+    tenant: &TestTenant,
+    client_id: &str,
+    rows: Value,
+) -> String {
     let v = json_of(
         app.post(
             "/api/v1/clients",
@@ -26,8 +31,12 @@ async fn client_with_metrics(app: &TestApp, tenant: &TestTenant, client_id: &str
     .await;
     let id = v["id"].as_str().unwrap().to_string();
     let v = json_of(
-        app.post(&format!("/api/v1/clients/{id}/metrics"), &tenant.editor, &json!({"rows": rows}))
-            .await,
+        app.post(
+            &format!("/api/v1/clients/{id}/metrics"),
+            &tenant.editor,
+            &json!({"rows": rows}),
+        )
+        .await,
         200,
         "metric batch",
     )
@@ -66,11 +75,21 @@ async fn definitions_are_listed_patched_by_editors_and_audited() {
         ]),
     )
     .await;
-    let list = json_of(app.get("/api/v1/metric-definitions", &app.a.viewer).await, 200, "list").await;
+    let list = json_of(
+        app.get("/api/v1/metric-definitions", &app.a.viewer).await,
+        200,
+        "list",
+    )
+    .await;
     assert_eq!(
         custom(&list),
         [
-            ("billable_hours".into(), "Billable hours".into(), json!("h"), "sum".into()),
+            (
+                "billable_hours".into(),
+                "Billable hours".into(),
+                json!("h"),
+                "sum".into()
+            ),
             ("nps".into(), "Nps".into(), Value::Null, "sum".into()),
         ]
     );
@@ -83,10 +102,23 @@ async fn definitions_are_listed_patched_by_editors_and_audited() {
         .collect();
     assert_eq!(
         builtins,
-        ["revenue", "expenses", "net_profit", "margin", "cash_flow", "open_pipeline", "win_rate"]
+        [
+            "revenue",
+            "expenses",
+            "net_profit",
+            "margin",
+            "cash_flow",
+            "open_pipeline",
+            "win_rate"
+        ]
     );
     // Tenant B sees none of A's metrics.
-    let b = json_of(app.get("/api/v1/metric-definitions", &app.b.viewer).await, 200, "B list").await;
+    let b = json_of(
+        app.get("/api/v1/metric-definitions", &app.b.viewer).await,
+        200,
+        "B list",
+    )
+    .await;
     assert!(custom(&b).is_empty(), "{b}");
 
     let path = "/api/v1/metric-definitions/nps";
@@ -97,8 +129,12 @@ async fn definitions_are_listed_patched_by_editors_and_audited() {
 
     // Every bad field is named.
     let v = json_of(
-        app.patch(path, &app.a.editor, &json!({"aggregation": "avg", "direction": "up", "display_name": "  "}))
-            .await,
+        app.patch(
+            path,
+            &app.a.editor,
+            &json!({"aggregation": "avg", "direction": "up", "display_name": "  "}),
+        )
+        .await,
         422,
         "invalid",
     )
@@ -112,48 +148,88 @@ async fn definitions_are_listed_patched_by_editors_and_audited() {
     fields.sort_unstable();
     assert_eq!(fields, ["aggregation", "direction", "display_name"], "{v}");
     let v = json_of(
-        app.patch(path, &app.a.editor, &json!({"unit": "x".repeat(33)})).await,
+        app.patch(path, &app.a.editor, &json!({"unit": "x".repeat(33)}))
+            .await,
         422,
         "long unit",
     )
     .await;
     assert_eq!(v["error"]["details"][0]["field"], "unit", "{v}");
-    json_of(app.patch(path, &app.a.editor, &json!({})).await, 422, "empty patch").await;
     json_of(
-        app.patch("/api/v1/metric-definitions/unknown", &app.a.editor, &patch).await,
+        app.patch(path, &app.a.editor, &json!({})).await,
+        422,
+        "empty patch",
+    )
+    .await;
+    json_of(
+        app.patch("/api/v1/metric-definitions/unknown", &app.a.editor, &patch)
+            .await,
         404,
         "unknown",
     )
     .await;
     let v = json_of(
-        app.patch("/api/v1/metric-definitions/revenue", &app.a.editor, &patch).await,
+        app.patch("/api/v1/metric-definitions/revenue", &app.a.editor, &patch)
+            .await,
         409,
         "built-in",
     )
     .await;
     assert_eq!(v["error"]["code"], "builtin_kpi", "{v}");
     // Another tenant's metric is unknown, not forbidden, and stays as it was.
-    json_of(app.patch(path, &app.b.admin, &patch).await, 404, "B patches A").await;
+    json_of(
+        app.patch(path, &app.b.admin, &patch).await,
+        404,
+        "B patches A",
+    )
+    .await;
 
     let v = json_of(app.patch(path, &app.a.editor, &patch).await, 200, "patch").await;
     assert_eq!(
-        (&v["display_name"], &v["aggregation"], &v["unit"], &v["description"], &v["builtin"]),
-        (&json!("Net promoter score"), &json!("average"), &json!("score"), &json!("Quarterly survey"), &json!(false)),
+        (
+            &v["display_name"],
+            &v["aggregation"],
+            &v["unit"],
+            &v["description"],
+            &v["builtin"]
+        ),
+        (
+            &json!("Net promoter score"),
+            &json!("average"),
+            &json!("score"),
+            &json!("Quarterly survey"),
+            &json!(false)
+        ),
         "{v}"
     );
     // `null` clears the unit; the rest stays.
-    let v = json_of(app.patch(path, &app.a.editor, &json!({"unit": null})).await, 200, "clear").await;
-    assert_eq!((&v["unit"], &v["aggregation"]), (&Value::Null, &json!("average")));
+    let v = json_of(
+        app.patch(path, &app.a.editor, &json!({"unit": null})).await,
+        200,
+        "clear",
+    )
+    .await;
+    assert_eq!(
+        (&v["unit"], &v["aggregation"]),
+        (&Value::Null, &json!("average"))
+    );
 
     let audit = json_of(
-        app.get("/api/v1/audit-logs?limit=10&action=metric.update", &app.a.admin).await,
+        app.get(
+            "/api/v1/audit-logs?limit=10&action=metric.update",
+            &app.a.admin,
+        )
+        .await,
         200,
         "audit",
     )
     .await;
     let rows = audit["data"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{audit}");
-    let first = rows.iter().find(|r| r["summary"]["changed"]["aggregation"].is_object()).expect("the first patch");
+    let first = rows
+        .iter()
+        .find(|r| r["summary"]["changed"]["aggregation"].is_object())
+        .expect("the first patch");
     assert_eq!(
         first["summary"]["changed"]["aggregation"],
         json!({"from": "sum", "to": "average"}),
@@ -161,7 +237,12 @@ async fn definitions_are_listed_patched_by_editors_and_audited() {
     );
 
     // A re-load of the metric keeps the edit.
-    let id = json_of(app.get("/api/v1/clients?limit=10", &app.a.viewer).await, 200, "clients").await["data"][0]["id"]
+    let id = json_of(
+        app.get("/api/v1/clients?limit=10", &app.a.viewer).await,
+        200,
+        "clients",
+    )
+    .await["data"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -176,8 +257,21 @@ async fn definitions_are_listed_patched_by_editors_and_audited() {
         "reload",
     )
     .await;
-    let list = json_of(app.get("/api/v1/metric-definitions", &app.a.viewer).await, 200, "list").await;
-    assert_eq!(custom(&list)[1], ("nps".into(), "Net promoter score".into(), Value::Null, "average".into()));
+    let list = json_of(
+        app.get("/api/v1/metric-definitions", &app.a.viewer).await,
+        200,
+        "list",
+    )
+    .await;
+    assert_eq!(
+        custom(&list)[1],
+        (
+            "nps".into(),
+            "Net promoter score".into(),
+            Value::Null,
+            "average".into()
+        )
+    );
 }
 
 #[tokio::test]
@@ -218,7 +312,17 @@ async fn bucketed_reads_aggregate_by_definition() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| json!([b["metric_name"], b["display_name"], b["unit"], b["aggregation"], b["value"], b["sum"], b["avg"]]))
+        .map(|b| {
+            json!([
+                b["metric_name"],
+                b["display_name"],
+                b["unit"],
+                b["aggregation"],
+                b["value"],
+                b["sum"],
+                b["avg"]
+            ])
+        })
         .collect();
     assert_eq!(
         got,
@@ -245,7 +349,15 @@ async fn bucketed_reads_aggregate_by_definition() {
         }
     };
     let nps = report("nps").await;
-    assert_eq!((&nps["value"], &nps["display_name"], &nps["unit"]), (&json!("30.0000"), &json!("NPS"), &json!("score")), "{nps}");
+    assert_eq!(
+        (&nps["value"], &nps["display_name"], &nps["unit"]),
+        (&json!("30.0000"), &json!("NPS"), &json!("score")),
+        "{nps}"
+    );
     let hours = report("hours").await;
-    assert_eq!((&hours["value"], &hours["aggregation"]), (&json!("14.7500"), &json!("sum")), "{hours}");
+    assert_eq!(
+        (&hours["value"], &hours["aggregation"]),
+        (&json!("14.7500"), &json!("sum")),
+        "{hours}"
+    );
 }
