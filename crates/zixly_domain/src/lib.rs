@@ -8,6 +8,7 @@ pub mod currency;
 pub mod email;
 pub mod fx;
 pub mod ingest;
+pub mod metrics;
 pub mod password;
 pub mod period;
 pub mod role;

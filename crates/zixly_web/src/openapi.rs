@@ -32,6 +32,7 @@ token or the token returned by login) or the session cookie set by login. Errors
         (name = "users", description = "Users of the tenant (ADMIN)"),
         (name = "audit", description = "The audit log (ADMIN)"),
         (name = "integrations", description = "Provider connections over OAuth2, settings, manual syncs (ADMIN)"),
+        (name = "metrics", description = "The metric catalogue: how each metric is named, measured and aggregated"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -593,6 +593,12 @@ where
             .query_one(q.upsert, &[tenant_param])
             .await
             .ctx(q.upsert_context)?;
+        if let Some((define, context)) = q.after_upsert {
+            tx.client()
+                .execute(define, &[tenant_param])
+                .await
+                .ctx(context)?;
+        }
         let counts = Counts {
             inserted: upsert.get::<_, i64>(0) as u64,
             updated: upsert.get::<_, i64>(1) as u64,

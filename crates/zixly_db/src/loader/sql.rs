@@ -13,6 +13,9 @@ pub struct DatasetSql {
     pub(crate) find_duplicates: &'static str,
     pub(crate) upsert: &'static str,
     pub(crate) upsert_context: &'static str,
+    /// Run after `upsert`, in its transaction: records what the rows need beside themselves (the
+    /// metric catalogue's first sight of a name).
+    pub(crate) after_upsert: Option<(&'static str, &'static str)>,
 }
 
 macro_rules! staging {
@@ -168,6 +171,7 @@ pub(crate) const FINANCIALS: DatasetSql = DatasetSql {
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
     upsert_context: "upserting financials",
+    after_upsert: None,
 };
 
 pub(crate) const LEAD_EVENTS: DatasetSql = DatasetSql {
@@ -215,6 +219,7 @@ pub(crate) const LEAD_EVENTS: DatasetSql = DatasetSql {
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
     upsert_context: "upserting lead events",
+    after_upsert: None,
 };
 
 pub(crate) const CUSTOM_METRICS: DatasetSql = DatasetSql {
@@ -257,4 +262,14 @@ pub(crate) const CUSTOM_METRICS: DatasetSql = DatasetSql {
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
     upsert_context: "upserting custom metrics",
+    // First sight of a metric name defines it with the defaults; `do nothing` keeps whatever an
+    // EDITOR changed since. One row per name of the file (a hash aggregate over the staging table).
+    after_upsert: Some((
+        "insert into metric_definitions (tenant_id, name, display_name, unit)
+         select $1, s.metric_name, zixly_metric_display_name(s.metric_name), min(s.unit)
+           from zixly_stage s
+          group by s.metric_name
+         on conflict (tenant_id, name) do nothing",
+        "defining metrics seen for the first time",
+    )),
 };

@@ -210,7 +210,13 @@ pub struct FunnelQuery {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MetricReportRow {
     pub bucket_start: NaiveDate,
+    /// From the metric's definition, as in [`crate::queries::series::MetricBucket`].
+    pub display_name: String,
     pub unit: Option<String>,
+    pub aggregation: zixly_domain::metrics::Aggregation,
+    /// The aggregate the definition names over every client's values of the bucket (`last`: the
+    /// value at the latest `record_date` of the bucket, whichever client recorded it).
+    pub value: Decimal,
     /// Clients with at least one value in the bucket.
     pub clients: i64,
     pub count: i64,
@@ -593,15 +599,22 @@ impl TenantTx {
         window: &BucketWindow,
     ) -> DbResult<Vec<MetricReportRow>> {
         let tz = "(select time_zone from tenants where id = $1)";
+        let defined = crate::queries::metrics::DEFINED;
         let sql = format!(
-            "select date_trunc($5::text, record_date at time zone {tz})::date, min(unit),
-                    count(distinct client_kpi_id), count(*), sum(metric_value), round(avg(metric_value), 4),
-                    min(metric_value), max(metric_value)
-               from custom_metrics
-              where tenant_id = $1 and metric_name = $4
-                and record_date >= ($2::date::timestamp at time zone {tz})
-                and record_date < (($3::date + 1)::timestamp at time zone {tz})
-              group by 1
+            "with a as (
+                 select date_trunc($5::text, record_date at time zone {tz})::date as b,
+                        $4::text as metric_name, min(unit) as unit,
+                        count(distinct client_kpi_id) as clients, count(*) as n,
+                        sum(metric_value) as sum, round(avg(metric_value), 4) as avg,
+                        min(metric_value) as min, max(metric_value) as max,
+                        (array_agg(metric_value order by record_date desc, id desc))[1] as last
+                   from custom_metrics
+                  where tenant_id = $1 and metric_name = $4
+                    and record_date >= ($2::date::timestamp at time zone {tz})
+                    and record_date < (($3::date + 1)::timestamp at time zone {tz})
+                  group by 1)
+             select a.b, {defined}, a.clients, a.n, a.sum, a.avg, a.min, a.max
+               from a left join metric_definitions d on d.tenant_id = $1 and d.name = a.metric_name
               order by 1"
         );
         let stmt = self
@@ -623,19 +636,23 @@ impl TenantTx {
             )
             .await
             .ctx("computing metric report")?;
-        Ok(rows
-            .iter()
-            .map(|r| MetricReportRow {
-                bucket_start: r.get(0),
-                unit: r.get(1),
-                clients: r.get(2),
-                count: r.get(3),
-                sum: r.get(4),
-                avg: r.get(5),
-                min: r.get(6),
-                max: r.get(7),
+        rows.iter()
+            .map(|r| {
+                Ok(MetricReportRow {
+                    bucket_start: r.get(0),
+                    display_name: r.get(1),
+                    unit: r.get(2),
+                    aggregation: crate::queries::metrics::aggregation(r, 3)?,
+                    value: r.get(4),
+                    clients: r.get(5),
+                    count: r.get(6),
+                    sum: r.get(7),
+                    avg: r.get(8),
+                    min: r.get(9),
+                    max: r.get(10),
+                })
             })
-            .collect())
+            .collect()
     }
 }
 

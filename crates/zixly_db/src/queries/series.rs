@@ -21,10 +21,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
+use zixly_domain::metrics::Aggregation;
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::numeric::{numeric, opt_numeric};
 use crate::queries::clients::Page;
+use crate::queries::metrics::{aggregation, DEFINED};
 use crate::TenantTx;
 
 pub use zixly_domain::period::{
@@ -114,7 +116,15 @@ pub struct MetricRow {
 pub struct MetricBucket {
     pub bucket_start: NaiveDate,
     pub metric_name: String,
+    /// From the metric's definition (`metric_definitions`); a metric without one reads as a
+    /// first sight would define it.
+    pub display_name: String,
+    /// The definition's unit, else the rows' (`min(unit)` of the bucket).
     pub unit: Option<String>,
+    pub aggregation: Aggregation,
+    /// The aggregate the definition names: one of `sum`/`avg`/`min`/`max`, or for `last` the
+    /// value at the latest `record_date` of the bucket.
+    pub value: Decimal,
     pub count: i64,
     pub sum: Decimal,
     /// Rounded to 4 places, the precision of `metric_value`.
@@ -426,7 +436,7 @@ impl TenantTx {
         }))
     }
 
-    /// One client's metric values aggregated per bucket and metric.
+    /// One client's metric values aggregated per bucket and metric, and by the metric's definition.
     pub async fn custom_metric_buckets(
         &self,
         client: Uuid,
@@ -435,12 +445,17 @@ impl TenantTx {
         window: &BucketWindow,
     ) -> DbResult<Vec<MetricBucket>> {
         let sql = format!(
-            "select date_trunc($5::text, record_date at time zone {TENANT_TZ})::date as b, metric_name, min(unit),
-                    count(*), sum(metric_value), round(avg(metric_value), 4),
-                    min(metric_value), max(metric_value)
-               from custom_metrics
-              where tenant_id = $1 and client_kpi_id = $4 {} and {}
-              group by 1, 2
+            "with a as (
+                 select date_trunc($5::text, record_date at time zone {TENANT_TZ})::date as b, metric_name,
+                        min(unit) as unit, count(*) as n, sum(metric_value) as sum,
+                        round(avg(metric_value), 4) as avg, min(metric_value) as min,
+                        max(metric_value) as max,
+                        (array_agg(metric_value order by record_date desc, id desc))[1] as last
+                   from custom_metrics
+                  where tenant_id = $1 and client_kpi_id = $4 {} and {}
+                  group by 1, 2)
+             select a.b, a.metric_name, {DEFINED}, a.n, a.sum, a.avg, a.min, a.max
+               from a left join metric_definitions d on d.tenant_id = $1 and d.name = a.metric_name
               order by 1, 2",
             if name.is_some() { "and metric_name = $6" } else { "" },
             local_range("record_date")
@@ -457,18 +472,22 @@ impl TenantTx {
             .await?;
         self.not_found_unless_client(client, rows.is_empty())
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| MetricBucket {
-                bucket_start: r.get(0),
-                metric_name: r.get(1),
-                unit: r.get(2),
-                count: r.get(3),
-                sum: numeric(r, 4),
-                avg: numeric(r, 5),
-                min: numeric(r, 6),
-                max: numeric(r, 7),
+        rows.iter()
+            .map(|r| {
+                Ok(MetricBucket {
+                    bucket_start: r.get(0),
+                    metric_name: r.get(1),
+                    display_name: r.get(2),
+                    unit: r.get(3),
+                    aggregation: aggregation(r, 4)?,
+                    value: numeric(r, 5),
+                    count: r.get(6),
+                    sum: numeric(r, 7),
+                    avg: numeric(r, 8),
+                    min: numeric(r, 9),
+                    max: numeric(r, 10),
+                })
             })
-            .collect())
+            .collect()
     }
 }

@@ -20,6 +20,7 @@ const READABLE: &[(&str, i64)] = &[
     ("financials", 2),
     ("lead_events", 1),
     ("custom_metrics", 1),
+    ("metric_definitions", 1),
 ];
 
 /// Tables a BI login must not read at all: auth state, secrets, operational internals.
@@ -79,7 +80,8 @@ async fn seed(db: &TestDb, tenant: Uuid, label: &str) {
          insert into lead_events (tenant_id, client_kpi_id, event_date, lead_id, stage, value, status)
               select tenant_id, id, '2025-01-01T10:00:00Z', 'L1', 'qualified', 500.00, 'active' from client_kpis where tenant_id = '{tenant}';
          insert into custom_metrics (tenant_id, client_kpi_id, metric_name, metric_value, record_date)
-              select tenant_id, id, 'nps', 42.5, '2025-01-01T00:00:00Z' from client_kpis where tenant_id = '{tenant}';"
+              select tenant_id, id, 'nps', 42.5, '2025-01-01T00:00:00Z' from client_kpis where tenant_id = '{tenant}';
+         insert into metric_definitions (tenant_id, name, display_name) values ('{tenant}', 'nps', 'NPS {label}');"
     ))
     .await
     .expect("seeding as superuser");
@@ -277,6 +279,7 @@ async fn secret_tables_are_refused_to_bi_logins_and_to_zixly_readonly() {
             "financials",
             "fx_rates",
             "lead_events",
+            "metric_definitions",
             "schema_migrations",
             "tenants"
         ],

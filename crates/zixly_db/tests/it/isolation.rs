@@ -13,6 +13,7 @@ const TABLES: &[(&str, i64)] = &[
     ("financials", 2),
     ("lead_events", 1),
     ("custom_metrics", 1),
+    ("metric_definitions", 1),
     ("integrations", 1),
     ("sync_runs", 1),
     ("audit_logs", 1),
@@ -29,6 +30,8 @@ async fn seed(tx: &TenantTx, label: &str) {
               select tenant_id, id, '2025-01-01T10:00:00Z', 'L1', 'qualified', 500.00, 'active' from client_kpis;
          insert into custom_metrics (tenant_id, client_kpi_id, metric_name, metric_value, record_date)
               select tenant_id, id, 'nps', 42.5, '2025-01-01T00:00:00Z' from client_kpis;
+         insert into metric_definitions (tenant_id, name, display_name)
+              values (zixly_current_tenant(), 'nps', 'NPS {label}');
          insert into integrations (tenant_id, provider) values (zixly_current_tenant(), 'XERO');
          insert into sync_runs (tenant_id, source, dataset) values (zixly_current_tenant(), 'csv', 'financials');
          insert into audit_logs (tenant_id, actor_label, action, entity_type) values (zixly_current_tenant(), 'test', 'seed', 'fixture');"

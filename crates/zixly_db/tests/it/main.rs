@@ -1,6 +1,7 @@
 //! zixly_db integration tests: one test binary (see ARCHITECTURE.md, "Testing").
 mod bi_logins;
 mod bootstrap;
+mod catalogue;
 mod dashboard;
 mod fx_agreement;
 mod interrupted;

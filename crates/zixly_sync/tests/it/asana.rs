@@ -240,3 +240,69 @@ async fn asana_runs_killed_at_any_point_then_restarted_converge() {
         assert_eq!(metrics(&env).await, expected, "killed after {polls} polls");
     }
 }
+
+/// (name, display name, aggregation) of the tenant's metric definitions, through RLS.
+async fn definitions(env: &Env) -> Vec<(String, String, String)> {
+    let tx = env.db.app.begin_tenant(env.tenant).await.unwrap();
+    let list = tx.metric_definitions().await.unwrap();
+    tx.commit().await.unwrap();
+    list.into_iter()
+        .map(|d| (d.name, d.display_name, d.aggregation.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn asana_metrics_are_defined_on_first_sight_and_edits_survive_later_syncs() {
+    let (fake, env) = asana().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let defined = |rate: (&str, &str)| {
+        vec![
+            (
+                "on_time_rate".to_string(),
+                rate.0.to_string(),
+                rate.1.to_string(),
+            ),
+            (
+                "tasks_completed".into(),
+                "Tasks completed".into(),
+                "sum".into(),
+            ),
+            (
+                "tasks_completed_on_time".into(),
+                "Tasks completed on time".into(),
+                "sum".into(),
+            ),
+        ]
+    };
+    assert_eq!(definitions(&env).await, defined(("On time rate", "sum")));
+
+    // A rate averages, it does not add up: an EDITOR says so once.
+    let tx = env.db.app.begin_tenant(env.tenant).await.unwrap();
+    tx.update_metric_definition(
+        "on_time_rate",
+        &zixly_db::queries::metrics::MetricChanges {
+            display_name: Some("On-time rate".into()),
+            aggregation: Some(zixly_domain::metrics::Aggregation::Average),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .expect("defined by the sync");
+    tx.commit().await.unwrap();
+
+    // The next sync writes new rates of the metric; the definition stays as edited.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert_task(
+        "t6",
+        &["p1"],
+        at("2024-01-11T03:00:00Z"),
+        Some("2024-01-11"),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(env.last_run().await.1, 1, "a new rate was written");
+    assert_eq!(
+        definitions(&env).await,
+        defined(("On-time rate", "average"))
+    );
+}

@@ -62,6 +62,7 @@ pub mod integrations;
 pub(crate) mod json_out;
 pub(crate) mod json_time;
 pub mod me;
+pub mod metrics;
 pub mod reports;
 pub mod series;
 pub mod users;
@@ -85,6 +86,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(imports::router())
         .merge(integrations::router())
         .merge(reports::router())
+        .merge(metrics::router())
         .merge(users::router())
         .merge(audit::router())
 }

@@ -22,6 +22,7 @@ use zixly_db::queries::series::DateRange;
 
 use crate::api::clients::{decode_cursor, encode_cursor};
 use crate::api::csv::{self, CsvRow, FormatParam};
+use crate::api::metrics::AggregationName;
 use crate::api::series::{money, window, RangeParams};
 use crate::api::PageParams;
 use crate::auth::{Auth, Viewer};
@@ -426,7 +427,15 @@ async fn funnel(
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MetricReportView {
     pub bucket_start: NaiveDate,
+    /// From the metric's definition (`/metric-definitions`).
+    pub display_name: String,
+    /// The definition's unit, else the rows'.
     pub unit: Option<String>,
+    /// The definition's aggregation, which `value` applies.
+    pub aggregation: AggregationName,
+    /// The bucket's figure over every client: `sum`, `avg`, `min` or `max` as the definition
+    /// says, or for `last` the value at the bucket's latest instant (whichever client's).
+    pub value: String,
     /// Clients with a value in the bucket.
     pub clients: i64,
     pub count: i64,
@@ -441,7 +450,10 @@ impl From<MetricReportRow> for MetricReportView {
     fn from(r: MetricReportRow) -> Self {
         MetricReportView {
             bucket_start: r.bucket_start,
+            display_name: r.display_name,
             unit: r.unit,
+            aggregation: r.aggregation.into(),
+            value: money(r.value),
             clients: r.clients,
             count: r.count,
             sum: money(r.sum),
@@ -573,7 +585,10 @@ impl CsvRow for FunnelCsvLine<'_> {
 impl CsvRow for MetricReportRow {
     const HEADER: &'static [&'static str] = &[
         "bucket_start",
+        "display_name",
         "unit",
+        "aggregation",
+        "value",
         "clients",
         "count",
         "sum",
@@ -584,7 +599,10 @@ impl CsvRow for MetricReportRow {
     fn cells(&self) -> Vec<String> {
         vec![
             self.bucket_start.to_string(),
+            self.display_name.clone(),
             self.unit.clone().unwrap_or_default(),
+            self.aggregation.to_string(),
+            self.value.to_string(),
             self.clients.to_string(),
             self.count.to_string(),
             self.sum.to_string(),

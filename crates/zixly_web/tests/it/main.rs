@@ -5,6 +5,7 @@
 mod auth;
 mod auth_hardening;
 mod auth_schema;
+mod catalogue;
 mod errors;
 mod import_limits;
 mod integrations;

@@ -167,6 +167,14 @@ pub const ROUTES: &[RouteCase] = &[
     route("GET", "/api/v1/reports/profitability", R(Viewer), None),
     route("GET", "/api/v1/reports/funnel", R(Viewer), None),
     route("GET", "/api/v1/reports/metrics", R(Viewer), None),
+    route("GET", "/api/v1/metric-definitions", R(Viewer), None),
+    // `{name}` is a metric name; cross-tenant 404s are in `catalogue.rs`.
+    route(
+        "PATCH",
+        "/api/v1/metric-definitions/{name}",
+        R(Editor),
+        None,
+    ),
     route("GET", "/api/v1/integrations", R(Admin), None),
     route("GET", "/api/v1/integrations/callback", R(Admin), None),
     // `{id}` is the provider here (the router needs one parameter name per position).

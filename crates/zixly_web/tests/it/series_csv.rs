@@ -148,7 +148,10 @@ async fn series_csv_exports_are_exact_raw_and_bucketed() {
             &[
                 "bucket_start",
                 "metric_name",
+                "display_name",
                 "unit",
+                "aggregation",
+                "value",
                 "count",
                 "sum",
                 "avg",

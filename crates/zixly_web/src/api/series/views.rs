@@ -12,6 +12,7 @@ use zixly_db::queries::series::{
 
 use crate::api::csv::CsvRow;
 use crate::api::json_time;
+use crate::api::metrics::AggregationName;
 use crate::api::Page;
 
 // ---------------------------------------------------------------------------------------------
@@ -182,7 +183,16 @@ pub struct MetricBucketView {
     #[serde(serialize_with = "json_time::date")]
     pub bucket_start: NaiveDate,
     pub metric_name: String,
+    /// From the metric's definition (`/metric-definitions`).
+    pub display_name: String,
+    /// The definition's unit, else the rows'.
     pub unit: Option<String>,
+    /// The definition's aggregation, which `value` applies.
+    pub aggregation: AggregationName,
+    /// The bucket's figure: `sum`, `avg`, `min` or `max` as the definition says, or for `last`
+    /// the value at the bucket's latest instant.
+    #[schema(value_type = String)]
+    pub value: Decimal,
     pub count: i64,
     #[schema(value_type = String)]
     pub sum: Decimal,
@@ -199,7 +209,10 @@ impl From<MetricBucket> for MetricBucketView {
         MetricBucketView {
             bucket_start: b.bucket_start,
             metric_name: b.metric_name,
+            display_name: b.display_name,
             unit: b.unit,
+            aggregation: b.aggregation.into(),
+            value: b.value,
             count: b.count,
             sum: b.sum,
             avg: b.avg,
@@ -373,7 +386,10 @@ impl CsvRow for MetricBucket {
     const HEADER: &'static [&'static str] = &[
         "bucket_start",
         "metric_name",
+        "display_name",
         "unit",
+        "aggregation",
+        "value",
         "count",
         "sum",
         "avg",
@@ -384,7 +400,10 @@ impl CsvRow for MetricBucket {
         vec![
             self.bucket_start.to_string(),
             self.metric_name.clone(),
+            self.display_name.clone(),
             opt(&self.unit),
+            self.aggregation.to_string(),
+            self.value.to_string(),
             self.count.to_string(),
             self.sum.to_string(),
             self.avg.to_string(),
