@@ -254,6 +254,15 @@ try {
   log("integrations and audit pages render for ADMIN");
   await page.getByRole("link", { name: "Integrations", exact: true }).click();
   await page.getByRole("heading", { name: "Integrations" }).waitFor();
+  // The seeded states are explained in words: progress of the unfinished first sync, and when
+  // and why the paused one resumes.
+  const progress = await page.locator("[data-sync-progress]").innerText();
+  assert.match(progress, /Sync in progress/, progress);
+  assert.match(progress, /12,000|12000/, `items read are shown: ${progress}`);
+  assert.match(progress, /200,000|200000/, `the known total is shown: ${progress}`);
+  const paused = await page.locator("[data-sync-paused]").innerText();
+  assert.match(paused, /^Paused until \d{1,2} \w{3} \d{4} \d{2}:\d{2}/, paused);
+  assert.match(paused, /daily request budget is spent/, paused);
   await shot(page, "integrations");
   await page.getByRole("link", { name: "Audit log", exact: true }).click();
   await page.getByRole("heading", { name: "Audit log" }).waitFor();
@@ -268,10 +277,13 @@ try {
 
   log("375 px wide: usable, nothing overflows sideways");
   await page.setViewportSize({ width: 375, height: 812 });
-  for (const path of ["/", "/clients", "/reports", "/team"]) {
+  for (const path of ["/", "/clients", "/reports", "/team", "/integrations"]) {
     await page.goto(`${base}${path}`);
     await assertNoHorizontalScroll(page);
   }
+  await page.goto(`${base}/integrations`);
+  await page.locator("[data-sync-paused]").waitFor();
+  await shot(page, "integrations-375");
   await page.goto(`${base}/`);
   await page.locator('figure[data-chart="overview-chart"] canvas').waitFor();
   await shot(page, "overview-375");

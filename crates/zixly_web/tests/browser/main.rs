@@ -123,6 +123,21 @@ async fn seed(db: &TestDb, clients: i32, days: i32) -> Seeded {
     )
     .await
     .unwrap();
+    // Integrations in the states the Integrations page must explain (issue 10): a first Xero
+    // sync part-way through (a checkpoint), a HubSpot connection paused by a spent budget.
+    // (The tokens are placeholders: the page never decrypts them.)
+    su.batch_execute(&format!(
+        "insert into integrations (tenant_id, provider, status, access_token, last_sync_at)
+              values ('{tenant}', 'XERO', 'ACTIVE', '\\x00', null);
+         insert into sync_checkpoints (tenant_id, integration_id, state, stream, pages_read, items_read, items_total, requests)
+              select tenant_id, id, '{{}}', 'invoices', 12, 12000, 200000, 14 from integrations
+               where tenant_id = '{tenant}' and provider = 'XERO';
+         insert into integrations (tenant_id, provider, status, access_token, last_sync_at, paused_until, pause_reason)
+              values ('{tenant}', 'HUBSPOT', 'ACTIVE', '\\x00', now() - interval '2 hours',
+                      now() + interval '5 hours', 'HubSpot''s daily request budget is spent');"
+    ))
+    .await
+    .unwrap();
     let other_client: Uuid = su
         .query_one(
             "insert into client_kpis (tenant_id, client_id, client_name) values ($1, 'S-1', 'Secret Corp') returning id",
@@ -269,6 +284,7 @@ async fn pages_work_in_headless_chromium() {
         "team",
         "accept-invitation",
         "integrations",
+        "integrations-375",
         "audit",
         "not-found",
     ] {
