@@ -205,6 +205,31 @@ pub struct PipedriveRead {
 
 const LIVE_STATUSES: &str = "open,won,lost";
 
+/// Whether a 429 is the spent daily token budget rather than the 2-second burst limit.
+///
+/// The contract (rate_limits.token_budget_headers, edge case daily_budget_429) documents no
+/// header that names the daily budget; what it does document is that `x-ratelimit-remaining`
+/// counts the 2-second burst window. A 429 while that window still has room cannot be the burst
+/// limit, so it is the daily budget. A 429 with the window spent (or without the headers) is
+/// taken as a burst; if it was the daily budget after all, the repeated 429s end in the engine's
+/// NoProgress ERROR, which is readable, not a silent loop. Unverified against the live API.
+pub fn is_daily_budget_429(rl: RateLimit) -> bool {
+    rl.remaining.is_some_and(|r| r > 0)
+}
+
+/// The wait until the daily budget resets. The contract documents the daily counters in UTC
+/// (`x-daily-requests-left`: "left today (UTC)"), so the reset is taken as the next UTC midnight.
+pub fn until_utc_midnight(now: DateTime<Utc>) -> Duration {
+    let midnight = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc();
+    (midnight - now)
+        .to_std()
+        .unwrap_or(Duration::from_secs(1))
+        .max(Duration::from_secs(1))
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -262,8 +287,21 @@ impl PipedriveClient {
         }
         let rl = RateLimit::from_headers(&headers);
         *self.rate.lock().unwrap() = rl;
-        *self.blocked_until.lock().unwrap() = (rl.remaining == Some(0) || status.as_u16() == 429)
-            .then(|| Instant::now() + Duration::from_secs(rl.reset.unwrap_or(2)));
+        let daily = status.as_u16() == 429 && is_daily_budget_429(rl);
+        *self.blocked_until.lock().unwrap() = if daily {
+            Some(Instant::now() + until_utc_midnight(Utc::now()))
+        } else {
+            (rl.remaining == Some(0) || status.as_u16() == 429)
+                .then(|| Instant::now() + Duration::from_secs(rl.reset.unwrap_or(2)))
+        };
+        if daily {
+            // Waiting a 2-second window does not help (edge case daily_budget_429): report the
+            // wait until the budget resets, so the engine pauses the integration with a readable
+            // reason and resume time instead of retrying every few seconds.
+            return Err(ConnectorError::RateLimited {
+                retry_after: until_utc_midnight(Utc::now()),
+            });
+        }
         if status.as_u16() == 429 {
             // Pipedrive's 429 carries the wait in `x-ratelimit-reset`, not `Retry-After`.
             let retry_after = headers
@@ -482,6 +520,22 @@ mod tests {
             "2021-12-07T04:26:52+00:00"
         );
         assert!(parse_time("0000-00-00 00:00:00").is_none());
+    }
+
+    #[test]
+    fn a_429_with_room_in_the_burst_window_is_the_daily_budget() {
+        let rl = |remaining| RateLimit {
+            limit: Some(80),
+            remaining,
+            reset: Some(2),
+        };
+        assert!(is_daily_budget_429(rl(Some(37))));
+        assert!(!is_daily_budget_429(rl(Some(0))), "burst window spent");
+        assert!(!is_daily_budget_429(rl(None)), "no headers: a burst");
+        let now: DateTime<Utc> = "2026-12-02T23:00:00Z".parse().unwrap();
+        assert_eq!(until_utc_midnight(now), Duration::from_secs(3600));
+        let late: DateTime<Utc> = "2026-12-02T23:59:59.900Z".parse().unwrap();
+        assert_eq!(until_utc_midnight(late), Duration::from_secs(1));
     }
 
     #[test]
