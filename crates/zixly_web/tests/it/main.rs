@@ -7,6 +7,7 @@ mod auth_hardening;
 mod auth_schema;
 mod catalogue;
 mod errors;
+mod escaping;
 mod import_limits;
 mod integrations;
 mod nul;
