@@ -275,6 +275,29 @@ try {
   await page.getByRole("heading", { name: "Page not found" }).waitFor();
   await shot(page, "not-found");
 
+  log("one number, one rounding: a margin reads the same on the clients list, the reports page and in the CSV");
+  {
+    const iso = (daysAgo) => new Date(Date.now() - daysAgo * 86400000).toISOString().slice(0, 10);
+    const [from, to] = [iso(200), iso(20)];
+    const range = `range=custom&from=${from}&to=${to}`;
+    const name = cfg.clientName;
+    await page.goto(`${base}/clients?${range}`);
+    const onList = (await page.locator('table[data-table="clients"] tbody tr', { hasText: name }).locator("td").nth(5).innerText()).trim();
+    await page.goto(`${base}/reports?${range}`);
+    const onReport = (await page.locator('table[data-table="profitability"] tbody tr', { hasText: name }).locator("td").nth(4).innerText()).trim();
+    const csv = await (await page.request.get(`${base}/api/v1/reports/profitability?from=${from}&to=${to}&format=csv`)).text();
+    const header = csv.split("\r\n")[0].split(",");
+    const line = csv.split("\r\n").find((l) => l.split(",")[1] === name);
+    assert.ok(line, `the CSV has a line for ${name}:\n${csv.slice(0, 500)}`);
+    const fraction = line.split(",")[header.indexOf("margin")];
+    assert.match(fraction, /^-?\d\.\d{3}$/, `the CSV margin is a fraction with three places: ${fraction}`);
+    const thousandths = Math.round(Number(fraction) * 1000);
+    const fromCsv = `${thousandths < 0 ? "−" : ""}${(Math.abs(thousandths) / 10).toFixed(1)}%`;
+    assert.match(onList, /^−?\d+\.\d%$/, `the clients list shows a margin: ${onList}`);
+    assert.equal(onReport, onList, "reports page and clients list agree");
+    assert.equal(fromCsv, onList, `the CSV (${fraction}) and the pages agree`);
+  }
+
   log("375 px wide: usable, nothing overflows sideways");
   await page.setViewportSize({ width: 375, height: 812 });
   for (const path of ["/", "/clients", "/reports", "/team", "/integrations"]) {

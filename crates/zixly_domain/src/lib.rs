@@ -6,6 +6,7 @@
 
 pub mod currency;
 pub mod email;
+pub mod figures;
 pub mod fx;
 pub mod ingest;
 pub mod metrics;

@@ -59,9 +59,9 @@ pub struct PipelineSummary {
 
 impl PipelineSummary {
     /// Won / (won + lost), `None` when nothing closed.
-    pub fn win_rate(&self) -> Option<f64> {
-        let closed = self.won + self.lost;
-        (closed > 0).then(|| self.won as f64 / closed as f64)
+    /// Won over closed leads, rounded once (`zixly_domain::figures`).
+    pub fn win_rate(&self) -> Option<Decimal> {
+        zixly_domain::figures::win_rate(self.won, self.lost)
     }
 }
 

@@ -47,16 +47,9 @@ fn cents(d: Decimal) -> Decimal {
     r
 }
 
+/// The one rounding of a ratio (`zixly_domain::figures`): what the API, the CSV and the pages show.
 fn ratio(num: Decimal, den: Decimal) -> Option<Decimal> {
-    if den.is_zero() {
-        return None;
-    }
-    num.checked_div(den).map(|r| {
-        // Always 4 places in the output ("0.6000", not "0.6").
-        let mut r = r.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero);
-        r.rescale(4);
-        r
-    })
+    zixly_domain::figures::ratio(num, den)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -71,7 +64,7 @@ pub struct PeriodFigures {
     pub expenses: Decimal,
     /// `revenue - expenses`.
     pub net_profit: Decimal,
-    /// `net_profit / revenue`, a fraction rounded to 4 places; `None` when revenue is zero.
+    /// `net_profit / revenue`, a fraction rounded once to 3 places (0.1 %, `zixly_domain::figures`); `None` when revenue is zero.
     pub margin: Option<Decimal>,
     pub cash_flow: Decimal,
 }
@@ -179,7 +172,7 @@ pub struct FunnelStage {
     pub leads: i64,
     pub events: i64,
     pub value: Option<Decimal>,
-    /// Share of the previous stage's leads that also reached this stage (4 places); `None` for the
+    /// Share of the previous stage's leads that also reached this stage (3 places, `zixly_domain::figures`); `None` for the
     /// first stage or when the previous stage has no lead.
     pub conversion_from_previous: Option<Decimal>,
     pub statuses: Vec<FunnelStatus>,
@@ -683,7 +676,11 @@ mod tests {
         assert_eq!(f.expenses.to_string(), "3.02");
         assert_eq!(f.net_profit.to_string(), "7.03");
         assert_eq!(f.cash_flow.to_string(), "0.00");
-        assert_eq!(f.margin.unwrap().to_string(), "0.6995");
+        assert_eq!(
+            f.margin.unwrap().to_string(),
+            "0.700",
+            "7.03 / 10.05, rounded once"
+        );
         acc.add(
             None,
             "GBP",

@@ -193,7 +193,7 @@ fn expected_figures(rates: &Rates, rows: &[&Fin]) -> PeriodFigures {
         } else {
             Some(
                 (net_profit / revenue)
-                    .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero),
+                    .round_dp_with_strategy(3, RoundingStrategy::MidpointAwayFromZero),
             )
         },
         cash_flow: round2(cf),

@@ -52,7 +52,7 @@ fn missing_views(m: &[MissingRate]) -> Vec<MissingRateView> {
 }
 
 /// One client's profitability. Money in the base currency as decimal strings; `null` where a rate
-/// is missing. `margin` is `net_profit / revenue` as a fraction (`"0.2500"` = 25 %), `null` when
+/// is missing. `margin` is `net_profit / revenue` as a fraction (`"0.250"` = 25.0 %, rounded once to the 0.1 % every page shows: `zixly_domain::figures`), `null` when
 /// revenue is zero.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProfitabilityRowView {
@@ -293,7 +293,7 @@ pub struct FunnelStageView {
     pub leads: i64,
     pub events: i64,
     pub value: Option<String>,
-    /// Share of the previous stage's leads that also reached this stage (`"0.5000"` = 50 %);
+    /// Share of the previous stage's leads that also reached this stage (`"0.500"` = 50.0 %, 3 places);
     /// `null` for the first stage.
     pub conversion_from_previous: Option<String>,
     pub statuses: Vec<FunnelStatusView>,

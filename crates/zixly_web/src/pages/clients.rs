@@ -56,17 +56,14 @@ pub async fn list(
         _ => sort != "name",
     };
     let margin = |c: &zixly_db::queries::dashboard::ClientSummary| {
-        (!c.revenue.is_zero()).then(|| html::to_f64(c.net_profit) / html::to_f64(c.revenue))
+        zixly_domain::figures::margin(c.net_profit, c.revenue)
     };
     match sort {
         "revenue" => clients.sort_by_key(|c| c.revenue),
         "expenses" => clients.sort_by_key(|c| c.expenses),
         "profit" => clients.sort_by_key(|c| c.net_profit),
-        "margin" => clients.sort_by(|a, b| {
-            margin(a)
-                .unwrap_or(f64::MIN)
-                .total_cmp(&margin(b).unwrap_or(f64::MIN))
-        }),
+        // No margin (no revenue) sorts below every margin.
+        "margin" => clients.sort_by_key(margin),
         _ => {} // already by name
     }
     if desc {
@@ -237,7 +234,7 @@ pub async fn detail(
     let exp: Decimal = days.iter().map(|d| d.expenses).sum();
     let cash: Decimal = days.iter().map(|d| d.cash_flow).sum();
     let profit = rev - exp;
-    let margin = (!rev.is_zero()).then(|| html::to_f64(profit) / html::to_f64(rev));
+    let margin = zixly_domain::figures::margin(profit, rev);
 
     let subtitle = format!(
         "{}{} · {} – {} · amounts in {}",
@@ -339,7 +336,7 @@ pub async fn detail(
             };
             let conv = s
                 .conversion_from_previous
-                .map(|c| format!(" · {} of previous", percent(html::to_f64(c))))
+                .map(|c| format!(" · {} of previous", percent(c)))
                 .unwrap_or_default();
             let value = s
                 .value

@@ -258,10 +258,10 @@ pub fn money_short(d: Decimal, symbol: &str) -> String {
     format!("{sign}{symbol}{}", group_thousands(&s))
 }
 
-/// A fraction as a percentage with one decimal: `0.1234` → `12.3%`.
-pub fn percent(f: f64) -> String {
-    let s = format!("{:.1}%", f * 100.0);
-    s.replace('-', "−")
+/// A ratio as a percentage with one decimal (`0.123` → `12.3%`): the one formatting of the one
+/// rounding in `zixly_domain::figures`, so every page agrees with the API and the CSV.
+pub fn percent(fraction: Decimal) -> String {
+    zixly_domain::figures::percent_text(fraction)
 }
 
 /// How a figure changed versus a comparison period, as a small coloured label. `higher_is_better`

@@ -195,8 +195,8 @@ impl Sums {
     fn profit(&self) -> Decimal {
         self.revenue - self.expenses
     }
-    fn margin(&self) -> Option<f64> {
-        (!self.revenue.is_zero()).then(|| html::to_f64(self.profit()) / html::to_f64(self.revenue))
+    fn margin(&self) -> Option<Decimal> {
+        zixly_domain::figures::margin(self.profit(), self.revenue)
     }
     /// `None` when the period has no data at all (a change against nothing means nothing).
     fn present(&self) -> Option<Sums> {
@@ -336,9 +336,9 @@ pub async fn page_handler(
         "Margin",
         &cur.margin().map(percent).unwrap_or_else(|| "–".into()),
         &changes(
-            cur.margin(),
-            prev.and_then(|s| s.margin()),
-            ly.and_then(|s| s.margin()),
+            cur.margin().map(f),
+            prev.and_then(|s| s.margin()).map(f),
+            ly.and_then(|s| s.margin()).map(f),
             true,
             true,
         ),
@@ -371,7 +371,13 @@ pub async fn page_handler(
     body.push_str(&kpi_card(
         "Win rate",
         &win(&pipe_now).map(percent).unwrap_or_else(|| "–".into()),
-        &changes(win(&pipe_now), win(&pipe_prev), win(&pipe_ly), true, true),
+        &changes(
+            win(&pipe_now).map(f),
+            win(&pipe_prev).map(f),
+            win(&pipe_ly).map(f),
+            true,
+            true,
+        ),
         "win-rate",
     ));
     body.push_str("</div>");

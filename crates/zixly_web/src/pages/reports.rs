@@ -168,7 +168,7 @@ pub async fn page_handler(
             profit = m(&|c| c.net_profit),
             margin = c
                 .and_then(|c| c.margin)
-                .map(|m| percent(html::to_f64(m)))
+                .map(percent)
                 .unwrap_or_else(|| "–".into()),
             cash = m(&|c| c.cash_flow),
             prev = row
@@ -181,7 +181,7 @@ pub async fn page_handler(
     if rows.is_empty() {
         body.push_str(r#"<tr><td colspan="7" class="empty">No clients yet.</td></tr>"#);
     }
-    let total_margin = (!tr.is_zero()).then(|| html::to_f64(tr - te) / html::to_f64(tr));
+    let total_margin = zixly_domain::figures::margin(tr - te, tr);
     let _ = write!(
         body,
         r#"</tbody><tfoot><tr><th scope="row">Total</th><td class="num" title="{}"><b>{}</b></td><td class="num" title="{}"><b>{}</b></td><td class="num" title="{}"><b>{}</b></td><td class="num"><b>{}</b></td><td class="hide-sm"></td><td class="hide-sm"></td></tr></tfoot></table></div></section>"#,
@@ -234,12 +234,14 @@ pub async fn page_handler(
                     esc(&s.stage),
                     s.leads,
                     s.conversion_from_previous
-                        .map(|c| percent(html::to_f64(c)))
+                        .map(percent)
                         .unwrap_or_else(|| "–".into()),
                     s.value
                         .map(|v| money(v, &sym))
                         .unwrap_or_else(|| "–".into()),
-                    percent(s.leads as f64 / top as f64),
+                    zixly_domain::figures::ratio(Decimal::from(s.leads), Decimal::from(top))
+                        .map(percent)
+                        .unwrap_or_else(|| "–".into()),
                     s.leads as f64 / top as f64 * 100.0,
                 );
             }

@@ -209,7 +209,7 @@ async fn reports_and_series_answer_money_as_strings_and_stay_in_the_tenant() {
             &json!("15000.00"),
             &json!("6000.00"),
             &json!("9000.00"),
-            &json!("0.6000"),
+            &json!("0.600"),
             &json!("400.00")
         ]
     );
@@ -240,7 +240,7 @@ async fn reports_and_series_answer_money_as_strings_and_stay_in_the_tenant() {
         .unwrap();
     assert!(csv.starts_with("client_id,client_name,revenue,expenses,net_profit,margin,cash_flow,"));
     assert!(
-        csv.contains("\r\nACME-7,Acme,15000.00,6000.00,9000.00,0.6000,400.00,2,800.00,"),
+        csv.contains("\r\nACME-7,Acme,15000.00,6000.00,9000.00,0.600,400.00,2,800.00,"),
         "{csv}"
     );
 
@@ -267,7 +267,7 @@ async fn reports_and_series_answer_money_as_strings_and_stay_in_the_tenant() {
         .collect();
     assert_eq!(
         stages,
-        [("lead", 2, Value::Null), ("proposal", 1, json!("0.5000"))]
+        [("lead", 2, Value::Null), ("proposal", 1, json!("0.500"))]
     );
     assert_eq!(
         v["data"][1]["statuses"][0],
