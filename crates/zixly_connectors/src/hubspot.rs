@@ -436,18 +436,19 @@ impl HubspotClient {
     /// One live deal with stage history and company associations; `None` when it is gone
     /// (archived or deleted since it was found).
     pub async fn deal(&self, id: &str) -> ConnectorResult<Option<CrmObject>> {
-        let (status, headers, body) = self.send(
-            Lane::General,
-            self.http
-                .get(format!("{}/crm/v3/objects/deals/{id}", self.api_url))
-                .bearer_auth(self.access_token.expose())
-                .query(&[
-                    ("properties", DEAL_PROPERTIES),
-                    ("propertiesWithHistory", "dealstage"),
-                    ("associations", "companies"),
-                ]),
-        )
-        .await?;
+        let (status, headers, body) = self
+            .send(
+                Lane::General,
+                self.http
+                    .get(format!("{}/crm/v3/objects/deals/{id}", self.api_url))
+                    .bearer_auth(self.access_token.expose())
+                    .query(&[
+                        ("properties", DEAL_PROPERTIES),
+                        ("propertiesWithHistory", "dealstage"),
+                        ("associations", "companies"),
+                    ]),
+            )
+            .await?;
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }

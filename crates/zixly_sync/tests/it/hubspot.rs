@@ -595,20 +595,21 @@ async fn hubspot_search_requests_stay_under_the_search_limit() {
         .await
         .unwrap();
     assert_eq!(env.last_run().await.0, "succeeded");
-    let d = fake.data.lock().unwrap();
-    let searches = d
-        .requests
-        .iter()
-        .filter(|r| *r == "POST /crm/v3/objects/deals/search")
-        .count();
-    assert_eq!(searches, 5, "1,000 results in pages of 200");
-    assert_eq!(d.rate_limited, 0, "no search was refused");
-    assert!(
-        d.max_searches_per_second() <= 4,
-        "{} searches within one second",
-        d.max_searches_per_second()
-    );
-    drop(d);
+    {
+        let d = fake.data.lock().unwrap();
+        let searches = d
+            .requests
+            .iter()
+            .filter(|r| *r == "POST /crm/v3/objects/deals/search")
+            .count();
+        assert_eq!(searches, 5, "1,000 results in pages of 200");
+        assert_eq!(d.rate_limited, 0, "no search was refused");
+        assert!(
+            d.max_searches_per_second() <= 4,
+            "{} searches within one second",
+            d.max_searches_per_second()
+        );
+    }
     assert_eq!(
         events(&env)
             .await
