@@ -23,7 +23,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use zixly_crypto::SecretString;
 
-use crate::http::send_json;
+use crate::pace::{header_u64, Lane, Pacer};
 use crate::ConnectorResult;
 
 pub const PAGE_LIMIT: usize = 100;
@@ -163,6 +163,11 @@ pub struct HubspotClient {
     api_url: String,
     access_token: SecretString,
     pub calls: std::sync::atomic::AtomicU64,
+    /// The connection's general lane (every request but search), shared with every worker.
+    pacer: std::sync::Arc<Pacer>,
+    /// The connection's search lane: HubSpot limits `POST .../search` separately (per second per
+    /// token) and exempts it from the ten-secondly limit (contracts/hubspot.json `rate_limits`).
+    search_pacer: std::sync::Arc<Pacer>,
 }
 
 const DEAL_PROPERTIES: &str =
@@ -175,7 +180,66 @@ impl HubspotClient {
             api_url: api_url.trim_end_matches('/').into(),
             access_token,
             calls: 0.into(),
+            pacer: std::sync::Arc::new(Pacer::unlimited()),
+            search_pacer: std::sync::Arc::new(Pacer::unlimited()),
         }
+    }
+
+    /// Paces general requests with `general` and searches with `search` (the connection's
+    /// pacers of those lanes, shared).
+    pub fn with_pacers(
+        mut self,
+        general: std::sync::Arc<Pacer>,
+        search: std::sync::Arc<Pacer>,
+    ) -> HubspotClient {
+        self.pacer = general;
+        self.search_pacer = search;
+        self
+    }
+
+    /// Sends a request under its lane's pacer, counted, and tells the general pacer what
+    /// HubSpot's `X-HubSpot-RateLimit-Remaining` / `-Interval-Milliseconds` say (search answers
+    /// do not carry the ten-secondly budget, so they are not read as one).
+    async fn send(
+        &self,
+        lane: Lane,
+        request: reqwest::RequestBuilder,
+    ) -> ConnectorResult<(reqwest::StatusCode, reqwest::header::HeaderMap, String)> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pacer = match lane {
+            Lane::General => &self.pacer,
+            Lane::Search => &self.search_pacer,
+        };
+        pacer.acquire().await;
+        let answer = crate::http::send_raw(request).await?;
+        if lane == Lane::General {
+            let headers = &answer.1;
+            let interval = header_u64(headers, "x-hubspot-ratelimit-interval-milliseconds")
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(std::time::Duration::from_secs(10));
+            pacer.observe_remaining(
+                header_u64(headers, "x-hubspot-ratelimit-remaining"),
+                interval,
+            );
+        }
+        Ok(answer)
+    }
+
+    /// [`Self::send`], then a successful JSON answer parsed; anything else classified (a 429
+    /// with `Retry-After` is [`crate::ConnectorError::RateLimited`]).
+    async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        lane: Lane,
+        request: reqwest::RequestBuilder,
+    ) -> ConnectorResult<T> {
+        let (status, headers, body) = self.send(lane, request).await?;
+        if !status.is_success() {
+            return Err(crate::http::classify(status, &headers, &body));
+        }
+        serde_json::from_str(&body).map_err(|e| {
+            crate::ConnectorError::Permanent(format!("unexpected response shape: {e}"))
+        })
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -183,9 +247,8 @@ impl HubspotClient {
         path: &str,
         query: &[(&str, String)],
     ) -> ConnectorResult<T> {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        send_json(
+        self.send_json(
+            Lane::General,
             self.http
                 .get(format!("{}{path}", self.api_url))
                 .bearer_auth(self.access_token.expose())
@@ -199,9 +262,9 @@ impl HubspotClient {
         path: &str,
         body: &serde_json::Value,
     ) -> ConnectorResult<T> {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        send_json(
+        // The only POST this client sends is a search.
+        self.send_json(
+            Lane::Search,
             self.http
                 .post(format!("{}{path}", self.api_url))
                 .bearer_auth(self.access_token.expose())
@@ -373,19 +436,19 @@ impl HubspotClient {
     /// One live deal with stage history and company associations; `None` when it is gone
     /// (archived or deleted since it was found).
     pub async fn deal(&self, id: &str) -> ConnectorResult<Option<CrmObject>> {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (status, headers, body) = crate::http::send_raw(
-            self.http
-                .get(format!("{}/crm/v3/objects/deals/{id}", self.api_url))
-                .bearer_auth(self.access_token.expose())
-                .query(&[
-                    ("properties", DEAL_PROPERTIES),
-                    ("propertiesWithHistory", "dealstage"),
-                    ("associations", "companies"),
-                ]),
-        )
-        .await?;
+        let (status, headers, body) = self
+            .send(
+                Lane::General,
+                self.http
+                    .get(format!("{}/crm/v3/objects/deals/{id}", self.api_url))
+                    .bearer_auth(self.access_token.expose())
+                    .query(&[
+                        ("properties", DEAL_PROPERTIES),
+                        ("propertiesWithHistory", "dealstage"),
+                        ("associations", "companies"),
+                    ]),
+            )
+            .await?;
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }

@@ -59,6 +59,8 @@ pub struct SyncConfig {
     /// Request limits per provider instead of the documented ones (benchmarks against a
     /// time-scaled fake; a plan with higher limits).
     pub rate_limits: HashMap<Provider, Vec<RateLimit>>,
+    /// The same for the search lane (HubSpot's CRM search limit).
+    pub search_rate_limits: HashMap<Provider, Vec<RateLimit>>,
 }
 
 impl Default for SyncConfig {
@@ -71,6 +73,7 @@ impl Default for SyncConfig {
             max_stalled_attempts: 5,
             pause_above: Duration::from_secs(15 * 60),
             rate_limits: HashMap::new(),
+            search_rate_limits: HashMap::new(),
         }
     }
 }
@@ -114,6 +117,8 @@ pub struct SyncCtx<'a> {
     pub checkpoint: Option<SyncCheckpoint>,
     /// The connection's pacer: every request of the run goes through it.
     pub pacer: Arc<Pacer>,
+    /// The connection's search lane (HubSpot's CRM search has its own per-second limit).
+    pub search_pacer: Arc<Pacer>,
 }
 
 impl SyncCtx<'_> {
@@ -180,10 +185,13 @@ impl SyncEngine {
         pacers
             .entry((integration_id, lane))
             .or_insert_with(|| {
-                let limits = match (lane, self.inner.config.rate_limits.get(&provider)) {
-                    (Lane::General, Some(l)) => l.clone(),
-                    _ => documented_limits(provider, lane),
+                let configured = match lane {
+                    Lane::General => self.inner.config.rate_limits.get(&provider),
+                    Lane::Search => self.inner.config.search_rate_limits.get(&provider),
                 };
+                let limits = configured
+                    .cloned()
+                    .unwrap_or_else(|| documented_limits(provider, lane));
                 Arc::new(Pacer::new(limits))
             })
             .clone()
@@ -391,6 +399,7 @@ impl SyncEngine {
             cursor: cursor.unwrap_or_else(|| serde_json::json!({})),
             checkpoint,
             pacer: self.pacer(integration_id, provider, Lane::General),
+            search_pacer: self.pacer(integration_id, provider, Lane::Search),
         };
         let summary = providers::run(&ctx, |rejected| self.token(&ctx, rejected)).await?;
         let tx = app.begin_tenant(tenant_id).await?;

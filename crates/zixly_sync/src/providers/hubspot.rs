@@ -48,7 +48,8 @@ pub const FULL_LIST_ABOVE: usize = 200;
 
 pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunSummary, SyncError> {
     // 1. Fetch (no writes).
-    let client = HubspotClient::new(ctx.http.clone(), &ctx.config.api_url, token.clone());
+    let client = HubspotClient::new(ctx.http.clone(), &ctx.config.api_url, token.clone())
+        .with_pacers(ctx.pacer.clone(), ctx.search_pacer.clone());
     let started = Utc::now();
     let plan = Plan::new(ctx, started);
     let home_currency = client.company_currency().await?;

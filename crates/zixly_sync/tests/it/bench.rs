@@ -242,3 +242,146 @@ async fn bench_xero_paced_first_sync() {
     assert_eq!(rows as usize, invoices);
     assert_eq!(twice, 0);
 }
+
+/// `ZIXLY_BENCH_DEALS` (50,000) deals created since the last run of a portal that had none: the
+/// increment searches them (pages of 200 under HubSpot's 10,000-results cap, so the window is
+/// split), then lists them with history (more than 200 modified). The fake refuses a search above
+/// the search limit; both lanes are time-scaled by `ZIXLY_BENCH_SCALE` (10: 40 searches/s, 1,000
+/// requests / 10 s).
+#[tokio::test]
+#[ignore = "benchmark: run explicitly (see the module docs)"]
+async fn bench_hubspot_paced_search() {
+    use zixly_connectors::pace::{Lane, RateLimit};
+    use zixly_sync::engine::SyncConfig;
+    use zixly_testkit::fakes::hubspot::FakeHubspot;
+    let deals: usize = std::env::var("ZIXLY_BENCH_DEALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let scale: u32 = std::env::var("ZIXLY_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let fake = FakeHubspot::start().await;
+    let cfg = config(
+        Provider::Hubspot,
+        zixly_testkit::fakes::hubspot::CLIENT_ID,
+        zixly_testkit::fakes::hubspot::CLIENT_SECRET,
+        fake.auth_url(),
+        fake.token_url(),
+        &fake.url,
+    );
+    let second = std::time::Duration::from_secs(1);
+    let search_limit = 4 * scale;
+    fake.data.lock().unwrap().pipelines = vec![json!({"id": "default", "label": "Sales",
+        "displayOrder": 0, "archived": false, "createdAt": "2024-01-01T00:00:00.000Z",
+        "updatedAt": "2024-01-01T00:00:00.000Z", "stages": [
+            {"id": "s1", "label": "Qualified", "displayOrder": 0, "archived": false,
+             "metadata": {"probability": "0.2", "isClosed": "false"},
+             "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z"}]})];
+    fake.add(
+        "companies",
+        json!({"id": "co-1", "properties": {"name": "Acme"}, "archived": false}),
+    );
+    let sync_config = SyncConfig {
+        max_jitter: std::time::Duration::ZERO,
+        rate_limits: [(
+            Provider::Hubspot,
+            vec![RateLimit::new(100 * scale, 10 * second)],
+        )]
+        .into(),
+        search_rate_limits: [(
+            Provider::Hubspot,
+            vec![RateLimit::new(search_limit, second)],
+        )]
+        .into(),
+        ..SyncConfig::default()
+    };
+    let env = crate::sync::connect_with(cfg, json!({}), sync_config).await;
+    // The first (empty) run sets the cursor; the deals are created after it.
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let start = Utc::now();
+    for i in 0..deals {
+        let at = (start + Duration::milliseconds(i as i64))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        fake.add(
+            "deals",
+            json!({"id": (1000 + i).to_string(), "archived": false,
+                "properties": {"amount": "10", "dealstage": "s1", "pipeline": "default",
+                    "hs_is_closed": "false", "hs_is_closed_won": "false", "hs_lastmodifieddate": at},
+                "propertiesWithHistory": {"dealstage": [{"value": "s1", "timestamp": at, "sourceType": "CRM_UI"}]},
+                "associations": {"companies": {"results": [{"id": "co-1", "type": "deal_to_company"}]}},
+                "createdAt": at, "updatedAt": at}),
+        );
+    }
+    fake.data.lock().unwrap().search_per_second = Some(search_limit as usize);
+    zixly_testkit::fakes::record::clear_recorded(&fake.url);
+    let t = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match env.engine.run(env.tenant, env.integration, true).await {
+            Ok(_) => break,
+            Err(zixly_sync::SyncError::Connector(
+                zixly_connectors::ConnectorError::RateLimited { retry_after },
+            )) => tokio::time::sleep(retry_after).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let elapsed = t.elapsed();
+    let requests = zixly_testkit::fakes::record::recorded(&fake.url);
+    let pages: Vec<String> = requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| format!("{} {} {:?} {:?}", r.method, r.path, r.query, r.json_body))
+        .collect();
+    let twice = pages
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| pages[..*i].contains(p))
+        .count();
+    let (searches, rate_limited, max_per_second) = {
+        let d = fake.data.lock().unwrap();
+        let searches = d
+            .requests
+            .iter()
+            .filter(|r| *r == "POST /crm/v3/objects/deals/search")
+            .count();
+        (searches, d.rate_limited, d.max_searches_per_second())
+    };
+    // Search pages of 200, one more per 10,000-result window (each restart re-finds the deals
+    // of its boundary millisecond); account + pipelines + companies + deal pages of 50 + archived.
+    let search_minimum = deals.div_ceil(200);
+    let minimum = search_minimum + 3 + deals.div_ceil(50) + 1;
+    let search_pacer = env
+        .engine
+        .pacer(env.integration, Provider::Hubspot, Lane::Search)
+        .stats();
+    let rows: i64 = env
+        .db
+        .superuser()
+        .await
+        .query_one("select count(*) from lead_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    eprintln!(
+        "BENCH hubspot paced search: {deals} deals -> {rows} lead events in {:.2} s (scale x{scale}: \
+         {search_limit} searches/s); {attempts} attempt(s); {} API calls (minimum {minimum}); \
+         {searches} searches (paging minimum {search_minimum}); max searches in one second \
+         {max_per_second}; pages asked twice {twice}; 429s answered {rate_limited}; search pacer \
+         waits {} ({:.2} s in all); recorded requests dropped {}",
+        elapsed.as_secs_f64(),
+        requests.len(),
+        search_pacer.waits,
+        search_pacer.waited.as_secs_f64(),
+        zixly_testkit::fakes::record::dropped(&fake.url),
+    );
+    assert_eq!(rows as usize, deals);
+    assert_eq!(twice, 0);
+    assert!(max_per_second <= search_limit as usize);
+}

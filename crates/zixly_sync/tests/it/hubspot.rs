@@ -571,3 +571,82 @@ async fn hubspot_killed_between_load_and_removals_converges_for_edits_older_than
         points.len()
     );
 }
+
+/// An increment with 1,000 modified deals: five search pages of 200, against a fake that answers
+/// 429 to a fifth search within one second (HubSpot's documented 4 per second per token). The
+/// search lane of the engine's pacer keeps them under the limit, so no 429 is ever answered.
+/// Without the pacer the five pages go out in a few milliseconds and the fifth is refused.
+#[tokio::test]
+async fn hubspot_search_requests_stay_under_the_search_limit() {
+    let (fake, env) = hubspot().await;
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    for i in 100..1100 {
+        fake.modify(
+            "deals",
+            deal(&i.to_string(), Some("co-1"), "10", &[("s1", FEB1)]),
+        );
+    }
+    fake.data.lock().unwrap().search_per_second = Some(4);
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    assert_eq!(env.last_run().await.0, "succeeded");
+    {
+        let d = fake.data.lock().unwrap();
+        let searches = d
+            .requests
+            .iter()
+            .filter(|r| *r == "POST /crm/v3/objects/deals/search")
+            .count();
+        assert_eq!(searches, 5, "1,000 results in pages of 200");
+        assert_eq!(d.rate_limited, 0, "no search was refused");
+        assert!(
+            d.max_searches_per_second() <= 4,
+            "{} searches within one second",
+            d.max_searches_per_second()
+        );
+    }
+    assert_eq!(
+        events(&env)
+            .await
+            .iter()
+            .filter(|e| e.1 == "co-1" && e.5 == "10.00")
+            .count(),
+        1000
+    );
+}
+
+/// A 429 with `Retry-After` on a search page mid-increment: the job snoozes for that long (a rate
+/// limit is not an attempt), nothing of the increment is written, and the retry applies it all.
+#[tokio::test]
+async fn hubspot_429_on_a_search_page_snoozes_for_retry_after() {
+    let (fake, env) = hubspot().await;
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    for i in 100..500 {
+        fake.modify(
+            "deals",
+            deal(&i.to_string(), Some("co-2"), "7", &[("s1", FEB1)]),
+        );
+    }
+    fake.data.lock().unwrap().rate_limit_requests =
+        vec![("POST /crm/v3/objects/deals/search".into(), 2, 3)];
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    let (attempt, wait) = job_wait(&env).await;
+    assert_eq!(attempt, 0, "a rate limit is not an attempt");
+    assert!((1.0..=4.0).contains(&wait), "waits ~3 s, not {wait}");
+    assert_eq!(fake.data.lock().unwrap().rate_limited, 1);
+    assert_eq!(events(&env).await, initial(), "nothing of the increment");
+    env.run_due_jobs().await;
+    assert_eq!(env.last_run().await.0, "succeeded");
+    assert_eq!(
+        events(&env).await.iter().filter(|e| e.5 == "7.00").count(),
+        400
+    );
+}

@@ -30,6 +30,74 @@ pub struct HubspotData {
     pub account: Option<Value>,
     /// `"GET /crm/v3/objects/deals"`, `"POST /crm/v3/objects/deals/search"`, ... in order.
     pub requests: Vec<String>,
+    /// HubSpot's CRM search limit (contracts/hubspot.json `rate_limits.search`: per second per
+    /// token): a search above it within one second is answered 429 (`Retry-After: 1`). `None`:
+    /// unlimited. Benches set their own (time-scaled) figure.
+    pub search_per_second: Option<usize>,
+    /// When the searches this fake answered (not refused) arrived, for the limit above and for
+    /// [`HubspotData::max_searches_per_second`].
+    pub search_times: Vec<std::time::Instant>,
+    /// 429s (this `Retry-After`) for the n-th request (1-based, counting answered and refused
+    /// requests) whose log entry is `request` (e.g. `"POST /crm/v3/objects/deals/search"`):
+    /// (request, n, retry after).
+    pub rate_limit_requests: Vec<(String, usize, u64)>,
+    /// Requests per log entry so far (for `rate_limit_requests`).
+    pub requests_by_entry: std::collections::HashMap<String, usize>,
+    /// 429s the limits above answered.
+    pub rate_limited: u64,
+}
+
+impl HubspotData {
+    /// The most searches answered within any one second.
+    pub fn max_searches_per_second(&self) -> usize {
+        let t = &self.search_times;
+        let mut best = 0;
+        let mut lo = 0;
+        for hi in 0..t.len() {
+            while t[hi].duration_since(t[lo]) >= std::time::Duration::from_secs(1) {
+                lo += 1;
+            }
+            best = best.max(hi - lo + 1);
+        }
+        best
+    }
+}
+
+/// Logs `entry` and applies the injected 429s and the search limit to it.
+#[allow(clippy::result_large_err)]
+fn spend(d: &mut HubspotData, entry: String, search: bool) -> Result<(), Response> {
+    d.requests.push(entry.clone());
+    let n = {
+        let n = d.requests_by_entry.entry(entry.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    if let Some(i) = d
+        .rate_limit_requests
+        .iter()
+        .position(|(r, at, _)| *r == entry && *at == n)
+    {
+        let (_, _, wait) = d.rate_limit_requests.remove(i);
+        d.rate_limited += 1;
+        return Err(rate_limited(wait));
+    }
+    if search {
+        let now = std::time::Instant::now();
+        if let Some(limit) = d.search_per_second {
+            let in_last_second = d
+                .search_times
+                .iter()
+                .rev()
+                .take_while(|t| now.duration_since(**t) < std::time::Duration::from_secs(1))
+                .count();
+            if in_last_second >= limit {
+                d.rate_limited += 1;
+                return Err(rate_limited(1));
+            }
+        }
+        d.search_times.push(now);
+    }
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -248,10 +316,16 @@ async fn objects(
     }
     let mut d = data.lock().unwrap();
     let archived = q.archived.unwrap_or(false);
-    d.requests.push(format!(
-        "GET /crm/v3/objects/{kind}{}",
-        if archived { "?archived=true" } else { "" }
-    ));
+    if let Err(r) = spend(
+        &mut d,
+        format!(
+            "GET /crm/v3/objects/{kind}{}",
+            if archived { "?archived=true" } else { "" }
+        ),
+        false,
+    ) {
+        return r;
+    }
     let all: Vec<&Value> = d
         .objects
         .get(&kind)
@@ -300,7 +374,9 @@ async fn object(
         return r;
     }
     let mut d = data.lock().unwrap();
-    d.requests.push(format!("GET /crm/v3/objects/{kind}/{id}"));
+    if let Err(r) = spend(&mut d, format!("GET /crm/v3/objects/{kind}/{id}"), false) {
+        return r;
+    }
     let found = d.objects.get(&kind).and_then(|v| {
         v.iter()
             .find(|o| o["id"] == id.as_str() && !o["archived"].as_bool().unwrap_or(false))
@@ -336,9 +412,13 @@ async fn deal_companies(
         return bad_request("limit must be at most 500");
     }
     let mut d = data.lock().unwrap();
-    d.requests.push(format!(
-        "GET /crm/v4/objects/deals/{id}/associations/companies"
-    ));
+    if let Err(r) = spend(
+        &mut d,
+        format!("GET /crm/v4/objects/deals/{id}/associations/companies"),
+        false,
+    ) {
+        return r;
+    }
     let Some(deal) = d.objects.get("deals").and_then(|v| {
         v.iter()
             .find(|o| o["id"] == id.as_str() && !o["archived"].as_bool().unwrap_or(false))
@@ -379,8 +459,9 @@ async fn search(
         return r;
     }
     let mut d = data.lock().unwrap();
-    d.requests
-        .push(format!("POST /crm/v3/objects/{kind}/search"));
+    if let Err(r) = spend(&mut d, format!("POST /crm/v3/objects/{kind}/search"), true) {
+        return r;
+    }
     let limit = body["limit"].as_u64().unwrap_or(10) as usize;
     if limit > 200 {
         return bad_request("limit must be at most 200");
