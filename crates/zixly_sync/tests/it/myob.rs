@@ -457,3 +457,63 @@ async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
         )]
     );
 }
+
+#[tokio::test]
+async fn myob_complete_read_interrupted_removes_unlisted_documents_only_when_finished() {
+    let (fake, env) = myob().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete(CF, "Sale/Invoice", "i2");
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings || '{\"full_sync_hours\": 0}'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // The complete read stops after the invoices, at the first page of customer payments.
+    fake.data.lock().unwrap().rate_limit_page = Some(("Sale/CustomerPayment".into(), 0));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    // Not removed mid-read: the read is not complete yet.
+    assert_eq!(held(&env, "i2").await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    env.run_due_jobs().await;
+    assert_eq!(held(&env, "i2").await, 0, "removed once every stream is read");
+    // Documents the resumed attempt did not re-read (the invoices of the first attempt) stay.
+    let c2: Vec<_> = env
+        .financials_of("myob")
+        .await
+        .into_iter()
+        .filter(|f| f.0 == "c2")
+        .collect();
+    assert_eq!(
+        c2,
+        vec![(
+            "c2".into(),
+            "2024-01-11".into(),
+            "0.00".into(),
+            "0.00".into(),
+            "-20.00".into()
+        )]
+    );
+    assert!(env
+        .financials_of("myob")
+        .await
+        .iter()
+        .any(|f| f.0 == "c1" && f.1 == "2024-01-10" && f.2 == "100.00"));
+}
+
+async fn held(env: &Env, document: &str) -> i64 {
+    env.db
+        .superuser()
+        .await
+        .query_one(
+            "select count(*) from sync_contributions where document_id = $1",
+            &[&document],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+}
