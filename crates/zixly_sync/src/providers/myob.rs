@@ -179,8 +179,8 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .checkpoint
         .as_ref()
         .map_or((0, 0, 0), |c| (c.pages_read, c.items_read, c.requests));
-    let same_file = ctx.cursor.get("myob_business_id").and_then(|v| v.as_str())
-        == Some(business_id.as_str());
+    let same_file =
+        ctx.cursor.get("myob_business_id").and_then(|v| v.as_str()) == Some(business_id.as_str());
     let mut state = match resumed {
         Some(s) => {
             tracing::info!(tenant_id = %ctx.tenant_id, integration_id = %ctx.integration.id,

@@ -422,14 +422,14 @@ async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
         .db
         .superuser()
         .await
-        .query_one(
-            "select pages_read, items_read from sync_checkpoints",
-            &[],
-        )
+        .query_one("select pages_read, items_read from sync_checkpoints", &[])
         .await
         .unwrap();
     assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (1, 1000));
-    assert!(env.financials_of("myob").await.is_empty(), "settled only at the end");
+    assert!(
+        env.financials_of("myob").await.is_empty(),
+        "settled only at the end"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     env.run_due_jobs().await;
     let served = fake.data.lock().unwrap().pages_served.clone();
@@ -438,7 +438,11 @@ async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
         .filter(|(r, _)| r == "Sale/Invoice")
         .map(|(_, s)| *s)
         .collect();
-    assert_eq!(invoices, vec![0, 1000, 2000], "resumed at page 2, no page twice");
+    assert_eq!(
+        invoices,
+        vec![0, 1000, 2000],
+        "resumed at page 2, no page twice"
+    );
     let feb: Vec<_> = env
         .financials_of("myob")
         .await
@@ -480,7 +484,11 @@ async fn myob_complete_read_interrupted_removes_unlisted_documents_only_when_fin
     assert_eq!(held(&env, "i2").await, 1);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     env.run_due_jobs().await;
-    assert_eq!(held(&env, "i2").await, 0, "removed once every stream is read");
+    assert_eq!(
+        held(&env, "i2").await,
+        0,
+        "removed once every stream is read"
+    );
     // Documents the resumed attempt did not re-read (the invoices of the first attempt) stay.
     let c2: Vec<_> = env
         .financials_of("myob")
