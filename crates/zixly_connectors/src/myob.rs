@@ -423,8 +423,12 @@ impl MyobClient {
         if !status.is_success() {
             let e = classify_myob(status, &headers, &body);
             // Every worker of the connection waits, not only this one (the limit is per key).
+            // Not the daily limit's hour: that run stops and is rescheduled, and a client kept
+            // for other calls must not block for an hour.
             if let ConnectorError::RateLimited { retry_after } = &e {
-                self.pacer.hold_for(*retry_after);
+                if *retry_after <= Duration::from_secs(60) {
+                    self.pacer.hold_for(*retry_after);
+                }
             }
             return Err(e);
         }
