@@ -312,6 +312,18 @@ pub struct MyobClient {
     access_token: SecretString,
     pub calls: AtomicU64,
     first_answer: Mutex<Option<DateTime<Utc>>>,
+    /// The connection's pacer (8 calls/s per API key, contracts/myob.json `rate_limits`).
+    pacer: std::sync::Arc<crate::pace::Pacer>,
+}
+
+/// One page of a list and where the next one is (`NextPageLink`, already checked to point to
+/// the API's own origin).
+#[derive(Debug, Clone)]
+pub struct MyobPage<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+    /// MYOB's clock (`Date`) when the page was answered.
+    pub answered_at: Option<DateTime<Utc>>,
 }
 
 /// One read.
@@ -350,7 +362,51 @@ impl MyobClient {
             access_token,
             calls: 0.into(),
             first_answer: Mutex::new(None),
+            pacer: std::sync::Arc::new(crate::pace::Pacer::unlimited()),
         }
+    }
+
+    /// Paces every request of this client with `pacer` (the connection's, shared by workers).
+    pub fn with_pacer(mut self, pacer: std::sync::Arc<crate::pace::Pacer>) -> MyobClient {
+        self.pacer = pacer;
+        self
+    }
+
+    /// One page of `resource`: the first (`next` = None, `$top` and the `since` filter) or the
+    /// one a previous page's `NextPageLink` named. A run resumes from a stored `next`, so the
+    /// pages before it are never read again.
+    pub async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        resource: &str,
+        since: Option<DateTime<Utc>>,
+        next: Option<&str>,
+    ) -> ConnectorResult<MyobPage<T>> {
+        let request = match next {
+            Some(link) => {
+                // The bearer token goes to the API's own host only.
+                if origin_of(link) != self.origin {
+                    return Err(ConnectorError::Permanent(
+                        "MYOB's NextPageLink points to another host".into(),
+                    ));
+                }
+                self.http.get(link)
+            }
+            None => {
+                let mut q = vec![("$top", PAGE_SIZE.to_string())];
+                if let Some(s) = since {
+                    q.push(("$filter", last_modified_filter(s)));
+                }
+                self.http.get(format!("{}/{resource}", self.base)).query(&q)
+            }
+        };
+        *self.first_answer.lock().unwrap() = None;
+        let mut page: Page<T> = self.get_page(request).await?;
+        let answered_at = *self.first_answer.lock().unwrap();
+        Ok(MyobPage {
+            items: std::mem::take(&mut page.items),
+            next: page.next_page_link.take().filter(|l| !l.is_empty()),
+            answered_at,
+        })
     }
 
     async fn get_page<T: serde::de::DeserializeOwned>(
@@ -358,13 +414,23 @@ impl MyobClient {
         request: reqwest::RequestBuilder,
     ) -> ConnectorResult<Page<T>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        self.pacer.acquire().await;
         let (status, headers, body) =
             send_raw(with_headers(request, &self.client_id, &self.access_token)).await?;
         if let Some(date) = crate::http::server_date(&headers) {
             self.first_answer.lock().unwrap().get_or_insert(date);
         }
         if !status.is_success() {
-            return Err(classify_myob(status, &headers, &body));
+            let e = classify_myob(status, &headers, &body);
+            // Every worker of the connection waits, not only this one (the limit is per key).
+            // Not the daily limit's hour: that run stops and is rescheduled, and a client kept
+            // for other calls must not block for an hour.
+            if let ConnectorError::RateLimited { retry_after } = &e {
+                if *retry_after <= Duration::from_secs(60) {
+                    self.pacer.hold_for(*retry_after);
+                }
+            }
+            return Err(e);
         }
         serde_json::from_str(&body)
             .map_err(|e| ConnectorError::Permanent(format!("unexpected MYOB response: {e}")))

@@ -231,6 +231,29 @@ impl TenantTx {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// Documents none of whose contributions were stored since the integration's unfinished run
+    /// started (`sync_checkpoints.started_at`, the database's clock like `updated_at`): at the end
+    /// of a complete read of a provider that lists no deletions (MYOB), the documents the read
+    /// no longer listed. None without a checkpoint.
+    pub async fn contribution_documents_before_run(
+        &self,
+        integration_id: Uuid,
+    ) -> DbResult<Vec<String>> {
+        let rows = self
+            .client()
+            .query(
+                "select c.document_id from sync_contributions c
+                  where c.tenant_id = $1 and c.integration_id = $2
+                  group by c.document_id
+                 having max(c.updated_at) < (select k.started_at from sync_checkpoints k
+                                              where k.tenant_id = $1 and k.integration_id = $2)",
+                &[&self.tenant_id(), &integration_id],
+            )
+            .await
+            .ctx("listing documents a complete read did not list")?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Deletes a client's `custom_metrics` of `source_system` recorded at or after `from` (all of
     /// them when `None`) except the `(metric_name, record_date)` pairs in `keep`: the days a
     /// provider recomputed lose the values it no longer reports. Returns the number deleted.

@@ -20,32 +20,6 @@ use crate::SyncError;
 pub(crate) enum Documents<'a> {
     /// Exactly these (an increment, or a provider that lists removals such as Xero's VOIDED).
     These(&'a [String]),
-    /// A complete read: every stored document of the integration plus these; stored documents
-    /// the read no longer lists lose their contributions (MYOB, which lists no deletions).
-    AllAnd(&'a [String]),
-}
-
-/// Applies fetched documents in one go (MYOB): [`record`] then [`settle`]. `names`: client id →
-/// display name (days of unnamed clients are named after their id); `currency`: the ledger's base
-/// currency, which every contribution is in (`None`: the tenant's base currency); `rows_read` is
-/// reported as is.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn apply(
-    ctx: &SyncCtx<'_>,
-    source: &str,
-    documents: Documents<'_>,
-    contributions: &[Contribution],
-    names: &HashMap<String, String>,
-    currency: Option<&str>,
-    cursor: serde_json::Value,
-    rows_read: u64,
-) -> Result<RunSummary, SyncError> {
-    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-    record(&tx, ctx.integration.id, documents, contributions).await?;
-    tx.commit().await?;
-    let mut summary = settle(ctx, source, names, currency, cursor).await?;
-    summary.rows_read = rows_read;
-    Ok(summary)
 }
 
 /// Step 1, in the caller's transaction (which may also save a checkpoint): replaces the
@@ -70,13 +44,6 @@ pub(crate) async fn record(
         .collect();
     let documents: Vec<String> = match documents {
         Documents::These(d) => d.to_vec(),
-        Documents::AllAnd(d) => {
-            let mut all = tx.contribution_documents(integration_id).await?;
-            all.extend(d.iter().cloned());
-            all.sort_unstable();
-            all.dedup();
-            all
-        }
     };
     if !documents.is_empty() {
         tx.replace_contributions(integration_id, &documents, &rows)

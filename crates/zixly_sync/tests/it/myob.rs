@@ -402,3 +402,126 @@ async fn myob_yearly_reconsent_refusal_is_a_readable_reconnect_error() {
     assert_eq!(fake.oauth.api_calls(), calls);
     assert_eq!(fake.oauth.rejected_refreshes(), refusals + 1);
 }
+
+#[tokio::test]
+async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
+    let (fake, env) = myob().await;
+    // 2,100 more invoices of Acme (10.00 ex tax each) on one day: three pages of 1000.
+    for n in 0..2100 {
+        fake.upsert(
+            CF,
+            "Sale/Invoice",
+            json!({"UID": format!("bulk{n}"), "Date": "2024-02-01T00:00:00",
+            "Customer": {"UID": "c1"}, "TotalAmount": 11, "TotalTax": 1}),
+        );
+    }
+    fake.data.lock().unwrap().rate_limit_page = Some(("Sale/Invoice".into(), 1000));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    // The first page of invoices is committed with the checkpoint.
+    let r = env
+        .db
+        .superuser()
+        .await
+        .query_one("select pages_read, items_read from sync_checkpoints", &[])
+        .await
+        .unwrap();
+    assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (1, 1000));
+    assert!(
+        env.financials_of("myob").await.is_empty(),
+        "settled only at the end"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    env.run_due_jobs().await;
+    let served = fake.data.lock().unwrap().pages_served.clone();
+    let invoices: Vec<usize> = served
+        .iter()
+        .filter(|(r, _)| r == "Sale/Invoice")
+        .map(|(_, s)| *s)
+        .collect();
+    assert_eq!(
+        invoices,
+        vec![0, 1000, 2000],
+        "resumed at page 2, no page twice"
+    );
+    let feb: Vec<_> = env
+        .financials_of("myob")
+        .await
+        .into_iter()
+        .filter(|f| f.1 == "2024-02-01")
+        .collect();
+    // 2,100 × 10.00 ex tax, each invoice counted once.
+    assert_eq!(
+        feb,
+        vec![(
+            "c1".into(),
+            "2024-02-01".into(),
+            "21000.00".into(),
+            "0.00".into(),
+            "0.00".into()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn myob_complete_read_interrupted_removes_unlisted_documents_only_when_finished() {
+    let (fake, env) = myob().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete(CF, "Sale/Invoice", "i2");
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings || '{\"full_sync_hours\": 0}'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // The complete read stops after the invoices, at the first page of customer payments.
+    fake.data.lock().unwrap().rate_limit_page = Some(("Sale/CustomerPayment".into(), 0));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    // Not removed mid-read: the read is not complete yet.
+    assert_eq!(held(&env, "i2").await, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    env.run_due_jobs().await;
+    assert_eq!(
+        held(&env, "i2").await,
+        0,
+        "removed once every stream is read"
+    );
+    // Documents the resumed attempt did not re-read (the invoices of the first attempt) stay.
+    let c2: Vec<_> = env
+        .financials_of("myob")
+        .await
+        .into_iter()
+        .filter(|f| f.0 == "c2")
+        .collect();
+    assert_eq!(
+        c2,
+        vec![(
+            "c2".into(),
+            "2024-01-11".into(),
+            "0.00".into(),
+            "0.00".into(),
+            "-20.00".into()
+        )]
+    );
+    assert!(env
+        .financials_of("myob")
+        .await
+        .iter()
+        .any(|f| f.0 == "c1" && f.1 == "2024-01-10" && f.2 == "100.00"));
+}
+
+async fn held(env: &Env, document: &str) -> i64 {
+    env.db
+        .superuser()
+        .await
+        .query_one(
+            "select count(*) from sync_contributions where document_id = $1",
+            &[&document],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+}

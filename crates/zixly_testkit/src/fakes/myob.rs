@@ -107,6 +107,11 @@ pub struct MyobData {
     pub legacy_key: bool,
     /// The scopes the last authorization asked for (None: no authorization seen yet).
     pub granted_scopes: Option<Vec<String>>,
+    /// One-shot: the page of this resource at this `$skip` answers the per-second
+    /// RateLimitError (a rate limit in the middle of a read).
+    pub rate_limit_page: Option<(String, usize)>,
+    /// Every list page served: (resource, `$skip`), to check that no page is read twice.
+    pub pages_served: Vec<(String, usize)>,
     row_version: u64,
 }
 
@@ -141,6 +146,8 @@ impl FakeMyob {
             daily_limit_reached: false,
             expire_after_calls: None,
             legacy_key: false,
+            rate_limit_page: None,
+            pages_served: Vec::new(),
             granted_scopes: None,
             row_version: 1000,
         }));
@@ -441,7 +448,7 @@ async fn list(
     if let Err(r) = check(&oauth, &data, &headers) {
         return r;
     }
-    let d = data.lock().unwrap();
+    let mut d = data.lock().unwrap();
     if !d.company_files.iter().any(|(id, _)| *id == cf) {
         return errors(
             StatusCode::NOT_FOUND,
@@ -450,6 +457,12 @@ async fn list(
             404,
         );
     }
+    let at_skip: usize = q.get("$skip").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if d.rate_limit_page.as_ref() == Some(&(resource.clone(), at_skip)) {
+        d.rate_limit_page = None;
+        return rate_limit_error("API key has exceeded the per-second rate limit");
+    }
+    d.pages_served.push((resource.clone(), at_skip));
     if !RESOURCES.contains(&resource.as_str()) {
         return errors(StatusCode::NOT_FOUND, "ResourceNotFound", "Not found", 404);
     }
