@@ -1,8 +1,6 @@
 //! `/team` (ADMIN): the people of the tenant and their pending invitations; invite, change role,
 //! deactivate, reactivate. The changes are [`crate::actions::users`], the API's own actions.
 
-use std::fmt::Write as _;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -10,7 +8,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 use zixly_domain::{EmailAddress, Role};
 
-use super::html::{self, csrf_field, esc, layout, Nav};
+use maud::{html, Markup};
+
+use super::html::{self, csrf_input, flash_box, page_layout, Nav};
 use super::internal::capitalise;
 use super::{page, see_other, CsrfForm, PageError, PageUser};
 use crate::actions::users::{self as actions, Delivery, UserChange};
@@ -25,14 +25,15 @@ pub struct TeamQuery {
     pub err: Option<String>,
 }
 
-fn role_select(id: &str, name: &str, selected: Role, label: &str) -> String {
-    let mut s = format!(r#"<select id="{id}" name="{name}" aria-label="{label}">"#);
-    for r in [Role::Viewer, Role::Editor, Role::Admin] {
-        let sel = if r == selected { " selected" } else { "" };
-        let _ = write!(s, r#"<option value="{r}"{sel}>{r}</option>"#);
+/// The role picker; `label` is its accessible name when no `<label for>` names it.
+fn role_select(id: &str, name: &str, selected: Role, label: Option<&str>) -> Markup {
+    html! {
+        select id=(id) name=(name) aria-label=[label] {
+            @for r in [Role::Viewer, Role::Editor, Role::Admin] {
+                option value=(r) selected[r == selected] { (r) }
+            }
+        }
     }
-    s.push_str("</select>");
-    s
 }
 
 pub async fn team(
@@ -65,114 +66,132 @@ fn render_team(
     link: Option<(&str, &str)>,
 ) -> Result<Response, PageError> {
     let me = user.auth.user_id();
-    let mut body = html::page_head(
-        "Team",
-        &format!(
-            "{} people can sign in to {}",
-            users.iter().filter(|u| u.deactivated_at.is_none()).count(),
-            esc(&tenant.name)
-        ),
-        "",
-    );
-    if let Some((k, m)) = message {
-        body.push_str(&html::flash(k, m));
-    }
-    if let Some((email, url)) = link {
-        let _ = write!(
-            body,
-            r#"<div class="flash ok" role="status">Invitation created for <b>{}</b>. Send them this link (valid for 7 days, usable once):<br><code data-invitation-link style="word-break:break-all">{}</code></div>"#,
-            esc(email),
-            esc(url)
-        );
-    }
-    let _ = write!(
-        body,
-        r#"<section class="card" aria-labelledby="inv-title"><h2 id="inv-title">Invite someone</h2>
-<form class="row" method="post" action="/team/invite">{csrf}
-<div class="field" style="flex:1;min-width:220px"><label for="invite-email">Email to invite</label><input type="email" id="invite-email" name="email" required autocomplete="off"></div>
-<div class="field"><label for="invite-role">Role</label>{roles}</div>
-<button type="submit">Send invitation</button></form>
-<p class="hint">VIEWERs read dashboards; EDITORs also import data; ADMINs manage people and integrations.</p></section>"#,
-        csrf = csrf_field(&user.csrf),
-        roles = role_select("invite-role", "role", Role::Viewer, "Role")
-            .replace(r#" aria-label="Role""#, ""),
-    );
-    body.push_str(r#"<section class="card" aria-labelledby="people-title"><h2 id="people-title">People</h2><div class="table-wrap"><table data-table="users"><thead><tr><th scope="col">Person</th><th scope="col">Role</th><th scope="col" class="hide-sm">Last login</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead><tbody>"#);
-    for u in users {
-        let name = u.display_name.as_deref().unwrap_or("");
-        let is_me = u.id == me;
-        let role_cell = if is_me {
-            format!(r#"{} <span class="muted small">(you)</span>"#, u.role)
-        } else {
-            format!(
-                r#"<form class="row" method="post" action="/team/{id}/role" style="gap:.4rem;flex-wrap:nowrap">{csrf}{sel}<button type="submit" class="secondary small">Change</button></form>"#,
-                id = u.id,
-                csrf = csrf_field(&user.csrf),
-                sel = role_select(
-                    &format!("role-{}", u.id),
-                    "role",
-                    u.role,
-                    &format!("Role of {}", u.email)
-                ),
-            )
-        };
-        let (status, action) = match (u.deactivated_at, is_me) {
-            (Some(_), _) => (
-                r#"<span class="status DISABLED">Deactivated</span>"#,
-                format!(
-                    r#"<form method="post" action="/team/{}/reactivate" class="inline">{}<button type="submit" class="secondary small">Reactivate</button></form>"#,
-                    u.id,
-                    csrf_field(&user.csrf)
-                ),
-            ),
-            (None, true) => (
-                r#"<span class="status ACTIVE">Active</span>"#,
-                String::new(),
-            ),
-            (None, false) => (
-                r#"<span class="status ACTIVE">Active</span>"#,
-                format!(
-                    r#"<form method="post" action="/team/{}/deactivate" class="inline" data-confirm="Deactivate {}? They are signed out at once.">{}<button type="submit" class="danger small">Deactivate</button></form>"#,
-                    u.id,
-                    esc(&u.email),
-                    csrf_field(&user.csrf)
-                ),
-            ),
-        };
-        let _ = write!(
-            body,
-            r#"<tr><td><b>{email}</b>{name}</td><td>{role_cell}</td><td class="hide-sm muted">{last}</td><td>{status}</td><td>{action}</td></tr>"#,
-            email = esc(&u.email),
-            name = if name.is_empty() {
-                String::new()
-            } else {
-                format!(r#"<div class="muted small">{}</div>"#, esc(name))
-            },
-            last = u
-                .last_login_at
-                .map(|t| t.format("%-d %b %Y %H:%M UTC").to_string())
-                .unwrap_or_else(|| "never".into()),
-        );
-    }
-    body.push_str("</tbody></table></div></section>");
-    if !invitations.is_empty() {
-        body.push_str(r#"<section class="card" aria-labelledby="pending-title"><h2 id="pending-title">Pending invitations</h2><ul class="rank">"#);
-        for i in invitations {
-            let _ = write!(
-                body,
-                r#"<li><span>{} <span class="badge">{}</span></span><span class="muted small">expires {}</span></li>"#,
-                esc(&i.email),
-                i.role,
-                i.expires_at.format("%-d %b %Y")
-            );
+    let active = users.iter().filter(|u| u.deactivated_at.is_none()).count();
+    let csrf = csrf_input(&user.csrf);
+    let body = html! {
+        (html::head(
+            "Team",
+            &format!("{active} people can sign in to {}", tenant.name),
+            html! {},
+        ))
+        @if let Some((k, m)) = message { (flash_box(k, m)) }
+        @if let Some((email, url)) = link {
+            div class="flash ok" role="status" {
+                "Invitation created for " b { (email) }
+                ". Send them this link (valid for 7 days, usable once):" br;
+                code data-invitation-link style="word-break:break-all" { (url) }
+            }
         }
-        body.push_str("</ul></section>");
-    }
-    Ok(page(layout(
+        section class="card" aria-labelledby="inv-title" {
+            h2 id="inv-title" { "Invite someone" }
+            form class="row" method="post" action="/team/invite" {
+                (csrf)
+                div class="field" style="flex:1;min-width:220px" {
+                    label for="invite-email" { "Email to invite" }
+                    input type="email" id="invite-email" name="email" required autocomplete="off";
+                }
+                div class="field" {
+                    label for="invite-role" { "Role" }
+                    (role_select("invite-role", "role", Role::Viewer, None))
+                }
+                button type="submit" { "Send invitation" }
+            }
+            p class="hint" {
+                "VIEWERs read dashboards; EDITORs also import data; ADMINs manage people and integrations."
+            }
+        }
+        section class="card" aria-labelledby="people-title" {
+            h2 id="people-title" { "People" }
+            div class="table-wrap" {
+                table data-table="users" {
+                    thead { tr {
+                        th scope="col" { "Person" }
+                        th scope="col" { "Role" }
+                        th scope="col" class="hide-sm" { "Last login" }
+                        th scope="col" { "Status" }
+                        th scope="col" { span class="sr-only" { "Actions" } }
+                    } }
+                    tbody {
+                        @for u in users {
+                            @let name = u.display_name.as_deref().unwrap_or("");
+                            @let is_me = u.id == me;
+                            tr {
+                                td {
+                                    b { (u.email) }
+                                    @if !name.is_empty() { div class="muted small" { (name) } }
+                                }
+                                td {
+                                    @if is_me {
+                                        (u.role) " " span class="muted small" { "(you)" }
+                                    } @else {
+                                        form class="row" method="post" action={ "/team/" (u.id) "/role" } style="gap:.4rem;flex-wrap:nowrap" {
+                                            (csrf)
+                                            (role_select(
+                                                &format!("role-{}", u.id),
+                                                "role",
+                                                u.role,
+                                                Some(&format!("Role of {}", u.email)),
+                                            ))
+                                            button type="submit" class="secondary small" { "Change" }
+                                        }
+                                    }
+                                }
+                                td class="hide-sm muted" {
+                                    @match u.last_login_at {
+                                        Some(t) => (t.format("%-d %b %Y %H:%M UTC")),
+                                        None => "never",
+                                    }
+                                }
+                                @match (u.deactivated_at, is_me) {
+                                    (Some(_), _) => {
+                                        td { span class="status DISABLED" { "Deactivated" } }
+                                        td {
+                                            form method="post" action={ "/team/" (u.id) "/reactivate" } class="inline" {
+                                                (csrf)
+                                                button type="submit" class="secondary small" { "Reactivate" }
+                                            }
+                                        }
+                                    }
+                                    (None, true) => {
+                                        td { span class="status ACTIVE" { "Active" } }
+                                        td {}
+                                    }
+                                    (None, false) => {
+                                        td { span class="status ACTIVE" { "Active" } }
+                                        td {
+                                            form method="post" action={ "/team/" (u.id) "/deactivate" } class="inline"
+                                                data-confirm={ "Deactivate " (u.email) "? They are signed out at once." } {
+                                                (csrf)
+                                                button type="submit" class="danger small" { "Deactivate" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !invitations.is_empty() {
+            section class="card" aria-labelledby="pending-title" {
+                h2 id="pending-title" { "Pending invitations" }
+                ul class="rank" {
+                    @for i in invitations {
+                        li {
+                            span { (i.email) " " span class="badge" { (i.role) } }
+                            span class="muted small" { "expires " (i.expires_at.format("%-d %b %Y")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(page_layout(
         "Team",
         Nav::Team,
         Some(&user.who(tenant)),
-        &body,
+        body,
     )))
 }
 
