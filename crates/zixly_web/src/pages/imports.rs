@@ -13,17 +13,17 @@
 //! loader call. What is rendered is bounded whatever the file: the first lines, at most
 //! [`MAX_LISTED_ERRORS`] errors, then "and K more: by column ...".
 
-use std::fmt::Write as _;
-
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::response::Response;
+use maud::{html, Markup};
 use zixly_db::loader::{LoadReport, LoadStatus, Loadable};
+use zixly_db::queries::dashboard::TenantProfile;
 use zixly_domain::ingest::{CustomMetricRow, FinancialRow, IngestContext, LeadEventRow};
 use zixly_domain::timezone::Tz;
 use zixly_domain::CurrencyCode;
 
-use super::html::{self, csrf_field, esc, layout, Nav};
+use super::html::{self, csrf_input, flash_box, page_layout, Nav};
 use super::{page, PageError, PageUser};
 use crate::auth::Editor;
 use crate::imports::{self, check_spooled, CheckSummary, ErrorKinds, Spooled, MAX_LISTED_ERRORS};
@@ -39,46 +39,72 @@ const DATASETS: &[(&str, &str, &str)] = &[
     ("custom_metrics", "Custom metrics", "client_id, client_name, metric_name, metric_value, unit, record_date, source_system"),
 ];
 
-fn form(csrf: &str, dataset: &str) -> String {
-    let mut options = String::new();
-    for (k, label, _) in DATASETS {
-        let sel = if *k == dataset { " selected" } else { "" };
-        let _ = write!(options, r#"<option value="{k}"{sel}>{label}</option>"#);
+fn form(csrf: &str, dataset: &str) -> Markup {
+    html! {
+        section class="card" aria-labelledby="up-title" {
+            h2 id="up-title" { "Check a CSV file" }
+            form method="post" action="/imports" enctype="multipart/form-data" {
+                (csrf_input(csrf))
+                div class="row" {
+                    div class="field" style="min-width:180px" {
+                        label for="dataset" { "Dataset" }
+                        select id="dataset" name="dataset" {
+                            @for (k, label, _) in DATASETS {
+                                option value=(k) selected[*k == dataset] { (label) }
+                            }
+                        }
+                    }
+                    div class="field" style="flex:1;min-width:220px" {
+                        label for="file" { "CSV file" }
+                        input type="file" id="file" name="file" accept=".csv,text/csv" required;
+                    }
+                    div class="actions" {
+                        button type="submit" name="action" value="check" { "Check file" }
+                        button type="submit" name="action" value="load" class="secondary" { "Load file" }
+                    }
+                }
+            }
+            details class="small" style="margin-top:.75rem" {
+                summary { "Expected columns" }
+                ul {
+                    @for (_, label, cols) in DATASETS {
+                        li { b { (label) } ": " code { (cols) } }
+                    }
+                }
+                p class="muted" {
+                    "Money: plain decimals with at most 2 places (" code { "1234.50" } "). Dates: "
+                    code { "YYYY-MM-DD" }
+                    ". Empty currency = the account's base currency. A file loads only when every \
+                     line is valid; loading the same file again changes nothing."
+                }
+            }
+        }
     }
-    let mut help = String::new();
-    for (_, label, cols) in DATASETS {
-        let _ = write!(help, "<li><b>{label}</b>: <code>{cols}</code></li>");
-    }
-    format!(
-        r#"<section class="card" aria-labelledby="up-title"><h2 id="up-title">Check a CSV file</h2>
-<form method="post" action="/imports" enctype="multipart/form-data">{csrf}
-<div class="row"><div class="field" style="min-width:180px"><label for="dataset">Dataset</label><select id="dataset" name="dataset">{options}</select></div>
-<div class="field" style="flex:1;min-width:220px"><label for="file">CSV file</label><input type="file" id="file" name="file" accept=".csv,text/csv" required></div>
-<div class="actions"><button type="submit" name="action" value="check">Check file</button><button type="submit" name="action" value="load" class="secondary">Load file</button></div></div></form>
-<details class="small" style="margin-top:.75rem"><summary>Expected columns</summary><ul>{help}</ul><p class="muted">Money: plain decimals with at most 2 places (<code>1234.50</code>). Dates: <code>YYYY-MM-DD</code>. Empty currency = the account's base currency. A file loads only when every line is valid; loading the same file again changes nothing.</p></details></section>"#,
-        csrf = csrf_field(csrf),
-    )
+}
+
+/// The page around `parts` (the form, the flashes, the results), below the heading.
+fn imports_page(user: &PageUser<Editor>, tenant: &TenantProfile, parts: Markup) -> Response {
+    let body = html! {
+        (html::head(
+            "Imports",
+            "Upload a CSV file to see how every line reads, then load it.",
+            html! {},
+        ))
+        (parts)
+    };
+    page(page_layout(
+        "Imports",
+        Nav::Imports,
+        Some(&user.who(tenant)),
+        body,
+    ))
 }
 
 pub async fn page_get(user: PageUser<Editor>) -> Result<Response, PageError> {
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
     tx.commit().await?;
-    let body = format!(
-        "{}{}",
-        html::page_head(
-            "Imports",
-            "Upload a CSV file to see how every line reads, then load it.",
-            ""
-        ),
-        form(&user.csrf, "financials")
-    );
-    Ok(page(layout(
-        "Imports",
-        Nav::Imports,
-        Some(&user.who(&tenant)),
-        &body,
-    )))
+    Ok(imports_page(&user, &tenant, form(&user.csrf, "financials")))
 }
 
 /// The form as posted: `_csrf` (checked before the file is read), `dataset`, `file`, `action`
@@ -145,22 +171,12 @@ pub async fn page_post(
         base_currency: tenant.base_currency.parse().unwrap_or(CurrencyCode::AUD),
         default_source_system: "csv".into(),
     };
-    let mut body = html::page_head(
-        "Imports",
-        "Upload a CSV file to see how every line reads, then load it.",
-        "",
-    );
     let wants_load = posted.action == "load";
-    body.push_str(&form(&user.csrf, dataset));
+    let form = form(&user.csrf, dataset);
 
     let Some(file) = posted.file.filter(|f| f.len > 0) else {
-        body.push_str(&html::flash("err", "Choose a CSV file to check."));
-        return Ok(page(layout(
-            "Imports",
-            Nav::Imports,
-            Some(&user.who(&tenant)),
-            &body,
-        )));
+        let parts = html! { (form) (flash_box("err", "Choose a CSV file to check.")) };
+        return Ok(imports_page(&user, &tenant, parts));
     };
     let _run = slot.run_slot().await?;
     let result = match dataset {
@@ -169,34 +185,32 @@ pub async fn page_post(
         _ => check_spooled::<FinancialRow>(&file, ctx, MAX_LISTED).await?,
     };
     let name = file.file_name.as_deref().unwrap_or("upload.csv");
-    if wants_load {
+    let loaded = if wants_load {
         if result.error_count == 0 {
             let (report, kinds) = match dataset {
                 "lead_events" => load::<LeadEventRow>(&state, &user, &file).await?,
                 "custom_metrics" => load::<CustomMetricRow>(&state, &user, &file).await?,
                 _ => load::<FinancialRow>(&state, &user, &file).await?,
             };
-            body.push_str(&load_section(name, &report, &kinds));
+            load_section(name, &report, &kinds)
         } else {
-            body.push_str(&html::flash(
+            flash_box(
                 "err",
                 "Nothing was loaded: the file has lines with errors (listed below).",
-            ));
+            )
         }
-    }
-    let _ = write!(
-        body,
-        r#"<section class="card" aria-labelledby="res-title"><h2 id="res-title">Result for {}</h2>"#,
-        esc(name)
-    );
-    render_check(&mut body, &result);
-    body.push_str("</section>");
-    Ok(page(layout(
-        "Imports",
-        Nav::Imports,
-        Some(&user.who(&tenant)),
-        &body,
-    )))
+    } else {
+        html! {}
+    };
+    let parts = html! {
+        (form)
+        (loaded)
+        section class="card" aria-labelledby="res-title" {
+            h2 id="res-title" { "Result for " (name) }
+            (render_check(&result))
+        }
+    };
+    Ok(imports_page(&user, &tenant, parts))
 }
 
 /// "and K more errors: 1200 in revenue, ..." after a capped list.
@@ -207,24 +221,21 @@ fn more_errors(not_listed: u64, kinds: &ErrorKinds) -> String {
     )
 }
 
-fn render_check(body: &mut String, result: &CheckSummary) {
+fn render_check(result: &CheckSummary) -> Markup {
     if let Some(header_errors) = &result.header_errors {
-        body.push_str(&html::flash(
-            "err",
-            "The header line cannot be used, so no line was read.",
-        ));
-        body.push_str(r#"<div class="table-wrap"><table data-table="import"><thead><tr><th scope="col">Line</th><th scope="col">Result</th></tr></thead><tbody>"#);
-        for e in header_errors {
-            let _ = write!(
-                body,
-                r#"<tr data-line="{}"><td class="num">{}</td><td>{}</td></tr>"#,
-                e.line,
-                e.line,
-                esc(&e.to_string())
-            );
-        }
-        body.push_str("</tbody></table></div>");
-        return;
+        return html! {
+            (flash_box("err", "The header line cannot be used, so no line was read."))
+            div class="table-wrap" {
+                table data-table="import" {
+                    thead { tr { th scope="col" { "Line" } th scope="col" { "Result" } } }
+                    tbody {
+                        @for e in header_errors {
+                            tr data-line=(e.line) { td class="num" { (e.line) } td { (e.to_string()) } }
+                        }
+                    }
+                }
+            }
+        };
     }
     let good = result.lines - result.bad_lines;
     let summary = format!(
@@ -232,51 +243,59 @@ fn render_check(body: &mut String, result: &CheckSummary) {
         result.lines, result.bad_lines
     );
     let clean = result.bad_lines == 0 && result.read_failure.is_none();
-    body.push_str(&html::flash(if clean { "ok" } else { "err" }, &summary));
-    if let Some(reason) = &result.read_failure {
-        body.push_str(&html::flash(
-            "err",
-            &format!(
-                "The file could not be read to its end: {reason}. Nothing after it was checked."
-            ),
-        ));
-    }
-    if result.bad_lines > 0 {
-        body.push_str(r#"<p class="muted small">Fix the lines below and check the file again; a file loads only when every line is valid.</p>"#);
-    }
-    body.push_str(r#"<div class="table-wrap"><table data-table="import"><thead><tr><th scope="col" class="num">Line</th><th scope="col">Status</th><th scope="col">Details</th></tr></thead><tbody>"#);
-    for v in &result.listed {
-        if v.errors.is_empty() {
-            let _ = write!(
-                body,
-                r#"<tr data-line="{l}"><td class="num">{l}</td><td><span class="status valid">OK</span></td><td class="muted">valid</td></tr>"#,
-                l = v.line
-            );
-        } else {
-            let reasons: Vec<String> = v.errors.iter().map(|e| esc(&e.to_string())).collect();
-            let _ = write!(
-                body,
-                r#"<tr data-line="{l}"><td class="num">{l}</td><td><span class="status invalid">Error</span></td><td>{}</td></tr>"#,
-                reasons.join("<br>"),
-                l = v.line
-            );
+    let not_listed = result.errors_not_listed();
+    html! {
+        (flash_box(if clean { "ok" } else { "err" }, &summary))
+        @if let Some(reason) = &result.read_failure {
+            (flash_box(
+                "err",
+                &format!("The file could not be read to its end: {reason}. Nothing after it was checked."),
+            ))
+        }
+        @if result.bad_lines > 0 {
+            p class="muted small" {
+                "Fix the lines below and check the file again; a file loads only when every line is valid."
+            }
+        }
+        div class="table-wrap" {
+            table data-table="import" {
+                thead { tr {
+                    th scope="col" class="num" { "Line" }
+                    th scope="col" { "Status" }
+                    th scope="col" { "Details" }
+                } }
+                tbody {
+                    @for v in &result.listed {
+                        tr data-line=(v.line) {
+                            td class="num" { (v.line) }
+                            @if v.errors.is_empty() {
+                                td { span class="status valid" { "OK" } }
+                                td class="muted" { "valid" }
+                            } @else {
+                                td { span class="status invalid" { "Error" } }
+                                td {
+                                    @for (i, e) in v.errors.iter().enumerate() {
+                                        @if i > 0 { br; }
+                                        (e.to_string())
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if result.lines > MAX_LISTED as u64 {
+                        tr { td colspan="3" class="muted" {
+                            "Valid lines after the first " (MAX_LISTED) " are not listed."
+                        } }
+                    }
+                    @if not_listed > 0 {
+                        tr data-more-errors=(not_listed) {
+                            td colspan="3" class="muted" { (more_errors(not_listed, &result.kinds)) }
+                        }
+                    }
+                }
+            }
         }
     }
-    if result.lines > MAX_LISTED as u64 {
-        let _ = write!(
-            body,
-            r#"<tr><td colspan="3" class="muted">Valid lines after the first {MAX_LISTED} are not listed.</td></tr>"#
-        );
-    }
-    if result.errors_not_listed() > 0 {
-        let _ = write!(
-            body,
-            r#"<tr data-more-errors="{}"><td colspan="3" class="muted">{}</td></tr>"#,
-            result.errors_not_listed(),
-            esc(&more_errors(result.errors_not_listed(), &result.kinds))
-        );
-    }
-    body.push_str("</tbody></table></div>");
 }
 
 /// Loads a checked file through the API's upload action (atomic: all lines or none).
@@ -289,60 +308,61 @@ async fn load<T: Loadable>(
 }
 
 /// What a load did: counts, or why nothing was written.
-fn load_section(name: &str, r: &LoadReport, kinds: &ErrorKinds) -> String {
-    let mut out = format!(
-        r#"<section class="card" aria-labelledby="load-title" data-load-status="{status}"><h2 id="load-title">Load of {name}</h2>"#,
-        status = r.status.as_str(),
-        name = esc(name),
-    );
-    if r.status == LoadStatus::Failed {
-        let why = match &r.aborted {
-            Some(reason) => format!("Nothing was loaded: {reason}."),
-            None => format!(
-                "Nothing was loaded: {} lines were refused when loading.",
-                r.rejected
-            ),
-        };
-        out.push_str(&html::flash("err", &why));
-        if !r.errors.is_empty() {
-            out.push_str(r#"<div class="table-wrap"><table data-table="load-errors"><thead><tr><th scope="col" class="num">Line</th><th scope="col">Details</th></tr></thead><tbody>"#);
-            // The loader keeps its first 100 errors: at most that many rows.
-            for e in r.errors.iter().take(MAX_LISTED_ERRORS) {
-                let _ = write!(
-                    out,
-                    r#"<tr data-load-line="{l}"><td class="num">{l}</td><td>{}</td></tr>"#,
-                    esc(&e.to_string()),
-                    l = e.line
-                );
+fn load_section(name: &str, r: &LoadReport, kinds: &ErrorKinds) -> Markup {
+    let failed = r.status == LoadStatus::Failed;
+    let why = match &r.aborted {
+        Some(reason) => format!("Nothing was loaded: {reason}."),
+        None => format!(
+            "Nothing was loaded: {} lines were refused when loading.",
+            r.rejected
+        ),
+    };
+    let not_listed = r
+        .error_count
+        .saturating_sub(r.errors.len().min(MAX_LISTED_ERRORS) as u64);
+    html! {
+        section class="card" aria-labelledby="load-title" data-load-status=(r.status.as_str()) {
+            h2 id="load-title" { "Load of " (name) }
+            @if failed {
+                (flash_box("err", &why))
+                @if !r.errors.is_empty() {
+                    div class="table-wrap" {
+                        table data-table="load-errors" {
+                            thead { tr {
+                                th scope="col" class="num" { "Line" }
+                                th scope="col" { "Details" }
+                            } }
+                            tbody {
+                                // The loader keeps its first 100 errors: at most that many rows.
+                                @for e in r.errors.iter().take(MAX_LISTED_ERRORS) {
+                                    tr data-load-line=(e.line) {
+                                        td class="num" { (e.line) }
+                                        td { (e.to_string()) }
+                                    }
+                                }
+                                @if not_listed > 0 {
+                                    tr data-more-errors=(not_listed) {
+                                        td colspan="2" class="muted" { (more_errors(not_listed, kinds)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } @else {
+                (flash_box("ok", &format!(
+                    "Loaded {} lines: {} inserted, {} updated, {} unchanged.",
+                    r.rows_read, r.inserted, r.updated, r.unchanged
+                )))
+                dl class="load-counts" {
+                    div { dt { "Inserted" } dd data-count="inserted" { (r.inserted) } }
+                    div { dt { "Updated" } dd data-count="updated" { (r.updated) } }
+                    div { dt { "Unchanged" } dd data-count="unchanged" { (r.unchanged) } }
+                    div { dt { "New clients" } dd data-count="clients" { (r.clients_inserted) } }
+                }
             }
-            let not_listed = r
-                .error_count
-                .saturating_sub(r.errors.len().min(MAX_LISTED_ERRORS) as u64);
-            if not_listed > 0 {
-                let _ = write!(
-                    out,
-                    r#"<tr data-more-errors="{not_listed}"><td colspan="2" class="muted">{}</td></tr>"#,
-                    esc(&more_errors(not_listed, kinds))
-                );
-            }
-            out.push_str("</tbody></table></div>");
         }
-    } else {
-        out.push_str(&html::flash(
-            "ok",
-            &format!(
-                "Loaded {} lines: {} inserted, {} updated, {} unchanged.",
-                r.rows_read, r.inserted, r.updated, r.unchanged
-            ),
-        ));
-        let _ = write!(
-            out,
-            r#"<dl class="load-counts"><div><dt>Inserted</dt><dd data-count="inserted">{}</dd></div><div><dt>Updated</dt><dd data-count="updated">{}</dd></div><div><dt>Unchanged</dt><dd data-count="unchanged">{}</dd></div><div><dt>New clients</dt><dd data-count="clients">{}</dd></div></dl>"#,
-            r.inserted, r.updated, r.unchanged, r.clients_inserted
-        );
     }
-    out.push_str("</section>");
-    out
 }
 
 #[cfg(test)]
@@ -382,8 +402,7 @@ mod tests {
             (20_000, 20_000, 60_000)
         );
         assert_eq!(v.listed_errors, MAX_LISTED_ERRORS as u64);
-        let mut body = String::new();
-        render_check(&mut body, &v);
+        let body = render_check(&v).into_string();
         assert!(body.len() < 64 * 1024, "{} bytes", body.len());
         assert_eq!(
             body.matches("status invalid").count(),
