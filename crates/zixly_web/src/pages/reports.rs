@@ -1,19 +1,20 @@
 //! `/reports`: the profitability table of a range (with CSV download) and the funnel report of a
 //! chosen client. Both are the API's report queries (`TenantTx::profitability`, `TenantTx::funnel`).
 
-use std::fmt::Write as _;
-
 use axum::extract::Query;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use maud::PreEscaped;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use uuid::Uuid;
-use zixly_db::queries::reports::{FunnelQuery, ProfitabilityQuery, ProfitabilityRow};
+use zixly_db::queries::reports::{
+    FunnelQuery, PeriodFigures, ProfitabilityQuery, ProfitabilityRow,
+};
 use zixly_db::queries::series::DateRange;
 use zixly_db::TenantTx;
 
-use super::html::{self, esc, layout, money, money_short, percent, Nav};
+use super::html::{self, flash_box, money, money_short, page_layout, percent, Nav};
 use super::overview::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::api::csv::{self, CsvRow};
@@ -122,141 +123,146 @@ pub async fn page_handler(
     tx.commit().await?;
 
     let sym = html::currency_symbol(&tenant.base_currency);
-    let mut body = html::page_head(
-        "Reports",
-        &format!(
-            "{} – {} · amounts in {}",
-            html::date(r.from),
-            html::date(r.to),
-            esc(&tenant.base_currency)
-        ),
-        &range_picker("/reports", &r),
-    );
-    if missing > 0 {
-        body.push_str(&html::flash("info", "Some amounts need exchange rates that are not loaded yet; those figures are shown as –."));
-    }
-    let _ = write!(
-        body,
-        r#"<section class="card" aria-labelledby="prof-title"><div class="card-head"><h2 id="prof-title">Profitability by client</h2><a class="button secondary small" href="/reports/profitability.csv?{}" download>Download CSV</a></div>
-<div class="table-wrap"><table data-table="profitability"><thead><tr><th scope="col">Client</th><th scope="col" class="num">Revenue</th><th scope="col" class="num">Expenses</th><th scope="col" class="num">Net profit</th><th scope="col" class="num">Margin</th><th scope="col" class="num hide-sm">Cash flow</th><th scope="col" class="num hide-sm">Profit, previous period</th></tr></thead><tbody>"#,
-        r.query()
-    );
+    let dash = || "–".to_string();
     let (mut tr, mut te) = (Decimal::ZERO, Decimal::ZERO);
-    for row in &rows {
-        let c = row.current.as_ref();
-        if let Some(c) = c {
-            tr += c.revenue;
-            te += c.expenses;
-        }
-        let m = |f: &dyn Fn(&zixly_db::queries::reports::PeriodFigures) -> Decimal| {
-            c.map(|c| money_short(f(c), &sym))
-                .unwrap_or_else(|| "–".into())
-        };
-        let class = if c.is_some_and(|c| c.net_profit.is_sign_negative()) {
-            "neg"
-        } else {
-            ""
-        };
-        let _ = write!(
-            body,
-            r#"<tr><td><a href="/clients/{id}?{rq}">{name}</a></td><td class="num">{rev}</td><td class="num">{exp}</td><td class="num {class}">{profit}</td><td class="num">{margin}</td><td class="num hide-sm">{cash}</td><td class="num hide-sm">{prev}</td></tr>"#,
-            id = row.client_kpi_id,
-            rq = r.query(),
-            name = esc(&row.client_name),
-            rev = m(&|c| c.revenue),
-            exp = m(&|c| c.expenses),
-            profit = m(&|c| c.net_profit),
-            margin = c
-                .and_then(|c| c.margin)
-                .map(percent)
-                .unwrap_or_else(|| "–".into()),
-            cash = m(&|c| c.cash_flow),
-            prev = row
-                .previous
-                .as_ref()
-                .map(|p| money_short(p.net_profit, &sym))
-                .unwrap_or_else(|| "–".into()),
-        );
-    }
-    if rows.is_empty() {
-        body.push_str(r#"<tr><td colspan="7" class="empty">No clients yet.</td></tr>"#);
+    for c in rows.iter().filter_map(|row| row.current.as_ref()) {
+        tr += c.revenue;
+        te += c.expenses;
     }
     let total_margin = zixly_domain::figures::margin(tr - te, tr);
-    let _ = write!(
-        body,
-        r#"</tbody><tfoot><tr><th scope="row">Total</th><td class="num" title="{}"><b>{}</b></td><td class="num" title="{}"><b>{}</b></td><td class="num" title="{}"><b>{}</b></td><td class="num"><b>{}</b></td><td class="hide-sm"></td><td class="hide-sm"></td></tr></tfoot></table></div></section>"#,
-        money(tr, &sym),
-        money_short(tr, &sym),
-        money(te, &sym),
-        money_short(te, &sym),
-        money(tr - te, &sym),
-        money_short(tr - te, &sym),
-        total_margin.map(percent).unwrap_or_else(|| "–".into())
-    );
-
-    // Funnel report.
-    let mut options = String::new();
-    for row in &rows {
-        let sel = if Some(row.client_kpi_id) == funnel_client {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(
-            options,
-            r#"<option value="{}"{sel}>{}</option>"#,
-            row.client_kpi_id,
-            esc(&row.client_name)
-        );
-    }
-    let custom = if r.preset == "custom" {
-        format!(
-            r#"<input type="hidden" name="from" value="{}"><input type="hidden" name="to" value="{}">"#,
-            r.from, r.to
-        )
-    } else {
-        String::new()
-    };
-    let _ = write!(
-        body,
-        r#"<section class="card" aria-labelledby="funnel-title"><div class="card-head"><h2 id="funnel-title">Sales funnel</h2>
-<form class="row" method="get" action="/reports"><input type="hidden" name="range" value="{}">{custom}<div class="field"><label for="client">Client</label><select id="client" name="client">{options}</select></div><button type="submit" class="secondary">Show</button></form></div>"#,
-        r.preset
-    );
-    match funnel {
-        Some(f) if !f.stages.is_empty() => {
-            body.push_str(r#"<div class="table-wrap"><table data-table="funnel"><thead><tr><th scope="col">Stage</th><th scope="col" class="num">Leads</th><th scope="col" class="num">Conversion</th><th scope="col" class="num">Value</th><th scope="col" class="hide-sm">Share</th></tr></thead><tbody>"#);
-            let top = f.stages.iter().map(|s| s.leads).max().unwrap_or(1).max(1);
-            for s in &f.stages {
-                let _ = write!(
-                    body,
-                    r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="hide-sm" style="min-width:140px"><div class="funnel"><div class="bar" role="img" aria-label="{} of the top stage"><span style="width:{:.1}%"></span></div></div></td></tr>"#,
-                    esc(&s.stage),
-                    s.leads,
-                    s.conversion_from_previous
-                        .map(percent)
-                        .unwrap_or_else(|| "–".into()),
-                    s.value
-                        .map(|v| money(v, &sym))
-                        .unwrap_or_else(|| "–".into()),
-                    zixly_domain::figures::ratio(Decimal::from(s.leads), Decimal::from(top))
-                        .map(percent)
-                        .unwrap_or_else(|| "–".into()),
-                    s.leads as f64 / top as f64 * 100.0,
-                );
+    let body = maud::html! {
+        (html::head(
+            "Reports",
+            &format!(
+                "{} – {} · amounts in {}",
+                html::date(r.from),
+                html::date(r.to),
+                tenant.base_currency
+            ),
+            // Still a string component (pages/overview.rs builds it with `esc()`).
+            PreEscaped(range_picker("/reports", &r)),
+        ))
+        @if missing > 0 {
+            (flash_box("info", "Some amounts need exchange rates that are not loaded yet; those figures are shown as –."))
+        }
+        section class="card" aria-labelledby="prof-title" {
+            div class="card-head" {
+                h2 id="prof-title" { "Profitability by client" }
+                a class="button secondary small" href={ "/reports/profitability.csv?" (r.query()) } download { "Download CSV" }
             }
-            body.push_str("</tbody></table></div>");
+            div class="table-wrap" {
+                table data-table="profitability" {
+                    thead { tr {
+                        th scope="col" { "Client" }
+                        th scope="col" class="num" { "Revenue" }
+                        th scope="col" class="num" { "Expenses" }
+                        th scope="col" class="num" { "Net profit" }
+                        th scope="col" class="num" { "Margin" }
+                        th scope="col" class="num hide-sm" { "Cash flow" }
+                        th scope="col" class="num hide-sm" { "Profit, previous period" }
+                    } }
+                    tbody {
+                        @for row in &rows {
+                            @let c = row.current.as_ref();
+                            @let m = |f: &dyn Fn(&PeriodFigures) -> Decimal| {
+                                c.map(|c| money_short(f(c), &sym)).unwrap_or_else(dash)
+                            };
+                            @let class = if c.is_some_and(|c| c.net_profit.is_sign_negative()) { "neg" } else { "" };
+                            tr {
+                                td { a href={ "/clients/" (row.client_kpi_id) "?" (r.query()) } { (row.client_name) } }
+                                td class="num" { (m(&|c| c.revenue)) }
+                                td class="num" { (m(&|c| c.expenses)) }
+                                td class={ "num " (class) } { (m(&|c| c.net_profit)) }
+                                td class="num" { (c.and_then(|c| c.margin).map(percent).unwrap_or_else(dash)) }
+                                td class="num hide-sm" { (m(&|c| c.cash_flow)) }
+                                td class="num hide-sm" {
+                                    (row.previous.as_ref().map(|p| money_short(p.net_profit, &sym)).unwrap_or_else(dash))
+                                }
+                            }
+                        }
+                        @if rows.is_empty() {
+                            tr { td colspan="7" class="empty" { "No clients yet." } }
+                        }
+                    }
+                    tfoot { tr {
+                        th scope="row" { "Total" }
+                        td class="num" title=(money(tr, &sym)) { b { (money_short(tr, &sym)) } }
+                        td class="num" title=(money(te, &sym)) { b { (money_short(te, &sym)) } }
+                        td class="num" title=(money(tr - te, &sym)) { b { (money_short(tr - te, &sym)) } }
+                        td class="num" { b { (total_margin.map(percent).unwrap_or_else(dash)) } }
+                        td class="hide-sm" {}
+                        td class="hide-sm" {}
+                    } }
+                }
+            }
         }
-        _ => {
-            body.push_str(r#"<p class="empty">No lead events for this client in this period.</p>"#)
+        // Funnel report.
+        section class="card" aria-labelledby="funnel-title" {
+            div class="card-head" {
+                h2 id="funnel-title" { "Sales funnel" }
+                form class="row" method="get" action="/reports" {
+                    input type="hidden" name="range" value=(r.preset);
+                    @if r.preset == "custom" {
+                        input type="hidden" name="from" value=(r.from);
+                        input type="hidden" name="to" value=(r.to);
+                    }
+                    div class="field" {
+                        label for="client" { "Client" }
+                        select id="client" name="client" {
+                            @for row in &rows {
+                                option value=(row.client_kpi_id) selected[Some(row.client_kpi_id) == funnel_client] {
+                                    (row.client_name)
+                                }
+                            }
+                        }
+                    }
+                    button type="submit" class="secondary" { "Show" }
+                }
+            }
+            @match &funnel {
+                Some(f) if !f.stages.is_empty() => {
+                    @let top = f.stages.iter().map(|s| s.leads).max().unwrap_or(1).max(1);
+                    div class="table-wrap" {
+                        table data-table="funnel" {
+                            thead { tr {
+                                th scope="col" { "Stage" }
+                                th scope="col" class="num" { "Leads" }
+                                th scope="col" class="num" { "Conversion" }
+                                th scope="col" class="num" { "Value" }
+                                th scope="col" class="hide-sm" { "Share" }
+                            } }
+                            tbody {
+                                @for s in &f.stages {
+                                    @let share = zixly_domain::figures::ratio(Decimal::from(s.leads), Decimal::from(top))
+                                        .map(percent)
+                                        .unwrap_or_else(dash);
+                                    tr {
+                                        td { (s.stage) }
+                                        td class="num" { (s.leads) }
+                                        td class="num" { (s.conversion_from_previous.map(percent).unwrap_or_else(dash)) }
+                                        td class="num" { (s.value.map(|v| money(v, &sym)).unwrap_or_else(dash)) }
+                                        td class="hide-sm" style="min-width:140px" {
+                                            div class="funnel" {
+                                                div class="bar" role="img" aria-label={ (share) " of the top stage" } {
+                                                    span style=(format!("width:{:.1}%", s.leads as f64 / top as f64 * 100.0)) {}
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => { p class="empty" { "No lead events for this client in this period." } }
+            }
         }
-    }
-    body.push_str("</section>");
-    Ok(page(layout(
+    };
+    Ok(page(page_layout(
         "Reports",
         Nav::Reports,
         Some(&user.who(&tenant)),
-        &body,
+        body,
     )))
 }
 
