@@ -414,4 +414,37 @@ mod tests {
             "{body}"
         );
     }
+
+    #[test]
+    fn a_file_name_and_a_load_failure_render_as_text() {
+        // Both come from the upload (the name from the multipart header, the reason can quote
+        // the file): maud escapes them, no markup of theirs reaches the page.
+        let report = LoadReport {
+            sync_run_id: uuid::Uuid::nil(),
+            dataset: "financials",
+            status: LoadStatus::Failed,
+            rows_read: 1,
+            inserted: 0,
+            updated: 0,
+            unchanged: 0,
+            rejected: 0,
+            error_count: 0,
+            errors: Vec::new(),
+            aborted: Some("bad byte <script>".into()),
+            clients_inserted: 0,
+            clients_updated: 0,
+            duration: std::time::Duration::ZERO,
+        };
+        let body = load_section("<img src=x>.csv", &report, &ErrorKinds::default()).into_string();
+        assert!(body.contains("Load of &lt;img src=x&gt;.csv"), "{body}");
+        assert!(
+            body.contains("Nothing was loaded: bad byte &lt;script&gt;."),
+            "{body}"
+        );
+        assert!(
+            !body.contains("<img") && !body.contains("<script"),
+            "{body}"
+        );
+        assert!(body.contains(r#"data-load-status="failed""#), "{body}");
+    }
 }
