@@ -237,7 +237,7 @@ pub async fn page_handler(
                         .map(percent)
                         .unwrap_or_else(|| "–".into()),
                     s.value
-                        .map(|v| money(v, &sym))
+                        .map(|v| money_short(v, &sym))
                         .unwrap_or_else(|| "–".into()),
                     zixly_domain::figures::ratio(Decimal::from(s.leads), Decimal::from(top))
                         .map(percent)
