@@ -263,6 +263,9 @@ try {
   const paused = await page.locator("[data-sync-paused]").innerText();
   assert.match(paused, /^Paused until \d{1,2} \w{3} \d{4} \d{2}:\d{2}/, paused);
   assert.match(paused, /daily request budget is spent/, paused);
+  assert.equal((await page.locator('[data-provider="HUBSPOT"] .status').innerText()).trim(), "Paused", "the paused connection's badge");
+  assert.equal((await page.locator('[data-provider="XERO"] .status').innerText()).trim(), "Connected");
+  await page.locator('[data-provider="HUBSPOT"]').getByRole("button", { name: "Sync now" }).waitFor();
   await shot(page, "integrations");
   await page.getByRole("link", { name: "Audit log", exact: true }).click();
   await page.getByRole("heading", { name: "Audit log" }).waitFor();

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use zixly_db::queries::reports::FunnelQuery;
 use zixly_db::queries::series::{Bucket, BucketWindow, DateRange};
 
-use super::html::{self, esc, layout, money, money_short, percent, q, ChartSeries, Nav};
+use super::html::{self, esc, layout, money_short, percent, q, ChartSeries, Nav};
 use super::overview::{bucketize, range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::auth::Viewer;
@@ -340,27 +340,28 @@ pub async fn detail(
                 .unwrap_or_default();
             let value = s
                 .value
-                .map(|v| format!(" · {}", money(v, &sym)))
+                .map(|v| format!(" · {}", money_short(v, &sym)))
                 .unwrap_or_default();
             let _ = write!(
                 funnel_html,
-                r#"<li><span>{stage}</span><span class="bar" role="img" aria-label="{stage}: {leads} leads"><span style="width:{pct:.1}%"></span></span><span class="num" title="{leads} leads{conv}{value}">{leads}</span></li>"#,
+                r#"<li><span>{stage}</span><span class="bar" role="img" aria-label="{stage}: {counted}"><span style="width:{pct:.1}%"></span></span><span class="num" title="{counted}{conv}{value}">{leads}</span></li>"#,
                 stage = esc(&s.stage),
                 leads = s.leads,
+                counted = super::counted(s.leads, "lead", "leads"),
             );
         }
         funnel_html.push_str("</ol>");
         let _ = write!(
             funnel_html,
-            r#"<p class="muted small">Win rate: {} ({} won, {} lost) · open pipeline {} in {} leads</p>"#,
+            r#"<p class="muted small">Win rate: {} ({} won, {} lost) · open pipeline {} in {}</p>"#,
             pipeline
                 .win_rate()
                 .map(percent)
                 .unwrap_or_else(|| "–".into()),
             pipeline.won,
             pipeline.lost,
-            money(pipeline.open_value, &sym),
-            pipeline.open_leads
+            money_short(pipeline.open_value, &sym),
+            super::counted(pipeline.open_leads, "lead", "leads")
         );
     }
     let mut events_html = String::new();
@@ -378,7 +379,7 @@ pub async fn detail(
                 status = esc(&e.status),
                 value = e
                     .value
-                    .map(|v| money(v, &html::currency_symbol(&e.currency)))
+                    .map(|v| money_short(v, &html::currency_symbol(&e.currency)))
                     .unwrap_or_else(|| "–".into()),
             );
         }

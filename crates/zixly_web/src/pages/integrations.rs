@@ -208,9 +208,16 @@ pub async fn integrations(
     for p in Provider::ALL {
         let (code, name, what) = (p.as_str(), p.display_name(), provider_blurb(p));
         let row = rows.iter().find(|r| r.provider == code);
+        // A connection paused by a spent provider budget is connected but not syncing: the badge
+        // says so, and the line below it says until when and why.
+        let paused = row.is_some_and(|r| {
+            r.status == "ACTIVE" && r.paused_until.is_some_and(|u| u > chrono::Utc::now())
+        });
         let status = row.map(|r| r.status.as_str()).unwrap_or("none");
-        let status_label = match status {
+        let badge = if paused { "PAUSED" } else { status };
+        let status_label = match badge {
             "none" => "Not connected",
+            "PAUSED" => "Paused",
             "PENDING" => "Pending",
             "ACTIVE" => "Connected",
             "ERROR" => "Error",
@@ -253,7 +260,7 @@ pub async fn integrations(
         };
         let _ = write!(
             body,
-            r#"<section class="card" aria-labelledby="int-{code}" data-provider="{code}"><div class="card-head"><h2 id="int-{code}">{name}</h2><span class="status {status}">{status_label}</span></div><p class="muted small">{what}</p><p class="small">{last_sync}</p>{progress}{organisation}{error}{controls}</section>"#
+            r#"<section class="card" aria-labelledby="int-{code}" data-provider="{code}"><div class="card-head"><h2 id="int-{code}">{name}</h2><span class="status {badge}">{status_label}</span></div><p class="muted small">{what}</p><p class="small">{last_sync}</p>{progress}{organisation}{error}{controls}</section>"#
         );
     }
     body.push_str("</div>");

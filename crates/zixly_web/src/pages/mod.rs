@@ -311,6 +311,15 @@ impl IntoResponse for PageError {
 }
 
 /// An HTML 200 response that no cache keeps (pages show tenant data).
+/// `1 lead`, `2 leads`, `0 leads`: a count with its noun in the right number.
+pub(crate) fn counted(n: i64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 pub fn page(html: String) -> Response {
     finish(([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
 }

@@ -240,7 +240,7 @@ pub async fn page_handler(
                                         td { (s.stage) }
                                         td class="num" { (s.leads) }
                                         td class="num" { (s.conversion_from_previous.map(percent).unwrap_or_else(dash)) }
-                                        td class="num" { (s.value.map(|v| money(v, &sym)).unwrap_or_else(dash)) }
+                                        td class="num" { (s.value.map(|v| money_short(v, &sym)).unwrap_or_else(dash)) }
                                         td class="hide-sm" style="min-width:140px" {
                                             div class="funnel" {
                                                 div class="bar" role="img" aria-label={ (share) " of the top stage" } {
