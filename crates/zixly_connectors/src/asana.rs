@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -29,6 +29,7 @@ use serde::Deserialize;
 use zixly_crypto::SecretString;
 
 use crate::http::{classify, send_raw};
+use crate::pace::Pacer;
 use crate::{ClientRecord, ConnectorError, ConnectorResult};
 
 /// Largest page Asana serves.
@@ -206,6 +207,8 @@ pub struct AsanaClient {
     access_token: SecretString,
     pub calls: AtomicU64,
     first_answer: Mutex<Option<DateTime<Utc>>>,
+    /// The connection's pacer (Asana's limits are per token: shared by every client of it).
+    pacer: Arc<Pacer>,
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -232,7 +235,14 @@ impl AsanaClient {
             access_token,
             calls: 0.into(),
             first_answer: Mutex::new(None),
+            pacer: Arc::new(Pacer::unlimited()),
         }
+    }
+
+    /// Paces every request of this client with `pacer` (the connection's, shared).
+    pub fn with_pacer(mut self, pacer: Arc<Pacer>) -> AsanaClient {
+        self.pacer = pacer;
+        self
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -240,6 +250,7 @@ impl AsanaClient {
         path: &str,
         query: &[(&str, String)],
     ) -> ConnectorResult<Page<T>> {
+        self.pacer.acquire().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let request = self
             .http
@@ -252,7 +263,13 @@ impl AsanaClient {
             self.first_answer.lock().unwrap().get_or_insert(date);
         }
         if !status.is_success() {
-            return Err(classify(status, &headers, &body));
+            let err = classify(status, &headers, &body);
+            if let ConnectorError::RateLimited { retry_after } = &err {
+                // Asana sends no remaining-count headers: its 429's `Retry-After` is the one word
+                // on the budget. Hold the connection's other requests for as long.
+                self.pacer.hold_for(*retry_after);
+            }
+            return Err(err);
         }
         serde_json::from_str(&body)
             .map_err(|e| ConnectorError::Permanent(format!("unexpected Asana response: {e}")))

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -29,13 +29,17 @@ use zixly_crypto::SecretString;
 
 use crate::http::{classify, send_raw, DEFAULT_RETRY_AFTER};
 use crate::hubspot::LeadEvent;
+use crate::pace::Pacer;
 use crate::{ClientRecord, ConnectorError, ConnectorResult};
 
 /// Largest page v2 serves.
 pub const PAGE_LIMIT: usize = 500;
-/// Longest wait for the burst window to reset before a request; longer waits are reported as
-/// [`ConnectorError::RateLimited`] to the queue instead of holding a worker.
+/// Longest wait for a spent budget before a request; longer waits (the daily budget's) are
+/// reported as [`ConnectorError::RateLimited`] to the queue instead of holding a worker.
 pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
+/// The burst window (contracts/pipedrive.json `rate_limits`: a rolling 2-second window) when an
+/// answer has no `x-ratelimit-reset`.
+pub const BURST_WINDOW: Duration = Duration::from_secs(2);
 
 /// The API root: the token answer's `api_domain` when it is an http(s) URL (https required unless
 /// the configured root is plain http, as with a local fake), else the configured root.
@@ -183,7 +187,10 @@ pub struct PipedriveClient {
     /// Requests made (for benchmarks and tests).
     pub calls: AtomicU64,
     rate: Mutex<RateLimit>,
-    blocked_until: Mutex<Option<Instant>>,
+    /// The connection's pacer: the burst window (shared with every other client of it).
+    pacer: Arc<Pacer>,
+    /// No request before this: the daily budget is spent (the pacer paces bursts only).
+    daily_blocked_until: Mutex<Option<Instant>>,
     /// The `Date` of the first answer since [`Self::read`] started (the provider's clock).
     first_answer: Mutex<Option<DateTime<Utc>>>,
 }
@@ -243,9 +250,16 @@ impl PipedriveClient {
             access_token,
             calls: 0.into(),
             rate: Mutex::new(RateLimit::default()),
-            blocked_until: Mutex::new(None),
+            pacer: Arc::new(Pacer::unlimited()),
+            daily_blocked_until: Mutex::new(None),
             first_answer: Mutex::new(None),
         }
+    }
+
+    /// Paces every request of this client with `pacer` (the connection's, shared).
+    pub fn with_pacer(mut self, pacer: Arc<Pacer>) -> PipedriveClient {
+        self.pacer = pacer;
+        self
     }
 
     /// The rate-limit headers of the last answer.
@@ -253,10 +267,10 @@ impl PipedriveClient {
         *self.rate.lock().unwrap()
     }
 
-    /// When the last answer said the budget is spent (`x-ratelimit-remaining: 0`, or a 429), waits
-    /// for the window to reset when that is short, else reports the wait without calling.
+    /// When a 429 said the daily budget is spent, reports the wait without calling (waits inline
+    /// only when it is short, just before midnight). Bursts are the pacer's.
     async fn respect_budget(&self) -> ConnectorResult<()> {
-        let until = *self.blocked_until.lock().unwrap();
+        let until = *self.daily_blocked_until.lock().unwrap();
         if let Some(wait) = until.and_then(|u| u.checked_duration_since(Instant::now())) {
             if wait > MAX_INLINE_WAIT {
                 return Err(ConnectorError::RateLimited {
@@ -274,6 +288,7 @@ impl PipedriveClient {
         query: &[(&str, String)],
     ) -> ConnectorResult<(Vec<T>, Option<String>)> {
         self.respect_budget().await?;
+        self.pacer.acquire().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let request = self
             .http
@@ -288,12 +303,16 @@ impl PipedriveClient {
         let rl = RateLimit::from_headers(&headers);
         *self.rate.lock().unwrap() = rl;
         let daily = status.as_u16() == 429 && is_daily_budget_429(rl);
-        *self.blocked_until.lock().unwrap() = if daily {
-            Some(Instant::now() + until_utc_midnight(Utc::now()))
+        *self.daily_blocked_until.lock().unwrap() =
+            daily.then(|| Instant::now() + until_utc_midnight(Utc::now()));
+        // The burst window is spent (`x-ratelimit-remaining: 0`, or a burst 429): the pacer holds
+        // every request of the connection until it resets.
+        let burst_window = rl.reset.map_or(BURST_WINDOW, Duration::from_secs);
+        if !daily && status.as_u16() == 429 {
+            self.pacer.hold_for(burst_window);
         } else {
-            (rl.remaining == Some(0) || status.as_u16() == 429)
-                .then(|| Instant::now() + Duration::from_secs(rl.reset.unwrap_or(2)))
-        };
+            self.pacer.observe_remaining(rl.remaining, burst_window);
+        }
         if daily {
             // Waiting a 2-second window does not help (edge case daily_budget_429): report the
             // wait until the budget resets, so the engine pauses the integration with a readable
