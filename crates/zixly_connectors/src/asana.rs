@@ -34,6 +34,8 @@ use crate::{ClientRecord, ConnectorError, ConnectorResult};
 
 /// Largest page Asana serves.
 pub const PAGE_LIMIT: usize = 100;
+/// Longest `Retry-After` the connection's pacer is held for (see [`AsanaClient`]'s requests).
+pub const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 const TASK_FIELDS: &str = "name,completed,completed_at,created_at,modified_at,due_on";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,8 +268,12 @@ impl AsanaClient {
             let err = classify(status, &headers, &body);
             if let ConnectorError::RateLimited { retry_after } = &err {
                 // Asana sends no remaining-count headers: its 429's `Retry-After` is the one word
-                // on the budget. Hold the connection's other requests for as long.
-                self.pacer.hold_for(*retry_after);
+                // on the budget. Hold the connection's other requests for as long, unless that is
+                // long: this run ends with RateLimited and is rescheduled after the wait, and a
+                // pacer held for minutes would block whatever else a worker does with it.
+                if *retry_after <= MAX_HOLD {
+                    self.pacer.hold_for(*retry_after);
+                }
             }
             return Err(err);
         }

@@ -189,8 +189,9 @@ pub struct PipedriveClient {
     rate: Mutex<RateLimit>,
     /// The connection's pacer: the burst window (shared with every other client of it).
     pacer: Arc<Pacer>,
-    /// No request before this: the daily budget is spent (the pacer paces bursts only).
-    daily_blocked_until: Mutex<Option<Instant>>,
+    /// No request before this: a wait longer than [`MAX_INLINE_WAIT`] (the daily budget); shorter
+    /// ones are the pacer's.
+    blocked_until: Mutex<Option<Instant>>,
     /// The `Date` of the first answer since [`Self::read`] started (the provider's clock).
     first_answer: Mutex<Option<DateTime<Utc>>>,
 }
@@ -251,7 +252,7 @@ impl PipedriveClient {
             calls: 0.into(),
             rate: Mutex::new(RateLimit::default()),
             pacer: Arc::new(Pacer::unlimited()),
-            daily_blocked_until: Mutex::new(None),
+            blocked_until: Mutex::new(None),
             first_answer: Mutex::new(None),
         }
     }
@@ -267,10 +268,10 @@ impl PipedriveClient {
         *self.rate.lock().unwrap()
     }
 
-    /// When a 429 said the daily budget is spent, reports the wait without calling (waits inline
-    /// only when it is short, just before midnight). Bursts are the pacer's.
+    /// When an answer said to wait longer than [`MAX_INLINE_WAIT`] (the daily budget), reports the
+    /// wait without calling. Shorter waits are the pacer's.
     async fn respect_budget(&self) -> ConnectorResult<()> {
-        let until = *self.daily_blocked_until.lock().unwrap();
+        let until = *self.blocked_until.lock().unwrap();
         if let Some(wait) = until.and_then(|u| u.checked_duration_since(Instant::now())) {
             if wait > MAX_INLINE_WAIT {
                 return Err(ConnectorError::RateLimited {
@@ -303,16 +304,23 @@ impl PipedriveClient {
         let rl = RateLimit::from_headers(&headers);
         *self.rate.lock().unwrap() = rl;
         let daily = status.as_u16() == 429 && is_daily_budget_429(rl);
-        *self.daily_blocked_until.lock().unwrap() =
-            daily.then(|| Instant::now() + until_utc_midnight(Utc::now()));
-        // The burst window is spent (`x-ratelimit-remaining: 0`, or a burst 429): the pacer holds
-        // every request of the connection until it resets.
-        let burst_window = rl.reset.map_or(BURST_WINDOW, Duration::from_secs);
-        if !daily && status.as_u16() == 429 {
-            self.pacer.hold_for(burst_window);
+        let wait = if daily {
+            Some(until_utc_midnight(Utc::now()))
         } else {
-            self.pacer.observe_remaining(rl.remaining, burst_window);
-        }
+            (rl.remaining == Some(0) || status.as_u16() == 429)
+                .then(|| rl.reset.map_or(BURST_WINDOW, Duration::from_secs))
+        };
+        // A spent burst window (seconds): the pacer holds every request of the connection until
+        // it resets. A longer wait (the daily budget) stops this client's requests instead (the
+        // run ends with RateLimited and is rescheduled), and must not hold the connection's pacer
+        // for hours.
+        *self.blocked_until.lock().unwrap() = match wait {
+            Some(w) if w <= MAX_INLINE_WAIT => {
+                self.pacer.hold_for(w);
+                None
+            }
+            w => w.map(|w| Instant::now() + w),
+        };
         if daily {
             // Waiting a 2-second window does not help (edge case daily_budget_429): report the
             // wait until the budget resets, so the engine pauses the integration with a readable
