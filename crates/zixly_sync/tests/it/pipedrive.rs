@@ -319,18 +319,26 @@ async fn a_refresh_answering_an_unsafe_api_domain_keeps_the_stored_one() {
 /// (Pipedrive's rolling 2-second window, contracts/pipedrive.json). The engine's pacer for the
 /// connection (3 per 1.2 s: the margin covers the time a request takes to arrive) keeps every
 /// window under the limit, and the fake's `x-ratelimit-remaining: 0` holds it until the reset, so
-/// no 429 is answered and the run succeeds in one go. With an unlimited pacer the eight requests
-/// go out within milliseconds and the fourth is refused (checked by hand: the run ends
-/// rate-limited, `refused` is 1).
+/// no 429 is answered and the run succeeds in one go. Either alone suffices for these sequential
+/// requests (the variant below runs with an unlimited pacer); with neither (an unlimited pacer and
+/// `remaining` ignored) the eight requests go out within milliseconds and the fourth is refused
+/// (checked by hand: the run ends rate-limited).
 #[tokio::test]
 async fn pipedrive_requests_stay_under_the_burst_limit() {
+    burst_limited_full_read(vec![RateLimit::new(3, Duration::from_millis(1200))]).await;
+}
+
+/// As above with an unlimited pacer: `x-ratelimit-remaining: 0` alone holds the connection until
+/// `x-ratelimit-reset` (another app spending the same budget is seen the same way).
+#[tokio::test]
+async fn pipedrive_remaining_zero_holds_an_unpaced_connection() {
+    burst_limited_full_read(vec![]).await;
+}
+
+async fn burst_limited_full_read(limits: Vec<RateLimit>) {
     let (fake, env) = pipedrive_with(SyncConfig {
         max_jitter: Duration::ZERO,
-        rate_limits: [(
-            Provider::Pipedrive,
-            vec![RateLimit::new(3, Duration::from_millis(1200))],
-        )]
-        .into(),
+        rate_limits: [(Provider::Pipedrive, limits)].into(),
         ..SyncConfig::default()
     })
     .await;
