@@ -371,7 +371,11 @@ async fn asana_requests_stay_under_the_rate_limit() {
     {
         let d = fake.data.lock().unwrap();
         assert_eq!(d.window.refused, 0, "no request was refused");
-        assert!(d.window.times.len() >= 13, "{} requests", d.window.times.len());
+        assert!(
+            d.window.times.len() >= 13,
+            "{} requests",
+            d.window.times.len()
+        );
         let most = d.window.max_in_window(Duration::from_secs(1));
         assert!(most <= 4, "{most} requests within one second");
     }

@@ -354,7 +354,11 @@ fn page(
     // Without a limit set, a made-up countdown that never reaches 0 (nothing is refused).
     let (limit, remaining, reset) = budget.unwrap_or_else(|| {
         let calls = oauth.api_calls() as u32;
-        (BURST_LIMIT, BURST_LIMIT.saturating_sub(calls % BURST_LIMIT), 2)
+        (
+            BURST_LIMIT,
+            BURST_LIMIT.saturating_sub(calls % BURST_LIMIT),
+            2,
+        )
     });
     let mut r = with_rate_headers(
         Json(json!({"success": true, "data": data, "additional_data": {"next_cursor": next}}))
