@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -29,10 +29,13 @@ use serde::Deserialize;
 use zixly_crypto::SecretString;
 
 use crate::http::{classify, send_raw};
+use crate::pace::Pacer;
 use crate::{ClientRecord, ConnectorError, ConnectorResult};
 
 /// Largest page Asana serves.
 pub const PAGE_LIMIT: usize = 100;
+/// Longest `Retry-After` the connection's pacer is held for (see [`AsanaClient`]'s requests).
+pub const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 const TASK_FIELDS: &str = "name,completed,completed_at,created_at,modified_at,due_on";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +209,8 @@ pub struct AsanaClient {
     access_token: SecretString,
     pub calls: AtomicU64,
     first_answer: Mutex<Option<DateTime<Utc>>>,
+    /// The connection's pacer (Asana's limits are per token: shared by every client of it).
+    pacer: Arc<Pacer>,
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -232,7 +237,14 @@ impl AsanaClient {
             access_token,
             calls: 0.into(),
             first_answer: Mutex::new(None),
+            pacer: Arc::new(Pacer::unlimited()),
         }
+    }
+
+    /// Paces every request of this client with `pacer` (the connection's, shared).
+    pub fn with_pacer(mut self, pacer: Arc<Pacer>) -> AsanaClient {
+        self.pacer = pacer;
+        self
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
@@ -240,6 +252,7 @@ impl AsanaClient {
         path: &str,
         query: &[(&str, String)],
     ) -> ConnectorResult<Page<T>> {
+        self.pacer.acquire().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let request = self
             .http
@@ -252,7 +265,17 @@ impl AsanaClient {
             self.first_answer.lock().unwrap().get_or_insert(date);
         }
         if !status.is_success() {
-            return Err(classify(status, &headers, &body));
+            let err = classify(status, &headers, &body);
+            if let ConnectorError::RateLimited { retry_after } = &err {
+                // Asana sends no remaining-count headers: its 429's `Retry-After` is the one word
+                // on the budget. Hold the connection's other requests for as long, unless that is
+                // long: this run ends with RateLimited and is rescheduled after the wait, and a
+                // pacer held for minutes would block whatever else a worker does with it.
+                if *retry_after <= MAX_HOLD {
+                    self.pacer.hold_for(*retry_after);
+                }
+            }
+            return Err(err);
         }
         serde_json::from_str(&body)
             .map_err(|e| ConnectorError::Permanent(format!("unexpected Asana response: {e}")))

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -29,13 +29,17 @@ use zixly_crypto::SecretString;
 
 use crate::http::{classify, send_raw, DEFAULT_RETRY_AFTER};
 use crate::hubspot::LeadEvent;
+use crate::pace::Pacer;
 use crate::{ClientRecord, ConnectorError, ConnectorResult};
 
 /// Largest page v2 serves.
 pub const PAGE_LIMIT: usize = 500;
-/// Longest wait for the burst window to reset before a request; longer waits are reported as
-/// [`ConnectorError::RateLimited`] to the queue instead of holding a worker.
+/// Longest wait for a spent budget before a request; longer waits (the daily budget's) are
+/// reported as [`ConnectorError::RateLimited`] to the queue instead of holding a worker.
 pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
+/// The burst window (contracts/pipedrive.json `rate_limits`: a rolling 2-second window) when an
+/// answer has no `x-ratelimit-reset`.
+pub const BURST_WINDOW: Duration = Duration::from_secs(2);
 
 /// The API root: the token answer's `api_domain` when it is an http(s) URL (https required unless
 /// the configured root is plain http, as with a local fake), else the configured root.
@@ -183,6 +187,10 @@ pub struct PipedriveClient {
     /// Requests made (for benchmarks and tests).
     pub calls: AtomicU64,
     rate: Mutex<RateLimit>,
+    /// The connection's pacer: the burst window (shared with every other client of it).
+    pacer: Arc<Pacer>,
+    /// No request before this: a wait longer than [`MAX_INLINE_WAIT`] (the daily budget); shorter
+    /// ones are the pacer's.
     blocked_until: Mutex<Option<Instant>>,
     /// The `Date` of the first answer since [`Self::read`] started (the provider's clock).
     first_answer: Mutex<Option<DateTime<Utc>>>,
@@ -243,9 +251,16 @@ impl PipedriveClient {
             access_token,
             calls: 0.into(),
             rate: Mutex::new(RateLimit::default()),
+            pacer: Arc::new(Pacer::unlimited()),
             blocked_until: Mutex::new(None),
             first_answer: Mutex::new(None),
         }
+    }
+
+    /// Paces every request of this client with `pacer` (the connection's, shared).
+    pub fn with_pacer(mut self, pacer: Arc<Pacer>) -> PipedriveClient {
+        self.pacer = pacer;
+        self
     }
 
     /// The rate-limit headers of the last answer.
@@ -253,8 +268,8 @@ impl PipedriveClient {
         *self.rate.lock().unwrap()
     }
 
-    /// When the last answer said the budget is spent (`x-ratelimit-remaining: 0`, or a 429), waits
-    /// for the window to reset when that is short, else reports the wait without calling.
+    /// When an answer said to wait longer than [`MAX_INLINE_WAIT`] (the daily budget), reports the
+    /// wait without calling. Shorter waits are the pacer's.
     async fn respect_budget(&self) -> ConnectorResult<()> {
         let until = *self.blocked_until.lock().unwrap();
         if let Some(wait) = until.and_then(|u| u.checked_duration_since(Instant::now())) {
@@ -274,6 +289,7 @@ impl PipedriveClient {
         query: &[(&str, String)],
     ) -> ConnectorResult<(Vec<T>, Option<String>)> {
         self.respect_budget().await?;
+        self.pacer.acquire().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let request = self
             .http
@@ -288,11 +304,22 @@ impl PipedriveClient {
         let rl = RateLimit::from_headers(&headers);
         *self.rate.lock().unwrap() = rl;
         let daily = status.as_u16() == 429 && is_daily_budget_429(rl);
-        *self.blocked_until.lock().unwrap() = if daily {
-            Some(Instant::now() + until_utc_midnight(Utc::now()))
+        let wait = if daily {
+            Some(until_utc_midnight(Utc::now()))
         } else {
             (rl.remaining == Some(0) || status.as_u16() == 429)
-                .then(|| Instant::now() + Duration::from_secs(rl.reset.unwrap_or(2)))
+                .then(|| rl.reset.map_or(BURST_WINDOW, Duration::from_secs))
+        };
+        // A spent burst window (seconds): the pacer holds every request of the connection until
+        // it resets. A longer wait (the daily budget) stops this client's requests instead (the
+        // run ends with RateLimited and is rescheduled), and must not hold the connection's pacer
+        // for hours.
+        *self.blocked_until.lock().unwrap() = match wait {
+            Some(w) if w <= MAX_INLINE_WAIT => {
+                self.pacer.hold_for(w);
+                None
+            }
+            w => w.map(|w| Instant::now() + w),
         };
         if daily {
             // Waiting a 2-second window does not help (edge case daily_budget_429): report the

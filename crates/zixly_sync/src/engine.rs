@@ -128,6 +128,23 @@ impl SyncCtx<'_> {
     }
 }
 
+/// The integration setting with a connection's own per-minute request limit (Asana: 150 per
+/// minute on free workspaces, the default; up to 1,500 on paid ones, contracts/asana.json).
+pub const REQUESTS_PER_MINUTE: &str = "requests_per_minute";
+
+/// A `requests_per_minute` setting's value: absent or null is `None`; else an integer in
+/// 1..=1500.
+pub fn requests_per_minute(value: Option<&serde_json::Value>) -> Result<Option<u32>, String> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=1500).contains(n))
+            .map(|n| Some(n as u32))
+            .ok_or_else(|| format!("must be an integer from 1 to 1500, not {v}")),
+    }
+}
+
 struct Inner {
     app: AppDb,
     keyring: Arc<Keyring>,
@@ -179,22 +196,61 @@ impl SyncEngine {
         self.inner.providers.get(&provider)
     }
 
-    /// The pacer of `integration_id`'s `lane`: the configured or documented limits of `provider`.
+    /// The pacer of `integration_id`'s `lane`: the one its runs use (the configured or documented
+    /// limits of `provider` until a run has set the connection's own).
     pub fn pacer(&self, integration_id: Uuid, provider: Provider, lane: Lane) -> Arc<Pacer> {
+        self.pacer_with(integration_id, provider, lane, None)
+    }
+
+    /// The limits of a connection's lane: its own setting (Asana's `requests_per_minute`), else
+    /// the configured ones of `provider` (`SyncConfig`), else the documented ones.
+    fn limits(&self, integration: &Integration, provider: Provider, lane: Lane) -> Vec<RateLimit> {
+        let own = match (provider, lane) {
+            (Provider::Asana, Lane::General) => {
+                match requests_per_minute(integration.settings.get(REQUESTS_PER_MINUTE)) {
+                    Ok(n) => n.map(|n| vec![RateLimit::new(n, Duration::from_secs(60))]),
+                    Err(e) => {
+                        // Validated where settings are patched; a bad stored value must not stop
+                        // syncs: the default is the safe one.
+                        tracing::warn!(integration_id = %integration.id, "ignoring settings.{REQUESTS_PER_MINUTE}: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        own.unwrap_or_else(|| self.provider_limits(provider, lane))
+    }
+
+    /// The configured limits of `provider`'s lane (`SyncConfig`), else the documented ones.
+    fn provider_limits(&self, provider: Provider, lane: Lane) -> Vec<RateLimit> {
+        match lane {
+            Lane::General => self.inner.config.rate_limits.get(&provider),
+            Lane::Search => self.inner.config.search_rate_limits.get(&provider),
+        }
+        .cloned()
+        .unwrap_or_else(|| documented_limits(provider, lane))
+    }
+
+    /// The cached pacer, replaced by one of `limits` when they are given and differ (a changed
+    /// setting takes effect at the next run; the old pacer's window is forgotten).
+    fn pacer_with(
+        &self,
+        integration_id: Uuid,
+        provider: Provider,
+        lane: Lane,
+        limits: Option<Vec<RateLimit>>,
+    ) -> Arc<Pacer> {
         let mut pacers = self.inner.pacers.lock().expect("pacers lock");
-        pacers
-            .entry((integration_id, lane))
-            .or_insert_with(|| {
-                let configured = match lane {
-                    Lane::General => self.inner.config.rate_limits.get(&provider),
-                    Lane::Search => self.inner.config.search_rate_limits.get(&provider),
-                };
-                let limits = configured
-                    .cloned()
-                    .unwrap_or_else(|| documented_limits(provider, lane));
-                Arc::new(Pacer::new(limits))
-            })
-            .clone()
+        if let Some(p) = pacers.get(&(integration_id, lane)) {
+            if limits.as_deref().is_none_or(|l| p.limits() == l) {
+                return p.clone();
+            }
+        }
+        let limits = limits.unwrap_or_else(|| self.provider_limits(provider, lane));
+        let pacer = Arc::new(Pacer::new(limits));
+        pacers.insert((integration_id, lane), pacer.clone());
+        pacer
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -398,8 +454,18 @@ impl SyncEngine {
             integration: &integration,
             cursor: cursor.unwrap_or_else(|| serde_json::json!({})),
             checkpoint,
-            pacer: self.pacer(integration_id, provider, Lane::General),
-            search_pacer: self.pacer(integration_id, provider, Lane::Search),
+            pacer: self.pacer_with(
+                integration_id,
+                provider,
+                Lane::General,
+                Some(self.limits(&integration, provider, Lane::General)),
+            ),
+            search_pacer: self.pacer_with(
+                integration_id,
+                provider,
+                Lane::Search,
+                Some(self.limits(&integration, provider, Lane::Search)),
+            ),
         };
         let summary = providers::run(&ctx, |rejected| self.token(&ctx, rejected)).await?;
         let tx = app.begin_tenant(tenant_id).await?;

@@ -39,7 +39,8 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         )))
     })?;
     let ingest = loader::ingest_context(ctx.app, ctx.tenant_id, SOURCE).await?;
-    let client = AsanaClient::new(ctx.http.clone(), &ctx.config.api_url, token.clone());
+    let client = AsanaClient::new(ctx.http.clone(), &ctx.config.api_url, token.clone())
+        .with_pacer(ctx.pacer.clone());
     let workspaces = client.workspaces().await?;
     let workspace = asana::choose_workspace(&workspaces, ctx.setting("asana_workspace"))?;
     let now = Utc::now();

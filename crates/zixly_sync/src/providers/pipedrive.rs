@@ -42,7 +42,8 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         extra.insert("api_domain".into(), serde_json::json!(d));
     }
     let base = pipedrive::api_base(&extra, &ctx.config.api_url);
-    let client = PipedriveClient::new(ctx.http.clone(), &base, token.clone());
+    let client =
+        PipedriveClient::new(ctx.http.clone(), &base, token.clone()).with_pacer(ctx.pacer.clone());
     let now = Utc::now();
     let plan = Plan::new(ctx, now);
     let read = client.read(plan.since, now).await?;

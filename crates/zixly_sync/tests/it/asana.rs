@@ -8,7 +8,12 @@ use zixly_queue::JobState;
 use zixly_testkit::fakes::asana::{FakeAsana, CLIENT_ID, CLIENT_SECRET};
 use zixly_testkit::fakes::oauth::Fault;
 
-use crate::sync::{config, connect, Env};
+use std::time::Duration;
+
+use zixly_connectors::pace::{Lane, RateLimit};
+use zixly_sync::engine::SyncConfig;
+
+use crate::sync::{config, connect_with, Env};
 
 /// Metrics as (client, client name, metric, Sydney day, value).
 async fn metrics(env: &Env) -> Vec<(String, String, String, String, String)> {
@@ -70,6 +75,21 @@ fn at(s: &str) -> Option<DateTime<Utc>> {
 }
 
 pub(crate) async fn asana() -> (FakeAsana, Env) {
+    asana_with(
+        SyncConfig {
+            max_jitter: Duration::ZERO,
+            // Unpaced: the documented 150 per minute would hold the kill-and-restart test's
+            // hundreds of requests for minutes. Pacing has its own test below.
+            rate_limits: [(Provider::Asana, vec![])].into(),
+            ..SyncConfig::default()
+        },
+        json!({}),
+    )
+    .await
+}
+
+/// [`asana`] with the engine configured by `sync_config` and these `settings` added.
+async fn asana_with(sync_config: SyncConfig, settings: serde_json::Value) -> (FakeAsana, Env) {
     let fake = FakeAsana::start().await;
     let cfg = config(
         Provider::Asana,
@@ -105,7 +125,11 @@ pub(crate) async fn asana() -> (FakeAsana, Env) {
         at("2024-01-12T02:00:00Z"),
         Some("2024-01-15"),
     );
-    let env = connect(cfg, json!({"asana_client_mapping": "name_prefix"})).await;
+    let mut all = json!({"asana_client_mapping": "name_prefix"});
+    for (k, v) in settings.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    let env = connect_with(cfg, all, sync_config).await;
     (fake, env)
 }
 
@@ -304,5 +328,117 @@ async fn asana_metrics_are_defined_on_first_sight_and_edits_survive_later_syncs(
     assert_eq!(
         definitions(&env).await,
         defined(("On-time rate", "average"))
+    );
+}
+
+/// A full read over 13 projects (one page of tasks each, plus workspaces and projects: 15
+/// requests or so) against a fake whose per-token limit is a time-scaled 4 per second (Asana's 150
+/// per minute, contracts/asana.json). The engine's pacer for the connection (4 per 1.2 s: the
+/// margin covers the time a request takes to arrive) keeps every window under the limit, so no
+/// 429 is answered and the run succeeds in one go. With an unlimited pacer the requests go out
+/// within milliseconds and the fifth is refused (checked by hand: the run ends rate-limited).
+#[tokio::test]
+async fn asana_requests_stay_under_the_rate_limit() {
+    let (fake, env) = asana_with(
+        SyncConfig {
+            max_jitter: Duration::ZERO,
+            rate_limits: [(
+                Provider::Asana,
+                vec![RateLimit::new(4, Duration::from_millis(1200))],
+            )]
+            .into(),
+            ..SyncConfig::default()
+        },
+        json!({}),
+    )
+    .await;
+    for i in 0..10 {
+        let gid = format!("g{i}");
+        fake.add_project("ws-1", &gid, &format!("Gamma{i} - Ops"), false);
+        fake.upsert_task(
+            &format!("tg{i}"),
+            &[gid.as_str()],
+            at("2024-01-12T02:00:00Z"),
+            Some("2024-01-15"),
+        );
+    }
+    fake.data.lock().unwrap().window.limit = Some((4, Duration::from_secs(1)));
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    assert_eq!(env.last_run().await.0, "succeeded");
+    {
+        let d = fake.data.lock().unwrap();
+        assert_eq!(d.window.refused, 0, "no request was refused");
+        assert!(
+            d.window.times.len() >= 13,
+            "{} requests",
+            d.window.times.len()
+        );
+        let most = d.window.max_in_window(Duration::from_secs(1));
+        assert!(most <= 4, "{most} requests within one second");
+    }
+    let gamma: Vec<_> = metrics(&env)
+        .await
+        .into_iter()
+        .filter(|m| m.0.starts_with("Gamma") && m.2 == "tasks_completed")
+        .collect();
+    assert_eq!(gamma.len(), 10, "{gamma:?}");
+    let pacer = env
+        .engine
+        .pacer(env.integration, Provider::Asana, Lane::General)
+        .stats();
+    assert!(pacer.waits >= 2, "the pacer made requests wait: {pacer:?}");
+}
+
+/// `requests_per_minute` (a paid workspace: up to 1,500) replaces the default 150 for that
+/// connection's pacer, and is read again at each run.
+#[tokio::test]
+async fn asana_requests_per_minute_sets_the_connections_limit() {
+    let (_fake, env) = asana_with(
+        SyncConfig {
+            max_jitter: Duration::ZERO,
+            ..SyncConfig::default()
+        },
+        json!({"requests_per_minute": 1500}),
+    )
+    .await;
+    let limits = |env: &Env| {
+        env.engine
+            .pacer(env.integration, Provider::Asana, Lane::General)
+            .limits()
+            .to_vec()
+    };
+    assert_eq!(
+        limits(&env),
+        vec![RateLimit::new(150, Duration::from_secs(60))],
+        "no run yet: the documented default"
+    );
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        limits(&env),
+        vec![RateLimit::new(1500, Duration::from_secs(60))]
+    );
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings - 'requests_per_minute'",
+            &[],
+        )
+        .await
+        .unwrap();
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        limits(&env),
+        vec![RateLimit::new(150, Duration::from_secs(60))],
+        "the setting removed: back to the default"
     );
 }

@@ -6,7 +6,12 @@ use zixly_queue::JobState;
 use zixly_testkit::fakes::oauth::Fault;
 use zixly_testkit::fakes::pipedrive::{ts, FakePipedrive, CLIENT_ID, CLIENT_SECRET};
 
-use crate::sync::{config, connect, Env};
+use std::time::Duration;
+
+use zixly_connectors::pace::{Lane, RateLimit};
+use zixly_sync::engine::SyncConfig;
+
+use crate::sync::{config, connect_with, Env};
 
 /// Lead events as (lead, client, client name, stage, status, value).
 async fn events(env: &Env) -> Vec<(String, String, String, String, String, String)> {
@@ -45,6 +50,15 @@ fn e(
 }
 
 pub(crate) async fn pipedrive() -> (FakePipedrive, Env) {
+    pipedrive_with(SyncConfig {
+        max_jitter: Duration::ZERO,
+        ..SyncConfig::default()
+    })
+    .await
+}
+
+/// [`pipedrive`] with the engine configured by `sync_config`.
+async fn pipedrive_with(sync_config: SyncConfig) -> (FakePipedrive, Env) {
     let fake = FakePipedrive::start().await;
     // The configured API root is unreachable: calls must go to the token answer's api_domain,
     // kept in the settings at connect time.
@@ -74,7 +88,12 @@ pub(crate) async fn pipedrive() -> (FakePipedrive, Env) {
     // Not updated for far longer than the stage's 10 rotting days (the fake's clock is in 2024).
     fake.upsert_deal(json!({"id": 4, "org_id": 1, "pipeline_id": 1, "stage_id": 3, "status": "open", "value": 5}));
     let api_domain = fake.data.lock().unwrap().api_domain.clone();
-    let env = connect(cfg, json!({"pipedrive_api_domain": api_domain})).await;
+    let env = connect_with(
+        cfg,
+        json!({"pipedrive_api_domain": api_domain}),
+        sync_config,
+    )
+    .await;
     (fake, env)
 }
 
@@ -293,4 +312,58 @@ async fn a_refresh_answering_an_unsafe_api_domain_keeps_the_stored_one() {
         );
     }
     assert_eq!(fake.oauth.refreshes(), 3);
+}
+
+/// A full read of 1,600 deals (four pages of 500) plus organizations, stages, archived and
+/// deleted deals: eight requests, against a fake whose burst limit is a time-scaled 3 per second
+/// (Pipedrive's rolling 2-second window, contracts/pipedrive.json). The engine's pacer for the
+/// connection (3 per 1.2 s: the margin covers the time a request takes to arrive) keeps every
+/// window under the limit, and the fake's `x-ratelimit-remaining: 0` holds it until the reset, so
+/// no 429 is answered and the run succeeds in one go. Either alone suffices for these sequential
+/// requests (the variant below runs with an unlimited pacer); with neither (an unlimited pacer and
+/// `remaining` ignored) the eight requests go out within milliseconds and the fourth is refused
+/// (checked by hand: the run ends rate-limited).
+#[tokio::test]
+async fn pipedrive_requests_stay_under_the_burst_limit() {
+    burst_limited_full_read(vec![RateLimit::new(3, Duration::from_millis(1200))]).await;
+}
+
+/// As above with an unlimited pacer: `x-ratelimit-remaining: 0` alone holds the connection until
+/// `x-ratelimit-reset` (another app spending the same budget is seen the same way).
+#[tokio::test]
+async fn pipedrive_remaining_zero_holds_an_unpaced_connection() {
+    burst_limited_full_read(vec![]).await;
+}
+
+async fn burst_limited_full_read(limits: Vec<RateLimit>) {
+    let (fake, env) = pipedrive_with(SyncConfig {
+        max_jitter: Duration::ZERO,
+        rate_limits: [(Provider::Pipedrive, limits)].into(),
+        ..SyncConfig::default()
+    })
+    .await;
+    for id in 100..1700 {
+        fake.upsert_deal(
+            json!({"id": id, "org_id": 2, "pipeline_id": 1, "stage_id": 2, "status": "open", "value": 1}),
+        );
+    }
+    fake.data.lock().unwrap().window.limit = Some((3, Duration::from_secs(1)));
+    env.engine
+        .run(env.tenant, env.integration, true)
+        .await
+        .unwrap();
+    assert_eq!(env.last_run().await.0, "succeeded");
+    {
+        let d = fake.data.lock().unwrap();
+        assert_eq!(d.window.refused, 0, "no request was refused");
+        assert_eq!(d.window.times.len(), 8, "4 deal pages + 4 other lists");
+        let most = d.window.max_in_window(Duration::from_secs(1));
+        assert!(most <= 3, "{most} requests within one second");
+    }
+    assert_eq!(events(&env).await.len(), 3 + 1600);
+    let pacer = env
+        .engine
+        .pacer(env.integration, Provider::Pipedrive, Lane::General)
+        .stats();
+    assert!(pacer.waits >= 2, "the pacer made requests wait: {pacer:?}");
 }

@@ -34,6 +34,10 @@ pub struct AsanaData {
     /// Tasks, each with a private `_projects` list of project gids.
     pub tasks: Vec<Value>,
     pub expire_after_calls: Option<u32>,
+    /// The per-token limit (contracts/asana.json `rate_limits`: 150 per minute free, 1,500 paid;
+    /// tests set a time-scaled one). While set, a request above it is answered 429 with
+    /// `Retry-After` (the seconds until a slot frees).
+    pub window: super::RequestWindow,
 }
 
 #[derive(Clone)]
@@ -68,6 +72,7 @@ impl FakeAsana {
             projects: vec![],
             tasks: vec![],
             expire_after_calls: None,
+            window: Default::default(),
         }));
         let state = (oauth.clone(), data.clone());
         let router = Router::new()
@@ -182,7 +187,13 @@ fn check(oauth: &FakeOAuth, data: &Mutex<AsanaData>, headers: &HeaderMap) -> Res
             None => {}
         }
     }
-    oauth.check_api(headers, unauthorized, rate_limited)
+    oauth.check_api(headers, unauthorized, rate_limited)?;
+    data.lock()
+        .unwrap()
+        .window
+        .admit()
+        .map(|_| ())
+        .map_err(|wait| rate_limited(super::ceil_secs(wait)))
 }
 
 /// The shared token endpoint; a refresh answer carries no refresh token (Asana keeps it).

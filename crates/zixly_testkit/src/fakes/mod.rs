@@ -35,3 +35,63 @@ pub async fn serve(router: axum::Router) -> (String, tokio::task::JoinHandle<()>
     });
     (format!("http://{addr}"), handle)
 }
+
+/// A provider's per-window request limit as a fake enforces it (an optional `limit` requests in
+/// any `per`-long interval, sliding), and a record of the requests it let through, so a test can
+/// assert how many were seen in any window.
+#[derive(Debug, Default)]
+pub struct RequestWindow {
+    /// `(calls, per)`; `None`: unlimited (the default: tests of other behaviour never see it).
+    pub limit: Option<(usize, std::time::Duration)>,
+    /// When the requests answered (not refused) arrived.
+    pub times: Vec<std::time::Instant>,
+    /// Requests refused for the limit (answered 429).
+    pub refused: u64,
+}
+
+impl RequestWindow {
+    /// Counts a request arriving now. `Ok(Some(remaining))` when a limit is set (what is left in
+    /// the window after this request), `Ok(None)` without one; `Err(wait)` when the request is
+    /// above the limit: the time until the oldest request in the window leaves it.
+    pub fn admit(&mut self) -> Result<Option<usize>, std::time::Duration> {
+        let now = std::time::Instant::now();
+        let Some((calls, per)) = self.limit else {
+            self.times.push(now);
+            return Ok(None);
+        };
+        let in_window: Vec<std::time::Instant> = self
+            .times
+            .iter()
+            .rev()
+            .take_while(|t| now.duration_since(**t) < per)
+            .copied()
+            .collect();
+        if in_window.len() >= calls {
+            self.refused += 1;
+            // `in_window` is newest first: the one that frees a slot is `calls` from the end.
+            let frees = in_window[calls - 1] + per;
+            return Err(frees.saturating_duration_since(now));
+        }
+        self.times.push(now);
+        Ok(Some(calls - in_window.len() - 1))
+    }
+
+    /// The most requests answered within any `per`-long interval.
+    pub fn max_in_window(&self, per: std::time::Duration) -> usize {
+        let t = &self.times;
+        let mut best = 0;
+        let mut lo = 0;
+        for hi in 0..t.len() {
+            while t[hi].duration_since(t[lo]) >= per {
+                lo += 1;
+            }
+            best = best.max(hi - lo + 1);
+        }
+        best
+    }
+}
+
+/// Whole seconds, rounded up, at least 1 (what `Retry-After` and `x-ratelimit-reset` carry).
+pub fn ceil_secs(d: std::time::Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}

@@ -40,6 +40,10 @@ pub struct PipedriveData {
     pub api_domain: String,
     /// Access tokens expire after this many more API requests (a token expiring mid-read).
     pub expire_after_calls: Option<u32>,
+    /// The burst limit (contracts/pipedrive.json `rate_limits`: a rolling 2-second window; tests
+    /// set a time-scaled one). While set, `x-ratelimit-limit`/`-remaining`/`-reset` report it and a
+    /// request above it is answered 429 with `x-ratelimit-remaining: 0`.
+    pub window: super::RequestWindow,
 }
 
 #[derive(Clone)]
@@ -73,6 +77,7 @@ impl FakePipedrive {
             deleted_at: Default::default(),
             api_domain: String::new(),
             expire_after_calls: None,
+            window: Default::default(),
         }));
         let (url, _handle) = super::serve(router(&oauth, &data)).await;
         data.lock().unwrap().api_domain = url.clone();
@@ -165,12 +170,16 @@ impl FakePipedrive {
 
 type S = (FakeOAuth, Arc<Mutex<PipedriveData>>);
 
-/// Expires tokens when the countdown runs out, then checks the token and injected faults.
+/// What the rate-limit headers of an answer report: (limit, remaining, reset seconds).
+type Budget = (u32, u32, u64);
+
+/// Expires tokens when the countdown runs out, then checks the token and injected faults, then
+/// the burst limit (when set). Returns the budget the answer's headers report, if a limit is set.
 fn check(
     oauth: &FakeOAuth,
     data: &Mutex<PipedriveData>,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<Option<Budget>, Response> {
     {
         let mut d = data.lock().unwrap();
         match d.expire_after_calls {
@@ -182,12 +191,29 @@ fn check(
             None => {}
         }
     }
-    oauth.check_api(headers, unauthorized, rate_limited)
+    oauth.check_api(headers, unauthorized, rate_limited)?;
+    let mut d = data.lock().unwrap();
+    let Some((calls, per)) = d.window.limit else {
+        d.window.times.push(std::time::Instant::now());
+        return Ok(None);
+    };
+    let limit = calls as u32;
+    match d.window.admit() {
+        Ok(remaining) => Ok(Some((
+            limit,
+            remaining.unwrap_or_default() as u32,
+            super::ceil_secs(per),
+        ))),
+        Err(wait) => {
+            let r = rate_limited(super::ceil_secs(wait));
+            Err(with_rate_headers(r, limit, 0, super::ceil_secs(wait)))
+        }
+    }
 }
 
-fn with_rate_headers(mut r: Response, remaining: u32, reset: u64) -> Response {
+fn with_rate_headers(mut r: Response, limit: u32, remaining: u32, reset: u64) -> Response {
     let h = r.headers_mut();
-    h.insert("x-ratelimit-limit", BURST_LIMIT.into());
+    h.insert("x-ratelimit-limit", limit.into());
     h.insert("x-ratelimit-remaining", remaining.into());
     h.insert("x-ratelimit-reset", reset.into());
     r
@@ -210,7 +236,7 @@ fn rate_limited(reset: u64) -> Response {
         Json(json!({"success": false, "error": "Too many requests", "errorCode": 429})),
     )
         .into_response();
-    with_rate_headers(r, 0, reset)
+    with_rate_headers(r, BURST_LIMIT, 0, reset)
 }
 
 fn bad_request(message: &str) -> Response {
@@ -285,7 +311,13 @@ fn time_of(v: &Value, key: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Filters by `updated_since`, sorts, pages; answers the v2 envelope with rate-limit headers.
-fn page(oauth: &FakeOAuth, now: DateTime<Utc>, items: Vec<Value>, q: &ListQuery) -> Response {
+fn page(
+    oauth: &FakeOAuth,
+    budget: Option<Budget>,
+    now: DateTime<Utc>,
+    items: Vec<Value>,
+    q: &ListQuery,
+) -> Response {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return bad_request("limit must be between 1 and 500");
@@ -319,13 +351,21 @@ fn page(oauth: &FakeOAuth, now: DateTime<Utc>, items: Vec<Value>, q: &ListQuery)
     let total = items.len();
     let data: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
     let next = (offset + limit < total).then(|| encode_cursor(offset + limit));
-    let calls = oauth.api_calls() as u32;
-    let remaining = BURST_LIMIT.saturating_sub(calls % BURST_LIMIT);
+    // Without a limit set, a made-up countdown that never reaches 0 (nothing is refused).
+    let (limit, remaining, reset) = budget.unwrap_or_else(|| {
+        let calls = oauth.api_calls() as u32;
+        (
+            BURST_LIMIT,
+            BURST_LIMIT.saturating_sub(calls % BURST_LIMIT),
+            2,
+        )
+    });
     let mut r = with_rate_headers(
         Json(json!({"success": true, "data": data, "additional_data": {"next_cursor": next}}))
             .into_response(),
+        limit,
         remaining,
-        2,
+        reset,
     );
     r.headers_mut()
         .insert("date", http_date(now).parse().unwrap());
@@ -373,15 +413,16 @@ async fn deals(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
-        return r;
-    }
+    let budget = match check(&oauth, &data, &headers) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let (now, items) = {
         let d = data.lock().unwrap();
         (d.now, deal_list(&d, &q, false))
     };
     match items {
-        Ok(items) => page(&oauth, now, items, &q),
+        Ok(items) => page(&oauth, budget, now, items, &q),
         Err(r) => r,
     }
 }
@@ -391,15 +432,16 @@ async fn archived_deals(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
-        return r;
-    }
+    let budget = match check(&oauth, &data, &headers) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let (now, items) = {
         let d = data.lock().unwrap();
         (d.now, deal_list(&d, &q, true))
     };
     match items {
-        Ok(items) => page(&oauth, now, items, &q),
+        Ok(items) => page(&oauth, budget, now, items, &q),
         Err(r) => r,
     }
 }
@@ -410,9 +452,10 @@ async fn list(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
-        return r;
-    }
+    let budget = match check(&oauth, &data, &headers) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let (now, items) = {
         let d = data.lock().unwrap();
         let items =
@@ -446,5 +489,5 @@ async fn list(
     } else {
         q
     };
-    page(&oauth, now, items, &q)
+    page(&oauth, budget, now, items, &q)
 }

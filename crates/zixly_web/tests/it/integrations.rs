@@ -812,10 +812,22 @@ async fn settings_are_merged_by_patch_and_audited() {
         json!({"settings": {"xero_organisation_name": null}}),
         json!({"settings": {}}),
         json!({"settings": {"a": 1}, "status": "ACTIVE"}),
+        json!({"settings": {"requests_per_minute": 0}}),
+        json!({"settings": {"requests_per_minute": 1501}}),
+        json!({"settings": {"requests_per_minute": 1.5}}),
+        json!({"settings": {"requests_per_minute": "1500"}}),
     ] {
         let res = app.patch(&path, &app.a.admin, &body).await;
         assert_eq!(res.status(), 422, "{body}");
     }
+    let res = app
+        .patch(
+            &path,
+            &app.a.admin,
+            &json!({"settings": {"requests_per_minute": 1500}}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "a paid Asana workspace's limit");
     let res = app
         .patch(&path, &app.a.editor, &json!({"settings": {"a": 1}}))
         .await;
@@ -825,7 +837,7 @@ async fn settings_are_merged_by_patch_and_audited() {
         .into_iter()
         .filter(|a| a == "integration.update")
         .count();
-    assert_eq!(updates, 2);
+    assert_eq!(updates, 3);
 }
 
 #[tokio::test]

@@ -185,6 +185,10 @@ pub(super) async fn update_integration(
                 format!("settings.{key}"),
                 "is set by choosing the organisation (POST /api/v1/integrations/{id}/organisation, or the Integrations page)",
             ));
+        } else if key == zixly_sync::engine::REQUESTS_PER_MINUTE {
+            if let Err(e) = zixly_sync::engine::requests_per_minute(body.settings.get(key)) {
+                errors.push(ErrorDetail::field(format!("settings.{key}"), e));
+            }
         }
     }
     if !errors.is_empty() {
