@@ -12,6 +12,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
+import { accountChecks } from "./account.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -250,6 +251,8 @@ try {
   await ipage.goto(`${base}/clients`);
   assert.ok(new URL(ipage.url()).pathname.startsWith("/login"), `the deactivated user is signed out (at ${ipage.url()})`);
   await ictx.close();
+
+  await accountChecks({ page, base, cfg, log, shot, assertLabelled, assertNoHorizontalScroll });
 
   log("integrations and audit pages render for ADMIN");
   await page.getByRole("link", { name: "Integrations", exact: true }).click();

@@ -14,7 +14,7 @@ use zixly_db::queries::users::UserRow;
 use zixly_db::TenantTx;
 use zixly_domain::{EmailAddress, Role};
 
-use crate::api::auth::deliver;
+use crate::api::auth::{deliver, issue_password_reset, reset_mail_body};
 use crate::auth::{issue_secret, Admin, Auth, SecretKind};
 use crate::error::{ApiError, ApiResult, ErrorDetail};
 use crate::AppState;
@@ -220,4 +220,66 @@ pub(crate) async fn reactivate(auth: &Auth<Admin>, id: Uuid) -> ApiResult<UserRo
         .await?;
     tx.commit().await?;
     Ok(after)
+}
+
+/// A password-reset link issued by an ADMIN for one of the tenant's users.
+#[derive(Debug)]
+pub(crate) struct ResetIssued {
+    /// The user's email (the page names them; the API does not repeat it).
+    pub email: String,
+    pub delivery: Delivery,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Issues a password-reset link for user `id` (404 when not in the tenant) and mails it, or
+/// hands it back when there is no mailer. Audited as `user.password_reset_issue` after delivery
+/// (its own transaction: the link exists either way) so the row records how the link went out.
+pub(crate) async fn issue_reset_link(
+    state: &AppState,
+    auth: &Auth<Admin>,
+    id: Uuid,
+) -> ApiResult<ResetIssued> {
+    let tx = auth.begin().await?;
+    let user = tx.get_user(id).await?;
+    let link = issue_password_reset(state, &tx, id, Some(auth.user_id())).await?;
+    tx.commit().await?;
+    let body = reset_mail_body(&link.url, link.expires_at);
+    let delivery = deliver_link(
+        state,
+        &user.email,
+        "Reset your Zixly password",
+        &body,
+        link.url,
+    )
+    .await;
+    let tx = auth.begin().await?;
+    tx.append_audit(&auth.audit(
+        "user.password_reset_issue",
+        "user",
+        Some(id.to_string()),
+        json!({"delivery": delivery.as_str()}),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(ResetIssued {
+        email: user.email,
+        delivery,
+        expires_at: link.expires_at,
+    })
+}
+
+/// Revokes a pending invitation (404 when there is none with this id). Audited as
+/// `invitation.revoke`.
+pub(crate) async fn revoke_invitation(auth: &Auth<Admin>, id: Uuid) -> ApiResult<Invitation> {
+    let tx = auth.begin().await?;
+    let invitation = tx.revoke_invitation(id).await?;
+    tx.append_audit(&auth.audit(
+        "invitation.revoke",
+        "invitation",
+        Some(id.to_string()),
+        json!({"email": invitation.email}),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(invitation)
 }

@@ -6,19 +6,17 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use zixly_db::queries::auth::{NewToken, TokenInfo, TokenKind};
+use zixly_db::queries::auth::TokenInfo;
 use zixly_db::queries::users::UserRow;
-use zixly_domain::password::verify_password;
 
-use crate::api::auth::{check_new_password, hash_new_password, LoginThrottle};
+use crate::actions::account;
 use crate::api::Page;
-use crate::auth::{issue_secret, Auth, SecretKind, Viewer};
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
+use crate::auth::{Auth, Viewer};
+use crate::error::{ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -95,44 +93,7 @@ async fn change_password(
     auth: Auth<Viewer>,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    // Cheap checks first: a new password that cannot be accepted spends no argon2 work.
-    check_new_password("new_password", &req.new_password)?;
-    let throttle = LoginThrottle::new(&auth.principal().email, auth.ctx().client_addr);
-    throttle.check(&state).await?;
-    let current = {
-        let tx = auth.begin().await?;
-        let current = tx.user_password_hash(auth.user_id()).await?;
-        tx.commit().await?;
-        current.unwrap_or_default()
-    };
-    let given = req.current_password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&given, &current))
-        .await
-        .unwrap_or(false);
-    if !ok {
-        let lock = throttle.fail(&state).await?;
-        tracing::info!(locked_for_secs = lock, "wrong current password");
-        return Err(ApiError::invalid_field(
-            "current_password",
-            "does not match",
-        ));
-    }
-    throttle.succeed(&state).await?;
-    let hash = hash_new_password("new_password", req.new_password).await?;
-    let tx = auth.begin().await?;
-    tx.set_user_password(auth.user_id(), &hash).await?;
-    let revoked = tx
-        .revoke_user_tokens(auth.user_id(), Some(auth.principal().token_id))
-        .await?;
-    tx.append_audit(&auth.audit(
-        "user.password_change",
-        "user",
-        Some(auth.user_id().to_string()),
-        json!({"tokens_revoked": revoked}),
-    ))
-    .await?;
-    tx.commit().await?;
-    auth.forget_user_tokens(auth.tenant_id(), auth.user_id());
+    account::change_password(&state, &auth, req.current_password, req.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -179,9 +140,7 @@ pub struct CreatedToken {
     security(("bearer" = ["VIEWER"]), ("cookie" = ["VIEWER"])),
     responses((status = 200, body = Page<TokenView>), (status = 401, body = ErrorBody)))]
 async fn list_tokens(auth: Auth<Viewer>) -> ApiResult<Json<Page<TokenView>>> {
-    let tx = auth.begin().await?;
-    let tokens = tx.list_personal_tokens(auth.user_id()).await?;
-    tx.commit().await?;
+    let tokens = account::list_tokens(&auth).await?;
     Ok(Json(Page::all(
         tokens.into_iter().map(TokenView::from).collect(),
     )))
@@ -199,56 +158,12 @@ async fn create_token(
     auth: Auth<Viewer>,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    let name = req.name.trim();
-    let mut problems = Vec::new();
-    if name.is_empty() || name.chars().count() > 100 {
-        problems.push(crate::error::ErrorDetail::field(
-            "name",
-            "must be 1 to 100 characters",
-        ));
-    }
-    let days = req.expires_in_days.unwrap_or(90);
-    if !(1..=365).contains(&days) {
-        problems.push(crate::error::ErrorDetail::field(
-            "expires_in_days",
-            "must be between 1 and 365",
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::validation(problems));
-    }
-    let secret = issue_secret(SecretKind::Personal, auth.tenant_id());
-    let expires_at = Utc::now() + chrono::Duration::days(i64::from(days));
-    let tx = auth.begin().await?;
-    let id = tx
-        .insert_auth_token(&NewToken {
-            user_id: auth.user_id(),
-            kind: TokenKind::Personal,
-            name: Some(name),
-            token_hash: &secret.hash,
-            expires_at,
-            created_addr: auth.ctx().client_addr,
-        })
-        .await?;
-    tx.append_audit(&auth.audit(
-        "token.create",
-        "token",
-        Some(id.to_string()),
-        json!({"name": name, "expires_at": expires_at}),
-    ))
-    .await?;
-    let info = tx
-        .list_personal_tokens(auth.user_id())
-        .await?
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(ApiError::internal)?;
-    tx.commit().await?;
+    let created = account::create_token(&auth, &req.name, req.expires_in_days).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
-            token: secret.token,
-            info: info.into(),
+            token: created.token,
+            info: created.info.into(),
         }),
     ))
 }
@@ -259,16 +174,6 @@ async fn create_token(
     params(("id" = Uuid, Path, description = "Token id")),
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke_token(auth: Auth<Viewer>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
-    let tx = auth.begin().await?;
-    let token = tx.revoke_personal_token(auth.user_id(), id).await?;
-    tx.append_audit(&auth.audit(
-        "token.revoke",
-        "token",
-        Some(id.to_string()),
-        json!({"name": token.name}),
-    ))
-    .await?;
-    tx.commit().await?;
-    auth.forget_token(auth.tenant_id(), id);
+    account::revoke_token(&auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,7 +22,6 @@ use zixly_db::queries::auth::Invitation;
 use zixly_domain::{EmailAddress, Role};
 
 use crate::actions::users::{self as actions, Delivery, UserChange};
-use crate::api::auth::{issue_password_reset, reset_mail_body};
 use crate::api::me::UserView;
 use crate::api::{Page, PageParams};
 use crate::auth::{Admin, Auth};
@@ -204,34 +203,11 @@ async fn reset_user_password(
     axum::extract::State(state): axum::extract::State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<(StatusCode, Json<LinkDelivery>)> {
-    let tx = auth.begin().await?;
-    let user = tx.get_user(id).await?;
-    let link = issue_password_reset(&state, &tx, id, Some(auth.user_id())).await?;
-    tx.commit().await?;
-    let body = reset_mail_body(&link.url, link.expires_at);
-    let delivered = LinkDelivery::new(
-        actions::deliver_link(
-            &state,
-            &user.email,
-            "Reset your Zixly password",
-            &body,
-            link.url,
-        )
-        .await,
-        link.expires_at,
-    );
-    // Audited after delivery so the row records how the link went out (its own transaction:
-    // the link exists either way).
-    let tx = auth.begin().await?;
-    tx.append_audit(&auth.audit(
-        "user.password_reset_issue",
-        "user",
-        Some(id.to_string()),
-        json!({"delivery": delivered.delivery}),
+    let issued = actions::issue_reset_link(&state, &auth, id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LinkDelivery::new(issued.delivery, issued.expires_at)),
     ))
-    .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(delivered)))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -329,15 +305,6 @@ async fn create_invitation(
     security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
     responses((status = 204, description = "Revoked"), (status = 404, body = ErrorBody)))]
 async fn revoke_invitation(auth: Auth<Admin>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
-    let tx = auth.begin().await?;
-    let invitation = tx.revoke_invitation(id).await?;
-    tx.append_audit(&auth.audit(
-        "invitation.revoke",
-        "invitation",
-        Some(id.to_string()),
-        json!({"email": invitation.email}),
-    ))
-    .await?;
-    tx.commit().await?;
+    actions::revoke_invitation(&auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -54,6 +54,7 @@ pub enum Nav {
     Integrations,
     Team,
     Audit,
+    Account,
     None,
 }
 
@@ -132,7 +133,7 @@ pub fn layout(title: &str, nav: Nav, who: Option<&Who<'_>>, body: &str) -> Strin
         let _ = write!(
             out,
             r#"</nav>
-<div class="who"><span class="email" title="{tenant}">{email}</span><span class="badge" data-role="{role}">{role}</span>
+<div class="who"><a class="email" href="/account" title="Your account at {tenant}"{account_current}>{email}</a><span class="badge" data-role="{role}">{role}</span>
 <form method="post" action="/logout">{csrf}<button type="submit">Log out</button></form></div>
 </div></header>
 "#,
@@ -140,6 +141,11 @@ pub fn layout(title: &str, nav: Nav, who: Option<&Who<'_>>, body: &str) -> Strin
             email = esc(who.email),
             role = who.role.as_str(),
             csrf = csrf_field(who.csrf),
+            account_current = if nav == Nav::Account {
+                r#" aria-current="page""#
+            } else {
+                ""
+            },
         );
     }
     let _ = write!(out, "<main id=\"main\">\n{body}\n</main>\n");

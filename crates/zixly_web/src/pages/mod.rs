@@ -14,10 +14,12 @@
 //! - Role-aware: controls a role may not use are not rendered, and the handlers behind them demand
 //!   the capability anyway.
 
+mod account;
 mod assets;
 mod audit;
 mod auth_pages;
 mod clients;
+mod flash;
 mod html;
 mod imports;
 mod integrations;
@@ -26,6 +28,7 @@ mod overview;
 mod redirect;
 mod reports;
 mod team;
+mod time;
 
 use std::marker::PhantomData;
 
@@ -87,11 +90,20 @@ pub fn router() -> Router<AppState> {
             "/integrations/{provider}/{action}",
             post(integrations::integration_action),
         )
+        .route("/account", get(account::account))
+        .route("/account/password", post(account::change_password))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .route("/team", get(team::team))
         .route("/team/invite", post(team::invite))
         .route("/team/{id}/role", post(team::change_role))
         .route("/team/{id}/deactivate", post(team::deactivate))
         .route("/team/{id}/reactivate", post(team::reactivate))
+        .route("/team/{id}/password-reset", post(team::password_reset))
+        .route(
+            "/team/invitations/{id}/revoke",
+            post(team::revoke_invitation),
+        )
         .route("/audit", get(audit::audit))
 }
 

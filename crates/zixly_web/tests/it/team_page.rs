@@ -101,8 +101,9 @@ async fn the_page_refuses_an_email_with_a_space_with_a_readable_message() {
         &[("email", "a b@c.co"), ("role", "VIEWER")],
     )
     .await;
-    let (kind, html) = follow(&app, &s.0, res).await;
-    assert_eq!(kind, "err");
+    // Invalid input is answered directly (422, the page with the message), not redirected.
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
     assert!(
         html.contains("The email address contains a space."),
         "{html}"
@@ -124,8 +125,8 @@ async fn the_page_refuses_an_email_with_a_space_with_a_readable_message() {
         &[("email", "nobody"), ("role", "OWNER")],
     )
     .await;
-    let (kind, html) = follow(&app, &s.0, res).await;
-    assert_eq!(kind, "err");
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
     assert!(html.contains("The email address has no `@`."), "{html}");
     assert!(
         html.contains("Choose a role: ADMIN, EDITOR or VIEWER."),
@@ -361,4 +362,124 @@ async fn page_and_api_write_audit_rows_of_the_same_shape() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn flash_messages_come_from_codes_never_from_text_in_the_url() {
+    let app = spawn_app().await;
+    let s = team_session(&app, &app.a.admin).await;
+    // Free text in the URL shows nothing, whatever the key.
+    for path in [
+        "/team?ok=Your+account+is+locked%2C+call+0400+000+000",
+        "/team?err=Your+account+is+locked",
+        "/team?ok=last_admin",
+    ] {
+        let html = get_page(&app, &s.0, path).await;
+        assert!(!html.contains("locked"), "{path}: {html}");
+        assert!(!html.contains(r#"class="flash"#), "{path}: {html}");
+    }
+    // A known code names its subject from the database, in this tenant only.
+    let viewer = app.a.viewer.id;
+    let html = get_page(&app, &s.0, &format!("/team?ok=role_changed&who={viewer}")).await;
+    assert!(
+        html.contains(&format!("{} is now VIEWER.", app.a.viewer.email)),
+        "{html}"
+    );
+    let other = app.b.viewer.id;
+    let html = get_page(&app, &s.0, &format!("/team?ok=role_changed&who={other}")).await;
+    assert!(!html.contains(&app.b.viewer.email), "{html}");
+    assert!(html.contains("someone is now"), "{html}");
+}
+
+#[tokio::test]
+async fn an_admin_issues_a_reset_link_and_revokes_an_invitation_on_the_page() {
+    let app = spawn_app().await;
+    let s = team_session(&app, &app.a.admin).await;
+    let viewer = &app.a.viewer;
+
+    // No mailer: the link is shown once, on the answer, and it works.
+    let res = post_form(
+        &app,
+        &s,
+        &format!("/team/{}/password-reset", viewer.id),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("data-reset-link"), "{html}");
+    let token = html
+        .split_once("reset-password#token=")
+        .and_then(|(_, rest)| rest.split_once('<'))
+        .map(|(t, _)| t.to_string())
+        .expect("the reset link on the page");
+    let confirmed = app
+        .anonymous(Method::POST, "/api/v1/auth/password-reset/confirm")
+        .json(&json!({"token": token, "password": "a brand new password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        confirmed.status(),
+        204,
+        "the shown link resets the password"
+    );
+    assert_eq!(
+        audit_rows(&app, "user.password_reset_issue").await.len(),
+        1,
+        "audited like the API's"
+    );
+    // Another tenant's user is not found (the page's 404 → a "gone" notice, nothing issued).
+    let res = post_form(
+        &app,
+        &s,
+        &format!("/team/{}/password-reset", app.b.viewer.id),
+        &[],
+    )
+    .await;
+    let (kind, html) = follow(&app, &s.0, res).await;
+    assert_eq!(kind, "err");
+    assert!(html.contains("no longer exists"), "{html}");
+
+    // Revoking a pending invitation, as DELETE /api/v1/invitations/{id} does.
+    let res = app
+        .post(
+            "/api/v1/invitations",
+            &app.a.admin,
+            &json!({"email": "later@a.example", "role": "VIEWER"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let invitation = body(res).await["invitation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let html = get_page(&app, &s.0, "/team").await;
+    assert!(
+        html.contains(&format!("/team/invitations/{invitation}/revoke")),
+        "{html}"
+    );
+    let res = post_form(
+        &app,
+        &s,
+        &format!("/team/invitations/{invitation}/revoke"),
+        &[],
+    )
+    .await;
+    let (kind, html) = follow(&app, &s.0, res).await;
+    assert_eq!(kind, "ok");
+    assert!(html.contains("The invitation was revoked."), "{html}");
+    assert!(!html.contains("later@a.example"), "{html}");
+    let pending = body(app.get("/api/v1/invitations", &app.a.admin).await).await;
+    assert!(pending["data"].as_array().unwrap().is_empty(), "{pending}");
+    assert_eq!(audit_rows(&app, "invitation.revoke").await.len(), 1);
+    // A second revoke finds nothing.
+    let res = post_form(
+        &app,
+        &s,
+        &format!("/team/invitations/{invitation}/revoke"),
+        &[],
+    )
+    .await;
+    assert_eq!(follow(&app, &s.0, res).await.0, "err");
 }
