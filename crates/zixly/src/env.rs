@@ -260,3 +260,40 @@ fn log_applied(applied: &[i32]) {
         tracing::info!(versions = ?applied, "database migrated");
     }
 }
+
+/// Who runs this command, for audit rows: `cli:<OS user>` (`$USER`, else `$LOGNAME`, else the
+/// numeric uid). A CLI change is recorded in the tenant's audit log like a web change, so an
+/// ADMIN sees who added a user or imported a file from a shell.
+pub fn cli_actor() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let user = std::env::var("USER")
+        .ok()
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| {
+            std::fs::metadata("/proc/self")
+                .ok()
+                .map(|m| format!("uid {}", m.uid()))
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    format!("cli:{user}")
+}
+
+/// An audit row of a CLI change (actor [`cli_actor`], no user id, no request).
+pub fn cli_audit(
+    action: &str,
+    entity_type: &str,
+    entity_id: Option<String>,
+    summary: serde_json::Value,
+) -> zixly_db::queries::audit::AuditEntry {
+    zixly_db::queries::audit::AuditEntry {
+        actor_user_id: None,
+        actor_label: cli_actor(),
+        action: action.to_string(),
+        entity_type: entity_type.to_string(),
+        entity_id,
+        summary,
+        request_id: None,
+        client_addr: None,
+    }
+}

@@ -99,6 +99,15 @@ async fn execute(
             let name = BiRoleName::parse(&name)?;
             let (password, generated) = password.context("password read before connecting")?;
             bi_roles::create(&db.admin_url, &name, tenant, &password, connection_limit).await?;
+            let tx = db.app.begin_tenant(tenant).await?;
+            tx.append_audit(&crate::env::cli_audit(
+                "bi_role.create",
+                "bi_role",
+                Some(name.to_string()),
+                serde_json::json!({"connection_limit": connection_limit}),
+            ))
+            .await?;
+            tx.commit().await?;
             let tenant_name = db
                 .system
                 .list_tenants()
@@ -158,7 +167,24 @@ async fn execute(
             Ok(ExitCode::SUCCESS)
         }
         BiRoleCommand::Drop { name } => {
+            // Recorded in the tenant it served (looked up before the mapping goes).
+            let tenant = bi_roles::list(&db.admin_url)
+                .await?
+                .into_iter()
+                .find(|l| l.name == name)
+                .map(|l| l.tenant_id);
             bi_roles::drop(&db.admin_url, &name).await?;
+            if let Some(tenant) = tenant {
+                let tx = db.app.begin_tenant(tenant).await?;
+                tx.append_audit(&crate::env::cli_audit(
+                    "bi_role.drop",
+                    "bi_role",
+                    Some(name.clone()),
+                    serde_json::json!({}),
+                ))
+                .await?;
+                tx.commit().await?;
+            }
             println!("dropped BI login {name}");
             Ok(ExitCode::SUCCESS)
         }

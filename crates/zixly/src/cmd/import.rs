@@ -107,6 +107,13 @@ async fn import_opened<T: Loadable>(
     let options = LoadOptions {
         file_name: Some(file_name.clone()),
         skip_invalid: args.skip_invalid,
+        // The audit row of an upload through the API or the page, with the CLI as the actor.
+        audit: Some(crate::env::cli_audit(
+            "import.csv",
+            "dataset",
+            Some(T::DATASET.as_str().to_string()),
+            serde_json::json!({"file_name": file_name, "skip_invalid": args.skip_invalid}),
+        )),
         ..LoadOptions::new("csv")
     };
     let file = File::open(&args.file).with_context(|| format!("cannot open {file_name}"))?;

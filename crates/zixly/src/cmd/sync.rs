@@ -127,6 +127,18 @@ async fn sync(
         bail!("the {provider} integration is disabled");
     }
     let job = zixly_sync::engine::enqueue_sync(&tx, integration.id).await?;
+    // As `POST /api/v1/integrations/{id}/sync` records it, with the CLI as the actor.
+    tx.append_audit(&crate::env::cli_audit(
+        "integration.sync",
+        "integration",
+        Some(integration.id.to_string()),
+        serde_json::json!({
+            "provider": provider.as_str(),
+            "job_id": job.id(),
+            "already_queued": matches!(job, zixly_db::queue::Enqueued::Duplicate(_)),
+        }),
+    ))
+    .await?;
     tx.commit().await?;
     let job_id = job.id();
     if !args.wait {

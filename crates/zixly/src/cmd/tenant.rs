@@ -84,6 +84,15 @@ async fn execute(db: &Database, command: TenantCommand) -> Result<ExitCode> {
         } => {
             let currency: CurrencyCode = base_currency.parse()?;
             let id = db.system.create_tenant(&name, currency, &time_zone).await?;
+            let tx = db.app.begin_tenant(id).await?;
+            tx.append_audit(&crate::env::cli_audit(
+                "tenant.create",
+                "tenant",
+                Some(id.to_string()),
+                serde_json::json!({"name": name.trim(), "base_currency": currency.to_string(), "time_zone": time_zone}),
+            ))
+            .await?;
+            tx.commit().await?;
             println!(
                 "Created tenant \"{}\" with base currency {currency}",
                 name.trim()

@@ -75,6 +75,14 @@ pub async fn run(global: &Global, command: UserCommand) -> Result<ExitCode> {
                 }
                 other => other.into(),
             })?;
+        // The same action name and summary as a web invitation's acceptance would create.
+        tx.append_audit(&crate::env::cli_audit(
+            "user.create",
+            "user",
+            Some(id.to_string()),
+            serde_json::json!({"email": email.as_str(), "role": role.as_str()}),
+        ))
+        .await?;
         tx.commit().await?;
         Ok(id)
     }

@@ -1,6 +1,7 @@
 //! Integration tests of the `zixly` binary: one test binary.
 mod bench_cli;
 mod bi_role;
+mod cli_audit;
 mod import;
 mod import_kill;
 mod lifecycle;
