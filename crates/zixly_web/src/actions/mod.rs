@@ -6,10 +6,12 @@
 //! answers with rows or an [`crate::error::ApiError`]. What differs between the front ends stays
 //! with them: parsing JSON or a form, and shaping the answer as JSON or as a page.
 //!
+//! - [`clients`]: create, change (rename), delete a client.
 //! - [`metrics`]: list the metric catalogue, change a custom metric's definition.
 //! - [`users`]: invite, change a user's role or name, deactivate, reactivate.
 //!
 //! (The CSV import action, older, lives in `crate::imports` and follows the same rule.)
 
+pub(crate) mod clients;
 pub(crate) mod metrics;
 pub(crate) mod users;
