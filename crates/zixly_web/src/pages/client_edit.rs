@@ -8,7 +8,7 @@
 
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -383,5 +383,8 @@ pub async fn delete(
         .await;
     }
     actions::delete(&user.auth, id).await?;
-    Ok(see_other(&format!("/clients?done={}", Done::Deleted.code())).into_response())
+    Ok(see_other(&format!(
+        "/clients?done={}",
+        Done::Deleted.code()
+    )))
 }

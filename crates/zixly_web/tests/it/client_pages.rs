@@ -59,7 +59,11 @@ async fn post_form(
 }
 
 fn location(res: &reqwest::Response) -> String {
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "a redirect after the form");
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "a redirect after the form"
+    );
     res.headers()[LOCATION].to_str().unwrap().to_string()
 }
 
@@ -124,10 +128,16 @@ async fn an_editor_adds_renames_and_deletes_a_client_on_the_pages() {
     assert_eq!(status, 200);
     assert!(page.contains("Client added."), "the page confirms: {to}");
     assert!(page.contains("Wattle &amp; Co"));
-    assert!(page.contains("data-manage-client"), "EDITORs get rename and delete");
+    assert!(
+        page.contains("data-manage-client"),
+        "EDITORs get rename and delete"
+    );
     let (status, client) = client_json(&app, &id).await;
     assert_eq!(status, 200);
-    assert_eq!(client["client_name"], "Wattle & Co", "trimmed as the API trims");
+    assert_eq!(
+        client["client_name"], "Wattle & Co",
+        "trimmed as the API trims"
+    );
     assert_eq!(client["client_id"], "WAT-1");
     assert_eq!(client["industry"], "Retail");
     assert_eq!(client["currency"], "AUD");
@@ -156,9 +166,17 @@ async fn an_editor_adds_renames_and_deletes_a_client_on_the_pages() {
     )
     .await;
     assert_eq!(location(&res), format!("/clients/{id}?done=renamed"));
-    let (_, page) = fetch(&app, Some(&b.cookie), &format!("/clients/{id}?done=renamed")).await;
+    let (_, page) = fetch(
+        &app,
+        Some(&b.cookie),
+        &format!("/clients/{id}?done=renamed"),
+    )
+    .await;
     assert!(page.contains("Client renamed."));
-    assert_eq!(client_json(&app, &id).await.1["client_name"], "Wattle and Co");
+    assert_eq!(
+        client_json(&app, &id).await.1["client_name"],
+        "Wattle and Co"
+    );
     let rows = audit_rows(&app, "client.update").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(
@@ -174,8 +192,15 @@ async fn an_editor_adds_renames_and_deletes_a_client_on_the_pages() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(res.text().await.unwrap().contains("Name must not be blank."));
-    assert_eq!(client_json(&app, &id).await.1["client_name"], "Wattle and Co");
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Name must not be blank."));
+    assert_eq!(
+        client_json(&app, &id).await.1["client_name"],
+        "Wattle and Co"
+    );
 
     // Delete: the confirmation says what goes.
     let rows = json!({"rows": [
@@ -235,14 +260,21 @@ async fn the_add_form_names_what_is_wrong_and_keeps_what_was_typed() {
         &app,
         &b,
         "/clients/new",
-        &[("client_name", ""), ("client_id", "X-1"), ("currency", "dollars")],
+        &[
+            ("client_name", ""),
+            ("client_id", "X-1"),
+            ("currency", "dollars"),
+        ],
     )
     .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = res.text().await.unwrap();
     assert!(html.contains("Name must not be blank."), "{html}");
     assert!(html.contains("Currency "), "the currency is named: {html}");
-    assert!(html.contains(r#"value="X-1""#), "the typed client ID is kept");
+    assert!(
+        html.contains(r#"value="X-1""#),
+        "the typed client ID is kept"
+    );
     // A taken client ID is a conflict, said on the form.
     let first = post_form(
         &app,
@@ -269,7 +301,11 @@ async fn the_add_form_names_what_is_wrong_and_keeps_what_was_typed() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing was added");
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        0,
+        "nothing was added"
+    );
 }
 
 #[tokio::test]
@@ -297,7 +333,10 @@ async fn viewers_get_no_client_forms_and_posting_them_anyway_is_refused() {
             "/clients/new".to_string(),
             vec![("client_name", "Sneaky"), ("client_id", "S-1")],
         ),
-        (format!("/clients/{id}/rename"), vec![("client_name", "Sneaky")]),
+        (
+            format!("/clients/{id}/rename"),
+            vec![("client_name", "Sneaky")],
+        ),
         (format!("/clients/{id}/delete"), vec![("confirm", "Viewed")]),
     ] {
         let res = post_form(&app, &b, &path, &fields).await;
@@ -338,9 +377,17 @@ async fn error_pages_keep_the_navigation_and_the_api_keeps_json() {
         assert!(html.contains("Page not found"), "{path}: {html}");
         assert!(html.contains(r#"class="topbar""#), "{path}: navigation");
         assert!(html.contains(">Log out<"), "{path}: the log-out form");
-        assert!(html.contains(&app.a.admin.email), "{path}: who is signed in");
+        assert!(
+            html.contains(&app.a.admin.email),
+            "{path}: who is signed in"
+        );
     }
-    let (_, html) = fetch(&app, Some(&b.cookie), &format!("/clients/{}", Uuid::now_v7())).await;
+    let (_, html) = fetch(
+        &app,
+        Some(&b.cookie),
+        &format!("/clients/{}", Uuid::now_v7()),
+    )
+    .await;
     assert!(
         html.contains(r#"<a href="/clients" aria-current="page">Clients</a>"#),
         "the client's section is current: {html}"
@@ -380,7 +427,10 @@ async fn error_pages_keep_the_navigation_and_the_api_keeps_json() {
     assert_eq!(status, 403);
     assert!(html.contains("Not allowed"));
     assert!(html.contains(r#"class="topbar""#));
-    assert!(!html.contains(r#"href="/team""#), "a VIEWER's navigation has no Team");
+    assert!(
+        !html.contains(r#"href="/team""#),
+        "a VIEWER's navigation has no Team"
+    );
 }
 
 fn provider(p: Provider) -> ProviderConfig {
@@ -412,13 +462,19 @@ async fn providers_this_server_cannot_connect_say_what_to_configure() {
     let (status, html) = fetch(&app, Some(&b.cookie), "/integrations").await;
     assert_eq!(status, 200);
     let xero = card(&html, "XERO");
-    assert!(xero.contains("Connect Xero"), "a configured provider: {xero}");
+    assert!(
+        xero.contains("Connect Xero"),
+        "a configured provider: {xero}"
+    );
     assert!(!xero.contains("Not set up"));
     let pipedrive = card(&html, "PIPEDRIVE");
     assert!(pipedrive.contains("Not set up"), "{pipedrive}");
     assert!(pipedrive.contains("ZIXLY_PIPEDRIVE_CLIENT_ID"));
     assert!(pipedrive.contains("ZIXLY_PIPEDRIVE_CLIENT_SECRET"));
-    assert!(!pipedrive.contains("/connect"), "no Connect button that would fail");
+    assert!(
+        !pipedrive.contains("/connect"),
+        "no Connect button that would fail"
+    );
     // A VIEWER learns it is not set up, without the server's configuration.
     let v = browser(&app, &app.a.viewer).await;
     let (_, html) = fetch(&app, Some(&v.cookie), "/integrations").await;
