@@ -74,6 +74,7 @@ export async function pagesChecks({ page, base, log, shot, assertLabelled, asser
     await assertNoHorizontalScroll(page);
     await shot(page, shotName);
   }
+  await page.goto(`${base}/clients`);
   const firstClient = await page.locator("table[data-table=clients] tbody tr a").first().getAttribute("href");
   await page.goto(`${base}${firstClient}`);
   await page.locator("[data-manage-client]").waitFor();
