@@ -13,6 +13,7 @@ import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
 import { accountChecks } from "./account.mjs";
+import { pagesChecks } from "./pages.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -280,6 +281,7 @@ try {
   assert.equal(resp.status(), 404);
   await page.getByRole("heading", { name: "Page not found" }).waitFor();
   await shot(page, "not-found");
+  await pagesChecks({ page, base, log, shot, assertLabelled, assertNoHorizontalScroll });
 
   log("one number, one rounding: a margin reads the same on the clients list, the reports page and in the CSV");
   {

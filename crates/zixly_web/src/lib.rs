@@ -230,8 +230,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs", get(openapi::docs_page))
         .route("/api/docs/docs.js", get(openapi::docs_script))
         .route("/api/docs/docs.css", get(openapi::docs_style))
-        .merge(pages::router())
-        .fallback(|| async { ApiError::not_found("route") })
+        // The pages' router holds the fallback: HTML 404 for browsers, the API's JSON otherwise.
+        .merge(pages::router(&state))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

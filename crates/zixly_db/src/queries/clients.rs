@@ -119,6 +119,14 @@ pub struct DeletedClient {
     pub custom_metrics: i64,
 }
 
+/// How many rows of each kind belong to a client (see [`TenantTx::client_data_counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientDataCounts {
+    pub financials: i64,
+    pub lead_events: i64,
+    pub custom_metrics: i64,
+}
+
 /// `%` and `_` (and the escape character) in a search are literal.
 pub(crate) fn like_pattern(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -355,6 +363,25 @@ impl TenantTx {
             financials: r.get(8),
             lead_events: r.get(9),
             custom_metrics: r.get(10),
+        }))
+    }
+
+    /// How many financials, lead events and custom metric values a client has: what deleting it
+    /// removes (the delete confirmation shows it). `None` when the tenant has no such client.
+    pub async fn client_data_counts(&self, id: Uuid) -> DbResult<Option<ClientDataCounts>> {
+        let sql = "select (select count(*) from financials where tenant_id = $1 and client_kpi_id = $2),
+                          (select count(*) from lead_events where tenant_id = $1 and client_kpi_id = $2),
+                          (select count(*) from custom_metrics where tenant_id = $1 and client_kpi_id = $2)
+                     from client_kpis where tenant_id = $1 and id = $2";
+        let row = self
+            .client()
+            .query_opt(sql, &[&self.tenant_id(), &id])
+            .await
+            .ctx("counting a client's data")?;
+        Ok(row.map(|r| ClientDataCounts {
+            financials: r.get(0),
+            lead_events: r.get(1),
+            custom_metrics: r.get(2),
         }))
     }
 

@@ -7,11 +7,13 @@
 //! with them: parsing JSON or a form, and shaping the answer as JSON or as a page.
 //!
 //! - [`account`]: the caller's own password and personal API tokens.
+//! - [`clients`]: create, change (rename), delete a client.
 //! - [`metrics`]: list the metric catalogue, change a custom metric's definition.
 //! - [`users`]: invite, change a user's role or name, deactivate, reactivate.
 //!
 //! (The CSV import action, older, lives in `crate::imports` and follows the same rule.)
 
 pub(crate) mod account;
+pub(crate) mod clients;
 pub(crate) mod metrics;
 pub(crate) mod users;

@@ -2,7 +2,8 @@
 //!
 //! Lists page by keyset on (name, id) or (id) — `sort=name|created` — with an opaque cursor; no
 //! OFFSET. `search` matches a substring of the name, case-insensitively. Deleting a client deletes
-//! its financials, lead events and metrics with it (the audit row records how many).
+//! its financials, lead events and metrics with it (the audit row records how many). The writes
+//! are [`crate::actions::clients`], which the client pages call too.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,20 +11,17 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use zixly_db::queries::clients::{
-    Client, ClientChanges, ClientCursor, ClientQuery, ClientSort, NewClient,
-};
-use zixly_domain::CurrencyCode;
+use zixly_db::queries::clients::{Client, ClientCursor, ClientQuery, ClientSort};
 
+use crate::actions::clients::{self as actions, ClientChange, ClientInput};
 use crate::api::csv::{self, CsvRow, FormatParam};
 use crate::api::{Page, PageParams};
 use crate::auth::{Auth, Editor, Viewer};
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody, ErrorDetail};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -213,46 +211,6 @@ pub struct ClientPatch {
     pub currency: Option<Option<String>>,
 }
 
-const MAX_TEXT: usize = 200;
-
-fn text(field: &str, value: &str, errors: &mut Vec<ErrorDetail>) -> String {
-    let v = value.trim();
-    if v.is_empty() {
-        errors.push(ErrorDetail::field(field, "must not be blank"));
-    } else if v.chars().count() > MAX_TEXT {
-        errors.push(ErrorDetail::field(
-            field,
-            format!("must be at most {MAX_TEXT} characters"),
-        ));
-    }
-    v.to_string()
-}
-
-fn currency(value: &str, errors: &mut Vec<ErrorDetail>) -> Option<CurrencyCode> {
-    match value.parse::<CurrencyCode>() {
-        Ok(c) => Some(c),
-        Err(e) => {
-            errors.push(ErrorDetail::field("currency", e.to_string()));
-            None
-        }
-    }
-}
-
-fn optional_text(
-    field: &str,
-    value: Option<&str>,
-    errors: &mut Vec<ErrorDetail>,
-) -> Option<String> {
-    let v = value.map(str::trim).filter(|v| !v.is_empty())?;
-    if v.chars().count() > MAX_TEXT {
-        errors.push(ErrorDetail::field(
-            field,
-            format!("must be at most {MAX_TEXT} characters"),
-        ));
-    }
-    Some(v.to_string())
-}
-
 /// Create a client
 #[utoipa::path(post, path = "/clients", tag = "clients", request_body = ClientCreate,
     security(("bearer" = ["EDITOR"]), ("cookie" = ["EDITOR"])),
@@ -262,29 +220,13 @@ async fn create_client(
     auth: Auth<Editor>,
     ApiJson(body): ApiJson<ClientCreate>,
 ) -> ApiResult<(StatusCode, Json<ClientView>)> {
-    let mut errors = Vec::new();
-    let new = NewClient {
-        client_id: text("client_id", &body.client_id, &mut errors),
-        client_name: text("client_name", &body.client_name, &mut errors),
-        industry: optional_text("industry", body.industry.as_deref(), &mut errors),
-        currency: body
-            .currency
-            .as_deref()
-            .and_then(|c| currency(c, &mut errors)),
+    let input = ClientInput {
+        client_id: &body.client_id,
+        client_name: &body.client_name,
+        industry: body.industry.as_deref(),
+        currency: body.currency.as_deref(),
     };
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let tx = auth.begin().await?;
-    let client = tx.create_client(&new).await?;
-    tx.append_audit(&auth.audit(
-        "client.create",
-        "client",
-        Some(client.id.to_string()),
-        json!({"client_id": client.client_id, "client_name": client.client_name, "industry": client.industry, "currency": client.currency}),
-    ))
-    .await?;
-    tx.commit().await?;
+    let client = actions::create(&auth, &input).await?;
     Ok((StatusCode::CREATED, Json(client.into())))
 }
 
@@ -313,65 +255,13 @@ async fn update_client(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ClientPatch>,
 ) -> ApiResult<Json<ClientView>> {
-    let mut errors = Vec::new();
-    let changes = ClientChanges {
-        client_id: body
-            .client_id
-            .as_deref()
-            .map(|v| text("client_id", v, &mut errors)),
-        client_name: body
-            .client_name
-            .as_deref()
-            .map(|v| text("client_name", v, &mut errors)),
-        industry: body
-            .industry
-            .as_ref()
-            .map(|v| optional_text("industry", v.as_deref(), &mut errors)),
-        currency: match &body.currency {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(c)) => Some(currency(c, &mut errors)),
-        },
+    let change = ClientChange {
+        client_id: body.client_id.as_deref(),
+        client_name: body.client_name.as_deref(),
+        industry: body.industry.as_ref().map(Option::as_deref),
+        currency: body.currency.as_ref().map(Option::as_deref),
     };
-    if changes.is_empty() {
-        errors.push(ErrorDetail {
-            reason: "nothing to change: give at least one field".into(),
-            ..Default::default()
-        });
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let tx = auth.begin().await?;
-    let (before, after) = tx
-        .update_client(id, &changes)
-        .await?
-        .ok_or_else(|| ApiError::not_found("client"))?;
-    let mut changed = serde_json::Map::new();
-    let pairs = [
-        ("client_id", json!(before.client_id), json!(after.client_id)),
-        (
-            "client_name",
-            json!(before.client_name),
-            json!(after.client_name),
-        ),
-        ("industry", json!(before.industry), json!(after.industry)),
-        ("currency", json!(before.currency), json!(after.currency)),
-    ];
-    for (name, old, new) in pairs {
-        if old != new {
-            changed.insert(name.into(), json!({"from": old, "to": new}));
-        }
-    }
-    tx.append_audit(&auth.audit(
-        "client.update",
-        "client",
-        Some(id.to_string()),
-        json!({ "changed": changed }),
-    ))
-    .await?;
-    tx.commit().await?;
-    Ok(Json(after.into()))
+    Ok(Json(actions::update(&auth, id, &change).await?.into()))
 }
 
 /// Delete a client and its data
@@ -380,24 +270,6 @@ async fn update_client(
     responses((status = 204, description = "Deleted, with its financials, lead events and metrics"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_client(auth: Auth<Editor>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
-    let tx = auth.begin().await?;
-    let deleted = tx
-        .delete_client(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("client"))?;
-    tx.append_audit(&auth.audit(
-        "client.delete",
-        "client",
-        Some(id.to_string()),
-        json!({
-            "client_id": deleted.client.client_id,
-            "client_name": deleted.client.client_name,
-            "deleted_financials": deleted.financials,
-            "deleted_lead_events": deleted.lead_events,
-            "deleted_custom_metrics": deleted.custom_metrics,
-        }),
-    ))
-    .await?;
-    tx.commit().await?;
+    actions::delete(&auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

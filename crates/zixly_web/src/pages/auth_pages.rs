@@ -13,7 +13,9 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::html::{csrf_field, esc, flash, layout, Nav};
+use maud::{html, Markup};
+
+use super::html::{csrf_input, flash_box, page_layout, Nav};
 use super::redirect::local_target;
 use super::{internal, same_token, PageError, PageUser};
 use crate::auth::{MaybeAuth, RequestCtx, Viewer};
@@ -56,17 +58,25 @@ fn pre_check(headers: &HeaderMap, submitted: &str) -> bool {
 fn auth_page(
     status: StatusCode,
     title: &str,
-    inner: &str,
+    inner: Markup,
     cookie: Option<HeaderValue>,
 ) -> Response {
-    let body = format!(
-        r#"<div class="auth"><div class="card"><a class="logo" href="/login"><span class="logo-mark" aria-hidden="true" style="color:#fff">Z</span>Zixly</a>{inner}</div></div>"#
-    );
+    let body = html! {
+        div class="auth" {
+            div class="card" {
+                a class="logo" href="/login" {
+                    span class="logo-mark" aria-hidden="true" style="color:#fff" { "Z" }
+                    "Zixly"
+                }
+                (inner)
+            }
+        }
+    };
     let mut r = super::finish(
         (
             status,
             [(header::CACHE_CONTROL, "no-store")],
-            Html(layout(title, Nav::None, None, &body)),
+            Html(page_layout(title, Nav::None, None, body)),
         )
             .into_response(),
     );
@@ -83,19 +93,26 @@ pub struct LoginQuery {
     pub expired: Option<String>,
 }
 
-fn login_html(csrf: &str, email: &str, next: &str, message: Option<(&str, &str)>) -> String {
-    format!(
-        r#"<h1>Log in</h1><p class="muted">Welcome back. Sign in to your team's dashboard.</p>{msg}
-<form method="post" action="/login" novalidate>{csrf}<input type="hidden" name="next" value="{next}">
-<div class="field"><label for="email">Email</label><input type="email" id="email" name="email" autocomplete="username" required value="{email}" autofocus></div>
-<div class="field"><label for="password">Password</label><input type="password" id="password" name="password" autocomplete="current-password" required></div>
-<button type="submit">Log in</button></form>
-<p class="small" style="margin-top:1rem"><a href="/password-reset">Forgot your password?</a></p>"#,
-        msg = message.map(|(k, m)| flash(k, m)).unwrap_or_default(),
-        csrf = csrf_field(csrf),
-        next = esc(next),
-        email = esc(email),
-    )
+fn login_html(csrf: &str, email: &str, next: &str, message: Option<(&str, &str)>) -> Markup {
+    html! {
+        h1 { "Log in" }
+        p class="muted" { "Welcome back. Sign in to your team's dashboard." }
+        @if let Some((k, m)) = message { (flash_box(k, m)) }
+        form method="post" action="/login" novalidate {
+            (csrf_input(csrf))
+            input type="hidden" name="next" value=(next);
+            div class="field" {
+                label for="email" { "Email" }
+                input type="email" id="email" name="email" autocomplete="username" required value=(email) autofocus;
+            }
+            div class="field" {
+                label for="password" { "Password" }
+                input type="password" id="password" name="password" autocomplete="current-password" required;
+            }
+            button type="submit" { "Log in" }
+        }
+        p class="small" style="margin-top:1rem" { a href="/password-reset" { "Forgot your password?" } }
+    }
 }
 
 pub async fn login_form(
@@ -119,7 +136,7 @@ pub async fn login_form(
     auth_page(
         StatusCode::OK,
         "Log in",
-        &login_html(&token, "", &next, msg),
+        login_html(&token, "", &next, msg),
         cookie,
     )
 }
@@ -148,7 +165,7 @@ pub async fn login_submit(
         return auth_page(
             StatusCode::FORBIDDEN,
             "Log in",
-            &login_html(&token, &f.email, &next, m),
+            login_html(&token, &f.email, &next, m),
             cookie,
         );
     }
@@ -177,7 +194,7 @@ pub async fn login_submit(
     auth_page(
         answer.status,
         "Log in",
-        &login_html(&token, &f.email, &next, Some(("err", &message))),
+        login_html(&token, &f.email, &next, Some(("err", &message))),
         cookie,
     )
 }
@@ -216,22 +233,28 @@ fn token_form(
     with_name: bool,
     message: Option<(&str, &str)>,
     token: &str,
-) -> String {
-    let name = if with_name {
-        r#"<div class="field"><label for="display_name">Your name</label><input type="text" id="display_name" name="display_name" autocomplete="name"></div>"#
-    } else {
-        ""
-    };
-    format!(
-        r#"<h1>{title}</h1><p class="muted">{intro}</p>{msg}
-<form method="post" action="{action}">{csrf}<input type="hidden" name="token" data-from-fragment="token" value="{token}">{name}
-<div class="field"><label for="password">New password</label><input type="password" id="password" name="password" autocomplete="new-password" minlength="12" required>
-<p class="hint">At least 12 characters.</p></div>
-<button type="submit">{title}</button></form>"#,
-        msg = message.map(|(k, m)| flash(k, m)).unwrap_or_default(),
-        csrf = csrf_field(csrf),
-        token = esc(token),
-    )
+) -> Markup {
+    html! {
+        h1 { (title) }
+        p class="muted" { (intro) }
+        @if let Some((k, m)) = message { (flash_box(k, m)) }
+        form method="post" action=(action) {
+            (csrf_input(csrf))
+            input type="hidden" name="token" data-from-fragment="token" value=(token);
+            @if with_name {
+                div class="field" {
+                    label for="display_name" { "Your name" }
+                    input type="text" id="display_name" name="display_name" autocomplete="name";
+                }
+            }
+            div class="field" {
+                label for="password" { "New password" }
+                input type="password" id="password" name="password" autocomplete="new-password" minlength="12" required;
+                p class="hint" { "At least 12 characters." }
+            }
+            button type="submit" { (title) }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -252,7 +275,7 @@ pub async fn accept_form(State(state): State<AppState>, headers: HeaderMap) -> R
     auth_page(
         StatusCode::OK,
         "Join your team",
-        &token_form(
+        token_form(
             "/accept-invitation",
             &t,
             "Join your team",
@@ -276,7 +299,7 @@ pub async fn accept_submit(
         auth_page(
             status,
             "Join your team",
-            &token_form(
+            token_form(
                 "/accept-invitation",
                 &t,
                 "Join your team",
@@ -320,7 +343,7 @@ pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap) -> Re
     auth_page(
         StatusCode::OK,
         "Set a new password",
-        &token_form(
+        token_form(
             "/reset-password",
             &t,
             "Set a new password",
@@ -350,7 +373,7 @@ pub async fn reset_submit(
             Some(("err", "This form had expired. Please try again.")),
             &f.token,
         );
-        return auth_page(StatusCode::FORBIDDEN, "Set a new password", &html, cookie);
+        return auth_page(StatusCode::FORBIDDEN, "Set a new password", html, cookie);
     }
     let body = json!({"token": f.token, "password": f.password});
     let answer = internal::call(
@@ -376,18 +399,26 @@ pub async fn reset_submit(
         Some(("err", &answer.message())),
         &f.token,
     );
-    auth_page(answer.status, "Set a new password", &html, cookie)
+    auth_page(answer.status, "Set a new password", html, cookie)
 }
 
-fn request_reset_html(csrf: &str, message: Option<(&str, &str)>) -> String {
-    format!(
-        r#"<h1>Reset your password</h1><p class="muted">Enter your email. If it belongs to an account, we send a link to set a new password. Without mail set up, ask an administrator for a link.</p>{msg}
-<form method="post" action="/password-reset">{csrf}
-<div class="field"><label for="email">Email</label><input type="email" id="email" name="email" autocomplete="username" required></div>
-<button type="submit">Send reset link</button></form><p class="small" style="margin-top:1rem"><a href="/login">Back to log in</a></p>"#,
-        msg = message.map(|(k, m)| flash(k, m)).unwrap_or_default(),
-        csrf = csrf_field(csrf),
-    )
+fn request_reset_html(csrf: &str, message: Option<(&str, &str)>) -> Markup {
+    html! {
+        h1 { "Reset your password" }
+        p class="muted" {
+            "Enter your email. If it belongs to an account, we send a link to set a new password. Without mail set up, ask an administrator for a link."
+        }
+        @if let Some((k, m)) = message { (flash_box(k, m)) }
+        form method="post" action="/password-reset" {
+            (csrf_input(csrf))
+            div class="field" {
+                label for="email" { "Email" }
+                input type="email" id="email" name="email" autocomplete="username" required;
+            }
+            button type="submit" { "Send reset link" }
+        }
+        p class="small" style="margin-top:1rem" { a href="/login" { "Back to log in" } }
+    }
 }
 
 pub async fn request_reset_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -395,7 +426,7 @@ pub async fn request_reset_form(State(state): State<AppState>, headers: HeaderMa
     auth_page(
         StatusCode::OK,
         "Reset your password",
-        &request_reset_html(&t, None),
+        request_reset_html(&t, None),
         cookie,
     )
 }
@@ -419,7 +450,7 @@ pub async fn request_reset_submit(
         return auth_page(
             StatusCode::FORBIDDEN,
             "Reset your password",
-            &request_reset_html(
+            request_reset_html(
                 &t,
                 Some(("err", "This form had expired. Please try again.")),
             ),
@@ -446,7 +477,7 @@ pub async fn request_reset_submit(
     auth_page(
         answer.status,
         "Reset your password",
-        &request_reset_html(&t, Some((msg.0, &msg.1))),
+        request_reset_html(&t, Some((msg.0, &msg.1))),
         cookie,
     )
 }

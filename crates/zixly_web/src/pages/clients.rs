@@ -1,7 +1,6 @@
 //! `/clients` (search, sort, sparklines) and `/clients/{id}` (financial chart, funnel, custom
-//! metrics per day/week/month, recent lead events).
-
-use std::fmt::Write as _;
+//! metrics per day/week/month, recent lead events). EDITORs also get the forms of
+//! [`super::client_edit`] (add, rename, delete).
 
 use axum::extract::{Path, Query};
 use axum::response::Response;
@@ -12,7 +11,11 @@ use uuid::Uuid;
 use zixly_db::queries::reports::FunnelQuery;
 use zixly_db::queries::series::{Bucket, BucketWindow, DateRange};
 
-use super::html::{self, esc, layout, money_short, percent, q, ChartSeries, Nav};
+use maud::{html, Markup, PreEscaped};
+use zixly_domain::Role;
+
+use super::client_edit::{self, Done};
+use super::html::{self, flash_box, money_short, page_layout, percent, q, ChartSeries, Nav};
 use super::overview::{bucketize, range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::auth::Viewer;
@@ -22,6 +25,8 @@ pub struct ListParams {
     pub q: Option<String>,
     pub sort: Option<String>,
     pub dir: Option<String>,
+    /// A fixed message code after a change (`?done=deleted`).
+    pub done: Option<String>,
     #[serde(flatten)]
     pub range: RangeParams,
 }
@@ -71,114 +76,103 @@ pub async fn list(
     }
     let sym = html::currency_symbol(&tenant.base_currency);
     let search_q = search.map(|s| format!("&q={}", q(s))).unwrap_or_default();
+    let editor = user.auth.role().includes(Role::Editor);
+    let done = Done::message_of(p.done.as_deref());
 
-    let mut body = html::page_head(
-        "Clients",
-        &format!(
-            "{} clients · {} – {} · amounts in {}",
-            clients.len(),
-            html::date(r.from),
-            html::date(r.to),
-            esc(&tenant.base_currency)
-        ),
-        &range_picker("/clients", &r),
-    );
-    let _ = write!(
-        body,
-        r#"<form class="card row" method="get" action="/clients" role="search">
-<input type="hidden" name="range" value="{preset}">{custom}
-<div class="field" style="flex:1;min-width:200px"><label for="q">Search clients</label><input type="search" id="q" name="q" value="{qv}" placeholder="Name contains…"></div>
-<input type="hidden" name="sort" value="{sort}"><button type="submit">Search</button>{clear}</form>"#,
-        preset = r.preset,
-        custom = if r.preset == "custom" {
-            format!(
-                r#"<input type="hidden" name="from" value="{}"><input type="hidden" name="to" value="{}">"#,
-                r.from, r.to
-            )
-        } else {
-            String::new()
-        },
-        qv = esc(search.unwrap_or("")),
-        clear = if search.is_some() {
-            format!(
-                r#"<a class="button secondary" href="/clients?{}">Clear</a>"#,
-                r.query()
-            )
-        } else {
-            String::new()
-        },
-    );
-    body.push_str(r#"<section class="card" aria-label="Client list"><div class="table-wrap"><table data-table="clients"><thead><tr>"#);
-    for (key, label) in SORTS {
-        let (next_dir, mark, aria) = if *key == sort {
-            if desc {
-                ("asc", " ↓", r#" aria-sort="descending""#)
-            } else {
-                ("desc", " ↑", r#" aria-sort="ascending""#)
+    let body = html! {
+        (html::head(
+            "Clients",
+            &format!(
+                "{} clients · {} – {} · amounts in {}",
+                clients.len(),
+                html::date(r.from),
+                html::date(r.to),
+                tenant.base_currency
+            ),
+            // Still a string component (overview.rs builds it).
+            PreEscaped(range_picker("/clients", &r)),
+        ))
+        @if let Some(m) = done { (flash_box("ok", m)) }
+        form class="card row" method="get" action="/clients" role="search" {
+            input type="hidden" name="range" value=(r.preset);
+            @if r.preset == "custom" {
+                input type="hidden" name="from" value=(r.from);
+                input type="hidden" name="to" value=(r.to);
             }
-        } else {
-            (if *key == "name" { "asc" } else { "desc" }, "", "")
-        };
-        let class = if *key == "name" {
-            ""
-        } else {
-            r#" class="num""#
-        };
-        let _ = write!(
-            body,
-            r#"<th scope="col"{class}{aria}><a href="/clients?{rq}{search_q}&sort={key}&dir={next_dir}">{label}{mark}</a></th>"#,
-            rq = r.query(),
-        );
-        if *key == "name" {
-            body.push_str(r#"<th scope="col" class="hide-sm">Revenue trend</th>"#);
+            div class="field" style="flex:1;min-width:200px" {
+                label for="q" { "Search clients" }
+                input type="search" id="q" name="q" value=(search.unwrap_or("")) placeholder="Name contains…";
+            }
+            input type="hidden" name="sort" value=(sort);
+            button type="submit" { "Search" }
+            @if search.is_some() {
+                a class="button secondary" href={ "/clients?" (r.query()) } { "Clear" }
+            }
         }
-    }
-    body.push_str("</tr></thead><tbody>");
-    if clients.is_empty() {
-        body.push_str(r#"<tr><td colspan="6" class="empty">No clients match.</td></tr>"#);
-    }
-    for c in &clients {
-        let spark: Vec<f64> = c
-            .monthly_revenue
-            .iter()
-            .map(|(_, v)| html::to_f64(*v))
-            .collect();
-        let class = if c.net_profit.is_sign_negative() {
-            "neg"
-        } else {
-            ""
-        };
-        let _ = write!(
-            body,
-            r#"<tr><td><a href="/clients/{id}?{rq}">{name}</a><div class="muted small">{cid}{ind}</div></td><td class="hide-sm">{spark}</td><td class="num">{rev}</td><td class="num">{exp}</td><td class="num {class}">{profit}</td><td class="num">{margin}</td></tr>"#,
-            id = c.id,
-            rq = r.query(),
-            name = esc(&c.client_name),
-            cid = esc(&c.client_id),
-            ind = c
-                .industry
-                .as_deref()
-                .map(|i| format!(" · {}", esc(i)))
-                .unwrap_or_default(),
-            spark = html::sparkline(&spark, &format!("Monthly revenue of {}", c.client_name)),
-            rev = money_short(c.revenue, &sym),
-            exp = money_short(c.expenses, &sym),
-            profit = money_short(c.net_profit, &sym),
-            margin = margin(c).map(percent).unwrap_or_else(|| "–".into()),
-        );
-    }
-    body.push_str("</tbody></table></div></section>");
-    Ok(page(layout(
+        @if editor {
+            details class="card" data-add-client {
+                summary { "Add a client" }
+                (client_edit::add_form(&user.csrf, &Default::default()))
+            }
+        }
+        section class="card" aria-label="Client list" {
+            div class="table-wrap" {
+                table data-table="clients" {
+                    thead { tr {
+                        @for (key, label) in SORTS {
+                            @let (next_dir, mark, aria) = if *key == sort {
+                                if desc { ("asc", " ↓", Some("descending")) } else { ("desc", " ↑", Some("ascending")) }
+                            } else {
+                                (if *key == "name" { "asc" } else { "desc" }, "", None)
+                            };
+                            th scope="col" class=[(*key != "name").then_some("num")] aria-sort=[aria] {
+                                a href={ "/clients?" (r.query()) (search_q) "&sort=" (key) "&dir=" (next_dir) } { (label) (mark) }
+                            }
+                            @if *key == "name" {
+                                th scope="col" class="hide-sm" { "Revenue trend" }
+                            }
+                        }
+                    } }
+                    tbody {
+                        @if clients.is_empty() {
+                            tr { td colspan="6" class="empty" { "No clients match." } }
+                        }
+                        @for c in &clients {
+                            @let spark: Vec<f64> = c.monthly_revenue.iter().map(|(_, v)| html::to_f64(*v)).collect();
+                            tr {
+                                td {
+                                    a href={ "/clients/" (c.id) "?" (r.query()) } { (c.client_name) }
+                                    div class="muted small" {
+                                        (c.client_id)
+                                        @if let Some(i) = c.industry.as_deref() { " · " (i) }
+                                    }
+                                }
+                                // The sparkline is still a string component (the chart code).
+                                td class="hide-sm" { (PreEscaped(html::sparkline(&spark, &format!("Monthly revenue of {}", c.client_name)))) }
+                                td class="num" { (money_short(c.revenue, &sym)) }
+                                td class="num" { (money_short(c.expenses, &sym)) }
+                                td class={ "num " (if c.net_profit.is_sign_negative() { "neg" } else { "" }) } { (money_short(c.net_profit, &sym)) }
+                                td class="num" { (margin(c).map(percent).unwrap_or_else(|| "–".into())) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(page_layout(
         "Clients",
         Nav::Clients,
         Some(&user.who(&tenant)),
-        &body,
+        body,
     )))
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct DetailParams {
     pub bucket: Option<String>,
+    /// A fixed message code after a change (`?done=renamed`).
+    pub done: Option<String>,
     #[serde(flatten)]
     pub range: RangeParams,
 }
@@ -230,6 +224,7 @@ pub async fn detail(
     tx.commit().await?;
 
     let sym = html::currency_symbol(&tenant.base_currency);
+    let editor = user.auth.role().includes(Role::Editor);
     let rev: Decimal = days.iter().map(|d| d.revenue).sum();
     let exp: Decimal = days.iter().map(|d| d.expenses).sum();
     let cash: Decimal = days.iter().map(|d| d.cash_flow).sum();
@@ -238,47 +233,21 @@ pub async fn detail(
 
     let subtitle = format!(
         "{}{} · {} – {} · amounts in {}",
-        esc(&client.client_id),
+        client.client_id,
         client
             .industry
             .as_deref()
-            .map(|i| format!(" · {}", esc(i)))
+            .map(|i| format!(" · {i}"))
             .unwrap_or_default(),
         html::date(r.from),
         html::date(r.to),
-        esc(&tenant.base_currency)
+        tenant.base_currency
     );
-    let mut body = format!(
-        r#"<p class="small"><a href="/clients?{}">← All clients</a></p>"#,
-        r.query()
-    );
-    body.push_str(&html::page_head(
-        &client.client_name,
-        &subtitle,
-        &range_picker(&format!("/clients/{id}"), &r),
-    ));
-    if unconverted > 0 {
-        body.push_str(&html::flash("info", &format!("{unconverted} rows in other currencies have no exchange rate yet and are not included.")));
-    }
-    let card = |label: &str, value: String| {
-        format!(
-            r#"<section class="kpi"><div class="label">{label}</div><div class="value">{value}</div></section>"#
-        )
+    let kpi = |label: &str, value: String| {
+        html! {
+            section class="kpi" { div class="label" { (label) } div class="value" { (value) } }
+        }
     };
-    body.push_str(r#"<div class="grid kpis">"#);
-    body.push_str(&card("Revenue", money_short(rev, &sym)));
-    body.push_str(&card("Expenses", money_short(exp, &sym)));
-    body.push_str(&card("Net profit", money_short(profit, &sym)));
-    body.push_str(&card(
-        "Margin",
-        margin.map(percent).unwrap_or_else(|| "–".into()),
-    ));
-    body.push_str(&card("Cash flow", money_short(cash, &sym)));
-    body.push_str(&card(
-        "Open pipeline",
-        money_short(pipeline.open_value, &sym),
-    ));
-    body.push_str("</div>");
 
     // Financial chart.
     let bucket = r.bucket();
@@ -307,124 +276,87 @@ pub async fn detail(
             unit: None,
         },
     ];
-    let _ = write!(
-        body,
-        r#"<section class="card" aria-labelledby="fin-title"><div class="card-head"><h2 id="fin-title">Financials</h2><span class="muted small">per {bucket}</span></div>{}</section>"#,
-        html::chart(
-            "client-fin",
-            &format!("Financials of {}", client.client_name),
-            &x,
-            &series,
-            &sym,
-            bucket,
-            false
-        )
-    );
+    // Still a string component (the chart code).
+    let financial_chart = PreEscaped(html::chart(
+        "client-fin",
+        &format!("Financials of {}", client.client_name),
+        &x,
+        &series,
+        &sym,
+        bucket,
+        false,
+    ));
 
-    // Funnel and lead events side by side.
-    let mut funnel_html = String::new();
     let top = funnel.stages.iter().map(|s| s.leads).max().unwrap_or(0);
-    if funnel.stages.is_empty() {
-        funnel_html.push_str(r#"<p class="empty">No lead events in this period.</p>"#);
-    } else {
-        funnel_html.push_str(r#"<ol class="funnel" data-chart-kind="funnel">"#);
-        for s in &funnel.stages {
-            let pct = if top > 0 {
-                s.leads as f64 / top as f64 * 100.0
-            } else {
-                0.0
-            };
-            let conv = s
-                .conversion_from_previous
-                .map(|c| format!(" · {} of previous", percent(c)))
-                .unwrap_or_default();
-            let value = s
-                .value
-                .map(|v| format!(" · {}", money_short(v, &sym)))
-                .unwrap_or_default();
-            let _ = write!(
-                funnel_html,
-                r#"<li><span>{stage}</span><span class="bar" role="img" aria-label="{stage}: {counted}"><span style="width:{pct:.1}%"></span></span><span class="num" title="{counted}{conv}{value}">{leads}</span></li>"#,
-                stage = esc(&s.stage),
-                leads = s.leads,
-                counted = super::counted(s.leads, "lead", "leads"),
-            );
+    let funnel_html = html! {
+        @if funnel.stages.is_empty() {
+            p class="empty" { "No lead events in this period." }
+        } @else {
+            ol class="funnel" data-chart-kind="funnel" {
+                @for s in &funnel.stages {
+                    @let pct = if top > 0 { s.leads as f64 / top as f64 * 100.0 } else { 0.0 };
+                    @let counted = super::counted(s.leads, "lead", "leads");
+                    @let conv = s.conversion_from_previous.map(|c| format!(" · {} of previous", percent(c))).unwrap_or_default();
+                    @let value = s.value.map(|v| format!(" · {}", money_short(v, &sym))).unwrap_or_default();
+                    li {
+                        span { (s.stage) }
+                        span class="bar" role="img" aria-label={ (s.stage) ": " (counted) } {
+                            span style=(format!("width:{pct:.1}%")) {}
+                        }
+                        span class="num" title={ (counted) (conv) (value) } { (s.leads) }
+                    }
+                }
+            }
+            p class="muted small" {
+                "Win rate: " (pipeline.win_rate().map(percent).unwrap_or_else(|| "–".into()))
+                " (" (pipeline.won) " won, " (pipeline.lost) " lost) · open pipeline "
+                (money_short(pipeline.open_value, &sym)) " in "
+                (super::counted(pipeline.open_leads, "lead", "leads"))
+            }
         }
-        funnel_html.push_str("</ol>");
-        let _ = write!(
-            funnel_html,
-            r#"<p class="muted small">Win rate: {} ({} won, {} lost) · open pipeline {} in {}</p>"#,
-            pipeline
-                .win_rate()
-                .map(percent)
-                .unwrap_or_else(|| "–".into()),
-            pipeline.won,
-            pipeline.lost,
-            money_short(pipeline.open_value, &sym),
-            super::counted(pipeline.open_leads, "lead", "leads")
-        );
-    }
-    let mut events_html = String::new();
-    if events.is_empty() {
-        events_html.push_str(r#"<p class="empty">No lead events yet.</p>"#);
-    } else {
-        events_html.push_str(r#"<div class="table-wrap"><table><thead><tr><th scope="col">When</th><th scope="col">Lead</th><th scope="col">Stage</th><th scope="col">Status</th><th scope="col" class="num">Value</th></tr></thead><tbody>"#);
-        for e in &events {
-            let _ = write!(
-                events_html,
-                r#"<tr><td>{when}</td><td>{lead}</td><td>{stage}</td><td><span class="status {status}">{status}</span></td><td class="num">{value}</td></tr>"#,
-                when = e.event_date.format("%-d %b %Y"),
-                lead = esc(&e.lead_id),
-                stage = esc(&e.stage),
-                status = esc(&e.status),
-                value = e
-                    .value
-                    .map(|v| money_short(v, &html::currency_symbol(&e.currency)))
-                    .unwrap_or_else(|| "–".into()),
-            );
+    };
+    let events_html = html! {
+        @if events.is_empty() {
+            p class="empty" { "No lead events yet." }
+        } @else {
+            div class="table-wrap" {
+                table {
+                    thead { tr {
+                        th scope="col" { "When" }
+                        th scope="col" { "Lead" }
+                        th scope="col" { "Stage" }
+                        th scope="col" { "Status" }
+                        th scope="col" class="num" { "Value" }
+                    } }
+                    tbody {
+                        @for e in &events {
+                            tr {
+                                td { (e.event_date.format("%-d %b %Y")) }
+                                td { (e.lead_id) }
+                                td { (e.stage) }
+                                td { span class={ "status " (e.status) } { (e.status) } }
+                                td class="num" {
+                                    (e.value.map(|v| money_short(v, &html::currency_symbol(&e.currency))).unwrap_or_else(|| "–".into()))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        events_html.push_str("</tbody></table></div>");
-    }
-    let _ = write!(
-        body,
-        r#"<div class="grid two"><section class="card" aria-labelledby="funnel-title"><h2 id="funnel-title">Sales funnel</h2>{funnel_html}</section><section class="card" aria-labelledby="events-title"><h2 id="events-title">Recent lead events</h2>{events_html}</section></div>"#
-    );
+    };
 
     // Custom metrics: one chart per metric.
-    let switch = {
-        let mut s = String::from(r#"<nav class="bucket-switch" aria-label="Metric bucket">"#);
-        for b in [Bucket::Day, Bucket::Week, Bucket::Month] {
-            let current = if b == metric_bucket {
-                r#" aria-current="true""#
-            } else {
-                ""
-            };
-            let _ = write!(
-                s,
-                r#"<a href="/clients/{id}?{}&bucket={}#metrics"{current}>{}</a>"#,
-                r.query(),
-                b.as_str(),
-                b.as_str()
-            );
-        }
-        s.push_str("</nav>");
-        s
-    };
-    let _ = write!(
-        body,
-        r#"<section class="card" id="metrics" aria-labelledby="metrics-title"><div class="card-head"><h2 id="metrics-title">Custom metrics</h2>{switch}</div>"#
-    );
     let names: Vec<&str> = metrics
         .iter()
         .map(|m| m.metric_name.as_str())
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    if names.is_empty() {
-        body.push_str(r#"<p class="empty">No custom metrics in this period.</p>"#);
-    } else {
-        body.push_str(r#"<div class="grid two">"#);
-        for (k, name) in names.iter().enumerate() {
+    let metric_charts: Vec<(&str, Markup)> = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
             let rows: Vec<_> = metrics.iter().filter(|m| m.metric_name == *name).collect();
             let unit = rows.iter().find_map(|m| m.unit.as_deref());
             let x: Vec<NaiveDate> = rows.iter().map(|m| m.bucket_start).collect();
@@ -435,29 +367,86 @@ pub async fn detail(
                 money: false,
                 unit,
             }];
-            let _ = write!(
-                body,
-                r#"<div><h3 class="small" style="margin:0 0 .4rem">{} <span class="muted">(average per {})</span></h3>{}</div>"#,
-                esc(name),
+            let chart = PreEscaped(html::chart(
+                &format!("metric-{k}"),
+                &format!("{name} per {}", metric_bucket.as_str()),
+                &x,
+                &series,
+                &sym,
                 metric_bucket.as_str(),
-                html::chart(
-                    &format!("metric-{k}"),
-                    &format!("{name} per {}", metric_bucket.as_str()),
-                    &x,
-                    &series,
-                    &sym,
-                    metric_bucket.as_str(),
-                    true
-                )
-            );
+                true,
+            ));
+            (*name, chart)
+        })
+        .collect();
+
+    let body = html! {
+        p class="small" { a href={ "/clients?" (r.query()) } { "← All clients" } }
+        (html::head(
+            &client.client_name,
+            &subtitle,
+            PreEscaped(range_picker(&format!("/clients/{id}"), &r)),
+        ))
+        @if let Some(m) = Done::message_of(p.done.as_deref()) { (flash_box("ok", m)) }
+        @if unconverted > 0 {
+            (flash_box("info", &format!("{unconverted} rows in other currencies have no exchange rate yet and are not included.")))
         }
-        body.push_str("</div>");
-    }
-    body.push_str("</section>");
-    Ok(page(layout(
+        div class="grid kpis" {
+            (kpi("Revenue", money_short(rev, &sym)))
+            (kpi("Expenses", money_short(exp, &sym)))
+            (kpi("Net profit", money_short(profit, &sym)))
+            (kpi("Margin", margin.map(percent).unwrap_or_else(|| "–".into())))
+            (kpi("Cash flow", money_short(cash, &sym)))
+            (kpi("Open pipeline", money_short(pipeline.open_value, &sym)))
+        }
+        section class="card" aria-labelledby="fin-title" {
+            div class="card-head" {
+                h2 id="fin-title" { "Financials" }
+                span class="muted small" { "per " (bucket) }
+            }
+            (financial_chart)
+        }
+        div class="grid two" {
+            section class="card" aria-labelledby="funnel-title" {
+                h2 id="funnel-title" { "Sales funnel" }
+                (funnel_html)
+            }
+            section class="card" aria-labelledby="events-title" {
+                h2 id="events-title" { "Recent lead events" }
+                (events_html)
+            }
+        }
+        section class="card" id="metrics" aria-labelledby="metrics-title" {
+            div class="card-head" {
+                h2 id="metrics-title" { "Custom metrics" }
+                nav class="bucket-switch" aria-label="Metric bucket" {
+                    @for b in [Bucket::Day, Bucket::Week, Bucket::Month] {
+                        a href={ "/clients/" (id) "?" (r.query()) "&bucket=" (b.as_str()) "#metrics" }
+                            aria-current=[(b == metric_bucket).then_some("true")] { (b.as_str()) }
+                    }
+                }
+            }
+            @if metric_charts.is_empty() {
+                p class="empty" { "No custom metrics in this period." }
+            } @else {
+                div class="grid two" {
+                    @for (name, chart) in &metric_charts {
+                        div {
+                            h3 class="small" style="margin:0 0 .4rem" {
+                                (name) " " span class="muted" { "(average per " (metric_bucket.as_str()) ")" }
+                            }
+                            (chart)
+                        }
+                    }
+                }
+            }
+        }
+        @if editor { (client_edit::manage_card(&user.csrf, &client)) }
+    };
+    Ok(page(page_layout(
         &client.client_name,
         Nav::Clients,
         Some(&user.who(&tenant)),
-        &body,
+        body,
     )))
 }

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use chrono::NaiveDate;
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -16,6 +16,9 @@ use zixly_domain::Role;
 use super::assets;
 
 /// Escapes text for HTML element content and double- or single-quoted attribute values.
+///
+/// Only for the string-built parts not yet on maud (`overview.rs`, the chart code); everything
+/// else is escaped by `html!`.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
@@ -66,118 +69,77 @@ pub struct Who<'a> {
     pub csrf: &'a str,
 }
 
-/// The hidden CSRF field every form carries.
-pub fn csrf_field(csrf: &str) -> String {
-    csrf_input(csrf).into_string()
-}
+/// The navigation bar's entries: section, link, label, and the least role that sees it.
+const NAV_ITEMS: &[(Nav, &str, &str, Role)] = &[
+    (Nav::Overview, "/", "Overview", Role::Viewer),
+    (Nav::Clients, "/clients", "Clients", Role::Viewer),
+    (Nav::Reports, "/reports", "Reports", Role::Viewer),
+    (Nav::Imports, "/imports", "Imports", Role::Editor),
+    (
+        Nav::Integrations,
+        "/integrations",
+        "Integrations",
+        Role::Viewer,
+    ),
+    (Nav::Team, "/team", "Team", Role::Admin),
+    (Nav::Audit, "/audit", "Audit log", Role::Admin),
+];
 
-/// A complete page: `<head>` with the embedded assets, the top bar, and `body` (already HTML).
-pub fn layout(title: &str, nav: Nav, who: Option<&Who<'_>>, body: &str) -> String {
-    let mut out = String::with_capacity(body.len() + 4096);
-    let _ = write!(
-        out,
-        r##"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light">
-<title>{title} · Zixly</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{uplot_css}">
-<link rel="stylesheet" href="{app_css}">
-<script src="{uplot_js}" defer></script>
-<script src="{app_js}" defer></script>
-</head>
-<body>
-<a class="skip" href="#main">Skip to content</a>
-"##,
-        title = esc(title),
-        uplot_css = assets::url("uplot.css"),
-        app_css = assets::url("app.css"),
-        uplot_js = assets::url("uplot.js"),
-        app_js = assets::url("app.js"),
-    );
-    if let Some(who) = who {
-        let items: &[(Nav, &str, &str, Role)] = &[
-            (Nav::Overview, "/", "Overview", Role::Viewer),
-            (Nav::Clients, "/clients", "Clients", Role::Viewer),
-            (Nav::Reports, "/reports", "Reports", Role::Viewer),
-            (Nav::Imports, "/imports", "Imports", Role::Editor),
-            (
-                Nav::Integrations,
-                "/integrations",
-                "Integrations",
-                Role::Viewer,
-            ),
-            (Nav::Team, "/team", "Team", Role::Admin),
-            (Nav::Audit, "/audit", "Audit log", Role::Admin),
-        ];
-        let _ = write!(
-            out,
-            r#"<header class="topbar"><div class="inner">
-<a class="logo" href="/"><span class="logo-mark" aria-hidden="true">Z</span>Zixly</a>
-<nav class="nav" aria-label="Main">"#
-        );
-        for (n, href, label, least) in items {
-            if !who.role.includes(*least) {
-                continue;
+/// The top bar of a signed-in page: the sections `who` may open, who is signed in, log out.
+fn top_bar(nav: Nav, who: &Who<'_>) -> Markup {
+    html! {
+        header class="topbar" {
+            div class="inner" {
+                a class="logo" href="/" { span class="logo-mark" aria-hidden="true" { "Z" } "Zixly" }
+                nav class="nav" aria-label="Main" {
+                    @for (n, href, label, least) in NAV_ITEMS {
+                        @if who.role.includes(*least) {
+                            a href=(href) aria-current=[(*n == nav).then_some("page")] { (label) }
+                        }
+                    }
+                }
+                div class="who" {
+                    a class="email" href="/account" title={ "Your account at " (who.tenant_name) }
+                        aria-current=[(nav == Nav::Account).then_some("page")] { (who.email) }
+                    span class="badge" data-role=(who.role) { (who.role) }
+                    form method="post" action="/logout" {
+                        (csrf_input(who.csrf))
+                        button type="submit" { "Log out" }
+                    }
+                }
             }
-            let current = if *n == nav {
-                r#" aria-current="page""#
-            } else {
-                ""
-            };
-            let _ = write!(out, r#"<a href="{href}"{current}>{label}</a>"#);
         }
-        let _ = write!(
-            out,
-            r#"</nav>
-<div class="who"><a class="email" href="/account" title="Your account at {tenant}"{account_current}>{email}</a><span class="badge" data-role="{role}">{role}</span>
-<form method="post" action="/logout">{csrf}<button type="submit">Log out</button></form></div>
-</div></header>
-"#,
-            tenant = esc(who.tenant_name),
-            email = esc(who.email),
-            role = who.role.as_str(),
-            csrf = csrf_field(who.csrf),
-            account_current = if nav == Nav::Account {
-                r#" aria-current="page""#
-            } else {
-                ""
-            },
-        );
     }
-    let _ = write!(out, "<main id=\"main\">\n{body}\n</main>\n");
-    if who.is_some() {
-        out.push_str("<footer>Zixly · self-hosted business KPIs</footer>\n");
-    }
-    out.push_str("</body>\n</html>\n");
-    out
 }
 
-/// A page heading with an optional subtitle and right-hand controls.
+/// A page built from a string body (`overview.rs` until it is on maud): the same [`page_layout`].
+pub fn layout(title: &str, nav: Nav, who: Option<&Who<'_>>, body: &str) -> String {
+    page_layout(title, nav, who, PreEscaped(body.to_owned()))
+}
+
+/// A page heading from strings (`overview.rs` until it is on maud); `subtitle` and `controls` are
+/// HTML its caller escaped. Typed pages use [`head`], which cannot be handed HTML as text.
 pub fn page_head(title: &str, subtitle: &str, controls: &str) -> String {
-    format!(
-        r#"<div class="page-head"><div><h1>{}</h1>{}</div>{}</div>"#,
-        esc(title),
-        if subtitle.is_empty() {
-            String::new()
-        } else {
-            format!(r#"<p class="muted">{subtitle}</p>"#)
-        },
-        controls
-    )
+    html! {
+        div class="page-head" {
+            div {
+                h1 { (title) }
+                @if !subtitle.is_empty() { p class="muted" { (PreEscaped(subtitle)) } }
+            }
+            (PreEscaped(controls))
+        }
+    }
+    .into_string()
 }
 
+/// A flash message as a string (`overview.rs` until it is on maud); typed pages use [`flash_box`].
 pub fn flash(kind: &str, message: &str) -> String {
     flash_box(kind, message).into_string()
 }
 
 // ---------------------------------------------------------------------------------------------
-// Typed components (maud). Pages move to these one at a time (issue #11 item 2): text is `&str`
-// and escaped by maud, markup is `Markup`, so a caller can no longer pass HTML where text goes.
-// The `String` versions above remain until the last page is converted.
+// Typed components (maud): text is `&str` and escaped by maud, markup is `Markup`, so a caller
+// can no longer pass HTML where text goes.
 
 /// The hidden CSRF field every form carries.
 pub fn csrf_input(csrf: &str) -> Markup {
@@ -204,9 +166,32 @@ pub fn flash_box(kind: &str, message: &str) -> Markup {
     }
 }
 
-/// A complete page around typed `body`.
+/// A complete page: `<head>` with the embedded assets, the top bar when someone is signed in,
+/// and `body`. The only layout: every page, error pages included, is built by it.
 pub fn page_layout(title: &str, nav: Nav, who: Option<&Who<'_>>, body: Markup) -> String {
-    layout(title, nav, who, &body.into_string())
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light";
+                title { (title) " · Zixly" }
+                link rel="icon" href="data:,";
+                link rel="stylesheet" href=(assets::url("uplot.css"));
+                link rel="stylesheet" href=(assets::url("app.css"));
+                script src=(assets::url("uplot.js")) defer {}
+                script src=(assets::url("app.js")) defer {}
+            }
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                @if let Some(who) = who { (top_bar(nav, who)) }
+                main id="main" { (body) }
+                @if who.is_some() { footer { "Zixly · self-hosted business KPIs" } }
+            }
+        }
+    };
+    page.into_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,6 +221,16 @@ fn group_thousands(int_part: &str) -> String {
         out.push(*c);
     }
     out
+}
+
+/// A whole number with thousands grouped: `12,345`.
+pub fn count(n: i64) -> String {
+    let grouped = group_thousands(&n.unsigned_abs().to_string());
+    if n < 0 {
+        format!("−{grouped}")
+    } else {
+        grouped
+    }
 }
 
 /// `$12,345.60`, `−$3.00`: exact, two decimals, thousands grouped, a real minus sign.

@@ -1,8 +1,6 @@
 //! `/integrations` (everyone sees the status; only ADMINs get the controls) and its actions,
 //! handed to the API's integration routes.
 
-use std::fmt::Write as _;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,7 +9,9 @@ use serde_json::json;
 use zixly_connectors::Provider;
 use zixly_domain::Role;
 
-use super::html::{self, csrf_field, esc, layout, Nav};
+use maud::{html, Markup};
+
+use super::html::{self, csrf_input, flash_box, page_layout, Nav};
 use super::{page, see_other, PageError, PageUser};
 use crate::api::integrations::IntegrationCard;
 use crate::auth::{Admin, Viewer};
@@ -51,7 +51,7 @@ async fn xero_organisation_part(
     user: &PageUser<Viewer>,
     integration: &zixly_db::integrations::Integration,
     change: bool,
-) -> String {
+) -> Markup {
     use crate::api::integrations::{XeroOrganisations, XERO_ORGANISATION_NAME, XERO_TENANT_ID};
     let chosen_name = integration
         .settings
@@ -65,12 +65,13 @@ async fn xero_organisation_part(
                 .unwrap_or(id)
                 .to_string()
         });
-    let change_link = r#" <a href="/integrations?organisation=choose#int-XERO" class="small">Change organisation</a>"#;
     if let (Some(name), false) = (&chosen_name, change) {
-        return format!(
-            r#"<p class="small" data-xero-organisation>Organisation: <strong>{}</strong>{change_link}</p>"#,
-            esc(name)
-        );
+        return html! {
+            p class="small" data-xero-organisation {
+                "Organisation: " strong { (name) } " "
+                a href="/integrations?organisation=choose#int-XERO" class="small" { "Change organisation" }
+            }
+        };
     }
     let answer = super::internal::call(
         state,
@@ -82,54 +83,97 @@ async fn xero_organisation_part(
     )
     .await;
     if !answer.status.is_success() {
-        return format!(
-            r#"<p class="flash err small" style="margin:.5rem 0 0">Could not list the Xero organisations: {}</p>"#,
-            esc(&answer.message())
-        );
+        return html! {
+            p class="flash err small" style="margin:.5rem 0 0" {
+                "Could not list the Xero organisations: " (answer.message())
+            }
+        };
     }
     let Ok(list) = serde_json::from_value::<XeroOrganisations>(answer.body) else {
-        return String::new();
+        return html! {};
     };
     if !change && !list.choice_needed {
         // None chosen and one granted: the sync reads it.
         return match list.organisations.as_slice() {
-            [only] => format!(
-                r#"<p class="small" data-xero-organisation>Organisation: <strong>{}</strong></p>"#,
-                esc(&only.name)
-            ),
-            _ => String::new(),
+            [only] => html! {
+                p class="small" data-xero-organisation { "Organisation: " strong { (only.name) } }
+            },
+            _ => html! {},
         };
     }
-    let mut form = format!(
-        r#"<form method="post" action="/integrations/XERO/organisation" class="org-picker" data-xero-organisation-picker>{}<fieldset><legend class="small">{}</legend>"#,
-        csrf_field(&user.csrf),
-        if list.choice_needed {
-            "Xero grants access to several organisations. Choose the one to sync:"
-        } else {
-            "Choose the organisation to sync:"
+    html! {
+        form method="post" action="/integrations/XERO/organisation" class="org-picker" data-xero-organisation-picker {
+            (csrf_input(&user.csrf))
+            fieldset {
+                legend class="small" {
+                    @if list.choice_needed {
+                        "Xero grants access to several organisations. Choose the one to sync:"
+                    } @else {
+                        "Choose the organisation to sync:"
+                    }
+                }
+                @for (i, o) in list.organisations.iter().enumerate() {
+                    label class="small" {
+                        input type="radio" name="tenant_id" value=(o.tenant_id)
+                            checked[o.chosen || (list.chosen.is_none() && i == 0)];
+                        " " (o.name)
+                    }
+                    br;
+                }
+            }
+            button type="submit" class="small" { "Use this organisation" }
+            @if list.chosen.is_some() {
+                " " a href="/integrations" class="small" { "Cancel" }
+            }
         }
-    );
-    for (i, o) in list.organisations.iter().enumerate() {
-        let checked = if o.chosen || (list.chosen.is_none() && i == 0) {
-            " checked"
-        } else {
-            ""
-        };
-        let _ = write!(
-            form,
-            r#"<label class="small"><input type="radio" name="tenant_id" value="{}"{checked}> {}</label><br>"#,
-            esc(&o.tenant_id),
-            esc(&o.name)
-        );
     }
-    form.push_str(
-        r#"</fieldset><button type="submit" class="small">Use this organisation</button>"#,
-    );
-    if list.chosen.is_some() {
-        form.push_str(r#" <a href="/integrations" class="small">Cancel</a>"#);
+}
+
+/// Whether this server can connect `provider`: it needs the token encryption key (without it
+/// no integration works) and the provider's OAuth client. The names are what to configure.
+enum Setup {
+    Ready,
+    NoEncryptionKey,
+    NoClient { id_var: String, secret_var: String },
+}
+
+fn setup(state: &AppState, p: Provider) -> Setup {
+    match &state.integrations {
+        None => Setup::NoEncryptionKey,
+        Some(engine) if engine.provider_config(p).is_some() => Setup::Ready,
+        Some(_) => Setup::NoClient {
+            id_var: format!("ZIXLY_{}_CLIENT_ID", p.as_str()),
+            secret_var: format!("ZIXLY_{}_CLIENT_SECRET", p.as_str()),
+        },
     }
-    form.push_str("</form>");
-    form
+}
+
+/// What a provider that cannot be connected here says instead of a Connect button (which would
+/// fail with 409 `provider_not_configured` or 503).
+fn not_set_up(setup: &Setup, admin: bool) -> Markup {
+    html! {
+        div class="flash info small" data-not-set-up style="margin:.5rem 0 0" {
+            @match setup {
+                Setup::NoClient { id_var, secret_var } => {
+                    "Not set up on this server. "
+                    @if admin {
+                        "To connect it, register an OAuth app with the provider, set "
+                        code { (id_var) } " and " code { (secret_var) }
+                        " in the server's environment and restart Zixly."
+                    } @else {
+                        "An administrator of the server can set it up."
+                    }
+                }
+                Setup::NoEncryptionKey => {
+                    "Not set up on this server: integrations need a token encryption key. "
+                    @if admin {
+                        "Set " code { "ZIXLY_ENCRYPTION_KEY" } " in the server's environment and restart Zixly."
+                    }
+                }
+                Setup::Ready => {}
+            }
+        }
+    }
 }
 
 pub async fn integrations(
@@ -158,37 +202,6 @@ pub async fn integrations(
         .into_iter()
         .map(|r| IntegrationCard::for_role(r, role))
         .collect();
-    let mut body = html::page_head(
-        "Integrations",
-        "Connect the systems your clients' numbers live in. Zixly syncs them on a schedule.",
-        "",
-    );
-    if !admin {
-        body.push_str(&html::flash(
-            "info",
-            "Only ADMINs can connect or sync integrations.",
-        ));
-    }
-    if let Some(p) = q.connected.as_deref().and_then(Provider::parse) {
-        body.push_str(&html::flash(
-            "ok",
-            &format!(
-                "{} is connected. The first sync has been scheduled.",
-                p.display_name()
-            ),
-        ));
-    }
-    match q.organisation.as_deref() {
-        Some("chosen") => body.push_str(&html::flash(
-            "ok",
-            "The Xero organisation is chosen. A sync has been queued.",
-        )),
-        Some("kept") => body.push_str(&html::flash(
-            "ok",
-            "Xero keeps syncing the same organisation.",
-        )),
-        _ => {}
-    }
     // Connected Xero (tokens stored): the organisation it syncs, or the picker.
     let xero_part = match xero.as_ref().filter(|i| i.has_tokens) {
         Some(i) => {
@@ -202,103 +215,132 @@ pub async fn integrations(
             )
             .await
         }
-        None => String::new(),
+        None => html! {},
     };
-    body.push_str(r#"<div class="grid two">"#);
-    for p in Provider::ALL {
-        let (code, name, what) = (p.as_str(), p.display_name(), provider_blurb(p));
-        let row = rows.iter().find(|r| r.provider == code);
-        // A connection paused by a spent provider budget is connected but not syncing: the badge
-        // says so, and the line below it says until when and why.
-        let paused = row.is_some_and(|r| {
-            r.status == "ACTIVE" && r.paused_until.is_some_and(|u| u > chrono::Utc::now())
-        });
-        let status = row.map(|r| r.status.as_str()).unwrap_or("none");
-        let badge = if paused { "PAUSED" } else { status };
-        let status_label = match badge {
-            "none" => "Not connected",
-            "PAUSED" => "Paused",
-            "PENDING" => "Pending",
-            "ACTIVE" => "Connected",
-            "ERROR" => "Error",
-            "DISABLED" => "Disabled",
-            other => other,
-        };
-        let last_sync = row
-            .and_then(|r| r.last_sync_at)
-            .map(|t| format!("Last sync {}", t.format("%-d %b %Y %H:%M UTC")))
-            .unwrap_or_else(|| "Never synced".into());
-        let error = row
-            .and_then(|r| r.last_error.as_deref())
-            .map(|e| {
-                format!(
-                    r#"<p class="flash err small" style="margin:.5rem 0 0">{}</p>"#,
-                    esc(e)
-                )
-            })
-            .unwrap_or_default();
-        let progress = sync_progress_line(row);
-        let controls = if admin {
-            if status == "ACTIVE" || status == "ERROR" {
-                format!(
-                    r#"<form method="post" action="/integrations/{code}/sync" class="inline">{csrf}<button type="submit" class="secondary small">Sync now</button></form> <form method="post" action="/integrations/{code}/disconnect" class="inline">{csrf}<button type="submit" class="secondary small">Disconnect</button></form>"#,
-                    csrf = csrf_field(&user.csrf)
-                )
-            } else {
-                format!(
-                    r#"<form method="post" action="/integrations/{code}/connect" class="inline">{}<button type="submit" class="small">Connect {name}</button></form>"#,
-                    csrf_field(&user.csrf)
-                )
+    let csrf = csrf_input(&user.csrf);
+    let body = html! {
+        (html::head(
+            "Integrations",
+            "Connect the systems your clients' numbers live in. Zixly syncs them on a schedule.",
+            html! {},
+        ))
+        @if !admin { (flash_box("info", "Only ADMINs can connect or sync integrations.")) }
+        @if let Some(p) = q.connected.as_deref().and_then(Provider::parse) {
+            (flash_box("ok", &format!("{} is connected. The first sync has been scheduled.", p.display_name())))
+        }
+        @match q.organisation.as_deref() {
+            Some("chosen") => (flash_box("ok", "The Xero organisation is chosen. A sync has been queued.")),
+            Some("kept") => (flash_box("ok", "Xero keeps syncing the same organisation.")),
+            _ => {}
+        }
+        div class="grid two" {
+            @for p in Provider::ALL {
+                (provider_card(p, rows.iter().find(|r| r.provider == p.as_str()), &setup(&state, p), admin, &csrf, &xero_part))
             }
-        } else {
-            String::new()
-        };
-        let organisation = if p == Provider::Xero {
-            xero_part.as_str()
-        } else {
-            ""
-        };
-        let _ = write!(
-            body,
-            r#"<section class="card" aria-labelledby="int-{code}" data-provider="{code}"><div class="card-head"><h2 id="int-{code}">{name}</h2><span class="status {badge}">{status_label}</span></div><p class="muted small">{what}</p><p class="small">{last_sync}</p>{progress}{organisation}{error}{controls}</section>"#
-        );
-    }
-    body.push_str("</div>");
-    Ok(page(layout(
+        }
+    };
+    Ok(page(page_layout(
         "Integrations",
         Nav::Integrations,
         Some(&user.who(&tenant)),
-        &body,
+        body,
     )))
+}
+
+/// One provider's card: status, last sync, progress or pause, error, and the ADMIN's controls.
+fn provider_card(
+    p: Provider,
+    row: Option<&IntegrationCard>,
+    setup: &Setup,
+    admin: bool,
+    csrf: &Markup,
+    xero_part: &Markup,
+) -> Markup {
+    let (code, name) = (p.as_str(), p.display_name());
+    // A connection paused by a spent provider budget is connected but not syncing: the badge
+    // says so, and the line below it says until when and why.
+    let paused = row.is_some_and(|r| {
+        r.status == "ACTIVE" && r.paused_until.is_some_and(|u| u > chrono::Utc::now())
+    });
+    let status = row.map(|r| r.status.as_str()).unwrap_or("none");
+    let connected = status == "ACTIVE" || status == "ERROR";
+    // A connection made before its client was removed keeps its status and controls
+    // (disconnecting still works); only a new connection needs the client.
+    let ready = matches!(setup, Setup::Ready);
+    let badge = match (paused, status, ready) {
+        (true, _, _) => "PAUSED",
+        (false, "none" | "DISABLED" | "PENDING", false) => "UNSET",
+        (false, s, _) => s,
+    };
+    let status_label = match badge {
+        "none" => "Not connected",
+        "UNSET" => "Not set up",
+        "PAUSED" => "Paused",
+        "PENDING" => "Pending",
+        "ACTIVE" => "Connected",
+        "ERROR" => "Error",
+        "DISABLED" => "Disabled",
+        other => other,
+    };
+    html! {
+        section class="card" aria-labelledby={ "int-" (code) } data-provider=(code) {
+            div class="card-head" {
+                h2 id={ "int-" (code) } { (name) }
+                span class={ "status " (badge) } { (status_label) }
+            }
+            p class="muted small" { (provider_blurb(p)) }
+            p class="small" {
+                @match row.and_then(|r| r.last_sync_at) {
+                    Some(t) => { "Last sync " (t.format("%-d %b %Y %H:%M UTC")) }
+                    None => "Never synced",
+                }
+            }
+            (sync_progress_line(row))
+            @if p == Provider::Xero { (xero_part) }
+            @if let Some(e) = row.and_then(|r| r.last_error.as_deref()) {
+                p class="flash err small" style="margin:.5rem 0 0" { (e) }
+            }
+            @if !connected && !ready {
+                (not_set_up(setup, admin))
+            } @else if admin {
+                @if connected {
+                    form method="post" action={ "/integrations/" (code) "/sync" } class="inline" {
+                        (csrf)
+                        button type="submit" class="secondary small" { "Sync now" }
+                    }
+                    " "
+                    form method="post" action={ "/integrations/" (code) "/disconnect" } class="inline" {
+                        (csrf)
+                        button type="submit" class="secondary small" { "Disconnect" }
+                    }
+                } @else {
+                    form method="post" action={ "/integrations/" (code) "/connect" } class="inline" {
+                        (csrf)
+                        button type="submit" class="small" { "Connect " (name) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The card's line about an unfinished run: paused until a time (and why, for ADMINs), or how far
 /// it has read.
-fn sync_progress_line(row: Option<&IntegrationCard>) -> String {
+fn sync_progress_line(row: Option<&IntegrationCard>) -> Markup {
     let Some(row) = row else {
-        return String::new();
+        return html! {};
     };
-    let mut out = String::new();
-    if let Some(until) = row.paused_until {
-        let why = row
-            .pause_reason
-            .as_deref()
-            .map(|r| format!(": {}", esc(r)))
-            .unwrap_or_default();
-        let _ = write!(
-            out,
-            r#"<p class="flash info small" data-sync-paused style="margin:.5rem 0 0">Paused until {}{why}</p>"#,
-            until.format("%-d %b %Y %H:%M UTC")
-        );
+    html! {
+        @if let Some(until) = row.paused_until {
+            p class="flash info small" data-sync-paused style="margin:.5rem 0 0" {
+                "Paused until " (until.format("%-d %b %Y %H:%M UTC"))
+                @if let Some(r) = row.pause_reason.as_deref() { ": " (r) }
+            }
+        }
+        @if let Some(p) = &row.progress {
+            p class="small" data-sync-progress { "Sync in progress — " (p) }
+        }
     }
-    if let Some(p) = &row.progress {
-        let _ = write!(
-            out,
-            r#"<p class="small" data-sync-progress>Sync in progress — {}</p>"#,
-            esc(p)
-        );
-    }
-    out
 }
 
 /// The form of an integration action: the CSRF token and, for `organisation`, the choice.

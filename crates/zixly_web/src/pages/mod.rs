@@ -18,6 +18,7 @@ mod account;
 mod assets;
 mod audit;
 mod auth_pages;
+mod client_edit;
 mod clients;
 mod flash;
 mod html;
@@ -32,25 +33,28 @@ mod time;
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use maud::Markup;
 use zixly_db::queries::dashboard::TenantProfile;
 use zixly_db::{DbError, TenantTx};
 
-use crate::auth::{session_cookie, sha256, Auth, Capability};
+use crate::auth::{session_cookie, sha256, Auth, Capability, RequestCtx, Viewer};
 use crate::error::ApiError;
 use crate::AppState;
 
 pub use assets::shipped_js_css_bytes;
-use html::{esc, layout, Nav, Who};
+use html::{page_layout, Nav, Who};
 pub(crate) use redirect::local_target;
 
-/// The pages' routes (merged into the application router).
-pub fn router() -> Router<AppState> {
+/// The pages' routes (merged into the application router); their error pages carry the
+/// navigation ([`with_navigation`]).
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/assets/{file}", get(assets::serve))
         .route(
@@ -72,7 +76,16 @@ pub fn router() -> Router<AppState> {
         )
         .route("/", get(overview::page_handler))
         .route("/clients", get(clients::list))
+        .route(
+            "/clients/new",
+            get(client_edit::new_form).post(client_edit::create),
+        )
         .route("/clients/{id}", get(clients::detail))
+        .route("/clients/{id}/rename", post(client_edit::rename))
+        .route(
+            "/clients/{id}/delete",
+            get(client_edit::confirm_delete).post(client_edit::delete),
+        )
         .route("/reports", get(reports::page_handler))
         .route(
             "/reports/profitability.csv",
@@ -105,6 +118,11 @@ pub fn router() -> Router<AppState> {
             post(team::revoke_invitation),
         )
         .route("/audit", get(audit::audit))
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            with_navigation,
+        ))
 }
 
 /// The imports page (the request middleware gives its posts `import_timeout`).
@@ -266,22 +284,134 @@ pub fn finish(mut r: Response) -> Response {
     r
 }
 
-/// A bare page for errors (no top bar: it may have no signed-in user to show).
+/// What an error page says. The response carries it so that [`with_navigation`] can draw the
+/// page again with the signed-in user's navigation: the code that fails (an extractor, a
+/// handler's `?`) knows the error but not always who is looking.
+#[derive(Debug, Clone)]
+struct ErrorPage {
+    title: String,
+    message: String,
+}
+
+fn error_body(status: StatusCode, title: &str, message: &str) -> Markup {
+    maud::html! {
+        div class="error-page" {
+            p class="code" { (status.as_u16()) }
+            h1 { (title) }
+            p class="muted" { (message) }
+            p { a class="button" href="/" { "Back to the overview" } }
+        }
+    }
+}
+
+/// An error page of `status`. Drawn bare here (there may be no signed-in user to show);
+/// [`with_navigation`] adds the top bar when the request came from one.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        r#"<div class="error-page"><p class="code">{}</p><h1>{}</h1><p class="muted">{}</p><p><a class="button" href="/">Back to the overview</a></p></div>"#,
-        status.as_u16(),
-        esc(title),
-        esc(message)
-    );
-    finish(
+    let mut r = finish(
         (
             status,
             [(header::CACHE_CONTROL, "no-store")],
-            Html(layout(title, Nav::None, None, &body)),
+            Html(page_layout(
+                title,
+                Nav::None,
+                None,
+                error_body(status, title, message),
+            )),
         )
             .into_response(),
-    )
+    );
+    r.extensions_mut().insert(ErrorPage {
+        title: title.to_owned(),
+        message: message.to_owned(),
+    });
+    r
+}
+
+/// The section of the navigation a path belongs to (marked current on its error pages).
+fn nav_of(path: &str) -> Nav {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    match first {
+        "" => Nav::Overview,
+        "clients" => Nav::Clients,
+        "reports" => Nav::Reports,
+        "imports" => Nav::Imports,
+        "integrations" => Nav::Integrations,
+        "team" => Nav::Team,
+        "audit" => Nav::Audit,
+        _ => Nav::None,
+    }
+}
+
+/// Middleware of the page routes (and the browsers' fallback): an error page answered to a
+/// signed-in browser gets the layout with its navigation, so a 404, 403 or 409 is not a dead end.
+/// The caller is authenticated again from the request's cookie (a cached token lookup) and the
+/// tenant's name read for the top bar; when either fails the bare page stands.
+pub(crate) async fn with_navigation(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let ctx = request.extensions().get::<RequestCtx>().cloned();
+    let nav = nav_of(request.uri().path());
+    let response = next.run(request).await;
+    let Some(info) = response.extensions().get::<ErrorPage>().cloned() else {
+        return response;
+    };
+    // Only to identify the caller: a GET, so that the write checks of a POST do not apply twice.
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.headers = headers;
+    if let Some(ctx) = ctx {
+        parts.extensions.insert(ctx);
+    }
+    let Ok(auth) = Auth::<Viewer>::from_request_parts(&mut parts, &state).await else {
+        return response;
+    };
+    let tenant = match auth.begin().await {
+        Ok(tx) => match tx.tenant_profile().await {
+            Ok(t) => {
+                let _ = tx.commit().await;
+                t
+            }
+            Err(_) => return response,
+        },
+        Err(_) => return response,
+    };
+    let csrf = session_cookie(&parts.headers)
+        .map(|t| csrf_for_session(&t))
+        .unwrap_or_default();
+    let principal = auth.principal();
+    let who = Who {
+        email: &principal.email,
+        role: principal.role,
+        tenant_name: &tenant.name,
+        csrf: &csrf,
+    };
+    let status = response.status();
+    let (mut head, _) = response.into_parts();
+    head.headers.remove(header::CONTENT_LENGTH);
+    let html = page_layout(
+        &info.title,
+        nav,
+        Some(&who),
+        error_body(status, &info.title, &info.message),
+    );
+    Response::from_parts(head, axum::body::Body::from(html))
+}
+
+/// What answers a path no route has: a browser asking for a page (a GET accepting HTML, outside
+/// `/api/`) gets the 404 page; everything else the API's JSON 404.
+pub(crate) async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let is_api = uri.path() == "/api" || uri.path().starts_with("/api/");
+    if wants_html && !is_api && (method == Method::GET || method == Method::HEAD) {
+        PageError::NotFound.into_response()
+    } else {
+        ApiError::not_found("route").into_response()
+    }
 }
 
 impl IntoResponse for PageError {
@@ -305,6 +435,7 @@ impl IntoResponse for PageError {
                 let (title, message) = match status {
                     StatusCode::FORBIDDEN => ("Not allowed", "Your role does not allow this. Ask an administrator."),
                     StatusCode::TOO_MANY_REQUESTS => ("Too many attempts", "Wait a little and try again."),
+                    StatusCode::CONFLICT => ("Not possible right now", ""),
                     s if s.is_client_error() => ("Request not understood", ""),
                     _ => ("Something went wrong", "The error was logged. Try again in a moment."),
                 };

@@ -7,6 +7,7 @@ mod auth;
 mod auth_hardening;
 mod auth_schema;
 mod catalogue;
+mod client_pages;
 mod errors;
 mod escaping;
 mod import_limits;
