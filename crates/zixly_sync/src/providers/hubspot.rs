@@ -41,8 +41,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use zixly_connectors::hubspot::{self, CrmObject, HubspotClient, Pipeline};
 use zixly_connectors::http::next_cursor;
+use zixly_connectors::hubspot::{self, CrmObject, HubspotClient, Pipeline};
 use zixly_crypto::SecretString;
 use zixly_db::checkpoints::OwnedCheckpoint;
 use zixly_db::loader::{self, CheckpointWrite, Input, LoadOptions};
