@@ -332,6 +332,9 @@ async fn bench_hubspot_paced_search() {
                 "createdAt": at, "updatedAt": at}));
         }
         d.search_per_second = Some(search_limit as usize);
+        // Count this run's requests only (the 429 below is the n-th of this run's).
+        d.requests.clear();
+        d.requests_by_entry.clear();
         if refuse_at > 0 {
             d.rate_limit_requests
                 .push(("GET /crm/v3/objects/deals".into(), refuse_at, 1));
