@@ -107,6 +107,31 @@ pub struct CheckpointUpdate<'a> {
     pub requests: i64,
 }
 
+/// [`CheckpointUpdate`] owned, for a load that writes it in its transaction
+/// (`loader::LoadOptions::checkpoint`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedCheckpoint {
+    pub state: serde_json::Value,
+    pub stream: Option<String>,
+    pub pages_read: i64,
+    pub items_read: i64,
+    pub items_total: Option<i64>,
+    pub requests: i64,
+}
+
+impl OwnedCheckpoint {
+    pub fn as_update(&self) -> CheckpointUpdate<'_> {
+        CheckpointUpdate {
+            state: &self.state,
+            stream: self.stream.as_deref(),
+            pages_read: self.pages_read,
+            items_read: self.items_read,
+            items_total: self.items_total,
+            requests: self.requests,
+        }
+    }
+}
+
 const COLUMNS: &str =
     "started_at, updated_at, state, stream, pages_read, items_read, items_total, \
                        requests, stalled_attempts";

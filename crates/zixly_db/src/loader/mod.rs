@@ -128,6 +128,19 @@ pub struct LoadOptions {
     /// `rows_read`, `inserted`, `updated`, `unchanged`, `rejected`, `error_count` (any other
     /// summary is kept under `request`).
     pub audit: Option<AuditEntry>,
+    /// A resumable sync's checkpoint of [`LoadOptions::integration_id`], written in the loading
+    /// transaction so that it commits with the page's rows (never ahead of or behind them).
+    /// Written only when rows were loaded (not after an atomic rollback or an aborted input).
+    pub checkpoint: Option<CheckpointWrite>,
+}
+
+/// What a page's load does with its sync's checkpoint ([`LoadOptions::checkpoint`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckpointWrite {
+    /// More pages follow: the run resumes after this one.
+    Save(crate::checkpoints::OwnedCheckpoint),
+    /// The run's last page (its cursor in the same load): the run is settled.
+    Clear,
 }
 
 impl LoadOptions {
@@ -140,6 +153,7 @@ impl LoadOptions {
             triggered_by: None,
             cursor: None,
             audit: None,
+            checkpoint: None,
         }
     }
 }
@@ -698,6 +712,17 @@ where
                 };
                 if let Some(entry) = &options.audit {
                     tx.append_audit(&audit_with_outcome(entry, &report)).await?;
+                }
+                if let (Some(integration_id), Some(write)) =
+                    (options.integration_id, &options.checkpoint)
+                {
+                    match write {
+                        CheckpointWrite::Save(c) => {
+                            tx.save_sync_checkpoint(integration_id, &c.as_update())
+                                .await?
+                        }
+                        CheckpointWrite::Clear => tx.clear_sync_checkpoint(integration_id).await?,
+                    }
                 }
                 release_run(tx.commit_keep().await?, run_id).await;
                 Ok(report)

@@ -52,6 +52,28 @@ pub(crate) async fn record(
     Ok(())
 }
 
+/// A resumable runner's page (Xero, MYOB): its documents' contributions ([`record`]) and the run's
+/// checkpoint in one transaction, so the checkpoint is never ahead of (or behind) what is stored.
+pub(crate) async fn commit_page(
+    ctx: &SyncCtx<'_>,
+    documents: &[String],
+    contributions: &[Contribution],
+    checkpoint: &zixly_db::checkpoints::CheckpointUpdate<'_>,
+) -> Result<(), SyncError> {
+    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+    record(
+        &tx,
+        ctx.integration.id,
+        Documents::These(documents),
+        contributions,
+    )
+    .await?;
+    tx.save_sync_checkpoint(ctx.integration.id, checkpoint)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Steps 2 and 3: re-sums every dirty day (this run's and any a killed run left), loads the
 /// non-empty ones with the run's `cursor`, deletes the emptied ones and clears the integration's
 /// sync checkpoint in the same transaction (the run is settled). `rows_read` of the summary is 0.

@@ -232,18 +232,12 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         pages_read += 1;
         items_read += page.items.len() as i64;
         let saved = serde_json::to_value(&state).expect("serializable");
-        let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
         // Always the page's documents only, even on a complete read: the documents it does not
         // list are removed once the whole read is committed (below), not page by page.
-        contributions::record(
-            &tx,
-            ctx.integration.id,
-            Documents::These(&documents),
+        contributions::commit_page(
+            ctx,
+            &documents,
             &contributions,
-        )
-        .await?;
-        tx.save_sync_checkpoint(
-            ctx.integration.id,
             &CheckpointUpdate {
                 state: &saved,
                 stream: STREAMS.get(state.stream).copied(),
@@ -254,7 +248,6 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
             },
         )
         .await?;
-        tx.commit().await?;
     }
 
     // MYOB lists no deletions: after a complete read, the documents it did not list (none of

@@ -62,7 +62,7 @@ use zixly_connectors::xero::{self, DocumentStream, Invoice, StreamPosition, Xero
 use zixly_crypto::SecretString;
 use zixly_db::checkpoints::CheckpointUpdate;
 
-use super::contributions::{self, Documents};
+use super::contributions;
 use super::Plan;
 use crate::engine::{RunSummary, SyncCtx};
 use crate::SyncError;
@@ -236,16 +236,10 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         items_read += n as i64;
         let saved = serde_json::to_value(&state).expect("serializable");
         let current = DocumentStream::ALL.get(state.stream).map(|s| s.name());
-        let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-        contributions::record(
-            &tx,
-            ctx.integration.id,
-            Documents::These(&documents),
+        contributions::commit_page(
+            ctx,
+            &documents,
             &contributions,
-        )
-        .await?;
-        tx.save_sync_checkpoint(
-            ctx.integration.id,
             &CheckpointUpdate {
                 state: &saved,
                 stream: current,
@@ -258,7 +252,6 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
             },
         )
         .await?;
-        tx.commit().await?;
     }
 
     // Every stream read: the dirty days are summed and loaded with the cursor, and the

@@ -243,25 +243,34 @@ async fn bench_xero_paced_first_sync() {
     assert_eq!(twice, 0);
 }
 
-/// `ZIXLY_BENCH_DEALS` (50,000) deals created since the last run of a portal that had none: the
-/// increment searches them (pages of 200 under HubSpot's 10,000-results cap, so the window is
-/// split), then lists them with history (more than 200 modified). The fake refuses a search above
-/// the search limit; both lanes are time-scaled by `ZIXLY_BENCH_SCALE` (10: 40 searches/s, 1,000
-/// requests / 10 s).
+/// `BENCHMARKS.md` "HubSpot paced, resumable sync": `ZIXLY_BENCH_DEALS` (50,000) deals created
+/// since the last run of a portal that had none. The increment's one search finds that many
+/// (more than `FULL_LIST_ABOVE`), a one-result search counts the live deals (progress), and the
+/// deals are listed with history, 50 a page, each page committed with the run's checkpoint. The
+/// fake refuses a search above the search limit and answers one 429 in the middle of the
+/// listing (page `ZIXLY_BENCH_429_AT`, default 500; 0: none), which the next attempt resumes
+/// from; both lanes are time-scaled by `ZIXLY_BENCH_SCALE` (10: 40 searches/s, 1,000
+/// requests / 10 s). Run:
+///
+/// ```text
+/// ZIXLY_BENCH_DEALS=50000 cargo nextest run -p zixly_sync --run-ignored only \
+///     -E 'test(bench_hubspot)' --no-capture
+/// ```
 #[tokio::test]
 #[ignore = "benchmark: run explicitly (see the module docs)"]
 async fn bench_hubspot_paced_search() {
     use zixly_connectors::pace::{Lane, RateLimit};
     use zixly_sync::engine::SyncConfig;
     use zixly_testkit::fakes::hubspot::FakeHubspot;
-    let deals: usize = std::env::var("ZIXLY_BENCH_DEALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000);
-    let scale: u32 = std::env::var("ZIXLY_BENCH_SCALE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let env_num = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let deals = env_num("ZIXLY_BENCH_DEALS", 50_000);
+    let scale = env_num("ZIXLY_BENCH_SCALE", 10).max(1) as u32;
+    let refuse_at = env_num("ZIXLY_BENCH_429_AT", 500);
     let fake = FakeHubspot::start().await;
     let cfg = config(
         Provider::Hubspot,
@@ -305,45 +314,59 @@ async fn bench_hubspot_paced_search() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let start = Utc::now();
-    for i in 0..deals {
-        let at = (start + Duration::milliseconds(i as i64))
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        fake.add(
-            "deals",
-            json!({"id": (1000 + i).to_string(), "archived": false,
+    let setup = Instant::now();
+    {
+        // Straight into the fake's store: `FakeHubspot::add` scans the list for the id (O(n)
+        // per deal, 1.25 billion comparisons for 50,000 — what kept the last session's run from
+        // finishing in its 170 s).
+        let mut d = fake.data.lock().unwrap();
+        let list = d.objects.entry("deals".into()).or_default();
+        for i in 0..deals {
+            let at = (start + Duration::milliseconds(i as i64))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            list.push(json!({"id": (1000 + i).to_string(), "archived": false,
                 "properties": {"amount": "10", "dealstage": "s1", "pipeline": "default",
                     "hs_is_closed": "false", "hs_is_closed_won": "false", "hs_lastmodifieddate": at},
                 "propertiesWithHistory": {"dealstage": [{"value": "s1", "timestamp": at, "sourceType": "CRM_UI"}]},
                 "associations": {"companies": {"results": [{"id": "co-1", "type": "deal_to_company"}]}},
-                "createdAt": at, "updatedAt": at}),
-        );
+                "createdAt": at, "updatedAt": at}));
+        }
+        d.search_per_second = Some(search_limit as usize);
+        // Count this run's requests only (the 429 below is the n-th of this run's).
+        d.requests.clear();
+        d.requests_by_entry.clear();
+        if refuse_at > 0 {
+            d.rate_limit_requests
+                .push(("GET /crm/v3/objects/deals".into(), refuse_at, 1));
+        }
     }
-    fake.data.lock().unwrap().search_per_second = Some(search_limit as usize);
+    let setup_time = setup.elapsed();
     zixly_testkit::fakes::record::clear_recorded(&fake.url);
     let t = Instant::now();
     let mut attempts = 0;
-    loop {
+    let summary = loop {
         attempts += 1;
         match env.engine.run(env.tenant, env.integration, true).await {
-            Ok(_) => break,
+            Ok(s) => break s,
+            // As the queue would: wait for Retry-After, resume at the checkpoint.
             Err(zixly_sync::SyncError::Connector(
                 zixly_connectors::ConnectorError::RateLimited { retry_after },
             )) => tokio::time::sleep(retry_after).await,
             Err(e) => panic!("{e}"),
         }
-    }
+    };
     let elapsed = t.elapsed();
     let requests = zixly_testkit::fakes::record::recorded(&fake.url);
+    // Deal pages and searches answered, and what each asked (reference data, re-read by each
+    // attempt, left out).
     let pages: Vec<String> = requests
         .iter()
-        .filter(|r| r.status == 200)
+        .filter(|r| r.status == 200 && r.path.starts_with("/crm/v3/objects/deals"))
         .map(|r| format!("{} {} {:?} {:?}", r.method, r.path, r.query, r.json_body))
         .collect();
-    let twice = pages
-        .iter()
-        .enumerate()
-        .filter(|(i, p)| pages[..*i].contains(p))
-        .count();
+    let mut sorted = pages.clone();
+    sorted.sort_unstable();
+    let twice = sorted.windows(2).filter(|w| w[0] == w[1]).count();
     let (searches, rate_limited, max_per_second) = {
         let d = fake.data.lock().unwrap();
         let searches = d
@@ -353,13 +376,17 @@ async fn bench_hubspot_paced_search() {
             .count();
         (searches, d.rate_limited, d.max_searches_per_second())
     };
-    // Search pages of 200, one more per 10,000-result window (each restart re-finds the deals
-    // of its boundary millisecond); account + pipelines + companies + deal pages of 50 + archived.
-    let search_minimum = deals.div_ceil(200);
-    let minimum = search_minimum + 3 + deals.div_ceil(50) + 1;
+    // Per attempt: account + pipelines + companies (1 page); once: the archived page, the
+    // search, the count and the listing (pages of 50).
+    let minimum = 3 + 1 + 2 + deals.div_ceil(50);
+    let reference_again = 3 * (attempts - 1);
     let search_pacer = env
         .engine
         .pacer(env.integration, Provider::Hubspot, Lane::Search)
+        .stats();
+    let pacer = env
+        .engine
+        .pacer(env.integration, Provider::Hubspot, Lane::General)
         .stats();
     let rows: i64 = env
         .db
@@ -370,15 +397,21 @@ async fn bench_hubspot_paced_search() {
         .unwrap()
         .get(0);
     eprintln!(
-        "BENCH hubspot paced search: {deals} deals -> {rows} lead events in {:.2} s (scale x{scale}: \
-         {search_limit} searches/s); {attempts} attempt(s); {} API calls (minimum {minimum}); \
-         {searches} searches (paging minimum {search_minimum}); max searches in one second \
-         {max_per_second}; pages asked twice {twice}; 429s answered {rate_limited}; search pacer \
-         waits {} ({:.2} s in all); recorded requests dropped {}",
+        "BENCH hubspot paced resumable: {deals} deals -> {rows} lead events in {:.2} s (setup {:.2} s; \
+         scale x{scale}: {search_limit} searches/s, {} requests/10 s); {attempts} attempt(s); {} API \
+         calls (paging minimum {minimum} + {reference_again} reference re-reads by later attempts); \
+         {searches} searches; max searches in one second {max_per_second}; pages asked twice \
+         {twice}; 429s answered {rate_limited}; pacer waits general {} ({:.2} s), search {} \
+         ({:.2} s); deals read {}; recorded requests dropped {}",
         elapsed.as_secs_f64(),
+        setup_time.as_secs_f64(),
+        100 * scale,
         requests.len(),
+        pacer.waits,
+        pacer.waited.as_secs_f64(),
         search_pacer.waits,
         search_pacer.waited.as_secs_f64(),
+        summary.rows_read,
         zixly_testkit::fakes::record::dropped(&fake.url),
     );
     assert_eq!(rows as usize, deals);

@@ -9,6 +9,7 @@ mod contract_hubspot;
 mod contract_pipedrive;
 mod contracts;
 mod hubspot;
+mod hubspot_resume;
 mod myob;
 mod pipedrive;
 mod refresh;
