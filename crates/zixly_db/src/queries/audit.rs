@@ -50,6 +50,9 @@ pub struct AuditFilter {
     pub entity_type: Option<String>,
     pub entity_id: Option<String>,
     pub actor_user_id: Option<Uuid>,
+    /// Only actions of this kind: the part of `action` before the dot (`user` for
+    /// `user.invite`, `user.update`, …).
+    pub kind: Option<String>,
 }
 
 impl TenantTx {
@@ -97,9 +100,10 @@ impl TenantTx {
                     and ($3::text is null or entity_type = $3)
                     and ($4::text is null or entity_id = $4)
                     and ($5::uuid is null or actor_user_id = $5)
+                    and ($7::text is null or split_part(action, '.', 1) = $7)
                   order by id desc
                   limit $6",
-                &[&before, &filter.action, &filter.entity_type, &filter.entity_id, &filter.actor_user_id, &limit],
+                &[&before, &filter.action, &filter.entity_type, &filter.entity_id, &filter.actor_user_id, &limit, &filter.kind],
             )
             .await
             .ctx("listing the audit log")?;

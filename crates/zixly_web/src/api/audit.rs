@@ -64,6 +64,9 @@ pub struct AuditQuery {
     pub entity_id: Option<String>,
     /// Only rows by this user.
     pub actor_user_id: Option<Uuid>,
+    /// Only actions of this kind (the part before the dot), e.g. `user` for `user.invite`,
+    /// `user.update`, ….
+    pub kind: Option<String>,
 }
 
 /// The audit log, newest first
@@ -83,6 +86,7 @@ async fn list_audit_logs(
         entity_type: q.entity_type,
         entity_id: q.entity_id,
         actor_user_id: q.actor_user_id,
+        kind: q.kind,
     };
     let tx = auth.begin().await?;
     let rows = tx
