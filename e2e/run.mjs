@@ -12,6 +12,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
+import { chartChecks } from "./charts.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -277,6 +278,8 @@ try {
   assert.equal(resp.status(), 404);
   await page.getByRole("heading", { name: "Page not found" }).waitFor();
   await shot(page, "not-found");
+
+  await chartChecks({ page, base, cfg, log, shot });
 
   log("one number, one rounding: a margin reads the same on the clients list, the reports page and in the CSV");
   {

@@ -5,15 +5,15 @@ use std::fmt::Write as _;
 
 use axum::extract::{Path, Query};
 use axum::response::Response;
-use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use uuid::Uuid;
 use zixly_db::queries::reports::FunnelQuery;
 use zixly_db::queries::series::{Bucket, BucketWindow, DateRange};
 
-use super::html::{self, esc, layout, money_short, percent, q, ChartSeries, Nav};
-use super::overview::{bucketize, range_picker, today_in, Range, RangeParams};
+use super::chart::{self, ChartSeries, SparkPoint};
+use super::html::{self, esc, layout, money_short, percent, q, Nav};
+use super::overview::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::auth::Viewer;
 
@@ -40,7 +40,8 @@ pub async fn list(
 ) -> Result<Response, PageError> {
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
-    let r = Range::resolve(&p.range, today_in(&tenant.time_zone));
+    let today = today_in(&tenant.time_zone);
+    let r = Range::resolve(&p.range, today);
     let search = p.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let mut clients = tx.client_summaries(r.from, r.to, search).await?;
     tx.commit().await?;
@@ -137,11 +138,19 @@ pub async fn list(
     if clients.is_empty() {
         body.push_str(r#"<tr><td colspan="6" class="empty">No clients match.</td></tr>"#);
     }
+    // Every month of the range, so a month without revenue is a gap in the sparkline.
+    let months = chart::slots(r.from, r.to, Bucket::Month, today);
     for c in &clients {
-        let spark: Vec<f64> = c
-            .monthly_revenue
+        let spark: Vec<SparkPoint> = months
             .iter()
-            .map(|(_, v)| html::to_f64(*v))
+            .map(|m| SparkPoint {
+                value: c
+                    .monthly_revenue
+                    .iter()
+                    .find(|(start, _)| *start == Bucket::Month.start_of(m.start))
+                    .map(|(_, v)| chart::to_f64(*v)),
+                partial: m.partial,
+            })
             .collect();
         let class = if c.net_profit.is_sign_negative() {
             "neg"
@@ -160,7 +169,8 @@ pub async fn list(
                 .as_deref()
                 .map(|i| format!(" · {}", esc(i)))
                 .unwrap_or_default(),
-            spark = html::sparkline(&spark, &format!("Monthly revenue of {}", c.client_name)),
+            spark = chart::sparkline(&spark, &format!("Monthly revenue of {}", c.client_name))
+                .into_string(),
             rev = money_short(c.revenue, &sym),
             exp = money_short(c.expenses, &sym),
             profit = money_short(c.net_profit, &sym),
@@ -196,7 +206,8 @@ pub async fn detail(
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
     let client = tx.get_client(id).await?.ok_or(PageError::NotFound)?;
-    let r = Range::resolve(&p.range, today_in(&tenant.time_zone));
+    let today = today_in(&tenant.time_zone);
+    let r = Range::resolve(&p.range, today);
     let metric_bucket: Bucket = p
         .bucket
         .as_deref()
@@ -280,29 +291,29 @@ pub async fn detail(
     ));
     body.push_str("</div>");
 
-    // Financial chart.
+    // Financial chart: the overview's chart of this client's records.
     let bucket = r.bucket();
-    let buckets = bucketize(&days, r.from, r.to, bucket);
-    let x: Vec<NaiveDate> = buckets.iter().map(|b| b.0).collect();
+    let slots = chart::slots(r.from, r.to, chart::bucket_named(bucket), today);
+    let sums = chart::bucketize(&days, &slots);
     let series = [
         ChartSeries {
             label: "Revenue",
             color: "#2546c4",
-            values: buckets.iter().map(|b| Some(b.1)).collect(),
+            values: sums.iter().map(|b| b.map(|b| b.revenue)).collect(),
             money: true,
             unit: None,
         },
         ChartSeries {
             label: "Expenses",
             color: "#d0572a",
-            values: buckets.iter().map(|b| Some(b.2)).collect(),
+            values: sums.iter().map(|b| b.map(|b| b.expenses)).collect(),
             money: true,
             unit: None,
         },
         ChartSeries {
             label: "Net profit",
             color: "#16874a",
-            values: buckets.iter().map(|b| Some(b.1 - b.2)).collect(),
+            values: sums.iter().map(|b| b.map(|b| b.net_profit())).collect(),
             money: true,
             unit: None,
         },
@@ -310,15 +321,18 @@ pub async fn detail(
     let _ = write!(
         body,
         r#"<section class="card" aria-labelledby="fin-title"><div class="card-head"><h2 id="fin-title">Financials</h2><span class="muted small">per {bucket}</span></div>{}</section>"#,
-        html::chart(
-            "client-fin",
-            &format!("Financials of {}", client.client_name),
-            &x,
-            &series,
-            &sym,
-            bucket,
-            false
-        )
+        chart::Chart {
+            id: "client-fin",
+            caption: &format!("Financials of {}", client.client_name),
+            bucket: chart::bucket_named(bucket),
+            slots: &slots,
+            series: &series,
+            symbol: &sym,
+            style: chart::Style::Bars,
+            small: false,
+        }
+        .render()
+        .into_string()
     );
 
     // Funnel and lead events side by side.
@@ -423,15 +437,24 @@ pub async fn detail(
     if names.is_empty() {
         body.push_str(r#"<p class="empty">No custom metrics in this period.</p>"#);
     } else {
+        let metric_slots = chart::slots(r.from, r.to, metric_bucket, today);
         body.push_str(r#"<div class="grid two">"#);
         for (k, name) in names.iter().enumerate() {
             let rows: Vec<_> = metrics.iter().filter(|m| m.metric_name == *name).collect();
             let unit = rows.iter().find_map(|m| m.unit.as_deref());
-            let x: Vec<NaiveDate> = rows.iter().map(|m| m.bucket_start).collect();
+            // An average is a level, not a flow: a bucket without readings is a gap (`None`),
+            // never zero.
+            let values = metric_slots
+                .iter()
+                .map(|slot| {
+                    let start = metric_bucket.start_of(slot.start);
+                    rows.iter().find(|m| m.bucket_start == start).map(|m| m.avg)
+                })
+                .collect();
             let series = [ChartSeries {
                 label: name,
                 color: METRIC_COLORS[k % METRIC_COLORS.len()],
-                values: rows.iter().map(|m| Some(m.avg)).collect(),
+                values,
                 money: false,
                 unit,
             }];
@@ -440,15 +463,18 @@ pub async fn detail(
                 r#"<div><h3 class="small" style="margin:0 0 .4rem">{} <span class="muted">(average per {})</span></h3>{}</div>"#,
                 esc(name),
                 metric_bucket.as_str(),
-                html::chart(
-                    &format!("metric-{k}"),
-                    &format!("{name} per {}", metric_bucket.as_str()),
-                    &x,
-                    &series,
-                    &sym,
-                    metric_bucket.as_str(),
-                    true
-                )
+                chart::Chart {
+                    id: &format!("metric-{k}"),
+                    caption: &format!("{name} per {}", metric_bucket.as_str()),
+                    bucket: metric_bucket,
+                    slots: &metric_slots,
+                    series: &series,
+                    symbol: &sym,
+                    style: chart::Style::Lines,
+                    small: true,
+                }
+                .render()
+                .into_string()
             );
         }
         body.push_str("</div>");

@@ -17,6 +17,7 @@
 mod assets;
 mod audit;
 mod auth_pages;
+mod chart;
 mod clients;
 mod html;
 mod imports;
