@@ -65,13 +65,9 @@
     return text + (spec.partial[i] ? " (incomplete)" : "");
   }
 
-  // The end (exclusive) of bucket i.
-  function bucketEnd(spec, i) {
-    return i + 1 < spec.x.length ? spec.x[i + 1] : spec.to;
-  }
-
-  // Tick positions: bucket boundaries, thinned so labels do not collide. Months thin to
-  // quarters, halves or years so the ticks stay on calendar boundaries.
+  // Tick positions (bucket indexes: bucket i spans [i, i + 1) on the x scale): bucket
+  // boundaries, thinned so labels do not collide. Months thin to quarters, halves or years so the
+  // ticks stay on calendar boundaries.
   function ticks(spec, plotWidth) {
     var n = spec.x.length, labelPx = spec.bucket === "month" ? 72 : 52;
     var step = Math.max(1, Math.ceil(n * labelPx / Math.max(plotWidth, 1)));
@@ -82,13 +78,13 @@
       spec.x.forEach(function (t, i) {
         var p = day(t);
         // The range's first bucket is labelled too (it may start mid-month).
-        if (i === 0 || (p.d === 1 && (p.y * 12 + p.m) % step === 0)) out.push(t);
+        if (i === 0 || (p.d === 1 && (p.y * 12 + p.m) % step === 0)) out.push(i);
       });
-      // Drop a boundary tick crowding the first label.
-      if (out.length > 1 && step > 1 && day(out[0]).d !== 1 && (out[1] - out[0]) < 86400 * 28 * step / 2) out.splice(1, 1);
+      // Drop a boundary tick crowding the first label (a range starting mid-month).
+      if (out.length > 1 && out[1] - out[0] < Math.ceil(step / 2)) out.splice(1, 1);
       return out;
     }
-    return spec.x.filter(function (_, i) { return i % step === 0; });
+    return spec.x.map(function (_, i) { return i; }).filter(function (i) { return i % step === 0; });
   }
 
   // A canvas pattern of diagonal white stripes: laid over an incomplete bucket it hatches the
@@ -107,19 +103,59 @@
     return ctx.createPattern(c, "repeat");
   }
 
-  // Grouped bars: bucket i spans [x[i], end(i)); the n series share 80 % of its width.
+  // Grouped bars: bucket i spans [i, i + 1); the n series share 80 % of its width.
   function barPaths(spec, k, n) {
     return function (u, sidx, i0, i1) {
       var path = new Path2D(), ys = u.data[sidx];
       var zero = u.valToPos(0, "y", true);
       for (var i = i0; i <= i1; i++) {
         if (ys[i] === null || ys[i] === undefined) continue;
-        var x0 = u.valToPos(spec.x[i], "x", true), x1 = u.valToPos(bucketEnd(spec, i), "x", true);
+        var x0 = u.valToPos(i, "x", true), x1 = u.valToPos(i + 1, "x", true);
         var w = x1 - x0, gw = (w * 0.8) / n, bx = x0 + w * 0.1 + k * gw;
         var y = u.valToPos(ys[i], "y", true);
         path.rect(Math.round(bx), Math.min(y, zero), Math.max(Math.round(gw) - 1, 1), Math.max(Math.abs(zero - y), 1));
       }
       return { stroke: path, fill: path };
+    };
+  }
+
+  function tooltipPlugin(spec) {
+    var tip;
+    return {
+      hooks: {
+        init: function (u) {
+          tip = document.createElement("div");
+          tip.className = "tip";
+          tip.setAttribute("role", "status");
+          tip.style.display = "none";
+          u.over.appendChild(tip);
+          u.over.addEventListener("mouseleave", function () { tip.style.display = "none"; });
+        },
+        setCursor: function (u) {
+          var i = u.cursor.idx;
+          if (i === null || i === undefined) { tip.style.display = "none"; return; }
+          // Built as text nodes: a series label is a client's metric name, never markup.
+          tip.textContent = "";
+          var title = document.createElement("b");
+          title.textContent = bucketLabel(i, spec);
+          tip.appendChild(title);
+          spec.series.forEach(function (s) {
+            var row = document.createElement("div"), key = document.createElement("i");
+            var v = document.createElement("span");
+            key.style.background = s.color;
+            v.className = "v";
+            v.textContent = s.values[i] === null ? "no data" : fmt(s.values[i], s, spec);
+            row.appendChild(key);
+            row.appendChild(document.createTextNode(s.label));
+            row.appendChild(v);
+            tip.appendChild(row);
+          });
+          tip.style.display = "block";
+          var left = u.cursor.left, w = tip.offsetWidth, ow = u.over.clientWidth;
+          tip.style.left = Math.max(0, Math.min(left + 12, ow - w)) + "px";
+          tip.style.top = Math.max(0, (u.cursor.top || 0) - tip.offsetHeight - 8) + "px";
+        }
+      }
     };
   }
 
@@ -134,8 +170,10 @@
     var values = spec.series.map(function (s) {
       return s.values.map(function (v) { return v === null ? null : Number(v); });
     });
-    // Each bucket is drawn at its middle, so its bar or point sits inside its own bucket.
-    var mids = spec.x.map(function (t, i) { return (t + bucketEnd(spec, i)) / 2; });
+    // Buckets are equal slots on the x scale (bucket i spans [i, i + 1), whatever its days: a
+    // month is one month wide, as in Databox and Fathom), each drawn at its middle, so its bar
+    // or point sits inside its own bucket and under its own label.
+    var mids = spec.x.map(function (_, i) { return i + 0.5; });
     var data = [mids], series = [{}];
     spec.series.forEach(function (s, k) {
       if (spec.bars) {
@@ -158,13 +196,47 @@
     });
     var height = el.classList.contains("small") ? 180 : 280;
     var pattern = null;
+    // A bucket without records says so, so an empty slot is not read as zero.
+    function paintNoData(u) {
+      var ctx = u.ctx, dpr = window.devicePixelRatio || 1;
+      var y = spec.bars ? u.valToPos(0, "y", true) : u.bbox.top + u.bbox.height - 2 * dpr;
+      ctx.save();
+      ctx.strokeStyle = "#9aa3b2";
+      ctx.fillStyle = "#7a8494";
+      ctx.lineWidth = dpr;
+      ctx.setLineDash([2 * dpr, 3 * dpr]);
+      ctx.font = Math.round(11 * dpr) + "px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      spec.x.forEach(function (_, i) {
+        if (spec.series.some(function (s) { return s.values[i] !== null; })) return;
+        var x0 = u.valToPos(i, "x", true), x1 = u.valToPos(i + 1, "x", true);
+        ctx.beginPath();
+        ctx.moveTo(x0 + 2 * dpr, y);
+        ctx.lineTo(x1 - 2 * dpr, y);
+        ctx.stroke();
+        if (x1 - x0 >= 48 * dpr) ctx.fillText("no data", (x0 + x1) / 2, y - 6 * dpr);
+      });
+      ctx.restore();
+    }
+    function paintPartial(u, style) {
+      var ctx = u.ctx;
+      ctx.save();
+      ctx.fillStyle = style;
+      spec.partial.forEach(function (p, i) {
+        if (!p) return;
+        var x0 = u.valToPos(i, "x", true), x1 = u.valToPos(i + 1, "x", true);
+        ctx.fillRect(x0, u.bbox.top, x1 - x0, u.bbox.height);
+      });
+      ctx.restore();
+    }
     var opts = {
       width: Math.max(el.clientWidth, 200), height: height,
       series: series, legend: { show: false },
       cursor: { points: { size: 8 }, drag: { x: false, y: false } },
       scales: {
-        // Exactly the selected range, whatever the data: no auto-range around one point.
-        x: { time: false, range: function () { return [spec.from, spec.to]; } },
+        // Exactly the buckets of the selected range, whatever the data: no auto-range around
+        // a single point (which drew "This month" from Dec 2026 to Aug 2029).
+        x: { time: false, range: function () { return [0, spec.x.length]; } },
         y: { range: function (u, min, max) {
           if (min === null || max === null) return [0, 1];
           if (spec.bars) { min = Math.min(0, min); max = Math.max(0, max); }
@@ -174,23 +246,19 @@
       axes: [
         { stroke: "#545f70", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#dde1e7" }, align: 1,
           splits: function (u) { return ticks(spec, u.bbox.width / (window.devicePixelRatio || 1)); },
-          values: function (u, vals) { return vals.map(function (v) { return tickLabel(v, spec); }); } },
+          values: function (u, vals) { return vals.map(function (i) { return tickLabel(spec.x[i], spec); }); } },
         { stroke: "#545f70", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#dde1e7" }, size: 64,
           values: function (u, vals) { return vals.map(function (v) { return axisFmt(v, spec, money); }); } }
       ],
       hooks: {
+        // An incomplete bucket gets a grey band behind the series (visible even before it has
+        // records) and, for bars, white stripes over them: hatched bars.
+        drawAxes: [function (u) { paintPartial(u, "rgba(84,95,112,0.07)"); }],
         draw: [function (u) {
-          if (!spec.partial.some(Boolean)) return;
-          var ctx = u.ctx;
-          pattern = pattern || hatch(ctx);
-          ctx.save();
-          ctx.fillStyle = pattern;
-          spec.partial.forEach(function (p, i) {
-            if (!p) return;
-            var x0 = u.valToPos(spec.x[i], "x", true), x1 = u.valToPos(bucketEnd(spec, i), "x", true);
-            if (spec.bars) ctx.fillRect(x0, u.bbox.top, x1 - x0, u.bbox.height);
-          });
-          ctx.restore();
+          paintNoData(u);
+          if (!spec.bars) return;
+          pattern = pattern || hatch(u.ctx);
+          paintPartial(u, pattern);
         }]
       },
       plugins: [tooltipPlugin(spec)]

@@ -209,15 +209,27 @@ pub fn sparkline(points: &[SparkPoint], label: &str) -> Markup {
     if known.len() < 2 {
         return html! { span class="muted small" aria-label=(label) { "–" } };
     }
-    let min = known.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = known.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    // The scale comes from whole buckets (when there are two): a month one day old would
+    // otherwise squash the whole trend into the top of the box. Its point is clamped into the
+    // box, dashed and hollow.
+    let whole: Vec<f64> = points
+        .iter()
+        .filter(|p| !p.partial)
+        .filter_map(|p| p.value)
+        .collect();
+    let scaled = if whole.len() >= 2 { &whole } else { &known };
+    let min = scaled.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let span = if (max - min).abs() < f64::EPSILON {
         1.0
     } else {
         max - min
     };
     let step = w / (points.len().max(2) - 1) as f64;
-    let at = |i: usize, v: f64| (i as f64 * step, 2.0 + (h - 4.0) * (1.0 - (v - min) / span));
+    let at = |i: usize, v: f64| {
+        let y = 2.0 + (h - 4.0) * (1.0 - (v - min) / span);
+        (i as f64 * step, y.clamp(2.5, h - 2.5))
+    };
     // Runs of consecutive known points; each pair is solid unless either end is partial.
     let mut solid = Vec::<String>::new();
     let mut dashed = Vec::<String>::new();
@@ -241,11 +253,6 @@ pub fn sparkline(points: &[SparkPoint], label: &str) -> Markup {
         .filter_map(|(i, p)| p.value.map(|v| at(i, v)))
         .collect();
     // Trend colour from whole buckets only: a partial last month is not a fall.
-    let whole: Vec<f64> = points
-        .iter()
-        .filter(|p| !p.partial)
-        .filter_map(|p| p.value)
-        .collect();
     let up = match (whole.first(), whole.last()) {
         (Some(a), Some(b)) => b >= a,
         _ => true,
