@@ -14,6 +14,7 @@ import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
 import { accountChecks } from "./account.mjs";
 import { pagesChecks } from "./pages.mjs";
+import { chartChecks } from "./charts.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -282,6 +283,8 @@ try {
   await page.getByRole("heading", { name: "Page not found" }).waitFor();
   await shot(page, "not-found");
   await pagesChecks({ page, base, log, shot, assertLabelled, assertNoHorizontalScroll });
+
+  await chartChecks({ page, base, cfg, log, shot });
 
   log("one number, one rounding: a margin reads the same on the clients list, the reports page and in the CSV");
   {

@@ -4,7 +4,6 @@
 
 use axum::extract::{Path, Query};
 use axum::response::Response;
-use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -15,8 +14,9 @@ use maud::{html, Markup, PreEscaped};
 use zixly_domain::Role;
 
 use super::client_edit::{self, Done};
-use super::html::{self, flash_box, money_short, page_layout, percent, q, ChartSeries, Nav};
-use super::overview::{bucketize, range_picker, today_in, Range, RangeParams};
+use super::chart::{self, ChartSeries, SparkPoint};
+use super::html::{self, flash_box, money_short, page_layout, percent, q, Nav};
+use super::overview::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::auth::Viewer;
 
@@ -45,7 +45,8 @@ pub async fn list(
 ) -> Result<Response, PageError> {
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
-    let r = Range::resolve(&p.range, today_in(&tenant.time_zone));
+    let today = today_in(&tenant.time_zone);
+    let r = Range::resolve(&p.range, today);
     let search = p.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let mut clients = tx.client_summaries(r.from, r.to, search).await?;
     tx.commit().await?;
@@ -78,6 +79,7 @@ pub async fn list(
     let search_q = search.map(|s| format!("&q={}", q(s))).unwrap_or_default();
     let editor = user.auth.role().includes(Role::Editor);
     let done = Done::message_of(p.done.as_deref());
+    let months = chart::slots(r.from, r.to, Bucket::Month, today);
 
     let body = html! {
         (html::head(
@@ -138,7 +140,13 @@ pub async fn list(
                             tr { td colspan="6" class="empty" { "No clients match." } }
                         }
                         @for c in &clients {
-                            @let spark: Vec<f64> = c.monthly_revenue.iter().map(|(_, v)| html::to_f64(*v)).collect();
+                            // Every month of the range, so a month without revenue is a gap.
+                            @let spark: Vec<SparkPoint> = months.iter().map(|m| SparkPoint {
+                                value: c.monthly_revenue.iter()
+                                    .find(|(start, _)| *start == Bucket::Month.start_of(m.start))
+                                    .map(|(_, v)| chart::to_f64(*v)),
+                                partial: m.partial,
+                            }).collect();
                             tr {
                                 td {
                                     a href={ "/clients/" (c.id) "?" (r.query()) } { (c.client_name) }
@@ -147,8 +155,7 @@ pub async fn list(
                                         @if let Some(i) = c.industry.as_deref() { " · " (i) }
                                     }
                                 }
-                                // The sparkline is still a string component (the chart code).
-                                td class="hide-sm" { (PreEscaped(html::sparkline(&spark, &format!("Monthly revenue of {}", c.client_name)))) }
+                                td class="hide-sm" { (chart::sparkline(&spark, &format!("Monthly revenue of {}", c.client_name))) }
                                 td class="num" { (money_short(c.revenue, &sym)) }
                                 td class="num" { (money_short(c.expenses, &sym)) }
                                 td class={ "num " (if c.net_profit.is_sign_negative() { "neg" } else { "" }) } { (money_short(c.net_profit, &sym)) }
@@ -190,7 +197,8 @@ pub async fn detail(
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
     let client = tx.get_client(id).await?.ok_or(PageError::NotFound)?;
-    let r = Range::resolve(&p.range, today_in(&tenant.time_zone));
+    let today = today_in(&tenant.time_zone);
+    let r = Range::resolve(&p.range, today);
     let metric_bucket: Bucket = p
         .bucket
         .as_deref()
@@ -251,41 +259,42 @@ pub async fn detail(
 
     // Financial chart.
     let bucket = r.bucket();
-    let buckets = bucketize(&days, r.from, r.to, bucket);
-    let x: Vec<NaiveDate> = buckets.iter().map(|b| b.0).collect();
+    let slots = chart::slots(r.from, r.to, chart::bucket_named(bucket), today);
+    let sums = chart::bucketize(&days, &slots);
     let series = [
         ChartSeries {
             label: "Revenue",
             color: "#2546c4",
-            values: buckets.iter().map(|b| Some(b.1)).collect(),
+            values: sums.iter().map(|b| b.map(|b| b.revenue)).collect(),
             money: true,
             unit: None,
         },
         ChartSeries {
             label: "Expenses",
             color: "#d0572a",
-            values: buckets.iter().map(|b| Some(b.2)).collect(),
+            values: sums.iter().map(|b| b.map(|b| b.expenses)).collect(),
             money: true,
             unit: None,
         },
         ChartSeries {
             label: "Net profit",
             color: "#16874a",
-            values: buckets.iter().map(|b| Some(b.1 - b.2)).collect(),
+            values: sums.iter().map(|b| b.map(|b| b.net_profit())).collect(),
             money: true,
             unit: None,
         },
     ];
-    // Still a string component (the chart code).
-    let financial_chart = PreEscaped(html::chart(
-        "client-fin",
-        &format!("Financials of {}", client.client_name),
-        &x,
-        &series,
-        &sym,
-        bucket,
-        false,
-    ));
+    let financial_chart = chart::Chart {
+        id: "client-fin",
+        caption: &format!("Financials of {}", client.client_name),
+        bucket: chart::bucket_named(bucket),
+        slots: &slots,
+        series: &series,
+        symbol: &sym,
+        style: chart::Style::Bars,
+        small: false,
+    }
+    .render();
 
     let top = funnel.stages.iter().map(|s| s.leads).max().unwrap_or(0);
     let funnel_html = html! {
@@ -353,29 +362,40 @@ pub async fn detail(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let metric_slots = chart::slots(r.from, r.to, metric_bucket, today);
     let metric_charts: Vec<(&str, Markup)> = names
         .iter()
         .enumerate()
         .map(|(k, name)| {
             let rows: Vec<_> = metrics.iter().filter(|m| m.metric_name == *name).collect();
             let unit = rows.iter().find_map(|m| m.unit.as_deref());
-            let x: Vec<NaiveDate> = rows.iter().map(|m| m.bucket_start).collect();
+            // An average is a level, not a flow: a bucket without readings is a gap (`None`),
+            // never zero.
+            let values = metric_slots
+                .iter()
+                .map(|slot| {
+                    let start = metric_bucket.start_of(slot.start);
+                    rows.iter().find(|m| m.bucket_start == start).map(|m| m.avg)
+                })
+                .collect();
             let series = [ChartSeries {
                 label: name,
                 color: METRIC_COLORS[k % METRIC_COLORS.len()],
-                values: rows.iter().map(|m| Some(m.avg)).collect(),
+                values,
                 money: false,
                 unit,
             }];
-            let chart = PreEscaped(html::chart(
-                &format!("metric-{k}"),
-                &format!("{name} per {}", metric_bucket.as_str()),
-                &x,
-                &series,
-                &sym,
-                metric_bucket.as_str(),
-                true,
-            ));
+            let chart = chart::Chart {
+                id: &format!("metric-{k}"),
+                caption: &format!("{name} per {}", metric_bucket.as_str()),
+                bucket: metric_bucket,
+                slots: &metric_slots,
+                series: &series,
+                symbol: &sym,
+                style: chart::Style::Lines,
+                small: true,
+            }
+            .render();
             (*name, chart)
         })
         .collect();

@@ -1,4 +1,4 @@
-//! HTML building blocks: escaping, the page layout, number formatting, sparklines, chart specs.
+//! HTML building blocks: escaping, the page layout, number formatting (charts: `chart.rs`).
 //!
 //! Pages are moving from `format!` strings with manual [`esc`] calls to maud (`html!`), which
 //! escapes every interpolated value unless it is wrapped in `PreEscaped`; the typed components
@@ -8,9 +8,7 @@ use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use serde_json::json;
 use zixly_domain::Role;
 
 use super::assets;
@@ -306,112 +304,11 @@ pub fn delta(
     )
 }
 
-pub fn to_f64(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(0.0)
-}
+/// Moved to the chart module; kept here for the pages that convert figures for deltas.
+pub use super::chart::to_f64;
 
 pub fn date(d: NaiveDate) -> String {
     d.format("%-d %b %Y").to_string()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Charts
-
-/// An inline SVG sparkline of `values` (no script needed), with an accessible summary.
-pub fn sparkline(values: &[f64], label: &str) -> String {
-    let (w, h) = (120.0, 32.0);
-    if values.len() < 2 {
-        return format!(
-            r#"<span class="muted small" aria-label="{}">–</span>"#,
-            esc(label)
-        );
-    }
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let span = if (max - min).abs() < f64::EPSILON {
-        1.0
-    } else {
-        max - min
-    };
-    let step = w / (values.len() - 1) as f64;
-    let mut pts = String::new();
-    for (i, v) in values.iter().enumerate() {
-        let x = i as f64 * step;
-        let y = 2.0 + (h - 4.0) * (1.0 - (v - min) / span);
-        let _ = write!(pts, "{x:.1},{y:.1} ");
-    }
-    let up = values.last() >= values.first();
-    let color = if up { "#16874a" } else { "#b4232a" };
-    format!(
-        r#"<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><polyline fill="none" stroke="{color}" stroke-width="1.75" stroke-linejoin="round" points="{}"/></svg>"#,
-        esc(label),
-        pts.trim_end()
-    )
-}
-
-/// One line of a chart: exact values as strings (the tooltip shows them unrounded).
-pub struct ChartSeries<'a> {
-    pub label: &'a str,
-    pub color: &'a str,
-    pub values: Vec<Option<Decimal>>,
-    pub money: bool,
-    pub unit: Option<&'a str>,
-}
-
-/// A uPlot chart: a `<figure>` the script draws into, the data as JSON beside it, and a caption
-/// with the series legend. `id` must be unique in the page.
-pub fn chart(
-    id: &str,
-    caption: &str,
-    x: &[NaiveDate],
-    series: &[ChartSeries<'_>],
-    symbol: &str,
-    bucket: &str,
-    small: bool,
-) -> String {
-    let xs: Vec<i64> = x
-        .iter()
-        .map(|d| {
-            d.and_hms_opt(0, 0, 0)
-                .expect("midnight")
-                .and_utc()
-                .timestamp()
-        })
-        .collect();
-    let spec = json!({
-        "x": xs,
-        "symbol": symbol,
-        "bucket": bucket,
-        "series": series.iter().map(|s| json!({
-            "label": s.label,
-            "color": s.color,
-            "money": s.money,
-            "unit": s.unit,
-            "values": s.values.iter().map(|v| v.map(|d| d.normalize().to_string())).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    });
-    // `</` cannot appear inside the script element: escape the slash (valid JSON either way).
-    let data = spec.to_string().replace("</", "<\\/");
-    let mut legend = String::new();
-    for s in series {
-        let _ = write!(
-            legend,
-            r#"<span style="--c:{}">{}</span>"#,
-            esc(s.color),
-            esc(s.label)
-        );
-    }
-    let empty = if x.is_empty() {
-        r#"<p class="empty">No data in this period.</p>"#
-    } else {
-        ""
-    };
-    format!(
-        r#"<div class="chart-legend" aria-hidden="true">{legend}</div><figure class="chart{small}" data-chart="{id}" role="img" aria-label="{caption}" style="margin:0">{empty}</figure><script type="application/json" id="{id}">{data}</script>"#,
-        small = if small { " small" } else { "" },
-        id = esc(id),
-        caption = esc(caption),
-    )
 }
 
 #[cfg(test)]
@@ -449,33 +346,5 @@ mod tests {
         assert!(delta(Some(0.30), Some(0.25), true, true, "vs x").contains("+5.0 pts"));
         assert!(delta(Some(1.0), Some(0.0), true, false, "vs x").contains("new"));
         assert!(delta(None, Some(1.0), true, false, "vs x").contains("–"));
-    }
-
-    #[test]
-    fn chart_data_cannot_close_its_script_element() {
-        let day = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
-        let html = chart(
-            "c",
-            "t",
-            &[day],
-            &[ChartSeries {
-                label: "</script><b>",
-                color: "#000",
-                values: vec![Some(d("1.50"))],
-                money: true,
-                unit: None,
-            }],
-            "$",
-            "day",
-            false,
-        );
-        assert!(!html.contains("</script><b>"));
-        assert!(html.contains(r#""values":["1.5"]"#));
-    }
-
-    #[test]
-    fn sparkline_needs_two_points() {
-        assert!(sparkline(&[1.0], "x").contains("–"));
-        assert!(sparkline(&[1.0, 3.0, 2.0], "x").contains("<polyline"));
     }
 }

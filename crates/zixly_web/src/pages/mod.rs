@@ -19,6 +19,7 @@ mod assets;
 mod audit;
 mod auth_pages;
 mod client_edit;
+mod chart;
 mod clients;
 mod flash;
 mod html;

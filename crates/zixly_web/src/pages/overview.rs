@@ -12,7 +12,8 @@ use serde::Deserialize;
 use zixly_db::queries::dashboard::{DailyTotals, PipelineSummary};
 use zixly_domain::timezone::Tz;
 
-use super::html::{self, esc, layout, money, money_short, percent, ChartSeries, Nav};
+use super::chart::{self, ChartSeries};
+use super::html::{self, esc, layout, money, money_short, percent, Nav};
 use super::{page, PageError, PageUser};
 use crate::auth::Viewer;
 
@@ -204,32 +205,6 @@ impl Sums {
     }
 }
 
-/// Sums `days` per bucket starting at `from`; returns bucket starts and the sums.
-pub fn bucketize(
-    days: &[DailyTotals],
-    from: NaiveDate,
-    to: NaiveDate,
-    bucket: &str,
-) -> Vec<(NaiveDate, Decimal, Decimal)> {
-    let start_of = |d: NaiveDate| match bucket {
-        "day" => d,
-        "week" => d - Days::new(u64::from(d.weekday().num_days_from_monday())),
-        _ => month_start(d),
-    };
-    let mut out: Vec<(NaiveDate, Decimal, Decimal)> = Vec::new();
-    for d in days.iter().filter(|d| d.date >= from && d.date <= to) {
-        let b = start_of(d.date);
-        match out.last_mut() {
-            Some(last) if last.0 == b => {
-                last.1 += d.revenue;
-                last.2 += d.expenses;
-            }
-            _ => out.push((b, d.revenue, d.expenses)),
-        }
-    }
-    out
-}
-
 fn kpi_card(label: &str, value: &str, changes: &str, id: &str) -> String {
     format!(
         r#"<section class="kpi" aria-labelledby="kpi-{id}" data-kpi="{id}"><div class="label" id="kpi-{id}">{label}</div><div class="value">{value}</div><div class="changes">{changes}</div></section>"#
@@ -256,7 +231,8 @@ pub async fn page_handler(
 ) -> Result<Response, PageError> {
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
-    let r = Range::resolve(&params, today_in(&tenant.time_zone));
+    let today = today_in(&tenant.time_zone);
+    let r = Range::resolve(&params, today);
     let (prev_from, prev_to) = r.previous();
     let (ly_from, ly_to) = r.last_year();
     // Sent together: the connection pipelines the three statements (one round trip).
@@ -384,43 +360,45 @@ pub async fn page_handler(
 
     // The chart.
     let bucket = r.bucket();
-    let buckets = bucketize(&days, r.from, r.to, bucket);
-    let x: Vec<NaiveDate> = buckets.iter().map(|b| b.0).collect();
+    let slots = chart::slots(r.from, r.to, chart::bucket_named(bucket), today);
+    let sums = chart::bucketize(&days, &slots);
     let series = [
         ChartSeries {
             label: "Revenue",
             color: "#2546c4",
-            values: buckets.iter().map(|b| Some(b.1)).collect(),
+            values: sums.iter().map(|b| b.map(|b| b.revenue)).collect(),
             money: true,
             unit: None,
         },
         ChartSeries {
             label: "Expenses",
             color: "#d0572a",
-            values: buckets.iter().map(|b| Some(b.2)).collect(),
+            values: sums.iter().map(|b| b.map(|b| b.expenses)).collect(),
             money: true,
             unit: None,
         },
         ChartSeries {
             label: "Net profit",
             color: "#16874a",
-            values: buckets.iter().map(|b| Some(b.1 - b.2)).collect(),
+            values: sums.iter().map(|b| b.map(|b| b.net_profit())).collect(),
             money: true,
             unit: None,
         },
     ];
+    let chart = chart::Chart {
+        id: "overview-chart",
+        caption: "Revenue, expenses and net profit over time",
+        bucket: chart::bucket_named(bucket),
+        slots: &slots,
+        series: &series,
+        symbol: &sym,
+        style: chart::Style::Bars,
+        small: false,
+    };
     let _ = write!(
         body,
         r#"<section class="card" aria-labelledby="chart-title"><div class="card-head"><h2 id="chart-title">Revenue, expenses and net profit</h2><span class="muted small">per {bucket}</span></div>{}</section>"#,
-        html::chart(
-            "overview-chart",
-            "Revenue, expenses and net profit over time",
-            &x,
-            &series,
-            &sym,
-            bucket,
-            false
-        )
+        chart.render().into_string()
     );
 
     // Best and worst clients.
@@ -525,37 +503,7 @@ mod tests {
     }
 
     #[test]
-    fn buckets_follow_the_range_length_and_sum_exactly() {
-        let day = |s: &str, r: &str, e: &str| DailyTotals {
-            date: d(s),
-            revenue: r.parse().unwrap(),
-            expenses: e.parse().unwrap(),
-            net_profit: Decimal::ZERO,
-            cash_flow: Decimal::ZERO,
-        };
-        let days = [
-            day("2025-01-30", "1.10", "0.10"),
-            day("2025-01-31", "2.20", "0"),
-            day("2025-02-01", "5", "1"),
-        ];
-        let m = bucketize(&days, d("2025-01-01"), d("2025-02-28"), "month");
-        assert_eq!(
-            m,
-            vec![
-                (
-                    d("2025-01-01"),
-                    "3.30".parse().unwrap(),
-                    "0.10".parse().unwrap()
-                ),
-                (d("2025-02-01"), "5".parse().unwrap(), "1".parse().unwrap())
-            ]
-        );
-        let w = bucketize(&days, d("2025-01-01"), d("2025-02-28"), "week");
-        assert_eq!(
-            w.len(),
-            1,
-            "30 Jan to 1 Feb 2025 is one Monday-started week"
-        );
+    fn buckets_follow_the_range_length() {
         assert_eq!(
             Range {
                 from: d("2025-01-01"),
