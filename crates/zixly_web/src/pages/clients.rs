@@ -13,7 +13,8 @@ use zixly_db::queries::reports::FunnelQuery;
 use zixly_db::queries::series::{Bucket, BucketWindow, DateRange};
 
 use super::html::{self, esc, layout, money_short, percent, q, ChartSeries, Nav};
-use super::overview::{bucketize, range_picker, today_in, Range, RangeParams};
+use super::overview::bucketize;
+use super::range::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::auth::Viewer;
 
@@ -81,7 +82,7 @@ pub async fn list(
             html::date(r.to),
             esc(&tenant.base_currency)
         ),
-        &range_picker("/clients", &r),
+        &range_picker("/clients", &r).into_string(),
     );
     let _ = write!(
         body,
@@ -255,7 +256,7 @@ pub async fn detail(
     body.push_str(&html::page_head(
         &client.client_name,
         &subtitle,
-        &range_picker(&format!("/clients/{id}"), &r),
+        &range_picker(&format!("/clients/{id}"), &r).into_string(),
     ));
     if unconverted > 0 {
         body.push_str(&html::flash("info", &format!("{unconverted} rows in other currencies have no exchange rate yet and are not included.")));

@@ -264,47 +264,6 @@ pub fn percent(fraction: Decimal) -> String {
     zixly_domain::figures::percent_text(fraction)
 }
 
-/// How a figure changed versus a comparison period, as a small coloured label. `higher_is_better`
-/// picks the colour (expenses going up is bad news). `points` compares ratios (margin, win rate)
-/// in percentage points instead of relative change.
-pub fn delta(
-    current: Option<f64>,
-    before: Option<f64>,
-    higher_is_better: bool,
-    points: bool,
-    label: &str,
-) -> String {
-    let (Some(c), Some(b)) = (current, before) else {
-        return format!(r#"<span><span class="delta flat">–</span> {label}</span>"#);
-    };
-    let change = if points {
-        Some((c - b) * 100.0)
-    } else if b.abs() > f64::EPSILON {
-        Some((c - b) / b.abs() * 100.0)
-    } else {
-        None
-    };
-    let Some(change) = change else {
-        return format!(r#"<span><span class="delta flat">new</span> {label}</span>"#);
-    };
-    let (class, arrow) = if change.abs() < 0.05 {
-        ("flat", "→")
-    } else if (change > 0.0) == higher_is_better {
-        ("up", if change > 0.0 { "▲" } else { "▼" })
-    } else {
-        ("down", if change > 0.0 { "▲" } else { "▼" })
-    };
-    let unit = if points { " pts" } else { "%" };
-    let text = format!(
-        "{}{:.1}{unit}",
-        if change >= 0.0 { "+" } else { "−" },
-        change.abs()
-    );
-    format!(
-        r#"<span><span class="delta {class}"><span aria-hidden="true">{arrow}</span> {text}</span> {label}</span>"#
-    )
-}
-
 pub fn to_f64(d: Decimal) -> f64 {
     d.to_f64().unwrap_or(0.0)
 }
@@ -438,16 +397,6 @@ mod tests {
         assert_eq!(money(d("999.995"), "$"), "$1,000.00");
         assert_eq!(money_short(d("-12345.5"), "$"), "−$12,346");
         assert_eq!(currency_symbol("NOK"), "NOK ");
-    }
-
-    #[test]
-    fn deltas_are_coloured_by_what_is_good() {
-        assert!(delta(Some(110.0), Some(100.0), true, false, "vs x").contains("up"));
-        assert!(delta(Some(110.0), Some(100.0), false, false, "vs x").contains("down"));
-        assert!(delta(Some(110.0), Some(100.0), true, false, "vs x").contains("+10.0%"));
-        assert!(delta(Some(0.30), Some(0.25), true, true, "vs x").contains("+5.0 pts"));
-        assert!(delta(Some(1.0), Some(0.0), true, false, "vs x").contains("new"));
-        assert!(delta(None, Some(1.0), true, false, "vs x").contains("–"));
     }
 
     #[test]

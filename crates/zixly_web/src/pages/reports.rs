@@ -4,7 +4,6 @@
 use axum::extract::Query;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use maud::PreEscaped;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -15,7 +14,7 @@ use zixly_db::queries::series::DateRange;
 use zixly_db::TenantTx;
 
 use super::html::{self, flash_box, money, money_short, page_layout, percent, Nav};
-use super::overview::{range_picker, today_in, Range, RangeParams};
+use super::range::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::api::csv::{self, CsvRow};
 use crate::auth::Viewer;
@@ -139,8 +138,7 @@ pub async fn page_handler(
                 html::date(r.to),
                 tenant.base_currency
             ),
-            // Still a string component (pages/overview.rs builds it with `esc()`).
-            PreEscaped(range_picker("/reports", &r)),
+            range_picker("/reports", &r),
         ))
         @if missing > 0 {
             (flash_box("info", "Some amounts need exchange rates that are not loaded yet; those figures are shown as –."))
