@@ -12,6 +12,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
+import { rangeChecks } from "./ranges.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -123,6 +124,8 @@ try {
   await page.locator('[data-list="best"] li').first().waitFor();
   await assertLabelled(page);
   await shot(page, "overview");
+
+  await rangeChecks(page, { base, shot, log });
 
   log("date-range presets change the period");
   await page.getByRole("link", { name: "Last month" }).click();

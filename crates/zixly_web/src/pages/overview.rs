@@ -430,6 +430,72 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn changes_are_coloured_by_what_is_good_and_exact() {
+        let text = |c: &str, b: &str, scale| {
+            change(
+                Some(dec(c)),
+                &Before::Figure(Some(dec(b))),
+                scale,
+                "k",
+                "vs x",
+            )
+            .into_string()
+        };
+        assert!(text("110", "100", AMOUNT).contains(r#"class="delta up""#));
+        assert!(text("110", "100", COST).contains(r#"class="delta down""#));
+        assert!(text("110", "100", AMOUNT).contains("+10.0%"));
+        assert!(text("90", "100", AMOUNT).contains("−10.0%"));
+        assert!(text("100", "100", AMOUNT).contains(r#"class="delta flat""#));
+        assert!(text("0.300", "0.250", RATIO).contains("+5.0 pts"));
+        assert!(text("1", "0", AMOUNT).contains("new"));
+        let none = change(None, &Before::Figure(Some(dec("1"))), AMOUNT, "k", "vs x");
+        assert!(none.into_string().contains("–"));
+    }
+
+    #[test]
+    fn a_period_without_data_is_named_instead_of_a_change() {
+        let span = |f: &str, t: &str| DateRange::new(d(f), d(t)).unwrap();
+        let period = span("2024-11-01", "2025-10-31");
+        let before = Before::of(
+            period,
+            Some(span("2025-01-01", "2026-01-01")),
+            true,
+            Some(dec("5")),
+        );
+        let html = change(
+            Some(dec("100")),
+            &before,
+            AMOUNT,
+            "last-year",
+            "vs last year",
+        )
+        .into_string();
+        assert!(
+            html.contains("vs last year: <span class=\"no-data\">no data for Nov–Dec 2024</span>"),
+            "{html}"
+        );
+        assert!(!html.contains('%'));
+        let empty = Before::of(
+            period,
+            Some(span("2020-01-01", "2026-01-01")),
+            false,
+            Some(dec("0")),
+        );
+        assert!(matches!(empty, Before::NoData(ref m) if m == &vec![period]));
+        let covered = Before::of(
+            period,
+            Some(span("2020-01-01", "2026-01-01")),
+            true,
+            Some(dec("5")),
+        );
+        assert!(matches!(covered, Before::Figure(Some(_))));
+    }
+
     #[test]
     fn buckets_sum_exactly() {
         let day = |s: &str, r: &str, e: &str| DailyTotals {

@@ -2,7 +2,7 @@
 //! chosen client. Both are the API's report queries (`TenantTx::profitability`, `TenantTx::funnel`).
 
 use axum::extract::Query;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use super::range::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::api::csv::{self, CsvRow};
 use crate::auth::Viewer;
+use crate::error::{ApiError, ErrorDetail};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ReportParams {
@@ -272,6 +273,19 @@ pub async fn profitability_csv(
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
     let r = Range::resolve(&p, today_in(&tenant.time_zone));
+    // A download has no page to explain a bad range on: refuse it like the API (422, the field).
+    if let Some(problem) = r.problem() {
+        let field = problem.field().name();
+        let message = format!("the range cannot be downloaded: {problem}");
+        let detail = ErrorDetail::field(field, problem.to_string());
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        )
+        .with_details(vec![detail])
+        .into());
+    }
     let range = DateRange::new(r.from, r.to).map_err(|_| PageError::NotFound)?;
     let (rows, _) = all_rows(&tx, range).await?;
     tx.commit().await?;

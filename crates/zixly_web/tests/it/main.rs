@@ -13,6 +13,7 @@ mod integrations;
 mod nul;
 mod openapi_doc;
 mod probe;
+mod ranges_page;
 mod resources;
 mod routes;
 mod series_csv;
