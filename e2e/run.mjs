@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { accountChecks } from "./account.mjs";
 import { pagesChecks } from "./pages.mjs";
 import { chartChecks } from "./charts.mjs";
+import { rangeChecks } from "./ranges.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -126,6 +127,8 @@ try {
   await page.locator('[data-list="best"] li').first().waitFor();
   await assertLabelled(page);
   await shot(page, "overview");
+
+  await rangeChecks(page, { base, shot, log });
 
   log("date-range presets change the period");
   await page.getByRole("link", { name: "Last month" }).click();

@@ -34,6 +34,13 @@ pub fn win_rate(won: i64, lost: i64) -> Option<Decimal> {
     ratio(Decimal::from(won), Decimal::from(won + lost))
 }
 
+/// How much `current` changed relative to `before`, as a fraction rounded like every ratio
+/// (`0.104` = +10.4 %); `None` when `before` is zero (a change from nothing has no percentage).
+/// Relative to `|before|`, so a loss that shrinks reads as a rise.
+pub fn relative_change(current: Decimal, before: Decimal) -> Option<Decimal> {
+    ratio(current - before, before.abs())
+}
+
 /// A ratio (a fraction, as [`ratio`] returns it) as people read it: `0.309` → `30.9%`, with a
 /// true minus sign (`−4.0%`). Exact: the fraction is not rounded again.
 pub fn percent_text(fraction: Decimal) -> String {
@@ -84,6 +91,19 @@ mod tests {
         assert_eq!(percent_text(d("1.000")), "100.0%");
         assert_eq!(percent_text(d("-0.0004")), "0.0%", "no minus on a zero");
         assert_eq!(percent_text(Decimal::ZERO), "0.0%");
+    }
+
+    #[test]
+    fn relative_change_is_a_rounded_ratio_of_the_size_before() {
+        assert_eq!(
+            relative_change(d("110"), d("100")).unwrap().to_string(),
+            "0.100"
+        );
+        assert_eq!(
+            relative_change(d("-50"), d("-100")).unwrap().to_string(),
+            "0.500"
+        );
+        assert_eq!(relative_change(d("1"), Decimal::ZERO), None);
     }
 
     #[test]

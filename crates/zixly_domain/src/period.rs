@@ -1,10 +1,16 @@
 //! Periods of business dates and their aggregation buckets: what a series read, a report or a
 //! page asks for. Pure values (no IO); the database's `date_trunc` agrees with [`Bucket`]
-//! (weeks start on Monday).
+//! (weeks start on Monday). [`PickedRange`] is the range a person picks on a page, with the
+//! periods it is compared with.
 
 use std::str::FromStr;
 
 use chrono::{Days, Months, NaiveDate};
+
+mod picked;
+pub use picked::{
+    parse_iso_date, uncovered, PickedRange, Preset, RangeError, RangeField, MAX_CUSTOM_DAYS,
+};
 
 /// An inclusive range of business dates, `from` ≤ `to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -22,6 +22,7 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use uuid::Uuid;
+use zixly_domain::period::DateRange;
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::TenantTx;
@@ -77,6 +78,15 @@ pub struct ClientSummary {
     pub net_profit: Decimal,
     /// (first day of month, revenue) for every month of the range that has data.
     pub monthly_revenue: Vec<(NaiveDate, Decimal)>,
+}
+
+/// The first and last day with a record of each series, tenant-wide (`None`: no record yet), so
+/// a page can tell a comparison period without data from one whose figures are real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DataSpans {
+    pub financials: Option<DateRange>,
+    /// Days in the tenant's time zone.
+    pub lead_events: Option<DateRange>,
 }
 
 /// `%` and `_` (and the escape character) in a search are literal.
@@ -179,6 +189,41 @@ impl TenantTx {
             })
             .collect();
         Ok((days, unconverted))
+    }
+
+    /// The first and last day with financials and with lead events. Financials read the
+    /// tenant-and-date index at both ends; lead events are indexed per client, so each client's
+    /// ends are read from that index (a probe per client, not a scan of every event).
+    pub async fn data_spans(&self) -> DbResult<DataSpans> {
+        let stmt = self
+            .client()
+            .prepare_cached(
+                "with z as (select time_zone as tz from tenants where id = $1),
+                      l as (select (select min(event_date) from lead_events e
+                                     where e.tenant_id = $1 and e.client_kpi_id = c.id) as first,
+                                   (select max(event_date) from lead_events e
+                                     where e.tenant_id = $1 and e.client_kpi_id = c.id) as last
+                              from client_kpis c where c.tenant_id = $1)
+                 select (select min(record_date) from financials where tenant_id = $1),
+                        (select max(record_date) from financials where tenant_id = $1),
+                        (select (min(first) at time zone z.tz)::date from l, z group by z.tz),
+                        (select (max(last) at time zone z.tz)::date from l, z group by z.tz)",
+            )
+            .await
+            .ctx("reading the first and last day of data")?;
+        let row = self
+            .client()
+            .query_one(&stmt, &[&self.tenant_id()])
+            .await
+            .ctx("reading the first and last day of data")?;
+        let span = |first: Option<NaiveDate>, last: Option<NaiveDate>| match (first, last) {
+            (Some(f), Some(l)) => DateRange::new(f, l).ok(),
+            _ => None,
+        };
+        Ok(DataSpans {
+            financials: span(row.get(0), row.get(1)),
+            lead_events: span(row.get(2), row.get(3)),
+        })
     }
 
     /// Open pipeline as of the end of `to` and leads closed in `[from, to]` (days in the tenant's

@@ -10,13 +10,13 @@ use uuid::Uuid;
 use zixly_db::queries::reports::FunnelQuery;
 use zixly_db::queries::series::{Bucket, BucketWindow, DateRange};
 
-use maud::{html, Markup, PreEscaped};
+use maud::{html, Markup};
 use zixly_domain::Role;
 
 use super::client_edit::{self, Done};
 use super::chart::{self, ChartSeries, SparkPoint};
 use super::html::{self, flash_box, money_short, page_layout, percent, q, Nav};
-use super::overview::{range_picker, today_in, Range, RangeParams};
+use super::range::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::auth::Viewer;
 
@@ -91,8 +91,7 @@ pub async fn list(
                 html::date(r.to),
                 tenant.base_currency
             ),
-            // Still a string component (overview.rs builds it).
-            PreEscaped(range_picker("/clients", &r)),
+            range_picker("/clients", &r),
         ))
         @if let Some(m) = done { (flash_box("ok", m)) }
         form class="card row" method="get" action="/clients" role="search" {
@@ -405,7 +404,7 @@ pub async fn detail(
         (html::head(
             &client.client_name,
             &subtitle,
-            PreEscaped(range_picker(&format!("/clients/{id}"), &r)),
+            range_picker(&format!("/clients/{id}"), &r),
         ))
         @if let Some(m) = Done::message_of(p.done.as_deref()) { (flash_box("ok", m)) }
         @if unconverted > 0 {

@@ -7,30 +7,11 @@
 use std::fmt::Write as _;
 
 use chrono::NaiveDate;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 use rust_decimal::Decimal;
 use zixly_domain::Role;
 
 use super::assets;
-
-/// Escapes text for HTML element content and double- or single-quoted attribute values.
-///
-/// Only for the string-built parts not yet on maud (`overview.rs`, the chart code); everything
-/// else is escaped by `html!`.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Percent-encodes a query-string value.
 pub fn q(s: &str) -> String {
@@ -108,31 +89,6 @@ fn top_bar(nav: Nav, who: &Who<'_>) -> Markup {
             }
         }
     }
-}
-
-/// A page built from a string body (`overview.rs` until it is on maud): the same [`page_layout`].
-pub fn layout(title: &str, nav: Nav, who: Option<&Who<'_>>, body: &str) -> String {
-    page_layout(title, nav, who, PreEscaped(body.to_owned()))
-}
-
-/// A page heading from strings (`overview.rs` until it is on maud); `subtitle` and `controls` are
-/// HTML its caller escaped. Typed pages use [`head`], which cannot be handed HTML as text.
-pub fn page_head(title: &str, subtitle: &str, controls: &str) -> String {
-    html! {
-        div class="page-head" {
-            div {
-                h1 { (title) }
-                @if !subtitle.is_empty() { p class="muted" { (PreEscaped(subtitle)) } }
-            }
-            (PreEscaped(controls))
-        }
-    }
-    .into_string()
-}
-
-/// A flash message as a string (`overview.rs` until it is on maud); typed pages use [`flash_box`].
-pub fn flash(kind: &str, message: &str) -> String {
-    flash_box(kind, message).into_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -263,49 +219,6 @@ pub fn percent(fraction: Decimal) -> String {
     zixly_domain::figures::percent_text(fraction)
 }
 
-/// How a figure changed versus a comparison period, as a small coloured label. `higher_is_better`
-/// picks the colour (expenses going up is bad news). `points` compares ratios (margin, win rate)
-/// in percentage points instead of relative change.
-pub fn delta(
-    current: Option<f64>,
-    before: Option<f64>,
-    higher_is_better: bool,
-    points: bool,
-    label: &str,
-) -> String {
-    let (Some(c), Some(b)) = (current, before) else {
-        return format!(r#"<span><span class="delta flat">–</span> {label}</span>"#);
-    };
-    let change = if points {
-        Some((c - b) * 100.0)
-    } else if b.abs() > f64::EPSILON {
-        Some((c - b) / b.abs() * 100.0)
-    } else {
-        None
-    };
-    let Some(change) = change else {
-        return format!(r#"<span><span class="delta flat">new</span> {label}</span>"#);
-    };
-    let (class, arrow) = if change.abs() < 0.05 {
-        ("flat", "→")
-    } else if (change > 0.0) == higher_is_better {
-        ("up", if change > 0.0 { "▲" } else { "▼" })
-    } else {
-        ("down", if change > 0.0 { "▲" } else { "▼" })
-    };
-    let unit = if points { " pts" } else { "%" };
-    let text = format!(
-        "{}{:.1}{unit}",
-        if change >= 0.0 { "+" } else { "−" },
-        change.abs()
-    );
-    format!(
-        r#"<span><span class="delta {class}"><span aria-hidden="true">{arrow}</span> {text}</span> {label}</span>"#
-    )
-}
-
-/// Moved to the chart module; kept here for the pages that convert figures for deltas.
-pub use super::chart::to_f64;
 
 pub fn date(d: NaiveDate) -> String {
     d.format("%-d %b %Y").to_string()
@@ -320,11 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn escaping_covers_text_and_attributes() {
-        assert_eq!(
-            esc(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
+    fn query_values_are_percent_encoded() {
         assert_eq!(q("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
     }
 
@@ -336,15 +245,5 @@ mod tests {
         assert_eq!(money(d("999.995"), "$"), "$1,000.00");
         assert_eq!(money_short(d("-12345.5"), "$"), "−$12,346");
         assert_eq!(currency_symbol("NOK"), "NOK ");
-    }
-
-    #[test]
-    fn deltas_are_coloured_by_what_is_good() {
-        assert!(delta(Some(110.0), Some(100.0), true, false, "vs x").contains("up"));
-        assert!(delta(Some(110.0), Some(100.0), false, false, "vs x").contains("down"));
-        assert!(delta(Some(110.0), Some(100.0), true, false, "vs x").contains("+10.0%"));
-        assert!(delta(Some(0.30), Some(0.25), true, true, "vs x").contains("+5.0 pts"));
-        assert!(delta(Some(1.0), Some(0.0), true, false, "vs x").contains("new"));
-        assert!(delta(None, Some(1.0), true, false, "vs x").contains("–"));
     }
 }

@@ -27,6 +27,7 @@ mod imports;
 mod integrations;
 mod internal;
 mod overview;
+mod range;
 mod redirect;
 mod reports;
 mod team;

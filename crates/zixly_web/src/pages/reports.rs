@@ -2,9 +2,8 @@
 //! chosen client. Both are the API's report queries (`TenantTx::profitability`, `TenantTx::funnel`).
 
 use axum::extract::Query;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use maud::PreEscaped;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -15,10 +14,11 @@ use zixly_db::queries::series::DateRange;
 use zixly_db::TenantTx;
 
 use super::html::{self, flash_box, money, money_short, page_layout, percent, Nav};
-use super::overview::{range_picker, today_in, Range, RangeParams};
+use super::range::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
 use crate::api::csv::{self, CsvRow};
 use crate::auth::Viewer;
+use crate::error::{ApiError, ErrorDetail};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ReportParams {
@@ -139,8 +139,7 @@ pub async fn page_handler(
                 html::date(r.to),
                 tenant.base_currency
             ),
-            // Still a string component (pages/overview.rs builds it with `esc()`).
-            PreEscaped(range_picker("/reports", &r)),
+            range_picker("/reports", &r),
         ))
         @if missing > 0 {
             (flash_box("info", "Some amounts need exchange rates that are not loaded yet; those figures are shown as –."))
@@ -274,6 +273,19 @@ pub async fn profitability_csv(
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
     let r = Range::resolve(&p, today_in(&tenant.time_zone));
+    // A download has no page to explain a bad range on: refuse it like the API (422, the field).
+    if let Some(problem) = r.problem() {
+        let field = problem.field().name();
+        let message = format!("the range cannot be downloaded: {problem}");
+        let detail = ErrorDetail::field(field, problem.to_string());
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        )
+        .with_details(vec![detail])
+        .into());
+    }
     let range = DateRange::new(r.from, r.to).map_err(|_| PageError::NotFound)?;
     let (rows, _) = all_rows(&tx, range).await?;
     tx.commit().await?;

@@ -16,6 +16,7 @@ mod integrations;
 mod nul;
 mod openapi_doc;
 mod probe;
+mod ranges_page;
 mod resources;
 mod routes;
 mod series_csv;

@@ -56,9 +56,9 @@ pub struct RangeParams {
 }
 
 fn parse_date(field: &str, v: &str, errors: &mut Vec<ErrorDetail>) -> Option<NaiveDate> {
-    match NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d") {
-        Ok(d) => Some(d),
-        Err(_) => {
+    match zixly_domain::period::parse_iso_date(v) {
+        Some(d) => Some(d),
+        None => {
             errors.push(ErrorDetail::field(field, "must be a date YYYY-MM-DD"));
             None
         }
