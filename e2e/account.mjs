@@ -68,5 +68,16 @@ export async function accountChecks({ page, base, cfg, log, shot, assertLabelled
   await page.goto(`${base}/account`);
   await assertNoHorizontalScroll(page);
   await shot(page, "account-375");
+
+  log("phone: the navigation folds into a menu that opens and leads on");
+  const menu = page.getByRole("button", { name: "Menu" });
+  await menu.waitFor();
+  assert.equal(await page.getByRole("link", { name: "Clients", exact: true }).isVisible(), false, "links are folded away");
+  await menu.click();
+  assert.equal(await menu.getAttribute("aria-expanded"), "true");
+  await page.getByRole("link", { name: "Your account" }).waitFor();
+  await shot(page, "menu-open-375");
+  await page.getByRole("link", { name: "Clients", exact: true }).click();
+  await page.getByRole("heading", { name: "Clients" }).waitFor();
   await page.setViewportSize({ width: 1280, height: 900 });
 }

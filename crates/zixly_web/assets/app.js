@@ -282,6 +282,18 @@
       var v = hash.get(i.getAttribute("data-from-fragment"));
       if (v && !i.value) { i.value = v; history.replaceState(null, "", location.pathname); }
     });
+    // The phone menu: the button exists without script but stays hidden; with script the
+    // navigation folds behind it on narrow screens (CSS keys on html.js).
+    document.documentElement.classList.add("js");
+    var toggle = document.querySelector(".menu-toggle"), nav = document.getElementById("main-nav");
+    if (toggle && nav) {
+      toggle.hidden = false;
+      toggle.addEventListener("click", function () {
+        var open = toggle.getAttribute("aria-expanded") !== "true";
+        toggle.setAttribute("aria-expanded", open ? "true" : "false");
+        nav.classList.toggle("open", open);
+      });
+    }
     // Forms that want a confirmation before a destructive action.
     document.querySelectorAll("form[data-confirm]").forEach(function (f) {
       f.addEventListener("submit", function (e) {

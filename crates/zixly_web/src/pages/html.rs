@@ -70,12 +70,17 @@ fn top_bar(nav: Nav, who: &Who<'_>) -> Markup {
         header class="topbar" {
             div class="inner" {
                 a class="logo" href="/" { span class="logo-mark" aria-hidden="true" { "Z" } "Zixly" }
-                nav class="nav" aria-label="Main" {
+                // On a phone the navigation folds behind this button (app.js shows the button
+                // and toggles the menu; without script the links stay visible as a row).
+                button type="button" class="menu-toggle" aria-expanded="false" aria-controls="main-nav" hidden { "Menu" }
+                nav class="nav" id="main-nav" aria-label="Main" {
                     @for (n, href, label, least) in NAV_ITEMS {
                         @if who.role.includes(*least) {
                             a href=(href) aria-current=[(*n == nav).then_some("page")] { (label) }
                         }
                     }
+                    // The top bar hides the email on a phone: the menu carries the account link.
+                    a class="nav-account" href="/account" aria-current=[(nav == Nav::Account).then_some("page")] { "Your account" }
                 }
                 div class="who" {
                     a class="email" href="/account" title={ "Your account at " (who.tenant_name) }
