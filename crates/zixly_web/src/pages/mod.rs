@@ -82,6 +82,8 @@ pub fn router() -> Router<AppState> {
                 // The upload action counts the file against `import_body_limit` itself.
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .route("/imports/template/{dataset}", get(imports::template))
+        .route("/imports/runs/{id}", get(imports::run_page))
         .route("/integrations", get(integrations::integrations))
         .route(
             "/integrations/{provider}/{action}",
@@ -293,6 +295,7 @@ impl IntoResponse for PageError {
                 let (title, message) = match status {
                     StatusCode::FORBIDDEN => ("Not allowed", "Your role does not allow this. Ask an administrator."),
                     StatusCode::TOO_MANY_REQUESTS => ("Too many attempts", "Wait a little and try again."),
+                    StatusCode::PAYLOAD_TOO_LARGE => ("File too large", ""),
                     s if s.is_client_error() => ("Request not understood", ""),
                     _ => ("Something went wrong", "The error was logged. Try again in a moment."),
                 };
