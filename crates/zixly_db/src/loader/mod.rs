@@ -573,11 +573,14 @@ where
             .query_one(q.collapse_exact_duplicates, &[])
             .await
             .ctx("collapsing exact duplicate rows")?;
-        duplicates = collapsed.get::<_, i64>(0) as u64;
-        tx.client()
-            .execute(q.find_duplicates, &[])
-            .await
-            .ctx("looking for duplicate keys")?;
+        let duplicated_keys: i64 = collapsed.get(0);
+        duplicates = collapsed.get::<_, i64>(1) as u64;
+        if duplicated_keys > 0 {
+            tx.client()
+                .execute(q.find_duplicates, &[])
+                .await
+                .ctx("looking for duplicate keys")?;
+        }
         tx.client()
             .execute(sql::FIND_MISSING_RATES, &[&base.as_str()])
             .await

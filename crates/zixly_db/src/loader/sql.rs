@@ -10,7 +10,8 @@ pub struct DatasetSql {
     pub(crate) copy: &'static str,
     pub(crate) copy_types: &'static [Type],
     pub(crate) checks_prepare: &'static str,
-    /// Drops every row that repeats an earlier line's row exactly (one row out: its count).
+    /// Drops every row that repeats an earlier line's row exactly (one row out: the number of
+    /// duplicated keys, and of rows dropped).
     pub(crate) collapse_exact_duplicates: &'static str,
     pub(crate) find_duplicates: &'static str,
     pub(crate) upsert: &'static str,
@@ -35,8 +36,10 @@ macro_rules! staging {
 }
 
 /// Deletes the rows of a duplicated key that repeat an earlier line exactly (every staged column
-/// but `line` equal; `partition by` treats NULLs as equal, as "the same row" needs) and counts
-/// them. Only the rows of duplicated keys (a hash aggregate) are sorted, not the whole input.
+/// but `line` equal; `partition by` treats NULLs as equal, as "the same row" needs). Answers the
+/// number of duplicated keys and of deleted rows. Only the rows of duplicated keys (a hash
+/// aggregate) are sorted, not the whole input; with no duplicated key the loader skips the
+/// duplicate-key check, so a file without duplicates pays for one aggregate, as before.
 macro_rules! collapse {
     ($key:literal, $cols:literal) => {
         concat!(
@@ -53,7 +56,7 @@ macro_rules! collapse {
             ")),
                   gone as (delete from zixly_stage s using ranked r where s.line = r.line and r.n > 1
                            returning s.line)
-             select count(*) from gone"
+             select (select count(*) from dup_keys), (select count(*) from gone)"
         )
     };
 }

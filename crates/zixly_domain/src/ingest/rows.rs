@@ -344,7 +344,8 @@ impl IngestRow for FinancialRow {
         "8300.50",
         "4199.50",
         "3900.00",
-        "AUD",
+        // Empty: the account's base currency, so that the example loads in any account.
+        "",
         "",
         "INV-1001",
         "Construction",
@@ -422,7 +423,7 @@ impl IngestRow for LeadEventRow {
         "proposal",
         "5000.00",
         "active",
-        "AUD",
+        "",
         "",
         "",
         "Construction",
