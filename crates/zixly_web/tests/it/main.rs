@@ -9,6 +9,7 @@ mod catalogue;
 mod errors;
 mod escaping;
 mod import_limits;
+mod imports_page;
 mod integrations;
 mod nul;
 mod openapi_doc;
