@@ -2,6 +2,7 @@
 mod bench_cli;
 mod bi_role;
 mod import;
+mod import_duplicates;
 mod import_kill;
 mod lifecycle;
 mod sync_cli;
