@@ -27,8 +27,8 @@
 //!      inverse or EUR cross rate, the latest on or before the date and at most 7 days older (ECB
 //!      rates skip weekends and holidays). No rate is an error on the `currency` column, never a
 //!      silent rate of 1. Amounts are stored in their original currency.
-//!    With [`LoadOptions::dry_run`] ("Check file" on the imports page) the load stops here and
-//!    rolls back: the same checks, nothing written, no `sync_runs` row.
+//!    - **Dry run** ([`LoadOptions::dry_run`], "Check file" on the imports page): the load stops
+//!      here and rolls back: the same checks, nothing written, no `sync_runs` row.
 //! 3. **Atomic by default**: if any row is invalid, the transaction rolls back and nothing is
 //!    written; every error is reported (the first [`MAX_REPORTED_ERRORS`] in full, then a count).
 //!    With [`LoadOptions::skip_invalid`], rejected rows are removed from the staging table and the
