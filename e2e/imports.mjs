@@ -69,7 +69,8 @@ export async function importsChecks(page, { base, log, shot, assertLabelled, ass
     await page.getByLabel("Dataset", { exact: true }).selectOption("financials");
     await page.getByLabel("CSV file", { exact: true }).setInputFiles(path);
     const started = Date.now();
-    await page.getByRole("button", { name: "Load file" }).click();
+    // The click waits for the answer (upload, parse, COPY, upsert): give it the load's time.
+    await page.getByRole("button", { name: "Load file" }).click({ timeout: 240_000 });
     await page.locator('[data-load-status="succeeded"]').waitFor({ timeout: 240_000 });
     log(`imports: 500,000 lines loaded in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(await page.locator('[data-count="inserted"]').innerText(), "500000");
