@@ -16,6 +16,7 @@ import { accountChecks } from "./account.mjs";
 import { pagesChecks } from "./pages.mjs";
 import { chartChecks } from "./charts.mjs";
 import { rangeChecks } from "./ranges.mjs";
+import { importsChecks } from "./imports.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -210,6 +211,7 @@ try {
   await shot(page, "imports-loaded");
   await loadGood();
   assert.deepEqual([await count("inserted"), await count("updated"), await count("unchanged")], [0, 0, 3], "loading the same file again changes nothing");
+  await importsChecks(page, { base, log, shot, assertLabelled, assertNoHorizontalScroll });
 
   log("team: ADMIN invites a user");
   await page.getByRole("link", { name: "Team", exact: true }).click();

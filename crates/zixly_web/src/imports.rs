@@ -35,7 +35,7 @@ use uuid::Uuid;
 use zixly_db::loader::RejectSink;
 use zixly_domain::ingest::RowError;
 
-use zixly_db::loader::{self, LoadReport, Loadable};
+use zixly_db::loader::{self, LoadOptions, LoadReport, Loadable};
 use zixly_domain::ingest::{CsvRows, IngestContext, IngestRow};
 
 use crate::api::imports::upload_options;
@@ -172,12 +172,30 @@ pub async fn idle<T>(
     })
 }
 
+/// `256 MiB`, `64 KiB`: the upload limit as the page states it.
+pub fn size_text(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    } else if bytes >= KIB {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 /// 413 for a file over `limit` bytes.
 pub fn payload_too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
-        format!("the file is larger than the limit of {limit} bytes; nothing was written"),
+        format!(
+            "the file is larger than the limit of {} ({limit} bytes); nothing was written",
+            size_text(limit)
+        ),
     )
 }
 
@@ -241,9 +259,22 @@ pub async fn text_field(
 /// Copies the file part `field` to a temporary file: at most `limit` bytes (413), at most
 /// `idle_timeout` between two chunks (408). No database connection is held meanwhile.
 pub async fn spool(
+    field: Field<'_>,
+    limit: usize,
+    idle_timeout: Duration,
+) -> Result<Spooled, ApiError> {
+    spool_draining(field, limit, idle_timeout, 0).await
+}
+
+/// [`spool`], but over the limit the rest of the part (up to `drain` more bytes) is read and
+/// discarded before the 413 is returned: a browser still sending when the server answers and
+/// closes the connection shows "connection reset" instead of the error page (the `/imports`
+/// page). Nothing of the drained bytes is kept.
+pub async fn spool_draining(
     mut field: Field<'_>,
     limit: usize,
     idle_timeout: Duration,
+    drain: u64,
 ) -> Result<Spooled, ApiError> {
     let file_name = field.file_name().map(str::to_string);
     let file = tempfile::tempfile().map_err(|e| {
@@ -262,6 +293,14 @@ pub async fn spool(
     {
         len += chunk.len() as u64;
         if len > limit as u64 {
+            drop(out);
+            let mut drained = 0u64;
+            while drained < drain {
+                match idle(idle_timeout, field.chunk()).await {
+                    Ok(Ok(Some(c))) => drained += c.len() as u64,
+                    _ => break,
+                }
+            }
             return Err(payload_too_large(limit));
         }
         out.write_all(&chunk).await.map_err(write_error)?;
@@ -326,28 +365,65 @@ pub async fn load_spooled<T: Loadable>(
     file: &Spooled,
     skip_invalid: bool,
 ) -> Result<(LoadReport, ErrorKinds), ApiError> {
+    let mut kinds = ErrorKinds::default();
+    let options = upload_options::<T>(auth, file.file_name.clone(), skip_invalid);
+    let report = run_loader::<T>(state, auth, file, &options, &mut kinds).await?;
+    Ok((report, kinds))
+}
+
+/// The loader over a spooled file, `sink` seeing every staged and rejected line.
+async fn run_loader<T: Loadable>(
+    state: &AppState,
+    auth: &Auth<Editor>,
+    file: &Spooled,
+    options: &LoadOptions,
+    sink: &mut dyn ErrorSink,
+) -> Result<LoadReport, ApiError> {
     let tenant = auth.tenant_id();
     let ctx = loader::ingest_context(&state.db, tenant, "csv").await?;
-    let options = upload_options::<T>(auth, file.file_name.clone(), skip_invalid);
     let reader = file.reader().map_err(|e| {
         tracing::error!(error = %e, "cannot reopen the spool file of an upload");
         ApiError::internal()
     })?;
-    let mut kinds = ErrorKinds::default();
     let report = loader::load_csv::<T, _>(
         &state.db,
         tenant,
-        &options,
+        options,
         ctx,
         reader,
         None,
-        Some(&mut kinds),
+        Some(sink.as_reject_sink()),
     )
     .await?;
     if let Some(reason) = &report.aborted {
-        kinds.count(&[RowError::new(0, None, reason.clone())]);
+        sink.kinds()
+            .count(&[RowError::new(0, None, reason.clone())]);
     }
-    Ok((report, kinds))
+    Ok(report)
+}
+
+/// A [`RejectSink`] that also counts errors by kind.
+trait ErrorSink: RejectSink {
+    fn kinds(&mut self) -> &mut ErrorKinds;
+    fn as_reject_sink(&mut self) -> &mut dyn RejectSink;
+}
+
+impl ErrorSink for ErrorKinds {
+    fn kinds(&mut self) -> &mut ErrorKinds {
+        self
+    }
+    fn as_reject_sink(&mut self) -> &mut dyn RejectSink {
+        self
+    }
+}
+
+impl ErrorSink for CheckSink {
+    fn kinds(&mut self) -> &mut ErrorKinds {
+        &mut self.kinds
+    }
+    fn as_reject_sink(&mut self) -> &mut dyn RejectSink {
+        self
+    }
 }
 
 /// One listed line of a check: its line and its errors (none = valid).
@@ -356,16 +432,18 @@ pub struct Verdict {
     pub errors: Vec<RowError>,
 }
 
-/// What "Check file" found, bounded whatever the file: counts, the first lines and the first
-/// [`MAX_LISTED_ERRORS`] errors, and every error counted by column.
+/// What a check (or a load) found, bounded whatever the file: counts, the first lines and the
+/// first [`MAX_LISTED_ERRORS`] errors, and every error counted by column.
 pub struct CheckSummary {
     /// The header could not be used (nothing else was read).
     pub header_errors: Option<Vec<RowError>>,
     pub lines: u64,
     pub bad_lines: u64,
     pub error_count: u64,
-    /// Every line among the first `listed_lines`, then only lines with errors, until
-    /// [`MAX_LISTED_ERRORS`] errors are listed.
+    /// Lines dropped as exact copies of an earlier line (see `zixly_db::loader`).
+    pub duplicates_ignored: u64,
+    /// Every valid line among the first `listed_lines`, and lines with errors until
+    /// [`MAX_LISTED_ERRORS`] errors are listed, in line order.
     pub listed: Vec<Verdict>,
     pub listed_errors: u64,
     pub kinds: ErrorKinds,
@@ -377,80 +455,210 @@ impl CheckSummary {
     pub fn errors_not_listed(&self) -> u64 {
         self.error_count - self.listed_errors
     }
+
+    /// Nothing wrong: every line valid and the file read to its end.
+    pub fn is_clean(&self) -> bool {
+        self.header_errors.is_none() && self.error_count == 0 && self.read_failure.is_none()
+    }
 }
 
-/// Checks a spooled file line by line with the domain rules (no database), on a blocking thread.
-pub async fn check_spooled<T: IngestRow>(
+/// Collects the bounded line-by-line view of a check or load from the loader's callbacks: valid
+/// lines arrive as they are staged, errors as the parser or the checks after the COPY find them
+/// (a line first staged can be rejected later, e.g. for a duplicate key).
+pub struct CheckSink {
+    listed_lines: usize,
+    /// line -> its errors (empty: valid); at most `listed_lines` valid lines and
+    /// [`MAX_LISTED_ERRORS`] errors.
+    listed: BTreeMap<u64, Vec<RowError>>,
+    valid_listed: usize,
+    listed_errors: u64,
+    kinds: ErrorKinds,
+}
+
+impl CheckSink {
+    pub fn new(listed_lines: usize) -> Self {
+        CheckSink {
+            listed_lines,
+            listed: BTreeMap::new(),
+            valid_listed: 0,
+            listed_errors: 0,
+            kinds: ErrorKinds::default(),
+        }
+    }
+
+    /// The summary of the load or dry run that fed this sink.
+    pub fn summary(self, report: &LoadReport) -> CheckSummary {
+        CheckSummary {
+            header_errors: None,
+            lines: report.rows_read,
+            bad_lines: report.rejected,
+            error_count: report.error_count,
+            duplicates_ignored: report.duplicates_ignored,
+            listed: self
+                .listed
+                .into_iter()
+                .map(|(line, errors)| Verdict { line, errors })
+                .collect(),
+            listed_errors: self.listed_errors,
+            kinds: self.kinds,
+            read_failure: report.aborted.clone(),
+        }
+    }
+}
+
+impl RejectSink for CheckSink {
+    fn staged(&mut self, line: u64) {
+        if self.valid_listed < self.listed_lines {
+            self.valid_listed += 1;
+            self.listed.insert(line, Vec::new());
+        }
+    }
+
+    fn rejected(&mut self, line: u64, errors: &[RowError]) {
+        self.kinds.count(errors);
+        let room = (MAX_LISTED_ERRORS as u64 - self.listed_errors) as usize;
+        let shown: Vec<RowError> = errors.iter().take(room).cloned().collect();
+        if shown.is_empty() {
+            // No room left to say why, but a line shown as valid must not stay so.
+            if self.listed.get(&line).is_some_and(Vec::is_empty) {
+                self.listed.remove(&line);
+            }
+            return;
+        }
+        self.listed_errors += shown.len() as u64;
+        self.listed.entry(line).or_default().extend(shown);
+    }
+}
+
+/// The header of a spooled file, checked as the loader checks it (`CsvRows::new`): its errors,
+/// if any. Reads only the first record.
+fn header_errors<T: IngestRow>(
     file: &Spooled,
     ctx: IngestContext,
-    listed_lines: usize,
-) -> Result<CheckSummary, ApiError> {
+) -> Result<Option<Vec<RowError>>, ApiError> {
     let reader = file.reader().map_err(|e| {
         tracing::error!(error = %e, "cannot reopen the spool file of an upload");
         ApiError::internal()
     })?;
-    tokio::task::spawn_blocking(move || check::<T, _>(reader, ctx, listed_lines))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "the check of an upload panicked");
-            ApiError::internal()
-        })
+    Ok(CsvRows::<_, T>::new(reader, ctx).err())
 }
 
-pub(crate) fn check<T: IngestRow, R: std::io::Read>(
-    input: R,
-    ctx: IngestContext,
-    listed_lines: usize,
-) -> CheckSummary {
-    let mut summary = CheckSummary {
-        header_errors: None,
+fn header_summary(errors: Vec<RowError>) -> CheckSummary {
+    let mut kinds = ErrorKinds::default();
+    kinds.count(&errors);
+    let count = errors.len() as u64;
+    CheckSummary {
+        header_errors: Some(errors),
         lines: 0,
         bad_lines: 0,
-        error_count: 0,
+        error_count: count,
+        duplicates_ignored: 0,
         listed: Vec::new(),
-        listed_errors: 0,
-        kinds: ErrorKinds::default(),
+        listed_errors: count,
+        kinds,
         read_failure: None,
+    }
+}
+
+/// "Check file": the loader in dry-run mode over a spooled file — every check of a load (line
+/// rules, exact duplicates, duplicate keys, exchange rates), nothing written, no `sync_runs`
+/// row. The caller holds the run slot.
+pub async fn check_spooled<T: Loadable>(
+    state: &AppState,
+    auth: &Auth<Editor>,
+    file: &Spooled,
+    listed_lines: usize,
+) -> Result<CheckSummary, ApiError> {
+    let ctx = loader::ingest_context(&state.db, auth.tenant_id(), "csv").await?;
+    if let Some(errors) = header_errors::<T>(file, ctx)? {
+        return Ok(header_summary(errors));
+    }
+    let options = LoadOptions {
+        dry_run: true,
+        file_name: file.file_name.clone(),
+        ..LoadOptions::new("csv")
     };
-    let mut rows = match CsvRows::<_, T>::new(input, ctx) {
-        Ok(rows) => rows,
-        Err(errors) => {
-            summary.kinds.count(&errors);
-            summary.error_count = errors.len() as u64;
-            summary.listed_errors = summary.error_count;
-            summary.header_errors = Some(errors);
-            return summary;
-        }
-    };
-    while let Some(item) = rows.next() {
-        let (line, errors) = match item {
-            Ok(v) => (v.line, Vec::new()),
-            Err(errors) => (errors.first().map_or(0, |e| e.line), errors),
-        };
-        if rows.read_failure().is_some() {
-            break; // not a line of the file: reported below
-        }
-        summary.lines += 1;
-        summary.kinds.count(&errors);
-        summary.error_count += errors.len() as u64;
-        if !errors.is_empty() {
-            summary.bad_lines += 1;
-        }
-        let room = MAX_LISTED_ERRORS as u64 - summary.listed_errors;
-        let listed_line = summary.listed.len() < listed_lines;
-        if (errors.is_empty() && listed_line) || (!errors.is_empty() && room > 0) {
-            let mut errors = errors;
-            errors.truncate(room as usize);
-            summary.listed_errors += errors.len() as u64;
-            summary.listed.push(Verdict { line, errors });
+    let mut sink = CheckSink::new(listed_lines);
+    let report = run_loader::<T>(state, auth, file, &options, &mut sink).await?;
+    Ok(sink.summary(&report))
+}
+
+/// "Load file": [`load_spooled`]'s load (atomic), with the same line-by-line view as a check.
+pub async fn load_spooled_checked<T: Loadable>(
+    state: &AppState,
+    auth: &Auth<Editor>,
+    file: &Spooled,
+    listed_lines: usize,
+) -> Result<(CheckSummary, Option<LoadReport>), ApiError> {
+    let ctx = loader::ingest_context(&state.db, auth.tenant_id(), "csv").await?;
+    if let Some(errors) = header_errors::<T>(file, ctx)? {
+        return Ok((header_summary(errors), None));
+    }
+    let options = upload_options::<T>(auth, file.file_name.clone(), false);
+    let mut sink = CheckSink::new(listed_lines);
+    let report = run_loader::<T>(state, auth, file, &options, &mut sink).await?;
+    Ok((sink.summary(&report), Some(report)))
+}
+
+/// How long a checked upload is kept for "Load this file".
+pub const KEEP_CHECKED: Duration = Duration::from_secs(30 * 60);
+
+/// Uploads kept after "Check file" so that "Load this file" loads exactly the bytes that were
+/// checked, by a server-side token, without a second upload.
+///
+/// Why a token and not a re-post: a browser cannot have its file input filled in again by the
+/// server, so a re-post means choosing the file again (maybe another one) and sending it again
+/// (30 MB twice). The spooled file is already on disk; keeping it costs disk only, bounded: one
+/// kept file per user (a new check replaces it), [`KEEP_CHECKED`] at most, and only the user who
+/// checked it (same tenant) can load it.
+#[derive(Default)]
+pub struct CheckedUploads {
+    kept: Mutex<HashMap<String, Kept>>,
+}
+
+struct Kept {
+    tenant: Uuid,
+    user: Uuid,
+    dataset: String,
+    file: Spooled,
+    at: std::time::Instant,
+}
+
+impl CheckedUploads {
+    /// Keeps `file` for `auth`'s user (replacing what that user had kept); returns its token.
+    pub fn keep(&self, auth: &Auth<Editor>, dataset: &str, file: Spooled) -> String {
+        // 128 random bits: the token is a capability for the kept file (with the user check).
+        let mut bytes = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        let token = hex::encode(bytes);
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let user = auth.user_id();
+        kept.retain(|_, k| k.at.elapsed() < KEEP_CHECKED && k.user != user);
+        kept.insert(
+            token.clone(),
+            Kept {
+                tenant: auth.tenant_id(),
+                user,
+                dataset: dataset.to_string(),
+                file,
+                at: std::time::Instant::now(),
+            },
+        );
+        token
+    }
+
+    /// The file and dataset kept under `token` for `auth`'s user, removed from the store (it is
+    /// loaded once). `None` when unknown, expired, or another user's.
+    pub fn take(&self, auth: &Auth<Editor>, token: &str) -> Option<(String, Spooled)> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|_, k| k.at.elapsed() < KEEP_CHECKED);
+        match kept.get(token) {
+            Some(k) if k.tenant == auth.tenant_id() && k.user == auth.user_id() => {
+                kept.remove(token).map(|k| (k.dataset, k.file))
+            }
+            _ => None,
         }
     }
-    if let Some(reason) = rows.read_failure() {
-        summary.read_failure = Some(reason.to_string());
-        summary.kinds.count(&[RowError::new(0, None, reason)]);
-        summary.error_count += 1;
-    }
-    summary
 }
 
 #[cfg(test)]
@@ -505,6 +713,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         drop(p1);
         assert!(waiting.await.unwrap().is_ok());
+    }
+
+    #[test]
+    fn the_upload_limit_reads_in_binary_units() {
+        assert_eq!(size_text(256 * 1024 * 1024), "256 MiB");
+        assert_eq!(size_text(64 * 1024), "64 KiB");
+        assert_eq!(size_text(3 * 1024 * 1024 / 2), "1.5 MiB");
     }
 
     #[test]

@@ -158,6 +158,8 @@ pub struct AppState {
     pub(crate) token_cache: Arc<TokenCache>,
     /// Import slots per tenant and in all (see `imports`).
     pub(crate) imports: Arc<imports::ImportSlots>,
+    /// Uploads kept after "Check file" for "Load this file" (see `imports::CheckedUploads`).
+    pub(crate) checked_uploads: Arc<imports::CheckedUploads>,
 }
 
 impl AppState {
@@ -171,6 +173,7 @@ impl AppState {
                 config.imports_total,
                 imports::RUN_SLOT_WAIT,
             )),
+            checked_uploads: Arc::default(),
             config: Arc::new(config),
             mailer: None,
             integrations: None,

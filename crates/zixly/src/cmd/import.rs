@@ -20,7 +20,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
-use zixly_db::loader::{self, LoadOptions, LoadReport, LoadStatus, Loadable, RejectSink};
+use zixly_db::loader::{
+    self, LoadOptions, LoadReport, LoadStatus, Loadable, ReadProgress, RejectSink,
+};
 use zixly_db::AppDb;
 use zixly_domain::ingest::{
     write_rejects, CustomMetricRow, FinancialRow, IngestContext, LeadEventRow, RowError,
@@ -174,8 +176,11 @@ pub fn summary(file_name: &str, r: &LoadReport) -> String {
             r.rejected, r.error_count
         ),
     };
+    let duplicates = r
+        .duplicates_message()
+        .map_or_else(String::new, |m| format!(", {m}"));
     format!(
-        "{file_name}: {outcome} ({}: {} rows read, {} inserted, {} updated, {} unchanged, {} rejected; {} new clients; {:.1}s; sync run {})",
+        "{file_name}: {outcome} ({}: {} rows read{duplicates}, {} inserted, {} updated, {} unchanged, {} rejected; {} new clients; {:.1}s; sync run {})",
         r.dataset,
         r.rows_read,
         r.inserted,
@@ -200,6 +205,21 @@ fn progress_bar(total_bytes: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// Turns the byte bar into a spinner once the file is read: staging, checks and the upsert take
+/// seconds on a large file, and a bar frozen at 100 % looks like a hang.
+fn database_phase(bar: &ProgressBar, bytes: u64, rows: u64) {
+    bar.set_position(bytes);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(format!(
+        "read {rows} {}; checking and writing to the database",
+        if rows == 1 { "row" } else { "rows" }
+    ));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+}
+
 /// Parses `input` on a blocking thread and streams the rows into [`loader::load`] through a
 /// bounded channel ([`loader::load_csv`]: at most 4 batches of 1,024 rows in flight). Header
 /// errors and read errors abort the load (a `failed` sync run records them).
@@ -212,7 +232,11 @@ pub async fn stream_csv<T: Loadable, R: Read + Send + 'static>(
     progress: Option<ProgressBar>,
     rejects: Option<&mut dyn RejectSink>,
 ) -> Result<LoadReport> {
-    let progress = progress
-        .map(|p| Box::new(move |bytes: u64| p.set_position(bytes)) as Box<dyn Fn(u64) + Send>);
+    let progress = progress.map(|p| {
+        Box::new(move |step: ReadProgress| match step {
+            ReadProgress::Read(bytes) => p.set_position(bytes),
+            ReadProgress::Done { bytes, rows } => database_phase(&p, bytes, rows),
+        }) as Box<dyn Fn(ReadProgress) + Send>
+    });
     Ok(loader::load_csv::<T, R>(app, tenant, options, ctx, input, progress, rejects).await?)
 }

@@ -3,6 +3,7 @@ mod bench_cli;
 mod bi_role;
 mod cli_audit;
 mod import;
+mod import_duplicates;
 mod import_kill;
 mod lifecycle;
 mod sync_cli;

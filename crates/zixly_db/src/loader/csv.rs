@@ -21,6 +21,15 @@ use super::{load, Input, LoadOptions, LoadReport, Loadable, RejectSink};
 use crate::error::DbResult;
 use crate::AppDb;
 
+/// What [`load_csv`] reports to a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadProgress {
+    /// Bytes of the input read so far.
+    Read(u64),
+    /// The input is read to its end (`bytes`, `rows` data rows); the database work follows.
+    Done { bytes: u64, rows: u64 },
+}
+
 /// Rows per message from the parsing thread to the loader.
 const BATCH: usize = 1024;
 /// Messages in flight on each channel.
@@ -29,14 +38,16 @@ const IN_FLIGHT: usize = 4;
 /// Parses `input` on a blocking thread and streams the rows into [`load`] through a bounded
 /// channel (at most 4 batches of 1,024 rows in flight). A header error or a read error of `input`
 /// aborts the load (a `failed` sync run records it, [`LoadReport::aborted`] says why).
-/// `progress`, when given, is called with the bytes read so far after each batch.
+/// `progress`, when given, is called with the bytes read so far after each batch, then once with
+/// [`ReadProgress::Done`] when the whole input is read: what follows (the end of the COPY, the
+/// checks, the upsert) is database work that takes seconds on a large file.
 pub async fn load_csv<T: Loadable, R: Read + Send + 'static>(
     app: &AppDb,
     tenant: Uuid,
     options: &LoadOptions,
     ctx: IngestContext,
     input: R,
-    progress: Option<Box<dyn Fn(u64) + Send>>,
+    progress: Option<Box<dyn Fn(ReadProgress) + Send>>,
     rejects: Option<&mut dyn RejectSink>,
 ) -> DbResult<LoadReport> {
     let (tx, rx) = mpsc::channel::<Vec<Input<T>>>(IN_FLIGHT);
@@ -53,7 +64,9 @@ pub async fn load_csv<T: Loadable, R: Read + Send + 'static>(
             }
         };
         let mut batch = Vec::with_capacity(BATCH);
+        let mut rows_seen = 0u64;
         while let Some(item) = rows.next() {
+            rows_seen += 1;
             batch.push(Input::from(item));
             if let Some(failure) = rows.read_failure() {
                 batch.push(Input::Abort(failure.to_string()));
@@ -61,7 +74,7 @@ pub async fn load_csv<T: Loadable, R: Read + Send + 'static>(
             }
             if batch.len() == BATCH {
                 if let Some(p) = &progress {
-                    p(rows.bytes_read());
+                    p(ReadProgress::Read(rows.bytes_read()));
                 }
                 if tx
                     .blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
@@ -71,8 +84,15 @@ pub async fn load_csv<T: Loadable, R: Read + Send + 'static>(
                 }
             }
         }
-        if !batch.is_empty() {
-            let _ = tx.blocking_send(batch);
+        let done = rows.read_failure().is_none();
+        if !batch.is_empty() && tx.blocking_send(batch).is_err() {
+            return;
+        }
+        if let (Some(p), true) = (&progress, done) {
+            p(ReadProgress::Done {
+                bytes: rows.bytes_read(),
+                rows: rows_seen,
+            });
         }
     });
     let rows = stream::unfold(rx, |mut rx| async move {

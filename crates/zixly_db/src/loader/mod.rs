@@ -12,6 +12,11 @@
 //!    memory stays bounded by one batch whatever the input size. Invalid rows (already rejected
 //!    by the domain parser) are counted and reported, never staged.
 //! 2. Checks that need the whole input, in SQL on the staging table:
+//!    - **Exact duplicates collapse**: rows of one key whose every staged value is the same (a
+//!      line copied twice, byte-identical rows being the usual case) are one row: the first line
+//!      is kept, the others are dropped and counted ([`LoadReport::duplicates_ignored`]). Values
+//!      are compared as parsed (`1.0` and `1.00` are one amount), because what matters is whether
+//!      the two lines would store different things: if they would not, no choice is needed.
 //!    - **Duplicate keys inside one input**: two rows with the same dedup key (financials: client,
 //!      date, source; lead events: client, source, lead, stage, instant; custom metrics: client,
 //!      metric, instant, source) are ambiguous. **Policy: every row of a duplicated key is
@@ -22,6 +27,8 @@
 //!      inverse or EUR cross rate, the latest on or before the date and at most 7 days older (ECB
 //!      rates skip weekends and holidays). No rate is an error on the `currency` column, never a
 //!      silent rate of 1. Amounts are stored in their original currency.
+//!    - **Dry run** ([`LoadOptions::dry_run`], "Check file" on the imports page): the load stops
+//!      here and rolls back: the same checks, nothing written, no `sync_runs` row.
 //! 3. **Atomic by default**: if any row is invalid, the transaction rolls back and nothing is
 //!    written; every error is reported (the first [`MAX_REPORTED_ERRORS`] in full, then a count).
 //!    With [`LoadOptions::skip_invalid`], rejected rows are removed from the staging table and the
@@ -80,7 +87,7 @@ use zixly_domain::ingest::{
 use zixly_domain::timezone::Tz;
 use zixly_domain::CurrencyCode;
 
-pub use csv::{load_csv, load_csv_chunks};
+pub use csv::{load_csv, load_csv_chunks, ReadProgress};
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::queries::audit::AuditEntry;
@@ -125,13 +132,18 @@ pub struct LoadOptions {
     /// An audit row to append in the transaction that records the load (the rows' transaction
     /// when something is written; after an atomic rollback, the one of the `failed` sync run).
     /// Its `summary`, when an object, gets the outcome added: `sync_run_id`, `dataset`, `status`,
-    /// `rows_read`, `inserted`, `updated`, `unchanged`, `rejected`, `error_count` (any other
+    /// `rows_read`, `inserted`, `updated`, `unchanged`, `rejected`, `duplicates_ignored`,
+    /// `error_count` (any other
     /// summary is kept under `request`).
     pub audit: Option<AuditEntry>,
     /// A resumable sync's checkpoint of [`LoadOptions::integration_id`], written in the loading
     /// transaction so that it commits with the page's rows (never ahead of or behind them).
     /// Written only when rows were loaded (not after an atomic rollback or an aborted input).
     pub checkpoint: Option<CheckpointWrite>,
+    /// Check only: stage the rows and run every check of a load (parse errors, exact duplicates,
+    /// duplicate keys, exchange rates), then roll back. Nothing is written, no `sync_runs` row or
+    /// audit row is recorded, and the report's `sync_run_id` is nil.
+    pub dry_run: bool,
 }
 
 /// What a page's load does with its sync's checkpoint ([`LoadOptions::checkpoint`]).
@@ -154,6 +166,7 @@ impl LoadOptions {
             cursor: None,
             audit: None,
             checkpoint: None,
+            dry_run: false,
         }
     }
 }
@@ -163,6 +176,9 @@ impl LoadOptions {
 /// parse errors arrive in input order, then the others in line order.
 pub trait RejectSink: Send {
     fn rejected(&mut self, line: u64, errors: &[RowError]);
+    /// A line the parser accepted and that was staged (the checks after the COPY may still
+    /// reject it, through [`RejectSink::rejected`]). Lines arrive in input order.
+    fn staged(&mut self, _line: u64) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -192,8 +208,11 @@ pub struct LoadReport {
     pub sync_run_id: Uuid,
     pub dataset: &'static str,
     pub status: LoadStatus,
-    /// Data rows seen (valid + invalid).
+    /// Data rows seen (valid + invalid), exact duplicates included.
     pub rows_read: u64,
+    /// Rows dropped because an earlier line of the input is the very same row (see the module
+    /// documentation); they are neither loaded nor rejected.
+    pub duplicates_ignored: u64,
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
@@ -220,6 +239,21 @@ impl LoadReport {
     pub fn errors_not_listed(&self) -> u64 {
         self.error_count - self.errors.len() as u64
     }
+
+    /// `1 duplicate row ignored` / `N duplicate rows ignored`, or `None`: the one wording of the
+    /// CLI, the imports page and the API.
+    pub fn duplicates_message(&self) -> Option<String> {
+        duplicates_message(self.duplicates_ignored)
+    }
+}
+
+/// See [`LoadReport::duplicates_message`].
+pub fn duplicates_message(n: u64) -> Option<String> {
+    match n {
+        0 => None,
+        1 => Some("1 duplicate row ignored".into()),
+        n => Some(format!("{n} duplicate rows ignored")),
+    }
 }
 
 /// `entry` with the outcome of the load added to its summary (see [`LoadOptions::audit`]).
@@ -242,6 +276,7 @@ fn audit_with_outcome(entry: &AuditEntry, report: &LoadReport) -> AuditEntry {
         "updated": report.updated,
         "unchanged": report.unchanged,
         "rejected": report.rejected,
+        "duplicates_ignored": report.duplicates_ignored,
         "error_count": report.error_count,
     });
     if let serde_json::Value::Object(o) = outcome {
@@ -481,11 +516,15 @@ where
     let started_at = Utc::now();
     // The run's row exists (`running`, committed) before any input is read, so a load that never
     // finishes still leaves its trace; `owner` is the connection that holds the run's lock.
-    let (run_id, base, owner) =
-        start_run(app, tenant, options, T::DATASET.as_str(), started_at).await?;
+    let (run_id, base, owner) = if options.dry_run {
+        check_connection(app, tenant).await?
+    } else {
+        start_run(app, tenant, options, T::DATASET.as_str(), started_at).await?
+    };
     let mut errors = Errors::default();
     let mut rows_read = 0u64;
     let mut staged = 0u64;
+    let mut duplicates = 0u64;
     let mut aborted = None;
 
     let outcome: DbResult<Staged> = async {
@@ -511,6 +550,9 @@ where
                         .await
                         .ctx("copying rows into the staging table")?;
                     staged += 1;
+                    if let Some(sink) = rejects.as_deref_mut() {
+                        sink.staged(v.line);
+                    }
                 }
                 Input::Invalid(errs) => {
                     rows_read += 1;
@@ -540,10 +582,19 @@ where
             .batch_execute(q.checks_prepare)
             .await
             .ctx("analyzing the staging table")?;
-        tx.client()
-            .execute(q.find_duplicates, &[])
+        let collapsed = tx
+            .client()
+            .query_one(q.collapse_exact_duplicates, &[])
             .await
-            .ctx("looking for duplicate keys")?;
+            .ctx("collapsing exact duplicate rows")?;
+        let duplicated_keys: i64 = collapsed.get(0);
+        duplicates = collapsed.get::<_, i64>(1) as u64;
+        if duplicated_keys > 0 {
+            tx.client()
+                .execute(q.find_duplicates, &[])
+                .await
+                .ctx("looking for duplicate keys")?;
+        }
         tx.client()
             .execute(sql::FIND_MISSING_RATES, &[&base.as_str()])
             .await
@@ -582,6 +633,12 @@ where
         }
         flush(current.take(), &mut errors);
 
+        if options.dry_run {
+            // The checks are done; a dry run never writes, whatever it found.
+            // The rolled-back connection is clean: dropping it returns it to the pool.
+            drop(tx.rollback_keep().await?);
+            return Ok(Staged::Checked);
+        }
         if errors.count > 0 && !options.skip_invalid {
             return Ok(Staged::Rejected(tx.rollback_keep().await?));
         }
@@ -637,7 +694,7 @@ where
             let loaded = if counts.is_none() {
                 0
             } else {
-                staged - errors.check_lines
+                staged - duplicates - errors.check_lines
             };
             (
                 FinishedSyncRun {
@@ -672,6 +729,7 @@ where
     };
     let outcome = match outcome {
         Ok(staged) => staged,
+        Err(e) if options.dry_run => return Err(e),
         Err(e) => {
             let listed = failure_run(&e);
             let (run, _) = make_run(LoadStatus::Failed, None, &listed, started.elapsed());
@@ -685,7 +743,7 @@ where
             Staged::Loaded(tx, counts) => {
                 let status = if errors.count == 0 {
                     LoadStatus::Succeeded
-                } else if staged > errors.check_lines {
+                } else if staged - duplicates > errors.check_lines {
                     LoadStatus::Partial
                 } else {
                     LoadStatus::Failed
@@ -699,6 +757,7 @@ where
                     dataset: T::DATASET.as_str(),
                     status,
                     rows_read,
+                    duplicates_ignored: duplicates,
                     inserted: counts.inserted,
                     updated: counts.updated,
                     unchanged: loaded - counts.inserted - counts.updated,
@@ -727,6 +786,37 @@ where
                 release_run(tx.commit_keep().await?, run_id).await;
                 Ok(report)
             }
+            Staged::Checked | Staged::Aborted if options.dry_run => {
+                // Nothing to record: a dry run has no sync run.
+                let would_load = staged - duplicates - errors.check_lines;
+                let status = if aborted.is_some() {
+                    LoadStatus::Failed
+                } else if errors.count == 0 {
+                    LoadStatus::Succeeded
+                } else if options.skip_invalid && would_load > 0 {
+                    LoadStatus::Partial
+                } else {
+                    LoadStatus::Failed
+                };
+                Ok(LoadReport {
+                    sync_run_id: run_id,
+                    dataset: T::DATASET.as_str(),
+                    status,
+                    rows_read,
+                    duplicates_ignored: duplicates,
+                    inserted: 0,
+                    updated: 0,
+                    unchanged: 0,
+                    rejected: errors.parse_lines + errors.check_lines,
+                    error_count: errors.count + u64::from(aborted.is_some()),
+                    errors: report_errors(),
+                    aborted: aborted.clone(),
+                    clients_inserted: 0,
+                    clients_updated: 0,
+                    duration: started.elapsed(),
+                })
+            }
+            Staged::Checked => unreachable!("only a dry run stops after the checks"),
             staged @ (Staged::Rejected(_) | Staged::Aborted) => {
                 let listed = report_errors();
                 let duration = started.elapsed();
@@ -743,6 +833,7 @@ where
                     dataset: T::DATASET.as_str(),
                     status: LoadStatus::Failed,
                     rows_read,
+                    duplicates_ignored: duplicates,
                     inserted: 0,
                     updated: 0,
                     unchanged: 0,
@@ -766,7 +857,7 @@ where
         }
     }
     .await;
-    if let Err(e) = &finished {
+    if let (Err(e), false) = (&finished, options.dry_run) {
         let listed = failure_run(e);
         let (run, _) = make_run(LoadStatus::Failed, None, &listed, started.elapsed());
         record_failure(app, tenant, run_id, &run).await;
@@ -782,6 +873,19 @@ enum Staged {
     Rejected(deadpool_postgres::Object),
     /// The input failed ([`Input::Abort`]): rolled back by closing the connection.
     Aborted,
+    /// A dry run after its checks: rolled back.
+    Checked,
+}
+
+/// The connection of a dry run and the tenant's base currency: no sync run, so no lock and a
+/// nil run id.
+async fn check_connection(
+    app: &AppDb,
+    tenant: Uuid,
+) -> DbResult<(Uuid, CurrencyCode, deadpool_postgres::Object)> {
+    let tx = app.begin_tenant(tenant).await?;
+    let (base, _) = tenant_settings(&tx).await?;
+    Ok((Uuid::nil(), base, tx.rollback_keep().await?))
 }
 
 /// Records the run as `running` (committed, with the tenant's base currency read in the same

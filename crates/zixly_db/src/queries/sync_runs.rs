@@ -200,6 +200,84 @@ impl TenantTx {
     }
 }
 
+/// One file import (`sync_runs` row of source `csv`: the imports page, `POST /api/v1/imports`,
+/// `zixly import`) with who started it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportRun {
+    pub run: SyncRun,
+    /// The uploader's email; `None` for `zixly import` (no user) or a user since deleted.
+    pub triggered_by_email: Option<String>,
+    pub triggered_by: Option<Uuid>,
+}
+
+const IMPORT_RUN_COLUMNS: &str =
+    "r.id, r.source, r.dataset, r.file_name, r.status::text, r.rows_read,
+    r.rows_inserted, r.rows_updated, r.rows_unchanged, r.rows_rejected, r.error_count, r.errors,
+    r.started_at, r.finished_at, r.duration_ms, u.email, r.triggered_by";
+
+fn import_run(r: &tokio_postgres::Row) -> ImportRun {
+    ImportRun {
+        run: SyncRun {
+            id: r.get(0),
+            source: r.get(1),
+            dataset: r.get(2),
+            file_name: r.get(3),
+            status: r.get(4),
+            rows_read: r.get(5),
+            rows_inserted: r.get(6),
+            rows_updated: r.get(7),
+            rows_unchanged: r.get(8),
+            rows_rejected: r.get(9),
+            error_count: r.get(10),
+            errors: r.get(11),
+            started_at: r.get(12),
+            finished_at: r.get(13),
+            duration_ms: r.get(14),
+        },
+        triggered_by_email: r.get(15),
+        triggered_by: r.get(16),
+    }
+}
+
+impl TenantTx {
+    /// The tenant's latest file imports, newest first (the history of the imports page).
+    pub async fn import_history(&self, limit: i64) -> DbResult<Vec<ImportRun>> {
+        let rows = self
+            .client()
+            .query(
+                &format!(
+                    "select {IMPORT_RUN_COLUMNS}
+                       from sync_runs r
+                       left join users u on u.tenant_id = r.tenant_id and u.id = r.triggered_by
+                      where r.tenant_id = zixly_current_tenant() and r.source = 'csv'
+                      order by r.started_at desc, r.id desc limit $1"
+                ),
+                &[&limit],
+            )
+            .await
+            .ctx("listing the import history")?;
+        Ok(rows.iter().map(import_run).collect())
+    }
+
+    /// One file import of the tenant by id (with its stored errors), `None` when there is none.
+    pub async fn import_run(&self, id: Uuid) -> DbResult<Option<ImportRun>> {
+        let row = self
+            .client()
+            .query_opt(
+                &format!(
+                    "select {IMPORT_RUN_COLUMNS}
+                       from sync_runs r
+                       left join users u on u.tenant_id = r.tenant_id and u.id = r.triggered_by
+                      where r.tenant_id = zixly_current_tenant() and r.source = 'csv' and r.id = $1"
+                ),
+                &[&id],
+            )
+            .await
+            .ctx("reading an import run")?;
+        Ok(row.as_ref().map(import_run))
+    }
+}
+
 /// Releases the advisory lock [`TenantTx::start_sync_run`] took, outside any transaction. False
 /// when it could not (the caller then closes the connection, which releases it too).
 pub(crate) async fn release_run_lock(client: &deadpool_postgres::Object, id: Uuid) -> bool {

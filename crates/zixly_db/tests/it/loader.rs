@@ -360,7 +360,7 @@ async fn duplicate_keys_in_one_input_reject_every_occurrence() {
         "{FIN_HEADER}\n\
          C1,One,2024-03-01,100,40,,10,,,\n\
          C2,Two,2024-03-01,1,1,,1,,,\n\
-         C1,One,2024-03-01,100,40,,10,,,\n\
+         C1,One,2024-03-01,100,40,,10,,,E4\n\
          C1,One,2024-03-01,100,40,,10,,xero,\n\
          C1,One,2024-03-01,1,1,,1,,,\n"
     );
@@ -396,8 +396,9 @@ async fn a_key_repeated_on_many_lines_names_ten_other_lines_and_counts_the_rest(
     let db = TestDb::new().await;
     let tenant = db.tenant("Acme").await;
     let mut csv = format!("{FIN_HEADER}\n");
-    for _ in 0..300 {
-        csv.push_str("C1,One,2024-03-01,100,40,,10,,,\n");
+    for i in 0..300 {
+        // Rows that differ (by external_id): exact copies would collapse into one.
+        csv.push_str(&format!("C1,One,2024-03-01,100,40,,10,,,E{i}\n"));
     }
     let (report, _) = import::<FinancialRow>(&db, tenant, &csv, false).await;
     assert_eq!((report.status, report.rejected), (LoadStatus::Failed, 300));

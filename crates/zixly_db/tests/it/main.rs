@@ -7,6 +7,7 @@ mod fx_agreement;
 mod interrupted;
 mod isolation;
 mod loader;
+mod loader_checks;
 mod numeric;
 mod reports;
 mod schema;

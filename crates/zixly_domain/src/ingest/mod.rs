@@ -30,6 +30,8 @@
 mod csv_input;
 pub mod fx;
 mod rows;
+#[cfg(test)]
+mod template_tests;
 mod value;
 
 use std::fmt;
@@ -188,6 +190,9 @@ pub trait IngestRow: Sized + Send + 'static {
     /// Accepted columns. "Required" means the column must be in the header; whether a cell may be
     /// empty is a rule of the field.
     const COLUMNS: &'static [Column];
+    /// One valid example value per column of [`IngestRow::COLUMNS`], for the CSV template of the
+    /// dataset ([`csv_template`]).
+    const EXAMPLE: &'static [&'static str];
 
     /// Builds a row from the text of its columns: `field(i)` is the cell of `COLUMNS[i]`, `None`
     /// when the column is absent. Returns every error of the row, each naming its column.
@@ -230,6 +235,14 @@ pub trait IngestRow: Sized + Send + 'static {
 
     /// The client this row belongs to.
     fn client(&self) -> &ClientRef;
+}
+
+/// The CSV template of a dataset: the header (every accepted column) and one example row that
+/// passes every rule of the dataset (a tenant with base currency AUD). Fields are written as they
+/// are: no column name or example needs quoting.
+pub fn csv_template<T: IngestRow>() -> String {
+    let header: Vec<&str> = T::COLUMNS.iter().map(|c| c.name).collect();
+    format!("{}\n{}\n", header.join(","), T::EXAMPLE.join(","))
 }
 
 pub(crate) fn unknown_columns_reason<T: IngestRow>(unknown: &[&str]) -> String {

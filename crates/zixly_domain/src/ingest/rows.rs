@@ -334,6 +334,22 @@ mod metric {
 impl IngestRow for FinancialRow {
     const DATASET: Dataset = Dataset::Financials;
     const COLUMNS: &'static [Column] = columns::FINANCIALS;
+    // client_id, client_name, record_date, revenue, expenses, net_profit, cash_flow, currency,
+    // source_system, external_id, industry
+    const EXAMPLE: &'static [&'static str] = &[
+        "ACME-01",
+        "Acme Pty Ltd",
+        "2026-01-31",
+        "12500.00",
+        "8300.50",
+        "4199.50",
+        "3900.00",
+        // Empty: the account's base currency, so that the example loads in any account.
+        "",
+        "",
+        "INV-1001",
+        "Construction",
+    ];
 
     fn parse_fields<'a>(
         field: impl Fn(usize) -> Option<&'a str>,
@@ -397,6 +413,21 @@ impl IngestRow for FinancialRow {
 impl IngestRow for LeadEventRow {
     const DATASET: Dataset = Dataset::LeadEvents;
     const COLUMNS: &'static [Column] = columns::LEAD_EVENTS;
+    // client_id, client_name, event_date, lead_id, stage, value, status, currency, source_system,
+    // external_id, industry
+    const EXAMPLE: &'static [&'static str] = &[
+        "ACME-01",
+        "Acme Pty Ltd",
+        "2026-01-15T09:30:00+11:00",
+        "LEAD-42",
+        "proposal",
+        "5000.00",
+        "active",
+        "",
+        "",
+        "",
+        "Construction",
+    ];
 
     fn parse_fields<'a>(
         field: impl Fn(usize) -> Option<&'a str>,
@@ -444,6 +475,18 @@ impl IngestRow for LeadEventRow {
 impl IngestRow for CustomMetricRow {
     const DATASET: Dataset = Dataset::CustomMetrics;
     const COLUMNS: &'static [Column] = columns::CUSTOM_METRICS;
+    // client_id, client_name, metric_name, metric_value, unit, record_date, source_system,
+    // industry
+    const EXAMPLE: &'static [&'static str] = &[
+        "ACME-01",
+        "Acme Pty Ltd",
+        "billable_hours",
+        "37.5",
+        "hours",
+        "2026-01-31",
+        "",
+        "Construction",
+    ];
 
     fn parse_fields<'a>(
         field: impl Fn(usize) -> Option<&'a str>,

@@ -74,6 +74,9 @@ pub struct LoadResult {
     pub unchanged: u64,
     /// Rows not loaded because of an error.
     pub rejected: u64,
+    /// Rows dropped because an earlier line of the same upload is the very same row (a line
+    /// copied twice): loaded once, neither rejected nor counted twice.
+    pub duplicates_ignored: u64,
     /// The first 100 errors in line (row) order: `line`/`column` for uploads, `row`/`field` for
     /// batches.
     pub errors: Vec<ErrorDetail>,
@@ -108,6 +111,7 @@ pub(crate) fn answer(
         updated: report.updated,
         unchanged: report.unchanged,
         rejected: report.rejected,
+        duplicates_ignored: report.duplicates_ignored,
         errors_not_listed: report.errors_not_listed(),
         error_counts: kinds.0.clone(),
         sync_run_id: report.sync_run_id,

@@ -13,8 +13,8 @@ use zixly_db::queries::series::{Bucket, BucketWindow, DateRange};
 use maud::{html, Markup};
 use zixly_domain::Role;
 
-use super::client_edit::{self, Done};
 use super::chart::{self, ChartSeries, SparkPoint};
+use super::client_edit::{self, Done};
 use super::html::{self, flash_box, money_short, page_layout, percent, q, Nav};
 use super::range::{range_picker, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};

@@ -224,7 +224,6 @@ pub fn percent(fraction: Decimal) -> String {
     zixly_domain::figures::percent_text(fraction)
 }
 
-
 pub fn date(d: NaiveDate) -> String {
     d.format("%-d %b %Y").to_string()
 }

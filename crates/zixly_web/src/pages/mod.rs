@@ -18,8 +18,8 @@ mod account;
 mod assets;
 mod audit;
 mod auth_pages;
-mod client_edit;
 mod chart;
+mod client_edit;
 mod clients;
 mod flash;
 mod html;
@@ -100,6 +100,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 // The upload action counts the file against `import_body_limit` itself.
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .route("/imports/template/{dataset}", get(imports::template))
+        .route("/imports/runs/{id}", get(imports::run_page))
         .route("/integrations", get(integrations::integrations))
         .route(
             "/integrations/{provider}/{action}",
@@ -438,6 +440,7 @@ impl IntoResponse for PageError {
                     StatusCode::FORBIDDEN => ("Not allowed", "Your role does not allow this. Ask an administrator."),
                     StatusCode::TOO_MANY_REQUESTS => ("Too many attempts", "Wait a little and try again."),
                     StatusCode::CONFLICT => ("Not possible right now", ""),
+                    StatusCode::PAYLOAD_TOO_LARGE => ("File too large", ""),
                     s if s.is_client_error() => ("Request not understood", ""),
                     _ => ("Something went wrong", "The error was logged. Try again in a moment."),
                 };

@@ -56,16 +56,25 @@ async fn the_audit_page_filters_by_kind_and_reads_as_words() {
     assert!(all.contains("invitation <b>kind@a.example</b>"), "{all}");
     assert!(all.contains("role: VIEWER → EDITOR"), "{all}");
     assert!(all.contains("When (Australia/Sydney)"), "{all}");
-    assert!(all.contains("AEDT") || all.contains("AEST"), "times in the tenant's zone: {all}");
+    assert!(
+        all.contains("AEDT") || all.contains("AEST"),
+        "times in the tenant's zone: {all}"
+    );
 
     let people = actions(&page(&app, &cookie, "/audit?kind=user").await);
     assert!(!people.is_empty());
     assert!(people.iter().all(|a| a.starts_with("user.")), "{people:?}");
     assert!(people.contains(&"user.invite".to_string()), "{people:?}");
     let sign_ins = actions(&page(&app, &cookie, "/audit?kind=auth").await);
-    assert!(sign_ins.iter().all(|a| a.starts_with("auth.")), "{sign_ins:?}");
+    assert!(
+        sign_ins.iter().all(|a| a.starts_with("auth.")),
+        "{sign_ins:?}"
+    );
     // An unknown kind filters nothing rather than silently showing an empty log.
-    assert_eq!(actions(&page(&app, &cookie, "/audit?kind=bogus").await), every);
+    assert_eq!(
+        actions(&page(&app, &cookie, "/audit?kind=bogus").await),
+        every
+    );
     // The API filters by kind too.
     let api: serde_json::Value = app
         .get("/api/v1/audit-logs?kind=user", &a.admin)
@@ -79,5 +88,8 @@ async fn the_audit_page_filters_by_kind_and_reads_as_words() {
         .iter()
         .map(|r| r["action"].as_str().unwrap())
         .collect();
-    assert!(!api.is_empty() && api.iter().all(|a| a.starts_with("user.")), "{api:?}");
+    assert!(
+        !api.is_empty() && api.iter().all(|a| a.starts_with("user.")),
+        "{api:?}"
+    );
 }

@@ -12,6 +12,7 @@ mod client_pages;
 mod errors;
 mod escaping;
 mod import_limits;
+mod imports_page;
 mod integrations;
 mod nul;
 mod openapi_doc;
