@@ -91,6 +91,35 @@ pub fn bucketize(days: &[DailyTotals], slots: &[Slot]) -> Vec<Option<FlowSums>> 
     out
 }
 
+/// The revenue / expenses / net-profit series of bucketed sums, as the overview and a client's
+/// page chart them (same labels and colours on both).
+pub fn financial_series(sums: &[Option<FlowSums>]) -> [ChartSeries<'static>; 3] {
+    let values = |f: fn(&FlowSums) -> Decimal| sums.iter().map(|b| b.as_ref().map(f)).collect();
+    [
+        ChartSeries {
+            label: "Revenue",
+            color: "#2546c4",
+            values: values(|b| b.revenue),
+            money: true,
+            unit: None,
+        },
+        ChartSeries {
+            label: "Expenses",
+            color: "#d0572a",
+            values: values(|b| b.expenses),
+            money: true,
+            unit: None,
+        },
+        ChartSeries {
+            label: "Net profit",
+            color: "#16874a",
+            values: values(FlowSums::net_profit),
+            money: true,
+            unit: None,
+        },
+    ]
+}
+
 /// One series of a chart: exact values as strings (the tooltip shows them unrounded), one per
 /// slot, `None` for a gap.
 pub struct ChartSeries<'a> {

@@ -260,29 +260,7 @@ pub async fn detail(
     let bucket = r.bucket();
     let slots = chart::slots(r.from, r.to, chart::bucket_named(bucket), today);
     let sums = chart::bucketize(&days, &slots);
-    let series = [
-        ChartSeries {
-            label: "Revenue",
-            color: "#2546c4",
-            values: sums.iter().map(|b| b.map(|b| b.revenue)).collect(),
-            money: true,
-            unit: None,
-        },
-        ChartSeries {
-            label: "Expenses",
-            color: "#d0572a",
-            values: sums.iter().map(|b| b.map(|b| b.expenses)).collect(),
-            money: true,
-            unit: None,
-        },
-        ChartSeries {
-            label: "Net profit",
-            color: "#16874a",
-            values: sums.iter().map(|b| b.map(|b| b.net_profit())).collect(),
-            money: true,
-            unit: None,
-        },
-    ];
+    let series = chart::financial_series(&sums);
     let financial_chart = chart::Chart {
         id: "client-fin",
         caption: &format!("Financials of {}", client.client_name),

@@ -14,7 +14,7 @@ use zixly_db::queries::dashboard::{ClientSummary, DailyTotals, PipelineSummary};
 use zixly_domain::figures;
 use zixly_domain::period::{uncovered, DateRange};
 
-use super::chart::{self, ChartSeries};
+use super::chart;
 use super::html::{self, flash_box, money, money_short, page_layout, percent, Nav};
 use super::range::{range_picker, span_text, today_in, Range, RangeParams};
 use super::{page, PageError, PageUser};
@@ -303,29 +303,7 @@ pub async fn page_handler(
     let bucket = r.bucket();
     let slots = chart::slots(r.from, r.to, chart::bucket_named(bucket), today);
     let sums = chart::bucketize(&days, &slots);
-    let series = [
-        ChartSeries {
-            label: "Revenue",
-            color: "#2546c4",
-            values: sums.iter().map(|b| b.map(|b| b.revenue)).collect(),
-            money: true,
-            unit: None,
-        },
-        ChartSeries {
-            label: "Expenses",
-            color: "#d0572a",
-            values: sums.iter().map(|b| b.map(|b| b.expenses)).collect(),
-            money: true,
-            unit: None,
-        },
-        ChartSeries {
-            label: "Net profit",
-            color: "#16874a",
-            values: sums.iter().map(|b| b.map(|b| b.net_profit())).collect(),
-            money: true,
-            unit: None,
-        },
-    ];
+    let series = chart::financial_series(&sums);
     let chart = chart::Chart {
         id: "overview-chart",
         caption: "Revenue, expenses and net profit over time",

@@ -125,7 +125,9 @@ pub fn range_picker(path: &str, r: &Range) -> Markup {
             @for p in Preset::PICKABLE {
                 a href={ (path) "?range=" (p.key()) } aria-current=[current(r.preset == p.key())] { (p.label()) }
             }
-            details class="custom" open[custom] {
+            // Open only when a requested range needs correcting: a custom range that is shown
+            // is named in the page's subtitle, and an open form would cover the KPI cards.
+            details class="custom" open[r.problem().is_some()] {
                 summary aria-current=[current(custom)] { "Custom…" }
                 form class="custom-form" method="get" action=(path) {
                     input type="hidden" name="range" value="custom";
