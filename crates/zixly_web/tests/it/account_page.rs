@@ -2,49 +2,11 @@
 //! (`zixly_web::actions::account`, as `/api/v1/me/password` and `/api/v1/me/tokens`): a user of any
 //! role changes their password and creates, uses and revokes personal API tokens in the browser.
 
-use reqwest::header::{CACHE_CONTROL, COOKIE, LOCATION, ORIGIN};
+use reqwest::header::{CACHE_CONTROL, COOKIE, LOCATION};
 use reqwest::{Method, StatusCode};
-use zixly_testkit::app::{spawn_app, TestApp, TestUser, PASSWORD};
+use zixly_testkit::app::{spawn_app, PASSWORD};
 
-async fn session(app: &TestApp, user: &TestUser) -> (String, String) {
-    let token = app.login_token(&user.email, PASSWORD).await;
-    let cookie = format!("zixly_session={token}");
-    let html = get_page(app, &cookie, "/account").await;
-    let csrf = html
-        .split_once(r#"name="_csrf" value=""#)
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(v, _)| v.to_string())
-        .expect("the account page carries a CSRF token");
-    (cookie, csrf)
-}
-
-async fn get_page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let res = app
-        .anonymous(Method::GET, path)
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "GET {path}");
-    res.text().await.unwrap()
-}
-
-async fn post_form(
-    app: &TestApp,
-    (cookie, csrf): &(String, String),
-    path: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut form: Vec<(&str, &str)> = vec![("_csrf", csrf)];
-    form.extend_from_slice(fields);
-    app.anonymous(Method::POST, path)
-        .header(COOKIE, cookie)
-        .header(ORIGIN, &app.base_url)
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
+use super::page_kit::{get_page, page_session, post_form};
 
 fn location(res: &reqwest::Response) -> String {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -54,7 +16,7 @@ fn location(res: &reqwest::Response) -> String {
 #[tokio::test]
 async fn a_viewer_creates_uses_and_revokes_a_personal_token_on_the_page() {
     let app = spawn_app().await;
-    let s = session(&app, &app.a.viewer).await;
+    let s = page_session(&app, &app.a.viewer, "/account").await;
     let html = get_page(&app, &s.0, "/account").await;
     // The test kit's own token of this user is listed like any other, as the API lists it.
     let before: serde_json::Value = app
@@ -165,7 +127,7 @@ async fn a_viewer_creates_uses_and_revokes_a_personal_token_on_the_page() {
 async fn a_user_changes_their_own_password_on_the_page() {
     let app = spawn_app().await;
     let user = &app.a.editor;
-    let s = session(&app, user).await;
+    let s = page_session(&app, user, "/account").await;
     let other_session = app.login_token(&user.email, PASSWORD).await;
 
     // The two new passwords must agree, the current one must match, the policy applies.

@@ -1,21 +1,10 @@
 //! The audit page (`/audit`): filtered by kind, rows readable by a person (subject named, details
 //! as words, times in the tenant's zone), CLI rows named as such.
 
-use reqwest::header::COOKIE;
-use reqwest::Method;
 use serde_json::json;
-use zixly_testkit::app::{spawn_app, TestApp, PASSWORD};
+use zixly_testkit::app::{spawn_app, PASSWORD};
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let res = app
-        .anonymous(Method::GET, path)
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "GET {path}");
-    res.text().await.unwrap()
-}
+use super::page_kit::get_page;
 
 /// The `data-action` of each row, in order.
 fn actions(html: &str) -> Vec<String> {
@@ -48,7 +37,7 @@ async fn the_audit_page_filters_by_kind_and_reads_as_words() {
     let token = app.login_token(&a.admin.email, PASSWORD).await;
     let cookie = format!("zixly_session={token}");
 
-    let all = page(&app, &cookie, "/audit").await;
+    let all = get_page(&app, &cookie, "/audit").await;
     let every = actions(&all);
     assert!(every.contains(&"user.invite".to_string()), "{every:?}");
     assert!(every.contains(&"auth.login".to_string()), "{every:?}");
@@ -61,18 +50,18 @@ async fn the_audit_page_filters_by_kind_and_reads_as_words() {
         "times in the tenant's zone: {all}"
     );
 
-    let people = actions(&page(&app, &cookie, "/audit?kind=user").await);
+    let people = actions(&get_page(&app, &cookie, "/audit?kind=user").await);
     assert!(!people.is_empty());
     assert!(people.iter().all(|a| a.starts_with("user.")), "{people:?}");
     assert!(people.contains(&"user.invite".to_string()), "{people:?}");
-    let sign_ins = actions(&page(&app, &cookie, "/audit?kind=auth").await);
+    let sign_ins = actions(&get_page(&app, &cookie, "/audit?kind=auth").await);
     assert!(
         sign_ins.iter().all(|a| a.starts_with("auth.")),
         "{sign_ins:?}"
     );
     // An unknown kind filters nothing rather than silently showing an empty log.
     assert_eq!(
-        actions(&page(&app, &cookie, "/audit?kind=bogus").await),
+        actions(&get_page(&app, &cookie, "/audit?kind=bogus").await),
         every
     );
     // The API filters by kind too.

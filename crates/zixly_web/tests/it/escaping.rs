@@ -1,25 +1,14 @@
 //! Names and request values are escaped on every page that shows them: a client named like a
 //! script renders as text, never as markup.
 
-use reqwest::header::COOKIE;
-use reqwest::Method;
 use serde_json::{json, Value};
-use zixly_testkit::app::{spawn_app, TestApp, PASSWORD};
+use zixly_testkit::app::{spawn_app, PASSWORD};
+
+use super::page_kit::get_page;
 
 const EVIL: &str = r#"<script>alert(1)</script>"&'"#;
 const RAW: &str = "<script>alert(1)</script>";
 const ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
-
-async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let res = app
-        .anonymous(Method::GET, path)
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "GET {path}");
-    res.text().await.unwrap()
-}
 
 #[tokio::test]
 async fn a_script_like_client_name_renders_escaped_on_every_page() {
@@ -50,7 +39,7 @@ async fn a_script_like_client_name_renders_escaped_on_every_page() {
         (format!("/audit?action={action}"), true),
     ];
     for (path, shown) in &pages {
-        let html = page(&app, &cookie, path).await;
+        let html = get_page(&app, &cookie, path).await;
         assert!(!html.contains(RAW), "{path} renders the name as markup");
         if *shown {
             assert!(

@@ -16,6 +16,7 @@ mod imports_page;
 mod integrations;
 mod nul;
 mod openapi_doc;
+mod page_kit;
 mod probe;
 mod ranges_page;
 mod resources;

@@ -7,16 +7,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use zixly_testkit::app::{spawn_app, TestApp, PASSWORD};
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let res = app
-        .anonymous(Method::GET, path)
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "GET {path}");
-    res.text().await.unwrap()
-}
+use super::page_kit::get_page;
 
 /// The text of the KPI card `kpi` (tags stripped, whitespace collapsed).
 fn card_text(html: &str, kpi: &str) -> String {
@@ -70,7 +61,7 @@ async fn a_comparison_period_without_data_says_so_instead_of_a_percentage() {
 
     // November 2025: October (the previous month) has data from the 15th only, November 2024
     // has none.
-    let html = page(&app, &cookie, "/?from=2025-11-01&to=2025-11-30").await;
+    let html = get_page(&app, &cookie, "/?from=2025-11-01&to=2025-11-30").await;
     let revenue = card_text(&html, "revenue");
     assert!(
         revenue.contains("vs previous period: no data for 1–14 Oct 2025"),
@@ -87,7 +78,7 @@ async fn a_comparison_period_without_data_says_so_instead_of_a_percentage() {
     assert!(card_text(&html, "margin").contains("no data for Nov 2024"));
 
     // 16–30 November against 1–15 November, both covered: a real change (both 15 days, equal).
-    let html = page(&app, &cookie, "/?from=2025-11-16&to=2025-11-30").await;
+    let html = get_page(&app, &cookie, "/?from=2025-11-16&to=2025-11-30").await;
     let revenue = card_text(&html, "revenue");
     assert!(revenue.contains("0.0% vs previous period"), "{revenue}");
     assert!(
@@ -134,7 +125,7 @@ async fn an_invalid_custom_range_shows_which_field_is_wrong() {
         ),
     ];
     for (path, field, message) in cases {
-        let html = page(&app, &cookie, path).await;
+        let html = get_page(&app, &cookie, path).await;
         assert!(
             html.contains(&format!(r#"data-range-error="{field}""#)),
             "{path}: no notice about {field}"
@@ -147,7 +138,7 @@ async fn an_invalid_custom_range_shows_which_field_is_wrong() {
     }
     // The same notice on the other pages with a range picker.
     for path in ["/reports", "/clients"] {
-        let html = page(
+        let html = get_page(
             &app,
             &cookie,
             &format!("{path}?from=2025-11-30&to=2025-11-01"),
@@ -172,7 +163,7 @@ async fn an_invalid_custom_range_shows_which_field_is_wrong() {
         "{body}"
     );
     // A valid range has no notice, and `from`/`to` alone select it.
-    let html = page(&app, &cookie, "/?from=2025-11-01&to=2025-11-30").await;
+    let html = get_page(&app, &cookie, "/?from=2025-11-01&to=2025-11-30").await;
     assert!(!html.contains("data-range-error"));
     assert!(
         html.contains("1 Nov 2025 – 30 Nov 2025"),

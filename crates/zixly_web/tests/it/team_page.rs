@@ -2,52 +2,12 @@
 //! `zixly_web::actions::users`): the same email check, the same last-ADMIN rule, the same mail,
 //! audit rows of the same shape.
 
-use reqwest::header::{COOKIE, LOCATION, ORIGIN};
+use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use zixly_testkit::app::{spawn_app, TestApp, TestUser, PASSWORD};
+use zixly_testkit::app::{spawn_app, TestApp};
 
-/// A session cookie of `user` and the CSRF token of the team page's forms.
-async fn team_session(app: &TestApp, user: &TestUser) -> (String, String) {
-    let token = app.login_token(&user.email, PASSWORD).await;
-    let cookie = format!("zixly_session={token}");
-    let html = get_page(app, &cookie, "/team").await;
-    let csrf = html
-        .split_once(r#"name="_csrf" value=""#)
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(v, _)| v.to_string())
-        .expect("the team page carries a CSRF token");
-    (cookie, csrf)
-}
-
-async fn get_page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let res = app
-        .anonymous(Method::GET, path)
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "GET {path}");
-    res.text().await.unwrap()
-}
-
-/// Posts a team form; answers the response (redirects are not followed).
-async fn post_form(
-    app: &TestApp,
-    (cookie, csrf): &(String, String),
-    path: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut form: Vec<(&str, &str)> = vec![("_csrf", csrf)];
-    form.extend_from_slice(fields);
-    app.anonymous(Method::POST, path)
-        .header(COOKIE, cookie)
-        .header(ORIGIN, &app.base_url)
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
+use super::page_kit::{get_page, page_session, post_form};
 
 /// The flash the redirect of a team form leads to: (`ok` | `err`, the page it shows).
 async fn follow(app: &TestApp, cookie: &str, res: reqwest::Response) -> (String, String) {
@@ -93,7 +53,7 @@ fn shape(row: &Value) -> Value {
 #[tokio::test]
 async fn the_page_refuses_an_email_with_a_space_with_a_readable_message() {
     let app = spawn_app().await;
-    let s = team_session(&app, &app.a.admin).await;
+    let s = page_session(&app, &app.a.admin, "/team").await;
     let res = post_form(
         &app,
         &s,
@@ -139,7 +99,7 @@ async fn the_page_refuses_an_email_with_a_space_with_a_readable_message() {
 #[tokio::test]
 async fn a_page_invitation_is_mailed_when_mail_is_configured() {
     let app = TestApp::builder().with_mailer().spawn().await;
-    let s = team_session(&app, &app.a.admin).await;
+    let s = page_session(&app, &app.a.admin, "/team").await;
     let res = post_form(
         &app,
         &s,
@@ -181,7 +141,7 @@ async fn a_page_invitation_is_mailed_when_mail_is_configured() {
 #[tokio::test]
 async fn without_mail_the_page_shows_the_link_and_an_existing_account_is_refused() {
     let app = spawn_app().await;
-    let s = team_session(&app, &app.a.admin).await;
+    let s = page_session(&app, &app.a.admin, "/team").await;
     let res = post_form(
         &app,
         &s,
@@ -224,7 +184,7 @@ async fn the_last_admin_rule_answers_the_same_from_the_page_and_the_api() {
     assert_eq!(api["error"]["code"], "last_admin");
     let message = api["error"]["message"].as_str().unwrap();
 
-    let s = team_session(&app, &app.a.admin).await;
+    let s = page_session(&app, &app.a.admin, "/team").await;
     let res = post_form(&app, &s, &format!("/team/{me}/role"), &[("role", "EDITOR")]).await;
     let (kind, html) = follow(&app, &s.0, res).await;
     assert_eq!(kind, "err");
@@ -263,7 +223,7 @@ async fn the_last_admin_rule_answers_the_same_from_the_page_and_the_api() {
         )
         .await;
     assert_eq!(api.status(), 409);
-    let s2 = team_session(&app, &app.a.editor).await;
+    let s2 = page_session(&app, &app.a.editor, "/team").await;
     let res = post_form(
         &app,
         &s2,
@@ -280,7 +240,7 @@ async fn the_last_admin_rule_answers_the_same_from_the_page_and_the_api() {
 async fn page_and_api_write_audit_rows_of_the_same_shape() {
     let app = spawn_app().await;
     let a = &app.a;
-    let s = team_session(&app, &a.admin).await;
+    let s = page_session(&app, &a.admin, "/team").await;
 
     // Invitations.
     let res = app
@@ -367,7 +327,7 @@ async fn page_and_api_write_audit_rows_of_the_same_shape() {
 #[tokio::test]
 async fn flash_messages_come_from_codes_never_from_text_in_the_url() {
     let app = spawn_app().await;
-    let s = team_session(&app, &app.a.admin).await;
+    let s = page_session(&app, &app.a.admin, "/team").await;
     // Free text in the URL shows nothing, whatever the key.
     for path in [
         "/team?ok=Your+account+is+locked%2C+call+0400+000+000",
@@ -394,7 +354,7 @@ async fn flash_messages_come_from_codes_never_from_text_in_the_url() {
 #[tokio::test]
 async fn an_admin_issues_a_reset_link_and_revokes_an_invitation_on_the_page() {
     let app = spawn_app().await;
-    let s = team_session(&app, &app.a.admin).await;
+    let s = page_session(&app, &app.a.admin, "/team").await;
     let viewer = &app.a.viewer;
 
     // No mailer: the link is shown once, on the answer, and it works.
