@@ -68,30 +68,28 @@
 //! channels, so memory stays flat whatever the input size.
 
 mod csv;
+mod datasets;
+mod runs;
 mod sql;
 
-use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::{Stream, StreamExt};
-use rust_decimal::Decimal;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
-use zixly_domain::ingest::{
-    CustomMetricRow, FinancialRow, IngestContext, IngestRow, LeadEventRow, RowError, RowResult,
-    ValidRow,
-};
-use zixly_domain::timezone::Tz;
-use zixly_domain::CurrencyCode;
+use zixly_domain::ingest::{RowError, RowResult, ValidRow};
 
 pub use csv::{load_csv, load_csv_chunks, ReadProgress};
+pub use datasets::Loadable;
+pub use runs::ingest_context;
+use runs::{check_connection, record_failure, release_run, start_run};
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::queries::audit::AuditEntry;
-use crate::queries::sync_runs::{release_run_lock, FinishedSyncRun, NewSyncRun};
+use crate::queries::sync_runs::FinishedSyncRun;
 use crate::{AppDb, TenantTx};
 
 /// How many errors a report (and `sync_runs.errors`) carries in full; the rest are counted.
@@ -286,178 +284,6 @@ fn audit_with_outcome(entry: &AuditEntry, report: &LoadReport) -> AuditEntry {
         summary: serde_json::Value::Object(summary),
         ..entry.clone()
     }
-}
-
-/// A row type the loader can stage. Implemented for the three dataset rows; sealed.
-pub trait Loadable: IngestRow + Sync + sealed::Sealed {
-    #[doc(hidden)]
-    fn sql() -> &'static sql::DatasetSql;
-    #[doc(hidden)]
-    // Spelled out (not `async fn`) to keep the `Send` bound of the trait visible.
-    #[allow(clippy::manual_async_fn)]
-    fn copy_row<'a>(
-        &'a self,
-        line: i64,
-        writer: Pin<&'a mut BinaryCopyInWriter>,
-    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for zixly_domain::ingest::FinancialRow {}
-    impl Sealed for zixly_domain::ingest::LeadEventRow {}
-    impl Sealed for zixly_domain::ingest::CustomMetricRow {}
-}
-
-impl Loadable for FinancialRow {
-    fn sql() -> &'static sql::DatasetSql {
-        &sql::FINANCIALS
-    }
-    // Spelled out (not `async fn`) to keep the `Send` bound of the trait visible.
-    #[allow(clippy::manual_async_fn)]
-    fn copy_row<'a>(
-        &'a self,
-        line: i64,
-        writer: Pin<&'a mut BinaryCopyInWriter>,
-    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
-        async move {
-            let c = self.client();
-            let date = self.record_date();
-            let (rev, exp, net, cash) = (
-                self.revenue().decimal(),
-                self.expenses().decimal(),
-                self.net_profit().decimal(),
-                self.cash_flow().decimal(),
-            );
-            let currency = self.currency();
-            let values: [&(dyn ToSql + Sync); 13] = [
-                &line,
-                &c.client_id(),
-                &c.client_name(),
-                &c.industry(),
-                &currency.as_str(),
-                &date,
-                &date,
-                &rev,
-                &exp,
-                &net,
-                &cash,
-                &self.source_system(),
-                &self.external_id(),
-            ];
-            writer.write(&values).await
-        }
-    }
-}
-
-impl Loadable for LeadEventRow {
-    fn sql() -> &'static sql::DatasetSql {
-        &sql::LEAD_EVENTS
-    }
-    // Spelled out (not `async fn`) to keep the `Send` bound of the trait visible.
-    #[allow(clippy::manual_async_fn)]
-    fn copy_row<'a>(
-        &'a self,
-        line: i64,
-        writer: Pin<&'a mut BinaryCopyInWriter>,
-    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
-        async move {
-            let c = self.client();
-            let value: Option<Decimal> = self.value().map(|m| m.decimal());
-            // Only an amount needs a rate.
-            let fx_date = value.map(|_| self.local_date());
-            let currency = self.currency();
-            let event_date = self.event_date();
-            let values: [&(dyn ToSql + Sync); 13] = [
-                &line,
-                &c.client_id(),
-                &c.client_name(),
-                &c.industry(),
-                &currency.as_str(),
-                &fx_date,
-                &event_date,
-                &self.lead_id(),
-                &self.stage(),
-                &value,
-                &self.status().as_str(),
-                &self.source_system(),
-                &self.external_id(),
-            ];
-            writer.write(&values).await
-        }
-    }
-}
-
-impl Loadable for CustomMetricRow {
-    fn sql() -> &'static sql::DatasetSql {
-        &sql::CUSTOM_METRICS
-    }
-    // Spelled out (not `async fn`) to keep the `Send` bound of the trait visible.
-    #[allow(clippy::manual_async_fn)]
-    fn copy_row<'a>(
-        &'a self,
-        line: i64,
-        writer: Pin<&'a mut BinaryCopyInWriter>,
-    ) -> impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a {
-        async move {
-            let c = self.client();
-            let value = self.metric_value().decimal();
-            let record_date = self.record_date();
-            let no_currency: Option<&str> = None;
-            let no_date: Option<chrono::NaiveDate> = None;
-            let values: [&(dyn ToSql + Sync); 11] = [
-                &line,
-                &c.client_id(),
-                &c.client_name(),
-                &c.industry(),
-                &no_currency,
-                &no_date,
-                &self.metric_name(),
-                &value,
-                &self.unit(),
-                &record_date,
-                &self.source_system(),
-            ];
-            writer.write(&values).await
-        }
-    }
-}
-
-/// What parsing needs to know about the tenant: its time zone and base currency. `source_system`
-/// is the default for rows that name none (`csv` for file imports).
-pub async fn ingest_context(
-    app: &AppDb,
-    tenant: Uuid,
-    default_source_system: &str,
-) -> DbResult<IngestContext> {
-    let tx = app.begin_tenant(tenant).await?;
-    let (base, zone) = tenant_settings(&tx).await?;
-    tx.commit().await?;
-    Ok(IngestContext {
-        time_zone: zone,
-        base_currency: base,
-        default_source_system: default_source_system.into(),
-    })
-}
-
-async fn tenant_settings(tx: &TenantTx) -> DbResult<(CurrencyCode, Tz)> {
-    let row = tx
-        .client()
-        .query_opt(
-            "select base_currency::text, time_zone from tenants where id = zixly_current_tenant()",
-            &[],
-        )
-        .await
-        .ctx("reading the tenant's settings")?
-        .ok_or(DbError::NotFound("tenant"))?;
-    let (base, zone): (String, String) = (row.get(0), row.get(1));
-    let base = base
-        .parse()
-        .map_err(|e| DbError::Config(format!("tenant base currency: {e}")))?;
-    let zone = zone
-        .parse()
-        .map_err(|_| DbError::Config(format!("tenant time zone `{zone}` is not an IANA zone")))?;
-    Ok((base, zone))
 }
 
 /// Keeps the first errors by line out of two line-ordered sequences, and the totals.
@@ -875,65 +701,4 @@ enum Staged {
     Aborted,
     /// A dry run after its checks: rolled back.
     Checked,
-}
-
-/// The connection of a dry run and the tenant's base currency: no sync run, so no lock and a
-/// nil run id.
-async fn check_connection(
-    app: &AppDb,
-    tenant: Uuid,
-) -> DbResult<(Uuid, CurrencyCode, deadpool_postgres::Object)> {
-    let tx = app.begin_tenant(tenant).await?;
-    let (base, _) = tenant_settings(&tx).await?;
-    Ok((Uuid::nil(), base, tx.rollback_keep().await?))
-}
-
-/// Records the run as `running` (committed, with the tenant's base currency read in the same
-/// transaction) and returns its id and the connection that holds its lock (see
-/// `queries::sync_runs`).
-async fn start_run(
-    app: &AppDb,
-    tenant: Uuid,
-    options: &LoadOptions,
-    dataset: &str,
-    started_at: chrono::DateTime<Utc>,
-) -> DbResult<(Uuid, CurrencyCode, deadpool_postgres::Object)> {
-    // Another live run whose id hashes to the same lock key is a one-in-four-billion event; a
-    // few fresh ids make it vanish.
-    for _ in 0..4 {
-        let tx = app.begin_tenant(tenant).await?;
-        let (base, _) = tenant_settings(&tx).await?;
-        let run = NewSyncRun {
-            id: Uuid::now_v7(),
-            source: &options.source,
-            dataset,
-            integration_id: options.integration_id,
-            file_name: options.file_name.as_deref(),
-            triggered_by: options.triggered_by,
-            started_at,
-        };
-        if tx.start_sync_run(&run).await? {
-            return Ok((run.id, base, tx.commit_keep().await?));
-        }
-        tx.rollback().await?;
-    }
-    Err(DbError::Config(
-        "could not take a lock for the sync run: its key was in use four times".into(),
-    ))
-}
-
-/// Hands the owning connection back to the pool without the run's lock (or closes it).
-async fn release_run(client: deadpool_postgres::Object, run_id: Uuid) {
-    if !release_run_lock(&client, run_id).await {
-        drop(deadpool_postgres::Object::take(client));
-    }
-}
-
-/// Best effort: records a failed outcome for a run that is still unfinished.
-async fn record_failure(app: &AppDb, tenant: Uuid, run_id: Uuid, run: &FinishedSyncRun<'_>) {
-    if let Ok(tx) = app.begin_tenant(tenant).await {
-        if tx.finish_sync_run(run_id, run).await.is_ok() {
-            tx.commit().await.ok();
-        }
-    }
 }
