@@ -189,7 +189,7 @@ fn account_body(
 
 /// The message of a refused action: each field's reason as a sentence (`New password: must be
 /// at least 10 characters.`), or the error's own message.
-fn problem_text(e: &ApiError) -> String {
+pub(super) fn problem_text(e: &ApiError) -> String {
     let body = e.body().error;
     if body.details.is_empty() {
         return capitalise(&body.message) + ".";

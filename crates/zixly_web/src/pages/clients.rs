@@ -11,6 +11,7 @@ use zixly_db::queries::reports::FunnelQuery;
 use zixly_db::queries::series::{Bucket, BucketWindow, DateRange};
 
 use maud::{html, Markup};
+use zixly_domain::metrics::Aggregation;
 use zixly_domain::Role;
 
 use super::chart::{self, ChartSeries, SparkPoint};
@@ -340,23 +341,30 @@ pub async fn detail(
         .into_iter()
         .collect();
     let metric_slots = chart::slots(r.from, r.to, metric_bucket, today);
-    let metric_charts: Vec<(&str, Markup)> = names
+    let metric_charts: Vec<(String, String, Markup)> = names
         .iter()
         .enumerate()
         .map(|(k, name)| {
             let rows: Vec<_> = metrics.iter().filter(|m| m.metric_name == *name).collect();
             let unit = rows.iter().find_map(|m| m.unit.as_deref());
-            // An average is a level, not a flow: a bucket without readings is a gap (`None`),
-            // never zero.
+            // The catalogue's definition decides the aggregate and the name shown (hours sum,
+            // an NPS averages); `value` is that aggregate. A bucket without readings is a gap
+            // (`None`), never zero: nothing was recorded, which is not a reading of 0.
+            let aggregation = rows.first().map_or(Aggregation::Average, |m| m.aggregation);
+            let display = rows
+                .first()
+                .map_or_else(|| name.to_string(), |m| m.display_name.clone());
             let values = metric_slots
                 .iter()
                 .map(|slot| {
                     let start = metric_bucket.start_of(slot.start);
-                    rows.iter().find(|m| m.bucket_start == start).map(|m| m.avg)
+                    rows.iter()
+                        .find(|m| m.bucket_start == start)
+                        .map(|m| m.value)
                 })
                 .collect();
             let series = [ChartSeries {
-                label: name,
+                label: &display,
                 color: METRIC_COLORS[k % METRIC_COLORS.len()],
                 values,
                 money: false,
@@ -364,16 +372,28 @@ pub async fn detail(
             }];
             let chart = chart::Chart {
                 id: &format!("metric-{k}"),
-                caption: &format!("{name} per {}", metric_bucket.as_str()),
+                caption: &format!("{display} per {}", metric_bucket.as_str()),
                 bucket: metric_bucket,
                 slots: &metric_slots,
                 series: &series,
                 symbol: &sym,
-                style: chart::Style::Lines,
+                // A summed metric is a flow, drawn as bars like revenue; levels as lines.
+                style: if aggregation == Aggregation::Sum {
+                    chart::Style::Bars
+                } else {
+                    chart::Style::Lines
+                },
                 small: true,
             }
             .render();
-            (*name, chart)
+            let how = match aggregation {
+                Aggregation::Sum => "total",
+                Aggregation::Average => "average",
+                Aggregation::Last => "last value",
+                Aggregation::Min => "lowest",
+                Aggregation::Max => "highest",
+            };
+            (display, how.to_string(), chart)
         })
         .collect();
 
@@ -427,10 +447,10 @@ pub async fn detail(
                 p class="empty" { "No custom metrics in this period." }
             } @else {
                 div class="grid two" {
-                    @for (name, chart) in &metric_charts {
+                    @for (name, how, chart) in &metric_charts {
                         div {
                             h3 class="small" style="margin:0 0 .4rem" {
-                                (name) " " span class="muted" { "(average per " (metric_bucket.as_str()) ")" }
+                                (name) " " span class="muted" { "(" (how) " per " (metric_bucket.as_str()) ")" }
                             }
                             (chart)
                         }

@@ -37,6 +37,7 @@ pub enum Nav {
     Team,
     Audit,
     Account,
+    Metrics,
     None,
 }
 
@@ -53,6 +54,7 @@ const NAV_ITEMS: &[(Nav, &str, &str, Role)] = &[
     (Nav::Overview, "/", "Overview", Role::Viewer),
     (Nav::Clients, "/clients", "Clients", Role::Viewer),
     (Nav::Reports, "/reports", "Reports", Role::Viewer),
+    (Nav::Metrics, "/catalogue", "Metrics", Role::Viewer),
     (Nav::Imports, "/imports", "Imports", Role::Editor),
     (
         Nav::Integrations,

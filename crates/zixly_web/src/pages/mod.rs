@@ -26,6 +26,7 @@ mod html;
 mod imports;
 mod integrations;
 mod internal;
+mod metrics;
 mod overview;
 mod range;
 mod redirect;
@@ -107,6 +108,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/integrations/{provider}/{action}",
             post(integrations::integration_action),
         )
+        .route("/catalogue", get(metrics::catalogue))
+        .route("/catalogue/{name}", post(metrics::save))
         .route("/account", get(account::account))
         .route("/account/password", post(account::change_password))
         .route("/account/tokens", post(account::create_token))
@@ -161,6 +164,18 @@ pub(crate) fn same_token(a: &str, b: &str) -> bool {
 }
 
 impl<C: Capability> PageUser<C> {
+    /// The same user with a weaker capability (to render a page any role may see).
+    pub fn weaken<D: Capability>(&self) -> PageUser<D>
+    where
+        C: crate::auth::Includes<D>,
+    {
+        PageUser {
+            auth: self.auth.weaken(),
+            csrf: self.csrf.clone(),
+            _c: PhantomData,
+        }
+    }
+
     /// `Err(403 page)` unless `submitted` is this session's CSRF token.
     pub fn check_csrf(&self, submitted: &str) -> Result<(), PageError> {
         if same_token(&self.csrf, submitted) {

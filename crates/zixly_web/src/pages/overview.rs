@@ -8,6 +8,7 @@
 
 use axum::extract::Query;
 use axum::response::Response;
+use chrono::{Days, NaiveDate};
 use maud::{html, Markup};
 use rust_decimal::Decimal;
 use zixly_db::queries::dashboard::{ClientSummary, DailyTotals, PipelineSummary};
@@ -26,6 +27,9 @@ struct Sums {
     expenses: Decimal,
     cash_flow: Decimal,
     days: usize,
+    /// The first and last day of the period with a record.
+    first: Option<NaiveDate>,
+    last: Option<NaiveDate>,
 }
 
 impl Sums {
@@ -37,8 +41,36 @@ impl Sums {
                 s.expenses += d.expenses;
                 s.cash_flow += d.cash_flow;
                 s.days += 1;
+                s.first = Some(s.first.map_or(d.date, |f| f.min(d.date)));
+                s.last = Some(s.last.map_or(d.date, |l| l.max(d.date)));
                 s
             })
+    }
+
+    /// The part of `period` the records cover, as far as a comparison can tell: from its first
+    /// to its last day with a record, stretched to the period's edges when they are at most
+    /// [`QUIET_DAYS`] away (a weekend or a holiday without transactions is not missing data),
+    /// and within `overall`, the tenant's first to last day of data. So a comparison period
+    /// that falls into a gap of the history (data from 2020, then again from 2024) is reported as
+    /// uncovered rather than compared as if it were complete.
+    fn covered(&self, period: DateRange, overall: Option<DateRange>) -> Option<DateRange> {
+        let (first, last) = (self.first?, self.last?);
+        let quiet = Days::new(QUIET_DAYS);
+        let from = if first <= period.from() + quiet {
+            period.from()
+        } else {
+            first
+        };
+        let to = if last + quiet >= period.to() {
+            period.to()
+        } else {
+            last
+        };
+        let local = DateRange::new(from, to).ok()?;
+        match overall {
+            Some(o) => DateRange::new(local.from().max(o.from()), local.to().min(o.to())).ok(),
+            None => Some(local),
+        }
     }
     fn profit(&self) -> Decimal {
         self.revenue - self.expenses
@@ -47,6 +79,10 @@ impl Sums {
         figures::margin(self.profit(), self.revenue)
     }
 }
+
+/// How many days at a comparison period's edges may pass without a record before they count as
+/// missing data (see [`Sums::covered`]).
+const QUIET_DAYS: u64 = 7;
 
 /// A KPI's figure in a comparison period, or the days of that period without data.
 enum Before {
@@ -228,7 +264,14 @@ pub async fn page_handler(
     let cur = Sums::of(&days, r.dates());
     let (sums_prev, sums_ly) = (Sums::of(&days, prev), Sums::of(&days, ly));
     let financial = |g: fn(&Sums) -> Option<Decimal>| {
-        let before = |period, s: &Sums| Before::of(period, spans.financials, s.days > 0, g(s));
+        let before = |period, s: &Sums| {
+            Before::of(
+                period,
+                s.covered(period, spans.financials),
+                s.days > 0,
+                g(s),
+            )
+        };
         (g(&cur), before(prev, &sums_prev), before(ly, &sums_ly))
     };
     // The pipeline is a stock as of each period's end: covered when the lead events are.
@@ -376,7 +419,6 @@ pub async fn page_handler(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
@@ -446,5 +488,33 @@ mod tests {
             Some(dec("5")),
         );
         assert!(matches!(covered, Before::Figure(Some(_))));
+    }
+
+    #[test]
+    fn a_comparison_period_in_a_gap_of_the_history_is_not_covered() {
+        let day = |s: &str| DailyTotals {
+            date: s.parse().unwrap(),
+            revenue: Decimal::ONE,
+            expenses: Decimal::ZERO,
+            net_profit: Decimal::ONE,
+            cash_flow: Decimal::ZERO,
+        };
+        let range =
+            |a: &str, b: &str| DateRange::new(a.parse().unwrap(), b.parse().unwrap()).unwrap();
+        let period = range("2024-10-01", "2024-10-21");
+        // The tenant's data starts in 2020: the overall span alone would call October covered.
+        let overall = Some(range("2020-01-10", "2026-12-01"));
+        let late = [day("2024-10-10"), day("2024-10-15"), day("2024-10-21")];
+        let covered = Sums::of(&late, period).covered(period, overall);
+        assert_eq!(
+            uncovered(period, covered),
+            vec![range("2024-10-01", "2024-10-09")]
+        );
+        // A quiet weekend at the edges is not missing data.
+        let quiet = [day("2024-10-03"), day("2024-10-18")];
+        let covered = Sums::of(&quiet, period).covered(period, overall);
+        assert!(uncovered(period, covered).is_empty());
+        // No record at all: nothing is covered.
+        assert_eq!(Sums::of(&[], period).covered(period, overall), None);
     }
 }

@@ -361,3 +361,118 @@ async fn bucketed_reads_aggregate_by_definition() {
         "{hours}"
     );
 }
+
+/// The catalogue page (`/catalogue`) edits definitions through the API's action, and the client
+/// page's metric charts follow the definition (name shown, aggregate used).
+#[tokio::test]
+async fn editors_change_a_definition_on_the_catalogue_page_and_charts_follow() {
+    use super::page_kit::{get_page, page_session, post_form};
+    let app = spawn_app().await;
+    let id = client_with_metrics(
+        &app,
+        &app.a,
+        "M-9",
+        json!([
+            {"metric_name": "billable_hours", "metric_value": "2.5", "record_date": "2024-01-15"},
+            {"metric_name": "billable_hours", "metric_value": "1.5", "record_date": "2024-01-16"},
+        ]),
+    )
+    .await;
+    let s = page_session(&app, &app.a.editor, "/catalogue").await;
+    let html = get_page(&app, &s.0, "/catalogue").await;
+    assert!(html.contains(r#"data-metric="billable_hours""#), "{html}");
+    assert!(
+        html.contains("Net profit"),
+        "built-in KPIs are listed: {html}"
+    );
+
+    // A refusal names the field and keeps what was typed.
+    let res = post_form(
+        &app,
+        &s,
+        "/catalogue/billable_hours",
+        &[
+            ("display_name", "Typed name"),
+            ("unit", "hours"),
+            ("aggregation", "median"),
+            ("direction", "up_is_good"),
+            ("description", ""),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Aggregation:"), "{html}");
+    assert!(html.contains(r#"value="Typed name""#), "{html}");
+
+    let res = post_form(
+        &app,
+        &s,
+        "/catalogue/billable_hours",
+        &[
+            ("display_name", "Billable hours"),
+            ("unit", "hours"),
+            ("aggregation", "sum"),
+            ("direction", "up_is_good"),
+            ("description", "Hours we can invoice"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/catalogue?ok=saved");
+    let list = json_of(
+        app.get("/api/v1/metric-definitions", &app.a.viewer).await,
+        200,
+        "list",
+    )
+    .await;
+    assert!(
+        custom(&list).contains(&(
+            "billable_hours".into(),
+            "Billable hours".into(),
+            json!("hours"),
+            "sum".into()
+        )),
+        "{list}"
+    );
+    let audit = json_of(
+        app.get("/api/v1/audit-logs?action=metric.update", &app.a.admin)
+            .await,
+        200,
+        "audit",
+    )
+    .await;
+    assert_eq!(audit["data"].as_array().unwrap().len(), 1, "{audit}");
+
+    // The client page names the metric by its definition and charts its sum per bucket.
+    let html = get_page(
+        &app,
+        &s.0,
+        &format!("/clients/{id}?range=custom&from=2024-01-01&to=2024-01-31&bucket=month"),
+    )
+    .await;
+    assert!(html.contains("Billable hours"), "{html}");
+    assert!(html.contains("(total per month)"), "{html}");
+    assert!(
+        html.contains(r#""4""#) || html.contains(r#""4.0""#),
+        "the month's value is the sum 2.5 + 1.5: {html}"
+    );
+
+    // VIEWERs read the catalogue without forms, and posting anyway is refused.
+    let v = page_session(&app, &app.a.viewer, "/catalogue").await;
+    let html = get_page(&app, &v.0, "/catalogue").await;
+    assert!(!html.contains(r#"action="/catalogue/"#), "{html}");
+    assert!(html.contains("billable_hours"), "{html}");
+    let res = post_form(
+        &app,
+        &v,
+        "/catalogue/billable_hours",
+        &[
+            ("display_name", "x"),
+            ("aggregation", "sum"),
+            ("direction", "up_is_good"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+}
