@@ -63,6 +63,13 @@ export async function accountChecks({ page, base, cfg, log, shot, assertLabelled
   await change(cfg.admin.password, "a temporary password 7");
   await change("a temporary password 7", cfg.admin.password);
 
+  log("metric catalogue: custom metrics editable by an ADMIN, built-in KPIs listed");
+  await page.goto(`${base}/catalogue`);
+  await page.getByRole("heading", { name: "Metric catalogue" }).waitFor();
+  assert.ok((await page.locator("table[data-table=builtin-kpis] tbody tr").count()) >= 6, "the built-in KPIs are listed");
+  await assertLabelled(page);
+  await shot(page, "catalogue");
+
   log("account at 375 px");
   await page.setViewportSize({ width: 375, height: 812 });
   await page.goto(`${base}/account`);

@@ -171,15 +171,22 @@ export async function chartChecks({ page, base, cfg, log, shot }) {
     const metric = await chartSpec(page, "metric-0");
     assert.deepEqual(metric.x, fin.x, "metric buckets are the range's days");
     assert.deepEqual(metric.partial, fin.partial);
-    assert.equal(metric.bars, false, "an average is drawn as a line");
+    // Drawn by the metric's definition: a summed metric (a flow) as bars, any other as a line.
+    const heading = await page.locator('figure[data-chart="metric-0"]').locator("xpath=ancestor::div[1]/h3").innerText();
+    assert.equal(metric.bars, /\(total per /.test(heading), `bars exactly for a summed metric: ${heading}`);
   }
   await page.goto(`${base}/clients?range=last_12_months`);
   {
     const spark = page.locator("table[data-table=clients] tbody tr", { hasText: cfg.clientName }).locator("svg.spark");
     const flags = await spark.getAttribute("data-partial");
-    assert.match(flags, /^0{11,12}1$/, `only the current month of the sparkline is partial: ${flags}`);
-    assert.equal(await spark.locator("path.partial").count(), 1, "the segment into the current month is dashed");
-    assert.equal(await spark.locator("circle.partial").count(), 1, "the current month's point is hollow");
+    // Last 12 months ends today and starts a year before tomorrow: the month it starts in is cut
+    // (partial) unless that is the 1st, and the current month is partial.
+    assert.match(flags, /^[01]?0{11}1$/, `only the edge months of the sparkline are partial: ${flags}`);
+    const edges = (flags.match(/1/g) ?? []).length;
+    // One dashed path holds every segment touching a partial month.
+    assert.equal(await spark.locator("path.partial").count(), 1, "the segments into partial months are dashed");
+    const hollow = await spark.locator("circle.partial").count();
+    assert.ok(hollow >= 1 && hollow <= edges, `each partial month with a value has a hollow point: ${hollow} of ${edges}`);
     await shot(page, "charts-clients");
   }
 }
