@@ -70,6 +70,17 @@ export async function accountChecks({ page, base, cfg, log, shot, assertLabelled
   await assertLabelled(page);
   await shot(page, "catalogue");
 
+  log("custom metrics across clients: the report page charts one metric over every client");
+  await page.goto(`${base}/reports`);
+  await page.getByRole("link", { name: "custom metrics across clients" }).click();
+  await page.getByRole("heading", { name: "Custom metrics across clients" }).waitFor();
+  await page.locator('figure[data-chart="metric-report"] canvas').waitFor();
+  const spec = JSON.parse(await page.locator("script#metric-report").textContent());
+  assert.equal(spec.series[0].values.length, spec.x.length, "one value (or gap) per bucket");
+  assert.ok((await page.locator("table[data-table=metric-report] tbody tr").count()) >= 1, "the values are listed");
+  await assertLabelled(page);
+  await shot(page, "metric-report");
+
   log("account at 375 px");
   await page.setViewportSize({ width: 375, height: 812 });
   await page.goto(`${base}/account`);

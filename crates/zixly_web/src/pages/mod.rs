@@ -26,6 +26,7 @@ mod html;
 mod imports;
 mod integrations;
 mod internal;
+mod metric_report;
 mod metrics;
 mod overview;
 mod range;
@@ -108,6 +109,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/integrations/{provider}/{action}",
             post(integrations::integration_action),
         )
+        .route("/reports/metrics", get(metric_report::page_handler))
         .route("/catalogue", get(metrics::catalogue))
         .route("/catalogue/{name}", post(metrics::save))
         .route("/account", get(account::account))

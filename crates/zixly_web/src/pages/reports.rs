@@ -141,6 +141,7 @@ pub async fn page_handler(
             ),
             range_picker("/reports", &r),
         ))
+        p class="small" { "Also: " a href={ "/reports/metrics?" (r.query()) } { "custom metrics across clients" } }
         @if missing > 0 {
             (flash_box("info", "Some amounts need exchange rates that are not loaded yet; those figures are shown as –."))
         }

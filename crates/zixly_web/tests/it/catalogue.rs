@@ -476,3 +476,63 @@ async fn editors_change_a_definition_on_the_catalogue_page_and_charts_follow() {
     .await;
     assert_eq!(res.status(), 403);
 }
+
+/// The custom-metrics report page shows the API's report: one metric over every client, each
+/// bucket aggregated by the definition.
+#[tokio::test]
+async fn the_metrics_report_page_aggregates_every_client_by_the_definition() {
+    use super::page_kit::{get_page, page_session};
+    let app = spawn_app().await;
+    for client in ["R-1", "R-2"] {
+        client_with_metrics(
+            &app,
+            &app.a,
+            client,
+            json!([
+                {"metric_name": "billable_hours", "metric_value": "2.5", "record_date": "2024-01-15"},
+                {"metric_name": "billable_hours", "metric_value": "1.5", "record_date": "2024-02-16"},
+            ]),
+        )
+        .await;
+    }
+    let res = app
+        .patch(
+            "/api/v1/metric-definitions/billable_hours",
+            &app.a.editor,
+            &json!({"aggregation": "sum", "display_name": "Billable hours"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let s = page_session(&app, &app.a.viewer, "/reports").await;
+    let reports = get_page(&app, &s.0, "/reports").await;
+    assert!(
+        reports.contains("/reports/metrics?"),
+        "the reports page links it: {reports}"
+    );
+    let html = get_page(
+        &app,
+        &s.0,
+        "/reports/metrics?name=billable_hours&range=custom&from=2024-01-01&to=2024-02-29&bucket=month",
+    )
+    .await;
+    assert!(html.contains("Billable hours"), "{html}");
+    assert!(html.contains("(total per month, all clients)"), "{html}");
+    let table = html
+        .split(r#"data-table="metric-report""#)
+        .nth(1)
+        .expect("the table");
+    // January: 2.5 + 2.5 over 2 clients; February: 1.5 + 1.5.
+    assert!(
+        table.contains(r#"<td class="num">5</td><td class="num">2</td>"#),
+        "{table}"
+    );
+    assert!(
+        table.contains(r#"<td class="num">3</td><td class="num">2</td>"#),
+        "{table}"
+    );
+    assert!(html.contains("format=csv"), "{html}");
+    // Another tenant's metrics are not offered.
+    let other = page_session(&app, &app.b.viewer, "/reports/metrics").await;
+    let html = get_page(&app, &other.0, "/reports/metrics").await;
+    assert!(html.contains("No custom metrics yet"), "{html}");
+}
