@@ -31,6 +31,17 @@ fn aggregation_label(a: Aggregation) -> &'static str {
     }
 }
 
+/// The aggregation alone, for the built-in KPIs (whose examples would mislead: revenue is not hours).
+fn aggregation_short(a: Aggregation) -> &'static str {
+    match a {
+        Aggregation::Sum => "Sum",
+        Aggregation::Average => "Average",
+        Aggregation::Last => "Last value",
+        Aggregation::Min => "Lowest",
+        Aggregation::Max => "Highest",
+    }
+}
+
 fn direction_label(d: Direction) -> &'static str {
     match d {
         Direction::UpIsGood => "Up is good",
@@ -142,7 +153,7 @@ async fn render(
                             @if let CatalogueEntry::Builtin(k) = entry {
                                 tr {
                                     td { b { (k.display_name) } }
-                                    td { (k.aggregation.map_or("A ratio of sums", aggregation_label)) }
+                                    td { (k.aggregation.map_or("A ratio of sums", aggregation_short)) }
                                     td class="hide-sm" { (direction_label(k.direction)) }
                                     td class="hide-sm muted small" { (k.description) }
                                 }

@@ -134,6 +134,17 @@ async fn seed(db: &TestDb, clients: i32, days: i32) -> Seeded {
     )
     .await
     .unwrap();
+    // Their catalogue entries, as the loader's first sight (and migration 0012's backfill)
+    // would create them: raw SQL bypasses the loader.
+    su.execute(
+        "insert into metric_definitions (tenant_id, name, display_name, unit)
+         select tenant_id, metric_name, zixly_metric_display_name(metric_name), min(unit)
+           from custom_metrics where tenant_id = $1 group by tenant_id, metric_name
+         on conflict do nothing",
+        &[&tenant],
+    )
+    .await
+    .unwrap();
     // Integrations in the states the Integrations page must explain (issue 10): a first Xero
     // sync part-way through (a checkpoint), a HubSpot connection paused by a spent budget.
     // (The tokens are placeholders: the page never decrypts them.)
