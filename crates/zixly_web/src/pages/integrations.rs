@@ -12,6 +12,7 @@ use zixly_domain::Role;
 use maud::{html, Markup};
 
 use super::html::{self, csrf_input, flash_box, page_layout, Nav};
+use super::time::local;
 use super::{page, see_other, PageError, PageUser};
 use crate::api::integrations::IntegrationCard;
 use crate::auth::{Admin, Viewer};
@@ -235,7 +236,7 @@ pub async fn integrations(
         }
         div class="grid two" {
             @for p in Provider::ALL {
-                (provider_card(p, rows.iter().find(|r| r.provider == p.as_str()), &setup(&state, p), admin, &csrf, &xero_part))
+                (provider_card(p, rows.iter().find(|r| r.provider == p.as_str()), &setup(&state, p), admin, &csrf, &xero_part, &tenant.time_zone))
             }
         }
     };
@@ -255,6 +256,7 @@ fn provider_card(
     admin: bool,
     csrf: &Markup,
     xero_part: &Markup,
+    time_zone: &str,
 ) -> Markup {
     let (code, name) = (p.as_str(), p.display_name());
     // A connection paused by a spent provider budget is connected but not syncing: the badge
@@ -291,11 +293,11 @@ fn provider_card(
             p class="muted small" { (provider_blurb(p)) }
             p class="small" {
                 @match row.and_then(|r| r.last_sync_at) {
-                    Some(t) => { "Last sync " (t.format("%-d %b %Y %H:%M UTC")) }
+                    Some(t) => { "Last sync " (local(t, time_zone)) }
                     None => "Never synced",
                 }
             }
-            (sync_progress_line(row))
+            (sync_progress_line(row, time_zone))
             @if p == Provider::Xero { (xero_part) }
             @if let Some(e) = row.and_then(|r| r.last_error.as_deref()) {
                 p class="flash err small" style="margin:.5rem 0 0" { (e) }
@@ -326,14 +328,14 @@ fn provider_card(
 
 /// The card's line about an unfinished run: paused until a time (and why, for ADMINs), or how far
 /// it has read.
-fn sync_progress_line(row: Option<&IntegrationCard>) -> Markup {
+fn sync_progress_line(row: Option<&IntegrationCard>, time_zone: &str) -> Markup {
     let Some(row) = row else {
         return html! {};
     };
     html! {
         @if let Some(until) = row.paused_until {
             p class="flash info small" data-sync-paused style="margin:.5rem 0 0" {
-                "Paused until " (until.format("%-d %b %Y %H:%M UTC"))
+                "Paused until " (local(until, time_zone))
                 @if let Some(r) = row.pause_reason.as_deref() { ": " (r) }
             }
         }

@@ -1322,7 +1322,7 @@ async fn an_unfinished_sync_shows_its_progress_and_a_pause_shows_when_and_why() 
     assert!(
         html.contains(
             // maud escapes `<`, `>`, `&` and `"`; an apostrophe in text is harmless as it is.
-            "Paused until 2 Jan 2030 03:04 UTC: the provider's request budget is used up &lt;day&gt;"
+            "Paused until 2 Jan 2030 14:04 AEDT: the provider's request budget is used up &lt;day&gt;"
         ),
         "{html}"
     );
@@ -1333,7 +1333,7 @@ async fn an_unfinished_sync_shows_its_progress_and_a_pause_shows_when_and_why() 
     let viewer = session(app, &app.a.viewer).await;
     let html = page(app, &viewer, "/integrations").await;
     assert!(
-        html.contains("Paused until 2 Jan 2030 03:04 UTC</p>"),
+        html.contains("Paused until 2 Jan 2030 14:04 AEDT</p>"),
         "{html}"
     );
     assert!(!html.contains("budget is used up"));
