@@ -320,6 +320,9 @@ try {
     await page.goto(`${base}${path}`);
     await assertNoHorizontalScroll(page);
   }
+  await page.goto(`${base}/reports`);
+  await page.locator("table[data-table=profitability]").waitFor();
+  await shot(page, "reports-375");
   await page.goto(`${base}/integrations`);
   await page.locator("[data-sync-paused]").waitFor();
   await shot(page, "integrations-375");
