@@ -142,6 +142,30 @@ pub enum Style {
     Lines,
 }
 
+impl Style {
+    /// How a custom metric is drawn by its definition: a summed metric is a flow (bars, like
+    /// revenue); any other aggregate is a level (a line).
+    pub fn for_aggregation(a: zixly_domain::metrics::Aggregation) -> Style {
+        if a == zixly_domain::metrics::Aggregation::Sum {
+            Style::Bars
+        } else {
+            Style::Lines
+        }
+    }
+}
+
+/// The word a chart heading uses for a bucket's aggregate ("total per week").
+pub fn aggregate_word(a: zixly_domain::metrics::Aggregation) -> &'static str {
+    use zixly_domain::metrics::Aggregation;
+    match a {
+        Aggregation::Sum => "total",
+        Aggregation::Average => "average",
+        Aggregation::Last => "last value",
+        Aggregation::Min => "lowest",
+        Aggregation::Max => "highest",
+    }
+}
+
 /// A chart to render: a `<figure>` the script draws into plus its data as JSON.
 pub struct Chart<'a> {
     /// Unique in the page (the JSON element's id).

@@ -377,23 +377,15 @@ pub async fn detail(
                 slots: &metric_slots,
                 series: &series,
                 symbol: &sym,
-                // A summed metric is a flow, drawn as bars like revenue; levels as lines.
-                style: if aggregation == Aggregation::Sum {
-                    chart::Style::Bars
-                } else {
-                    chart::Style::Lines
-                },
+                style: chart::Style::for_aggregation(aggregation),
                 small: true,
             }
             .render();
-            let how = match aggregation {
-                Aggregation::Sum => "total",
-                Aggregation::Average => "average",
-                Aggregation::Last => "last value",
-                Aggregation::Min => "lowest",
-                Aggregation::Max => "highest",
-            };
-            (display, how.to_string(), chart)
+            (
+                display,
+                chart::aggregate_word(aggregation).to_string(),
+                chart,
+            )
         })
         .collect();
 

@@ -8,7 +8,6 @@ use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 use zixly_db::queries::series::{Bucket, BucketWindow};
-use zixly_domain::metrics::Aggregation;
 
 use super::chart::{self, ChartSeries};
 use super::html::{self, page_layout, q, Nav};
@@ -82,23 +81,12 @@ pub async fn page_handler(
             slots: &slots,
             series: &series,
             symbol: "",
-            // A summed metric is a flow (bars, like revenue); any other aggregate a level (line).
-            style: if d.aggregation == Aggregation::Sum {
-                chart::Style::Bars
-            } else {
-                chart::Style::Lines
-            },
+            style: chart::Style::for_aggregation(d.aggregation),
             small: false,
         }
         .render()
     });
-    let how = |a: Aggregation| match a {
-        Aggregation::Sum => "total",
-        Aggregation::Average => "average",
-        Aggregation::Last => "last value",
-        Aggregation::Min => "lowest",
-        Aggregation::Max => "highest",
-    };
+    let how = chart::aggregate_word;
     let unit = |d: &Option<String>| d.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
     let body = html! {
         p class="small" { a href={ "/reports?" (r.query()) } { "← Reports" } }
