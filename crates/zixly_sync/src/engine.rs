@@ -253,7 +253,7 @@ impl SyncEngine {
         pacer
     }
 
-    pub fn keyring(&self) -> &Keyring {
+    pub fn keyring(&self) -> &Arc<Keyring> {
         &self.inner.keyring
     }
 

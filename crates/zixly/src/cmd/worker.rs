@@ -1,7 +1,7 @@
 //! `zixly worker`, and the job worker that `zixly up` / `zixly serve` run next to HTTP.
 //!
-//! The worker runs every job kind this binary knows: today `sync` (zixly_sync) plus the
-//! scheduler that enqueues due integration syncs. Its token keyring comes from
+//! The worker runs every job kind this binary knows: `sync` (zixly_sync) plus the scheduler
+//! that enqueues due integration syncs, and the alert and notification jobs (zixly_alerts). Its token keyring comes from
 //! `ZIXLY_ENCRYPTION_KEY` (base64, 32 bytes; previous keys in `ZIXLY_ENCRYPTION_OLD_KEYS`,
 //! comma-separated) or, with the embedded database, from `<data dir>/encryption.keys` (0600,
 //! generated on first use). With an external database and no key, integrations are off: the
@@ -113,6 +113,12 @@ pub fn build_with(
     if let Some(engine) = engine {
         engine.register(&mut worker, db.system.clone());
     }
+    let alerts = zixly_alerts::Services {
+        app: db.app.clone(),
+        system: db.system.clone(),
+        keyring: engine.map(|e| e.keyring().clone()),
+    };
+    zixly_alerts::register(&mut worker, &alerts);
     worker
 }
 
