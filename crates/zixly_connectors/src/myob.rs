@@ -12,8 +12,10 @@
 //!
 //! Mapping (issue 5, as Xero): `client_id` = customer UID. Revenue = sale invoices' `TotalAmount -
 //! TotalTax` (tax-exclusive whether the invoice is tax-inclusive or not; credits are negative),
-//! read from the generic `Sale/Invoice` list (header amounts suffice; it covers every layout in
-//! one call). Expenses = bill LINES allocated to the client through their Job: the job's
+//! read from the generic `Sale/Invoice` list (every layout in one call), then again from the
+//! layout endpoints that carry `Lines` ([`INVOICE_LAYOUTS`], issue 10): a line on a job linked to
+//! another client counts for that client, the rest of the invoice for its customer, and the
+//! layout read replaces the generic one's contribution of the same invoice. Expenses = bill LINES allocated to the client through their Job: the job's
 //! `LinkedCustomer`, else the customer whose name equals the job's name; tax-inclusive bills are
 //! scaled to ex-tax amounts. The generic `Purchase/Bill` list carries no `Lines`
 //! (`bill_lines_only_on_layouts`), so bills are read from the layout endpoints
@@ -56,6 +58,12 @@ pub const PAGE_SIZE: usize = 1000;
 
 /// The bill layouts whose endpoints (`Purchase/Bill/{layout}`) carry `Lines` (and their `Job`).
 pub const BILL_LAYOUTS: [&str; 4] = ["Service", "Item", "Professional", "Miscellaneous"];
+
+/// The invoice layouts whose endpoints (`Sale/Invoice/{layout}`) are read for their `Lines`
+/// under the `sme-sales` scope. `Item` is left out: contracts/myob.json lists it under no scope
+/// we ask for (`unverified_item_scope`: it may need `sme-inventory`), so item invoices keep the
+/// generic list's attribution to their customer.
+pub const INVOICE_LAYOUTS: [&str; 4] = ["Service", "Professional", "TimeBilling", "Miscellaneous"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -155,10 +163,15 @@ pub struct Invoice {
     pub uid: String,
     pub date: String,
     pub customer: Ref,
+    #[serde(default)]
+    pub is_tax_inclusive: bool,
     #[serde(default, deserialize_with = "de_opt_dec")]
     pub total_amount: Option<Decimal>,
     #[serde(default, deserialize_with = "de_opt_dec")]
     pub total_tax: Option<Decimal>,
+    /// Only on the layout endpoints ([`INVOICE_LAYOUTS`]); the generic list has none.
+    #[serde(default)]
+    pub lines: Vec<BillLine>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -473,7 +486,23 @@ impl MyobClient {
         *self.first_answer.lock().unwrap() = None;
         let customers: Vec<Customer> = self.list("Contact/Customer", None).await?;
         let jobs: Vec<Job> = self.list("GeneralLedger/Job", None).await?;
-        let invoices: Vec<Invoice> = self.list("Sale/Invoice", since).await?;
+        let mut invoices: Vec<Invoice> = self.list("Sale/Invoice", since).await?;
+        // The layout reads come second and replace the generic read's invoice of the same id.
+        let mut with_lines: HashMap<String, Invoice> = HashMap::new();
+        for layout in INVOICE_LAYOUTS {
+            for inv in self
+                .list::<Invoice>(&format!("Sale/Invoice/{layout}"), since)
+                .await?
+            {
+                with_lines.insert(inv.uid.clone(), inv);
+            }
+        }
+        for inv in &mut invoices {
+            if let Some(lined) = with_lines.remove(&inv.uid) {
+                *inv = lined;
+            }
+        }
+        invoices.extend(with_lines.into_values());
         let mut bills: Vec<Bill> = Vec::new();
         for layout in BILL_LAYOUTS {
             bills.append(&mut self.list(&format!("Purchase/Bill/{layout}"), since).await?);
@@ -512,6 +541,42 @@ fn contribution(document_id: &str, client_id: &str, date: NaiveDate) -> Contribu
     }
 }
 
+/// A document's transaction lines on a job that belongs to a client, summed per client, ex tax
+/// (a tax-inclusive document's lines scaled by its ex-tax share).
+fn job_lines(
+    job_client: &HashMap<&str, String>,
+    lines: &[BillLine],
+    tax_inclusive: bool,
+    ex_tax: Decimal,
+    total: Option<Decimal>,
+) -> Vec<(String, Decimal)> {
+    let total = total.unwrap_or_default();
+    let scale = if tax_inclusive && !total.is_zero() {
+        ex_tax / total
+    } else {
+        Decimal::ONE
+    };
+    let mut per_client: Vec<(String, Decimal)> = Vec::new();
+    for line in lines {
+        if line.kind.as_deref().is_some_and(|k| k != "Transaction") {
+            continue;
+        }
+        let Some(client) = line
+            .job
+            .as_ref()
+            .and_then(|j| job_client.get(j.uid.as_str()))
+        else {
+            continue;
+        };
+        let amount = line.total.unwrap_or_default() * scale;
+        match per_client.iter_mut().find(|(c, _)| c == client) {
+            Some((_, a)) => *a += amount,
+            None => per_client.push((client.clone(), amount)),
+        }
+    }
+    per_client
+}
+
 /// Normalizes documents (see the module docs).
 pub fn contributions(
     customers: &[Customer],
@@ -546,40 +611,46 @@ pub fn contributions(
         let Some(date) = calendar_date(&inv.date) else {
             continue;
         };
-        let ex_tax = inv.total_amount.unwrap_or_default() - inv.total_tax.unwrap_or_default();
-        let mut c = contribution(&inv.uid, &inv.customer.uid, date);
         // Local currency already (the `*Foreign` twins are the foreign amounts).
-        c.revenue = ex_tax.round_dp(2);
-        out.push(c);
+        let ex_tax = inv.total_amount.unwrap_or_default() - inv.total_tax.unwrap_or_default();
+        // Lines on a job of another client count for that client; the rest of the invoice
+        // (lines without such a job, freight) stays with the invoice's customer, so the
+        // invoice's clients always add up to its ex-tax total.
+        let mut per_client = job_lines(
+            &job_client,
+            &inv.lines,
+            inv.is_tax_inclusive,
+            ex_tax,
+            inv.total_amount,
+        );
+        let on_jobs: Decimal = per_client.iter().map(|(_, a)| a.round_dp(2)).sum();
+        let rest = ex_tax.round_dp(2) - on_jobs;
+        let no_job_lines = per_client.is_empty();
+        match per_client.iter_mut().find(|(c, _)| *c == inv.customer.uid) {
+            Some((_, a)) => *a = a.round_dp(2) + rest,
+            None if !rest.is_zero() || no_job_lines => {
+                per_client.push((inv.customer.uid.clone(), rest))
+            }
+            None => {}
+        }
+        for (client, amount) in per_client {
+            let mut c = contribution(&inv.uid, &client, date);
+            c.revenue = amount.round_dp(2);
+            out.push(c);
+        }
     }
     for bill in bills {
         let Some(date) = calendar_date(&bill.date) else {
             continue;
         };
-        let total = bill.total_amount.unwrap_or_default();
-        let scale = if bill.is_tax_inclusive && !total.is_zero() {
-            (total - bill.total_tax.unwrap_or_default()) / total
-        } else {
-            Decimal::ONE
-        };
-        let mut per_client: Vec<(String, Decimal)> = Vec::new();
-        for line in &bill.lines {
-            if line.kind.as_deref().is_some_and(|k| k != "Transaction") {
-                continue;
-            }
-            let Some(client) = line
-                .job
-                .as_ref()
-                .and_then(|j| job_client.get(j.uid.as_str()))
-            else {
-                continue;
-            };
-            let amount = line.total.unwrap_or_default() * scale;
-            match per_client.iter_mut().find(|(c, _)| c == client) {
-                Some((_, a)) => *a += amount,
-                None => per_client.push((client.clone(), amount)),
-            }
-        }
+        let ex_tax = bill.total_amount.unwrap_or_default() - bill.total_tax.unwrap_or_default();
+        let per_client = job_lines(
+            &job_client,
+            &bill.lines,
+            bill.is_tax_inclusive,
+            ex_tax,
+            bill.total_amount,
+        );
         for (client, amount) in per_client {
             let mut c = contribution(&bill.uid, &client, date);
             c.expenses = amount.round_dp(2);
@@ -695,6 +766,43 @@ mod tests {
             7,
             "the supplier receipt and the job-less line count for no client"
         );
+    }
+
+    #[test]
+    fn invoice_lines_on_a_job_split_the_invoice_and_keep_its_total() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let jobs: Vec<Job> = serde_json::from_value(serde_json::json!([
+            {"UID": "j1", "Name": "Website", "LinkedCustomer": {"UID": "c1"}}
+        ]))
+        .unwrap();
+        // 100.01 ex tax over three lines of 33.337 (a third each): rounding never loses a cent.
+        let invoices: Vec<Invoice> = serde_json::from_value(serde_json::json!([
+            {"UID": "i1", "Date": "2024-03-01T00:00:00", "Customer": {"UID": "c2"}, "TotalAmount": 100.01, "TotalTax": 0,
+             "Lines": [{"Type": "Transaction", "Total": 33.337, "Job": {"UID": "j1"}},
+                       {"Type": "Transaction", "Total": 33.337, "Job": {"UID": "j1"}},
+                       {"Type": "Transaction", "Total": 33.336, "Job": {"UID": "unknown"}}]},
+            {"UID": "i2", "Date": "2024-03-01T00:00:00", "Customer": {"UID": "c1"}, "TotalAmount": 50, "TotalTax": 0,
+             "Lines": [{"Type": "Transaction", "Total": 50, "Job": {"UID": "j1"}}]}
+        ]))
+        .unwrap();
+        let c = contributions(&[], &jobs, &invoices, &[], &[], &[], &[]);
+        let revenue = |id: &str, client: &str| {
+            c.iter()
+                .find(|x| x.document_id == id && x.client_id == client)
+                .map(|x| x.revenue)
+        };
+        assert_eq!(revenue("i1", "c1"), Some(d("66.67")));
+        assert_eq!(
+            revenue("i1", "c2"),
+            Some(d("33.34")),
+            "the rest, to the cent"
+        );
+        assert_eq!(
+            revenue("i2", "c1"),
+            Some(d("50")),
+            "its own job: one contribution"
+        );
+        assert_eq!(c.len(), 3);
     }
 
     #[test]

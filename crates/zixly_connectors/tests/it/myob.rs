@@ -176,8 +176,9 @@ async fn myob_company_file_full_incremental_and_deletions() {
     assert_eq!(generic["Items"][0]["BillType"], "Service");
     assert!(generic["Items"][0].get("Lines").is_none());
     let full = client.read(None, fake.now()).await.unwrap();
-    // customers 1 + jobs 1 + invoices 1000/500 + bills 4 layouts + payments 1 + receive 1 + spend 1
-    assert_eq!(client.calls.load(Ordering::Relaxed), 11);
+    // customers 1 + jobs 1 + invoices 1000/500 + their lines (Service 1000/500, 3 other layouts)
+    // + bills 4 layouts + payments 1 + receive 1 + spend 1
+    assert_eq!(client.calls.load(Ordering::Relaxed), 16);
     assert!(full.complete);
     assert_eq!(full.clients.len(), 2);
     assert_eq!(full.clients[0].name.as_deref(), Some("Acme Pty Ltd"));
@@ -215,8 +216,8 @@ async fn myob_company_file_full_incremental_and_deletions() {
     let inc = client.read(Some(cursor), fake.now()).await.unwrap();
     assert_eq!(
         client.calls.load(Ordering::Relaxed) - before,
-        10,
-        "one page each"
+        14,
+        "one page each: 10 lists and the 4 invoice layouts"
     );
     assert!(!inc.complete);
     let docs: Vec<&str> = inc

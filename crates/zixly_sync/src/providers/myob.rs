@@ -44,9 +44,15 @@ use crate::SyncError;
 
 pub const SOURCE: &str = "myob";
 
-/// The document streams, read in this order (index kept in the checkpoint).
-const STREAMS: [&str; 8] = [
+/// The document streams, read in this order (index kept in the checkpoint). The invoice layouts
+/// come after the generic list: their page replaces the generic page's contribution of the same
+/// invoice with one split by the lines' jobs (`myob::INVOICE_LAYOUTS`).
+const STREAMS: [&str; 12] = [
     "Sale/Invoice",
+    "Sale/Invoice/Service",
+    "Sale/Invoice/Professional",
+    "Sale/Invoice/TimeBilling",
+    "Sale/Invoice/Miscellaneous",
     "Purchase/Bill/Service",
     "Purchase/Bill/Item",
     "Purchase/Bill/Professional",
@@ -56,9 +62,16 @@ const STREAMS: [&str; 8] = [
     "Banking/SpendMoneyTxn",
 ];
 
+/// Changes whenever [`STREAMS`] does: a checkpoint's stream index means nothing under another
+/// list (1 was `Purchase/Bill/Service` before the invoice layouts), so it is not resumed.
+const STREAMS_VERSION: u32 = 2;
+
 /// The checkpointed state of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunState {
+    /// [`STREAMS_VERSION`] when written (absent, 1: the list before the invoice layouts).
+    #[serde(default = "first_streams_version")]
+    streams_version: u32,
     /// The company file read (`businessId`): a checkpoint of another file is not resumed.
     business_id: String,
     /// The plan the run started with (a resumed run reads the same window).
@@ -72,6 +85,10 @@ struct RunState {
     /// MYOB's earliest clock over the pages read: the next increment starts there (less
     /// `http::CURSOR_SAFETY`), so no change made during the read is skipped.
     horizon: Option<DateTime<Utc>>,
+}
+
+fn first_streams_version() -> u32 {
+    1
 }
 
 /// The company file of the connection: the redirect's `businessId` (checked through the file's
@@ -134,7 +151,7 @@ async fn stream_page(
     let none_b: &[Bill] = &[];
     let none_m: &[Money] = &[];
     Ok(match resource {
-        "Sale/Invoice" => read!(Invoice, |d| myob::contributions(
+        r if r.starts_with("Sale/Invoice") => read!(Invoice, |d| myob::contributions(
             customers, jobs, d, none_b, none_m, none_m, none_m
         )),
         "Sale/CustomerPayment" => read!(Money, |d| myob::contributions(
@@ -174,7 +191,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .checkpoint
         .as_ref()
         .and_then(|c| serde_json::from_value::<RunState>(c.state.clone()).ok())
-        .filter(|s| s.business_id == business_id);
+        .filter(|s| s.business_id == business_id && s.streams_version == STREAMS_VERSION);
     let (mut pages_read, mut items_read, mut requests_before) = ctx
         .checkpoint
         .as_ref()
@@ -206,6 +223,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
                 (pages_read, items_read, requests_before) = (0, 0, 0);
             }
             RunState {
+                streams_version: STREAMS_VERSION,
                 business_id: business_id.clone(),
                 since: plan.since,
                 full_at: plan.full_at,

@@ -378,6 +378,48 @@ async fn myob_bill_lines_from_layout_endpoints_reach_expenses_and_foreign_invoic
 }
 
 #[tokio::test]
+async fn myob_invoice_lines_on_another_clients_job_count_for_that_client() {
+    let (fake, env) = myob().await;
+    // Jo Bloggs (c2) is invoiced 220 incl. 20 tax: 110 of it on Acme's (c1) website job, the
+    // rest (a job-less line and freight) is Jo's own. Only the layout endpoint has the lines.
+    fake.upsert(
+        CF,
+        "Sale/Invoice/Service",
+        json!({"UID": "i7", "Date": "2024-01-14T00:00:00", "Customer": {"UID": "c2"},
+        "IsTaxInclusive": true, "TotalAmount": 220, "TotalTax": 20, "Freight": 22, "Lines": [
+            {"Type": "Header", "Description": "Work"},
+            {"Type": "Transaction", "Total": 110, "Job": {"UID": "j1"}},
+            {"Type": "Transaction", "Total": 88, "Job": null}]}),
+    );
+    // An item invoice: its layout is not read (its scope is unverified), so the generic list's
+    // header attributes it to its customer whatever its lines say.
+    fake.upsert(
+        CF,
+        "Sale/Invoice/Item",
+        json!({"UID": "i8", "Date": "2024-01-14T00:00:00", "Customer": {"UID": "c2"},
+        "TotalAmount": 11, "TotalTax": 1, "Lines": [{"Type": "Transaction", "Total": 10, "Job": {"UID": "j1"}}]}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let rows = env.financials_of("myob").await;
+    assert!(
+        rows.contains(&f("c1", "2024-01-14", "100.00", "0.00", "0.00")),
+        "110 incl. tax on c1's job = 100 ex tax for c1: {rows:?}"
+    );
+    assert!(
+        rows.contains(&f("c2", "2024-01-14", "110.00", "0.00", "0.00")),
+        "the rest of the 200 ex tax (and the item invoice's 10) stays with c2: {rows:?}"
+    );
+    let requested: Vec<String> = recorded(&fake.url)
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(requested
+        .iter()
+        .any(|p| p.ends_with("/Sale/Invoice/Service")));
+    assert!(!requested.iter().any(|p| p.ends_with("/Sale/Invoice/Item")));
+}
+
+#[tokio::test]
 async fn myob_yearly_reconsent_refusal_is_a_readable_reconnect_error() {
     let (fake, env) = myob().await;
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
