@@ -135,6 +135,18 @@ fn role_passwords(data_dir: &Path) -> Result<RolePasswords> {
     }
 }
 
+/// Turns on `pg_stat_statements` where the server has it loaded (`zixly db top`); never fails a
+/// start: statistics are for operators, not for serving.
+async fn enable_statement_stats(superuser_url: &str) {
+    match zixly_db::statement_stats::enable(superuser_url).await {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!(
+            "pg_stat_statements is not in shared_preload_libraries: `zixly db top` is off"
+        ),
+        Err(e) => tracing::debug!(error = %e, "could not enable pg_stat_statements"),
+    }
+}
+
 impl Database {
     /// Connects (starting the embedded cluster when needed) and applies pending migrations.
     pub async fn open(global: &Global, app_pool_size: usize) -> Result<Database> {
@@ -147,6 +159,7 @@ impl Database {
                     .await
                     .context("applying migrations")?;
                 log_applied(&applied);
+                enable_statement_stats(&admin_url).await;
                 let app_url = match (std::env::var("ZIXLY_APP_DATABASE_URL"), std::env::var("ZIXLY_APP_PASSWORD")) {
                     (Ok(url), _) => url,
                     (Err(_), Ok(pw)) => {
@@ -213,6 +226,7 @@ impl Database {
             .await
             .context("applying migrations")?;
         log_applied(&applied);
+        enable_statement_stats(&cluster.superuser_url(EMBEDDED_DB)?).await;
         let app = AppDb::connect(
             &cluster.url_for(roles::APP, &passwords.app, EMBEDDED_DB),
             app_pool_size,

@@ -11,6 +11,7 @@
 //! - [`bi_roles`]: direct-SQL logins for BI tools, mapped to one tenant (`zixly bi-role`).
 //! - [`bootstrap`]: creates the cluster-wide roles and the database (needs a superuser or CREATEROLE).
 //! - [`migrate`]: forward-only migrations embedded from `/migrations`, run as `zixly_owner`.
+//! - [`statement_stats`]: `pg_stat_statements` for operators (`zixly db top`).
 //! - [`queries`]: SQL grouped by entity, as methods taking a [`TenantTx`] (or [`SystemDb`]).
 //!
 //! Invariant: no `tokio_postgres::Client` leaves this crate, so no other crate can run SQL.
@@ -28,6 +29,7 @@ pub mod migrate;
 pub mod numeric;
 pub mod queries;
 pub mod queue;
+pub mod statement_stats;
 pub mod sync_state;
 pub mod system;
 mod system_fx;

@@ -231,6 +231,12 @@ impl EmbeddedCluster {
             })
             .arg("-c")
             .arg("logging_collector=off");
+        if has_statement_stats(bindir) {
+            // Operators' view of the slowest statements (`zixly db top`); the module must be
+            // preloaded at start, so it is asked for only when this server has it.
+            cmd.arg("-c")
+                .arg("shared_preload_libraries=pg_stat_statements");
+        }
         if self.for_tests {
             for setting in [
                 "fsync=off",
@@ -321,6 +327,17 @@ pub(crate) fn log_tail(path: &Path, offset: u64, lines: usize) -> String {
     let text = String::from_utf8_lossy(&buf);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Whether the server of `bindir` ships `pg_stat_statements` (Debian's `lib/` beside `bin/`, or
+/// the `lib/postgresql/` of a source or Homebrew install).
+fn has_statement_stats(bindir: &Path) -> bool {
+    let Some(prefix) = bindir.parent() else {
+        return false;
+    };
+    ["lib", "lib/postgresql", "lib64", "lib64/postgresql"]
+        .iter()
+        .any(|dir| prefix.join(dir).join("pg_stat_statements.so").is_file())
 }
 
 #[cfg(test)]

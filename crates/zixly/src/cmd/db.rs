@@ -11,6 +11,19 @@ use crate::env::{embedded_cluster, external_url, no_database, Database, Global, 
 pub enum DbCommand {
     /// Print a superuser connection URL for the embedded cluster (for psql and BI tools).
     Url,
+    /// Show the statements that took the most database time (from pg_stat_statements), to find
+    /// what to index or rewrite. Times are totals since the last `--reset`.
+    Top {
+        /// How many statements to show.
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(i64).range(1..=500))]
+        limit: i64,
+        /// Characters of each statement to show (the rest is cut with `…`).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(20..))]
+        width: u16,
+        /// Start the counts afresh after showing them.
+        #[arg(long)]
+        reset: bool,
+    },
 }
 
 pub async fn migrate(global: &Global) -> Result<ExitCode> {
@@ -37,5 +50,68 @@ pub async fn run(global: &Global, command: DbCommand) -> Result<ExitCode> {
             println!("{}", cluster.superuser_url(EMBEDDED_DB)?);
             Ok(ExitCode::SUCCESS)
         }
+        DbCommand::Top {
+            limit,
+            width,
+            reset,
+        } => {
+            let db = Database::open(global, 1).await?;
+            let outcome = top(&db.admin_url, limit, usize::from(width), reset).await;
+            db.close().await?;
+            outcome?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn top(admin_url: &str, limit: i64, width: usize, reset: bool) -> Result<()> {
+    let stats = zixly_db::statement_stats::top(admin_url, limit).await?;
+    if stats.is_empty() {
+        println!("no statements recorded yet");
+    } else {
+        println!(
+            "{:>10} {:>9} {:>9} {:>9} {:>10} {:>5}  {:<14} statement",
+            "total ms", "calls", "mean ms", "max ms", "rows", "hit%", "role"
+        );
+        for s in &stats {
+            println!(
+                "{:>10.1} {:>9} {:>9.2} {:>9.1} {:>10} {:>5}  {:<14} {}",
+                s.total_ms,
+                s.calls,
+                s.mean_ms,
+                s.max_ms,
+                s.rows,
+                s.hit_ratio
+                    .map_or_else(|| "-".to_string(), |h| format!("{:.0}", h * 100.0)),
+                s.role,
+                one_line(&s.query, width)
+            );
+        }
+    }
+    if reset {
+        zixly_db::statement_stats::reset(admin_url).await?;
+        println!("statement statistics reset");
+    }
+    Ok(())
+}
+
+/// A statement on one line (runs of whitespace as one space), cut at `width` characters.
+fn one_line(query: &str, width: usize) -> String {
+    let flat = query.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(width) {
+        Some((at, _)) => format!("{}…", &flat[..at]),
+        None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statements_print_on_one_line_cut_at_the_width() {
+        assert_eq!(
+            super::one_line("select 1\n  from  t", 100),
+            "select 1 from t"
+        );
+        assert_eq!(super::one_line("select ééé from t", 9), "select éé…");
     }
 }

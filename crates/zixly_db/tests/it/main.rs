@@ -11,3 +11,4 @@ mod loader_checks;
 mod numeric;
 mod reports;
 mod schema;
+mod statement_stats;

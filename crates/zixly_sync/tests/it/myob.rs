@@ -409,10 +409,7 @@ async fn myob_invoice_lines_on_another_clients_job_count_for_that_client() {
         rows.contains(&f("c2", "2024-01-14", "110.00", "0.00", "0.00")),
         "the rest of the 200 ex tax (and the item invoice's 10) stays with c2: {rows:?}"
     );
-    let requested: Vec<String> = recorded(&fake.url)
-        .iter()
-        .map(|r| r.path.clone())
-        .collect();
+    let requested: Vec<String> = recorded(&fake.url).iter().map(|r| r.path.clone()).collect();
     assert!(requested
         .iter()
         .any(|p| p.ends_with("/Sale/Invoice/Service")));
