@@ -183,7 +183,7 @@ pub async fn list(admin_url: &str) -> DbResult<Vec<BiLogin>> {
     let client = connect_one(admin_url, "connecting to list BI logins").await?;
     let rows = client
         .query(
-            "select coalesce(r.rolname, b.role_name)::text, b.tenant_id, t.name,
+            "select /* cross-tenant */ coalesce(r.rolname, b.role_name)::text, b.tenant_id, t.name,
                     coalesce(r.rolconnlimit, 0), r.oid is not null, b.created_at
                from bi_logins b
                join tenants t on t.id = b.tenant_id
@@ -216,7 +216,7 @@ pub async fn drop(admin_url: &str, name: &str) -> Result<(), BiRoleError> {
         .ctx("beginning the BI login transaction")?;
     let unmapped = tx
         .query(
-            "delete from bi_logins b
+            "delete /* cross-tenant */ from bi_logins b
               where b.role_oid = (select oid from pg_roles where rolname = $1)
                  or (b.role_name = $1 and not exists (select 1 from pg_roles r where r.oid = b.role_oid))
              returning (select oid from pg_roles where rolname = $1)",

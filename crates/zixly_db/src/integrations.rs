@@ -370,7 +370,7 @@ impl SystemDb {
         let client = self.pool().get().await?;
         let rows = client
             .query(
-                "select i.tenant_id, i.id, i.provider::text from integrations i
+                "select /* cross-tenant */ i.tenant_id, i.id, i.provider::text from integrations i
                   where i.status = 'ACTIVE'
                     and (i.last_sync_at is null or i.last_sync_at + i.sync_interval <= now())
                     and (i.paused_until is null or i.paused_until <= now())
@@ -396,7 +396,7 @@ impl SystemDb {
         let client = self.pool().get().await?;
         let rows = client
             .query(
-                "select tenant_id, id, access_token, refresh_token from integrations
+                "select /* cross-tenant */ tenant_id, id, access_token, refresh_token from integrations
                   where access_token is not null or refresh_token is not null",
                 &[],
             )

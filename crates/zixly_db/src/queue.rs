@@ -294,7 +294,7 @@ impl SystemDb {
         let rows = client
             .query(
                 &format!(
-                    "update jobs j
+                    "update /* cross-tenant */ jobs j
                         set state = 'running', attempt = j.attempt + 1, attempted_at = now(),
                             attempted_by = $1, heartbeat_at = now()
                        from (select tenant_id, id from jobs
@@ -408,7 +408,7 @@ impl SystemDb {
         let entry = serde_json::json!({ "error": "worker stopped heartbeating (rescued)" });
         let rows = client
             .query(
-                "update jobs
+                "update /* cross-tenant */ jobs
                     set state = case when attempt < max_attempts then 'retryable' else 'discarded' end,
                         scheduled_at = now(),
                         finalized_at = case when attempt < max_attempts then null else now() end,
@@ -435,7 +435,7 @@ impl SystemDb {
         let client = self.pool().get().await?;
         client
             .execute(
-                "delete from jobs where finalized_at < now() - make_interval(secs => $1::float8)",
+                "delete /* cross-tenant */ from jobs where finalized_at < now() - make_interval(secs => $1::float8)",
                 &[&retention.as_secs_f64()],
             )
             .await

@@ -46,8 +46,14 @@ pub async fn enable(superuser_url: &str) -> DbResult<bool> {
     if !loaded(&client).await? {
         return Ok(false);
     }
+    // The extension grants its view to PUBLIC: BI logins and the app would see every role's
+    // call counts and timings (not their texts). Operators read it as the superuser.
     client
-        .batch_execute("create extension if not exists pg_stat_statements")
+        .batch_execute(
+            "create extension if not exists pg_stat_statements;
+             revoke all on pg_stat_statements, pg_stat_statements_info from public;
+             revoke all on function pg_stat_statements(boolean), pg_stat_statements_info() from public",
+        )
         .await
         .ctx("creating the pg_stat_statements extension")?;
     Ok(true)

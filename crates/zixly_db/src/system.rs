@@ -75,7 +75,7 @@ impl SystemDb {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "select t.id, t.name, t.base_currency::text, t.time_zone, t.created_at,
+                "select /* cross-tenant */ t.id, t.name, t.base_currency::text, t.time_zone, t.created_at,
                         (select count(*) from users u where u.tenant_id = t.id),
                         (select count(*) from client_kpis c where c.tenant_id = t.id)
                    from tenants t order by t.created_at, t.id",

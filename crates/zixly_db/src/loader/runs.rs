@@ -34,8 +34,8 @@ pub(super) async fn tenant_settings(tx: &TenantTx) -> DbResult<(CurrencyCode, Tz
     let row = tx
         .client()
         .query_opt(
-            "select base_currency::text, time_zone from tenants where id = zixly_current_tenant()",
-            &[],
+            "select base_currency::text, time_zone from tenants where id = $1",
+            &[&tx.tenant_id()],
         )
         .await
         .ctx("reading the tenant's settings")?

@@ -63,7 +63,7 @@ impl TenantTx {
             .execute(
                 "insert into audit_logs (tenant_id, id, actor_user_id, actor_label, action, entity_type, entity_id,
                                          summary, request_id, client_addr)
-                 values (zixly_current_tenant(), $1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 values ($10, $1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
                     &id,
                     &e.actor_user_id,
@@ -73,8 +73,7 @@ impl TenantTx {
                     &e.entity_id,
                     &e.summary,
                     &e.request_id,
-                    &e.client_addr,
-                ],
+                    &e.client_addr, &self.tenant_id()],
             )
             .await
             .ctx("appending to the audit log")?;
@@ -94,7 +93,7 @@ impl TenantTx {
                 "select id, occurred_at, actor_user_id, actor_label, action, entity_type, entity_id, summary,
                         request_id, client_addr
                    from audit_logs
-                  where tenant_id = zixly_current_tenant()
+                  where tenant_id = $8
                     and ($1::uuid is null or id < $1)
                     and ($2::text is null or action = $2)
                     and ($3::text is null or entity_type = $3)
@@ -103,7 +102,7 @@ impl TenantTx {
                     and ($7::text is null or split_part(action, '.', 1) = $7)
                   order by id desc
                   limit $6",
-                &[&before, &filter.action, &filter.entity_type, &filter.entity_id, &filter.actor_user_id, &limit, &filter.kind],
+                &[&before, &filter.action, &filter.entity_type, &filter.entity_id, &filter.actor_user_id, &limit, &filter.kind, &self.tenant_id()],
             )
             .await
             .ctx("listing the audit log")?;

@@ -218,8 +218,8 @@ impl TenantTx {
         self.client()
             .execute(
                 "insert into auth_tokens (tenant_id, id, user_id, kind, name, token_hash, expires_at, created_addr)
-                 values (zixly_current_tenant(), $1, $2, $3, $4, $5, $6, $7)",
-                &[&id, &t.user_id, &t.kind.as_str(), &t.name.map(str::trim), &t.token_hash, &t.expires_at, &t.created_addr],
+                 values ($8, $1, $2, $3, $4, $5, $6, $7)",
+                &[&id, &t.user_id, &t.kind.as_str(), &t.name.map(str::trim), &t.token_hash, &t.expires_at, &t.created_addr, &self.tenant_id()],
             )
             .await
             .ctx("creating a token")?;
@@ -242,17 +242,17 @@ impl TenantTx {
                             t.last_used_at
                        from auth_tokens t
                        join users u on u.tenant_id = t.tenant_id and u.id = t.user_id
-                      where t.tenant_id = zixly_current_tenant() and t.token_hash = $1
+                      where t.tenant_id = $3 and t.token_hash = $1
                         and t.revoked_at is null and t.expires_at > now() and u.deactivated_at is null
                  ), touched as (
                      update auth_tokens t set last_used_at = now()
                        from hit
-                      where t.tenant_id = zixly_current_tenant() and t.id = hit.id
+                      where t.tenant_id = $3 and t.id = hit.id
                         and (hit.last_used_at is null
                              or hit.last_used_at < now() - make_interval(secs => $2::int))
                  )
                  select id, kind, user_id, email, display_name, role, expires_at from hit",
-                &[&token_hash, &touch_after_secs],
+                &[&token_hash, &touch_after_secs, &self.tenant_id()],
             )
             .await
             .ctx("authenticating a token")?;
@@ -277,11 +277,11 @@ impl TenantTx {
             .query(
                 &format!(
                     "select {TOKEN_COLUMNS} from auth_tokens
-                      where tenant_id = zixly_current_tenant() and user_id = $1 and kind = 'personal'
+                      where tenant_id = $2 and user_id = $1 and kind = 'personal'
                         and revoked_at is null and expires_at > now()
                       order by id desc"
                 ),
-                &[&user_id],
+                &[&user_id, &self.tenant_id()],
             )
             .await
             .ctx("listing tokens")?;
@@ -299,11 +299,11 @@ impl TenantTx {
             .query_opt(
                 &format!(
                     "update auth_tokens set revoked_at = now()
-                      where tenant_id = zixly_current_tenant() and id = $1 and user_id = $2 and kind = 'personal'
+                      where tenant_id = $3 and id = $1 and user_id = $2 and kind = 'personal'
                         and revoked_at is null
                       returning {TOKEN_COLUMNS}"
                 ),
-                &[&token_id, &user_id],
+                &[&token_id, &user_id, &self.tenant_id()],
             )
             .await
             .ctx("revoking a token")?;
@@ -319,8 +319,8 @@ impl TenantTx {
             .client()
             .execute(
                 "update auth_tokens set revoked_at = now()
-                  where tenant_id = zixly_current_tenant() and token_hash = $1 and revoked_at is null",
-                &[&token_hash],
+                  where tenant_id = $2 and token_hash = $1 and revoked_at is null",
+                &[&token_hash, &self.tenant_id()],
             )
             .await
             .ctx("revoking a token")?;
@@ -332,9 +332,9 @@ impl TenantTx {
         self.client()
             .execute(
                 "update auth_tokens set revoked_at = now()
-                  where tenant_id = zixly_current_tenant() and user_id = $1 and revoked_at is null
+                  where tenant_id = $3 and user_id = $1 and revoked_at is null
                     and ($2::uuid is null or id <> $2)",
-                &[&user_id, &keep],
+                &[&user_id, &keep, &self.tenant_id()],
             )
             .await
             .ctx("revoking a user's tokens")
@@ -353,8 +353,8 @@ impl TenantTx {
         self.client()
             .execute(
                 "update invitations set revoked_at = now()
-                  where tenant_id = zixly_current_tenant() and email = $1 and accepted_at is null and revoked_at is null",
-                &[&email],
+                  where tenant_id = $2 and email = $1 and accepted_at is null and revoked_at is null",
+                &[&email, &self.tenant_id()],
             )
             .await
             .ctx("replacing a pending invitation")?;
@@ -363,10 +363,10 @@ impl TenantTx {
             .query_one(
                 &format!(
                     "insert into invitations (tenant_id, id, email, role, token_hash, invited_by, expires_at)
-                     values (zixly_current_tenant(), $1, $2, $3, $4, $5, $6)
+                     values ($7, $1, $2, $3, $4, $5, $6)
                      returning {INVITATION_COLUMNS}"
                 ),
-                &[&Uuid::now_v7(), &email, &role, &token_hash, &invited_by, &expires_at],
+                &[&Uuid::now_v7(), &email, &role, &token_hash, &invited_by, &expires_at, &self.tenant_id()],
             )
             .await
             .ctx("creating an invitation")?;
@@ -380,11 +380,11 @@ impl TenantTx {
             .query(
                 &format!(
                     "select {INVITATION_COLUMNS} from invitations
-                      where tenant_id = zixly_current_tenant() and accepted_at is null and revoked_at is null
+                      where tenant_id = $1 and accepted_at is null and revoked_at is null
                         and expires_at > now()
                       order by id desc"
                 ),
-                &[],
+                &[&self.tenant_id()],
             )
             .await
             .ctx("listing invitations")?;
@@ -398,10 +398,10 @@ impl TenantTx {
             .query_opt(
                 &format!(
                     "update invitations set revoked_at = now()
-                      where tenant_id = zixly_current_tenant() and id = $1 and accepted_at is null and revoked_at is null
+                      where tenant_id = $2 and id = $1 and accepted_at is null and revoked_at is null
                       returning {INVITATION_COLUMNS}"
                 ),
-                &[&id],
+                &[&id, &self.tenant_id()],
             )
             .await
             .ctx("revoking an invitation")?;
@@ -419,11 +419,11 @@ impl TenantTx {
             .query_opt(
                 &format!(
                     "update invitations set accepted_at = now()
-                      where tenant_id = zixly_current_tenant() and token_hash = $1
+                      where tenant_id = $2 and token_hash = $1
                         and accepted_at is null and revoked_at is null and expires_at > now()
                       returning {INVITATION_COLUMNS}"
                 ),
-                &[&token_hash],
+                &[&token_hash, &self.tenant_id()],
             )
             .await
             .ctx("accepting an invitation")?;
@@ -434,8 +434,8 @@ impl TenantTx {
     pub async fn set_invitation_user(&self, invitation_id: Uuid, user_id: Uuid) -> DbResult<()> {
         self.client()
             .execute(
-                "update invitations set accepted_user_id = $2 where tenant_id = zixly_current_tenant() and id = $1",
-                &[&invitation_id, &user_id],
+                "update invitations set accepted_user_id = $2 where tenant_id = $3 and id = $1",
+                &[&invitation_id, &user_id, &self.tenant_id()],
             )
             .await
             .ctx("recording an invitation's user")?;
@@ -457,13 +457,13 @@ impl TenantTx {
             .client()
             .query_one(
                 "insert into password_resets (tenant_id, id, user_id, token_hash, requested_by, expires_at)
-                 values (zixly_current_tenant(), $1, $2, $3, $4, $5)
+                 values ($6, $1, $2, $3, $4, $5)
                  on conflict (tenant_id, user_id) where used_at is null do update
                     set id = excluded.id, token_hash = excluded.token_hash,
                         requested_by = excluded.requested_by, created_at = excluded.created_at,
                         expires_at = excluded.expires_at
                  returning id",
-                &[&Uuid::now_v7(), &user_id, &token_hash, &requested_by, &expires_at],
+                &[&Uuid::now_v7(), &user_id, &token_hash, &requested_by, &expires_at, &self.tenant_id()],
             )
             .await
             .ctx("creating a password reset")?;
@@ -479,11 +479,11 @@ impl TenantTx {
             .query_opt(
                 "update password_resets r set used_at = now()
                    from users u
-                  where r.tenant_id = zixly_current_tenant() and r.token_hash = $1
+                  where r.tenant_id = $2 and r.token_hash = $1
                     and r.used_at is null and r.expires_at > now()
                     and u.tenant_id = r.tenant_id and u.id = r.user_id and u.deactivated_at is null
                   returning r.user_id",
-                &[&token_hash],
+                &[&token_hash, &self.tenant_id()],
             )
             .await
             .ctx("using a password reset")?;

@@ -96,7 +96,7 @@ impl TenantTx {
                 "with owner as (select pg_try_advisory_lock($1, hashtext($2::uuid::text)) as locked)
                  insert into sync_runs (tenant_id, id, source, dataset, integration_id, file_name,
                         triggered_by, started_at, status, owner_pid)
-                 select zixly_current_tenant(), $2, $3, $4, $5, $6, $7, $8, 'running', pg_backend_pid()
+                 select $9, $2, $3, $4, $5, $6, $7, $8, 'running', pg_backend_pid()
                    from owner where locked",
                 &[
                     &RUN_LOCK_CLASS,
@@ -106,8 +106,7 @@ impl TenantTx {
                     &run.integration_id,
                     &run.file_name,
                     &run.triggered_by,
-                    &run.started_at,
-                ],
+                    &run.started_at, &self.tenant_id()],
             )
             .await
             .ctx("recording the start of the sync run")?;
@@ -133,7 +132,7 @@ impl TenantTx {
                         error_count = $12, errors = $13, triggered_by = $14, started_at = $15,
                         finished_at = $15::timestamptz + $16::bigint * interval '1 millisecond',
                         duration_ms = $16::bigint, cursor = $17
-                  where tenant_id = zixly_current_tenant() and id = $1
+                  where tenant_id = $18 and id = $1
                     and status in ('running', 'interrupted')",
                 &[
                     &id,
@@ -153,6 +152,7 @@ impl TenantTx {
                     &run.started_at,
                     &run.duration_ms,
                     &run.cursor,
+                    &self.tenant_id(),
                 ],
             )
             .await
@@ -171,9 +171,9 @@ impl TenantTx {
             .query(
                 "select id, source, dataset, file_name, status::text, rows_read, rows_inserted, rows_updated,
                         rows_unchanged, rows_rejected, error_count, errors, started_at, finished_at, duration_ms
-                   from sync_runs where tenant_id = zixly_current_tenant()
+                   from sync_runs where tenant_id = $2
                   order by started_at desc, id desc limit $1",
-                &[&limit],
+                &[&limit, &self.tenant_id()],
             )
             .await
             .ctx("listing sync runs")?;
@@ -249,10 +249,10 @@ impl TenantTx {
                     "select {IMPORT_RUN_COLUMNS}
                        from sync_runs r
                        left join users u on u.tenant_id = r.tenant_id and u.id = r.triggered_by
-                      where r.tenant_id = zixly_current_tenant() and r.source = 'csv'
+                      where r.tenant_id = $2 and r.source = 'csv'
                       order by r.started_at desc, r.id desc limit $1"
                 ),
-                &[&limit],
+                &[&limit, &self.tenant_id()],
             )
             .await
             .ctx("listing the import history")?;
@@ -268,9 +268,9 @@ impl TenantTx {
                     "select {IMPORT_RUN_COLUMNS}
                        from sync_runs r
                        left join users u on u.tenant_id = r.tenant_id and u.id = r.triggered_by
-                      where r.tenant_id = zixly_current_tenant() and r.source = 'csv' and r.id = $1"
+                      where r.tenant_id = $2 and r.source = 'csv' and r.id = $1"
                 ),
-                &[&id],
+                &[&id, &self.tenant_id()],
             )
             .await
             .ctx("reading an import run")?;
@@ -312,7 +312,7 @@ impl SystemDb {
         // the whole table (each successful call holds a lock until the statement's end).
         let rows = client
             .query(
-                "with running as materialized (
+                "with /* cross-tenant */ running as materialized (
                      select tenant_id, id from sync_runs where status = 'running'
                       order by tenant_id, id limit 256),
                  gone as materialized (

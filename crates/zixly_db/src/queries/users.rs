@@ -62,13 +62,14 @@ impl TenantTx {
         self.client()
             .execute(
                 "insert into users (tenant_id, id, email, display_name, role, password_hash)
-                 values (zixly_current_tenant(), $1, $2, $3, $4, $5)",
+                 values ($6, $1, $2, $3, $4, $5)",
                 &[
                     &id,
                     &EmailAddress::normalise(email),
                     &display_name,
                     &role,
                     &password_hash,
+                    &self.tenant_id(),
                 ],
             )
             .await
@@ -81,8 +82,8 @@ impl TenantTx {
         let row = self
             .client()
             .query_opt(
-                &format!("select {USER_COLUMNS} from users where tenant_id = zixly_current_tenant() and id = $1"),
-                &[&id],
+                &format!("select {USER_COLUMNS} from users where tenant_id = $2 and id = $1"),
+                &[&id, &self.tenant_id()],
             )
             .await
             .ctx("reading a user")?;
@@ -97,8 +98,8 @@ impl TenantTx {
         let row = self
             .client()
             .query_opt(
-                "select 1 from users where tenant_id = zixly_current_tenant() and email = $1",
-                &[&EmailAddress::normalise(email)],
+                "select 1 from users where tenant_id = $2 and email = $1",
+                &[&EmailAddress::normalise(email), &self.tenant_id()],
             )
             .await
             .ctx("looking up a user by email")?;
@@ -112,10 +113,10 @@ impl TenantTx {
             .query(
                 &format!(
                     "select {USER_COLUMNS} from users
-                      where tenant_id = zixly_current_tenant() and ($1::uuid is null or id > $1)
+                      where tenant_id = $3 and ($1::uuid is null or id > $1)
                       order by id limit $2"
                 ),
-                &[&after, &limit],
+                &[&after, &limit, &self.tenant_id()],
             )
             .await
             .ctx("listing users")?;
@@ -129,9 +130,9 @@ impl TenantTx {
             .client()
             .query(
                 "select id from users
-                  where tenant_id = zixly_current_tenant() and role = 'ADMIN' and deactivated_at is null
+                  where tenant_id = $1 and role = 'ADMIN' and deactivated_at is null
                   order by id for update",
-                &[],
+                &[&self.tenant_id()],
             )
             .await
             .ctx("locking admins")?;
@@ -153,10 +154,10 @@ impl TenantTx {
                     "update users
                         set role = coalesce($2, role),
                             display_name = case when $3::bool then nullif($4::text, '') else display_name end
-                      where tenant_id = zixly_current_tenant() and id = $1
+                      where tenant_id = $5 and id = $1
                       returning {USER_COLUMNS}"
                 ),
-                &[&id, &role, &name.is_some(), &name],
+                &[&id, &role, &name.is_some(), &name, &self.tenant_id()],
             )
             .await
             .ctx("updating a user")?;
@@ -174,10 +175,10 @@ impl TenantTx {
                 &format!(
                     "update users
                         set deactivated_at = case when $2 then coalesce(deactivated_at, now()) else null end
-                      where tenant_id = zixly_current_tenant() and id = $1
+                      where tenant_id = $3 and id = $1
                       returning {USER_COLUMNS}"
                 ),
-                &[&id, &deactivated],
+                &[&id, &deactivated, &self.tenant_id()],
             )
             .await
             .ctx("deactivating a user")?;
@@ -193,9 +194,9 @@ impl TenantTx {
             .client()
             .query_opt(
                 &format!(
-                    "delete from users where tenant_id = zixly_current_tenant() and id = $1 returning {USER_COLUMNS}"
+                    "delete from users where tenant_id = $2 and id = $1 returning {USER_COLUMNS}"
                 ),
-                &[&id],
+                &[&id, &self.tenant_id()],
             )
             .await
             .ctx("deleting a user")?;
@@ -210,8 +211,8 @@ impl TenantTx {
         let n = self
             .client()
             .execute(
-                "update users set password_hash = $2 where tenant_id = zixly_current_tenant() and id = $1",
-                &[&id, &password_hash],
+                "update users set password_hash = $2 where tenant_id = $3 and id = $1",
+                &[&id, &password_hash, &self.tenant_id()],
             )
             .await
             .ctx("setting a password")?;
@@ -225,7 +226,10 @@ impl TenantTx {
     pub async fn user_password_hash(&self, id: Uuid) -> DbResult<Option<String>> {
         let row = self
             .client()
-            .query_opt("select password_hash from users where tenant_id = zixly_current_tenant() and id = $1", &[&id])
+            .query_opt(
+                "select password_hash from users where tenant_id = $2 and id = $1",
+                &[&id, &self.tenant_id()],
+            )
             .await
             .ctx("reading a password hash")?;
         row.map(|r| r.get(0)).ok_or(DbError::NotFound("user"))
@@ -234,7 +238,10 @@ impl TenantTx {
     /// Stamps `last_login_at`.
     pub async fn record_login(&self, id: Uuid) -> DbResult<()> {
         self.client()
-            .execute("update users set last_login_at = now() where tenant_id = zixly_current_tenant() and id = $1", &[&id])
+            .execute(
+                "update users set last_login_at = now() where tenant_id = $2 and id = $1",
+                &[&id, &self.tenant_id()],
+            )
             .await
             .ctx("recording a login")?;
         Ok(())

@@ -38,6 +38,11 @@ const REFUSED: &[&str] = &[
     "audit_logs",
     "login_throttle",
     "bi_logins",
+    "notification_providers",
+    "notifications",
+    "notification_deliveries",
+    "notification_dispatch_log",
+    "alert_rule_channels",
 ];
 
 struct Fixture {
@@ -274,10 +279,17 @@ async fn secret_tables_are_refused_to_bi_logins_and_to_zixly_readonly() {
     assert_eq!(
         granted,
         [
+            // goals and alert history: business data a BI tool may chart (no secrets; the
+            // channels and personal notifications are refused above)
+            "alert_rules",
+            "alert_transitions",
+            "alerts",
             "client_kpis",
             "custom_metrics",
             "financials",
             "fx_rates",
+            "goal_targets",
+            "goals",
             "lead_events",
             "metric_definitions",
             "schema_migrations",

@@ -2,6 +2,7 @@
 mod bi_logins;
 mod bootstrap;
 mod catalogue;
+mod citus;
 mod dashboard;
 mod fx_agreement;
 mod interrupted;

@@ -4,7 +4,7 @@
 use zixly_testkit::TestDb;
 
 /// Tables that carry `tenant_id` (read from the catalog, not hard-coded, so new tables are covered).
-async fn tenant_tables(client: &tokio_postgres::Client) -> Vec<String> {
+pub(crate) async fn tenant_tables(client: &tokio_postgres::Client) -> Vec<String> {
     let rows = client
         .query(
             "select c.relname::text from pg_class c

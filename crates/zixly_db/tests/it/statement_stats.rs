@@ -17,6 +17,18 @@ async fn the_slowest_statements_are_listed_with_their_counts_and_can_be_reset() 
         "the embedded test cluster preloads pg_stat_statements"
     );
     statement_stats::reset(&db.superuser_url).await.unwrap();
+    // Operators' data, not tenants': the app and BI logins cannot read it.
+    for url in [&db.app_url, &db.readonly_url] {
+        let err = TestDb::connect(url)
+            .await
+            .batch_execute("select * from pg_stat_statements")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+        );
+    }
     let client = db.superuser().await;
     for n in 0..3 {
         client
