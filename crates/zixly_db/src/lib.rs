@@ -21,6 +21,7 @@ pub mod bench;
 pub mod bi_roles;
 pub mod bootstrap;
 pub mod checkpoints;
+pub mod citus;
 pub mod connect;
 mod error;
 pub mod integrations;

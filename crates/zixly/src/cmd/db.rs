@@ -11,6 +11,9 @@ use crate::env::{embedded_cluster, external_url, no_database, Database, Global, 
 pub enum DbCommand {
     /// Print a superuser connection URL for the embedded cluster (for psql and BI tools).
     Url,
+    /// Print the statements that distribute the current schema on Citus (reference tables,
+    /// tenant tables distributed by tenant_id and co-located); see docs/citus.md.
+    CitusDdl,
     /// Show the statements that took the most database time (from pg_stat_statements), to find
     /// what to index or rewrite. Times are totals since the last `--reset`.
     Top {
@@ -48,6 +51,21 @@ pub async fn run(global: &Global, command: DbCommand) -> Result<ExitCode> {
                 bail!(no_database(&cluster));
             }
             println!("{}", cluster.superuser_url(EMBEDDED_DB)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        DbCommand::CitusDdl => {
+            let db = Database::open(global, 1).await?;
+            let plan = zixly_db::citus::plan(&db.admin_url).await;
+            db.close().await?;
+            let plan = plan?;
+            if !plan.unclassified.is_empty() {
+                bail!(
+                    "tables without tenant_id that zixly_db::citus does not classify as reference or \
+                     local: {} (decide in crates/zixly_db/src/citus.rs)",
+                    plan.unclassified.join(", ")
+                );
+            }
+            print!("{}", plan.ddl());
             Ok(ExitCode::SUCCESS)
         }
         DbCommand::Top {

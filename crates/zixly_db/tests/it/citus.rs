@@ -235,3 +235,103 @@ async fn every_tenant_statement_names_its_tenant_with_a_bound_parameter() {
         findings.join("\n")
     );
 }
+
+/// The rules Citus imposes that can be checked without Citus, on the plan `zixly db citus-ddl`
+/// prints: every table is classified; every unique key of a distributed table contains
+/// `tenant_id` (the distribution column); every foreign key between distributed tables contains
+/// it on both sides; a reference or local table references no distributed table; a local table
+/// is referenced by nothing (Citus cannot reference a coordinator-only table from a shard).
+#[tokio::test]
+async fn the_schema_distributes_on_citus_as_planned() {
+    let db = TestDb::new().await;
+    let plan = zixly_db::citus::plan(&db.superuser_url).await.unwrap();
+    assert!(
+        plan.unclassified.is_empty(),
+        "classify {:?} in zixly_db::citus",
+        plan.unclassified
+    );
+    let client = db.superuser().await;
+    let tenant = tenant_tables(&client).await;
+    let mut distributed = plan.distributed.clone();
+    distributed.sort();
+    let expected: Vec<String> = tenant.into_iter().filter(|t| t != "bi_logins").collect();
+    assert_eq!(
+        distributed, expected,
+        "every tenant table is distributed, once"
+    );
+    for t in ["tenants", "fx_rates", "bi_logins"] {
+        assert!(
+            plan.reference.iter().any(|r| r == t),
+            "{t} is a reference table"
+        );
+    }
+
+    let keys = client
+        .query(
+            "select c.conrelid::regclass::text, c.conname::text,
+                    exists (select 1 from unnest(c.conkey) k join pg_attribute a
+                              on a.attrelid = c.conrelid and a.attnum = k where a.attname = 'tenant_id')
+               from pg_constraint c
+              where c.connamespace = 'public'::regnamespace and c.contype in ('p', 'u', 'x')
+             union all
+             select i.indrelid::regclass::text, x.relname::text,
+                    exists (select 1 from unnest(i.indkey) k join pg_attribute a
+                              on a.attrelid = i.indrelid and a.attnum = k where a.attname = 'tenant_id')
+               from pg_index i join pg_class x on x.oid = i.indexrelid
+              where i.indisunique and x.relnamespace = 'public'::regnamespace",
+            &[],
+        )
+        .await
+        .unwrap();
+    for r in &keys {
+        let (table, key, has_tenant): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
+        if plan.distributed.contains(&table) {
+            assert!(
+                has_tenant,
+                "{table}.{key}: a unique key of a distributed table needs tenant_id"
+            );
+        }
+    }
+
+    let fks = client
+        .query(
+            "select con.conname::text, con.conrelid::regclass::text, con.confrelid::regclass::text,
+                    exists (select 1 from unnest(con.conkey) k join pg_attribute a
+                              on a.attrelid = con.conrelid and a.attnum = k where a.attname = 'tenant_id'),
+                    exists (select 1 from unnest(con.confkey) k join pg_attribute a
+                              on a.attrelid = con.confrelid and a.attnum = k where a.attname = 'tenant_id')
+               from pg_constraint con
+              where con.contype = 'f' and con.connamespace = 'public'::regnamespace",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(fks.len() > 20, "foreign keys read");
+    let class = |t: &str| {
+        if plan.distributed.iter().any(|d| d == t) {
+            "distributed"
+        } else if plan.reference.iter().any(|d| d == t) {
+            "reference"
+        } else {
+            "local"
+        }
+    };
+    for r in &fks {
+        let (name, from, to, local_tenant, remote_tenant): (String, String, String, bool, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        match (class(&from), class(&to)) {
+            ("distributed", "distributed") => assert!(
+                local_tenant && remote_tenant,
+                "{name}: a foreign key between distributed tables includes tenant_id on both sides"
+            ),
+            ("distributed", "reference") | ("reference", "reference") => {}
+            (a, b) => {
+                panic!("{name}: a {a} table ({from}) cannot reference a {b} table ({to}) on Citus")
+            }
+        }
+    }
+    let ddl = plan.ddl();
+    let users = ddl.find("create_distributed_table('users'").unwrap();
+    let tokens = ddl.find("create_distributed_table('auth_tokens'").unwrap();
+    assert!(users < tokens, "auth_tokens references users: users first");
+}
