@@ -194,6 +194,22 @@ pub fn count(n: i64) -> String {
     }
 }
 
+/// A measured value as it was recorded, thousands grouped and without trailing zeros:
+/// `12,345.5`, `−0.25`, `7`.
+pub fn number(d: Decimal) -> String {
+    let s = d.normalize().abs().to_string();
+    let (int_part, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, format!(".{f}")),
+        None => (s.as_str(), String::new()),
+    };
+    let sign = if d.is_sign_negative() && !d.is_zero() {
+        "−"
+    } else {
+        ""
+    };
+    format!("{sign}{}{frac}", group_thousands(int_part))
+}
+
 /// `$12,345.60`, `−$3.00`: exact, two decimals, thousands grouped, a real minus sign.
 pub fn money(d: Decimal, symbol: &str) -> String {
     let mut r = d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
@@ -241,6 +257,16 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(q("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn numbers_are_grouped_and_keep_their_decimals() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(number(d("1234567.5000")), "1,234,567.5");
+        assert_eq!(number(d("-1234")), "−1,234");
+        assert_eq!(number(d("0.0400")), "0.04");
+        assert_eq!(number(d("-0.000")), "0");
+        assert_eq!(number(d("999")), "999");
     }
 
     #[test]

@@ -156,11 +156,11 @@ pub async fn page_handler(
                                 @for x in &rows {
                                     tr {
                                         td { (html::date(x.bucket_start)) }
-                                        td class="num" { (x.value.normalize()) (unit(&x.unit)) }
-                                        td class="num" { (x.clients) }
-                                        td class="num hide-sm" { (x.count) }
-                                        td class="num hide-sm" { (x.min.normalize()) }
-                                        td class="num hide-sm" { (x.max.normalize()) }
+                                        td class="num" { (html::number(x.value)) (unit(&x.unit)) }
+                                        td class="num" { (html::count(x.clients)) }
+                                        td class="num hide-sm" { (html::count(x.count)) }
+                                        td class="num hide-sm" { (html::number(x.min)) }
+                                        td class="num hide-sm" { (html::number(x.max)) }
                                     }
                                 }
                             }

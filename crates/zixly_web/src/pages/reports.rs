@@ -238,7 +238,7 @@ pub async fn page_handler(
                                         .unwrap_or_else(dash);
                                     tr {
                                         td { (s.stage) }
-                                        td class="num" { (s.leads) }
+                                        td class="num" { (html::count(s.leads)) }
                                         td class="num" { (s.conversion_from_previous.map(percent).unwrap_or_else(dash)) }
                                         td class="num" { (s.value.map(|v| money_short(v, &sym)).unwrap_or_else(dash)) }
                                         td class="hide-sm" style="min-width:140px" {
