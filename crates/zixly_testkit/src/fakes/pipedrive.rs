@@ -44,6 +44,21 @@ pub struct PipedriveData {
     /// set a time-scaled one). While set, `x-ratelimit-limit`/`-remaining`/`-reset` report it and a
     /// request above it is answered 429 with `x-ratelimit-remaining: 0`.
     pub window: super::RequestWindow,
+    /// Injected failures: the n-th request (1-based, counting every request with a valid token)
+    /// whose log entry is `request` (e.g. `"GET /api/v2/deals"`) is answered `status` instead:
+    /// (request, n, status). A 429 is a spent burst window (`x-ratelimit-remaining: 0`,
+    /// `x-ratelimit-reset: 1`); any other status an empty error body.
+    pub fail_requests: Vec<(String, usize, u16)>,
+    /// Requests with a valid token per log entry so far (for `fail_requests` and tests).
+    pub requests_by_entry: std::collections::HashMap<String, usize>,
+    /// The company's daily token budget, in requests left today (`None`: unlimited). When it
+    /// is spent, every request is answered 429 while `x-ratelimit-remaining` still shows room in
+    /// the 2-second window (contracts/pipedrive.json edge case `daily_budget_429`: waiting for
+    /// `x-ratelimit-reset` does not help).
+    pub daily_requests_left: Option<u64>,
+    /// Serves at most this many items a page whatever `limit` asks (tests make pages small; the
+    /// real API serves `limit`, up to 500). `next_cursor` follows what was served.
+    pub page_size_cap: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -78,6 +93,10 @@ impl FakePipedrive {
             api_domain: String::new(),
             expire_after_calls: None,
             window: Default::default(),
+            fail_requests: vec![],
+            requests_by_entry: Default::default(),
+            daily_requests_left: None,
+            page_size_cap: None,
         }));
         let (url, _handle) = super::serve(router(&oauth, &data)).await;
         data.lock().unwrap().api_domain = url.clone();
@@ -111,6 +130,13 @@ impl FakePipedrive {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.data.lock().unwrap().now
+    }
+
+    /// Requests with a valid token whose log entry is `entry` (`"GET /api/v2/deals"`) so far,
+    /// answered or refused.
+    pub fn requests(&self, entry: &str) -> usize {
+        let d = self.data.lock().unwrap();
+        d.requests_by_entry.get(entry).copied().unwrap_or(0)
     }
 
     /// Adds or replaces an organization (by `id`), stamping `update_time`.
@@ -173,12 +199,14 @@ type S = (FakeOAuth, Arc<Mutex<PipedriveData>>);
 /// What the rate-limit headers of an answer report: (limit, remaining, reset seconds).
 type Budget = (u32, u32, u64);
 
-/// Expires tokens when the countdown runs out, then checks the token and injected faults, then
-/// the burst limit (when set). Returns the budget the answer's headers report, if a limit is set.
+/// Expires tokens when the countdown runs out, then checks the token and injected faults (the
+/// OAuth fake's, then `fail_requests` for `entry`), then the daily budget, then the burst limit
+/// (when set). Returns the budget the answer's headers report, if a limit is set.
 fn check(
     oauth: &FakeOAuth,
     data: &Mutex<PipedriveData>,
     headers: &HeaderMap,
+    entry: &str,
 ) -> Result<Option<Budget>, Response> {
     {
         let mut d = data.lock().unwrap();
@@ -193,6 +221,40 @@ fn check(
     }
     oauth.check_api(headers, unauthorized, rate_limited)?;
     let mut d = data.lock().unwrap();
+    let n = {
+        let n = d.requests_by_entry.entry(entry.to_string()).or_default();
+        *n += 1;
+        *n
+    };
+    if let Some(i) = d
+        .fail_requests
+        .iter()
+        .position(|(r, at, _)| r == entry && *at == n)
+    {
+        let (_, _, status) = d.fail_requests.remove(i);
+        return Err(if status == 429 {
+            rate_limited(1)
+        } else {
+            (
+                StatusCode::from_u16(status).unwrap(),
+                Json(json!({"success": false, "error": "injected failure", "errorCode": status})),
+            )
+                .into_response()
+        });
+    }
+    match d.daily_requests_left {
+        Some(0) => {
+            // The burst window has room: only the day's budget is spent.
+            let r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({"success": false, "error": "Too many requests", "errorCode": 429})),
+            )
+                .into_response();
+            return Err(with_rate_headers(r, BURST_LIMIT, BURST_LIMIT - 1, 2));
+        }
+        Some(left) => d.daily_requests_left = Some(left - 1),
+        None => {}
+    }
     let Some((calls, per)) = d.window.limit else {
         d.window.times.push(std::time::Instant::now());
         return Ok(None);
@@ -314,7 +376,7 @@ fn time_of(v: &Value, key: &str) -> Option<DateTime<Utc>> {
 fn page(
     oauth: &FakeOAuth,
     budget: Option<Budget>,
-    now: DateTime<Utc>,
+    (now, cap): (DateTime<Utc>, Option<usize>),
     items: Vec<Value>,
     q: &ListQuery,
 ) -> Response {
@@ -322,6 +384,7 @@ fn page(
     if !(1..=500).contains(&limit) {
         return bad_request("limit must be between 1 and 500");
     }
+    let limit = cap.map_or(limit, |c| limit.min(c));
     let since = match q.updated_since.as_deref() {
         None => None,
         Some(s) => match s.parse::<DateTime<Utc>>() {
@@ -413,13 +476,13 @@ async fn deals(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let budget = match check(&oauth, &data, &headers) {
+    let budget = match check(&oauth, &data, &headers, "GET /api/v2/deals") {
         Ok(b) => b,
         Err(r) => return r,
     };
     let (now, items) = {
         let d = data.lock().unwrap();
-        (d.now, deal_list(&d, &q, false))
+        ((d.now, d.page_size_cap), deal_list(&d, &q, false))
     };
     match items {
         Ok(items) => page(&oauth, budget, now, items, &q),
@@ -432,13 +495,13 @@ async fn archived_deals(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let budget = match check(&oauth, &data, &headers) {
+    let budget = match check(&oauth, &data, &headers, "GET /api/v2/deals/archived") {
         Ok(b) => b,
         Err(r) => return r,
     };
     let (now, items) = {
         let d = data.lock().unwrap();
-        (d.now, deal_list(&d, &q, true))
+        ((d.now, d.page_size_cap), deal_list(&d, &q, true))
     };
     match items {
         Ok(items) => page(&oauth, budget, now, items, &q),
@@ -452,7 +515,7 @@ async fn list(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let budget = match check(&oauth, &data, &headers) {
+    let budget = match check(&oauth, &data, &headers, &format!("GET /api/v2/{resource}")) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -478,7 +541,7 @@ async fn list(
                 )
                     .into_response(),
             };
-        (d.now, items)
+        ((d.now, d.page_size_cap), items)
     };
     let q = if resource == "stages" {
         // Stages have no update filter.
