@@ -194,6 +194,8 @@ async fn failure_on_page_n_resumes_at_page_n(status: u16) {
     assert_eq!(events(&env).await, expected);
     assert_eq!(checkpoint(&env).await, None);
     assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+    // The resumed request (a stored cursor) is as documented as any.
+    crate::contracts::assert_conforms("pipedrive", &fake.url);
 }
 
 #[tokio::test]
@@ -425,4 +427,28 @@ async fn pipedrive_spent_daily_budget_pauses_until_utc_midnight_then_resumes() {
     assert_eq!(paused, None, "the pause is cleared when the run resumes");
     assert_eq!(checkpoint(&env).await, None);
     assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+}
+
+/// The access token expires in the middle of the read (Pipedrive's last an hour; a long first
+/// sync outlives one): the 401 refreshes it and the runner starts again — from the checkpoint
+/// stored by the pages this attempt already committed, not from the one the attempt began with.
+#[tokio::test]
+async fn pipedrive_token_expiring_mid_read_continues_from_the_pages_just_committed() {
+    let expected = uninterrupted().await;
+    let (fake, env) = seeded().await;
+    // Stages, organizations, the deleted page, the archived page, two live pages; the third
+    // live page is answered 401.
+    fake.expire_tokens_after(6);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(fake.oauth.refreshes(), 1);
+    let all = deal_requests(&fake);
+    assert_eq!(
+        all.iter().filter(|r| r.1 == 401).count(),
+        1,
+        "{all:#?}"
+    );
+    assert_eq!(served_twice(&all), Vec::<String>::new(), "{all:#?}");
+    assert_eq!(live_pages(&all), LIVE_PAGES);
+    assert_eq!(events(&env).await, expected);
+    assert_eq!(checkpoint(&env).await, None);
 }
