@@ -442,11 +442,7 @@ async fn pipedrive_token_expiring_mid_read_continues_from_the_pages_just_committ
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     assert_eq!(fake.oauth.refreshes(), 1);
     let all = deal_requests(&fake);
-    assert_eq!(
-        all.iter().filter(|r| r.1 == 401).count(),
-        1,
-        "{all:#?}"
-    );
+    assert_eq!(all.iter().filter(|r| r.1 == 401).count(), 1, "{all:#?}");
     assert_eq!(served_twice(&all), Vec::<String>::new(), "{all:#?}");
     assert_eq!(live_pages(&all), LIVE_PAGES);
     assert_eq!(events(&env).await, expected);

@@ -358,14 +358,32 @@ pub fn http_date(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-fn encode_cursor(offset: usize) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{{\"offset\":{offset}}}"))
+/// An item's place in a listing's order: (`update_time` when sorted by it, id).
+type SortKey = (Option<DateTime<Utc>>, Option<i64>);
+
+fn sort_key(v: &Value, by_update_time: bool) -> SortKey {
+    (
+        by_update_time.then(|| time_of(v, "update_time")).flatten(),
+        v["id"].as_i64(),
+    )
 }
 
-fn decode_cursor(c: &str) -> Option<usize> {
+/// The contract's cursor: "opaque marker of the first item of the next page" — that item's sort
+/// key, not its offset, so an item that moves in the order meanwhile (updated, hence last when
+/// sorted by `update_time`) shifts no other item past the marker.
+fn encode_cursor(key: &SortKey) -> String {
+    let v = json!({"t": key.0.map(ts), "id": key.1});
+    base64::engine::general_purpose::STANDARD.encode(v.to_string())
+}
+
+fn decode_cursor(c: &str) -> Option<SortKey> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(c).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v["offset"].as_u64().map(|n| n as usize)
+    let t = match &v["t"] {
+        Value::Null => None,
+        t => Some(t.as_str()?.parse().ok()?),
+    };
+    Some((t, Some(v["id"].as_i64()?)))
 }
 
 fn time_of(v: &Value, key: &str) -> Option<DateTime<Utc>> {
@@ -392,10 +410,10 @@ fn page(
             Err(_) => return bad_request("updated_since must be an RFC 3339 date-time"),
         },
     };
-    let offset = match q.cursor.as_deref() {
-        None => 0,
+    let marker = match q.cursor.as_deref() {
+        None => None,
         Some(c) => match decode_cursor(c) {
-            Some(o) => o,
+            Some(k) => Some(k),
             None => return bad_request("invalid cursor"),
         },
     };
@@ -403,17 +421,34 @@ fn page(
         .into_iter()
         .filter(|v| since.is_none_or(|s| time_of(v, "update_time").is_some_and(|t| t >= s)))
         .collect();
-    match q.sort_by.as_deref().unwrap_or("id") {
-        "update_time" => items.sort_by_key(|v| (time_of(v, "update_time"), v["id"].as_i64())),
-        "id" => items.sort_by_key(|v| v["id"].as_i64()),
+    let by_update_time = match q.sort_by.as_deref().unwrap_or("id") {
+        "update_time" => true,
+        "id" => false,
         _ => return bad_request("invalid sort_by"),
-    }
-    if q.sort_direction.as_deref() == Some("desc") {
+    };
+    items.sort_by_key(|v| sort_key(v, by_update_time));
+    let desc = q.sort_direction.as_deref() == Some("desc");
+    if desc {
         items.reverse();
     }
+    // From the marked item on (or, if it moved, the first after its old place).
+    let offset = marker.map_or(0, |m| {
+        items
+            .iter()
+            .position(|v| {
+                let k = sort_key(v, by_update_time);
+                if desc {
+                    k <= m
+                } else {
+                    k >= m
+                }
+            })
+            .unwrap_or(items.len())
+    });
     let total = items.len();
+    let next = (offset + limit < total)
+        .then(|| encode_cursor(&sort_key(&items[offset + limit], by_update_time)));
     let data: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
-    let next = (offset + limit < total).then(|| encode_cursor(offset + limit));
     // Without a limit set, a made-up countdown that never reaches 0 (nothing is refused).
     let (limit, remaining, reset) = budget.unwrap_or_else(|| {
         let calls = oauth.api_calls() as u32;
