@@ -15,6 +15,11 @@
 //! `/deals/archived`; archiving hides a deal from the pipeline but does not undo its history, so
 //! they are kept as lead events (with their status) and read from that endpoint too.
 //!
+//! Reads: [`PipedriveClient::deal_page`] reads one page of a [`DealList`] from a `next_cursor`
+//! (the sync runner's resumable reads, a checkpoint per page); [`PipedriveClient::read`] reads
+//! everything in one go. No search endpoint is used (the contract's separate search limit,
+//! `search_per_2s`, does not apply).
+//!
 //! The API root is the token answer's `api_domain` ([`api_base`]).
 
 use std::collections::HashMap;

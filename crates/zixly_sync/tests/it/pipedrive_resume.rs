@@ -448,3 +448,63 @@ async fn pipedrive_token_expiring_mid_read_continues_from_the_pages_just_committ
     assert_eq!(events(&env).await, expected);
     assert_eq!(checkpoint(&env).await, None);
 }
+
+/// The high-water mark is the provider's clock at the first answer of the run's *first* attempt:
+/// a deal archived and changed while an interrupted increment waits — after the run has passed
+/// the archived listing, so the resumed attempt cannot see it — is read by the next increment.
+/// (Were the mark taken from the resumed attempt, an hour later, the next `updated_since` would
+/// be past the change.)
+#[tokio::test]
+async fn pipedrive_change_during_an_interrupted_increment_is_read_by_the_next_one() {
+    let (fake, env) = seeded().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    // An increment of three live pages; its second is refused.
+    fake.tick(chrono::Duration::hours(1));
+    for id in 200..300 {
+        fake.upsert_deal(json!({"id": id, "org_id": 1 + id % 2, "pipeline_id": 1,
+            "stage_id": 1 + id % 2, "status": "open", "value": id + 1}));
+    }
+    let n = fake.requests(DEALS) + 3;
+    fake.data
+        .lock()
+        .unwrap()
+        .fail_requests
+        .push((DEALS.into(), n, 429));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    let (_, _, _, _, state) = checkpoint(&env).await.expect("a checkpoint");
+    assert_eq!(
+        state["step"]["step"], "live",
+        "past the archived listing: {state}"
+    );
+
+    // Half an hour later, deal 120 (read by the first run) is archived with a new value; half an
+    // hour after that the run resumes and finishes.
+    fake.tick(chrono::Duration::minutes(30));
+    fake.archive_deal(120);
+    {
+        let mut d = fake.data.lock().unwrap();
+        let deal = d.deals.iter_mut().find(|x| x["id"] == json!(120)).unwrap();
+        deal["value"] = json!(4242);
+    }
+    fake.tick(chrono::Duration::minutes(30));
+    env.run_due_jobs().await;
+    assert_eq!(checkpoint(&env).await, None);
+    // The latest event's value (an upsert without a stage change time moves the deal to a new
+    // event at the fake's clock).
+    let value = |ev: &[(String, String, String, String, String, String)], id: &str| {
+        ev.iter().rev().find(|e| e.0 == id).map(|e| e.5.clone())
+    };
+    let ev = events(&env).await;
+    assert_eq!(value(&ev, "120").as_deref(), Some("120.00"), "not seen yet");
+    assert_eq!(
+        value(&ev, "299").as_deref(),
+        Some("300.00"),
+        "the increment"
+    );
+
+    // The next increment reads from the first attempt's clock, less the margin.
+    fake.tick(chrono::Duration::minutes(5));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let ev = events(&env).await;
+    assert_eq!(value(&ev, "120").as_deref(), Some("4242.00"));
+}

@@ -1,10 +1,13 @@
 //! Fake Pipedrive: authorize, `/oauth/token` with HTTP Basic client auth whose answer carries
 //! `api_domain` (this server), and API v2 `/api/v2/{organizations,deals,deals/archived,stages}`
-//! with the `{success, data, additional_data:{next_cursor}}` envelope (`next_cursor: null` on the
-//! last page), `updated_since` (RFC 3339, inclusive), `status=open,won,lost,deleted` (no status:
+//! with the `{success, data, additional_data:{next_cursor}}` envelope (`next_cursor`: a marker of
+//! the next page's first item, `null` on the last page), `updated_since` (RFC 3339, inclusive), `status=open,won,lost,deleted` (no status:
 //! non-deleted deals; `deleted`: deals deleted in the last 30 days), archived deals only on
 //! `/deals/archived`, `limit` up to 500, `x-ratelimit-*` headers on every answer, 429 without
-//! `Retry-After` (the wait is in `x-ratelimit-reset`), and the exact 401 body.
+//! `Retry-After` (the wait is in `x-ratelimit-reset`), and the exact 401 body. Tests inject a
+//! failure at the n-th request of an endpoint (`fail_requests`), spend the daily budget
+//! (`daily_requests_left`: 429 with room left in the burst window) and make pages small
+//! (`page_size_cap`).
 //!
 //! As in the real API (tap-pipedrive #60), deleting a deal does NOT bump its `update_time`.
 
