@@ -278,14 +278,13 @@ async fn pipedrive_interrupted_complete_read_resumes_as_a_complete_read() {
         let domain = fake.data.lock().unwrap().api_domain.clone();
         json!({"pipedrive_api_domain": domain, "full_sync_hours": hours})
     };
-    let env = &env;
+    let (db, integration) = (&env.db, env.integration);
     let set = |s: Value| async move {
-        env.db
-            .superuser()
+        db.superuser()
             .await
             .execute(
                 "update integrations set settings = $2 where id = $1",
-                &[&env.integration, &s],
+                &[&integration, &s],
             )
             .await
             .unwrap();
