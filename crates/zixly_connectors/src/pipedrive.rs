@@ -15,6 +15,11 @@
 //! `/deals/archived`; archiving hides a deal from the pipeline but does not undo its history, so
 //! they are kept as lead events (with their status) and read from that endpoint too.
 //!
+//! Reads: [`PipedriveClient::deal_page`] reads one page of a [`DealList`] from a `next_cursor`
+//! (the sync runner's resumable reads, a checkpoint per page); [`PipedriveClient::read`] reads
+//! everything in one go. No search endpoint is used (the contract's separate search limit,
+//! `search_per_2s`, does not apply).
+//!
 //! The API root is the token answer's `api_domain` ([`api_base`]).
 
 use std::collections::HashMap;
@@ -213,6 +218,40 @@ pub struct PipedriveRead {
 
 const LIVE_STATUSES: &str = "open,won,lost";
 
+/// One page of a listing and the cursor of the next (`None` on the last page).
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// The three deal listings a read goes through (contracts/pipedrive.json `deals`,
+/// `deals_archived`: cursor paging, sorted by `update_time` ascending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DealList {
+    /// Open, won and lost deals (`/deals`), updated since the cursor.
+    Live,
+    /// Archived deals (`/deals/archived`: archiving hides a deal from `/deals`), updated since
+    /// the cursor.
+    Archived,
+    /// Deals deleted in the last 30 days, never filtered by `updated_since`: deleting does not
+    /// bump `update_time`.
+    Deleted,
+}
+
+impl DealList {
+    fn request(self, since: Option<DateTime<Utc>>) -> (&'static str, Vec<(&'static str, String)>) {
+        let (path, since, status) = match self {
+            DealList::Live => ("/api/v2/deals", since, LIVE_STATUSES),
+            DealList::Archived => ("/api/v2/deals/archived", since, LIVE_STATUSES),
+            DealList::Deleted => ("/api/v2/deals", None, "deleted"),
+        };
+        let mut q = PipedriveClient::incremental(since);
+        q.push(("status", status.into()));
+        (path, q)
+    }
+}
+
 /// Whether a 429 is the spent daily token budget rather than the 2-second burst limit.
 ///
 /// The contract (rate_limits.token_budget_headers, edge case daily_budget_429) documents no
@@ -359,23 +398,36 @@ impl PipedriveClient {
         ))
     }
 
+    /// One page of `path` from `cursor` (the previous page's `next_cursor`; `None`: the first),
+    /// [`PAGE_LIMIT`] items at most.
+    async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        mut query: Vec<(&'static str, String)>,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<Page<T>> {
+        query.push(("limit", PAGE_LIMIT.to_string()));
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_string()));
+        }
+        let (items, next) = self.get_page::<T>(path, &query).await?;
+        Ok(Page { items, next })
+    }
+
     /// Every page, following `next_cursor` until it is null.
     async fn list<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
-        query: Vec<(&str, String)>,
+        query: Vec<(&'static str, String)>,
     ) -> ConnectorResult<Vec<T>> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut q = query.clone();
-            q.push(("limit", PAGE_LIMIT.to_string()));
-            if let Some(c) = cursor.take() {
-                q.push(("cursor", c));
-            }
-            let (items, next) = self.get_page::<T>(path, &q).await?;
-            out.extend(items);
-            match next {
+            let page = self
+                .page::<T>(path, query.clone(), cursor.as_deref())
+                .await?;
+            out.extend(page.items);
+            match page.next {
                 Some(n) => cursor = Some(n),
                 None => return Ok(out),
             }
@@ -405,29 +457,40 @@ impl PipedriveClient {
         self.list("/api/v2/stages", vec![]).await
     }
 
+    /// One page of a deal listing (see [`DealList`]), from `cursor`.
+    pub async fn deal_page(
+        &self,
+        list: DealList,
+        since: Option<DateTime<Utc>>,
+        cursor: Option<&str>,
+    ) -> ConnectorResult<Page<Deal>> {
+        let (path, query) = list.request(since);
+        self.page(path, query, cursor).await
+    }
+
+    /// Every page of a deal listing.
+    pub async fn deal_list(
+        &self,
+        list: DealList,
+        since: Option<DateTime<Utc>>,
+    ) -> ConnectorResult<Vec<Deal>> {
+        let (path, query) = list.request(since);
+        self.list(path, query).await
+    }
+
     /// Open, won and lost deals updated since `since` (all of them without).
     pub async fn deals(&self, since: Option<DateTime<Utc>>) -> ConnectorResult<Vec<Deal>> {
-        let mut q = Self::incremental(since);
-        q.push(("status", LIVE_STATUSES.into()));
-        self.list("/api/v2/deals", q).await
+        self.deal_list(DealList::Live, since).await
     }
 
-    /// Deals deleted in the last 30 days. Not filtered by `updated_since`: deleting does not bump
-    /// `update_time`.
-    pub async fn deleted_deals(&self) -> ConnectorResult<Vec<Deal>> {
-        let mut q = Self::incremental(None);
-        q.push(("status", "deleted".into()));
-        self.list("/api/v2/deals", q).await
+    /// The `Date` of this client's first answer (the provider's clock when its read began), once
+    /// it has had one.
+    pub fn first_answer(&self) -> Option<DateTime<Utc>> {
+        *self.first_answer.lock().unwrap()
     }
 
-    /// Archived deals updated since `since`.
-    pub async fn archived_deals(&self, since: Option<DateTime<Utc>>) -> ConnectorResult<Vec<Deal>> {
-        let mut q = Self::incremental(since);
-        q.push(("status", LIVE_STATUSES.into()));
-        self.list("/api/v2/deals/archived", q).await
-    }
-
-    /// A full read (`since` = None) or the changes since the previous cursor.
+    /// A full read (`since` = None) or the changes since the previous cursor, in one go (the
+    /// sync runner reads page by page instead: [`Self::deal_page`]).
     pub async fn read(
         &self,
         since: Option<DateTime<Utc>>,
@@ -437,8 +500,8 @@ impl PipedriveClient {
         let orgs = self.organizations(since).await?;
         let stages = self.stages().await?;
         let mut deals = self.deals(since).await?;
-        deals.extend(self.archived_deals(since).await?);
-        let deleted = self.deleted_deals().await?;
+        deals.extend(self.deal_list(DealList::Archived, since).await?);
+        let deleted = self.deal_list(DealList::Deleted, since).await?;
         let started = self.first_answer.lock().unwrap().unwrap_or(now);
         let cursor = Some(crate::http::next_cursor(started, since));
         deals.extend(deleted);

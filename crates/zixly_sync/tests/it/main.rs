@@ -12,6 +12,7 @@ mod hubspot;
 mod hubspot_resume;
 mod myob;
 mod pipedrive;
+mod pipedrive_resume;
 mod refresh;
 mod sync;
 mod xero_contract;

@@ -14,7 +14,7 @@ use zixly_sync::engine::SyncConfig;
 use crate::sync::{config, connect_with, Env};
 
 /// Lead events as (lead, client, client name, stage, status, value).
-async fn events(env: &Env) -> Vec<(String, String, String, String, String, String)> {
+pub(crate) async fn events(env: &Env) -> Vec<(String, String, String, String, String, String)> {
     env.db
         .superuser()
         .await
@@ -58,7 +58,7 @@ pub(crate) async fn pipedrive() -> (FakePipedrive, Env) {
 }
 
 /// [`pipedrive`] with the engine configured by `sync_config`.
-async fn pipedrive_with(sync_config: SyncConfig) -> (FakePipedrive, Env) {
+pub(crate) async fn pipedrive_with(sync_config: SyncConfig) -> (FakePipedrive, Env) {
     let fake = FakePipedrive::start().await;
     // The configured API root is unreachable: calls must go to the token answer's api_domain,
     // kept in the settings at connect time.

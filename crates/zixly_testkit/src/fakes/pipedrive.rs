@@ -1,10 +1,13 @@
 //! Fake Pipedrive: authorize, `/oauth/token` with HTTP Basic client auth whose answer carries
 //! `api_domain` (this server), and API v2 `/api/v2/{organizations,deals,deals/archived,stages}`
-//! with the `{success, data, additional_data:{next_cursor}}` envelope (`next_cursor: null` on the
-//! last page), `updated_since` (RFC 3339, inclusive), `status=open,won,lost,deleted` (no status:
+//! with the `{success, data, additional_data:{next_cursor}}` envelope (`next_cursor`: a marker of
+//! the next page's first item, `null` on the last page), `updated_since` (RFC 3339, inclusive), `status=open,won,lost,deleted` (no status:
 //! non-deleted deals; `deleted`: deals deleted in the last 30 days), archived deals only on
 //! `/deals/archived`, `limit` up to 500, `x-ratelimit-*` headers on every answer, 429 without
-//! `Retry-After` (the wait is in `x-ratelimit-reset`), and the exact 401 body.
+//! `Retry-After` (the wait is in `x-ratelimit-reset`), and the exact 401 body. Tests inject a
+//! failure at the n-th request of an endpoint (`fail_requests`), spend the daily budget
+//! (`daily_requests_left`: 429 with room left in the burst window) and make pages small
+//! (`page_size_cap`).
 //!
 //! As in the real API (tap-pipedrive #60), deleting a deal does NOT bump its `update_time`.
 
@@ -44,6 +47,21 @@ pub struct PipedriveData {
     /// set a time-scaled one). While set, `x-ratelimit-limit`/`-remaining`/`-reset` report it and a
     /// request above it is answered 429 with `x-ratelimit-remaining: 0`.
     pub window: super::RequestWindow,
+    /// Injected failures: the n-th request (1-based, counting every request with a valid token)
+    /// whose log entry is `request` (e.g. `"GET /api/v2/deals"`) is answered `status` instead:
+    /// (request, n, status). A 429 is a spent burst window (`x-ratelimit-remaining: 0`,
+    /// `x-ratelimit-reset: 1`); any other status an empty error body.
+    pub fail_requests: Vec<(String, usize, u16)>,
+    /// Requests with a valid token per log entry so far (for `fail_requests` and tests).
+    pub requests_by_entry: std::collections::HashMap<String, usize>,
+    /// The company's daily token budget, in requests left today (`None`: unlimited). When it
+    /// is spent, every request is answered 429 while `x-ratelimit-remaining` still shows room in
+    /// the 2-second window (contracts/pipedrive.json edge case `daily_budget_429`: waiting for
+    /// `x-ratelimit-reset` does not help).
+    pub daily_requests_left: Option<u64>,
+    /// Serves at most this many items a page whatever `limit` asks (tests make pages small; the
+    /// real API serves `limit`, up to 500). `next_cursor` follows what was served.
+    pub page_size_cap: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -78,6 +96,10 @@ impl FakePipedrive {
             api_domain: String::new(),
             expire_after_calls: None,
             window: Default::default(),
+            fail_requests: vec![],
+            requests_by_entry: Default::default(),
+            daily_requests_left: None,
+            page_size_cap: None,
         }));
         let (url, _handle) = super::serve(router(&oauth, &data)).await;
         data.lock().unwrap().api_domain = url.clone();
@@ -111,6 +133,13 @@ impl FakePipedrive {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.data.lock().unwrap().now
+    }
+
+    /// Requests with a valid token whose log entry is `entry` (`"GET /api/v2/deals"`) so far,
+    /// answered or refused.
+    pub fn requests(&self, entry: &str) -> usize {
+        let d = self.data.lock().unwrap();
+        d.requests_by_entry.get(entry).copied().unwrap_or(0)
     }
 
     /// Adds or replaces an organization (by `id`), stamping `update_time`.
@@ -173,12 +202,14 @@ type S = (FakeOAuth, Arc<Mutex<PipedriveData>>);
 /// What the rate-limit headers of an answer report: (limit, remaining, reset seconds).
 type Budget = (u32, u32, u64);
 
-/// Expires tokens when the countdown runs out, then checks the token and injected faults, then
-/// the burst limit (when set). Returns the budget the answer's headers report, if a limit is set.
+/// Expires tokens when the countdown runs out, then checks the token and injected faults (the
+/// OAuth fake's, then `fail_requests` for `entry`), then the daily budget, then the burst limit
+/// (when set). Returns the budget the answer's headers report, if a limit is set.
 fn check(
     oauth: &FakeOAuth,
     data: &Mutex<PipedriveData>,
     headers: &HeaderMap,
+    entry: &str,
 ) -> Result<Option<Budget>, Response> {
     {
         let mut d = data.lock().unwrap();
@@ -193,6 +224,40 @@ fn check(
     }
     oauth.check_api(headers, unauthorized, rate_limited)?;
     let mut d = data.lock().unwrap();
+    let n = {
+        let n = d.requests_by_entry.entry(entry.to_string()).or_default();
+        *n += 1;
+        *n
+    };
+    if let Some(i) = d
+        .fail_requests
+        .iter()
+        .position(|(r, at, _)| r == entry && *at == n)
+    {
+        let (_, _, status) = d.fail_requests.remove(i);
+        return Err(if status == 429 {
+            rate_limited(1)
+        } else {
+            (
+                StatusCode::from_u16(status).unwrap(),
+                Json(json!({"success": false, "error": "injected failure", "errorCode": status})),
+            )
+                .into_response()
+        });
+    }
+    match d.daily_requests_left {
+        Some(0) => {
+            // The burst window has room: only the day's budget is spent.
+            let r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({"success": false, "error": "Too many requests", "errorCode": 429})),
+            )
+                .into_response();
+            return Err(with_rate_headers(r, BURST_LIMIT, BURST_LIMIT - 1, 2));
+        }
+        Some(left) => d.daily_requests_left = Some(left - 1),
+        None => {}
+    }
     let Some((calls, per)) = d.window.limit else {
         d.window.times.push(std::time::Instant::now());
         return Ok(None);
@@ -296,14 +361,32 @@ pub fn http_date(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-fn encode_cursor(offset: usize) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{{\"offset\":{offset}}}"))
+/// An item's place in a listing's order: (`update_time` when sorted by it, id).
+type SortKey = (Option<DateTime<Utc>>, Option<i64>);
+
+fn sort_key(v: &Value, by_update_time: bool) -> SortKey {
+    (
+        by_update_time.then(|| time_of(v, "update_time")).flatten(),
+        v["id"].as_i64(),
+    )
 }
 
-fn decode_cursor(c: &str) -> Option<usize> {
+/// The contract's cursor: "opaque marker of the first item of the next page" — that item's sort
+/// key, not its offset, so an item that moves in the order meanwhile (updated, hence last when
+/// sorted by `update_time`) shifts no other item past the marker.
+fn encode_cursor(key: &SortKey) -> String {
+    let v = json!({"t": key.0.map(ts), "id": key.1});
+    base64::engine::general_purpose::STANDARD.encode(v.to_string())
+}
+
+fn decode_cursor(c: &str) -> Option<SortKey> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(c).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v["offset"].as_u64().map(|n| n as usize)
+    let t = match &v["t"] {
+        Value::Null => None,
+        t => Some(t.as_str()?.parse().ok()?),
+    };
+    Some((t, Some(v["id"].as_i64()?)))
 }
 
 fn time_of(v: &Value, key: &str) -> Option<DateTime<Utc>> {
@@ -314,7 +397,7 @@ fn time_of(v: &Value, key: &str) -> Option<DateTime<Utc>> {
 fn page(
     oauth: &FakeOAuth,
     budget: Option<Budget>,
-    now: DateTime<Utc>,
+    (now, cap): (DateTime<Utc>, Option<usize>),
     items: Vec<Value>,
     q: &ListQuery,
 ) -> Response {
@@ -322,6 +405,7 @@ fn page(
     if !(1..=500).contains(&limit) {
         return bad_request("limit must be between 1 and 500");
     }
+    let limit = cap.map_or(limit, |c| limit.min(c));
     let since = match q.updated_since.as_deref() {
         None => None,
         Some(s) => match s.parse::<DateTime<Utc>>() {
@@ -329,10 +413,10 @@ fn page(
             Err(_) => return bad_request("updated_since must be an RFC 3339 date-time"),
         },
     };
-    let offset = match q.cursor.as_deref() {
-        None => 0,
+    let marker = match q.cursor.as_deref() {
+        None => None,
         Some(c) => match decode_cursor(c) {
-            Some(o) => o,
+            Some(k) => Some(k),
             None => return bad_request("invalid cursor"),
         },
     };
@@ -340,17 +424,34 @@ fn page(
         .into_iter()
         .filter(|v| since.is_none_or(|s| time_of(v, "update_time").is_some_and(|t| t >= s)))
         .collect();
-    match q.sort_by.as_deref().unwrap_or("id") {
-        "update_time" => items.sort_by_key(|v| (time_of(v, "update_time"), v["id"].as_i64())),
-        "id" => items.sort_by_key(|v| v["id"].as_i64()),
+    let by_update_time = match q.sort_by.as_deref().unwrap_or("id") {
+        "update_time" => true,
+        "id" => false,
         _ => return bad_request("invalid sort_by"),
-    }
-    if q.sort_direction.as_deref() == Some("desc") {
+    };
+    items.sort_by_key(|v| sort_key(v, by_update_time));
+    let desc = q.sort_direction.as_deref() == Some("desc");
+    if desc {
         items.reverse();
     }
+    // From the marked item on (or, if it moved, the first after its old place).
+    let offset = marker.map_or(0, |m| {
+        items
+            .iter()
+            .position(|v| {
+                let k = sort_key(v, by_update_time);
+                if desc {
+                    k <= m
+                } else {
+                    k >= m
+                }
+            })
+            .unwrap_or(items.len())
+    });
     let total = items.len();
+    let next = (offset + limit < total)
+        .then(|| encode_cursor(&sort_key(&items[offset + limit], by_update_time)));
     let data: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
-    let next = (offset + limit < total).then(|| encode_cursor(offset + limit));
     // Without a limit set, a made-up countdown that never reaches 0 (nothing is refused).
     let (limit, remaining, reset) = budget.unwrap_or_else(|| {
         let calls = oauth.api_calls() as u32;
@@ -413,13 +514,13 @@ async fn deals(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let budget = match check(&oauth, &data, &headers) {
+    let budget = match check(&oauth, &data, &headers, "GET /api/v2/deals") {
         Ok(b) => b,
         Err(r) => return r,
     };
     let (now, items) = {
         let d = data.lock().unwrap();
-        (d.now, deal_list(&d, &q, false))
+        ((d.now, d.page_size_cap), deal_list(&d, &q, false))
     };
     match items {
         Ok(items) => page(&oauth, budget, now, items, &q),
@@ -432,13 +533,13 @@ async fn archived_deals(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let budget = match check(&oauth, &data, &headers) {
+    let budget = match check(&oauth, &data, &headers, "GET /api/v2/deals/archived") {
         Ok(b) => b,
         Err(r) => return r,
     };
     let (now, items) = {
         let d = data.lock().unwrap();
-        (d.now, deal_list(&d, &q, true))
+        ((d.now, d.page_size_cap), deal_list(&d, &q, true))
     };
     match items {
         Ok(items) => page(&oauth, budget, now, items, &q),
@@ -452,7 +553,7 @@ async fn list(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let budget = match check(&oauth, &data, &headers) {
+    let budget = match check(&oauth, &data, &headers, &format!("GET /api/v2/{resource}")) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -478,7 +579,7 @@ async fn list(
                 )
                     .into_response(),
             };
-        (d.now, items)
+        ((d.now, d.page_size_cap), items)
     };
     let q = if resource == "stages" {
         // Stages have no update filter.
