@@ -302,7 +302,7 @@ impl TenantTx {
         // Two runs of the same job can overlap only after a rescue; the lock makes the second
         // wait and then see the first one's rows instead of inserting its own notifications.
         c.execute(
-            "select pg_advisory_xact_lock(hashtextextended('alert_notify:' || $1::text, 0))",
+            "select pg_advisory_xact_lock(hashtextextended('alert_notify:' || $1::uuid::text, 0))",
             &[&event.transition_id],
         )
         .await

@@ -14,7 +14,7 @@ use zixly_crypto::{Keyring, SecretString};
 use zixly_db::queries::notifications::{Channel, NewChannel, Notification};
 use zixly_domain::EmailAddress;
 
-use crate::auth::{Admin, Auth, Viewer};
+use crate::auth::{Admin, Auth, Capability, Viewer};
 use crate::error::{ApiError, ApiResult, ErrorDetail};
 
 const MAX_NAME: usize = 100;
@@ -200,6 +200,12 @@ pub(crate) async fn update(
     new_name: Option<&str>,
     active: Option<bool>,
 ) -> ApiResult<Channel> {
+    let tx = auth.begin().await?;
+    // Existence first: another tenant's id answers 404 whatever the body says.
+    let before = tx
+        .channel(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("notification channel"))?;
     let mut errors = Vec::new();
     let new_name = new_name.map(|n| name(n, &mut errors));
     if new_name.is_none() && active.is_none() {
@@ -208,11 +214,6 @@ pub(crate) async fn update(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let tx = auth.begin().await?;
-    let before = tx
-        .channel(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("notification channel"))?;
     let after = tx
         .update_channel(id, new_name.as_deref(), active)
         .await
@@ -288,7 +289,8 @@ pub(crate) async fn mine(
     Ok((rows, unread))
 }
 
-pub(crate) async fn unread(auth: &Auth<Viewer>) -> ApiResult<i64> {
+/// The caller's unread count (any role: the top bar of every page shows it).
+pub(crate) async fn unread<C: Capability>(auth: &Auth<C>) -> ApiResult<i64> {
     let tx = auth.begin().await?;
     let n = tx.unread_notifications(auth.user_id()).await?;
     tx.commit().await?;
