@@ -385,7 +385,14 @@ pub async fn add_channel(
         },
         Err(e) => {
             let status = e.status();
-            if status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::CONFLICT {
+            // Refusals a person can act on are shown on the page, by the form (503: no key to
+            // store a secret with, which only an operator can fix, but the ADMIN must read why).
+            if matches!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY
+                    | StatusCode::CONFLICT
+                    | StatusCode::SERVICE_UNAVAILABLE
+            ) {
                 render_channels(&user, status, Message::Error(problems(&e))).await
             } else {
                 Err(e.into())
