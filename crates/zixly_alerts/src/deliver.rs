@@ -169,7 +169,13 @@ async fn notify(s: &Services, job: Job) -> Result<(), JobError> {
     let event_type = event_type(&event.to_state);
     let payload = payload(&event, &event_type);
     let deliveries = tx
-        .record_alert_notifications(&event, &event_type, &message(&event), &link(&event), &payload)
+        .record_alert_notifications(
+            &event,
+            &event_type,
+            &message(&event),
+            &link(&event),
+            &payload,
+        )
         .await
         .context("alert_notify: recording notifications")
         .map_err(retry)?;
@@ -418,7 +424,9 @@ async fn attempt(
     };
     match d.channel_kind.as_str() {
         "webhook" => {
-            let Some(key) = secret.as_ref().and_then(|s| signature::secret_bytes(s.expose()))
+            let Some(key) = secret
+                .as_ref()
+                .and_then(|s| signature::secret_bytes(s.expose()))
             else {
                 return Outcome::failed("the webhook has no valid signing secret", true);
             };
@@ -428,7 +436,10 @@ async fn attempt(
             let headers = [
                 ("webhook-id", id.clone()),
                 ("webhook-timestamp", timestamp.to_string()),
-                ("webhook-signature", signature::sign(&key, &id, timestamp, &body)),
+                (
+                    "webhook-signature",
+                    signature::sign(&key, &id, timestamp, &body),
+                ),
             ];
             post(config, &d.target, &headers, body).await
         }
@@ -530,7 +541,12 @@ async fn post(
         .build()
     {
         Ok(c) => c,
-        Err(e) => return Outcome::failed(format!("building the HTTP client: {}", e.without_url()), false),
+        Err(e) => {
+            return Outcome::failed(
+                format!("building the HTTP client: {}", e.without_url()),
+                false,
+            )
+        }
     };
     let mut req = client
         .post(url)
@@ -542,7 +558,11 @@ async fn post(
     let mut resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
-            let kind = if e.is_timeout() { "timed out" } else { "failed" };
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else {
+                "failed"
+            };
             return Outcome::failed(format!("the request {kind}: {}", error_chain(e)), false);
         }
     };
@@ -584,7 +604,9 @@ async fn post(
             response,
             error: Some(format!("the receiver {what} ({code})")),
             permanent: false,
-            retry_after: (code == 429 || code == 503).then_some(retry_after).flatten(),
+            retry_after: (code == 429 || code == 503)
+                .then_some(retry_after)
+                .flatten(),
         }
     }
 }

@@ -58,7 +58,10 @@ pub fn check_url(text: &str, allow_private: bool) -> Result<Url, AddressError> {
 }
 
 /// Resolves the URL's host and checks every address it resolves to (delivery).
-pub async fn resolve_checked(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, AddressError> {
+pub async fn resolve_checked(
+    url: &Url,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, AddressError> {
     let host = url.host_str().ok_or(AddressError::NoHost)?;
     let port = url.port_or_known_default().ok_or(AddressError::Invalid)?;
     // `host_str` keeps an IPv6 literal's brackets; lookup_host wants it bare.
@@ -155,11 +158,20 @@ mod tests {
                 matches!(check_url(url, false), Err(AddressError::NotPublic(_))),
                 "{url} must be refused"
             );
-            assert!(check_url(url, true).is_ok(), "{url} allowed with allow-private");
+            assert!(
+                check_url(url, true).is_ok(),
+                "{url} allowed with allow-private"
+            );
         }
-        assert_eq!(check_url("http://example.com/", false), Err(AddressError::NotHttps));
+        assert_eq!(
+            check_url("http://example.com/", false),
+            Err(AddressError::NotHttps)
+        );
         assert!(check_url("http://example.com/", true).is_ok());
-        assert_eq!(check_url("ftp://example.com/", true), Err(AddressError::Invalid));
+        assert_eq!(
+            check_url("ftp://example.com/", true),
+            Err(AddressError::Invalid)
+        );
         assert_eq!(
             check_url("https://u:p@example.com/", false),
             Err(AddressError::Credentials)

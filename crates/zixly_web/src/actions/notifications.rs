@@ -103,14 +103,20 @@ pub(crate) async fn create(
         "slack" => {
             let u = url(input.url, &mut errors);
             if input.secret.is_some_and(|s| !s.trim().is_empty()) {
-                errors.push(ErrorDetail::field("secret", "Slack channels take no secret"));
+                errors.push(ErrorDetail::field(
+                    "secret",
+                    "Slack channels take no secret",
+                ));
             }
             let host = u.as_ref().and_then(|u| u.host_str().map(str::to_string));
             (host, u.map(|u| u.to_string()), None)
         }
         "email" => {
             if input.secret.is_some_and(|s| !s.trim().is_empty()) {
-                errors.push(ErrorDetail::field("secret", "e-mail channels take no secret"));
+                errors.push(ErrorDetail::field(
+                    "secret",
+                    "e-mail channels take no secret",
+                ));
             }
             let addr = match input.address.map(EmailAddress::parse) {
                 Some(Ok(a)) => Some(a.as_str().to_string()),
@@ -119,7 +125,10 @@ pub(crate) async fn create(
                     None
                 }
                 None => {
-                    errors.push(ErrorDetail::field("address", "is required for e-mail channels"));
+                    errors.push(ErrorDetail::field(
+                        "address",
+                        "is required for e-mail channels",
+                    ));
                     None
                 }
             };
@@ -281,9 +290,7 @@ pub(crate) async fn mine(
     limit: i64,
 ) -> ApiResult<(Vec<Notification>, i64)> {
     let tx = auth.begin().await?;
-    let rows = tx
-        .list_notifications(auth.user_id(), before, limit)
-        .await?;
+    let rows = tx.list_notifications(auth.user_id(), before, limit).await?;
     let unread = tx.unread_notifications(auth.user_id()).await?;
     tx.commit().await?;
     Ok((rows, unread))
@@ -303,8 +310,13 @@ pub(crate) async fn mark_read(auth: &Auth<Viewer>, id: Uuid) -> ApiResult<()> {
     if !tx.mark_notification_read(auth.user_id(), id).await? {
         return Err(ApiError::not_found("notification"));
     }
-    tx.append_audit(&auth.audit("notification.read", "notification", Some(id.to_string()), json!({})))
-        .await?;
+    tx.append_audit(&auth.audit(
+        "notification.read",
+        "notification",
+        Some(id.to_string()),
+        json!({}),
+    ))
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -313,8 +325,13 @@ pub(crate) async fn mark_all_read(auth: &Auth<Viewer>) -> ApiResult<u64> {
     let tx = auth.begin().await?;
     let n = tx.mark_all_notifications_read(auth.user_id()).await?;
     if n > 0 {
-        tx.append_audit(&auth.audit("notification.read_all", "notification", None, json!({"count": n})))
-            .await?;
+        tx.append_audit(&auth.audit(
+            "notification.read_all",
+            "notification",
+            None,
+            json!({"count": n}),
+        ))
+        .await?;
     }
     tx.commit().await?;
     Ok(n)

@@ -280,7 +280,10 @@ async fn test_channel(
     params(("id" = Uuid, Path)),
     security(("bearer" = ["ADMIN"]), ("cookie" = ["ADMIN"])),
     responses((status = 200, body = DispatchLog), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn channel_log(auth: Auth<Admin>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<DispatchLog>> {
+async fn channel_log(
+    auth: Auth<Admin>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<DispatchLog>> {
     let tx = auth.begin().await?;
     if tx.channel(id).await?.is_none() {
         return Err(crate::error::ApiError::not_found("notification channel"));
@@ -319,7 +322,10 @@ async fn list_notifications(
     params(("id" = Uuid, Path)),
     security(("bearer" = ["VIEWER"]), ("cookie" = ["VIEWER"])),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn read_notification(auth: Auth<Viewer>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<StatusCode> {
+async fn read_notification(
+    auth: Auth<Viewer>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
     actions::mark_read(&auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

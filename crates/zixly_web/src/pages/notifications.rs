@@ -145,7 +145,10 @@ enum Message {
     Flash(&'static Notice),
     Error(String),
     /// A webhook's signing secret, shown once.
-    Secret { name: String, secret: String },
+    Secret {
+        name: String,
+        secret: String,
+    },
 }
 
 pub async fn channels(

@@ -80,11 +80,7 @@ fn worker(app: &TestApp, allow_private: bool, backoff: fn(i32) -> Duration) -> W
     let services = zixly_alerts::Services {
         app: app.db.app.clone(),
         system: app.db.system.clone(),
-        keyring: app
-            .state
-            .integrations
-            .as_ref()
-            .map(|e| e.keyring().clone()),
+        keyring: app.state.integrations.as_ref().map(|e| e.keyring().clone()),
     };
     deliver::register_with(
         &mut w,
@@ -176,9 +172,16 @@ async fn a_transition_gives_one_signed_webhook_one_mail_and_in_app_notifications
     allow_private();
     let app = TestApp::builder().with_mailer().spawn().await;
     let (receiver, url) = Receiver::start(&[]).await;
-    let hook = create_channel(&app, json!({"kind": "webhook", "name": "Ops hook", "url": url})).await;
+    let hook = create_channel(
+        &app,
+        json!({"kind": "webhook", "name": "Ops hook", "url": url}),
+    )
+    .await;
     let secret = hook["secret"].as_str().unwrap().to_string();
-    assert!(secret.starts_with("whsec_"), "a secret is generated and shown once");
+    assert!(
+        secret.starts_with("whsec_"),
+        "a secret is generated and shown once"
+    );
     let mail = create_channel(
         &app,
         json!({"kind": "email", "name": "Ops mail", "address": "Ops@A.example"}),
@@ -206,7 +209,11 @@ async fn a_transition_gives_one_signed_webhook_one_mail_and_in_app_notifications
     let ts: i64 = ts.parse().unwrap();
     assert!((chrono::Utc::now().timestamp() - ts).abs() < 300);
     let key = signature::secret_bytes(&secret).unwrap();
-    assert_eq!(sig, signature::sign(&key, id, ts, &r.body), "signature verifies");
+    assert_eq!(
+        sig,
+        signature::sign(&key, id, ts, &r.body),
+        "signature verifies"
+    );
     let mut wrong = key.clone();
     wrong[0] ^= 1;
     assert_ne!(sig, signature::sign(&wrong, id, ts, &r.body));
@@ -229,24 +236,44 @@ async fn a_transition_gives_one_signed_webhook_one_mail_and_in_app_notifications
     let mails = app.mails();
     assert_eq!(mails.len(), 1, "exactly one mail: {mails:?}");
     assert_eq!(mails[0].to, "ops@a.example");
-    assert!(mails[0].subject.contains("Revenue too low"), "{}", mails[0].subject);
+    assert!(
+        mails[0].subject.contains("Revenue too low"),
+        "{}",
+        mails[0].subject
+    );
     assert!(mails[0].body.contains("812.5"), "{}", mails[0].body);
 
     // One in-app notification per active user of the tenant, linking to the client's page.
     for user in [&app.a.admin, &app.a.editor, &app.a.viewer] {
-        let v: Value = app.get("/api/v1/notifications", user).await.json().await.unwrap();
+        let v: Value = app
+            .get("/api/v1/notifications", user)
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(v["unread"], 1, "{v}");
         assert_eq!(v["data"].as_array().unwrap().len(), 1);
         assert_eq!(v["data"][0]["link"], format!("/clients/{client}"));
-        assert!(v["data"][0]["message"].as_str().unwrap().contains("Acme Pty"));
+        assert!(v["data"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Acme Pty"));
     }
-    let v: Value = app.get("/api/v1/notifications", &app.b.admin).await.json().await.unwrap();
+    let v: Value = app
+        .get("/api/v1/notifications", &app.b.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["data"], json!([]), "another tenant hears nothing");
 
     // Every attempt is logged, with at most 1 KiB of the answer, cut at a character.
     let log: Value = app
         .get(
-            &format!("/api/v1/notification-channels/{}/log", hook["id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/notification-channels/{}/log",
+                hook["id"].as_str().unwrap()
+            ),
             &app.a.admin,
         )
         .await
@@ -269,8 +296,14 @@ async fn a_transition_gives_one_signed_webhook_one_mail_and_in_app_notifications
     assert_eq!(receiver.got().len(), 1);
     assert_eq!(app.mails().len(), 1);
     assert_eq!(count(&app, "select count(*) from notifications").await, 3);
-    assert_eq!(count(&app, "select count(*) from notification_deliveries").await, 2);
-    assert_eq!(count(&app, "select count(*) from notification_dispatch_log").await, 2);
+    assert_eq!(
+        count(&app, "select count(*) from notification_deliveries").await,
+        2
+    );
+    assert_eq!(
+        count(&app, "select count(*) from notification_dispatch_log").await,
+        2
+    );
 }
 
 #[tokio::test]
@@ -278,7 +311,11 @@ async fn a_failing_receiver_is_retried_with_backoff_and_every_attempt_logged() {
     allow_private();
     let app = spawn_app().await;
     let (receiver, url) = Receiver::start(&[500, 500]).await;
-    let hook = create_channel(&app, json!({"kind": "webhook", "name": "Flaky", "url": url})).await;
+    let hook = create_channel(
+        &app,
+        json!({"kind": "webhook", "name": "Flaky", "url": url}),
+    )
+    .await;
     let channel = hook["id"].as_str().unwrap().to_string();
     firing_transition(&app, &[&channel]).await;
 
@@ -291,9 +328,16 @@ async fn a_failing_receiver_is_retried_with_backoff_and_every_attempt_logged() {
           where kind = 'notification_deliver' and state = 'retryable'",
     )
     .await;
-    assert!((3500..=3600).contains(&waits), "retry scheduled after the backoff: {waits} s");
+    assert!(
+        (3500..=3600).contains(&waits),
+        "retry scheduled after the backoff: {waits} s"
+    );
     assert_eq!(
-        count(&app, "select count(*) from notification_deliveries where state = 'pending' and attempts = 1").await,
+        count(
+            &app,
+            "select count(*) from notification_deliveries where state = 'pending' and attempts = 1"
+        )
+        .await,
         1
     );
 
@@ -301,17 +345,26 @@ async fn a_failing_receiver_is_retried_with_backoff_and_every_attempt_logged() {
     app.db
         .superuser()
         .await
-        .execute("update jobs set scheduled_at = now() where kind = 'notification_deliver'", &[])
+        .execute(
+            "update jobs set scheduled_at = now() where kind = 'notification_deliver'",
+            &[],
+        )
         .await
         .unwrap();
     worker(&app, true, no_wait).run_until_idle().await.unwrap();
     let got = receiver.got();
     assert_eq!(got.len(), 3);
     let ids: Vec<&str> = got.iter().map(|r| header(r, "webhook-id")).collect();
-    assert!(ids.iter().all(|i| *i == ids[0]), "the same webhook-id on every retry: {ids:?}");
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "the same webhook-id on every retry: {ids:?}"
+    );
 
     let log: Value = app
-        .get(&format!("/api/v1/notification-channels/{channel}/log"), &app.a.admin)
+        .get(
+            &format!("/api/v1/notification-channels/{channel}/log"),
+            &app.a.admin,
+        )
         .await
         .json()
         .await
@@ -341,9 +394,17 @@ async fn a_failing_receiver_is_retried_with_backoff_and_every_attempt_logged() {
         count(&app, "select count(*) from notification_deliveries where state = 'delivered' and attempts = 3").await,
         1
     );
-    let ch: Value = app.get("/api/v1/notification-channels", &app.a.admin).await.json().await.unwrap();
+    let ch: Value = app
+        .get("/api/v1/notification-channels", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(ch["data"][0]["verified_at"].is_string());
-    assert!(ch["data"][0]["last_error"].is_null(), "a success clears the error");
+    assert!(
+        ch["data"][0]["last_error"].is_null(),
+        "a success clears the error"
+    );
 }
 
 #[tokio::test]
@@ -356,15 +417,31 @@ async fn a_receiver_that_never_succeeds_ends_failed() {
     worker(&app, true, no_wait).run_until_idle().await.unwrap();
     assert_eq!(receiver.got().len(), deliver::MAX_ATTEMPTS as usize);
     assert_eq!(
-        count(&app, "select count(*) from notification_deliveries where state = 'failed'").await,
+        count(
+            &app,
+            "select count(*) from notification_deliveries where state = 'failed'"
+        )
+        .await,
         1
     );
     assert_eq!(
-        count(&app, "select count(*) from notification_dispatch_log where status = 'failed'").await,
+        count(
+            &app,
+            "select count(*) from notification_dispatch_log where status = 'failed'"
+        )
+        .await,
         i64::from(deliver::MAX_ATTEMPTS)
     );
-    let ch: Value = app.get("/api/v1/notification-channels", &app.a.admin).await.json().await.unwrap();
-    assert!(ch["data"][0]["last_error"].as_str().unwrap().contains("503"));
+    let ch: Value = app
+        .get("/api/v1/notification-channels", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(ch["data"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("503"));
 }
 
 #[tokio::test]
@@ -403,13 +480,24 @@ async fn receiver_addresses_are_refused_at_creation_and_at_delivery() {
     // check after resolution refuses it and nothing is sent.
     allow_private();
     let (receiver, url) = Receiver::start(&[]).await;
-    let hook = create_channel(&app, json!({"kind": "webhook", "name": "Local", "url": url})).await;
+    let hook = create_channel(
+        &app,
+        json!({"kind": "webhook", "name": "Local", "url": url}),
+    )
+    .await;
     std::env::remove_var(deliver::ALLOW_PRIVATE_ENV);
     firing_transition(&app, &[hook["id"].as_str().unwrap()]).await;
     worker(&app, false, no_wait).run_until_idle().await.unwrap();
-    assert!(receiver.got().is_empty(), "nothing reaches a private address");
+    assert!(
+        receiver.got().is_empty(),
+        "nothing reaches a private address"
+    );
     assert_eq!(
-        count(&app, "select count(*) from notification_deliveries where state = 'failed' and attempts = 1").await,
+        count(
+            &app,
+            "select count(*) from notification_deliveries where state = 'failed' and attempts = 1"
+        )
+        .await,
         1,
         "refused for good, not retried"
     );
@@ -435,7 +523,10 @@ async fn channels_are_admin_only_secret_free_audited_and_tenant_scoped() {
         json!({"kind": "slack", "name": "Slack", "url": "https://hooks.slack.com/services/T000/B000/XXXXSECRET"}),
     )
     .await;
-    assert_eq!(slack["target"], "hooks.slack.com", "a Slack URL is a secret");
+    assert_eq!(
+        slack["target"], "hooks.slack.com",
+        "a Slack URL is a secret"
+    );
     assert!(slack["secret"].is_null());
     let given = signature::generate_secret();
     let hook = create_channel(
@@ -446,8 +537,16 @@ async fn channels_are_admin_only_secret_free_audited_and_tenant_scoped() {
     assert_eq!(hook["secret"], given.as_str());
     let id = hook["id"].as_str().unwrap();
 
-    let listed = app.get("/api/v1/notification-channels", &app.a.admin).await.text().await.unwrap();
-    assert!(!listed.contains("XXXXSECRET") && !listed.contains(&given), "{listed}");
+    let listed = app
+        .get("/api/v1/notification-channels", &app.a.admin)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !listed.contains("XXXXSECRET") && !listed.contains(&given),
+        "{listed}"
+    );
     assert!(!listed.contains("\"secret\""));
     let stored = count(
         &app,
@@ -459,30 +558,70 @@ async fn channels_are_admin_only_secret_free_audited_and_tenant_scoped() {
     assert_eq!(stored, 2, "secrets are stored encrypted");
 
     assert_eq!(
-        app.post("/api/v1/notification-channels", &app.a.editor, &json!({"kind": "email", "name": "e", "address": "a@b.example"}))
+        app.post(
+            "/api/v1/notification-channels",
+            &app.a.editor,
+            &json!({"kind": "email", "name": "e", "address": "a@b.example"})
+        )
+        .await
+        .status(),
+        403
+    );
+    assert_eq!(
+        app.get("/api/v1/notification-channels", &app.a.viewer)
             .await
             .status(),
         403
     );
-    assert_eq!(app.get("/api/v1/notification-channels", &app.a.viewer).await.status(), 403);
     let dup = app
-        .post("/api/v1/notification-channels", &app.a.admin, &json!({"kind": "email", "name": "Hook", "address": "a@b.example"}))
+        .post(
+            "/api/v1/notification-channels",
+            &app.a.admin,
+            &json!({"kind": "email", "name": "Hook", "address": "a@b.example"}),
+        )
         .await;
     assert_eq!(dup.status(), 409);
 
     // Another tenant's ADMIN sees nothing and can change nothing.
-    let b: Value = app.get("/api/v1/notification-channels", &app.b.admin).await.json().await.unwrap();
+    let b: Value = app
+        .get("/api/v1/notification-channels", &app.b.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(b["data"], json!([]));
     let path = format!("/api/v1/notification-channels/{id}");
-    assert_eq!(app.patch(&path, &app.b.admin, &json!({"name": "mine"})).await.status(), 404);
-    assert_eq!(app.post(&format!("{path}/test"), &app.b.admin, &json!({})).await.status(), 404);
-    assert_eq!(app.get(&format!("{path}/log"), &app.b.admin).await.status(), 404);
+    assert_eq!(
+        app.patch(&path, &app.b.admin, &json!({"name": "mine"}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        app.post(&format!("{path}/test"), &app.b.admin, &json!({}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        app.get(&format!("{path}/log"), &app.b.admin).await.status(),
+        404
+    );
     assert_eq!(app.delete(&path, &app.b.admin).await.status(), 404);
 
-    let res = app.patch(&path, &app.a.admin, &json!({"name": "Renamed", "active": false})).await;
+    let res = app
+        .patch(
+            &path,
+            &app.a.admin,
+            &json!({"name": "Renamed", "active": false}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let v: Value = res.json().await.unwrap();
-    assert_eq!((v["name"].as_str(), v["active"].as_bool()), (Some("Renamed"), Some(false)));
+    assert_eq!(
+        (v["name"].as_str(), v["active"].as_bool()),
+        (Some("Renamed"), Some(false))
+    );
     assert_eq!(app.delete(&path, &app.a.admin).await.status(), 204);
     let audit = app
         .db
@@ -514,7 +653,10 @@ async fn send_test_goes_through_the_same_delivery() {
     let hook = create_channel(&app, json!({"kind": "webhook", "name": "Hook", "url": url})).await;
     let res = app
         .post(
-            &format!("/api/v1/notification-channels/{}/test", hook["id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/notification-channels/{}/test",
+                hook["id"].as_str().unwrap()
+            ),
             &app.a.admin,
             &json!({}),
         )
@@ -532,7 +674,10 @@ async fn send_test_goes_through_the_same_delivery() {
         signature::sign(&key, delivery.as_str().unwrap(), ts, &got[0].body)
     );
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
-    assert_eq!((body["type"].as_str(), body["test"].as_bool()), (Some("alert.test"), Some(true)));
+    assert_eq!(
+        (body["type"].as_str(), body["test"].as_bool()),
+        (Some("alert.test"), Some(true))
+    );
 }
 
 #[tokio::test]
@@ -541,34 +686,81 @@ async fn each_user_sees_and_marks_only_their_own_notifications() {
     let app = spawn_app().await;
     firing_transition(&app, &[]).await;
     worker(&app, true, no_wait).run_until_idle().await.unwrap();
-    let mine: Value = app.get("/api/v1/notifications", &app.a.viewer).await.json().await.unwrap();
+    let mine: Value = app
+        .get("/api/v1/notifications", &app.a.viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
     let mine_id = mine["data"][0]["id"].as_str().unwrap().to_string();
-    let admins: Value = app.get("/api/v1/notifications", &app.a.admin).await.json().await.unwrap();
+    let admins: Value = app
+        .get("/api/v1/notifications", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
     let admins_id = admins["data"][0]["id"].as_str().unwrap().to_string();
     assert_ne!(mine_id, admins_id);
 
     // Not theirs: 404, and the admin's stays unread.
     let res = app
-        .post(&format!("/api/v1/notifications/{admins_id}/read"), &app.a.viewer, &json!({}))
+        .post(
+            &format!("/api/v1/notifications/{admins_id}/read"),
+            &app.a.viewer,
+            &json!({}),
+        )
         .await;
     assert_eq!(res.status(), 404);
     let res = app
-        .post(&format!("/api/v1/notifications/{mine_id}/read"), &app.b.admin, &json!({}))
+        .post(
+            &format!("/api/v1/notifications/{mine_id}/read"),
+            &app.b.admin,
+            &json!({}),
+        )
         .await;
     assert_eq!(res.status(), 404);
     let res = app
-        .post(&format!("/api/v1/notifications/{mine_id}/read"), &app.a.viewer, &json!({}))
+        .post(
+            &format!("/api/v1/notifications/{mine_id}/read"),
+            &app.a.viewer,
+            &json!({}),
+        )
         .await;
     assert_eq!(res.status(), 204);
-    let mine: Value = app.get("/api/v1/notifications", &app.a.viewer).await.json().await.unwrap();
-    assert_eq!((mine["unread"].as_i64(), mine["data"][0]["read"].as_bool()), (Some(0), Some(true)));
-    let admins: Value = app.get("/api/v1/notifications", &app.a.admin).await.json().await.unwrap();
+    let mine: Value = app
+        .get("/api/v1/notifications", &app.a.viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (mine["unread"].as_i64(), mine["data"][0]["read"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let admins: Value = app
+        .get("/api/v1/notifications", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(admins["unread"], 1);
 
-    let res = app.post("/api/v1/notifications/read-all", &app.a.admin, &json!({})).await;
+    let res = app
+        .post("/api/v1/notifications/read-all", &app.a.admin, &json!({}))
+        .await;
     assert_eq!(res.json::<Value>().await.unwrap()["marked"], 1);
-    let admins: Value = app.get("/api/v1/notifications", &app.a.admin).await.json().await.unwrap();
+    let admins: Value = app
+        .get("/api/v1/notifications", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(admins["unread"], 0);
-    let editors: Value = app.get("/api/v1/notifications", &app.a.editor).await.json().await.unwrap();
+    let editors: Value = app
+        .get("/api/v1/notifications", &app.a.editor)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(editors["unread"], 1, "read-all marks only the caller's");
 }
