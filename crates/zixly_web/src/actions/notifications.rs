@@ -187,6 +187,19 @@ pub(crate) async fn create(
     })
 }
 
+/// The audit summary of a change: the channel's (new) name, and each changed field as
+/// `{"from", "to"}` (which the audit page shows as `from → to`).
+fn changes(before: &Channel, after: &Channel) -> serde_json::Value {
+    let mut summary = json!({"name": after.name});
+    if before.name != after.name {
+        summary["renamed"] = json!({"from": before.name, "to": after.name});
+    }
+    if before.is_active != after.is_active {
+        summary["active"] = json!({"from": before.is_active, "to": after.is_active});
+    }
+    summary
+}
+
 fn no_keyring() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -237,7 +250,7 @@ pub(crate) async fn update(
         "notification_channel.update",
         "notification_channel",
         Some(id.to_string()),
-        json!({"name": [before.name, after.name], "active": [before.is_active, after.is_active]}),
+        changes(&before, &after),
     ))
     .await?;
     tx.commit().await?;
@@ -276,7 +289,7 @@ pub(crate) async fn send_test(auth: &Auth<Admin>, id: Uuid) -> ApiResult<Uuid> {
         "notification_channel.test",
         "notification_channel",
         Some(id.to_string()),
-        json!({"delivery_id": delivery}),
+        json!({"name": channel.name, "delivery_id": delivery}),
     ))
     .await?;
     tx.commit().await?;

@@ -643,6 +643,21 @@ async fn channels_are_admin_only_secret_free_audited_and_tenant_scoped() {
             "notification_channel.delete"
         ]
     );
+    let summary: Value = app
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select summary from audit_logs where action = 'notification_channel.update'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        summary,
+        json!({"name": "Renamed", "renamed": {"from": "Hook", "to": "Renamed"}, "active": {"from": true, "to": false}})
+    );
 }
 
 #[tokio::test]
