@@ -5,6 +5,9 @@
 //!
 //! As in `worker_kill.rs`, the new worker runs with `ZIXLY_RESCUE_AFTER=30` and the dead
 //! attempt's heartbeat is aged by 45 s in the database instead of waiting for the clock.
+//!
+//! Also here, because it needs the binary and a channel secret: `zixly keys rotate` re-encrypts
+//! channel secrets with the provider tokens.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -259,5 +262,56 @@ async fn a_delivery_killed_mid_request_arrives_after_restart_with_the_same_webho
         attempts,
         [(2, "sent".to_string())],
         "the dead attempt left no log row"
+    );
+}
+
+/// `zixly keys rotate` re-encrypts channel secrets too: after it, the new key alone decrypts them.
+#[tokio::test]
+async fn keys_rotate_reencrypts_channel_secrets() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Rotate").await;
+    let (old, new) = (generate_key(), generate_key());
+    let channel = Uuid::now_v7();
+    let aad = deliver::secret_aad(tenant, channel);
+    let secret = signature::generate_secret();
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    tx.create_channel(&NewChannel {
+        id: channel,
+        kind: "webhook",
+        name: "Hook",
+        target: "https://hooks.example.com/x",
+        secret_ciphertext: Some(
+            Keyring::new(&old, &[]).encrypt_str(&SecretString::new(secret.clone()), &aad),
+        ),
+        created_by: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zixly"));
+    cmd.env("DATABASE_URL", &db.superuser_url)
+        .env("ZIXLY_APP_DATABASE_URL", &db.app_url)
+        .env("ZIXLY_ENCRYPTION_KEY", encode_key(&new))
+        .env("ZIXLY_ENCRYPTION_OLD_KEYS", encode_key(&old))
+        .args(["keys", "rotate"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 channel secret(s)"), "{stdout}");
+    let stored = db.system.channel_secrets().await.unwrap();
+    let only_new = Keyring::new(&new, &[]);
+    assert_eq!(
+        only_new
+            .decrypt_str(&stored[0].ciphertext, &aad)
+            .unwrap()
+            .expose(),
+        secret
     );
 }

@@ -554,3 +554,57 @@ impl TenantTx {
             .ctx("marking notifications read")
     }
 }
+
+/// A stored channel secret, for `zixly keys rotate`.
+pub struct StoredChannelSecret {
+    pub tenant_id: Uuid,
+    pub channel_id: Uuid,
+    pub ciphertext: Vec<u8>,
+}
+
+impl crate::SystemDb {
+    /// **Cross-tenant.** Every channel secret's ciphertext (for `zixly keys rotate`).
+    pub async fn channel_secrets(&self) -> DbResult<Vec<StoredChannelSecret>> {
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(
+                "select tenant_id, id, secret_ciphertext from notification_providers
+                  where secret_ciphertext is not null",
+                &[],
+            )
+            .await
+            .ctx("reading channel secrets")?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredChannelSecret {
+                tenant_id: r.get(0),
+                channel_id: r.get(1),
+                ciphertext: r.get(2),
+            })
+            .collect())
+    }
+
+    /// **Cross-tenant.** Replaces a channel's ciphertext if it is still the one read (a channel
+    /// deleted or re-created meanwhile is left alone).
+    pub async fn replace_channel_secret(
+        &self,
+        secret: &StoredChannelSecret,
+        new: &[u8],
+    ) -> DbResult<bool> {
+        let client = self.pool().get().await?;
+        let n = client
+            .execute(
+                "update notification_providers set secret_ciphertext = $3
+                  where tenant_id = $1 and id = $2 and secret_ciphertext = $4",
+                &[
+                    &secret.tenant_id,
+                    &secret.channel_id,
+                    &new,
+                    &secret.ciphertext,
+                ],
+            )
+            .await
+            .ctx("re-encrypting a channel secret")?;
+        Ok(n == 1)
+    }
+}
