@@ -779,3 +779,88 @@ async fn each_user_sees_and_marks_only_their_own_notifications() {
         .unwrap();
     assert_eq!(editors["unread"], 1, "read-all marks only the caller's");
 }
+
+#[tokio::test]
+async fn slack_gets_text_and_a_redirect_is_not_followed() {
+    allow_private();
+    let app = spawn_app().await;
+    let (slack, slack_url) = Receiver::start(&[]).await;
+    let ch = create_channel(
+        &app,
+        json!({"kind": "slack", "name": "Slack", "url": slack_url}),
+    )
+    .await;
+    assert_eq!(ch["target"], "127.0.0.1", "only the host is shown");
+    let (moved, moved_url) = Receiver::start(&[302]).await;
+    let hook = create_channel(
+        &app,
+        json!({"kind": "webhook", "name": "Moved", "url": moved_url}),
+    )
+    .await;
+    firing_transition(
+        &app,
+        &[ch["id"].as_str().unwrap(), hook["id"].as_str().unwrap()],
+    )
+    .await;
+    worker(&app, true, an_hour).run_until_idle().await.unwrap();
+
+    let got = slack.got();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].headers.get("webhook-signature").is_none());
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains("Revenue too low") && text.contains("Acme Pty") && text.contains("812.5"),
+        "{text}"
+    );
+
+    // The 302 (no Location needed: it is not followed) is a failed attempt, retried later.
+    assert_eq!(moved.got().len(), 1);
+    let row = app
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select response_status, error from notification_dispatch_log where channel = 'webhook'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<i32>>(0), Some(302));
+    assert!(row.get::<_, String>(1).contains("redirect"));
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from notification_deliveries where state = 'pending'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_pages_answer_by_role() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/notifications", &app.a.viewer).await.status(), 200);
+    assert_eq!(
+        app.get("/settings/notifications", &app.a.admin)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get("/settings/notifications", &app.a.editor)
+            .await
+            .status(),
+        403
+    );
+    let page = app.get("/", &app.a.viewer).await.text().await.unwrap();
+    assert!(
+        page.contains("Notifications, none unread"),
+        "the top bar links the centre"
+    );
+    assert!(
+        !page.contains("/settings/notifications"),
+        "no Channels entry for a VIEWER"
+    );
+}
