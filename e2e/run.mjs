@@ -17,6 +17,7 @@ import { pagesChecks } from "./pages.mjs";
 import { chartChecks } from "./charts.mjs";
 import { rangeChecks } from "./ranges.mjs";
 import { importsChecks } from "./imports.mjs";
+import { notifyChecks } from "./notify.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -290,6 +291,7 @@ try {
   await pagesChecks({ page, base, log, shot, assertLabelled, assertNoHorizontalScroll });
 
   await chartChecks({ page, base, cfg, log, shot });
+  await notifyChecks({ page, base, log, shot, assertLabelled, assertNoHorizontalScroll });
 
   log("one number, one rounding: a margin reads the same on the clients list, the reports page and in the CSV");
   {

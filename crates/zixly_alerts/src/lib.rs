@@ -14,6 +14,7 @@
 
 pub mod deliver;
 pub mod evaluate;
+pub mod mail;
 
 use std::sync::Arc;
 

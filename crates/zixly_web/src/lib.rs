@@ -24,7 +24,9 @@ pub mod auth;
 pub mod error;
 pub(crate) mod imports;
 pub mod input_guard;
-pub mod mail;
+/// Outgoing mail lives in `zixly_alerts` (alert e-mails are sent by the worker, which has no web
+/// crate); re-exported so the invitation and reset paths keep their `crate::mail` path.
+pub use zixly_alerts::mail;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -1,4 +1,5 @@
-//! `zixly keys rotate`: re-encrypt stored provider tokens under a new key.
+//! `zixly keys rotate`: re-encrypt stored provider tokens and notification-channel secrets under a
+//! new key.
 //!
 //! Embedded default (key file `<data dir>/encryption.keys`):
 //! 1. `zixly keys rotate` appends a new current key to the file and re-encrypts every token
@@ -82,12 +83,33 @@ async fn rotate(global: &Global, db: &Database, args: &RotateArgs) -> Result<Exi
             raced += 1;
         }
     }
+    // Notification channels' secrets (webhook signing secrets, Slack URLs): same keyring.
+    let mut channels = 0usize;
+    for secret in db.system.channel_secrets().await? {
+        if !keyring.needs_reencryption(&secret.ciphertext) {
+            continue;
+        }
+        let aad = zixly_alerts::deliver::secret_aad(secret.tenant_id, secret.channel_id);
+        let new = keyring
+            .reencrypt(&secret.ciphertext, &aad)
+            .with_context(|| {
+                format!(
+                    "the secret of notification channel {} cannot be decrypted with the known keys",
+                    secret.channel_id
+                )
+            })?;
+        if db.system.replace_channel_secret(&secret, &new).await? {
+            channels += 1;
+        } else {
+            raced += 1;
+        }
+    }
     println!(
-        "re-encrypted {done} token(s) under key {:08x}",
+        "re-encrypted {done} token(s) and {channels} channel secret(s) under key {:08x}",
         keyring.current_key_id()
     );
     if raced > 0 {
-        println!("{raced} token(s) changed meanwhile (refreshed); run `zixly keys rotate --finish` again");
+        println!("{raced} secret(s) changed meanwhile (a token refreshed, a channel deleted); run `zixly keys rotate --finish` again");
         return Ok(ExitCode::FAILURE);
     }
     if args.finish && !from_env {

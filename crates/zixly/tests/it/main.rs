@@ -6,5 +6,6 @@ mod import;
 mod import_duplicates;
 mod import_kill;
 mod lifecycle;
+mod notify_kill;
 mod sync_cli;
 mod worker_kill;

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod dashboard;
 pub mod fx;
 pub mod metrics;
+pub mod notifications;
 pub mod reports;
 pub mod series;
 pub mod sync_runs;

@@ -9,6 +9,7 @@ mod interrupted;
 mod isolation;
 mod loader;
 mod loader_checks;
+mod notifications;
 mod numeric;
 mod reports;
 mod schema;

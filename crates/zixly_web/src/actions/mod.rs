@@ -9,6 +9,8 @@
 //! - [`account`]: the caller's own password and personal API tokens.
 //! - [`clients`]: create, change (rename), delete a client.
 //! - [`metrics`]: list the metric catalogue, change a custom metric's definition.
+//! - [`notifications`]: notification channels (add, change, delete, send test) and the caller's
+//!   in-app notifications (list, mark read).
 //! - [`users`]: invite, change a user's role or name, deactivate, reactivate.
 //!
 //! (The CSV import action, older, lives in `crate::imports` and follows the same rule.)
@@ -16,4 +18,5 @@
 pub(crate) mod account;
 pub(crate) mod clients;
 pub(crate) mod metrics;
+pub(crate) mod notifications;
 pub(crate) mod users;

@@ -63,6 +63,7 @@ pub(crate) mod json_out;
 pub(crate) mod json_time;
 pub mod me;
 pub mod metrics;
+pub mod notifications;
 pub mod reports;
 pub mod series;
 pub mod users;
@@ -87,6 +88,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(integrations::router())
         .merge(reports::router())
         .merge(metrics::router())
+        .merge(notifications::router())
         .merge(users::router())
         .merge(audit::router())
 }

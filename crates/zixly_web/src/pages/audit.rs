@@ -36,6 +36,7 @@ const KINDS: &[(&str, &str)] = &[
     ("metric", "Metric catalogue"),
     ("tenant", "Tenant"),
     ("bi_role", "BI logins"),
+    ("notification_channel", "Notification channels"),
 ];
 
 pub async fn audit(

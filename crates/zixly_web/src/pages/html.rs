@@ -38,6 +38,8 @@ pub enum Nav {
     Audit,
     Account,
     Metrics,
+    Notifications,
+    Channels,
     None,
 }
 
@@ -47,6 +49,8 @@ pub struct Who<'a> {
     pub role: Role,
     pub tenant_name: &'a str,
     pub csrf: &'a str,
+    /// The user's unread in-app notifications (the top bar's count).
+    pub unread: i64,
 }
 
 /// The navigation bar's entries: section, link, label, and the least role that sees it.
@@ -64,6 +68,12 @@ const NAV_ITEMS: &[(Nav, &str, &str, Role)] = &[
     ),
     (Nav::Team, "/team", "Team", Role::Admin),
     (Nav::Audit, "/audit", "Audit log", Role::Admin),
+    (
+        Nav::Channels,
+        "/settings/notifications",
+        "Channels",
+        Role::Admin,
+    ),
 ];
 
 /// The top bar of a signed-in page: the sections `who` may open, who is signed in, log out.
@@ -85,6 +95,7 @@ fn top_bar(nav: Nav, who: &Who<'_>) -> Markup {
                     a class="nav-account" href="/account" aria-current=[(nav == Nav::Account).then_some("page")] { "Your account" }
                 }
                 div class="who" {
+                    (notifications_link(nav, who.unread))
                     a class="email" href="/account" title={ "Your account at " (who.tenant_name) }
                         aria-current=[(nav == Nav::Account).then_some("page")] { (who.email) }
                     span class="badge" data-role=(who.role) { (who.role) }
@@ -94,6 +105,23 @@ fn top_bar(nav: Nav, who: &Who<'_>) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The notification centre's link with the unread count (a screen reader hears the count in
+/// words, not a bare number).
+fn notifications_link(nav: Nav, unread: i64) -> Markup {
+    let label = match unread {
+        0 => "Notifications, none unread".to_string(),
+        1 => "Notifications, 1 unread".to_string(),
+        n => format!("Notifications, {n} unread"),
+    };
+    html! {
+        a class="notif-link" href="/notifications" aria-label=(label) title=(label)
+            aria-current=[(nav == Nav::Notifications).then_some("page")] {
+            "Notifications"
+            @if unread > 0 { span class="notif-count" data-unread=(unread) { (unread.min(99)) @if unread > 99 { "+" } } }
         }
     }
 }

@@ -28,6 +28,7 @@ mod integrations;
 mod internal;
 mod metric_report;
 mod metrics;
+mod notifications;
 mod overview;
 mod range;
 mod redirect;
@@ -127,6 +128,21 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(team::revoke_invitation),
         )
         .route("/audit", get(audit::audit))
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/read-all", post(notifications::read_all))
+        .route("/notifications/{id}/read", post(notifications::read_one))
+        .route(
+            "/settings/notifications",
+            get(notifications::channels).post(notifications::add_channel),
+        )
+        .route(
+            "/settings/notifications/{id}/test",
+            post(notifications::test_channel),
+        )
+        .route(
+            "/settings/notifications/{id}/delete",
+            post(notifications::delete_channel),
+        )
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -145,6 +161,8 @@ pub struct PageUser<C: Capability> {
     pub auth: Auth<C>,
     /// The CSRF token of this session (empty for bearer-token requests, which cannot post forms).
     pub csrf: String,
+    /// Unread in-app notifications, for the top bar (read once per request by the extractor).
+    pub unread: i64,
     _c: PhantomData<C>,
 }
 
@@ -174,6 +192,7 @@ impl<C: Capability> PageUser<C> {
         PageUser {
             auth: self.auth.weaken(),
             csrf: self.csrf.clone(),
+            unread: self.unread,
             _c: PhantomData,
         }
     }
@@ -199,6 +218,7 @@ impl<C: Capability> PageUser<C> {
             role: p.role,
             tenant_name: &tenant.name,
             csrf: &self.csrf,
+            unread: self.unread,
         }
     }
 }
@@ -215,9 +235,11 @@ impl<C: Capability> FromRequestParts<AppState> for PageUser<C> {
                 let csrf = session_cookie(&parts.headers)
                     .map(|t| csrf_for_session(&t))
                     .unwrap_or_default();
+                let unread = unread_count(&auth).await;
                 Ok(PageUser {
                     auth,
                     csrf,
+                    unread,
                     _c: PhantomData,
                 })
             }
@@ -235,6 +257,14 @@ impl<C: Capability> FromRequestParts<AppState> for PageUser<C> {
             Err(e) => Err(PageError::Api(e).into_response()),
         }
     }
+}
+
+/// The top bar's unread count; 0 when it cannot be read (the page itself then reports the
+/// database problem, or renders without the count rather than failing for it).
+async fn unread_count<C: Capability>(auth: &Auth<C>) -> i64 {
+    crate::actions::notifications::unread(auth)
+        .await
+        .unwrap_or(0)
 }
 
 /// A `303 See Other` to `to` (after a form post).
@@ -388,6 +418,7 @@ pub(crate) async fn with_navigation(
     let Ok(auth) = Auth::<Viewer>::from_request_parts(&mut parts, &state).await else {
         return response;
     };
+    let unread = unread_count(&auth).await;
     let tenant = match auth.begin().await {
         Ok(tx) => match tx.tenant_profile().await {
             Ok(t) => {
@@ -407,6 +438,7 @@ pub(crate) async fn with_navigation(
         role: principal.role,
         tenant_name: &tenant.name,
         csrf: &csrf,
+        unread,
     };
     let status = response.status();
     let (mut head, _) = response.into_parts();

@@ -61,6 +61,20 @@ async fn seed(db: &TestDb, clients: i32, days: i32) -> Seeded {
 
     // Fixtures in bulk as superuser (bypasses RLS; tenant ids are explicit).
     let su = db.superuser().await;
+    // Two unread alert notifications for the ADMIN (e2e/notify.mjs: the top bar's count and the
+    // notification centre; the worker that makes them in production does not run here).
+    su.batch_execute(
+        "insert into notifications (tenant_id, id, user_id, type, message, link, created_at)
+         select tenant_id, m.id, users.id, 'alert.firing', m.message, '/clients', now() - m.age
+           from users,
+                -- explicit ids: the list sorts by (time-ordered) id, and two ids made in the
+                -- same millisecond would sort at random
+                (values ('01900000-0000-7000-8000-000000000001'::uuid, 'Alert “Pipeline stale” is firing: lead events for all clients, week from 2026-11-23.', interval '1 day'),
+                        ('01900000-0000-7000-8000-000000000002'::uuid, 'Alert “Revenue too low” is firing: revenue for Bluegum Bakery, month from 2026-11-01 was 812.5 (threshold 1000).', interval '2 hours')) as m(id, message, age)
+          where email = 'admin@acme.test'",
+    )
+    .await
+    .unwrap();
     let names = [
         "Bluegum Bakery",
         "Harbour Legal",

@@ -14,6 +14,7 @@ mod escaping;
 mod import_limits;
 mod imports_page;
 mod integrations;
+mod notify;
 mod nul;
 mod openapi_doc;
 mod page_kit;

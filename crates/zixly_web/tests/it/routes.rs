@@ -28,6 +28,8 @@ pub enum Entity {
     Client,
     /// A connected (ACTIVE, tokens stored) Xero integration.
     Integration,
+    /// An e-mail notification channel.
+    Channel,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -209,6 +211,36 @@ pub const ROUTES: &[RouteCase] = &[
         R(Admin),
         Some(Entity::Integration),
     ),
+    route("GET", "/api/v1/notification-channels", R(Admin), None),
+    route("POST", "/api/v1/notification-channels", R(Admin), None),
+    route(
+        "PATCH",
+        "/api/v1/notification-channels/{id}",
+        R(Admin),
+        Some(Entity::Channel),
+    ),
+    route(
+        "DELETE",
+        "/api/v1/notification-channels/{id}",
+        R(Admin),
+        Some(Entity::Channel),
+    ),
+    route(
+        "POST",
+        "/api/v1/notification-channels/{id}/test",
+        R(Admin),
+        Some(Entity::Channel),
+    ),
+    route(
+        "GET",
+        "/api/v1/notification-channels/{id}/log",
+        R(Admin),
+        Some(Entity::Channel),
+    ),
+    route("GET", "/api/v1/notifications", R(Viewer), None),
+    // A notification is its user's own: cross-user and cross-tenant 404s are in `notify.rs`.
+    route("POST", "/api/v1/notifications/{id}/read", R(Viewer), None),
+    route("POST", "/api/v1/notifications/read-all", R(Viewer), None),
 ];
 
 fn method(m: &str) -> Method {
@@ -236,6 +268,10 @@ pub async fn fixture(app: &TestApp, tenant: &TestTenant, kind: Entity) -> Uuid {
         Entity::Client => (
             "/api/v1/clients",
             json!({"client_id": format!("C-{}", Uuid::new_v4().simple()), "client_name": "Fixture client"}),
+        ),
+        Entity::Channel => (
+            "/api/v1/notification-channels",
+            json!({"kind": "email", "name": format!("Fixture {}", Uuid::new_v4().simple()), "address": "ops@x.example"}),
         ),
     };
     let res = app.post(path, &tenant.admin, &body).await;
@@ -309,6 +345,19 @@ pub async fn still_exists(app: &TestApp, tenant: &TestTenant, kind: Entity, id: 
             }
             let v: Value = res.json().await.unwrap();
             v["client_name"] == "Fixture client"
+        }
+        Entity::Channel => {
+            let v: Value = app
+                .get("/api/v1/notification-channels", &tenant.admin)
+                .await
+                .json()
+                .await
+                .unwrap();
+            v["data"].as_array().unwrap().iter().any(|c| {
+                c["id"] == id.to_string()
+                    && c["active"] == true
+                    && c["name"].as_str().unwrap().starts_with("Fixture")
+            }) && !has_jobs(app, tenant.id).await
         }
     }
 }

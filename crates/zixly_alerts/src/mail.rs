@@ -1,4 +1,5 @@
-//! Outgoing mail for invitations and password resets.
+//! Outgoing mail: invitations and password resets (sent by zixly_web) and alert e-mails (sent by
+//! the `notification_deliver` job).
 //!
 //! Mail is optional. Without a mailer (`AppState::mailer == None`), an ADMIN who invites someone or
 //! issues a password reset gets the link in the API response and passes it on; a self-service
