@@ -568,7 +568,7 @@ impl crate::SystemDb {
         let client = self.pool().get().await?;
         let rows = client
             .query(
-                "select tenant_id, id, secret_ciphertext from notification_providers
+                "select /* cross-tenant */ tenant_id, id, secret_ciphertext from notification_providers
                   where secret_ciphertext is not null",
                 &[],
             )
