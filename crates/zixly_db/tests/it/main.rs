@@ -4,6 +4,7 @@ mod bootstrap;
 mod catalogue;
 mod dashboard;
 mod fx_agreement;
+mod goals;
 mod interrupted;
 mod isolation;
 mod loader;
