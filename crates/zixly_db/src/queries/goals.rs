@@ -470,6 +470,20 @@ impl TenantTx {
         }
     }
 
+    /// Every client's identifier in its source system (`client_kpis.client_id`, as in imports)
+    /// with Zixly's id: budget files name clients the way import files do.
+    pub async fn client_codes(&self) -> DbResult<Vec<(String, Uuid)>> {
+        let rows = self
+            .client()
+            .query(
+                "select client_id, id from client_kpis where tenant_id = $1",
+                &[&self.tenant_id()],
+            )
+            .await
+            .ctx("listing client identifiers")?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// How catalogue KPI `name` aggregates: a built-in's (`None` for the ratios), else the custom
     /// metric's definition (a name without one reads as `sum`, as `queries::metrics::DEFINED`).
     pub async fn kpi_aggregation(&self, name: &str) -> DbResult<Option<Aggregation>> {

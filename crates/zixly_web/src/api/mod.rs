@@ -57,6 +57,7 @@ pub mod auth;
 pub mod batches;
 pub mod clients;
 pub mod csv;
+pub mod goals;
 pub mod imports;
 pub mod integrations;
 pub(crate) mod json_out;
@@ -87,6 +88,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(integrations::router())
         .merge(reports::router())
         .merge(metrics::router())
+        .merge(goals::router())
         .merge(users::router())
         .merge(audit::router())
 }

@@ -29,7 +29,7 @@ mod internal;
 mod metric_report;
 mod metrics;
 mod overview;
-mod range;
+pub(crate) mod range;
 mod redirect;
 mod reports;
 mod team;
