@@ -358,11 +358,13 @@ pub fn evaluate(input: &GoalInput) -> Evaluation {
     if !input.accumulates {
         out.expected_to_date = Some(input.target);
         out.projected = input.actual;
-        out.status = input.actual.map(|v| match (ended, meets(input.kind, v, input.target)) {
-            (true, true) => GoalStatus::Achieved,
-            (true, false) => GoalStatus::Missed,
-            (false, _) => pace_status(input.kind, v, input.target),
-        });
+        out.status = input
+            .actual
+            .map(|v| match (ended, meets(input.kind, v, input.target)) {
+                (true, true) => GoalStatus::Achieved,
+                (true, false) => GoalStatus::Missed,
+                (false, _) => pace_status(input.kind, v, input.target),
+            });
         return out;
     }
     // The share of the period done by today, and how a value so far projects to its end.
@@ -518,8 +520,14 @@ mod tests {
     #[test]
     fn targets_are_overridden_per_period() {
         let overrides = [(d("2025-02-01"), dec("500")), (d("2025-03-01"), dec("700"))];
-        assert_eq!(target_for(dec("100"), &overrides, d("2025-02-01")), dec("500"));
-        assert_eq!(target_for(dec("100"), &overrides, d("2025-04-01")), dec("100"));
+        assert_eq!(
+            target_for(dec("100"), &overrides, d("2025-02-01")),
+            dec("500")
+        );
+        assert_eq!(
+            target_for(dec("100"), &overrides, d("2025-04-01")),
+            dec("100")
+        );
     }
 
     #[test]
@@ -546,8 +554,16 @@ mod tests {
     fn the_at_risk_band_is_ten_percent_of_the_target_inclusive() {
         let june = range("2025-06-01", "2025-06-30");
         let at = evaluate(&input(GoalKind::StayAbove, june, "2025-06-15", Some("450")));
-        assert_eq!((at.projected, at.status), (Some(dec("900")), Some(GoalStatus::AtRisk)));
-        let past = evaluate(&input(GoalKind::StayAbove, june, "2025-06-15", Some("449.5")));
+        assert_eq!(
+            (at.projected, at.status),
+            (Some(dec("900")), Some(GoalStatus::AtRisk))
+        );
+        let past = evaluate(&input(
+            GoalKind::StayAbove,
+            june,
+            "2025-06-15",
+            Some("449.5"),
+        ));
         assert_eq!(past.status, Some(GoalStatus::OffTrack));
     }
 
@@ -604,7 +620,12 @@ mod tests {
         let e = evaluate(&input(GoalKind::Reach, june, "2025-06-05", Some("1000")));
         assert_eq!(e.status, Some(GoalStatus::Achieved));
         // stay_above waits for the period's end.
-        let e = evaluate(&input(GoalKind::StayAbove, june, "2025-06-05", Some("1000")));
+        let e = evaluate(&input(
+            GoalKind::StayAbove,
+            june,
+            "2025-06-05",
+            Some("1000"),
+        ));
         assert_eq!(e.status, Some(GoalStatus::OnTrack));
     }
 
@@ -623,7 +644,12 @@ mod tests {
         let e = evaluate(&input(GoalKind::StayBelow, june, "2025-06-15", Some("600")));
         assert_eq!(e.status, Some(GoalStatus::OffTrack));
         // Already over budget mid-period: off track whatever the projection says.
-        let e = evaluate(&input(GoalKind::StayBelow, june, "2025-06-29", Some("1001")));
+        let e = evaluate(&input(
+            GoalKind::StayBelow,
+            june,
+            "2025-06-29",
+            Some("1001"),
+        ));
         assert_eq!(e.status, Some(GoalStatus::OffTrack));
     }
 
@@ -716,7 +742,10 @@ mod tests {
             assert_eq!(k.as_str().parse::<GoalKind>(), Ok(k));
         }
         assert!("above".parse::<GoalKind>().is_err());
-        assert_eq!(GoalPeriod::parse_recurring("quarter"), Ok(GoalPeriod::Quarter));
+        assert_eq!(
+            GoalPeriod::parse_recurring("quarter"),
+            Ok(GoalPeriod::Quarter)
+        );
         assert!(GoalPeriod::parse_recurring("fixed").is_err());
         assert!(accumulates(Some(Aggregation::Sum)));
         assert!(!accumulates(Some(Aggregation::Last)));

@@ -103,7 +103,8 @@ fn goal_from_row(r: &Row) -> DbResult<Goal> {
             .get::<_, &str>(5)
             .parse()
             .map_err(|_| bad("goals_kind_known"))?,
-        target: r.get(6),
+        // numeric(20,4) answers `1000.0000`; the target is shown as it was entered.
+        target: r.get::<_, Decimal>(6).normalize(),
         created_by: r.get(9),
         created_at: r.get(10),
         updated_at: r.get(11),
@@ -298,7 +299,7 @@ impl TenantTx {
             .map(|r| GoalTarget {
                 goal_id: r.get(0),
                 period_start: r.get(1),
-                target: r.get(2),
+                target: r.get::<_, Decimal>(2).normalize(),
             })
             .collect())
     }
@@ -421,7 +422,11 @@ impl TenantTx {
                 })
             }
             name => {
-                let window = BucketWindow { from, to, next: None };
+                let window = BucketWindow {
+                    from,
+                    to,
+                    next: None,
+                };
                 // (day, aggregate value, count, sum, min, max) per day with data.
                 let days: Vec<(NaiveDate, Decimal, i64, Decimal, Decimal, Decimal)> = match client {
                     Some(c) => self

@@ -116,7 +116,11 @@ async fn goals_and_targets_are_invisible_to_another_tenant() {
     let tx = db.app.begin_tenant(a).await.unwrap();
     assert_eq!(tx.list_goals(None).await.unwrap(), vec![goal.clone()]);
     assert_eq!(tx.list_goals(Some(ca)).await.unwrap().len(), 1);
-    assert!(tx.list_goals(Some(Uuid::now_v7())).await.unwrap().is_empty());
+    assert!(tx
+        .list_goals(Some(Uuid::now_v7()))
+        .await
+        .unwrap()
+        .is_empty());
     let targets = tx.goal_targets(&[goal.id]).await.unwrap();
     assert_eq!(targets.len(), 1);
     assert_eq!(targets[0].target, dec("500"));
@@ -170,10 +174,7 @@ async fn kpi_actuals_read_each_kind_of_kpi_per_range() {
         &db,
         t,
         c1,
-        &[
-            ("2025-01-10", "100", "40"),
-            ("2025-02-10", "200", "50"),
-        ],
+        &[("2025-01-10", "100", "40"), ("2025-02-10", "200", "50")],
     )
     .await;
     financials(&db, t, c2, &[("2025-02-11", "300", "350")]).await;
@@ -200,7 +201,10 @@ async fn kpi_actuals_read_each_kind_of_kpi_per_range() {
     let tx = db.app.begin_tenant(t).await.unwrap();
     let some = |s: &str| Some(dec(s));
 
-    let revenue = tx.kpi_actuals("revenue", None, &[jan, feb, mar]).await.unwrap();
+    let revenue = tx
+        .kpi_actuals("revenue", None, &[jan, feb, mar])
+        .await
+        .unwrap();
     assert_eq!(revenue.aggregation, Some(Aggregation::Sum));
     assert_eq!(revenue.values, vec![some("100"), some("500"), None]);
     let expenses = tx.kpi_actuals("expenses", Some(c1), &[feb]).await.unwrap();
@@ -211,9 +215,15 @@ async fn kpi_actuals_read_each_kind_of_kpi_per_range() {
     assert_eq!(margin.values, vec![some("0.200"), None]);
 
     // Win rate: 2 won of 3 closed in February; open pipeline: L1 at the end of February.
-    let win = tx.kpi_actuals("win_rate", Some(c1), &[feb, jan]).await.unwrap();
+    let win = tx
+        .kpi_actuals("win_rate", Some(c1), &[feb, jan])
+        .await
+        .unwrap();
     assert_eq!(win.values, vec![some("0.667"), None]);
-    let open = tx.kpi_actuals("open_pipeline", None, &[feb, jan]).await.unwrap();
+    let open = tx
+        .kpi_actuals("open_pipeline", None, &[feb, jan])
+        .await
+        .unwrap();
     assert_eq!(open.aggregation, Some(Aggregation::Last));
     assert_eq!(open.values[0], some("500.00"));
     assert_eq!(open.values[1], None);
@@ -226,7 +236,11 @@ async fn kpi_actuals_read_each_kind_of_kpi_per_range() {
     let nps1 = tx.kpi_actuals("nps", Some(c1), &[feb]).await.unwrap();
     assert_eq!(nps1.values, vec![some("50")]);
     let heads = tx
-        .kpi_actuals("headcount", Some(c1), &[feb, range("2025-02-01", "2025-02-10")])
+        .kpi_actuals(
+            "headcount",
+            Some(c1),
+            &[feb, range("2025-02-01", "2025-02-10")],
+        )
         .await
         .unwrap();
     assert_eq!(heads.values, vec![some("12"), some("10")]);
@@ -261,7 +275,12 @@ async fn progress_follows_last_years_shape_when_it_exists() {
     financials(&db, t, fresh, &[("2025-12-10", "600", "0")]).await;
 
     let tx = db.app.begin_tenant(t).await.unwrap();
-    let mut g = new_goal("revenue", Some(seasonal), GoalPeriod::Month, GoalKind::Reach);
+    let mut g = new_goal(
+        "revenue",
+        Some(seasonal),
+        GoalPeriod::Month,
+        GoalKind::Reach,
+    );
     let with_history = tx.create_goal(&g).await.unwrap();
     g.client_id = Some(fresh);
     let without = tx.create_goal(&g).await.unwrap();
@@ -301,7 +320,12 @@ async fn progress_follows_last_years_shape_when_it_exists() {
     assert!(p.history.is_empty());
 
     // A margin floor reads the ratio to date: (600 − 0) / 600 = 100 % ≥ 30 %.
-    let mut m = new_goal("margin", Some(fresh), GoalPeriod::Quarter, GoalKind::StayAbove);
+    let mut m = new_goal(
+        "margin",
+        Some(fresh),
+        GoalPeriod::Quarter,
+        GoalKind::StayAbove,
+    );
     m.target = dec("0.3");
     let margin = tx.create_goal(&m).await.unwrap();
     let p = tx.goal_progress(&margin, &[], today, 0).await.unwrap();

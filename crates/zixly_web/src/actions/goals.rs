@@ -160,7 +160,10 @@ fn parse_period(
         return match DateRange::new(f, t) {
             Ok(r) if r.days() <= 3 * 366 => Some(GoalPeriod::Fixed(r)),
             Ok(_) => {
-                errors.push(ErrorDetail::field("to", "a fixed period is at most 3 years"));
+                errors.push(ErrorDetail::field(
+                    "to",
+                    "a fixed period is at most 3 years",
+                ));
                 None
             }
             Err(_) => {
@@ -295,7 +298,10 @@ pub(crate) async fn get(
     history: Option<usize>,
 ) -> ApiResult<GoalWithProgress> {
     let tx = auth.begin().await?;
-    let goal = tx.goal(id).await?.ok_or_else(|| ApiError::not_found("goal"))?;
+    let goal = tx
+        .goal(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("goal"))?;
     let history = Some(history.unwrap_or_else(|| default_history(&goal.period)));
     let mut out = with_progress(&tx, vec![goal], history).await?;
     tx.commit().await?;
@@ -369,7 +375,10 @@ pub(crate) async fn update(
 ) -> ApiResult<Goal> {
     let mut errors = Vec::new();
     let tx = auth.begin().await?;
-    let current = tx.goal(id).await?.ok_or_else(|| ApiError::not_found("goal"))?;
+    let current = tx
+        .goal(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("goal"))?;
     let changes = GoalChanges {
         name: change.name.map(|n| parse_name(n, &mut errors)),
         period: match (change.period, change.from, change.to) {
@@ -414,10 +423,7 @@ pub(crate) async fn update(
     let mut changed = serde_json::Map::new();
     for field in ["name", "period", "from", "to", "kind", "target"] {
         if old[field] != new[field] {
-            changed.insert(
-                field.into(),
-                json!({"from": old[field], "to": new[field]}),
-            );
+            changed.insert(field.into(), json!({"from": old[field], "to": new[field]}));
         }
     }
     tx.append_audit(&auth.audit(
@@ -472,7 +478,10 @@ pub(crate) async fn set_targets(
     targets: &[(&str, &str)],
 ) -> ApiResult<Vec<GoalTarget>> {
     let tx = auth.begin().await?;
-    let goal = tx.goal(id).await?.ok_or_else(|| ApiError::not_found("goal"))?;
+    let goal = tx
+        .goal(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("goal"))?;
     let mut errors = Vec::new();
     let mut parsed: BTreeMap<NaiveDate, Decimal> = BTreeMap::new();
     let ratio = is_ratio(&goal.kpi);
@@ -573,11 +582,7 @@ pub(crate) async fn import_budgets(
     }
     let tx = auth.begin().await?;
     let goals = tx.list_goals(None).await?;
-    let clients: HashMap<String, Uuid> = tx
-        .client_codes()
-        .await?
-        .into_iter()
-        .collect();
+    let clients: HashMap<String, Uuid> = tx.client_codes().await?.into_iter().collect();
     let only = match goal {
         Some(id) => Some(
             goals
@@ -690,7 +695,12 @@ pub(crate) async fn import_budgets(
             ));
             continue;
         }
-        if writes.entry(g.id).or_default().insert(start, value).is_some() {
+        if writes
+            .entry(g.id)
+            .or_default()
+            .insert(start, value)
+            .is_some()
+        {
             errors.push(ErrorDetail::line(
                 line,
                 Some("period_start".into()),
@@ -702,7 +712,11 @@ pub(crate) async fn import_budgets(
         }
     }
     if lines == 0 {
-        errors.push(ErrorDetail::line(1, None, "no budget lines after the header"));
+        errors.push(ErrorDetail::line(
+            1,
+            None,
+            "no budget lines after the header",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));

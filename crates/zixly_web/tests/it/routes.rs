@@ -28,6 +28,8 @@ pub enum Entity {
     Client,
     /// A connected (ACTIVE, tokens stored) Xero integration.
     Integration,
+    /// A tenant-wide monthly revenue goal.
+    Goal,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -175,6 +177,29 @@ pub const ROUTES: &[RouteCase] = &[
         R(Editor),
         None,
     ),
+    route("GET", "/api/v1/goals", R(Viewer), None),
+    route("POST", "/api/v1/goals", R(Editor), None),
+    route("POST", "/api/v1/goals/budgets", R(Editor), None),
+    route("GET", "/api/v1/goals/{id}", R(Viewer), Some(Entity::Goal)),
+    route("PATCH", "/api/v1/goals/{id}", R(Editor), Some(Entity::Goal)),
+    route(
+        "DELETE",
+        "/api/v1/goals/{id}",
+        R(Editor),
+        Some(Entity::Goal),
+    ),
+    route(
+        "PUT",
+        "/api/v1/goals/{id}/targets",
+        R(Editor),
+        Some(Entity::Goal),
+    ),
+    route(
+        "GET",
+        "/api/v1/goals/{id}/history",
+        R(Viewer),
+        Some(Entity::Goal),
+    ),
     route("GET", "/api/v1/integrations", R(Admin), None),
     route("GET", "/api/v1/integrations/callback", R(Admin), None),
     // `{id}` is the provider here (the router needs one parameter name per position).
@@ -236,6 +261,10 @@ pub async fn fixture(app: &TestApp, tenant: &TestTenant, kind: Entity) -> Uuid {
         Entity::Client => (
             "/api/v1/clients",
             json!({"client_id": format!("C-{}", Uuid::new_v4().simple()), "client_name": "Fixture client"}),
+        ),
+        Entity::Goal => (
+            "/api/v1/goals",
+            json!({"name": "Fixture goal", "kpi": "revenue", "period": "month", "kind": "reach", "target": "1000"}),
         ),
     };
     let res = app.post(path, &tenant.admin, &body).await;
@@ -309,6 +338,14 @@ pub async fn still_exists(app: &TestApp, tenant: &TestTenant, kind: Entity, id: 
             }
             let v: Value = res.json().await.unwrap();
             v["client_name"] == "Fixture client"
+        }
+        Entity::Goal => {
+            let res = app.get(&format!("/api/v1/goals/{id}"), &tenant.admin).await;
+            if res.status() != 200 {
+                return false;
+            }
+            let v: Value = res.json().await.unwrap();
+            v["name"] == "Fixture goal" && v["target"] == "1000" && v["targets"] == json!([])
         }
     }
 }
@@ -471,6 +508,10 @@ async fn another_tenants_ids_answer_404() {
         let body = match (r.method, kind) {
             ("PATCH", Entity::User) => json!({"role": "VIEWER", "display_name": "hijacked"}),
             ("PATCH", Entity::Client) => json!({"client_name": "hijacked"}),
+            ("PATCH", Entity::Goal) => json!({"target": "1", "name": "hijacked"}),
+            ("PUT", Entity::Goal) => {
+                json!({"targets": [{"period_start": "2024-01-01", "target": "1"}]})
+            }
             ("PATCH", Entity::Integration) => {
                 json!({"settings": {"tracking_category": "hijacked"}})
             }
