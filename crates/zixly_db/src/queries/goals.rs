@@ -475,18 +475,20 @@ impl TenantTx {
         }
     }
 
-    /// Every client's identifier in its source system (`client_kpis.client_id`, as in imports)
-    /// with Zixly's id: budget files name clients the way import files do.
-    pub async fn client_codes(&self) -> DbResult<Vec<(String, Uuid)>> {
+    /// Every client as `(id, identifier in its source system, name)`, by name: budget files
+    /// name clients the way import files do (`client_kpis.client_id`), and the goal forms list
+    /// them by name.
+    pub async fn client_directory(&self) -> DbResult<Vec<(Uuid, String, String)>> {
         let rows = self
             .client()
             .query(
-                "select client_id, id from client_kpis where tenant_id = $1",
+                "select id, client_id, client_name from client_kpis where tenant_id = $1
+                  order by lower(client_name), id",
                 &[&self.tenant_id()],
             )
             .await
-            .ctx("listing client identifiers")?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            .ctx("listing clients by identifier")?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
     /// How catalogue KPI `name` aggregates: a built-in's (`None` for the ratios), else the custom

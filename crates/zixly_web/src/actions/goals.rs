@@ -256,7 +256,9 @@ async fn with_progress(
             .filter(|t| t.goal_id == goal.id)
             .copied()
             .collect();
-        let count = history.unwrap_or(0).min(MAX_HISTORY);
+        let count = history
+            .unwrap_or_else(|| default_history(&goal.period))
+            .min(MAX_HISTORY);
         let progress = tx.goal_progress(&goal, &targets, today, count).await?;
         let kpi_display_name = match names.get(&goal.kpi) {
             Some(n) => n.clone(),
@@ -278,7 +280,7 @@ async fn with_progress(
 }
 
 /// The tenant's live goals (only one client's with `client`) with their current progress; with
-/// `history`, also that many past periods each.
+/// `history` past periods each (`None`: each goal's [`default_history`]).
 pub(crate) async fn list(
     auth: &Auth<Viewer>,
     client: Option<Uuid>,
@@ -291,7 +293,8 @@ pub(crate) async fn list(
     Ok(out)
 }
 
-/// One live goal with its progress and `history` past periods (404 if the tenant has none).
+/// One live goal with its progress and `history` past periods (`None`: [`default_history`]);
+/// 404 if the tenant has none.
 pub(crate) async fn get(
     auth: &Auth<Viewer>,
     id: Uuid,
@@ -302,7 +305,6 @@ pub(crate) async fn get(
         .goal(id)
         .await?
         .ok_or_else(|| ApiError::not_found("goal"))?;
-    let history = Some(history.unwrap_or_else(|| default_history(&goal.period)));
     let mut out = with_progress(&tx, vec![goal], history).await?;
     tx.commit().await?;
     Ok(out.pop().expect("one goal in, one out"))
@@ -582,7 +584,12 @@ pub(crate) async fn import_budgets(
     }
     let tx = auth.begin().await?;
     let goals = tx.list_goals(None).await?;
-    let clients: HashMap<String, Uuid> = tx.client_codes().await?.into_iter().collect();
+    let clients: HashMap<String, Uuid> = tx
+        .client_directory()
+        .await?
+        .into_iter()
+        .map(|(id, code, _)| (code, id))
+        .collect();
     let only = match goal {
         Some(id) => Some(
             goals

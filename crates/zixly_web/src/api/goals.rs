@@ -372,7 +372,7 @@ async fn list_goals(
     auth: Auth<Viewer>,
     ApiQuery(q): ApiQuery<GoalListParams>,
 ) -> ApiResult<Json<Page<GoalView>>> {
-    let goals = actions::list(&auth, q.client_id, None).await?;
+    let goals = actions::list(&auth, q.client_id, Some(0)).await?;
     Ok(Json(Page::all(goals.iter().map(Into::into).collect())))
 }
 

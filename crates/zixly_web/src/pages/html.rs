@@ -38,6 +38,7 @@ pub enum Nav {
     Audit,
     Account,
     Metrics,
+    Goals,
     None,
 }
 
@@ -54,6 +55,7 @@ const NAV_ITEMS: &[(Nav, &str, &str, Role)] = &[
     (Nav::Overview, "/", "Overview", Role::Viewer),
     (Nav::Clients, "/clients", "Clients", Role::Viewer),
     (Nav::Reports, "/reports", "Reports", Role::Viewer),
+    (Nav::Goals, "/goals", "Goals", Role::Viewer),
     (Nav::Metrics, "/catalogue", "Metrics", Role::Viewer),
     (Nav::Imports, "/imports", "Imports", Role::Editor),
     (
