@@ -488,7 +488,10 @@ impl TenantTx {
             )
             .await
             .ctx("listing clients by identifier")?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     /// How catalogue KPI `name` aggregates: a built-in's (`None` for the ratios), else the custom

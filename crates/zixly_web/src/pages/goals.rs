@@ -98,8 +98,13 @@ fn number(d: Decimal) -> String {
     let a = r.abs();
     let int = a.trunc();
     let frac = (a - int).to_string();
-    let whole = html::count(i64::try_from(int.mantissa() / 10i128.pow(int.scale())).unwrap_or(i64::MAX));
-    let sign = if r.is_sign_negative() && !r.is_zero() { "−" } else { "" };
+    let whole =
+        html::count(i64::try_from(int.mantissa() / 10i128.pow(int.scale())).unwrap_or(i64::MAX));
+    let sign = if r.is_sign_negative() && !r.is_zero() {
+        "−"
+    } else {
+        ""
+    };
     format!("{sign}{whole}{}", frac.strip_prefix('0').unwrap_or(""))
 }
 

@@ -490,3 +490,184 @@ async fn budget_csv_sets_targets_all_or_nothing() {
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+/// The Goals page: EDITORs create, change and archive goals and upload a budget through its
+/// forms (the API's actions); VIEWERs read it without forms; the overview and the client page
+/// show the goals' progress.
+#[tokio::test]
+async fn goals_page_creates_shows_and_archives_goals() {
+    use reqwest::header::{COOKIE, ORIGIN};
+    use reqwest::multipart::{Form, Part};
+
+    use super::page_kit::{get_page, page_session, post_form};
+    let app = spawn_app().await;
+    let a = &app.a;
+    let this_month = month_start(today());
+    let client = client_with(&app, a, "PG", &[(this_month, "500", "0")]).await;
+    let s = page_session(&app, &a.editor, "/goals").await;
+    let html = get_page(&app, &s.0, "/goals").await;
+    assert!(html.contains("No goals yet."), "{html}");
+    assert!(
+        html.contains(r#"href="/goals" aria-current="page""#),
+        "nav entry: {html}"
+    );
+
+    // A refusal names the field and keeps what was typed.
+    let res = post_form(
+        &app,
+        &s,
+        "/goals",
+        &[
+            ("name", "Typed name"),
+            ("kpi", "revenue"),
+            ("client_id", &client),
+            ("period", "month"),
+            ("kind", "reach"),
+            ("target", "lots"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Target: not a decimal number."), "{html}");
+    assert!(html.contains(r#"value="Typed name""#), "{html}");
+
+    let res = post_form(
+        &app,
+        &s,
+        "/goals",
+        &[
+            ("name", "Monthly sales"),
+            ("kpi", "revenue"),
+            ("client_id", &client),
+            ("period", "month"),
+            ("kind", "reach"),
+            ("target", "400"),
+            ("from", ""),
+            ("to", ""),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/goals?ok=created");
+    let list = json_of(app.get("/api/v1/goals", &a.viewer).await, 200, "list").await;
+    let id = list["data"][0]["id"].as_str().unwrap().to_owned();
+    let html = get_page(&app, &s.0, "/goals?ok=created").await;
+    assert!(html.contains("The goal was created."), "{html}");
+    assert!(html.contains(&format!(r#"data-goal="{id}""#)), "{html}");
+    // 500 of a 400 target: reached.
+    assert!(html.contains(r#"data-status="achieved""#), "{html}");
+    assert!(html.contains("So far <b>$500</b>"), "{html}");
+
+    // The client page and (for tenant-wide goals only) the overview show progress.
+    let html = get_page(&app, &s.0, &format!("/clients/{client}")).await;
+    assert!(html.contains("goals-compact"), "{html}");
+    assert!(html.contains("Monthly sales"), "{html}");
+    let html = get_page(&app, &s.0, "/").await;
+    assert!(
+        !html.contains("goals-compact"),
+        "a client goal is not on the overview"
+    );
+    let res = app
+        .post(
+            "/api/v1/goals",
+            &a.editor,
+            &json!({"name": "Company costs", "kpi": "expenses", "period": "year", "kind": "stay_below", "target": "100000"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let html = get_page(&app, &s.0, "/").await;
+    assert!(html.contains("Company costs"), "{html}");
+
+    // Change: a higher target puts it back on its way.
+    let res = post_form(
+        &app,
+        &s,
+        &format!("/goals/{id}"),
+        &[
+            ("name", "Monthly sales"),
+            ("kind", "reach"),
+            ("target", "100000"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let g = json_of(
+        app.get(&format!("/api/v1/goals/{id}"), &a.viewer).await,
+        200,
+        "goal",
+    )
+    .await;
+    assert_eq!(g["target"], "100000");
+
+    // A budget file through the page's upload.
+    let budget = format!("period_start,target\n{this_month},450\n");
+    let form = Form::new()
+        .text("_csrf", s.1.clone())
+        .text("goal_id", id.clone())
+        .part(
+            "file",
+            Part::bytes(budget.into_bytes())
+                .file_name("budget.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+    let res = app
+        .anonymous(Method::POST, "/goals/budgets")
+        .header(COOKIE, &s.0)
+        .header(ORIGIN, &app.base_url)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let g = json_of(
+        app.get(&format!("/api/v1/goals/{id}"), &a.viewer).await,
+        200,
+        "goal",
+    )
+    .await;
+    assert_eq!(g["current"]["target"], "450");
+    // A bad file names its line and column on the page.
+    let form = Form::new()
+        .text("_csrf", s.1.clone())
+        .text("goal_id", id.clone())
+        .part(
+            "file",
+            Part::bytes(b"period_start,target\n2026-01-15,1\n".to_vec())
+                .file_name("budget.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+    let res = app
+        .anonymous(Method::POST, "/goals/budgets")
+        .header(COOKIE, &s.0)
+        .header(ORIGIN, &app.base_url)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Line 2, period_start: must be the first day of a month."),
+        "{html}"
+    );
+
+    // A VIEWER reads the page without any form but logout's.
+    let v = page_session(&app, &a.viewer, "/goals").await;
+    let html = get_page(&app, &v.0, "/goals").await;
+    assert!(html.contains(&format!(r#"data-goal="{id}""#)), "{html}");
+    assert!(!html.contains("New goal"), "{html}");
+    assert!(!html.contains("Change or archive"), "{html}");
+    assert!(!html.contains("Import a budget"), "{html}");
+    let res = post_form(&app, &v, &format!("/goals/{id}/archive"), &[]).await;
+    assert_eq!(res.status(), 403);
+
+    // Archive.
+    let res = post_form(&app, &s, &format!("/goals/{id}/archive"), &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/goals?ok=archived");
+    let res = app.get(&format!("/api/v1/goals/{id}"), &a.viewer).await;
+    assert_eq!(res.status(), 404);
+}
