@@ -169,11 +169,13 @@ fn figures_line(g: &GoalWithProgress, f: &Figures) -> Markup {
     }
 }
 
+/// How the expected value was found, and how to read the bar (which is hidden from screen
+/// readers: the figures line says the same in words).
 fn pacing_note(e: &Evaluation) -> &'static str {
     match e.pacing {
-        Pacing::Seasonal => "Paced by last year's shape of the same period.",
-        Pacing::Linear => "Paced evenly over the period (no data for this period last year).",
-        Pacing::ToDate => "Compared as it stands today (a ratio or a level).",
+        Pacing::Seasonal => "Paced by last year's shape of the same period. The dark tick is what is expected by today; the bar ends at the target.",
+        Pacing::Linear => "Paced evenly over the period (no data for this period last year). The dark tick is what is expected by today; the bar ends at the target.",
+        Pacing::ToDate => "Compared as it stands today (a ratio or a level); the line marks the target.",
     }
 }
 
