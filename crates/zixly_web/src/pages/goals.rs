@@ -173,9 +173,9 @@ fn figures_line(g: &GoalWithProgress, f: &Figures) -> Markup {
 /// readers: the figures line says the same in words).
 fn pacing_note(e: &Evaluation) -> &'static str {
     match e.pacing {
-        Pacing::Seasonal => "Paced by last year's shape of the same period. The dark tick is what is expected by today; the bar ends at the target.",
-        Pacing::Linear => "Paced evenly over the period (no data for this period last year). The dark tick is what is expected by today; the bar ends at the target.",
-        Pacing::ToDate => "Compared as it stands today (a ratio or a level); the line marks the target.",
+        Pacing::Seasonal => "Paced by last year's shape of the same period. The dark tick is what is expected by today, the thin line the target.",
+        Pacing::Linear => "Paced evenly over the period (no data for this period last year). The dark tick is what is expected by today, the thin line the target.",
+        Pacing::ToDate => "Compared as it stands today (a ratio or a level); the thin line is the target.",
     }
 }
 
