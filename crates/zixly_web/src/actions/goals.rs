@@ -421,6 +421,21 @@ pub(crate) async fn update(
         .update_goal(id, &changes)
         .await?
         .ok_or_else(|| ApiError::not_found("goal"))?;
+    // Per-period targets that start no period of the new recurrence would silently apply to
+    // whatever period shares their first day (a January override becoming Q1's): drop them.
+    let mut dropped = Vec::new();
+    if before.period != after.period {
+        let targets = tx.goal_targets(&[id]).await?;
+        let (keep, drop): (Vec<GoalTarget>, Vec<GoalTarget>) = targets
+            .into_iter()
+            .partition(|t| is_period_start(&after.period, t.period_start));
+        if !drop.is_empty() {
+            let rows: Vec<(NaiveDate, Decimal)> =
+                keep.iter().map(|t| (t.period_start, t.target)).collect();
+            tx.set_goal_targets(id, &rows, true).await?;
+            dropped = drop.iter().map(|t| t.period_start).collect();
+        }
+    }
     let (old, new) = (goal_summary(&before), goal_summary(&after));
     let mut changed = serde_json::Map::new();
     for field in ["name", "period", "from", "to", "kind", "target"] {
@@ -432,7 +447,7 @@ pub(crate) async fn update(
         "goal.update",
         "goal",
         Some(id.to_string()),
-        json!({ "changed": changed }),
+        json!({ "changed": changed, "targets_dropped": dropped }),
     ))
     .await?;
     tx.commit().await?;

@@ -360,6 +360,36 @@ async fn status_follows_last_years_shape_or_the_calendar() {
     )
     .await;
     assert_eq!(fields(&v), vec!["targets[0].period_start"]);
+
+    // Becoming quarterly keeps only the overrides that start a quarter.
+    let quarter = this_month.with_month0(this_month.month0() / 3 * 3).unwrap();
+    let other = if quarter == this_month {
+        this_month + Months::new(1)
+    } else {
+        this_month
+    };
+    put(json!({"targets": [
+        {"period_start": quarter.to_string(), "target": "3000"},
+        {"period_start": other.to_string(), "target": "1"}
+    ]}))
+    .await
+    .unwrap();
+    let g = json_of(
+        app.patch(
+            &format!("/api/v1/goals/{id}"),
+            &a.editor,
+            &json!({"period": "quarter"}),
+        )
+        .await,
+        200,
+        "to quarterly",
+    )
+    .await;
+    assert_eq!(
+        g["targets"],
+        json!([{"period_start": quarter.to_string(), "target": "3000"}])
+    );
+    assert_eq!(g["current"]["target"], "3000");
 }
 
 #[tokio::test]
