@@ -274,10 +274,17 @@ async fn secret_tables_are_refused_to_bi_logins_and_to_zixly_readonly() {
     assert_eq!(
         granted,
         [
+            // Goals and alert history are business data (migrations/0013); channels, deliveries
+            // and notifications, which hold receivers' addresses and secrets, are not.
+            "alert_rules",
+            "alert_transitions",
+            "alerts",
             "client_kpis",
             "custom_metrics",
             "financials",
             "fx_rates",
+            "goal_targets",
+            "goals",
             "lead_events",
             "metric_definitions",
             "schema_migrations",
