@@ -163,6 +163,33 @@ async fn roles_and_validation() {
     )
     .await;
     assert_eq!(fields(&v), vec!["to"]);
+    // One fixed period: its dates are the current period, and it has no past periods.
+    let from = month_start(today());
+    let to = from + Months::new(2) - Days::new(1);
+    let fixed = create(
+        &app,
+        a,
+        json!({"kpi": "net_profit", "period": "fixed", "from": from.to_string(), "to": to.to_string(), "kind": "stay_above", "target": "10"}),
+    )
+    .await;
+    assert_eq!(fixed["period"], "fixed");
+    assert_eq!(
+        (fixed["from"].clone(), fixed["to"].clone()),
+        (json!(from.to_string()), json!(to.to_string()))
+    );
+    assert_eq!(fixed["current"]["period_start"], from.to_string());
+    assert_eq!(fixed["current"]["period_end"], to.to_string());
+    let fid = fixed["id"].as_str().unwrap();
+    let h = json_of(
+        app.get(&format!("/api/v1/goals/{fid}/history"), &a.viewer)
+            .await,
+        200,
+        "fixed history",
+    )
+    .await;
+    assert_eq!(h["periods"], json!([]));
+    let res = app.delete(&format!("/api/v1/goals/{fid}"), &a.editor).await;
+    assert_eq!(res.status(), 204);
     // Nothing to change.
     let v = json_of(
         app.patch(&format!("/api/v1/goals/{id}"), &a.editor, &json!({}))
@@ -213,7 +240,16 @@ async fn roles_and_validation() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(actions, vec!["goal.create", "goal.update", "goal.archive"]);
+    assert_eq!(
+        actions,
+        vec![
+            "goal.create",
+            "goal.create",
+            "goal.archive",
+            "goal.update",
+            "goal.archive"
+        ]
+    );
 }
 
 #[tokio::test]
