@@ -18,6 +18,7 @@ import { chartChecks } from "./charts.mjs";
 import { rangeChecks } from "./ranges.mjs";
 import { importsChecks } from "./imports.mjs";
 import { notifyChecks } from "./notify.mjs";
+import { goalChecks } from "./goals.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -131,6 +132,7 @@ try {
   await shot(page, "overview");
 
   await rangeChecks(page, { base, shot, log });
+  await goalChecks(page, { base, shot, log, assertLabelled, assertNoHorizontalScroll });
 
   log("date-range presets change the period");
   await page.getByRole("link", { name: "Last month" }).click();

@@ -8,6 +8,7 @@ pub mod currency;
 pub mod email;
 pub mod figures;
 pub mod fx;
+pub mod goals;
 pub mod ingest;
 pub mod metrics;
 pub mod password;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod clients;
 pub mod dashboard;
 pub mod fx;
+pub mod goals;
 pub mod metrics;
 pub mod notifications;
 pub mod reports;

@@ -279,8 +279,8 @@ async fn secret_tables_are_refused_to_bi_logins_and_to_zixly_readonly() {
     assert_eq!(
         granted,
         [
-            // goals and alert history: business data a BI tool may chart (no secrets; the
-            // channels and personal notifications are refused above)
+            // Goals and alert history are business data (migrations/0013); channels, deliveries
+            // and notifications, which hold receivers' addresses and secrets, are not.
             "alert_rules",
             "alert_transitions",
             "alerts",

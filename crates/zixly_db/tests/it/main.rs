@@ -5,6 +5,7 @@ mod catalogue;
 mod citus;
 mod dashboard;
 mod fx_agreement;
+mod goals;
 mod interrupted;
 mod isolation;
 mod loader;

@@ -8,6 +8,7 @@
 //!
 //! - [`account`]: the caller's own password and personal API tokens.
 //! - [`clients`]: create, change (rename), delete a client.
+//! - [`goals`]: list goals with their progress, create, change, archive, per-period targets, budget CSV import.
 //! - [`metrics`]: list the metric catalogue, change a custom metric's definition.
 //! - [`notifications`]: notification channels (add, change, delete, send test) and the caller's
 //!   in-app notifications (list, mark read).
@@ -17,6 +18,7 @@
 
 pub(crate) mod account;
 pub(crate) mod clients;
+pub(crate) mod goals;
 pub(crate) mod metrics;
 pub(crate) mod notifications;
 pub(crate) mod users;

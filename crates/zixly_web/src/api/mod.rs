@@ -57,6 +57,7 @@ pub mod auth;
 pub mod batches;
 pub mod clients;
 pub mod csv;
+pub mod goals;
 pub mod imports;
 pub mod integrations;
 pub(crate) mod json_out;
@@ -89,6 +90,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(reports::router())
         .merge(metrics::router())
         .merge(notifications::router())
+        .merge(goals::router())
         .merge(users::router())
         .merge(audit::router())
 }

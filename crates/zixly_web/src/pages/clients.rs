@@ -389,6 +389,8 @@ pub async fn detail(
         })
         .collect();
 
+    // This client's goals, as of today whatever range the page shows (a goal is about its period).
+    let goals = crate::actions::goals::list(&user.auth, Some(id), Some(0)).await?;
     let body = html! {
         p class="small" { a href={ "/clients?" (r.query()) } { "← All clients" } }
         (html::head(
@@ -408,6 +410,7 @@ pub async fn detail(
             (kpi("Cash flow", money_short(cash, &sym)))
             (kpi("Open pipeline", money_short(pipeline.open_value, &sym)))
         }
+        @if !goals.is_empty() { (super::goals::compact(&goals, &tenant.base_currency)) }
         section class="card" aria-labelledby="fin-title" {
             div class="card-head" {
                 h2 id="fin-title" { "Financials" }

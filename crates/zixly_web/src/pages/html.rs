@@ -40,6 +40,7 @@ pub enum Nav {
     Metrics,
     Notifications,
     Channels,
+    Goals,
     None,
 }
 
@@ -58,6 +59,7 @@ const NAV_ITEMS: &[(Nav, &str, &str, Role)] = &[
     (Nav::Overview, "/", "Overview", Role::Viewer),
     (Nav::Clients, "/clients", "Clients", Role::Viewer),
     (Nav::Reports, "/reports", "Reports", Role::Viewer),
+    (Nav::Goals, "/goals", "Goals", Role::Viewer),
     (Nav::Metrics, "/catalogue", "Metrics", Role::Viewer),
     (Nav::Imports, "/imports", "Imports", Role::Editor),
     (

@@ -22,6 +22,7 @@ mod chart;
 mod client_edit;
 mod clients;
 mod flash;
+mod goals;
 mod html;
 mod imports;
 mod integrations;
@@ -30,7 +31,7 @@ mod metric_report;
 mod metrics;
 mod notifications;
 mod overview;
-mod range;
+pub(crate) mod range;
 mod redirect;
 mod reports;
 mod team;
@@ -112,6 +113,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/reports/metrics", get(metric_report::page_handler))
         .route("/catalogue", get(metrics::catalogue))
+        .route("/goals", get(goals::goals_page).post(goals::create))
+        .route("/goals/budgets", post(goals::import_budgets))
+        .route("/goals/{id}", post(goals::save))
+        .route("/goals/{id}/archive", post(goals::archive))
         .route("/catalogue/{name}", post(metrics::save))
         .route("/account", get(account::account))
         .route("/account/password", post(account::change_password))
@@ -385,6 +390,7 @@ fn nav_of(path: &str) -> Nav {
         "" => Nav::Overview,
         "clients" => Nav::Clients,
         "reports" => Nav::Reports,
+        "goals" => Nav::Goals,
         "imports" => Nav::Imports,
         "integrations" => Nav::Integrations,
         "team" => Nav::Team,

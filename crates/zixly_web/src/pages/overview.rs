@@ -370,6 +370,13 @@ pub async fn page_handler(
     let best: Vec<&ClientSummary> = ranked.iter().take(n_best).copied().collect();
     let worst: Vec<&ClientSummary> = ranked.iter().rev().take(n_worst).copied().collect();
 
+    // The tenant-wide goals, as of today whatever range the page shows; client goals are on
+    // their client's page and all of them on /goals.
+    let goals: Vec<_> = crate::actions::goals::list(&user.auth, None, Some(0))
+        .await?
+        .into_iter()
+        .filter(|g| g.goal.client_id.is_none())
+        .collect();
     let subtitle = format!(
         "{} · {} – {} · amounts in {}",
         tenant.name,
@@ -385,6 +392,7 @@ pub async fn page_handler(
         div class="grid kpis" {
             @for k in &kpis { (kpi_card(k)) }
         }
+        @if !goals.is_empty() { (super::goals::compact(&goals, &tenant.base_currency)) }
         section class="card" aria-labelledby="chart-title" {
             div class="card-head" {
                 h2 id="chart-title" { "Revenue, expenses and net profit" }

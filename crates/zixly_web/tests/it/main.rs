@@ -11,6 +11,7 @@ mod catalogue;
 mod client_pages;
 mod errors;
 mod escaping;
+mod goals;
 mod import_limits;
 mod imports_page;
 mod integrations;

@@ -16,12 +16,13 @@ use zixly_testkit::app::{spawn_app, TestApp, TestTenant};
 
 use crate::routes::{fixture, still_exists, Entity};
 
-const KINDS: [Entity; 5] = [
+const KINDS: [Entity; 6] = [
     Entity::User,
     Entity::Token,
     Entity::Invitation,
     Entity::Client,
     Entity::Integration,
+    Entity::Goal,
 ];
 
 /// One tenant's records, and the strings that must never show up in another tenant's answers.
@@ -113,6 +114,10 @@ fn body_for(path: &str, rng: &mut StdRng) -> Value {
             json!({"client_name": "hijacked"}),
             json!({"currency": "EUR"}),
         ]
+    } else if path.ends_with("/targets") {
+        vec![json!({"targets": [{"period_start": "2024-01-01", "target": "1"}]})]
+    } else if path.starts_with("/api/v1/goals/") {
+        vec![json!({"target": "1"}), json!({"name": "hijacked"})]
     } else if path.ends_with("/organisation") {
         vec![json!({"tenant_id": "hijacked"})]
     } else if path.starts_with("/api/v1/integrations/") {

@@ -30,6 +30,8 @@ pub enum Entity {
     Integration,
     /// An e-mail notification channel.
     Channel,
+    /// A tenant-wide monthly revenue goal.
+    Goal,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -177,6 +179,29 @@ pub const ROUTES: &[RouteCase] = &[
         R(Editor),
         None,
     ),
+    route("GET", "/api/v1/goals", R(Viewer), None),
+    route("POST", "/api/v1/goals", R(Editor), None),
+    route("POST", "/api/v1/goals/budgets", R(Editor), None),
+    route("GET", "/api/v1/goals/{id}", R(Viewer), Some(Entity::Goal)),
+    route("PATCH", "/api/v1/goals/{id}", R(Editor), Some(Entity::Goal)),
+    route(
+        "DELETE",
+        "/api/v1/goals/{id}",
+        R(Editor),
+        Some(Entity::Goal),
+    ),
+    route(
+        "PUT",
+        "/api/v1/goals/{id}/targets",
+        R(Editor),
+        Some(Entity::Goal),
+    ),
+    route(
+        "GET",
+        "/api/v1/goals/{id}/history",
+        R(Viewer),
+        Some(Entity::Goal),
+    ),
     route("GET", "/api/v1/integrations", R(Admin), None),
     route("GET", "/api/v1/integrations/callback", R(Admin), None),
     // `{id}` is the provider here (the router needs one parameter name per position).
@@ -273,6 +298,10 @@ pub async fn fixture(app: &TestApp, tenant: &TestTenant, kind: Entity) -> Uuid {
             "/api/v1/notification-channels",
             json!({"kind": "email", "name": format!("Fixture {}", Uuid::new_v4().simple()), "address": "ops@x.example"}),
         ),
+        Entity::Goal => (
+            "/api/v1/goals",
+            json!({"name": "Fixture goal", "kpi": "revenue", "period": "month", "kind": "reach", "target": "1000"}),
+        ),
     };
     let res = app.post(path, &tenant.admin, &body).await;
     assert_eq!(res.status(), 201, "creating a {kind:?} fixture");
@@ -358,6 +387,14 @@ pub async fn still_exists(app: &TestApp, tenant: &TestTenant, kind: Entity, id: 
                     && c["active"] == true
                     && c["name"].as_str().unwrap().starts_with("Fixture")
             }) && !has_jobs(app, tenant.id).await
+        }
+        Entity::Goal => {
+            let res = app.get(&format!("/api/v1/goals/{id}"), &tenant.admin).await;
+            if res.status() != 200 {
+                return false;
+            }
+            let v: Value = res.json().await.unwrap();
+            v["name"] == "Fixture goal" && v["target"] == "1000" && v["targets"] == json!([])
         }
     }
 }
@@ -520,6 +557,10 @@ async fn another_tenants_ids_answer_404() {
         let body = match (r.method, kind) {
             ("PATCH", Entity::User) => json!({"role": "VIEWER", "display_name": "hijacked"}),
             ("PATCH", Entity::Client) => json!({"client_name": "hijacked"}),
+            ("PATCH", Entity::Goal) => json!({"target": "1", "name": "hijacked"}),
+            ("PUT", Entity::Goal) => {
+                json!({"targets": [{"period_start": "2024-01-01", "target": "1"}]})
+            }
             ("PATCH", Entity::Integration) => {
                 json!({"settings": {"tracking_category": "hijacked"}})
             }
