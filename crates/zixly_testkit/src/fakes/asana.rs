@@ -5,7 +5,8 @@
 //! `completed_since` (incomplete tasks OR tasks completed since then; `now`: incomplete only),
 //! `modified_since`, `/tasks` refusing anything but exactly one of project, tag or
 //! assignee+workspace, `{errors:[{message, help}]}` bodies, 401 `Not Authorized`, 429 with
-//! `Retry-After`. Deleted tasks simply disappear (Asana shows deletions only through events).
+//! `Retry-After` (the per-token window, or injected at the n-th request to a path). Deleted tasks
+//! simply disappear and moved tasks keep their `modified_at` (Asana shows both only through events).
 
 #![allow(clippy::result_large_err)] // handlers answer `Err(Response)`, like the other fakes
 
@@ -38,6 +39,11 @@ pub struct AsanaData {
     /// tests set a time-scaled one). While set, a request above it is answered 429 with
     /// `Retry-After` (the seconds until a slot frees).
     pub window: super::RequestWindow,
+    /// Injected 429s: `(path, n, retry_after)` refuses the n-th request (1-based) to `path`
+    /// (e.g. `/api/1.0/projects/p1/tasks`), answered with `Retry-After: retry_after`.
+    pub rate_limit_requests: Vec<(String, usize, u64)>,
+    /// Requests per path so far (for `rate_limit_requests`).
+    pub requests_per_path: HashMap<String, usize>,
 }
 
 #[derive(Clone)]
@@ -73,6 +79,8 @@ impl FakeAsana {
             tasks: vec![],
             expire_after_calls: None,
             window: Default::default(),
+            rate_limit_requests: vec![],
+            requests_per_path: HashMap::new(),
         }));
         let state = (oauth.clone(), data.clone());
         let router = Router::new()
@@ -144,6 +152,19 @@ impl FakeAsana {
         );
     }
 
+    /// Moves a task to `projects` without touching `modified_at`: Asana does not count a move as
+    /// a modification (contracts/asana.json `modified_at_not_on_move`).
+    pub fn move_task(&self, gid: &str, projects: &[&str]) {
+        let mut d = self.data.lock().unwrap();
+        let t = d
+            .tasks
+            .iter_mut()
+            .find(|t| t["gid"] == gid)
+            .expect("a task to move");
+        t["_projects"] = json!(projects);
+    }
+
+    /// Deletes a task: lists stop returning it (its deletion shows only in the events feed).
     pub fn delete_task(&self, gid: &str) {
         self.data.lock().unwrap().tasks.retain(|t| t["gid"] != gid);
     }
@@ -175,9 +196,26 @@ fn rate_limited(retry_after: u64) -> Response {
     r
 }
 
-fn check(oauth: &FakeOAuth, data: &Mutex<AsanaData>, headers: &HeaderMap) -> Result<(), Response> {
+fn check(
+    oauth: &FakeOAuth,
+    data: &Mutex<AsanaData>,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<(), Response> {
     {
         let mut d = data.lock().unwrap();
+        let n = {
+            let n = d.requests_per_path.entry(path.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        if let Some(&(_, _, retry_after)) = d
+            .rate_limit_requests
+            .iter()
+            .find(|(p, at, _)| p == path && *at == n)
+        {
+            return Err(rate_limited(retry_after));
+        }
         match d.expire_after_calls {
             Some(0) => {
                 d.expire_after_calls = None;
@@ -238,6 +276,14 @@ fn shape(v: &Value, opt_fields: Option<&str>) -> Value {
         if !k.starts_with('_') && (compact.contains(&k.as_str()) || wanted.contains(&k.as_str())) {
             out.insert(k.clone(), val.clone());
         }
+    }
+    // A task's `projects`, asked for, are compact project records.
+    if let (Some(ps), true) = (v["_projects"].as_array(), wanted.contains(&"projects")) {
+        let projects: Vec<Value> = ps
+            .iter()
+            .map(|p| json!({"gid": p, "resource_type": "project", "name": format!("Project {}", p.as_str().unwrap_or(""))}))
+            .collect();
+        out.insert("projects".into(), json!(projects));
     }
     Value::Object(out)
 }
@@ -305,7 +351,7 @@ async fn workspaces(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
+    if let Err(r) = check(&oauth, &data, &headers, "/api/1.0/workspaces") {
         return r;
     }
     let (now, items) = {
@@ -320,7 +366,7 @@ async fn projects(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
+    if let Err(r) = check(&oauth, &data, &headers, "/api/1.0/projects") {
         return r;
     }
     let Some(ws) = q.workspace.clone() else {
@@ -390,7 +436,7 @@ async fn project_tasks(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
+    if let Err(r) = check(&oauth, &data, &headers, &format!("/api/1.0/projects/{gid}/tasks")) {
         return r;
     }
     // `/projects/{gid}/tasks` has no modified_since.
@@ -410,7 +456,7 @@ async fn tasks(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
+    if let Err(r) = check(&oauth, &data, &headers, "/api/1.0/tasks") {
         return r;
     }
     let selectors = usize::from(q.project.is_some())
