@@ -458,9 +458,19 @@ mod tests {
             .collect();
         let tasks = vec![
             // 2024-03-01 23:30 UTC is 2024-03-02 in Sydney: late against a 03-01 due date.
-            task("1", Some("2024-03-01T23:30:00Z"), Some("2024-03-01"), &["p1"]),
+            task(
+                "1",
+                Some("2024-03-01T23:30:00Z"),
+                Some("2024-03-01"),
+                &["p1"],
+            ),
             // In both Acme projects and in Beta's: once for each client.
-            task("2", Some("2024-03-02T01:00:00Z"), Some("2024-03-05"), &["p1", "p2", "p3"]),
+            task(
+                "2",
+                Some("2024-03-02T01:00:00Z"),
+                Some("2024-03-05"),
+                &["p1", "p2", "p3"],
+            ),
             // No `projects` field: the project it was read from.
             task("3", Some("2024-03-02T02:00:00Z"), None, &[]),
             task("4", None, Some("2024-03-01"), &["p1"]),
@@ -470,7 +480,14 @@ mod tests {
         let days = task_days(&tasks, "p1", &clients, tz);
         let got: Vec<(&str, &str, String, Option<bool>)> = days
             .iter()
-            .map(|d| (d.task_gid.as_str(), d.client_id.as_str(), d.date.to_string(), d.on_time))
+            .map(|d| {
+                (
+                    d.task_gid.as_str(),
+                    d.client_id.as_str(),
+                    d.date.to_string(),
+                    d.on_time,
+                )
+            })
             .collect();
         let d = "2024-03-02".to_string();
         assert_eq!(

@@ -320,7 +320,12 @@ impl TenantTx {
                                      where c.tenant_id = $1 and c.integration_id = $3
                                        and c.client_id = k.client_id
                                        and c.record_date = (m.record_date at time zone $4)::date)",
-                &[&self.tenant_id(), &source_system, &integration_id, &time_zone],
+                &[
+                    &self.tenant_id(),
+                    &source_system,
+                    &integration_id,
+                    &time_zone,
+                ],
             )
             .await
             .ctx("pruning metrics without contributions")

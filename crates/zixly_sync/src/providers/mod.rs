@@ -3,9 +3,9 @@
 //! A runner is `pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) ->
 //! Result<RunSummary, SyncError>` in `providers/<name>.rs`. Contract:
 //! - fetch over HTTP through `zixly_connectors` (never SQL). Either everything first, then write
-//!   (Pipedrive, Asana): a run that fails while fetching has written nothing, so [`run`] can
-//!   restart it from the top after a token refresh; or page by page with a checkpoint committed
-//!   with each page (Xero, MYOB, HubSpot: `SyncCtx::checkpoint`), so a restart resumes there;
+//!   (Pipedrive): a run that fails while fetching has written nothing, so [`run`] can restart it
+//!   from the top after a token refresh; or page by page with a checkpoint committed with each
+//!   page (Xero, MYOB, HubSpot, Asana: `SyncCtx::checkpoint`), so a restart resumes there;
 //! - write rows only through `zixly_db::loader::load` in `ctx.tenant_id`, with
 //!   `LoadOptions { integration_id, cursor, .. }` so the cursor commits with the rows;
 //! - removals (voided documents, archived deals) and any other writes through `TenantTx` methods;

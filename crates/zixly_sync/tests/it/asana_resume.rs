@@ -44,7 +44,11 @@ async fn seeded() -> (FakeAsana, Env) {
     fake.add_project("ws-1", "p1", "Acme - Website", false);
     fake.add_project("ws-1", "p2", "Beta - App", false);
     for i in 0..ACME_TASKS {
-        let due = if i % 2 == 0 { "2024-01-10" } else { "2024-01-09" };
+        let due = if i % 2 == 0 {
+            "2024-01-10"
+        } else {
+            "2024-01-09"
+        };
         fake.upsert_task(
             &format!("a{i}"),
             &["p1"],
@@ -52,7 +56,12 @@ async fn seeded() -> (FakeAsana, Env) {
             Some(due),
         );
     }
-    fake.upsert_task("b1", &["p2"], at("2024-01-12T02:00:00Z"), Some("2024-01-12"));
+    fake.upsert_task(
+        "b1",
+        &["p2"],
+        at("2024-01-12T02:00:00Z"),
+        Some("2024-01-12"),
+    );
     fake.upsert_task("b2", &["p2"], at("2024-01-15T02:00:00Z"), None);
     fake.upsert_task("b3", &["p2"], None, Some("2024-01-30"));
     // The first run starts after the cursor's safety margin: its increments do not re-read
@@ -183,7 +192,10 @@ async fn an_uninterrupted_asana_run_reads_every_page_once() {
     assert_eq!(metrics(&env).await, expected());
     let requests = task_requests(&fake);
     assert_eq!(served_twice(&requests), Vec::<String>::new());
-    let acme = requests.iter().filter(|r| r.0.starts_with(ACME_PAGES)).count();
+    let acme = requests
+        .iter()
+        .filter(|r| r.0.starts_with(ACME_PAGES))
+        .count();
     assert_eq!((acme, requests.len()), (3, 4), "{requests:#?}");
     assert_eq!(checkpoint(&env).await, None, "a settled run leaves none");
 }
@@ -207,7 +219,11 @@ async fn an_asana_429_in_the_middle_of_page_n_resumes_at_page_n() {
         "the page before the 429 is committed"
     );
     assert!(saved["offset"].is_string(), "{saved}");
-    assert_eq!(metrics(&env).await, vec![], "nothing loaded before the settle");
+    assert_eq!(
+        metrics(&env).await,
+        vec![],
+        "nothing loaded before the settle"
+    );
     let before = task_requests(&fake);
     let refused: Vec<_> = before.iter().filter(|r| r.1 == 429).cloned().collect();
     assert_eq!(refused.len(), 1, "{before:#?}");
@@ -332,7 +348,12 @@ async fn a_moved_asana_task_counts_for_its_new_client_only() {
         .await
         .unwrap();
     fake.tick(chrono::Duration::hours(1));
-    fake.upsert_task("a1", &["p2"], at("2024-01-10T02:00:00Z"), Some("2024-01-09"));
+    fake.upsert_task(
+        "a1",
+        &["p2"],
+        at("2024-01-10T02:00:00Z"),
+        Some("2024-01-09"),
+    );
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     let increment = [
         day("Acme", "2024-01-10", "248", "124", Some("0.5")),

@@ -436,7 +436,12 @@ async fn project_tasks(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers, &format!("/api/1.0/projects/{gid}/tasks")) {
+    if let Err(r) = check(
+        &oauth,
+        &data,
+        &headers,
+        &format!("/api/1.0/projects/{gid}/tasks"),
+    ) {
         return r;
     }
     // `/projects/{gid}/tasks` has no modified_since.
