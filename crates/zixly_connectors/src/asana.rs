@@ -324,6 +324,12 @@ impl AsanaClient {
     }
 }
 
+/// Whether `e` is Asana refusing an `offset` token (they "expire after a while",
+/// contracts/asana.json `paging.note`): the caller restarts that listing from its first page.
+pub fn offset_refused(e: &ConnectorError) -> bool {
+    matches!(e, ConnectorError::Permanent(m) if m.starts_with("HTTP 400") && m.contains("offset"))
+}
+
 /// One page of tasks and the `offset` of the next one (`None`: the project's last page).
 #[derive(Debug, Clone)]
 pub struct TaskPage {

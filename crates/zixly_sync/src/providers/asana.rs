@@ -18,7 +18,8 @@
 //!   contributions and the run's checkpoint (`{workspace, plan, started, pending projects, offset}`)
 //!   commit in one transaction, so a 429, a crash or a kill resumes at the page where it stopped
 //!   and never re-reads a committed page. Workspaces and projects are re-read by every attempt (a
-//!   few pages); a pending project that is gone or no longer mapped is skipped. Progress: pages
+//!   few pages); a pending project that is gone or no longer mapped is skipped, and an `offset`
+//!   Asana no longer accepts restarts its project from the first page. Progress: pages
 //!   and tasks read, and which project of how many. Every request goes through the connection's
 //!   pacer.
 //! - **Incremental** through `modified_since` = the provider's clock at the run's first answer less
@@ -177,9 +178,21 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     };
 
     while let Some(project) = state.pending.first().cloned() {
-        let page = client
+        let page = match client
             .task_page(&project, state.since, state.offset.as_deref())
-            .await?;
+            .await
+        {
+            // A checkpoint's offset outlived Asana's token (a long snooze, a restart hours
+            // later): the project is read again from its first page. Its committed pages are read
+            // twice, which replaces their tasks' contributions with the same ones.
+            Err(e) if state.offset.is_some() && asana::offset_refused(&e) => {
+                tracing::info!(tenant_id = %ctx.tenant_id, integration_id = %ctx.integration.id,
+                    "Asana refused a checkpointed offset; reading the project from its first page");
+                state.offset = None;
+                continue;
+            }
+            other => other?,
+        };
         let documents: Vec<String> = page.tasks.iter().map(|t| t.gid.clone()).collect();
         let rows: Vec<ContributionRow> = asana::task_days(&page.tasks, &project, &client_of, tz)
             .into_iter()

@@ -424,3 +424,29 @@ async fn a_deleted_asana_task_disappears_with_its_emptied_day() {
         day("Acme", "2024-01-10", "249", "125", Some("0.502"))
     );
 }
+
+#[tokio::test]
+async fn an_expired_asana_offset_restarts_its_project_from_the_first_page() {
+    let (fake, env) = seeded().await;
+    // Acme's third page is refused; by the resume, the checkpointed offset has expired.
+    fake.data
+        .lock()
+        .unwrap()
+        .rate_limit_requests
+        .push((ACME_PAGES.into(), 3, 30));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    assert_eq!(checkpoint(&env).await.map(|c| c.1), Some(2));
+    fake.expire_offsets();
+    env.run_due_jobs().await;
+    let all = task_requests(&fake);
+    let refused: Vec<u16> = all.iter().map(|r| r.1).filter(|s| *s != 200).collect();
+    assert_eq!(refused, vec![429, 400], "{all:#?}");
+    let acme = all
+        .iter()
+        .filter(|r| r.0.starts_with(ACME_PAGES) && r.1 == 200)
+        .count();
+    assert_eq!(acme, 2 + 3, "Acme read again from its first page: {all:#?}");
+    assert_eq!(metrics(&env).await, expected());
+    assert_eq!(checkpoint(&env).await, None);
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+}

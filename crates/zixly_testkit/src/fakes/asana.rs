@@ -44,6 +44,9 @@ pub struct AsanaData {
     pub rate_limit_requests: Vec<(String, usize, u64)>,
     /// Requests per path so far (for `rate_limit_requests`).
     pub requests_per_path: HashMap<String, usize>,
+    /// Offset tokens carry it; one of an older generation has expired (400, as Asana answers a
+    /// token it no longer accepts). See [`FakeAsana::expire_offsets`].
+    pub offset_generation: u32,
 }
 
 #[derive(Clone)]
@@ -81,6 +84,7 @@ impl FakeAsana {
             window: Default::default(),
             rate_limit_requests: vec![],
             requests_per_path: HashMap::new(),
+            offset_generation: 0,
         }));
         let state = (oauth.clone(), data.clone());
         let router = Router::new()
@@ -167,6 +171,11 @@ impl FakeAsana {
     /// Deletes a task: lists stop returning it (its deletion shows only in the events feed).
     pub fn delete_task(&self, gid: &str) {
         self.data.lock().unwrap().tasks.retain(|t| t["gid"] != gid);
+    }
+
+    /// Every offset token handed out so far expires (Asana's "expire after a while").
+    pub fn expire_offsets(&self) {
+        self.data.lock().unwrap().offset_generation += 1;
     }
 }
 
@@ -289,23 +298,32 @@ fn shape(v: &Value, opt_fields: Option<&str>) -> Value {
 }
 
 /// Pages `items` with Asana's `limit`/`offset`; without `limit`, everything (400 when large).
-fn page(items: Vec<Value>, q: &ListQuery, path: &str, now: DateTime<Utc>) -> Response {
-    let mut r = page_body(items, q, path);
+fn page(items: Vec<Value>, q: &ListQuery, path: &str, d: &AsanaData) -> Response {
+    let mut r = page_body(items, q, path, d.offset_generation);
+    let now = d.now;
     r.headers_mut()
         .insert("date", super::pipedrive::http_date(now).parse().unwrap());
     r
 }
 
-fn page_body(items: Vec<Value>, q: &ListQuery, path: &str) -> Response {
+fn page_body(items: Vec<Value>, q: &ListQuery, path: &str, generation: u32) -> Response {
     let offset = match q.offset.as_deref() {
         None => 0,
         Some(o) => match base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(o)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("off:").and_then(|n| n.parse::<usize>().ok()))
-        {
-            Some(n) => n,
+            .and_then(|s| {
+                let (g, n) = s.strip_prefix("off:")?.split_once(':')?;
+                Some((g.parse::<u32>().ok()?, n.parse::<usize>().ok()?))
+            }) {
+            Some((g, n)) if g == generation => n,
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "offset: Your pagination token has expired.",
+                )
+            }
             None => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -333,7 +351,7 @@ fn page_body(items: Vec<Value>, q: &ListQuery, path: &str) -> Response {
     let data: Vec<Value> = shaped.iter().skip(offset).take(limit).cloned().collect();
     let next_page = if offset + limit < shaped.len() {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("off:{}", offset + limit));
+            .encode(format!("off:{generation}:{}", offset + limit));
         let path = format!("{path}?limit={limit}&offset={token}");
         json!({"offset": token, "uri": format!("https://app.asana.com/api/1.0{path}"), "path": path})
     } else {
@@ -354,11 +372,8 @@ async fn workspaces(
     if let Err(r) = check(&oauth, &data, &headers, "/api/1.0/workspaces") {
         return r;
     }
-    let (now, items) = {
-        let d = data.lock().unwrap();
-        (d.now, d.workspaces.clone())
-    };
-    page(items, &q, "/workspaces", now)
+    let d = data.lock().unwrap();
+    page(d.workspaces.clone(), &q, "/workspaces", &d)
 }
 
 async fn projects(
@@ -383,7 +398,7 @@ async fn projects(
         .filter(|p| q.archived.is_none_or(|a| p["archived"] == a))
         .cloned()
         .collect();
-    page(items, &q, "/projects", d.now)
+    page(items, &q, "/projects", &d)
 }
 
 fn filter_tasks(d: &AsanaData, project: &str, q: &ListQuery) -> Result<Vec<Value>, Response> {
@@ -451,7 +466,7 @@ async fn project_tasks(
     };
     let d = data.lock().unwrap();
     match filter_tasks(&d, &gid, &q) {
-        Ok(items) => page(items, &q, &format!("/projects/{gid}/tasks"), d.now),
+        Ok(items) => page(items, &q, &format!("/projects/{gid}/tasks"), &d),
         Err(r) => r,
     }
 }
@@ -476,10 +491,10 @@ async fn tasks(
     let d = data.lock().unwrap();
     let Some(project) = q.project.clone() else {
         // Tags and assignees are not emulated.
-        return page(vec![], &q, "/tasks", d.now);
+        return page(vec![], &q, "/tasks", &d);
     };
     match filter_tasks(&d, &project, &q) {
-        Ok(items) => page(items, &q, "/tasks", d.now),
+        Ok(items) => page(items, &q, "/tasks", &d),
         Err(r) => r,
     }
 }
