@@ -10,19 +10,19 @@
 //! Tasks without `due_on` count as completed but neither on time nor late. A task in several
 //! projects of one client counts once (deduplicated by gid).
 //!
-//! Days are aggregates, so an increment cannot add to them: `GET /tasks?project=&modified_since=`
-//! finds the tasks changed since the cursor; for each client with a changed completed task the
-//! metrics of every day from the earliest such completion day on are recomputed from
-//! `GET /projects/{gid}/tasks?completed_since=<that day's start>` over all of the client's projects,
-//! and [`AsanaRead::recomputed`] says which days are complete (the caller replaces those days).
-//! Not seen by increments (documented limits of the API without the events feed): deleted tasks and
-//! tasks marked incomplete again; a full read corrects both.
+//! Days are aggregates, so the connector reads tasks page by page ([`AsanaClient::task_page`]) and
+//! says what each completed task contributes to which client's day ([`task_days`]); the runner
+//! stores those per task (replacing a re-read task's) and re-sums the days they touch
+//! ([`day_metrics`]). Increments: `GET /tasks?project=&modified_since=` (a change of `completed`,
+//! `completed_at` or `due_on` bumps `modified_at`, so reopened tasks are seen). Not seen by
+//! increments (contracts/asana.json `modified_at_not_on_move`, `deletions_via_events`): deleted
+//! tasks and tasks moved to another project without another edit; a complete read corrects both.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -36,7 +36,9 @@ use crate::{ClientRecord, ConnectorError, ConnectorResult};
 pub const PAGE_LIMIT: usize = 100;
 /// Longest `Retry-After` the connection's pacer is held for (see [`AsanaClient`]'s requests).
 pub const MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
-const TASK_FIELDS: &str = "name,completed,completed_at,created_at,modified_at,due_on";
+/// `projects`: every project of a task, so its contributions are the same whichever of its
+/// projects' pages it is read from.
+const TASK_FIELDS: &str = "name,completed,completed_at,created_at,modified_at,due_on,projects";
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Workspace {
@@ -61,6 +63,14 @@ pub struct Task {
     pub modified_at: Option<DateTime<Utc>>,
     /// `2019-09-15`
     pub due_on: Option<NaiveDate>,
+    /// The projects the task belongs to (compact records).
+    #[serde(default)]
+    pub projects: Vec<ProjectRef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectRef {
+    pub gid: String,
 }
 
 #[derive(Deserialize)]
@@ -169,40 +179,6 @@ pub fn choose_workspace(all: &[Workspace], wanted: Option<&str>) -> ConnectorRes
     }
 }
 
-/// One metric value of a client's day.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DailyMetric {
-    pub client_id: String,
-    /// The calendar day in the tenant's zone.
-    pub date: NaiveDate,
-    /// The start of that day as an instant (`custom_metrics.record_date`).
-    pub record_date: DateTime<Utc>,
-    /// `tasks_completed`, `tasks_completed_on_time` or `on_time_rate`.
-    pub metric_name: &'static str,
-    /// Counts, or a rate in 0..=1 with 4 decimals.
-    pub value: Decimal,
-    pub unit: &'static str,
-}
-
-/// Which of a client's days [`AsanaRead::metrics`] covers completely.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recomputed {
-    pub client_id: String,
-    /// `None`: every day (a full read). `Some(d)`: every day from `d` on; days in that range
-    /// without metrics had no completed task.
-    pub from: Option<NaiveDate>,
-}
-
-#[derive(Debug, Clone)]
-pub struct AsanaRead {
-    pub clients: Vec<ClientRecord>,
-    pub metrics: Vec<DailyMetric>,
-    pub recomputed: Vec<Recomputed>,
-    /// The next `modified_since`: the provider's clock at the first answer, less
-    /// [`crate::http::CURSOR_SAFETY`].
-    pub cursor: Option<DateTime<Utc>>,
-}
-
 pub struct AsanaClient {
     http: reqwest::Client,
     api_url: String,
@@ -217,17 +193,6 @@ fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// The instant a calendar day starts in `tz` (the earliest valid local time on DST days).
-fn day_start(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
-    let mut t = d.and_hms_opt(0, 0, 0).expect("midnight");
-    loop {
-        if let Some(x) = tz.from_local_datetime(&t).earliest() {
-            return x.with_timezone(&Utc);
-        }
-        t += chrono::Duration::minutes(30);
-    }
-}
-
 impl AsanaClient {
     /// `api_url`: the API root (`https://app.asana.com/api/1.0`).
     pub fn new(http: reqwest::Client, api_url: &str, access_token: SecretString) -> AsanaClient {
@@ -239,6 +204,12 @@ impl AsanaClient {
             first_answer: Mutex::new(None),
             pacer: Arc::new(Pacer::unlimited()),
         }
+    }
+
+    /// The provider's clock (`Date`) at this client's first answer: a run's next `modified_since`
+    /// is computed from it, so a change made while the run reads is read again by the next.
+    pub fn first_answer(&self) -> Option<DateTime<Utc>> {
+        *self.first_answer.lock().unwrap()
     }
 
     /// Paces every request of this client with `pacer` (the connection's, shared).
@@ -320,212 +291,239 @@ impl AsanaClient {
         .await
     }
 
-    /// A project's tasks: all of them, or (`completed_since`) the incomplete ones and those
-    /// completed since then.
-    pub async fn project_tasks(
+    /// One page of a project's tasks, from `offset` (`None`: the first page): on a complete read
+    /// (`modified_since` None) every task of the project, `GET /projects/{gid}/tasks`; on an
+    /// increment the ones modified since then, `GET /tasks?project=&modified_since=` (the only
+    /// list with that filter).
+    pub async fn task_page(
         &self,
         project: &str,
-        completed_since: Option<DateTime<Utc>>,
-    ) -> ConnectorResult<Vec<Task>> {
-        let mut q = vec![("opt_fields", TASK_FIELDS.to_string())];
-        if let Some(c) = completed_since {
-            q.push(("completed_since", iso(c)));
-        }
-        self.list(&format!("/projects/{project}/tasks"), q).await
-    }
-
-    /// A project's tasks modified since `since`.
-    pub async fn tasks_modified_since(
-        &self,
-        project: &str,
-        since: DateTime<Utc>,
-    ) -> ConnectorResult<Vec<Task>> {
-        self.list(
-            "/tasks",
-            vec![
-                ("project", project.to_string()),
-                ("modified_since", iso(since)),
-                ("opt_fields", TASK_FIELDS.to_string()),
-            ],
-        )
-        .await
-    }
-
-    /// A full read (`since` = None) or the changes since the previous cursor. `tz`: the tenant's
-    /// zone for calendar days.
-    pub async fn read(
-        &self,
-        workspace: &str,
-        mapping: &ProjectMapping,
-        since: Option<DateTime<Utc>>,
-        tz: Tz,
-        now: DateTime<Utc>,
-    ) -> ConnectorResult<AsanaRead> {
-        *self.first_answer.lock().unwrap() = None;
-        let projects = self.projects(workspace).await?;
-        // client id -> (record, project gids)
-        let mut clients: BTreeMap<String, (ClientRecord, Vec<String>)> = BTreeMap::new();
-        for p in &projects {
-            if let Some(c) = mapping.client_of(p) {
-                let entry = clients
-                    .entry(c.client_id.clone())
-                    .or_insert_with(|| (c.clone(), vec![]));
-                if entry.0.name.is_none() {
-                    entry.0.name = c.name;
-                }
-                entry.1.push(p.gid.clone());
+        modified_since: Option<DateTime<Utc>>,
+        offset: Option<&str>,
+    ) -> ConnectorResult<TaskPage> {
+        let mut q = vec![
+            ("opt_fields", TASK_FIELDS.to_string()),
+            ("limit", PAGE_LIMIT.to_string()),
+        ];
+        let path = match modified_since {
+            None => format!("/projects/{project}/tasks"),
+            Some(since) => {
+                q.push(("project", project.to_string()));
+                q.push(("modified_since", iso(since)));
+                "/tasks".to_string()
             }
+        };
+        if let Some(o) = offset {
+            q.push(("offset", o.to_string()));
         }
-        let mut metrics = Vec::new();
-        let mut recomputed = Vec::new();
-        for (client_id, (_, project_gids)) in &clients {
-            let (from, tasks) = match since {
-                None => {
-                    let mut tasks = Vec::new();
-                    for gid in project_gids {
-                        tasks.extend(self.project_tasks(gid, None).await?);
-                    }
-                    (None, tasks)
-                }
-                Some(since) => {
-                    let mut earliest: Option<NaiveDate> = None;
-                    for gid in project_gids {
-                        for t in self.tasks_modified_since(gid, since).await? {
-                            if let (true, Some(at)) = (t.completed, t.completed_at) {
-                                let d = at.with_timezone(&tz).date_naive();
-                                earliest = Some(earliest.map_or(d, |e| e.min(d)));
-                            }
-                        }
-                    }
-                    let Some(from) = earliest else { continue };
-                    let start = day_start(tz, from);
-                    let mut tasks = Vec::new();
-                    for gid in project_gids {
-                        tasks.extend(self.project_tasks(gid, Some(start)).await?);
-                    }
-                    (Some(from), tasks)
-                }
-            };
-            metrics.extend(daily_metrics(client_id, &tasks, tz, from));
-            recomputed.push(Recomputed {
-                client_id: client_id.clone(),
-                from,
-            });
-        }
-        let started = self.first_answer.lock().unwrap().unwrap_or(now);
-        Ok(AsanaRead {
-            clients: clients.into_values().map(|(c, _)| c).collect(),
-            metrics,
-            recomputed,
-            cursor: Some(crate::http::next_cursor(started, since)),
+        let page: Page<Task> = self.get(&path, &q).await?;
+        Ok(TaskPage {
+            tasks: page.data,
+            next: page.next_page.map(|n| n.offset),
         })
     }
 }
 
-/// Per-day metrics of one client's tasks (deduplicated by gid), for days `>= from`.
-pub fn daily_metrics(
-    client_id: &str,
+/// Whether `e` is Asana refusing an `offset` token (they "expire after a while",
+/// contracts/asana.json `paging.note`): the caller restarts that listing from its first page.
+pub fn offset_refused(e: &ConnectorError) -> bool {
+    matches!(e, ConnectorError::Permanent(m) if m.starts_with("HTTP 400") && m.contains("offset"))
+}
+
+/// One page of tasks and the `offset` of the next one (`None`: the project's last page).
+#[derive(Debug, Clone)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    pub next: Option<String>,
+}
+
+/// The clients of a workspace's projects under `mapping`: the clients (ordered by id, names
+/// merged) and `project gid -> client id` for every mapped project, in the listing's order.
+pub fn project_clients(
+    projects: &[Project],
+    mapping: &ProjectMapping,
+) -> (Vec<ClientRecord>, Vec<(String, String)>) {
+    let mut clients: BTreeMap<String, ClientRecord> = BTreeMap::new();
+    let mut of = Vec::new();
+    for p in projects {
+        if let Some(c) = mapping.client_of(p) {
+            of.push((p.gid.clone(), c.client_id.clone()));
+            let entry = clients
+                .entry(c.client_id.clone())
+                .or_insert_with(|| c.clone());
+            if entry.name.is_none() {
+                entry.name = c.name;
+            }
+        }
+    }
+    (clients.into_values().collect(), of)
+}
+
+/// What one completed task contributes to one client's day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDay {
+    pub task_gid: String,
+    pub client_id: String,
+    /// The calendar day of `completed_at` in the tenant's zone.
+    pub date: NaiveDate,
+    /// Completed on or before `due_on`; `None` without a due date (neither on time nor late).
+    pub on_time: Option<bool>,
+}
+
+impl TaskDay {
+    /// What it adds to the day's counts: (completed, with a due date, on time), the arguments of
+    /// [`day_metrics`] once summed.
+    pub fn counts(&self) -> (Decimal, Decimal, Decimal) {
+        let one = |b: bool| if b { Decimal::ONE } else { Decimal::ZERO };
+        (
+            Decimal::ONE,
+            one(self.on_time.is_some()),
+            one(self.on_time == Some(true)),
+        )
+    }
+}
+
+/// The contributions of `tasks` read from project `read_from`: one per completed task and
+/// distinct client among its projects (`projects`, plus `read_from` itself), so a task in two
+/// projects of one client counts once for it, and a task's contributions are the same whichever
+/// of its projects' pages it was read from (the caller replaces them per task). `clients`:
+/// project gid -> client id of the mapped projects.
+pub fn task_days(
     tasks: &[Task],
+    read_from: &str,
+    clients: &HashMap<String, String>,
     tz: Tz,
-    from: Option<NaiveDate>,
-) -> Vec<DailyMetric> {
-    // day -> (completed, with a due date, on time)
-    let mut days: BTreeMap<NaiveDate, (u32, u32, u32)> = BTreeMap::new();
-    let mut seen = HashSet::new();
+) -> Vec<TaskDay> {
+    let mut out = Vec::new();
     for t in tasks {
         let (true, Some(at)) = (t.completed, t.completed_at) else {
             continue;
         };
-        if !seen.insert(t.gid.as_str()) {
-            continue;
-        }
-        let day = at.with_timezone(&tz).date_naive();
-        if from.is_some_and(|f| day < f) {
-            continue;
-        }
-        let e = days.entry(day).or_default();
-        e.0 += 1;
-        if let Some(due) = t.due_on {
-            e.1 += 1;
-            if day <= due {
-                e.2 += 1;
+        let date = at.with_timezone(&tz).date_naive();
+        let mut seen = HashSet::new();
+        let projects = std::iter::once(read_from).chain(t.projects.iter().map(|p| p.gid.as_str()));
+        for client in projects.filter_map(|p| clients.get(p)) {
+            if seen.insert(client.as_str()) {
+                out.push(TaskDay {
+                    task_gid: t.gid.clone(),
+                    client_id: client.clone(),
+                    date,
+                    on_time: t.due_on.map(|due| date <= due),
+                });
             }
-        }
-    }
-    let mut out = Vec::new();
-    for (date, (completed, dated, on_time)) in days {
-        let record_date = day_start(tz, date);
-        let m = |metric_name, value, unit| DailyMetric {
-            client_id: client_id.to_string(),
-            date,
-            record_date,
-            metric_name,
-            value,
-            unit,
-        };
-        out.push(m("tasks_completed", Decimal::from(completed), "tasks"));
-        out.push(m(
-            "tasks_completed_on_time",
-            Decimal::from(on_time),
-            "tasks",
-        ));
-        if dated > 0 {
-            out.push(m(
-                "on_time_rate",
-                (Decimal::from(on_time) / Decimal::from(dated)).round_dp(4),
-                "ratio",
-            ));
         }
     }
     out
 }
 
+/// A client-day's metrics from its counts: `tasks_completed`, `tasks_completed_on_time`, and
+/// `on_time_rate` = on time / completed with a due date (4 decimals; absent when none had one),
+/// as (metric name, value, unit).
+pub fn day_metrics(
+    completed: Decimal,
+    dated: Decimal,
+    on_time: Decimal,
+) -> Vec<(&'static str, Decimal, &'static str)> {
+    let mut out = vec![
+        ("tasks_completed", completed.normalize(), "tasks"),
+        ("tasks_completed_on_time", on_time.normalize(), "tasks"),
+    ];
+    if dated > Decimal::ZERO {
+        out.push((
+            "on_time_rate",
+            (on_time / dated).round_dp(4).normalize(),
+            "ratio",
+        ));
+    }
+    out
+}
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn task(gid: &str, completed_at: Option<&str>, due: Option<&str>) -> Task {
+    fn task(gid: &str, completed_at: Option<&str>, due: Option<&str>, projects: &[&str]) -> Task {
         Task {
             gid: gid.into(),
             completed: completed_at.is_some(),
             completed_at: completed_at.map(|s| s.parse().unwrap()),
             modified_at: None,
             due_on: due.map(|s| s.parse().unwrap()),
+            projects: projects
+                .iter()
+                .map(|p| ProjectRef { gid: p.to_string() })
+                .collect(),
         }
     }
 
     #[test]
-    fn metrics_per_local_day_with_on_time_rate_and_dedup() {
+    fn task_days_per_local_day_and_client_deduplicated() {
         let tz: Tz = "Australia/Sydney".parse().unwrap();
+        let clients: HashMap<String, String> = [("p1", "acme"), ("p2", "acme"), ("p3", "beta")]
+            .into_iter()
+            .map(|(p, c)| (p.to_string(), c.to_string()))
+            .collect();
         let tasks = vec![
             // 2024-03-01 23:30 UTC is 2024-03-02 in Sydney: late against a 03-01 due date.
-            task("1", Some("2024-03-01T23:30:00Z"), Some("2024-03-01")),
-            task("2", Some("2024-03-02T01:00:00Z"), Some("2024-03-05")),
-            task("2", Some("2024-03-02T01:00:00Z"), Some("2024-03-05")),
-            task("3", Some("2024-03-02T02:00:00Z"), None),
-            task("4", None, Some("2024-03-01")),
-            task("5", Some("2024-02-20T02:00:00Z"), None),
+            task(
+                "1",
+                Some("2024-03-01T23:30:00Z"),
+                Some("2024-03-01"),
+                &["p1"],
+            ),
+            // In both Acme projects and in Beta's: once for each client.
+            task(
+                "2",
+                Some("2024-03-02T01:00:00Z"),
+                Some("2024-03-05"),
+                &["p1", "p2", "p3"],
+            ),
+            // No `projects` field: the project it was read from.
+            task("3", Some("2024-03-02T02:00:00Z"), None, &[]),
+            task("4", None, Some("2024-03-01"), &["p1"]),
+            // An unmapped project adds nothing.
+            task("5", Some("2024-03-02T02:00:00Z"), None, &["p1", "p9"]),
         ];
-        let m = daily_metrics("c", &tasks, tz, Some("2024-03-01".parse().unwrap()));
-        let get = |name: &str| {
-            m.iter()
-                .find(|x| x.metric_name == name)
-                .map(|x| (x.date.to_string(), x.value))
-        };
-        assert_eq!(m.len(), 3, "{m:?}");
+        let days = task_days(&tasks, "p1", &clients, tz);
+        let got: Vec<(&str, &str, String, Option<bool>)> = days
+            .iter()
+            .map(|d| {
+                (
+                    d.task_gid.as_str(),
+                    d.client_id.as_str(),
+                    d.date.to_string(),
+                    d.on_time,
+                )
+            })
+            .collect();
+        let d = "2024-03-02".to_string();
         assert_eq!(
-            get("tasks_completed"),
-            Some(("2024-03-02".into(), 3.into()))
+            got,
+            vec![
+                ("1", "acme", d.clone(), Some(false)),
+                ("2", "acme", d.clone(), Some(true)),
+                ("2", "beta", d.clone(), Some(true)),
+                ("3", "acme", d.clone(), None),
+                ("5", "acme", d, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn day_metrics_with_and_without_due_dates() {
+        let n = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(
+            day_metrics(n("3.00"), n("2.00"), n("1.00")),
+            vec![
+                ("tasks_completed", n("3"), "tasks"),
+                ("tasks_completed_on_time", n("1"), "tasks"),
+                ("on_time_rate", n("0.5"), "ratio"),
+            ]
         );
         assert_eq!(
-            get("tasks_completed_on_time"),
-            Some(("2024-03-02".into(), 1.into()))
+            day_metrics(n("3"), n("3"), n("2"))[2],
+            ("on_time_rate", n("0.6667"), "ratio")
         );
-        assert_eq!(
-            get("on_time_rate"),
-            Some(("2024-03-02".into(), "0.5".parse().unwrap()))
-        );
-        assert_eq!(m[0].record_date.to_rfc3339(), "2024-03-01T13:00:00+00:00");
+        assert_eq!(day_metrics(n("2"), n("0"), n("0")).len(), 2, "no rate");
     }
 
     #[test]

@@ -167,16 +167,27 @@ impl TenantTx {
             )
             .await
             .ctx("removing emptied days")?;
+        self.clear_dirty_days(integration_id, processed).await?;
+        Ok(deleted)
+    }
+
+    /// Clears exactly the dirty days that were processed (after their recomputed rows committed).
+    pub async fn clear_dirty_days(
+        &self,
+        integration_id: Uuid,
+        processed: &[DayTotal],
+    ) -> DbResult<()> {
         let p_client: Vec<&str> = processed.iter().map(|d| d.client_id.as_str()).collect();
         let p_date: Vec<NaiveDate> = processed.iter().map(|d| d.record_date).collect();
-        c.execute(
-            "delete from sync_dirty_days d using unnest($3::text[], $4::date[]) as u(cl, dt)
-              where d.tenant_id = $1 and d.integration_id = $2 and d.client_id = u.cl and d.record_date = u.dt",
-            &[&t, &integration_id, &p_client, &p_date],
-        )
-        .await
-        .ctx("clearing processed dirty days")?;
-        Ok(deleted)
+        self.client()
+            .execute(
+                "delete from sync_dirty_days d using unnest($3::text[], $4::date[]) as u(cl, dt)
+                  where d.tenant_id = $1 and d.integration_id = $2 and d.client_id = u.cl and d.record_date = u.dt",
+                &[&self.tenant_id(), &integration_id, &p_client, &p_date],
+            )
+            .await
+            .ctx("clearing processed dirty days")?;
+        Ok(())
     }
 
     /// Deletes the lead events of `source_system` for leads the provider removed (archived or
@@ -254,36 +265,69 @@ impl TenantTx {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Deletes a client's `custom_metrics` of `source_system` recorded at or after `from` (all of
-    /// them when `None`) except the `(metric_name, record_date)` pairs in `keep`: the days a
-    /// provider recomputed lose the values it no longer reports. Returns the number deleted.
-    pub async fn prune_metrics(
+    /// After the recomputed days of a provider whose contributions are metric counts (Asana) were
+    /// loaded: deletes the `custom_metrics` (of `source_system`) of the processed `days` (client,
+    /// start of the day) except the `(client, metric, start of the day)` triples in `keep`, so a day
+    /// left without tasks, or without a rate, loses what it had. Returns the number deleted.
+    pub async fn prune_metric_days(
         &self,
         source_system: &str,
-        client_id: &str,
-        from: Option<chrono::DateTime<chrono::Utc>>,
-        keep: &[(String, chrono::DateTime<chrono::Utc>)],
+        days: &[(String, chrono::DateTime<chrono::Utc>)],
+        keep: &[(String, String, chrono::DateTime<chrono::Utc>)],
     ) -> DbResult<u64> {
-        let k_name: Vec<&str> = keep.iter().map(|k| k.0.as_str()).collect();
-        let k_at: Vec<chrono::DateTime<chrono::Utc>> = keep.iter().map(|k| k.1).collect();
+        let d_client: Vec<&str> = days.iter().map(|d| d.0.as_str()).collect();
+        let d_at: Vec<chrono::DateTime<chrono::Utc>> = days.iter().map(|d| d.1).collect();
+        let k_client: Vec<&str> = keep.iter().map(|k| k.0.as_str()).collect();
+        let k_name: Vec<&str> = keep.iter().map(|k| k.1.as_str()).collect();
+        let k_at: Vec<chrono::DateTime<chrono::Utc>> = keep.iter().map(|k| k.2).collect();
         self.client()
             .execute(
-                "delete from custom_metrics m using client_kpis k
+                "delete from custom_metrics m using client_kpis k, unnest($3::text[], $4::timestamptz[]) as d(cl, at)
                   where m.tenant_id = $1 and k.tenant_id = $1 and m.client_kpi_id = k.id
-                    and m.source_system = $2 and k.client_id = $3
-                    and ($4::timestamptz is null or m.record_date >= $4)
-                    and not exists (select 1 from unnest($5::text[], $6::timestamptz[]) as u(n, at)
-                                     where u.n = m.metric_name and u.at = m.record_date)",
+                    and m.source_system = $2 and k.client_id = d.cl and m.record_date = d.at
+                    and not exists (select 1 from unnest($5::text[], $6::text[], $7::timestamptz[]) as u(cl, n, at)
+                                     where u.cl = k.client_id and u.n = m.metric_name and u.at = m.record_date)",
                 &[
                     &self.tenant_id(),
                     &source_system,
-                    &client_id,
-                    &from,
+                    &d_client,
+                    &d_at,
+                    &k_client,
                     &k_name,
                     &k_at,
                 ],
             )
             .await
-            .ctx("pruning recomputed metrics")
+            .ctx("pruning recomputed metric days")
+    }
+
+    /// After a complete read of a provider whose metrics are sums of contributions (Asana):
+    /// deletes the `custom_metrics` of `source_system` on client-days (calendar days in `time_zone`,
+    /// an IANA name) to which no contribution of the integration is left: days a run before the
+    /// contributions were kept wrote, or a client no longer mapped. Returns the number deleted.
+    pub async fn prune_metrics_without_contributions(
+        &self,
+        integration_id: Uuid,
+        source_system: &str,
+        time_zone: &str,
+    ) -> DbResult<u64> {
+        self.client()
+            .execute(
+                "delete from custom_metrics m using client_kpis k
+                  where m.tenant_id = $1 and k.tenant_id = $1 and m.client_kpi_id = k.id
+                    and m.source_system = $2
+                    and not exists (select 1 from sync_contributions c
+                                     where c.tenant_id = $1 and c.integration_id = $3
+                                       and c.client_id = k.client_id
+                                       and c.record_date = (m.record_date at time zone $4)::date)",
+                &[
+                    &self.tenant_id(),
+                    &source_system,
+                    &integration_id,
+                    &time_zone,
+                ],
+            )
+            .await
+            .ctx("pruning metrics without contributions")
     }
 }

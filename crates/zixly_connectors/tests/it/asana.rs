@@ -4,9 +4,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use zixly_connectors::asana::{self, AsanaClient, AsanaRead, ProjectMapping, Recomputed};
+use zixly_connectors::asana::{self, AsanaClient, ProjectMapping, Task};
 use zixly_connectors::{http_client, ConnectorError, Provider};
 use zixly_testkit::fakes::asana::{FakeAsana, CLIENT_ID, CLIENT_SECRET};
 use zixly_testkit::fakes::oauth::Fault;
@@ -53,19 +52,61 @@ fn seed(fake: &FakeAsana) {
     }
 }
 
-fn metric(read: &AsanaRead, client: &str, day: &str, name: &str) -> Option<Decimal> {
-    read.metrics
-        .iter()
-        .find(|m| m.client_id == client && m.date.to_string() == day && m.metric_name == name)
-        .map(|m| m.value)
+/// Every page of `project`'s tasks (complete, or modified since `since`), with the calls made.
+async fn all_tasks(
+    client: &AsanaClient,
+    project: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<(Vec<Task>, u64), ConnectorError> {
+    let before = client.calls.load(Ordering::Relaxed);
+    let mut tasks = vec![];
+    let mut offset: Option<String> = None;
+    loop {
+        let page = client.task_page(project, since, offset.as_deref()).await?;
+        tasks.extend(page.tasks);
+        match page.next {
+            Some(n) => offset = Some(n),
+            None => return Ok((tasks, client.calls.load(Ordering::Relaxed) - before)),
+        }
+    }
 }
 
-fn dec(s: &str) -> Option<Decimal> {
-    Some(s.parse().unwrap())
+/// (client, day) -> (completed, with a due date, on time) over every mapped project's tasks,
+/// deduplicated per (task, client) as the runner's per-task contributions are.
+async fn counts(
+    client: &AsanaClient,
+    mapping: &ProjectMapping,
+    since: Option<DateTime<Utc>>,
+) -> std::collections::BTreeMap<(String, String), (Decimal, Decimal, Decimal)> {
+    let projects = client.projects("ws-1").await.unwrap();
+    let (_, of) = asana::project_clients(&projects, mapping);
+    let clients: std::collections::HashMap<String, String> = of.iter().cloned().collect();
+    let mut per_task = std::collections::BTreeMap::new();
+    for (p, _) in &of {
+        let (tasks, _) = all_tasks(client, p, since).await.unwrap();
+        for d in asana::task_days(&tasks, p, &clients, "UTC".parse().unwrap()) {
+            per_task.insert((d.task_gid.clone(), d.client_id.clone()), d);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for d in per_task.values() {
+        let (c, dated, on) = d.counts();
+        let e: &mut (Decimal, Decimal, Decimal) = out
+            .entry((d.client_id.clone(), d.date.to_string()))
+            .or_default();
+        e.0 += c;
+        e.1 += dated;
+        e.2 += on;
+    }
+    out
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
 }
 
 #[tokio::test]
-async fn asana_full_incremental_and_deleted_tasks() {
+async fn asana_pages_contributions_increments_and_deleted_tasks() {
     let fake = FakeAsana::start().await;
     let cfg = config(
         Provider::Asana,
@@ -78,109 +119,71 @@ async fn asana_full_incremental_and_deleted_tasks() {
     assert!(cfg.pkce);
     let tokens = connect(&cfg).await;
     seed(&fake);
-    // The full read starts a while after the last change (more than the cursor's safety margin).
     fake.tick(chrono::Duration::minutes(5));
     let client = AsanaClient::new(http_client(), &cfg.api_url, tokens.access_token.clone());
     let ws = asana::choose_workspace(&client.workspaces().await.unwrap(), None).unwrap();
     assert_eq!(ws.gid, "ws-1");
+    assert!(client.first_answer().is_some(), "the provider's clock");
     let mapping =
         ProjectMapping::from_settings(&serde_json::json!({"asana_client_mapping": "name_prefix"}))
             .unwrap();
-    let utc: Tz = "UTC".parse().unwrap();
-
-    let before = client.calls.load(Ordering::Relaxed);
-    let full = client
-        .read(&ws.gid, &mapping, None, utc, fake.now())
-        .await
-        .unwrap();
-    // projects 1 + p1 100/100/30 + p2 1 + p3 1 + p4 1
-    assert_eq!(client.calls.load(Ordering::Relaxed) - before, 7);
-    let names: Vec<&str> = full.clients.iter().map(|c| c.client_id.as_str()).collect();
+    let projects = client.projects(&ws.gid).await.unwrap();
+    let (clients, of) = asana::project_clients(&projects, &mapping);
+    let names: Vec<&str> = clients.iter().map(|c| c.client_id.as_str()).collect();
     assert_eq!(names, ["Acme", "Globex", "Internal"]);
-    assert_eq!(
-        metric(&full, "Acme", "2024-01-10", "tasks_completed"),
-        dec("230")
-    );
-    assert_eq!(
-        metric(&full, "Acme", "2024-01-10", "tasks_completed_on_time"),
-        dec("115")
-    );
-    assert_eq!(
-        metric(&full, "Acme", "2024-01-10", "on_time_rate"),
-        dec("0.6647"),
-        "115 on time of 173 with a due date"
-    );
-    assert_eq!(
-        metric(&full, "Acme", "2024-01-11", "on_time_rate"),
-        dec("1")
-    );
-    assert_eq!(
-        metric(&full, "Globex", "2024-01-11", "tasks_completed"),
-        dec("3")
-    );
-    assert_eq!(
-        metric(&full, "Globex", "2024-01-11", "on_time_rate"),
-        None,
-        "no task had a due date"
-    );
-    assert_eq!(full.metrics.len(), 8);
-    assert!(full.recomputed.iter().all(|r| r.from.is_none()));
-    let cursor = full.cursor.unwrap();
+    assert_eq!(of.len(), 4, "p9 is in another workspace");
 
-    // A day later: a task of Jan 10 is completed in p2, an open task of p4 is edited.
+    // 230 tasks in p1: pages of 100, 100, 30; each task lists its projects.
+    let (p1, calls) = all_tasks(&client, "p1", None).await.unwrap();
+    assert_eq!((p1.len(), calls), (230, 3));
+    let a0 = p1.iter().find(|t| t.gid == "a0").unwrap();
+    let a0_projects: Vec<&str> = a0.projects.iter().map(|p| p.gid.as_str()).collect();
+    assert_eq!(a0_projects, ["p1", "p2"]);
+
+    let full = counts(&client, &mapping, None).await;
+    let key = |c: &str, d: &str| (c.to_string(), d.to_string());
+    // a0..a4 are in both Acme projects: counted once. 115 on time of 173 with a due date.
+    assert_eq!(
+        full[&key("Acme", "2024-01-10")],
+        (dec("230"), dec("173"), dec("115"))
+    );
+    let (c, dated, on) = full[&key("Acme", "2024-01-10")];
+    assert_eq!(asana::day_metrics(c, dated, on)[2].1, dec("0.6647"));
+    assert_eq!(
+        full[&key("Acme", "2024-01-11")],
+        (dec("10"), dec("10"), dec("10"))
+    );
+    assert_eq!(
+        full[&key("Globex", "2024-01-11")],
+        (dec("3"), dec("0"), dec("0")),
+        "no due date: no rate"
+    );
+    assert_eq!(full.len(), 3, "{full:?}");
+
+    // A day later: a task of Jan 10 is completed in p2, an open task of p4 is edited. The
+    // increment reads only those (GET /tasks?project=&modified_since=).
+    let since = fake.now();
     fake.tick(chrono::Duration::days(1));
     fake.upsert_task("b100", &["p2"], Some(at(10, 15)), None);
     fake.upsert_task("i0", &["p4"], None, Some("2024-02-01"));
-    fake.tick(chrono::Duration::minutes(5));
-    let before = client.calls.load(Ordering::Relaxed);
-    let inc = client
-        .read(&ws.gid, &mapping, Some(cursor), utc, fake.now())
+    let (p2, calls) = all_tasks(&client, "p2", Some(since)).await.unwrap();
+    let gids: Vec<&str> = p2.iter().map(|t| t.gid.as_str()).collect();
+    assert_eq!((gids, calls), (vec!["b100"], 1));
+    let (p4, _) = all_tasks(&client, "p4", Some(since)).await.unwrap();
+    assert_eq!(p4.len(), 1);
+    assert!(all_tasks(&client, "p1", Some(fake.now()))
         .await
-        .unwrap();
-    // projects 1 + modified_since per project 4 + Acme's two projects since Jan 10: 3 + 1
-    assert_eq!(client.calls.load(Ordering::Relaxed) - before, 9);
-    assert_eq!(
-        inc.recomputed,
-        vec![Recomputed {
-            client_id: "Acme".into(),
-            from: Some("2024-01-10".parse().unwrap())
-        }]
-    );
-    assert_eq!(
-        metric(&inc, "Acme", "2024-01-10", "tasks_completed"),
-        dec("231")
-    );
-    assert_eq!(
-        metric(&inc, "Acme", "2024-01-10", "on_time_rate"),
-        dec("0.6647")
-    );
-    assert_eq!(
-        metric(&inc, "Acme", "2024-01-11", "tasks_completed"),
-        dec("10")
-    );
-    assert!(inc.metrics.iter().all(|m| m.client_id == "Acme"));
-    assert!(inc.cursor.unwrap() > cursor);
+        .unwrap()
+        .0
+        .is_empty());
 
-    // Nothing changed since: no day is recomputed.
-    let quiet = client
-        .read(&ws.gid, &mapping, inc.cursor, utc, fake.now())
-        .await
-        .unwrap();
-    assert!(quiet.metrics.is_empty() && quiet.recomputed.is_empty());
-
-    // A deleted task is gone from the next full read.
+    // A deleted task is gone from the next complete read.
     fake.delete_task("a0");
-    let after = client
-        .read(&ws.gid, &mapping, None, utc, fake.now())
-        .await
-        .unwrap();
+    let after = counts(&client, &mapping, None).await;
     assert_eq!(
-        metric(&after, "Acme", "2024-01-10", "tasks_completed"),
-        dec("230")
-    );
-    assert_eq!(
-        metric(&after, "Acme", "2024-01-10", "tasks_completed_on_time"),
-        dec("114")
+        after[&key("Acme", "2024-01-10")],
+        (dec("230"), dec("172"), dec("114")),
+        "b100 (no due date) added, a0 (due, on time) gone"
     );
 }
 
@@ -198,15 +201,11 @@ async fn asana_failures_are_classified_and_refresh_keeps_the_refresh_token() {
     let tokens = connect(&cfg).await;
     seed(&fake);
     let mapping = ProjectMapping::Project;
-    let utc: Tz = "UTC".parse().unwrap();
     let client = AsanaClient::new(http_client(), &cfg.api_url, tokens.access_token.clone());
 
     // Expiry after two answers, in the middle of p1's pages.
     fake.expire_tokens_after(2);
-    let err = client
-        .read("ws-1", &mapping, None, utc, fake.now())
-        .await
-        .unwrap_err();
+    let err = counts_err(&client, &mapping).await;
     assert!(
         matches!(err, ConnectorError::Unauthorized(ref m) if m.contains("Not Authorized")),
         "{err:?}"
@@ -219,7 +218,7 @@ async fn asana_failures_are_classified_and_refresh_keeps_the_refresh_token() {
     assert!(fresh.refresh_token.is_none());
     let again = cfg.refresh(&http_client(), &rt).await.unwrap();
     let client = AsanaClient::new(http_client(), &cfg.api_url, again.access_token);
-    assert_eq!(client.project_tasks("p1", None).await.unwrap().len(), 230);
+    assert_eq!(all_tasks(&client, "p1", None).await.unwrap().0.len(), 230);
 
     fake.oauth.inject(Fault::RateLimited { retry_after: 7 });
     assert_eq!(
@@ -230,7 +229,7 @@ async fn asana_failures_are_classified_and_refresh_keeps_the_refresh_token() {
     );
     fake.oauth.inject(Fault::Status(503));
     assert!(matches!(
-        client.project_tasks("p2", None).await.unwrap_err(),
+        client.task_page("p2", None, None).await.unwrap_err(),
         ConnectorError::Transient(_)
     ));
     // Several workspaces need a choice in the settings.
@@ -246,4 +245,15 @@ async fn asana_failures_are_classified_and_refresh_keeps_the_refresh_token() {
         asana::choose_workspace(&all, Some("ws-other")).unwrap().gid,
         "ws-other"
     );
+}
+
+/// The first error of reading every mapped project's tasks.
+async fn counts_err(client: &AsanaClient, mapping: &ProjectMapping) -> ConnectorError {
+    let projects = client.projects("ws-1").await.unwrap();
+    for (p, _) in asana::project_clients(&projects, mapping).1 {
+        if let Err(e) = all_tasks(client, &p, None).await {
+            return e;
+        }
+    }
+    panic!("no error");
 }

@@ -2,27 +2,46 @@
 //! `custom_metrics` (`tasks_completed`, `tasks_completed_on_time`, `on_time_rate`) in the
 //! tenant's time zone.
 //!
-//! Decisions (issue 5):
+//! Decisions (issues 5 and 10):
 //! - **Workspace**: `settings.asana_workspace`, or the only one.
-//! - **Recomputed days are replaced.** The connector says, per client, from which day on its
-//!   metrics are complete (`Recomputed`; every day on a complete read). Before loading, that
-//!   client's Asana metrics on those days that the read no longer reports are deleted (a day whose
-//!   tasks were all reopened, an `on_time_rate` whose due dates were removed); the load then
-//!   upserts the fresh values, so unchanged days write nothing. Prune first, load (with the
-//!   cursor) second: a run killed in between has not advanced the cursor and the next run
-//!   recomputes the same days.
-//! - **Incremental** through `modified_since` = the cursor's `modified_since`; a complete read every
-//!   `settings.full_sync_hours` (default 24, [`super::Plan`]) catches what increments cannot
-//!   see: deleted tasks, tasks reopened, and the old day of a task whose completion moved to a
-//!   later day (an increment recomputes from the task's new completion day only).
+//! - **Per-task contributions.** A day's metrics are sums over tasks, so each completed task's
+//!   contribution to each of its clients' days is kept in `sync_contributions` (document = task
+//!   gid; without a migration the three numeric columns hold counts: `revenue` = completed (1),
+//!   `expenses` = with a due date (0/1), `cash_flow` = on time (0/1)). A re-read task replaces
+//!   its contributions (all its clients at once: the task's `projects` are read), marking its old
+//!   and new days dirty; the settle re-sums every dirty day ([`zixly_connectors::asana::day_metrics`]),
+//!   loads it and prunes what the day no longer has. So a task moved to another client's project
+//!   counts for its new client only, and a reopened or deleted one stops counting, once it is read
+//!   (or found missing) again.
+//! - **Resumable, paced** (issue 10): the run reads the mapped projects' tasks page by page (every
+//!   task on a complete read, `modified_since` the cursor on an increment). Each page's
+//!   contributions and the run's checkpoint (`{workspace, plan, started, pending projects, offset}`)
+//!   commit in one transaction, so a 429, a crash or a kill resumes at the page where it stopped
+//!   and never re-reads a committed page. Workspaces and projects are re-read by every attempt (a
+//!   few pages); a pending project that is gone or no longer mapped is skipped, and an `offset`
+//!   Asana no longer accepts restarts its project from the first page. Progress: pages
+//!   and tasks read, and which project of how many. Every request goes through the connection's
+//!   pacer.
+//! - **Incremental** through `modified_since` = the provider's clock at the run's first answer less
+//!   `http::CURSOR_SAFETY` (tasks changed within the margin are read twice and change nothing).
+//!   Asana's lists show neither deletions nor moves (contracts/asana.json
+//!   `deletions_via_events`, `modified_at_not_on_move`): a complete read every
+//!   `settings.full_sync_hours` (default 24, [`super::Plan`]) finds them: tasks whose
+//!   contributions were not stored since the run started lose them, and metrics on client-days
+//!   without any contribution are deleted. A cursor from before the contributions were kept
+//!   (no `asana_contributions`) starts with a complete read.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
 use zixly_connectors::asana::{self, AsanaClient, ProjectMapping};
+use zixly_connectors::http::next_cursor;
 use zixly_connectors::ConnectorError;
 use zixly_crypto::SecretString;
+use zixly_db::checkpoints::CheckpointUpdate;
 use zixly_db::loader::{self, Input, LoadOptions, LoadStatus};
+use zixly_db::sync_state::ContributionRow;
 use zixly_domain::ingest::{CustomMetricRow, IngestRow, ValidRow};
 
 use super::Plan;
@@ -31,74 +50,273 @@ use crate::SyncError;
 
 pub const SOURCE: &str = "asana";
 
+/// The cursor key that says the integration's contributions are complete (a complete read with
+/// contributions has settled).
+const CONTRIBUTIONS_KEPT: &str = "asana_contributions";
+
+/// The checkpointed state of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    /// The workspace read: a checkpoint of another one is not resumed.
+    workspace: String,
+    /// The plan the run started with (a resumed run reads the same window).
+    since: Option<DateTime<Utc>>,
+    full_at: DateTime<Utc>,
+    /// The provider's clock at the first attempt's first answer: the next cursor starts there.
+    started: DateTime<Utc>,
+    /// Mapped projects whose tasks are still to read; the first is being read.
+    pending: Vec<String>,
+    /// The first project's next page (`None`: its first page).
+    offset: Option<String>,
+    /// How many projects the run reads (for progress).
+    projects_total: usize,
+}
+
+impl RunState {
+    fn stream(&self) -> Option<String> {
+        (!self.pending.is_empty()).then(|| {
+            format!(
+                "tasks of project {} of {}",
+                self.projects_total - self.pending.len() + 1,
+                self.projects_total
+            )
+        })
+    }
+}
+
 pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunSummary, SyncError> {
-    // 1. Fetch (no writes).
     let mapping = ProjectMapping::from_settings(&ctx.integration.settings).map_err(|e| {
         SyncError::Connector(ConnectorError::Permanent(format!(
             "Asana integration settings: {e}"
         )))
     })?;
     let ingest = loader::ingest_context(ctx.app, ctx.tenant_id, SOURCE).await?;
+    let tz = ingest.time_zone;
     let client = AsanaClient::new(ctx.http.clone(), &ctx.config.api_url, token.clone())
         .with_pacer(ctx.pacer.clone());
+    let requests0 = ctx.pacer.stats().requests;
+    // Reference data, re-read by every attempt (a few pages).
     let workspaces = client.workspaces().await?;
     let workspace = asana::choose_workspace(&workspaces, ctx.setting("asana_workspace"))?;
-    let now = Utc::now();
-    let plan = Plan::new(ctx, now);
-    let read = client
-        .read(&workspace.gid, &mapping, plan.since, ingest.time_zone, now)
-        .await?;
-    let names: HashMap<&str, &str> = read
-        .clients
-        .iter()
-        .filter_map(|c| c.name.as_deref().map(|n| (c.client_id.as_str(), n)))
+    let projects = client.projects(&workspace.gid).await?;
+    let (clients, project_clients) = asana::project_clients(&projects, &mapping);
+    let names: HashMap<String, String> = clients
+        .into_iter()
+        .filter_map(|c| c.name.map(|n| (c.client_id, n)))
         .collect();
+    let client_of: HashMap<String, String> = project_clients.iter().cloned().collect();
 
-    // 2. Recomputed days lose what the read no longer reports.
-    let mut deleted = 0;
-    if !read.recomputed.is_empty() {
-        let mut keep: HashMap<&str, Vec<(String, DateTime<Utc>)>> = HashMap::new();
-        for m in &read.metrics {
-            keep.entry(m.client_id.as_str())
-                .or_default()
-                .push((m.metric_name.to_string(), m.record_date));
+    let resumed = ctx
+        .checkpoint
+        .as_ref()
+        .and_then(|c| serde_json::from_value::<RunState>(c.state.clone()).ok())
+        .filter(|s| s.workspace == workspace.gid);
+    let (mut pages_read, mut items_read, mut requests_before) = ctx
+        .checkpoint
+        .as_ref()
+        .map_or((0, 0, 0), |c| (c.pages_read, c.items_read, c.requests));
+    let requests = |before: i64| before + (ctx.pacer.stats().requests - requests0) as i64;
+    let mut state = match resumed {
+        Some(mut s) => {
+            tracing::info!(tenant_id = %ctx.tenant_id, integration_id = %ctx.integration.id,
+                pending = s.pending.len(), "resuming an Asana sync at its checkpoint");
+            // A project deleted or unmapped since is not read (its page would fail for ever).
+            let current = s.pending.first().cloned();
+            s.pending.retain(|p| client_of.contains_key(p));
+            if s.pending.first() != current.as_ref() {
+                s.offset = None;
+            }
+            s
         }
+        None => {
+            let now = Utc::now();
+            let mut plan = Plan::new(ctx, now);
+            if ctx.cursor.get(CONTRIBUTIONS_KEPT) != Some(&serde_json::json!(true)) {
+                plan = Plan {
+                    since: None,
+                    full_at: now,
+                };
+            }
+            // A checkpoint of an abandoned run (another workspace) is not this run's: its start
+            // time would decide what the complete read removes.
+            if ctx.checkpoint.is_some() {
+                let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+                tx.clear_sync_checkpoint(ctx.integration.id).await?;
+                tx.commit().await?;
+                (pages_read, items_read, requests_before) = (0, 0, 0);
+            }
+            let pending: Vec<String> = project_clients.iter().map(|(p, _)| p.clone()).collect();
+            let state = RunState {
+                workspace: workspace.gid.clone(),
+                since: plan.since,
+                full_at: plan.full_at,
+                started: client.first_answer().unwrap_or(now),
+                projects_total: pending.len(),
+                pending,
+                offset: None,
+            };
+            // The run's start is committed before its first page: a complete read removes what
+            // no page stored since then (even when no project is mapped any more).
+            let saved = serde_json::to_value(&state).expect("serializable");
+            let stream = state.stream();
+            let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+            tx.save_sync_checkpoint(
+                ctx.integration.id,
+                &CheckpointUpdate {
+                    state: &saved,
+                    stream: stream.as_deref(),
+                    pages_read,
+                    items_read,
+                    items_total: None,
+                    requests: requests(requests_before),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            state
+        }
+    };
+
+    while let Some(project) = state.pending.first().cloned() {
+        let page = match client
+            .task_page(&project, state.since, state.offset.as_deref())
+            .await
+        {
+            // A checkpoint's offset outlived Asana's token (a long snooze, a restart hours
+            // later): the project is read again from its first page. Its committed pages are read
+            // twice, which replaces their tasks' contributions with the same ones.
+            Err(e) if state.offset.is_some() && asana::offset_refused(&e) => {
+                tracing::info!(tenant_id = %ctx.tenant_id, integration_id = %ctx.integration.id,
+                    "Asana refused a checkpointed offset; reading the project from its first page");
+                state.offset = None;
+                continue;
+            }
+            other => other?,
+        };
+        let documents: Vec<String> = page.tasks.iter().map(|t| t.gid.clone()).collect();
+        let rows: Vec<ContributionRow> = asana::task_days(&page.tasks, &project, &client_of, tz)
+            .into_iter()
+            .map(|d| {
+                let (completed, dated, on_time) = d.counts();
+                ContributionRow {
+                    document_id: d.task_gid,
+                    client_id: d.client_id,
+                    record_date: d.date,
+                    revenue: completed,
+                    expenses: dated,
+                    cash_flow: on_time,
+                }
+            })
+            .collect();
+        match page.next {
+            Some(next) => state.offset = Some(next),
+            None => {
+                state.pending.remove(0);
+                state.offset = None;
+            }
+        }
+        pages_read += 1;
+        items_read += page.tasks.len() as i64;
+        let saved = serde_json::to_value(&state).expect("serializable");
+        let stream = state.stream();
         let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-        for r in &read.recomputed {
-            let from = r.from.map(|d| day_start(&ingest.time_zone, d));
-            let kept = keep
-                .get(r.client_id.as_str())
-                .map_or(&[][..], Vec::as_slice);
-            deleted += tx.prune_metrics(SOURCE, &r.client_id, from, kept).await?;
+        if !documents.is_empty() {
+            tx.replace_contributions(ctx.integration.id, &documents, &rows)
+                .await?;
+        }
+        tx.save_sync_checkpoint(
+            ctx.integration.id,
+            &CheckpointUpdate {
+                state: &saved,
+                stream: stream.as_deref(),
+                pages_read,
+                items_read,
+                items_total: None,
+                requests: requests(requests_before),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+
+    // Asana lists no deletions: after a complete read, the tasks it did not list (none of their
+    // contributions stored since the run started) lose their contributions. Idempotent, so a
+    // kill before the settle below repeats it harmlessly.
+    if state.since.is_none() {
+        let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+        let gone = tx
+            .contribution_documents_before_run(ctx.integration.id)
+            .await?;
+        if !gone.is_empty() {
+            tx.replace_contributions(ctx.integration.id, &gone, &[])
+                .await?;
         }
         tx.commit().await?;
     }
 
-    // 3. Load the metrics with the cursor.
-    let mut inputs: Vec<Input<CustomMetricRow>> = Vec::with_capacity(read.metrics.len());
-    for (i, m) in read.metrics.iter().enumerate() {
-        let line = i as u64 + 1;
-        let at = m.record_date.to_rfc3339();
-        let value = m.value.to_string();
-        let mut fields = vec![
-            ("client_id", m.client_id.as_str()),
-            ("metric_name", m.metric_name),
-            ("metric_value", value.as_str()),
-            ("unit", m.unit),
-            ("record_date", at.as_str()),
-            ("source_system", SOURCE),
-        ];
-        if let Some(n) = names.get(m.client_id.as_str()) {
-            fields.push(("client_name", n));
+    let plan = Plan {
+        since: state.since,
+        full_at: state.full_at,
+    };
+    let mut cursor = plan.cursor(Some(next_cursor(state.started, state.since)));
+    cursor[CONTRIBUTIONS_KEPT] = serde_json::json!(true);
+    let mut summary = settle(ctx, &ingest, &names, state.since.is_none(), cursor).await?;
+    summary.rows_read = items_read as u64;
+    Ok(summary)
+}
+
+/// Re-sums every dirty client-day (this run's and any a killed run left) into its metrics, loads
+/// them with the run's `cursor`, then, in one transaction, deletes the metrics those days no
+/// longer have (and, after a complete read, those of client-days without contributions), clears
+/// the processed days and the run's checkpoint.
+async fn settle(
+    ctx: &SyncCtx<'_>,
+    ingest: &zixly_domain::ingest::IngestContext,
+    names: &HashMap<String, String>,
+    complete: bool,
+    cursor: serde_json::Value,
+) -> Result<RunSummary, SyncError> {
+    let integration_id = ctx.integration.id;
+    let tz = ingest.time_zone;
+    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+    let totals = tx.dirty_day_totals(integration_id).await?;
+    tx.commit().await?;
+
+    let mut days = Vec::with_capacity(totals.len());
+    let mut keep = Vec::new();
+    let mut inputs: Vec<Input<CustomMetricRow>> = Vec::new();
+    for day in &totals {
+        let record_date = day_start(&tz, day.record_date);
+        days.push((day.client_id.clone(), record_date));
+        if day.contributions == 0 {
+            continue;
         }
-        inputs.push(match CustomMetricRow::parse_named(&fields, line, &ingest) {
-            Ok(row) => Input::Row(ValidRow { line, row }),
-            Err(e) => Input::Invalid(e),
-        });
+        let at = record_date.to_rfc3339();
+        for (metric, value, unit) in asana::day_metrics(day.revenue, day.expenses, day.cash_flow) {
+            keep.push((day.client_id.clone(), metric.to_string(), record_date));
+            let line = inputs.len() as u64 + 1;
+            let value = value.to_string();
+            let mut fields = vec![
+                ("client_id", day.client_id.as_str()),
+                ("metric_name", metric),
+                ("metric_value", value.as_str()),
+                ("unit", unit),
+                ("record_date", at.as_str()),
+                ("source_system", SOURCE),
+            ];
+            if let Some(n) = names.get(&day.client_id) {
+                fields.push(("client_name", n));
+            }
+            inputs.push(match CustomMetricRow::parse_named(&fields, line, ingest) {
+                Ok(row) => Input::Row(ValidRow { line, row }),
+                Err(e) => Input::Invalid(e),
+            });
+        }
     }
+    let rows = inputs.len() as u64;
     let options = LoadOptions {
-        integration_id: Some(ctx.integration.id),
-        cursor: Some(plan.cursor(read.cursor)),
+        integration_id: Some(integration_id),
+        cursor: Some(cursor),
         ..LoadOptions::new(SOURCE)
     };
     let report = loader::load(
@@ -120,9 +338,22 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         )));
     }
 
+    // A kill before this commit leaves the days dirty and the checkpoint in place: the next
+    // attempt resumes with nothing left to read and settles the same days again.
+    let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+    let mut deleted = tx.prune_metric_days(SOURCE, &days, &keep).await?;
+    if complete {
+        deleted += tx
+            .prune_metrics_without_contributions(integration_id, SOURCE, tz.name())
+            .await?;
+    }
+    tx.clear_dirty_days(integration_id, &totals).await?;
+    tx.clear_sync_checkpoint(integration_id).await?;
+    tx.commit().await?;
+
     Ok(RunSummary {
         sync_run_ids: vec![report.sync_run_id],
-        rows_read: read.metrics.len() as u64,
+        rows_read: rows,
         inserted: report.inserted,
         updated: report.updated,
         unchanged: report.unchanged,
@@ -132,8 +363,8 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     })
 }
 
-/// The instant day `d` starts in `tz` (the earliest valid local time on DST days): the same
-/// `record_date` the connector gives that day's metrics.
+/// The instant day `d` starts in `tz` (the earliest valid local time on DST days): the
+/// `record_date` of that day's metrics.
 fn day_start<Z: TimeZone>(tz: &Z, d: NaiveDate) -> DateTime<Utc> {
     let mut t = d.and_hms_opt(0, 0, 0).expect("midnight");
     loop {

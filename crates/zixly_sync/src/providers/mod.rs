@@ -2,10 +2,9 @@
 //!
 //! A runner is `pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) ->
 //! Result<RunSummary, SyncError>` in `providers/<name>.rs`. Contract:
-//! - fetch over HTTP through `zixly_connectors` (never SQL). Either everything first, then write
-//!   (Asana): a run that fails while fetching has written nothing, so [`run`] can restart it
-//!   from the top after a token refresh; or page by page with a checkpoint committed with each
-//!   page (Xero, MYOB, HubSpot, Pipedrive: `SyncCtx::checkpoint`), so a restart resumes there;
+//! - fetch over HTTP through `zixly_connectors` (never SQL), page by page, with a checkpoint
+//!   committed with each page (every provider: `SyncCtx::checkpoint`), so a restart after a
+//!   token refresh, a 429 or a kill resumes there;
 //! - write rows only through `zixly_db::loader::load` in `ctx.tenant_id`, with
 //!   `LoadOptions { integration_id, cursor, .. }` so the cursor commits with the rows;
 //! - removals (voided documents, archived deals) and any other writes through `TenantTx` methods;

@@ -3,6 +3,7 @@
 //! and MYOB runners (`hubspot`, `pipedrive`, `asana`, `myob`); the sync benchmark (`bench`).
 
 mod asana;
+mod asana_resume;
 mod bench;
 mod contract_asana;
 mod contract_hubspot;

@@ -5,7 +5,8 @@
 //! `completed_since` (incomplete tasks OR tasks completed since then; `now`: incomplete only),
 //! `modified_since`, `/tasks` refusing anything but exactly one of project, tag or
 //! assignee+workspace, `{errors:[{message, help}]}` bodies, 401 `Not Authorized`, 429 with
-//! `Retry-After`. Deleted tasks simply disappear (Asana shows deletions only through events).
+//! `Retry-After` (the per-token window, or injected at the n-th request to a path). Deleted tasks
+//! simply disappear and moved tasks keep their `modified_at` (Asana shows both only through events).
 
 #![allow(clippy::result_large_err)] // handlers answer `Err(Response)`, like the other fakes
 
@@ -38,6 +39,14 @@ pub struct AsanaData {
     /// tests set a time-scaled one). While set, a request above it is answered 429 with
     /// `Retry-After` (the seconds until a slot frees).
     pub window: super::RequestWindow,
+    /// Injected 429s: `(path, n, retry_after)` refuses the n-th request (1-based) to `path`
+    /// (e.g. `/api/1.0/projects/p1/tasks`), answered with `Retry-After: retry_after`.
+    pub rate_limit_requests: Vec<(String, usize, u64)>,
+    /// Requests per path so far (for `rate_limit_requests`).
+    pub requests_per_path: HashMap<String, usize>,
+    /// Offset tokens carry it; one of an older generation has expired (400, as Asana answers a
+    /// token it no longer accepts). See [`FakeAsana::expire_offsets`].
+    pub offset_generation: u32,
 }
 
 #[derive(Clone)]
@@ -73,6 +82,9 @@ impl FakeAsana {
             tasks: vec![],
             expire_after_calls: None,
             window: Default::default(),
+            rate_limit_requests: vec![],
+            requests_per_path: HashMap::new(),
+            offset_generation: 0,
         }));
         let state = (oauth.clone(), data.clone());
         let router = Router::new()
@@ -144,8 +156,26 @@ impl FakeAsana {
         );
     }
 
+    /// Moves a task to `projects` without touching `modified_at`: Asana does not count a move as
+    /// a modification (contracts/asana.json `modified_at_not_on_move`).
+    pub fn move_task(&self, gid: &str, projects: &[&str]) {
+        let mut d = self.data.lock().unwrap();
+        let t = d
+            .tasks
+            .iter_mut()
+            .find(|t| t["gid"] == gid)
+            .expect("a task to move");
+        t["_projects"] = json!(projects);
+    }
+
+    /// Deletes a task: lists stop returning it (its deletion shows only in the events feed).
     pub fn delete_task(&self, gid: &str) {
         self.data.lock().unwrap().tasks.retain(|t| t["gid"] != gid);
+    }
+
+    /// Every offset token handed out so far expires (Asana's "expire after a while").
+    pub fn expire_offsets(&self) {
+        self.data.lock().unwrap().offset_generation += 1;
     }
 }
 
@@ -175,9 +205,26 @@ fn rate_limited(retry_after: u64) -> Response {
     r
 }
 
-fn check(oauth: &FakeOAuth, data: &Mutex<AsanaData>, headers: &HeaderMap) -> Result<(), Response> {
+fn check(
+    oauth: &FakeOAuth,
+    data: &Mutex<AsanaData>,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<(), Response> {
     {
         let mut d = data.lock().unwrap();
+        let n = {
+            let n = d.requests_per_path.entry(path.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        if let Some(&(_, _, retry_after)) = d
+            .rate_limit_requests
+            .iter()
+            .find(|(p, at, _)| p == path && *at == n)
+        {
+            return Err(rate_limited(retry_after));
+        }
         match d.expire_after_calls {
             Some(0) => {
                 d.expire_after_calls = None;
@@ -239,27 +286,44 @@ fn shape(v: &Value, opt_fields: Option<&str>) -> Value {
             out.insert(k.clone(), val.clone());
         }
     }
+    // A task's `projects`, asked for, are compact project records.
+    if let (Some(ps), true) = (v["_projects"].as_array(), wanted.contains(&"projects")) {
+        let projects: Vec<Value> = ps
+            .iter()
+            .map(|p| json!({"gid": p, "resource_type": "project", "name": format!("Project {}", p.as_str().unwrap_or(""))}))
+            .collect();
+        out.insert("projects".into(), json!(projects));
+    }
     Value::Object(out)
 }
 
 /// Pages `items` with Asana's `limit`/`offset`; without `limit`, everything (400 when large).
-fn page(items: Vec<Value>, q: &ListQuery, path: &str, now: DateTime<Utc>) -> Response {
-    let mut r = page_body(items, q, path);
+fn page(items: Vec<Value>, q: &ListQuery, path: &str, d: &AsanaData) -> Response {
+    let mut r = page_body(items, q, path, d.offset_generation);
+    let now = d.now;
     r.headers_mut()
         .insert("date", super::pipedrive::http_date(now).parse().unwrap());
     r
 }
 
-fn page_body(items: Vec<Value>, q: &ListQuery, path: &str) -> Response {
+fn page_body(items: Vec<Value>, q: &ListQuery, path: &str, generation: u32) -> Response {
     let offset = match q.offset.as_deref() {
         None => 0,
         Some(o) => match base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(o)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("off:").and_then(|n| n.parse::<usize>().ok()))
-        {
-            Some(n) => n,
+            .and_then(|s| {
+                let (g, n) = s.strip_prefix("off:")?.split_once(':')?;
+                Some((g.parse::<u32>().ok()?, n.parse::<usize>().ok()?))
+            }) {
+            Some((g, n)) if g == generation => n,
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "offset: Your pagination token has expired.",
+                )
+            }
             None => {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -287,7 +351,7 @@ fn page_body(items: Vec<Value>, q: &ListQuery, path: &str) -> Response {
     let data: Vec<Value> = shaped.iter().skip(offset).take(limit).cloned().collect();
     let next_page = if offset + limit < shaped.len() {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("off:{}", offset + limit));
+            .encode(format!("off:{generation}:{}", offset + limit));
         let path = format!("{path}?limit={limit}&offset={token}");
         json!({"offset": token, "uri": format!("https://app.asana.com/api/1.0{path}"), "path": path})
     } else {
@@ -305,14 +369,11 @@ async fn workspaces(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
+    if let Err(r) = check(&oauth, &data, &headers, "/api/1.0/workspaces") {
         return r;
     }
-    let (now, items) = {
-        let d = data.lock().unwrap();
-        (d.now, d.workspaces.clone())
-    };
-    page(items, &q, "/workspaces", now)
+    let d = data.lock().unwrap();
+    page(d.workspaces.clone(), &q, "/workspaces", &d)
 }
 
 async fn projects(
@@ -320,7 +381,7 @@ async fn projects(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
+    if let Err(r) = check(&oauth, &data, &headers, "/api/1.0/projects") {
         return r;
     }
     let Some(ws) = q.workspace.clone() else {
@@ -337,7 +398,7 @@ async fn projects(
         .filter(|p| q.archived.is_none_or(|a| p["archived"] == a))
         .cloned()
         .collect();
-    page(items, &q, "/projects", d.now)
+    page(items, &q, "/projects", &d)
 }
 
 fn filter_tasks(d: &AsanaData, project: &str, q: &ListQuery) -> Result<Vec<Value>, Response> {
@@ -390,7 +451,12 @@ async fn project_tasks(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
+    if let Err(r) = check(
+        &oauth,
+        &data,
+        &headers,
+        &format!("/api/1.0/projects/{gid}/tasks"),
+    ) {
         return r;
     }
     // `/projects/{gid}/tasks` has no modified_since.
@@ -400,7 +466,7 @@ async fn project_tasks(
     };
     let d = data.lock().unwrap();
     match filter_tasks(&d, &gid, &q) {
-        Ok(items) => page(items, &q, &format!("/projects/{gid}/tasks"), d.now),
+        Ok(items) => page(items, &q, &format!("/projects/{gid}/tasks"), &d),
         Err(r) => r,
     }
 }
@@ -410,7 +476,7 @@ async fn tasks(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check(&oauth, &data, &headers) {
+    if let Err(r) = check(&oauth, &data, &headers, "/api/1.0/tasks") {
         return r;
     }
     let selectors = usize::from(q.project.is_some())
@@ -425,10 +491,10 @@ async fn tasks(
     let d = data.lock().unwrap();
     let Some(project) = q.project.clone() else {
         // Tags and assignees are not emulated.
-        return page(vec![], &q, "/tasks", d.now);
+        return page(vec![], &q, "/tasks", &d);
     };
     match filter_tasks(&d, &project, &q) {
-        Ok(items) => page(items, &q, "/tasks", d.now),
+        Ok(items) => page(items, &q, "/tasks", &d),
         Err(r) => r,
     }
 }

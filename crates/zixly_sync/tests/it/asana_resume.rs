@@ -1,0 +1,452 @@
+//! Resumable Asana runs (issue 10) and what moves and deletions do to the metrics: every page of a
+//! project's tasks commits its per-task contributions with the run's checkpoint, so a 429 in the
+//! middle of page N resumes at page N and a run killed mid-read resumes at its checkpoint; a task
+//! moved to another client's project counts for that client only, and a deleted task stops
+//! counting — checked against what the fake was asked (its request recording) and what the
+//! database holds. Tenant zone Australia/Sydney (UTC+11 in January).
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use zixly_connectors::Provider;
+use zixly_queue::JobState;
+use zixly_sync::engine::SyncConfig;
+use zixly_testkit::fakes::asana::{FakeAsana, CLIENT_ID, CLIENT_SECRET};
+use zixly_testkit::fakes::record::recorded;
+
+use crate::sync::{config, connect_with, Env};
+
+/// Acme's tasks: three pages of 100 (100, 100, 50).
+const ACME_TASKS: usize = 250;
+/// The path of Acme's task pages on a complete read.
+const ACME_PAGES: &str = "/api/1.0/projects/p1/tasks";
+
+fn at(s: &str) -> Option<DateTime<Utc>> {
+    Some(s.parse().unwrap())
+}
+
+/// Acme (p1: [`ACME_TASKS`] tasks done 2024-01-10 Sydney, even ones on time, odd ones late) and
+/// Beta (p2: "b1" done 01-12 on time, "b2" done 01-15 without a due date, "b3" open), mapped by
+/// name prefix; connected, nothing synced yet. Unpaced (pacing has its own tests).
+async fn seeded() -> (FakeAsana, Env) {
+    let fake = FakeAsana::start().await;
+    let cfg = config(
+        Provider::Asana,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        fake.auth_url(),
+        fake.token_url(),
+        &fake.api_url(),
+    );
+    fake.tick(chrono::Duration::days(19)); // 2024-01-20
+    fake.add_project("ws-1", "p1", "Acme - Website", false);
+    fake.add_project("ws-1", "p2", "Beta - App", false);
+    for i in 0..ACME_TASKS {
+        let due = if i % 2 == 0 {
+            "2024-01-10"
+        } else {
+            "2024-01-09"
+        };
+        fake.upsert_task(
+            &format!("a{i}"),
+            &["p1"],
+            at("2024-01-10T02:00:00Z"),
+            Some(due),
+        );
+    }
+    fake.upsert_task(
+        "b1",
+        &["p2"],
+        at("2024-01-12T02:00:00Z"),
+        Some("2024-01-12"),
+    );
+    fake.upsert_task("b2", &["p2"], at("2024-01-15T02:00:00Z"), None);
+    fake.upsert_task("b3", &["p2"], None, Some("2024-01-30"));
+    // The first run starts after the cursor's safety margin: its increments do not re-read
+    // every seeded task.
+    fake.tick(chrono::Duration::minutes(5));
+    let env = connect_with(
+        cfg,
+        json!({"asana_client_mapping": "name_prefix"}),
+        SyncConfig {
+            max_jitter: Duration::ZERO,
+            rate_limits: [(Provider::Asana, vec![])].into(),
+            ..SyncConfig::default()
+        },
+    )
+    .await;
+    (fake, env)
+}
+
+/// The tenant's Asana metrics as (client, metric, Sydney day, value).
+async fn metrics(env: &Env) -> Vec<(String, String, String, String)> {
+    env.db
+        .superuser()
+        .await
+        .query(
+            "select k.client_id, m.metric_name, (m.record_date at time zone 'Australia/Sydney')::date::text,
+                    trim_scale(m.metric_value)::text
+               from custom_metrics m join client_kpis k on k.tenant_id = m.tenant_id and k.id = m.client_kpi_id
+              where m.tenant_id = $1 and m.source_system = 'asana' order by 1, 3, 2",
+            &[&env.tenant],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+/// One client-day's metrics in [`metrics`] order (the rate when given).
+fn day(
+    client: &str,
+    date: &str,
+    completed: &str,
+    on_time: &str,
+    rate: Option<&str>,
+) -> Vec<(String, String, String, String)> {
+    let m = |name: &str, v: &str| (client.into(), name.into(), date.into(), v.into());
+    let mut v = vec![];
+    if let Some(r) = rate {
+        v.push(m("on_time_rate", r));
+    }
+    v.push(m("tasks_completed", completed));
+    v.push(m("tasks_completed_on_time", on_time));
+    v
+}
+
+/// What the seed gives, read once in full.
+fn expected() -> Vec<(String, String, String, String)> {
+    [
+        day("Acme", "2024-01-10", "250", "125", Some("0.5")),
+        day("Beta", "2024-01-12", "1", "1", Some("1")),
+        day("Beta", "2024-01-15", "1", "0", None),
+    ]
+    .concat()
+}
+
+/// The task requests the fake answered, in order, as (path and sorted query, status).
+fn task_requests(fake: &FakeAsana) -> Vec<(String, u16)> {
+    recorded(&fake.url)
+        .iter()
+        .filter(|r| r.path.ends_with("/tasks"))
+        .map(|r| {
+            let mut query = r.query.clone();
+            query.sort();
+            (format!("{} {query:?}", r.path), r.status)
+        })
+        .collect()
+}
+
+/// Requests answered 200 more than once.
+fn served_twice(requests: &[(String, u16)]) -> Vec<String> {
+    let ok: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.1 == 200)
+        .map(|r| &r.0)
+        .collect();
+    let mut twice: Vec<String> = ok
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| ok[..*i].contains(r))
+        .map(|(_, r)| (*r).clone())
+        .collect();
+    twice.dedup();
+    twice
+}
+
+/// (stream, pages read, items read, state) of the stored checkpoint.
+async fn checkpoint(env: &Env) -> Option<(Option<String>, i64, i64, Value)> {
+    env.db
+        .superuser()
+        .await
+        .query_opt(
+            "select stream, pages_read, items_read, state from sync_checkpoints
+              where tenant_id = $1 and integration_id = $2",
+            &[&env.tenant, &env.integration],
+        )
+        .await
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+}
+
+async fn complete_reads_every_run(env: &Env) {
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings || '{\"full_sync_hours\": 0}' where id = $1",
+            &[&env.integration],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_uninterrupted_asana_run_reads_every_page_once() {
+    let (fake, env) = seeded().await;
+    let (state, errors) = env.sync_via_queue().await;
+    assert_eq!(state, JobState::Completed, "{errors}");
+    assert_eq!(metrics(&env).await, expected());
+    let requests = task_requests(&fake);
+    assert_eq!(served_twice(&requests), Vec::<String>::new());
+    let acme = requests
+        .iter()
+        .filter(|r| r.0.starts_with(ACME_PAGES))
+        .count();
+    assert_eq!((acme, requests.len()), (3, 4), "{requests:#?}");
+    assert_eq!(checkpoint(&env).await, None, "a settled run leaves none");
+}
+
+#[tokio::test]
+async fn an_asana_429_in_the_middle_of_page_n_resumes_at_page_n() {
+    let (fake, env) = seeded().await;
+    // Acme's second page is refused.
+    fake.data
+        .lock()
+        .unwrap()
+        .rate_limit_requests
+        .push((ACME_PAGES.into(), 2, 30));
+    let (state, _) = env.sync_via_queue().await;
+    assert_eq!(state, JobState::Retryable, "snoozed for Retry-After");
+    let (stream, pages_read, items_read, saved) = checkpoint(&env).await.expect("a checkpoint");
+    assert_eq!(stream.as_deref(), Some("tasks of project 1 of 2"));
+    assert_eq!(
+        (pages_read, items_read),
+        (1, 100),
+        "the page before the 429 is committed"
+    );
+    assert!(saved["offset"].is_string(), "{saved}");
+    assert_eq!(
+        metrics(&env).await,
+        vec![],
+        "nothing loaded before the settle"
+    );
+    let before = task_requests(&fake);
+    let refused: Vec<_> = before.iter().filter(|r| r.1 == 429).cloned().collect();
+    assert_eq!(refused.len(), 1, "{before:#?}");
+
+    env.run_due_jobs().await;
+    let all = task_requests(&fake);
+    let resumed = &all[before.len()..];
+    assert_eq!(
+        resumed[0],
+        (refused[0].0.clone(), 200),
+        "the resumed attempt starts with the page that was refused: {all:#?}"
+    );
+    assert_eq!(
+        served_twice(&all),
+        Vec::<String>::new(),
+        "no page read twice"
+    );
+    assert_eq!(all.iter().filter(|r| r.1 == 200).count(), 4);
+    assert_eq!(metrics(&env).await, expected(), "as an uninterrupted run");
+    assert_eq!(checkpoint(&env).await, None);
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+}
+
+/// Sync runs that loaded (the settle's load commits one).
+async fn settled_runs(env: &Env) -> i64 {
+    env.db
+        .superuser()
+        .await
+        .query_one(
+            "select count(*) from sync_runs where integration_id = $1 and status = 'succeeded'",
+            &[&env.integration],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Polls a run `polls` times, then drops it (a kill); true when it finished first.
+async fn run_for(env: &Env, polls: usize) -> bool {
+    let engine = env.engine.clone();
+    let (tenant, id) = (env.tenant, env.integration);
+    let mut run = Box::pin(async move { engine.run(tenant, id, true).await });
+    let mut n = 0;
+    std::future::poll_fn(|cx| {
+        n += 1;
+        if n > polls {
+            return std::task::Poll::Ready(false);
+        }
+        run.as_mut().poll(cx).map(|r| {
+            r.unwrap();
+            true
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_asana_run_killed_mid_read_resumes_at_its_checkpoint() {
+    let (fake, env) = seeded().await;
+    let mut kills = 0;
+    let mut progress = vec![];
+    // Short attempts, each killed, each resuming where the one before committed; longer each
+    // time, so the settle at the end also gets through.
+    for attempt in 0..200 {
+        if run_for(&env, 20 + 5 * attempt).await {
+            break;
+        }
+        kills += 1;
+        match checkpoint(&env).await {
+            Some((_, pages, _, _)) => progress.push(pages),
+            // Killed after the settle committed: the run is done.
+            None if settled_runs(&env).await > 0 => break,
+            None => {}
+        }
+    }
+    assert!(kills >= 2, "the run was killed mid-read ({kills} kills)");
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "committed pages never go back: {progress:?}"
+    );
+    assert_eq!(metrics(&env).await, expected());
+    assert_eq!(checkpoint(&env).await, None);
+    // Only a page in flight at a kill (not committed) can be read again.
+    let all = task_requests(&fake);
+    let twice = served_twice(&all);
+    assert!(twice.len() <= kills, "{twice:#?} after {kills} kills");
+    let pages = all.iter().filter(|r| r.1 == 200).count();
+    assert!(pages <= 4 + kills, "{pages} pages answered, {kills} kills");
+}
+
+#[tokio::test]
+async fn a_moved_asana_task_counts_for_its_new_client_only() {
+    let (fake, env) = seeded().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+
+    // a0 (on time) moves to Beta without another edit: Asana's modified_at does not change, so
+    // the increment cannot see it; the complete read moves it.
+    fake.tick(chrono::Duration::hours(1));
+    fake.move_task("a0", &["p2"]);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(metrics(&env).await, expected(), "invisible to an increment");
+    complete_reads_every_run(&env).await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let moved = [
+        day("Acme", "2024-01-10", "249", "124", Some("0.498")),
+        day("Beta", "2024-01-10", "1", "1", Some("1")),
+        day("Beta", "2024-01-12", "1", "1", Some("1")),
+        day("Beta", "2024-01-15", "1", "0", None),
+    ]
+    .concat();
+    assert_eq!(metrics(&env).await, moved);
+
+    // a1 (late) moves to Beta and is edited: the increment reads it from Beta's project (its
+    // `projects` say Beta only) and moves it at once.
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings - 'full_sync_hours' where id = $1",
+            &[&env.integration],
+        )
+        .await
+        .unwrap();
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert_task(
+        "a1",
+        &["p2"],
+        at("2024-01-10T02:00:00Z"),
+        Some("2024-01-09"),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let increment = [
+        day("Acme", "2024-01-10", "248", "124", Some("0.5")),
+        day("Beta", "2024-01-10", "2", "1", Some("0.5")),
+        day("Beta", "2024-01-12", "1", "1", Some("1")),
+        day("Beta", "2024-01-15", "1", "0", None),
+    ]
+    .concat();
+    assert_eq!(metrics(&env).await, increment);
+    // In both clients' projects, a task counts for each (once per client).
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert_task(
+        "a2",
+        &["p1", "p2"],
+        at("2024-01-10T02:00:00Z"),
+        Some("2024-01-10"),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let both = [
+        day("Acme", "2024-01-10", "248", "124", Some("0.5")),
+        day("Beta", "2024-01-10", "3", "2", Some("0.6667")),
+        day("Beta", "2024-01-12", "1", "1", Some("1")),
+        day("Beta", "2024-01-15", "1", "0", None),
+    ]
+    .concat();
+    assert_eq!(metrics(&env).await, both);
+}
+
+#[tokio::test]
+async fn a_deleted_asana_task_disappears_with_its_emptied_day() {
+    let (fake, env) = seeded().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    // b2 was Beta's only task of 01-15, a3 one of Acme's late ones.
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete_task("b2");
+    fake.delete_task("a3");
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        metrics(&env).await,
+        expected(),
+        "lists do not show deletions: an increment keeps them"
+    );
+    complete_reads_every_run(&env).await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        metrics(&env).await,
+        [
+            day("Acme", "2024-01-10", "249", "125", Some("0.502")),
+            day("Beta", "2024-01-12", "1", "1", Some("1")),
+        ]
+        .concat()
+    );
+    // Reopening is an edit: the increment sees it and the day goes.
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings - 'full_sync_hours' where id = $1",
+            &[&env.integration],
+        )
+        .await
+        .unwrap();
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert_task("b1", &["p2"], None, Some("2024-01-12"));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        metrics(&env).await,
+        day("Acme", "2024-01-10", "249", "125", Some("0.502"))
+    );
+}
+
+#[tokio::test]
+async fn an_expired_asana_offset_restarts_its_project_from_the_first_page() {
+    let (fake, env) = seeded().await;
+    // Acme's third page is refused; by the resume, the checkpointed offset has expired.
+    fake.data
+        .lock()
+        .unwrap()
+        .rate_limit_requests
+        .push((ACME_PAGES.into(), 3, 30));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    assert_eq!(checkpoint(&env).await.map(|c| c.1), Some(2));
+    fake.expire_offsets();
+    env.run_due_jobs().await;
+    let all = task_requests(&fake);
+    let refused: Vec<u16> = all.iter().map(|r| r.1).filter(|s| *s != 200).collect();
+    assert_eq!(refused, vec![429, 400], "{all:#?}");
+    let acme = all
+        .iter()
+        .filter(|r| r.0.starts_with(ACME_PAGES) && r.1 == 200)
+        .count();
+    assert_eq!(acme, 2 + 3, "Acme read again from its first page: {all:#?}");
+    assert_eq!(metrics(&env).await, expected());
+    assert_eq!(checkpoint(&env).await, None);
+    assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+}
