@@ -50,7 +50,9 @@ pub async fn enable(superuser_url: &str) -> DbResult<bool> {
     // call counts and timings (not their texts). Operators read it as the superuser.
     client
         .batch_execute(
-            "create extension if not exists pg_stat_statements;
+            // A second start meets "already exists, skipping": not news for the log.
+            "set client_min_messages = warning;
+             create extension if not exists pg_stat_statements;
              revoke all on pg_stat_statements, pg_stat_statements_info from public;
              revoke all on function pg_stat_statements(boolean), pg_stat_statements_info() from public",
         )
