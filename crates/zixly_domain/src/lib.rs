@@ -4,6 +4,7 @@
 //! strings or `std::io::Read` implementations handed to them. Types have private fields and
 //! `parse()` constructors ("parse, don't validate"), so a value of a domain type is always valid.
 
+pub mod alerts;
 pub mod currency;
 pub mod email;
 pub mod figures;
