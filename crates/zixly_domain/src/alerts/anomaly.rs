@@ -212,7 +212,9 @@ mod tests {
         let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         (0..months)
             .map(|i| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let u = ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5;
                 1000.0
                     + 10.0 * i as f64
@@ -226,9 +228,18 @@ mod tests {
     fn method_follows_history_length() {
         let s = series(40, 1);
         assert_eq!(judge_f64(&s[..3], s[3], 12), None);
-        assert_eq!(judge_f64(&s[..6], s[6], 12).unwrap().method, Method::RobustBand);
-        assert_eq!(judge_f64(&s[..12], s[12], 12).unwrap().method, Method::LastYear);
-        assert_eq!(judge_f64(&s[..16], s[16], 12).unwrap().method, Method::LastYear);
+        assert_eq!(
+            judge_f64(&s[..6], s[6], 12).unwrap().method,
+            Method::RobustBand
+        );
+        assert_eq!(
+            judge_f64(&s[..12], s[12], 12).unwrap().method,
+            Method::LastYear
+        );
+        assert_eq!(
+            judge_f64(&s[..16], s[16], 12).unwrap().method,
+            Method::LastYear
+        );
         assert_eq!(judge_f64(&s[..24], s[24], 12).unwrap().method, Method::Stl);
     }
 
@@ -298,7 +309,9 @@ mod tests {
             table.push((months, pct(tp), pct(fp), pct(zt), pct(zf)));
         }
         for (m, r, f, zr, zf) in &table {
-            println!("{m} months: recall {r:.1} % fp {f:.1} % | z-score recall {zr:.1} % fp {zf:.1} %");
+            println!(
+                "{m} months: recall {r:.1} % fp {f:.1} % | z-score recall {zr:.1} % fp {zf:.1} %"
+            );
         }
         for (m, recall, fp, z_recall, _) in &table {
             assert!(*recall >= 60.0, "{m} months: recall {recall}");

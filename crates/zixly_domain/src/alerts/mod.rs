@@ -195,7 +195,11 @@ pub fn check_change(
         Condition::Above => change > magnitude,
         Condition::Below => change < -magnitude,
     };
-    let unit = if mode == ChangeMode::Percent { " %" } else { "" };
+    let unit = if mode == ChangeMode::Percent {
+        " %"
+    } else {
+        ""
+    };
     let reason = format!(
         "{kpi} changed by {change:+}{unit} against {compared_with} ({before} → {current}); the rule \
          fires on a {} of more than {magnitude}{unit}",

@@ -281,11 +281,14 @@ mod tests {
         }
     }
 
+    type Trace = (
+        Option<AlertState>,
+        Option<(Option<AlertState>, AlertState)>,
+        bool,
+    );
+
     /// Runs a sequence of (minute, observation) and returns (state, transition, notify) per step.
-    fn run(
-        policy: &Policy,
-        seq: &[(i64, Observation)],
-    ) -> Vec<(Option<AlertState>, Option<(Option<AlertState>, AlertState)>, bool)> {
+    fn run(policy: &Policy, seq: &[(i64, Observation)]) -> Vec<Trace> {
         let mut mem: Option<Memory> = None;
         let mut out = Vec::new();
         for &(m, o) in seq {
@@ -306,12 +309,18 @@ mod tests {
 
     #[test]
     fn clear_without_history_stores_nothing() {
-        assert_eq!(run(&policy(), &[(0, Clear), (1, Gone)]), vec![(None, None, false); 2]);
+        assert_eq!(
+            run(&policy(), &[(0, Clear), (1, Gone)]),
+            vec![(None, None, false); 2]
+        );
     }
 
     #[test]
     fn resolution_is_notified_once_and_refiring_notifies_again() {
-        let r = run(&policy(), &[(0, Crossed), (1, Clear), (2, Clear), (3, Crossed)]);
+        let r = run(
+            &policy(),
+            &[(0, Crossed), (1, Clear), (2, Clear), (3, Crossed)],
+        );
         assert_eq!(r[1], (Some(Resolved), Some((Some(Firing), Resolved)), true));
         assert_eq!(r[2], (Some(Resolved), None, false));
         assert_eq!(r[3], (Some(Firing), Some((Some(Resolved), Firing)), true));
@@ -323,7 +332,10 @@ mod tests {
             pending_for: Duration::minutes(10),
             ..policy()
         };
-        let r = run(&p, &[(0, Crossed), (5, Crossed), (10, Crossed), (11, Crossed)]);
+        let r = run(
+            &p,
+            &[(0, Crossed), (5, Crossed), (10, Crossed), (11, Crossed)],
+        );
         assert_eq!(r[0], (Some(Pending), Some((None, Pending)), false));
         assert_eq!(r[1], (Some(Pending), None, false));
         assert_eq!(r[2], (Some(Firing), Some((Some(Pending), Firing)), true));
@@ -336,10 +348,29 @@ mod tests {
             pending_for: Duration::minutes(10),
             ..policy()
         };
-        let r = run(&p, &[(0, Crossed), (5, Clear), (6, Crossed), (15, Crossed), (16, Crossed)]);
-        assert_eq!(r[1], (Some(AlertState::Ok), Some((Some(Pending), AlertState::Ok)), false));
+        let r = run(
+            &p,
+            &[
+                (0, Crossed),
+                (5, Clear),
+                (6, Crossed),
+                (15, Crossed),
+                (16, Crossed),
+            ],
+        );
+        assert_eq!(
+            r[1],
+            (
+                Some(AlertState::Ok),
+                Some((Some(Pending), AlertState::Ok)),
+                false
+            )
+        );
         // The pending period starts again from the new crossing.
-        assert_eq!(r[2], (Some(Pending), Some((Some(AlertState::Ok), Pending)), false));
+        assert_eq!(
+            r[2],
+            (Some(Pending), Some((Some(AlertState::Ok), Pending)), false)
+        );
         assert_eq!(r[3], (Some(Pending), None, false));
         assert_eq!(r[4], (Some(Firing), Some((Some(Pending), Firing)), true));
     }
@@ -350,11 +381,20 @@ mod tests {
             repeat_every: Some(Duration::minutes(60)),
             ..policy()
         };
-        let r = run(&p, &[(0, Crossed), (59, Crossed), (60, Crossed), (61, Crossed), (120, Crossed)]);
-        assert_eq!(r[1].2, false);
+        let r = run(
+            &p,
+            &[
+                (0, Crossed),
+                (59, Crossed),
+                (60, Crossed),
+                (61, Crossed),
+                (120, Crossed),
+            ],
+        );
+        assert!(!r[1].2);
         assert_eq!(r[2], (Some(Firing), Some((Some(Firing), Firing)), true));
-        assert_eq!(r[3].2, false);
-        assert_eq!(r[4].2, true);
+        assert!(!r[3].2);
+        assert!(r[4].2);
     }
 
     #[test]
@@ -363,7 +403,10 @@ mod tests {
             snoozed_until: Some(t(30)),
             ..policy()
         };
-        let r = run(&p, &[(0, Crossed), (10, Crossed), (30, Crossed), (31, Crossed)]);
+        let r = run(
+            &p,
+            &[(0, Crossed), (10, Crossed), (30, Crossed), (31, Crossed)],
+        );
         assert_eq!(r[0], (Some(Firing), Some((None, Firing)), false));
         assert_eq!(r[1], (Some(Firing), None, false));
         assert_eq!(r[2], (Some(Firing), Some((Some(Firing), Firing)), true));
@@ -377,7 +420,10 @@ mod tests {
             ..policy()
         };
         let r = run(&p, &[(0, Crossed), (10, Clear)]);
-        assert_eq!(r[1], (Some(Resolved), Some((Some(Firing), Resolved)), false));
+        assert_eq!(
+            r[1],
+            (Some(Resolved), Some((Some(Firing), Resolved)), false)
+        );
         // Notified firing, snoozed afterwards: its resolution during the snooze is silent too.
         let mut mem = step(None, Crossed, &policy(), t(0)).memory;
         let s = step(mem.as_ref(), Clear, &p, t(5));
@@ -388,11 +434,31 @@ mod tests {
 
     #[test]
     fn no_data_is_recorded_silently_and_recovers() {
-        let r = run(&policy(), &[(0, Crossed), (1, Gone), (2, Gone), (3, Clear), (4, Crossed)]);
-        assert_eq!(r[1], (Some(AlertState::NoData), Some((Some(Firing), AlertState::NoData)), false));
+        let r = run(
+            &policy(),
+            &[(0, Crossed), (1, Gone), (2, Gone), (3, Clear), (4, Crossed)],
+        );
+        assert_eq!(
+            r[1],
+            (
+                Some(AlertState::NoData),
+                Some((Some(Firing), AlertState::NoData)),
+                false
+            )
+        );
         assert_eq!(r[2], (Some(AlertState::NoData), None, false));
-        assert_eq!(r[3], (Some(AlertState::Ok), Some((Some(AlertState::NoData), AlertState::Ok)), false));
-        assert_eq!(r[4], (Some(Firing), Some((Some(AlertState::Ok), Firing)), true));
+        assert_eq!(
+            r[3],
+            (
+                Some(AlertState::Ok),
+                Some((Some(AlertState::NoData), AlertState::Ok)),
+                false
+            )
+        );
+        assert_eq!(
+            r[4],
+            (Some(Firing), Some((Some(AlertState::Ok), Firing)), true)
+        );
     }
 
     /// Every (state, observation) pair with every policy switch: the contract's promises hold.
