@@ -167,6 +167,7 @@ impl TenantTx {
             )
             .await
             .ctx("removing emptied days")?;
+        self.data_changed(deleted).await?;
         self.clear_dirty_days(integration_id, processed).await?;
         Ok(deleted)
     }
@@ -193,13 +194,16 @@ impl TenantTx {
     /// Deletes the lead events of `source_system` for leads the provider removed (archived or
     /// deleted deals). Returns the number of deleted rows.
     pub async fn delete_leads(&self, source_system: &str, lead_ids: &[String]) -> DbResult<u64> {
-        self.client()
+        let n = self
+            .client()
             .execute(
                 "delete from lead_events where tenant_id = $1 and source_system = $2 and lead_id = any($3)",
                 &[&self.tenant_id(), &source_system, &lead_ids],
             )
             .await
-            .ctx("removing lead events of removed leads")
+            .ctx("removing lead events of removed leads")?;
+        self.data_changed(n).await?;
+        Ok(n)
     }
 
     /// Deletes the lead events of re-fetched leads that the provider no longer reports (a stage
@@ -215,7 +219,8 @@ impl TenantTx {
         let k_client: Vec<&str> = keep.iter().map(|k| k.1.as_str()).collect();
         let k_stage: Vec<&str> = keep.iter().map(|k| k.2.as_str()).collect();
         let k_at: Vec<chrono::DateTime<chrono::Utc>> = keep.iter().map(|k| k.3).collect();
-        self.client()
+        let n = self
+            .client()
             .execute(
                 "delete from lead_events e using client_kpis k
                   where e.tenant_id = $1 and k.tenant_id = $1 and e.client_kpi_id = k.id
@@ -225,7 +230,9 @@ impl TenantTx {
                 &[&self.tenant_id(), &source_system, &leads, &k_lead, &k_client, &k_stage, &k_at],
             )
             .await
-            .ctx("pruning lead events of re-fetched leads")
+            .ctx("pruning lead events of re-fetched leads")?;
+        self.data_changed(n).await?;
+        Ok(n)
     }
 
     /// Every document that currently contributes to the integration's days (a provider without
@@ -280,7 +287,8 @@ impl TenantTx {
         let k_client: Vec<&str> = keep.iter().map(|k| k.0.as_str()).collect();
         let k_name: Vec<&str> = keep.iter().map(|k| k.1.as_str()).collect();
         let k_at: Vec<chrono::DateTime<chrono::Utc>> = keep.iter().map(|k| k.2).collect();
-        self.client()
+        let n = self
+            .client()
             .execute(
                 "delete from custom_metrics m using client_kpis k, unnest($3::text[], $4::timestamptz[]) as d(cl, at)
                   where m.tenant_id = $1 and k.tenant_id = $1 and m.client_kpi_id = k.id
@@ -298,7 +306,9 @@ impl TenantTx {
                 ],
             )
             .await
-            .ctx("pruning recomputed metric days")
+            .ctx("pruning recomputed metric days")?;
+        self.data_changed(n).await?;
+        Ok(n)
     }
 
     /// After a complete read of a provider whose metrics are sums of contributions (Asana):
@@ -311,7 +321,8 @@ impl TenantTx {
         source_system: &str,
         time_zone: &str,
     ) -> DbResult<u64> {
-        self.client()
+        let n = self
+            .client()
             .execute(
                 "delete from custom_metrics m using client_kpis k
                   where m.tenant_id = $1 and k.tenant_id = $1 and m.client_kpi_id = k.id
@@ -328,6 +339,8 @@ impl TenantTx {
                 ],
             )
             .await
-            .ctx("pruning metrics without contributions")
+            .ctx("pruning metrics without contributions")?;
+        self.data_changed(n).await?;
+        Ok(n)
     }
 }

@@ -609,6 +609,10 @@ where
                         CheckpointWrite::Clear => tx.clear_sync_checkpoint(integration_id).await?,
                     }
                 }
+                // Rows changed: the tenant's alert rules are evaluated again, as a job committed
+                // with the rows (never inside the load, never for a load that changed nothing —
+                // a re-import of the same file evaluates nothing). One live job per tenant.
+                tx.data_changed(counts.inserted + counts.updated).await?;
                 release_run(tx.commit_keep().await?, run_id).await;
                 Ok(report)
             }

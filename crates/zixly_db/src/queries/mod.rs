@@ -1,5 +1,6 @@
 //! Tenant-scoped queries, grouped by entity, as methods on [`crate::TenantTx`].
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod clients;

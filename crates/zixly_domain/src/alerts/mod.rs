@@ -250,6 +250,41 @@ pub fn check_stale(days_since_data: Option<i64>, stale_days: i64, errors: &[Stri
     }
 }
 
+/// A goal rule: judged on the status of the goal's current period. It fires when the goal is
+/// `off_track` (projected to miss at the current pace) or `missed`; `at_risk` and the good
+/// states do not, because pacing a sparse monthly series early in a period swings between
+/// "at risk" and "on track" from one day to the next, and a notification per swing is noise.
+/// No status (no data yet): no data.
+pub fn check_goal(eval: &crate::goals::Evaluation) -> Verdict {
+    use crate::goals::GoalStatus;
+    let Some(status) = eval.status else {
+        return Verdict {
+            threshold: Some(eval.target),
+            ..Verdict::no_data("no figures for the goal's period yet")
+        };
+    };
+    let crossed = matches!(status, GoalStatus::OffTrack | GoalStatus::Missed);
+    let mut reason = format!("the goal is {}", status.as_str().replace('_', " "));
+    if let Some(a) = eval.actual {
+        reason.push_str(&format!(": {a} so far"));
+    }
+    if let Some(e) = eval.expected_to_date {
+        reason.push_str(&format!(", {e} expected to date"));
+    }
+    if let Some(p) = eval.projected {
+        reason.push_str(&format!(", {p} projected"));
+    }
+    reason.push_str(&format!(" (target {})", eval.target));
+    Verdict {
+        crossed: Some(crossed),
+        value: eval.actual,
+        threshold: Some(eval.target),
+        expected_low: None,
+        expected_high: None,
+        reason,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,5 +407,45 @@ mod tests {
         let v = check_stale(Some(0), 3, &["Xero".into()]);
         assert_eq!(v.crossed, Some(true));
         assert!(v.reason.contains("Xero is in error"), "{}", v.reason);
+    }
+
+    #[test]
+    fn a_goal_rule_fires_off_track_and_missed_only() {
+        use crate::goals::{Evaluation, GoalStatus, Pacing};
+        use crate::period::DateRange;
+        let period = DateRange::new(
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+        )
+        .unwrap();
+        let eval = |status| Evaluation {
+            period,
+            target: d("1000"),
+            actual: Some(d("200")),
+            expected_to_date: Some(d("500")),
+            projected: Some(d("400")),
+            status,
+            pacing: Pacing::Linear,
+            elapsed_days: 15,
+            total_days: 30,
+        };
+        for (status, fires) in [
+            (GoalStatus::OnTrack, false),
+            (GoalStatus::AtRisk, false),
+            (GoalStatus::Achieved, false),
+            (GoalStatus::OffTrack, true),
+            (GoalStatus::Missed, true),
+        ] {
+            let v = check_goal(&eval(Some(status)));
+            assert_eq!(v.crossed, Some(fires), "{status:?}");
+            assert_eq!(v.value, Some(d("200")));
+            assert_eq!(v.threshold, Some(d("1000")));
+        }
+        let v = check_goal(&eval(Some(GoalStatus::OffTrack)));
+        assert_eq!(
+            v.reason,
+            "the goal is off track: 200 so far, 500 expected to date, 400 projected (target 1000)"
+        );
+        assert_eq!(check_goal(&eval(None)).crossed, None);
     }
 }

@@ -95,7 +95,7 @@ pub(crate) fn default_history(period: &GoalPeriod) -> usize {
     }
 }
 
-fn is_ratio(kpi: &str) -> bool {
+pub(crate) fn is_ratio(kpi: &str) -> bool {
     builtin(kpi).is_some_and(|k| k.aggregation.is_none())
 }
 
@@ -212,11 +212,11 @@ fn parse_name(name: Option<&str>, errors: &mut Vec<ErrorDetail>) -> Option<Strin
 }
 
 /// Whether `kpi` is in the tenant's catalogue: a built-in KPI or a custom metric it has seen.
-async fn known_kpi(tx: &TenantTx, kpi: &str) -> ApiResult<bool> {
+pub(crate) async fn known_kpi(tx: &TenantTx, kpi: &str) -> ApiResult<bool> {
     Ok(builtin(kpi).is_some() || tx.metric_definition(kpi).await?.is_some())
 }
 
-fn unknown_kpi(kpi: &str) -> ErrorDetail {
+pub(crate) fn unknown_kpi(kpi: &str) -> ErrorDetail {
     let names: Vec<&str> = BUILTIN_KPIS.iter().map(|k| k.name).collect();
     ErrorDetail::field(
         "kpi",
@@ -228,7 +228,7 @@ fn unknown_kpi(kpi: &str) -> ErrorDetail {
     )
 }
 
-async fn kpi_display_name(tx: &TenantTx, kpi: &str) -> ApiResult<String> {
+pub(crate) async fn kpi_display_name(tx: &TenantTx, kpi: &str) -> ApiResult<String> {
     if let Some(k) = builtin(kpi) {
         return Ok(k.display_name.to_owned());
     }

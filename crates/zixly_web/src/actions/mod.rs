@@ -7,6 +7,7 @@
 //! with them: parsing JSON or a form, and shaping the answer as JSON or as a page.
 //!
 //! - [`account`]: the caller's own password and personal API tokens.
+//! - [`alerts`]: alert rules (create, change, snooze, delete) and their alerts with history.
 //! - [`clients`]: create, change (rename), delete a client.
 //! - [`goals`]: list goals with their progress, create, change, archive, per-period targets, budget CSV import.
 //! - [`metrics`]: list the metric catalogue, change a custom metric's definition.
@@ -17,6 +18,7 @@
 //! (The CSV import action, older, lives in `crate::imports` and follows the same rule.)
 
 pub(crate) mod account;
+pub(crate) mod alerts;
 pub(crate) mod clients;
 pub(crate) mod goals;
 pub(crate) mod metrics;

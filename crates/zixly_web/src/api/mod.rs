@@ -52,6 +52,7 @@
 //! - Larger bodies (CSV imports): add `.layer(axum::extract::DefaultBodyLimit::max(N))` to that
 //!   route's router; the default is `WebConfig::body_limit`.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod batches;
@@ -91,6 +92,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(metrics::router())
         .merge(notifications::router())
         .merge(goals::router())
+        .merge(alerts::router())
         .merge(users::router())
         .merge(audit::router())
 }
