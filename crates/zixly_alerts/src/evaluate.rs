@@ -49,7 +49,7 @@ fn stale_bucket() -> NaiveDate {
     NaiveDate::from_ymd_opt(2000, 1, 1).expect("a valid date")
 }
 
-pub(crate) fn register(worker: &mut Worker, services: &Services) {
+pub fn register(worker: &mut Worker, services: &Services) {
     let app = services.app.clone();
     worker.register(EVALUATE_JOB, move |job: Job| {
         let app = app.clone();

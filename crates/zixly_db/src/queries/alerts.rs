@@ -728,7 +728,7 @@ impl TenantTx {
     pub async fn lock_alert_evaluation(&self) -> DbResult<()> {
         self.client()
             .execute(
-                "select pg_advisory_xact_lock(hashtextextended('zixly_alert_evaluate:' || $1::text, 0))",
+                "select pg_advisory_xact_lock(hashtextextended('zixly_alert_evaluate:' || $1::uuid::text, 0))",
                 &[&self.tenant_id()],
             )
             .await

@@ -3,6 +3,7 @@
 //! `routes.rs` holds `ROUTES`, the route table every resource registers in (role × route ×
 //! tenant matrix, cross-tenant 404s, OpenAPI coverage).
 mod account_page;
+mod alerts;
 mod audit_page;
 mod auth;
 mod auth_hardening;

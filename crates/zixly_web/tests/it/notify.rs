@@ -23,20 +23,20 @@ use zixly_testkit::app::{spawn_app, TestApp};
 
 /// What the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Received {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 /// A webhook receiver on 127.0.0.1: answers the queued statuses in order, then 200.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     statuses: Arc<Mutex<VecDeque<u16>>>,
 }
 
 impl Receiver {
-    async fn start(statuses: &[u16]) -> (Receiver, String) {
+    pub(crate) async fn start(statuses: &[u16]) -> (Receiver, String) {
         let r = Receiver::default();
         r.statuses.lock().unwrap().extend(statuses);
         let state = r.clone();
@@ -61,12 +61,12 @@ impl Receiver {
         (r, url)
     }
 
-    fn got(&self) -> Vec<Received> {
+    pub(crate) fn got(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 }
 
-fn no_wait(_: i32) -> Duration {
+pub(crate) fn no_wait(_: i32) -> Duration {
     Duration::ZERO
 }
 
@@ -75,7 +75,7 @@ fn an_hour(_: i32) -> Duration {
 }
 
 /// A worker with the delivery jobs, the app's keyring and mail capture.
-fn worker(app: &TestApp, allow_private: bool, backoff: fn(i32) -> Duration) -> Worker {
+pub(crate) fn worker(app: &TestApp, allow_private: bool, backoff: fn(i32) -> Duration) -> Worker {
     let mut w = Worker::new(app.db.system.clone(), WorkerConfig::default());
     let services = zixly_alerts::Services {
         app: app.db.app.clone(),
@@ -94,11 +94,11 @@ fn worker(app: &TestApp, allow_private: bool, backoff: fn(i32) -> Duration) -> W
     w
 }
 
-fn allow_private() {
+pub(crate) fn allow_private() {
     std::env::set_var(deliver::ALLOW_PRIVATE_ENV, "1");
 }
 
-async fn create_channel(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn create_channel(app: &TestApp, body: Value) -> Value {
     let res = app
         .post("/api/v1/notification-channels", &app.a.admin, &body)
         .await;
@@ -153,7 +153,7 @@ async fn enqueue_notify(tx: &zixly_db::TenantTx, transition: Uuid) {
     tx.enqueue_job(&job).await.unwrap();
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
+pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     app.db
         .superuser()
         .await
@@ -163,7 +163,7 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
         .get(0)
 }
 
-fn header<'a>(r: &'a Received, name: &str) -> &'a str {
+pub(crate) fn header<'a>(r: &'a Received, name: &str) -> &'a str {
     r.headers.get(name).unwrap().to_str().unwrap()
 }
 

@@ -32,6 +32,10 @@ pub enum Entity {
     Channel,
     /// A tenant-wide monthly revenue goal.
     Goal,
+    /// A tenant-wide stale-data alert rule.
+    AlertRule,
+    /// A firing alert of a threshold rule (made with SQL, as the evaluation writes it).
+    Alert,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -202,6 +206,40 @@ pub const ROUTES: &[RouteCase] = &[
         R(Viewer),
         Some(Entity::Goal),
     ),
+    route("GET", "/api/v1/alert-rules", R(Viewer), None),
+    route("POST", "/api/v1/alert-rules", R(Editor), None),
+    route(
+        "GET",
+        "/api/v1/alert-rules/{id}",
+        R(Viewer),
+        Some(Entity::AlertRule),
+    ),
+    route(
+        "PUT",
+        "/api/v1/alert-rules/{id}",
+        R(Editor),
+        Some(Entity::AlertRule),
+    ),
+    route(
+        "PATCH",
+        "/api/v1/alert-rules/{id}",
+        R(Editor),
+        Some(Entity::AlertRule),
+    ),
+    route(
+        "DELETE",
+        "/api/v1/alert-rules/{id}",
+        R(Editor),
+        Some(Entity::AlertRule),
+    ),
+    route(
+        "POST",
+        "/api/v1/alert-rules/{id}/snooze",
+        R(Editor),
+        Some(Entity::AlertRule),
+    ),
+    route("GET", "/api/v1/alerts", R(Viewer), None),
+    route("GET", "/api/v1/alerts/{id}", R(Viewer), Some(Entity::Alert)),
     route("GET", "/api/v1/integrations", R(Admin), None),
     route("GET", "/api/v1/integrations/callback", R(Admin), None),
     // `{id}` is the provider here (the router needs one parameter name per position).
@@ -298,6 +336,11 @@ pub async fn fixture(app: &TestApp, tenant: &TestTenant, kind: Entity) -> Uuid {
             "/api/v1/notification-channels",
             json!({"kind": "email", "name": format!("Fixture {}", Uuid::new_v4().simple()), "address": "ops@x.example"}),
         ),
+        Entity::AlertRule => (
+            "/api/v1/alert-rules",
+            json!({"name": "Fixture rule", "kind": "stale", "stale_days": 5}),
+        ),
+        Entity::Alert => return firing_alert(app, tenant.id).await,
         Entity::Goal => (
             "/api/v1/goals",
             json!({"name": "Fixture goal", "kpi": "revenue", "period": "month", "kind": "reach", "target": "1000"}),
@@ -388,6 +431,22 @@ pub async fn still_exists(app: &TestApp, tenant: &TestTenant, kind: Entity, id: 
                     && c["name"].as_str().unwrap().starts_with("Fixture")
             }) && !has_jobs(app, tenant.id).await
         }
+        Entity::AlertRule => {
+            let res = app
+                .get(&format!("/api/v1/alert-rules/{id}"), &tenant.admin)
+                .await;
+            if res.status() != 200 {
+                return false;
+            }
+            let v: Value = res.json().await.unwrap();
+            v["name"] == "Fixture rule" && v["stale_days"] == 5 && v["snoozed_until"].is_null()
+        }
+        Entity::Alert => {
+            let res = app
+                .get(&format!("/api/v1/alerts/{id}"), &tenant.admin)
+                .await;
+            res.status() == 200
+        }
         Entity::Goal => {
             let res = app.get(&format!("/api/v1/goals/{id}"), &tenant.admin).await;
             if res.status() != 200 {
@@ -397,6 +456,23 @@ pub async fn still_exists(app: &TestApp, tenant: &TestTenant, kind: Entity, id: 
             v["name"] == "Fixture goal" && v["target"] == "1000" && v["targets"] == json!([])
         }
     }
+}
+
+/// A threshold rule and one firing alert of it, written with SQL as the evaluation job would.
+pub async fn firing_alert(app: &TestApp, tenant_id: Uuid) -> Uuid {
+    let (rule, alert) = (Uuid::now_v7(), Uuid::now_v7());
+    let zero = Uuid::nil();
+    let tx = app.db.app.begin_tenant(tenant_id).await.unwrap();
+    tx.raw_batch(&format!(
+        "insert into alert_rules (tenant_id, id, name, kind, kpi, condition, value)
+           values ('{tenant_id}', '{rule}', 'Fixture threshold', 'threshold', 'revenue', 'above', 10);
+         insert into alerts (tenant_id, id, rule_id, subject_key, bucket_start, state, value, threshold)
+           values ('{tenant_id}', '{alert}', '{rule}', '{zero}', '2026-01-01', 'firing', 20, 10);"
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    alert
 }
 
 /// An ACTIVE integration of `provider` with (meaningless) stored token ciphertexts, made
@@ -420,13 +496,15 @@ pub async fn connected_integration(app: &TestApp, tenant_id: Uuid, provider: &st
 }
 
 /// Whether the tenant has any job (a cross-tenant sync must not enqueue one).
+/// Whether the tenant has jobs a cross-tenant call could have enqueued (a sync, a delivery); the
+/// evaluation that creating an alert-rule fixture asks for does not count.
 async fn has_jobs(app: &TestApp, tenant_id: Uuid) -> bool {
     let n: i64 = app
         .db
         .superuser()
         .await
         .query_one(
-            "select count(*) from jobs where tenant_id = $1",
+            "select count(*) from jobs where tenant_id = $1 and kind <> 'alert_evaluate'",
             &[&tenant_id],
         )
         .await
@@ -560,6 +638,13 @@ async fn another_tenants_ids_answer_404() {
             ("PATCH", Entity::Goal) => json!({"target": "1", "name": "hijacked"}),
             ("PUT", Entity::Goal) => {
                 json!({"targets": [{"period_start": "2024-01-01", "target": "1"}]})
+            }
+            ("PATCH", Entity::AlertRule) => json!({"name": "hijacked"}),
+            ("PUT", Entity::AlertRule) => {
+                json!({"name": "hijacked", "kind": "stale", "stale_days": 1})
+            }
+            ("POST", Entity::AlertRule) => {
+                json!({"until": (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339()})
             }
             ("PATCH", Entity::Integration) => {
                 json!({"settings": {"tracking_category": "hijacked"}})

@@ -1,0 +1,503 @@
+//! Alert rules end to end (issue 13, "Done when"), against a real database, a local webhook
+//! receiver and captured mail: a threshold crossed by a CSV import gives exactly one signed
+//! webhook, one e-mail and one in-app notification per user; re-importing the same file gives
+//! none; correcting the data resolves the alert and notifies once; a snoozed rule changes state
+//! silently. Also: the rule API's validation, roles, audit rows and tenant isolation, pending
+//! periods, goal rules, and the evaluation's idempotence.
+
+use chrono::{Datelike, Months, NaiveDate, Utc};
+use reqwest::multipart::{Form, Part};
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+use zixly_alerts::deliver::signature;
+use zixly_queue::Worker;
+use zixly_testkit::app::{TestApp, TestUser};
+
+use crate::notify::{allow_private, count, create_channel, header, no_wait, worker, Receiver};
+
+async fn json_of(res: reqwest::Response, status: u16, what: &str) -> Value {
+    let got = res.status().as_u16();
+    let body = res.text().await.unwrap();
+    assert_eq!(got, status, "{what}: {body}");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+/// The worker of the notification tests plus the evaluation job.
+fn full_worker(app: &TestApp) -> Worker {
+    let mut w = worker(app, true, no_wait);
+    zixly_alerts::evaluate::register(
+        &mut w,
+        &zixly_alerts::Services {
+            app: app.db.app.clone(),
+            system: app.db.system.clone(),
+            keyring: None,
+        },
+    );
+    w
+}
+
+/// The first day of last month: the latest complete month bucket (the test tenants' zone is
+/// UTC-near; a test run at midnight on the 1st would straddle, which nextest's minutes do not).
+fn last_month() -> NaiveDate {
+    let today = Utc::now().date_naive();
+    today.with_day(1).unwrap() - Months::new(1)
+}
+
+async fn import(app: &TestApp, user: &TestUser, csv: &str) -> Value {
+    let form = Form::new().text("dataset", "financials").part(
+        "file",
+        Part::bytes(csv.as_bytes().to_vec())
+            .file_name("month.csv")
+            .mime_str("text/csv")
+            .unwrap(),
+    );
+    let res = app
+        .request(Method::POST, "/api/v1/imports", user)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    json_of(res, 200, "import").await
+}
+
+/// A financials file with ACME's revenue of last month spread over two days.
+fn month_file(revenue_each_day: &str) -> String {
+    let m = last_month();
+    format!(
+        "client_id,client_name,record_date,revenue,expenses,cash_flow\n\
+         ACME,Acme Pty,{},{revenue_each_day},100.00,0\n\
+         ACME,Acme Pty,{},{revenue_each_day},100.00,0\n",
+        m,
+        m + chrono::Days::new(9)
+    )
+}
+
+async fn client_uuid(app: &TestApp, user: &TestUser) -> Uuid {
+    let v = json_of(app.get("/api/v1/clients", user).await, 200, "clients").await;
+    v["data"][0]["id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn alerts(app: &TestApp, user: &TestUser) -> Vec<Value> {
+    json_of(app.get("/api/v1/alerts", user).await, 200, "alerts").await["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn unread(app: &TestApp, user: &TestUser) -> i64 {
+    json_of(
+        app.get("/api/v1/notifications", user).await,
+        200,
+        "notifications",
+    )
+    .await["unread"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_threshold_crossed_by_an_import_notifies_once_resolves_once_and_snooze_silences() {
+    allow_private();
+    let app = TestApp::builder().with_mailer().spawn().await;
+    let (receiver, url) = Receiver::start(&[]).await;
+    let hook = create_channel(
+        &app,
+        json!({"kind": "webhook", "name": "Ops hook", "url": url}),
+    )
+    .await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let mail = create_channel(
+        &app,
+        json!({"kind": "email", "name": "Ops mail", "address": "ops@a.example"}),
+    )
+    .await;
+    let w = full_worker(&app);
+
+    // Last month at 2 × 400 = 800: below the threshold.
+    import(&app, &app.a.editor, &month_file("400.00")).await;
+    let client = client_uuid(&app, &app.a.editor).await;
+    let rule = json_of(
+        app.post(
+            "/api/v1/alert-rules",
+            &app.a.editor,
+            &json!({"name": "Acme revenue over 1,000", "kind": "threshold", "kpi": "revenue",
+                    "client_id": client, "bucket": "month", "condition": "above", "value": "1000",
+                    "channel_ids": [hook["id"], mail["id"]]}),
+        )
+        .await,
+        201,
+        "create rule",
+    )
+    .await;
+    let rule_id = rule["id"].as_str().unwrap().to_string();
+    assert_eq!(rule["client_id"], client.to_string());
+    w.run_until_idle().await.unwrap();
+    assert!(
+        alerts(&app, &app.a.viewer).await.is_empty(),
+        "below the threshold: no alert"
+    );
+    assert!(receiver.got().is_empty());
+
+    // The import that crosses it: 2 × 600 = 1,200.
+    let file = month_file("600.00");
+    let report = import(&app, &app.a.editor, &file).await;
+    assert_eq!(report["updated"], 2, "{report}");
+    w.run_until_idle().await.unwrap();
+
+    let got = receiver.got();
+    assert_eq!(got.len(), 1, "exactly one webhook");
+    let r = &got[0];
+    let (id, ts, sig) = (
+        header(r, "webhook-id"),
+        header(r, "webhook-timestamp"),
+        header(r, "webhook-signature"),
+    );
+    let key = signature::secret_bytes(&secret).unwrap();
+    assert_eq!(
+        sig,
+        signature::sign(&key, id, ts.parse().unwrap(), &r.body),
+        "the signature verifies with the channel's secret"
+    );
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["type"], "alert.firing");
+    assert_eq!(body["rule_id"], rule_id);
+    assert_eq!(body["client_id"], client.to_string());
+    assert_eq!(body["kpi"], "revenue");
+    assert_eq!(body["bucket_start"], last_month().to_string());
+    assert_eq!(body["value"], "1200");
+    assert_eq!(body["threshold"], "1000");
+    let mails = app.mails();
+    assert_eq!(mails.len(), 1, "exactly one mail: {mails:?}");
+    assert!(mails[0].subject.contains("Acme revenue over 1,000"));
+    for user in [&app.a.admin, &app.a.editor, &app.a.viewer] {
+        assert_eq!(unread(&app, user).await, 1, "one in-app notification each");
+    }
+    let listed = alerts(&app, &app.a.viewer).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["state"], "firing");
+    assert_eq!(listed[0]["value"], "1200");
+    assert_eq!(listed[0]["client_name"], "Acme Pty");
+    assert!(alerts(&app, &app.b.admin).await.is_empty(), "tenant B sees none");
+
+    // The same file again: nothing changes, nothing is evaluated, nothing is sent; a scheduled
+    // evaluation on top records nothing either.
+    let again = import(&app, &app.a.editor, &file).await;
+    assert_eq!(again["unchanged"], 2, "{again}");
+    w.run_until_idle().await.unwrap();
+    let s = zixly_alerts::evaluate::evaluate_tenant(&app.db.app, app.a.id, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((s.transitions, s.notified), (0, 0), "{s:?}");
+    w.run_until_idle().await.unwrap();
+    assert_eq!(receiver.got().len(), 1, "no second webhook");
+    assert_eq!(app.mails().len(), 1, "no second mail");
+    assert_eq!(unread(&app, &app.a.viewer).await, 1);
+
+    // Corrected to 2 × 450 = 900: resolved, notified once.
+    import(&app, &app.a.editor, &month_file("450.00")).await;
+    w.run_until_idle().await.unwrap();
+    let got = receiver.got();
+    assert_eq!(got.len(), 2, "one resolution webhook");
+    let body: Value = serde_json::from_slice(&got[1].body).unwrap();
+    assert_eq!(body["type"], "alert.resolved");
+    assert_eq!(body["value"], "900");
+    assert_ne!(
+        header(&got[1], "webhook-id"),
+        header(&got[0], "webhook-id"),
+        "another event, another id"
+    );
+    assert_eq!(app.mails().len(), 2);
+    assert_eq!(unread(&app, &app.a.viewer).await, 2);
+    let alert = &alerts(&app, &app.a.viewer).await[0];
+    assert_eq!(alert["state"], "resolved");
+    let detail = json_of(
+        app.get(
+            &format!("/api/v1/alerts/{}", alert["id"].as_str().unwrap()),
+            &app.a.viewer,
+        )
+        .await,
+        200,
+        "alert",
+    )
+    .await;
+    let states: Vec<(&str, bool)> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["to_state"].as_str().unwrap(), t["notify"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(states, [("firing", true), ("resolved", true)]);
+
+    // Snoozed: crossing again fires on the page but notifies nobody.
+    let until = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    json_of(
+        app.post(
+            &format!("/api/v1/alert-rules/{rule_id}/snooze"),
+            &app.a.editor,
+            &json!({ "until": until }),
+        )
+        .await,
+        200,
+        "snooze",
+    )
+    .await;
+    import(&app, &app.a.editor, &month_file("700.00")).await;
+    w.run_until_idle().await.unwrap();
+    assert_eq!(alerts(&app, &app.a.viewer).await[0]["state"], "firing");
+    assert_eq!(receiver.got().len(), 2, "snoozed: no webhook");
+    assert_eq!(app.mails().len(), 2, "snoozed: no mail");
+    assert_eq!(unread(&app, &app.a.viewer).await, 2, "snoozed: nothing in-app");
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from alert_transitions where to_state = 'firing' and not notify"
+        )
+        .await,
+        1,
+        "the silenced firing is in the history"
+    );
+
+    // Every change of the rule is audited.
+    let audit = count(
+        &app,
+        "select count(*) from audit_logs where action in ('alert_rule.create', 'alert_rule.snooze')",
+    )
+    .await;
+    assert_eq!(audit, 2);
+}
+
+#[tokio::test]
+async fn a_pending_period_holds_the_firing_until_it_has_lasted() {
+    let app = TestApp::builder().spawn().await;
+    import(&app, &app.a.editor, &month_file("600.00")).await;
+    let rule = json_of(
+        app.post(
+            "/api/v1/alert-rules",
+            &app.a.editor,
+            &json!({"name": "Tenant revenue", "kind": "threshold", "kpi": "revenue",
+                    "client_id": null, "bucket": "month", "condition": "above", "value": 1000,
+                    "pending_seconds": 3600, "channel_ids": []}),
+        )
+        .await,
+        201,
+        "create",
+    )
+    .await;
+    assert_eq!(rule["client_id"], Value::Null, "tenant-wide");
+    let now = Utc::now();
+    let eval = |at| zixly_alerts::evaluate::evaluate_tenant(&app.db.app, app.a.id, at);
+    let s = eval(now).await.unwrap();
+    assert_eq!((s.transitions, s.notified), (1, 0), "ok → pending, silently");
+    assert_eq!(alerts(&app, &app.a.viewer).await[0]["state"], "pending");
+    let s = eval(now + chrono::Duration::minutes(30)).await.unwrap();
+    assert_eq!(s.transitions, 0, "still pending after 30 minutes");
+    let s = eval(now + chrono::Duration::minutes(61)).await.unwrap();
+    assert_eq!((s.transitions, s.notified), (1, 1), "pending → firing, notified");
+    assert_eq!(alerts(&app, &app.a.viewer).await[0]["state"], "firing");
+    assert_eq!(
+        count(&app, "select count(*) from jobs where kind = 'alert_notify'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn rules_are_validated_by_field_managed_by_editors_and_kept_in_their_tenant() {
+    let app = TestApp::builder().spawn().await;
+    // Every bad field is named.
+    let v = json_of(
+        app.post(
+            "/api/v1/alert-rules",
+            &app.a.editor,
+            &json!({"name": " ", "kind": "threshold", "kpi": "turnover", "bucket": "hour",
+                    "condition": "sideways", "value": "lots",
+                    "channel_ids": [Uuid::now_v7()]}),
+        )
+        .await,
+        422,
+        "bad rule",
+    )
+    .await;
+    let fields: Vec<&str> = v["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    for f in ["name", "kpi", "bucket", "condition", "value", "channel_ids"] {
+        assert!(fields.contains(&f), "{f} named in {v}");
+    }
+    let v = json_of(
+        app.post(
+            "/api/v1/alert-rules",
+            &app.a.editor,
+            &json!({"name": "x", "kind": "sometimes"}),
+        )
+        .await,
+        422,
+        "bad kind",
+    )
+    .await;
+    assert_eq!(v["error"]["details"][0]["field"], "kind");
+    // A margin threshold is a fraction, like a goal's target.
+    let v = json_of(
+        app.post(
+            "/api/v1/alert-rules",
+            &app.a.editor,
+            &json!({"name": "m", "kind": "threshold", "kpi": "margin", "condition": "below",
+                    "value": "30"}),
+        )
+        .await,
+        422,
+        "ratio as percent",
+    )
+    .await;
+    assert!(v.to_string().contains("fraction"), "{v}");
+    // Another tenant's channel is unknown here.
+    let b_hook = json_of(
+        app.post(
+            "/api/v1/notification-channels",
+            &app.b.admin,
+            &json!({"kind": "email", "name": "B", "address": "b@b.example"}),
+        )
+        .await,
+        201,
+        "B channel",
+    )
+    .await;
+    json_of(
+        app.post(
+            "/api/v1/alert-rules",
+            &app.a.editor,
+            &json!({"name": "x", "kind": "stale", "stale_days": 3, "channel_ids": [b_hook["id"]]}),
+        )
+        .await,
+        422,
+        "foreign channel",
+    )
+    .await;
+
+    // VIEWERs read, EDITORs write.
+    let body = json!({"name": "Quiet clients", "kind": "stale", "stale_days": 7, "each_client": true});
+    json_of(
+        app.post("/api/v1/alert-rules", &app.a.viewer, &body).await,
+        403,
+        "viewer create",
+    )
+    .await;
+    let rule = json_of(
+        app.post("/api/v1/alert-rules", &app.a.editor, &body).await,
+        201,
+        "editor create",
+    )
+    .await;
+    let id = rule["id"].as_str().unwrap();
+    assert_eq!(rule["each_client"], true);
+    let list = json_of(
+        app.get("/api/v1/alert-rules", &app.a.viewer).await,
+        200,
+        "viewer list",
+    )
+    .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    let patched = json_of(
+        app.patch(
+            &format!("/api/v1/alert-rules/{id}"),
+            &app.a.editor,
+            &json!({"stale_days": 14, "name": "Two quiet weeks"}),
+        )
+        .await,
+        200,
+        "patch",
+    )
+    .await;
+    assert_eq!(patched["stale_days"], 14);
+    assert_eq!(patched["each_client"], true, "the scope stays");
+    // Tenant B cannot see, change or delete it.
+    for res in [
+        app.get(&format!("/api/v1/alert-rules/{id}"), &app.b.admin).await,
+        app.patch(
+            &format!("/api/v1/alert-rules/{id}"),
+            &app.b.admin,
+            &json!({"name": "mine"}),
+        )
+        .await,
+        app.delete(&format!("/api/v1/alert-rules/{id}"), &app.b.admin)
+            .await,
+    ] {
+        assert_eq!(res.status(), 404);
+    }
+    let res = app
+        .delete(&format!("/api/v1/alert-rules/{id}"), &app.a.editor)
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "select count(*) from audit_logs where entity_id = '{id}'
+                   and action in ('alert_rule.create', 'alert_rule.update', 'alert_rule.delete')"
+            )
+        )
+        .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_goal_rule_fires_when_its_goal_is_off_track() {
+    let app = TestApp::builder().spawn().await;
+    // This month so far: 2 × 10 of revenue against a monthly goal of 1,000,000.
+    let today = Utc::now().date_naive();
+    let first = today.with_day(1).unwrap();
+    import(
+        &app,
+        &app.a.editor,
+        &format!(
+            "client_id,client_name,record_date,revenue,expenses,cash_flow\n\
+             ACME,Acme Pty,{first},10.00,0,0\nACME,Acme Pty,{today},10.00,0,0\n"
+        ),
+    )
+    .await;
+    let goal = json_of(
+        app.post(
+            "/api/v1/goals",
+            &app.a.editor,
+            &json!({"kpi": "revenue", "client_id": null, "period": "month", "kind": "reach",
+                    "target": "1000000"}),
+        )
+        .await,
+        201,
+        "goal",
+    )
+    .await;
+    json_of(
+        app.post(
+            "/api/v1/alert-rules",
+            &app.a.editor,
+            &json!({"name": "Monthly revenue goal", "kind": "goal", "goal_id": goal["id"]}),
+        )
+        .await,
+        201,
+        "goal rule",
+    )
+    .await;
+    let s = zixly_alerts::evaluate::evaluate_tenant(&app.db.app, app.a.id, Utc::now())
+        .await
+        .unwrap();
+    let listed = alerts(&app, &app.a.viewer).await;
+    if goal["status"] == "off_track" || goal["status"] == "missed" {
+        assert_eq!((s.transitions, s.notified), (1, 1), "{s:?}");
+        assert_eq!(listed[0]["state"], "firing");
+        assert_eq!(listed[0]["bucket_start"], first.to_string());
+        assert_eq!(listed[0]["threshold"], "1000000");
+        assert!(listed[0]["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("off track"));
+    } else {
+        // The first day of a month has nothing to pace against yet.
+        assert_eq!(goal["status"], Value::Null, "{goal}");
+        assert!(listed.is_empty());
+    }
+}
