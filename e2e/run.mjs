@@ -19,6 +19,7 @@ import { rangeChecks } from "./ranges.mjs";
 import { importsChecks } from "./imports.mjs";
 import { notifyChecks } from "./notify.mjs";
 import { goalChecks } from "./goals.mjs";
+import { alertChecks } from "./alerts.mjs";
 
 const cfg = JSON.parse(process.env.ZIXLY_E2E ?? "{}");
 const base = cfg.base;
@@ -294,6 +295,7 @@ try {
 
   await chartChecks({ page, base, cfg, log, shot });
   await notifyChecks({ page, base, log, shot, assertLabelled, assertNoHorizontalScroll });
+  await alertChecks(page, { base, shot, log, assertLabelled, assertNoHorizontalScroll });
 
   log("one number, one rounding: a margin reads the same on the clients list, the reports page and in the CSV");
   {

@@ -41,6 +41,7 @@ pub enum Nav {
     Notifications,
     Channels,
     Goals,
+    Alerts,
     None,
 }
 
@@ -60,6 +61,7 @@ const NAV_ITEMS: &[(Nav, &str, &str, Role)] = &[
     (Nav::Clients, "/clients", "Clients", Role::Viewer),
     (Nav::Reports, "/reports", "Reports", Role::Viewer),
     (Nav::Goals, "/goals", "Goals", Role::Viewer),
+    (Nav::Alerts, "/alerts", "Alerts", Role::Viewer),
     (Nav::Metrics, "/catalogue", "Metrics", Role::Viewer),
     (Nav::Imports, "/imports", "Imports", Role::Editor),
     (

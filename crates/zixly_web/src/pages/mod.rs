@@ -15,6 +15,7 @@
 //!   the capability anyway.
 
 mod account;
+mod alerts;
 mod assets;
 mod audit;
 mod auth_pages;
@@ -113,6 +114,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/reports/metrics", get(metric_report::page_handler))
         .route("/catalogue", get(metrics::catalogue))
+        .route("/alerts", get(alerts::alerts_page))
+        .route("/alerts/rules", post(alerts::create))
+        .route("/alerts/rules/{id}/snooze", post(alerts::snooze))
+        .route("/alerts/rules/{id}/delete", post(alerts::delete))
         .route("/goals", get(goals::goals_page).post(goals::create))
         .route("/goals/budgets", post(goals::import_budgets))
         .route("/goals/{id}", post(goals::save))
@@ -391,6 +396,7 @@ fn nav_of(path: &str) -> Nav {
         "clients" => Nav::Clients,
         "reports" => Nav::Reports,
         "goals" => Nav::Goals,
+        "alerts" => Nav::Alerts,
         "imports" => Nav::Imports,
         "integrations" => Nav::Integrations,
         "team" => Nav::Team,

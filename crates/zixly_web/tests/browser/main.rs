@@ -266,6 +266,25 @@ async fn pages_work_in_headless_chromium() {
     let db = TestDb::new().await;
     let seeded = seed(&db, 12, 800).await;
     let base = serve(&db).await;
+    // The alert evaluation runs as in `zixly worker` (e2e/alerts.mjs sees a rule fire after an
+    // import). Only the evaluation: the notification jobs stay queued, so the seeded
+    // notifications of e2e/notify.mjs stay the only ones.
+    let mut evaluator = zixly_queue::Worker::new(
+        db.system.clone(),
+        zixly_queue::WorkerConfig {
+            poll_interval: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    zixly_alerts::evaluate::register(
+        &mut evaluator,
+        &zixly_alerts::Services {
+            app: db.app.clone(),
+            system: db.system.clone(),
+            keyring: None,
+        },
+    );
+    tokio::spawn(evaluator.run(std::future::pending()));
     // Same database, sessions that expire after a few seconds (and no cached token outliving
     // them): the session-expiry check logs in here.
     let short_base = serve_with(&db, |c| {

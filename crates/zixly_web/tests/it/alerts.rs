@@ -178,7 +178,10 @@ async fn a_threshold_crossed_by_an_import_notifies_once_resolves_once_and_snooze
     assert_eq!(listed[0]["state"], "firing");
     assert_eq!(listed[0]["value"], "1200");
     assert_eq!(listed[0]["client_name"], "Acme Pty");
-    assert!(alerts(&app, &app.b.admin).await.is_empty(), "tenant B sees none");
+    assert!(
+        alerts(&app, &app.b.admin).await.is_empty(),
+        "tenant B sees none"
+    );
 
     // The same file again: nothing changes, nothing is evaluated, nothing is sent; a scheduled
     // evaluation on top records nothing either.
@@ -225,7 +228,12 @@ async fn a_threshold_crossed_by_an_import_notifies_once_resolves_once_and_snooze
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["to_state"].as_str().unwrap(), t["notify"].as_bool().unwrap()))
+        .map(|t| {
+            (
+                t["to_state"].as_str().unwrap(),
+                t["notify"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(states, [("firing", true), ("resolved", true)]);
 
@@ -247,7 +255,11 @@ async fn a_threshold_crossed_by_an_import_notifies_once_resolves_once_and_snooze
     assert_eq!(alerts(&app, &app.a.viewer).await[0]["state"], "firing");
     assert_eq!(receiver.got().len(), 2, "snoozed: no webhook");
     assert_eq!(app.mails().len(), 2, "snoozed: no mail");
-    assert_eq!(unread(&app, &app.a.viewer).await, 2, "snoozed: nothing in-app");
+    assert_eq!(
+        unread(&app, &app.a.viewer).await,
+        2,
+        "snoozed: nothing in-app"
+    );
     assert_eq!(
         count(
             &app,
@@ -288,15 +300,27 @@ async fn a_pending_period_holds_the_firing_until_it_has_lasted() {
     let now = Utc::now();
     let eval = |at| zixly_alerts::evaluate::evaluate_tenant(&app.db.app, app.a.id, at);
     let s = eval(now).await.unwrap();
-    assert_eq!((s.transitions, s.notified), (1, 0), "ok → pending, silently");
+    assert_eq!(
+        (s.transitions, s.notified),
+        (1, 0),
+        "ok → pending, silently"
+    );
     assert_eq!(alerts(&app, &app.a.viewer).await[0]["state"], "pending");
     let s = eval(now + chrono::Duration::minutes(30)).await.unwrap();
     assert_eq!(s.transitions, 0, "still pending after 30 minutes");
     let s = eval(now + chrono::Duration::minutes(61)).await.unwrap();
-    assert_eq!((s.transitions, s.notified), (1, 1), "pending → firing, notified");
+    assert_eq!(
+        (s.transitions, s.notified),
+        (1, 1),
+        "pending → firing, notified"
+    );
     assert_eq!(alerts(&app, &app.a.viewer).await[0]["state"], "firing");
     assert_eq!(
-        count(&app, "select count(*) from jobs where kind = 'alert_notify'").await,
+        count(
+            &app,
+            "select count(*) from jobs where kind = 'alert_notify'"
+        )
+        .await,
         1
     );
 }
@@ -378,7 +402,8 @@ async fn rules_are_validated_by_field_managed_by_editors_and_kept_in_their_tenan
     .await;
 
     // VIEWERs read, EDITORs write.
-    let body = json!({"name": "Quiet clients", "kind": "stale", "stale_days": 7, "each_client": true});
+    let body =
+        json!({"name": "Quiet clients", "kind": "stale", "stale_days": 7, "each_client": true});
     json_of(
         app.post("/api/v1/alert-rules", &app.a.viewer, &body).await,
         403,
@@ -415,7 +440,8 @@ async fn rules_are_validated_by_field_managed_by_editors_and_kept_in_their_tenan
     assert_eq!(patched["each_client"], true, "the scope stays");
     // Tenant B cannot see, change or delete it.
     for res in [
-        app.get(&format!("/api/v1/alert-rules/{id}"), &app.b.admin).await,
+        app.get(&format!("/api/v1/alert-rules/{id}"), &app.b.admin)
+            .await,
         app.patch(
             &format!("/api/v1/alert-rules/{id}"),
             &app.b.admin,

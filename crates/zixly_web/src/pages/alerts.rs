@@ -1,0 +1,732 @@
+//! `/alerts`: the alerts of the tenant's rules (firing first, then the latest changes, each with
+//! its state, figure, threshold or expected band and why) and the rules themselves; for EDITORs
+//! the forms that create, snooze, wake and delete rules. VIEWERs see the same page without
+//! forms. Each form calls the action behind the API route that does the same
+//! (`crate::actions::alerts`).
+
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{Duration, Utc};
+use maud::{html, Markup};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use uuid::Uuid;
+use zixly_db::queries::alerts::{AlertRule, AlertView};
+use zixly_domain::alerts::state::AlertState;
+use zixly_domain::alerts::{ChangeMode, Condition, RuleKind, Scope};
+use zixly_domain::metrics::{builtin, BUILTIN_KPIS};
+use zixly_domain::period::Bucket;
+use zixly_domain::Role;
+
+use super::account::problem_text;
+use super::flash::{FlashQuery, Notice};
+use super::html::{self, csrf_input, flash_box, page_layout, Nav};
+use super::{page, time, PageError, PageUser};
+use crate::actions::alerts::{self as actions, RuleInput};
+use crate::auth::{Editor, Viewer};
+use crate::error::ApiError;
+use crate::input_guard::Form;
+
+const NOTICES: &[Notice] = &[
+    Notice::ok(
+        "created",
+        "The rule was created; it is evaluated now and after every import or sync.",
+    ),
+    Notice::ok(
+        "snoozed",
+        "The rule was snoozed: its alerts notify nobody until then.",
+    ),
+    Notice::ok("woken", "The rule is awake again."),
+    Notice::ok("deleted", "The rule was deleted with its alerts."),
+];
+
+/// How many alerts the page lists.
+const LISTED_ALERTS: i64 = 100;
+
+fn state_label(s: AlertState) -> (&'static str, &'static str) {
+    match s {
+        AlertState::Firing => ("off_track", "Firing"),
+        AlertState::Pending => ("at_risk", "Pending"),
+        AlertState::Resolved => ("on_track", "Resolved"),
+        AlertState::Ok => ("on_track", "OK"),
+        AlertState::NoData => ("none", "No data"),
+    }
+}
+
+fn kind_label(k: RuleKind) -> &'static str {
+    match k {
+        RuleKind::Threshold => "Threshold",
+        RuleKind::Change => "Change",
+        RuleKind::Anomaly => "Anomaly",
+        RuleKind::Goal => "Goal status",
+        RuleKind::Stale => "Stale data",
+    }
+}
+
+fn bucket_word(b: Bucket) -> &'static str {
+    match b {
+        Bucket::Day => "day",
+        Bucket::Week => "week",
+        Bucket::Month => "month",
+    }
+}
+
+/// How a rule's figure reads: money in the base currency, a ratio as a percentage, a percent
+/// change with its sign, days for a stale rule, a custom metric as a number.
+struct Figures {
+    symbol: String,
+}
+
+impl Figures {
+    fn kpi(&self, kpi: Option<&str>, d: Decimal) -> String {
+        match kpi.and_then(builtin) {
+            Some(k) if k.aggregation.is_none() => html::percent(d),
+            Some(_) => html::money(d, &self.symbol),
+            None => html::number(d),
+        }
+    }
+
+    /// The figure an alert judged: a change rule's is the change, a stale rule's the days.
+    fn judged(&self, kind: RuleKind, kpi: Option<&str>, mode: Option<&str>, d: Decimal) -> String {
+        match (kind, mode) {
+            (RuleKind::Stale, _) => format!("{} days", html::number(d)),
+            (RuleKind::Change, Some("percent")) => {
+                format!(
+                    "{}{} %",
+                    if d > Decimal::ZERO { "+" } else { "" },
+                    html::number(d)
+                )
+            }
+            (RuleKind::Change, _) => {
+                let sign = if d > Decimal::ZERO { "+" } else { "" };
+                format!("{sign}{}", self.kpi(kpi, d))
+            }
+            _ => self.kpi(kpi, d),
+        }
+    }
+}
+
+fn kpi_name(kpi: Option<&str>, custom: &[(String, String)]) -> String {
+    match kpi {
+        None => "data".into(),
+        Some(k) => builtin(k)
+            .map(|b| b.display_name.to_owned())
+            .or_else(|| custom.iter().find(|c| c.0 == k).map(|c| c.1.clone()))
+            .unwrap_or_else(|| k.to_owned()),
+    }
+}
+
+/// One sentence saying what a rule watches: "Revenue per month of Acme Pty above $1,000".
+fn rule_sentence(
+    r: &AlertRule,
+    f: &Figures,
+    clients: &[(Uuid, String, String)],
+    custom: &[(String, String)],
+) -> String {
+    let s = &r.spec;
+    let who = match s.scope {
+        Scope::Tenant => "all clients together".to_owned(),
+        Scope::EachClient => "each client".to_owned(),
+        Scope::Clients => s
+            .client_ids
+            .iter()
+            .map(|id| {
+                clients
+                    .iter()
+                    .find(|c| c.0 == *id)
+                    .map_or_else(|| "a deleted client".to_owned(), |c| c.2.clone())
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let kpi = kpi_name(s.kpi.as_deref(), custom);
+    let per = bucket_word(s.bucket);
+    let value = s.value.unwrap_or_default();
+    match s.kind {
+        RuleKind::Threshold => format!(
+            "{kpi} per {per} of {who} {} {}",
+            if s.condition == Some(Condition::Below) {
+                "below"
+            } else {
+                "above"
+            },
+            f.kpi(s.kpi.as_deref(), value)
+        ),
+        RuleKind::Change => {
+            let size = if s.change_mode == Some(ChangeMode::Absolute) {
+                f.kpi(s.kpi.as_deref(), value)
+            } else {
+                format!("{} %", html::number(value))
+            };
+            format!(
+                "{kpi} per {per} of {who} {} by more than {size} against {}",
+                if s.condition == Some(Condition::Below) {
+                    "falls"
+                } else {
+                    "rises"
+                },
+                if s.compare_to.map(|c| c.as_str()) == Some("last_year") {
+                    "the same period last year"
+                } else {
+                    "the previous one"
+                }
+            )
+        }
+        RuleKind::Anomaly => format!(
+            "{kpi} per {per} of {who} outside the band its history predicts{}",
+            match s.condition {
+                Some(Condition::Above) => " (spikes only)",
+                Some(Condition::Below) => " (drops only)",
+                None => "",
+            }
+        ),
+        RuleKind::Goal => format!("The goal on {kpi} goes off track or is missed"),
+        RuleKind::Stale => format!(
+            "No new data for {} days ({who}), or a connection in error",
+            s.stale_days.unwrap_or(1)
+        ),
+    }
+}
+
+fn alert_figures(a: &AlertView, f: &Figures) -> Markup {
+    let kpi = a.detail.get("kpi").and_then(|k| k.as_str());
+    let mode = a
+        .detail
+        .pointer("/comparison/change_mode")
+        .and_then(|m| m.as_str());
+    let show = |d: Decimal| f.judged(a.kind, kpi, mode, d);
+    html! {
+        @if let Some(v) = a.value { strong { (show(v)) } } @else { span class="muted" { "no data" } }
+        @if let (Some(lo), Some(hi)) = (a.expected_low, a.expected_high) {
+            span class="muted" { " · expected " (f.kpi(kpi, lo)) " – " (f.kpi(kpi, hi)) }
+        } @else if let Some(t) = a.threshold {
+            span class="muted" { " · " @if a.kind == RuleKind::Goal { "target " } @else { "threshold " } (show(t)) }
+        }
+    }
+}
+
+fn bucket_label(a: &AlertView) -> String {
+    match a.kind {
+        RuleKind::Stale => "now".into(),
+        _ => {
+            let b = a
+                .detail
+                .get("bucket")
+                .and_then(|b| b.as_str())
+                .and_then(|b| b.parse::<Bucket>().ok())
+                .unwrap_or(Bucket::Month);
+            match b {
+                Bucket::Month => a.bucket_start.format("%b %Y").to_string(),
+                Bucket::Week => format!("week of {}", html::date(a.bucket_start)),
+                Bucket::Day => html::date(a.bucket_start),
+            }
+        }
+    }
+}
+
+pub async fn alerts_page(
+    user: PageUser<Viewer>,
+    Query(q): Query<FlashQuery>,
+) -> Result<Response, PageError> {
+    let message = q.pick(NOTICES).map(|n| n.render(None, None));
+    render(&user, StatusCode::OK, message, None).await
+}
+
+/// The values a refused create form had, to show them again.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    kpi: String,
+    /// A client's id, `""` for all clients together, `each` for each client.
+    #[serde(default)]
+    client: String,
+    #[serde(default)]
+    bucket: String,
+    #[serde(default)]
+    condition: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    change_mode: String,
+    #[serde(default)]
+    compare_to: String,
+    #[serde(default)]
+    goal_id: String,
+    #[serde(default)]
+    stale_days: String,
+    #[serde(default)]
+    pending_minutes: String,
+    /// The channel checkboxes, `channel_<id>=on` (a form's repeated names do not decode into
+    /// a list with `serde_urlencoded`, so each box has its own name).
+    #[serde(flatten)]
+    checked: std::collections::HashMap<String, String>,
+}
+
+impl CreateForm {
+    fn channels(&self) -> impl Iterator<Item = &str> {
+        self.checked
+            .keys()
+            .filter_map(|k| k.strip_prefix("channel_"))
+    }
+}
+
+async fn render(
+    user: &PageUser<Viewer>,
+    status: StatusCode,
+    message: Option<Markup>,
+    typed: Option<&CreateForm>,
+) -> Result<Response, PageError> {
+    let rules = actions::list_rules(&user.auth).await?;
+    let mut alerts = actions::list_alerts(&user.auth, None, None, Some(LISTED_ALERTS)).await?;
+    // Firing first, then pending, then the rest; each by latest change.
+    alerts.sort_by_key(|a| match a.state {
+        AlertState::Firing => 0,
+        AlertState::Pending => 1,
+        _ => 2,
+    });
+    let tx = user.begin().await?;
+    let tenant = tx.tenant_profile().await?;
+    let clients = tx.client_directory().await?;
+    let custom: Vec<(String, String)> = tx
+        .metric_definitions()
+        .await?
+        .into_iter()
+        .map(|d| (d.name, d.display_name))
+        .collect();
+    let goals = tx.list_goals(None).await?;
+    let channels =
+        if user.auth.role().includes(Role::Admin) || user.auth.role().includes(Role::Editor) {
+            tx.list_channels().await?
+        } else {
+            Vec::new()
+        };
+    tx.commit().await?;
+    let editor = user.auth.role().includes(Role::Editor);
+    let csrf = csrf_input(&user.csrf);
+    let f = Figures {
+        symbol: html::currency_symbol(&tenant.base_currency),
+    };
+    let now = Utc::now();
+    let blank = CreateForm::default();
+    let typed = typed.unwrap_or(&blank);
+    let firing = alerts
+        .iter()
+        .filter(|a| a.state == AlertState::Firing)
+        .count();
+    let body = html! {
+        (html::head("Alerts", "Rules that watch your figures after every import and sync, and what they found.", html! {}))
+        @if let Some(m) = message { (m) }
+        @if !editor {
+            p class="hint" { "You can read rules and alerts; EDITORs and ADMINs set and change rules." }
+        }
+        section class="card" aria-labelledby="alerts-title" {
+            div class="card-head" {
+                h2 id="alerts-title" { "Latest alerts" }
+                @if firing > 0 {
+                    span class="status off_track" data-firing=(firing) { (firing) " firing" }
+                } @else if !alerts.is_empty() {
+                    span class="status on_track" { "Nothing firing" }
+                }
+            }
+            @if alerts.is_empty() {
+                p class="empty" { "No alerts yet: a rule's first alert appears when its figure crosses it (or has no data)." }
+            } @else {
+                div class="table-wrap" {
+                    table class="alerts" {
+                        thead { tr { th { "State" } th { "Rule" } th { "Client" } th { "Period" } th { "Figure" } th { "Since" } } }
+                        tbody {
+                            @for a in &alerts {
+                                @let (class, label) = state_label(a.state);
+                                tr data-alert=(a.id) data-state=(a.state.as_str()) {
+                                    td { span class={ "status " (class) } { (label) } }
+                                    td {
+                                        (a.rule_name)
+                                        @if let Some(r) = a.detail.get("reason").and_then(|r| r.as_str()) {
+                                            div class="muted small" { (r) }
+                                        }
+                                    }
+                                    td {
+                                        @match (a.client_id, a.client_name.as_deref()) {
+                                            (Some(id), Some(name)) => a href={ "/clients/" (id) } { (name) },
+                                            _ => span class="muted" { "All clients" },
+                                        }
+                                    }
+                                    td { (bucket_label(a)) }
+                                    td { (alert_figures(a, &f)) }
+                                    td class="small" {
+                                        (time::local(match a.state {
+                                            AlertState::Firing => a.fired_at.unwrap_or(a.updated_at),
+                                            AlertState::Resolved => a.resolved_at.unwrap_or(a.updated_at),
+                                            _ => a.updated_at,
+                                        }, &tenant.time_zone))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section class="card" aria-labelledby="rules-title" {
+            h2 id="rules-title" { "Rules" }
+            @if rules.is_empty() {
+                p class="empty" { "No rules yet." @if editor { " Create the first one below." } }
+            }
+            @for r in &rules {
+                div class="rule" data-rule=(r.id) {
+                    div class="card-head" {
+                        div {
+                            h3 { (r.spec.name) }
+                            p class="muted small" {
+                                (kind_label(r.spec.kind)) " · " (rule_sentence(r, &f, &clients, &custom))
+                                @if r.spec.pending_for > 0 { " · after " (r.spec.pending_for / 60) " min pending" }
+                                @if let Some(every) = r.spec.repeat_every { " · repeats every " (every / 60) " min" }
+                                " · " (r.spec.channel_ids.len()) " channel" @if r.spec.channel_ids.len() != 1 { "s" }
+                                " + in-app"
+                            }
+                        }
+                        @if let Some(until) = r.snoozed_until.filter(|u| *u > now) {
+                            span class="status at_risk" { "Snoozed until " (time::local(until, &tenant.time_zone)) }
+                        } @else if !r.spec.enabled {
+                            span class="status none" { "Disabled" }
+                        }
+                    }
+                    @if editor {
+                        div class="row" {
+                            form class="row" method="post" action={ "/alerts/rules/" (r.id) "/snooze" } {
+                                (csrf)
+                                label class="sr-only" for={ "snooze-" (r.id) } { "Snooze " (r.spec.name) " for" }
+                                select id={ "snooze-" (r.id) } name="hours" {
+                                    option value="1" { "1 hour" }
+                                    option value="24" selected { "1 day" }
+                                    option value="168" { "1 week" }
+                                    @if r.snoozed_until.is_some_and(|u| u > now) { option value="0" { "Wake now" } }
+                                }
+                                button type="submit" { "Snooze" }
+                            }
+                            form method="post" action={ "/alerts/rules/" (r.id) "/delete" } {
+                                (csrf)
+                                button type="submit" class="danger" aria-label={ "Delete " (r.spec.name) } { "Delete" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if editor {
+            section class="card" aria-labelledby="new-rule-title" {
+                h2 id="new-rule-title" { "New rule" }
+                form class="row" method="post" action="/alerts/rules" {
+                    (csrf)
+                    div class="field" style="flex:1;min-width:180px" {
+                        label for="rule-name" { "Name" }
+                        input type="text" id="rule-name" name="name" maxlength="200" required value=(typed.name) placeholder="e.g. Revenue under budget";
+                    }
+                    div class="field" {
+                        label for="rule-kind" { "Kind" }
+                        select id="rule-kind" name="kind" {
+                            @for k in RuleKind::ALL {
+                                option value=(k.as_str()) selected[typed.kind == k.as_str()] { (kind_label(*k)) }
+                            }
+                        }
+                    }
+                    div class="field" {
+                        label for="rule-kpi" { "KPI" }
+                        select id="rule-kpi" name="kpi" {
+                            @for k in BUILTIN_KPIS {
+                                option value=(k.name) selected[typed.kpi == k.name] { (k.display_name) }
+                            }
+                            @for (name, display) in &custom {
+                                option value=(name) selected[typed.kpi == *name] { (display) }
+                            }
+                        }
+                    }
+                    div class="field" {
+                        label for="rule-client" { "Clients" }
+                        select id="rule-client" name="client" {
+                            option value="" { "All clients together" }
+                            option value="each" selected[typed.client == "each"] { "Each client separately" }
+                            @for (id, _, name) in &clients {
+                                option value=(id) selected[typed.client == id.to_string()] { (name) }
+                            }
+                        }
+                    }
+                    div class="field" {
+                        label for="rule-bucket" { "Per" }
+                        select id="rule-bucket" name="bucket" {
+                            @for (v, l) in [("month", "Month"), ("week", "Week"), ("day", "Day")] {
+                                option value=(v) selected[typed.bucket == v] { (l) }
+                            }
+                        }
+                    }
+                    div class="field" {
+                        label for="rule-condition" { "Condition" }
+                        select id="rule-condition" name="condition" {
+                            option value="above" selected[typed.condition == "above"] { "Above / rises" }
+                            option value="below" selected[typed.condition == "below"] { "Below / falls" }
+                            option value="" selected[typed.condition.is_empty() && typed.kind == "anomaly"] { "Either way (anomaly)" }
+                        }
+                    }
+                    div class="field" style="width:9rem" {
+                        label for="rule-value" { "Value" }
+                        input type="text" inputmode="decimal" id="rule-value" name="value" value=(typed.value) placeholder="e.g. 10000";
+                    }
+                    div class="field" {
+                        label for="rule-change" { "Change in" }
+                        select id="rule-change" name="change_mode" {
+                            option value="percent" { "Percent" }
+                            option value="absolute" selected[typed.change_mode == "absolute"] { "Amount" }
+                        }
+                    }
+                    div class="field" {
+                        label for="rule-compare" { "Compared with" }
+                        select id="rule-compare" name="compare_to" {
+                            option value="previous" { "The previous period" }
+                            option value="last_year" selected[typed.compare_to == "last_year"] { "Last year" }
+                        }
+                    }
+                    div class="field" {
+                        label for="rule-goal" { "Goal (goal rules)" }
+                        select id="rule-goal" name="goal_id" {
+                            option value="" { "—" }
+                            @for g in &goals {
+                                option value=(g.id) selected[typed.goal_id == g.id.to_string()] {
+                                    (g.name.clone().unwrap_or_else(|| format!("{} {}", kpi_name(Some(&g.kpi), &custom), g.period.as_str())))
+                                }
+                            }
+                        }
+                    }
+                    div class="field" style="width:7rem" {
+                        label for="rule-stale" { "Days (stale)" }
+                        input type="number" min="1" max="365" id="rule-stale" name="stale_days" value=(typed.stale_days);
+                    }
+                    div class="field" style="width:8rem" {
+                        label for="rule-pending" { "Pending (min)" }
+                        input type="number" min="0" id="rule-pending" name="pending_minutes" value=(typed.pending_minutes) placeholder="0";
+                    }
+                    @if !channels.is_empty() {
+                        fieldset class="field" {
+                            legend { "Notify" }
+                            @for c in &channels {
+                                label class="check" {
+                                    input type="checkbox" name={ "channel_" (c.id) } checked[typed.channels().any(|t| t == c.id.to_string())];
+                                    " " (c.name) " (" (c.kind) ")"
+                                }
+                            }
+                        }
+                    }
+                    button type="submit" { "Create rule" }
+                }
+                p class="hint small" {
+                    "Threshold: the latest complete " em { "per" } " period above or below the value. Change: a rise or fall of more than the value. "
+                    "Anomaly: outside the band the KPI's history predicts (seasonal with two years of months). Goal: the chosen goal goes off track. "
+                    "Stale: no new data for that many days. Amounts in " (tenant.base_currency) "; margin and win rate thresholds are fractions (0.2 for 20 %). "
+                    "Every user also gets an in-app notification."
+                    @if channels.is_empty() { " ADMINs add e-mail, Slack and webhook channels under Settings › Notifications." }
+                }
+            }
+        }
+    };
+    let mut response = page(page_layout(
+        "Alerts",
+        Nav::Alerts,
+        Some(&user.who(&tenant)),
+        body,
+    ));
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// A refusal the form can explain (422) goes back to the page with its message; anything else
+/// is an error page.
+async fn refused(
+    user: &PageUser<Editor>,
+    e: ApiError,
+    typed: Option<&CreateForm>,
+) -> Result<Response, PageError> {
+    if e.status() != StatusCode::UNPROCESSABLE_ENTITY {
+        return Err(e.into());
+    }
+    let text = problem_text(&e);
+    render(
+        &user.weaken(),
+        e.status(),
+        Some(flash_box("err", &text)),
+        typed,
+    )
+    .await
+}
+
+fn optional(s: &str) -> Option<&str> {
+    Some(s.trim()).filter(|s| !s.is_empty())
+}
+
+/// `POST /alerts/rules` (EDITOR): [`actions::create_rule`], as `POST /api/v1/alert-rules`. The
+/// form shows every field; only those of the chosen kind are passed on.
+pub async fn create(
+    user: PageUser<Editor>,
+    Form(f): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    user.check_csrf(&f.csrf)?;
+    let kind = f.kind.parse::<RuleKind>().ok();
+    let bad = |field: &str, why: &str| ApiError::invalid_field(field, why.to_owned());
+    let (client_id, each_client) = match f.client.trim() {
+        "" => (None, false),
+        "each" => (None, true),
+        id => match Uuid::try_parse(id) {
+            Ok(id) => (Some(id), false),
+            Err(_) => {
+                return refused(
+                    &user,
+                    bad("client_id", "not a client of this list"),
+                    Some(&f),
+                )
+                .await
+            }
+        },
+    };
+    let goal_id = match optional(&f.goal_id).map(Uuid::try_parse) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            return refused(&user, bad("goal_id", "not a goal of this list"), Some(&f)).await
+        }
+    };
+    let stale_days = match optional(&f.stale_days).map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => {
+            return refused(&user, bad("stale_days", "not a whole number"), Some(&f)).await
+        }
+    };
+    let pending = match optional(&f.pending_minutes).map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(m)) => Some(m.saturating_mul(60)),
+        Some(Err(_)) => {
+            return refused(
+                &user,
+                bad("pending_seconds", "not a whole number of minutes"),
+                Some(&f),
+            )
+            .await
+        }
+    };
+    let mut channel_ids = Vec::new();
+    for c in f.channels() {
+        match Uuid::try_parse(c) {
+            Ok(id) => channel_ids.push(id),
+            Err(_) => {
+                return refused(
+                    &user,
+                    bad("channel_ids", "not a channel of this list"),
+                    Some(&f),
+                )
+                .await
+            }
+        }
+    }
+    let uses = |k: &[RuleKind]| kind.is_some_and(|kind| k.contains(&kind));
+    use RuleKind::*;
+    let input = RuleInput {
+        name: &f.name,
+        kind: &f.kind,
+        kpi: if uses(&[Threshold, Change, Anomaly]) {
+            Some(&f.kpi)
+        } else {
+            None
+        },
+        client_id,
+        client_ids: None,
+        each_client,
+        bucket: optional(&f.bucket),
+        condition: if uses(&[Threshold, Change, Anomaly]) {
+            optional(&f.condition)
+        } else {
+            None
+        },
+        value: if uses(&[Threshold, Change]) {
+            Some(f.value.trim())
+        } else {
+            None
+        },
+        change_mode: if uses(&[Change]) {
+            optional(&f.change_mode)
+        } else {
+            None
+        },
+        compare_to: if uses(&[Change]) {
+            optional(&f.compare_to)
+        } else {
+            None
+        },
+        goal_id: if uses(&[Goal]) { goal_id } else { None },
+        stale_days: if uses(&[Stale]) { stale_days } else { None },
+        pending_seconds: pending,
+        repeat_seconds: None,
+        enabled: Some(true),
+        channel_ids,
+    };
+    match actions::create_rule(&user.auth, &input).await {
+        Ok(_) => Ok(NOTICES[0].redirect("/alerts", None)),
+        Err(e) => refused(&user, e, Some(&f)).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SnoozeForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+    #[serde(default)]
+    hours: String,
+}
+
+/// `POST /alerts/rules/{id}/snooze` (EDITOR): [`actions::snooze_rule`] for the chosen hours (0
+/// wakes it), as `POST /api/v1/alert-rules/{id}/snooze`.
+pub async fn snooze(
+    user: PageUser<Editor>,
+    Path(id): Path<Uuid>,
+    Form(f): Form<SnoozeForm>,
+) -> Result<Response, PageError> {
+    user.check_csrf(&f.csrf)?;
+    let hours: i64 = match f.hours.trim().parse() {
+        Ok(h) if (0..=24 * 366).contains(&h) => h,
+        _ => {
+            return refused(
+                &user,
+                ApiError::invalid_field("hours", "a number of hours"),
+                None,
+            )
+            .await
+        }
+    };
+    let until = (hours > 0).then(|| Utc::now() + Duration::hours(hours));
+    match actions::snooze_rule(&user.auth, id, until).await {
+        Ok(_) => Ok(NOTICES[if hours > 0 { 1 } else { 2 }].redirect("/alerts", None)),
+        Err(e) => refused(&user, e, None).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(rename = "_csrf", default)]
+    csrf: String,
+}
+
+/// `POST /alerts/rules/{id}/delete` (EDITOR): [`actions::delete_rule`], as
+/// `DELETE /api/v1/alert-rules/{id}`.
+pub async fn delete(
+    user: PageUser<Editor>,
+    Path(id): Path<Uuid>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    user.check_csrf(&f.csrf)?;
+    actions::delete_rule(&user.auth, id).await?;
+    Ok(NOTICES[3].redirect("/alerts", None))
+}
