@@ -683,7 +683,7 @@ impl SystemDb {
         let client = self.pool().get().await?;
         let rows = client
             .query(
-                "select distinct tenant_id from alert_rules where enabled order by 1",
+                "select /* cross-tenant */ distinct tenant_id from alert_rules where enabled order by 1",
                 &[],
             )
             .await
