@@ -183,7 +183,7 @@ async fn myob_daily_rate_limit_snoozes_an_hour_and_a_revoked_grant_is_an_error()
         .superuser()
         .await
         .query_one(
-            "select attempt, scheduled_at > now() + interval '50 minutes' from jobs",
+            "select attempt, scheduled_at > now() + interval '50 minutes' from jobs where kind = 'sync'",
             &[],
         )
         .await

@@ -173,7 +173,7 @@ async fn pipedrive_rate_limit_snoozes_and_a_revoked_grant_is_an_error() {
         .superuser()
         .await
         .query_one(
-            "select attempt, scheduled_at > now() + interval '20 seconds' from jobs",
+            "select attempt, scheduled_at > now() + interval '20 seconds' from jobs where kind = 'sync'",
             &[],
         )
         .await

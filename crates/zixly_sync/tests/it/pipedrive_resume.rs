@@ -386,7 +386,7 @@ async fn pipedrive_spent_daily_budget_pauses_until_utc_midnight_then_resumes() {
         .superuser()
         .await
         .query_one(
-            "select extract(epoch from scheduled_at - now())::float8 from jobs",
+            "select extract(epoch from scheduled_at - now())::float8 from jobs where kind = 'sync'",
             &[],
         )
         .await

@@ -465,7 +465,7 @@ async fn rate_limits_snooze_without_counting_a_failure() {
         .superuser()
         .await
         .query_one(
-            "select attempt, scheduled_at > now() + interval '5 seconds' from jobs",
+            "select attempt, scheduled_at > now() + interval '5 seconds' from jobs where kind = 'sync'",
             &[],
         )
         .await
@@ -516,7 +516,7 @@ async fn repeated_transient_failures_end_in_error_with_a_readable_reason() {
         .db
         .superuser()
         .await
-        .query_one("select state from jobs", &[])
+        .query_one("select state from jobs where kind = 'sync'", &[])
         .await
         .unwrap()
         .get(0);
@@ -584,7 +584,7 @@ async fn the_scheduler_enqueues_active_due_integrations_once_and_skips_disabled(
         1,
         "due again after its interval"
     );
-    su.execute("delete from jobs", &[]).await.unwrap();
+    su.execute("delete from jobs where kind = 'sync'", &[]).await.unwrap();
     su.execute("update integrations set status = 'DISABLED'", &[])
         .await
         .unwrap();
