@@ -584,7 +584,9 @@ async fn the_scheduler_enqueues_active_due_integrations_once_and_skips_disabled(
         1,
         "due again after its interval"
     );
-    su.execute("delete from jobs where kind = 'sync'", &[]).await.unwrap();
+    su.execute("delete from jobs where kind = 'sync'", &[])
+        .await
+        .unwrap();
     su.execute("update integrations set status = 'DISABLED'", &[])
         .await
         .unwrap();
