@@ -18,6 +18,7 @@ use zixly_domain::alerts::state::AlertState;
 use zixly_domain::alerts::Scope;
 
 use crate::actions::alerts::{self as actions, RuleInput};
+use crate::api::goals::decimal_text;
 use crate::api::Page;
 use crate::auth::{Auth, Editor, Viewer};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
@@ -323,18 +324,6 @@ pub struct AlertListParams {
     pub rule_id: Option<Uuid>,
     /// At most this many (1 to 500, default 100), most recently changed first.
     pub limit: Option<i64>,
-}
-
-/// A decimal given as a JSON string or number, as text for the action.
-fn decimal_text(field: &str, v: &Value) -> ApiResult<String> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        _ => Err(ApiError::invalid_field(
-            field,
-            "must be a decimal string (or a number)",
-        )),
-    }
 }
 
 fn input_of<'a>(b: &'a AlertRuleInput, value: Option<&'a str>) -> RuleInput<'a> {

@@ -247,7 +247,7 @@ impl From<&GoalWithProgress> for GoalView {
 
 /// A decimal given as a JSON string or number, as text for the action (which names the field
 /// when it is not a decimal).
-fn decimal_text(field: &str, v: &Value) -> ApiResult<String> {
+pub(crate) fn decimal_text(field: &str, v: &Value) -> ApiResult<String> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
