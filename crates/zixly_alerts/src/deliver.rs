@@ -24,11 +24,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
+use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
 use zixly_crypto::{Keyring, SecretString};
 use zixly_db::queries::notifications::{Attempt, DeliveryToSend, TransitionEvent};
 use zixly_db::TenantTx;
+use zixly_domain::alerts::{ChangeMode, RuleKind};
+use zixly_domain::display::{self, CustomMetricWords, Figures};
+use zixly_domain::period::Bucket;
 use zixly_queue::{Job, JobError, NewJob, Worker};
 
 use crate::mail::{Email, Mailer};
@@ -231,35 +235,91 @@ fn payload(e: &TransitionEvent, event_type: &str) -> serde_json::Value {
         "expected_high": e.expected_high.map(|v| v.normalize().to_string()),
         "detail": e.detail,
         "occurred_at": e.occurred_at,
+        "message": message(e),
         "test": false,
     })
 }
 
-/// One sentence a person reads in the notification centre, a Slack channel or a mail subject.
+/// How the event's figures read: the tenant's currency, the custom metric's name and unit.
+fn figures_of(e: &TransitionEvent) -> Figures {
+    let custom = match (&e.kpi, &e.custom_metric) {
+        (Some(name), Some((display_name, unit))) => vec![CustomMetricWords {
+            name: name.clone(),
+            display_name: display_name.clone(),
+            unit: unit.clone(),
+        }],
+        _ => Vec::new(),
+    };
+    Figures::new(&e.base_currency, custom)
+}
+
+/// One sentence a person reads in the notification centre, a Slack channel or a mail subject:
+/// "Alert “Big month” is firing: Revenue of Acme Pty for Mar 2026 is $1,250.00 (threshold
+/// $1,000.00)." Figures are written as the pages write them, from the transition's own value
+/// (not the alert's latest, which a later evaluation may have changed before this is sent).
 fn message(e: &TransitionEvent) -> String {
     let what = match e.to_state.as_str() {
         "firing" => "is firing",
         "resolved" | "ok" => "is resolved",
         "no_data" => "has no data",
+        "pending" => "is pending",
         other => other,
     };
+    let f = figures_of(e);
+    let kind = e.rule_kind.parse::<RuleKind>().ok();
+    let kpi = e.kpi.as_deref();
+    let mode = e
+        .detail
+        .pointer("/comparison/change_mode")
+        .and_then(|m| m.as_str())
+        .and_then(|m| m.parse::<ChangeMode>().ok());
     let subject = e.client_name.as_deref().unwrap_or("all clients");
-    let kpi = e.kpi.as_deref().unwrap_or("the figure");
-    let mut text = format!(
-        "Alert “{}” {what}: {kpi} for {subject}, {} from {}",
-        e.rule_name, e.bucket, e.bucket_start
-    );
-    if let Some(v) = e.value {
-        text.push_str(&format!(" was {}", v.normalize()));
+    let show = |d: Decimal| match kind {
+        Some(k) => f.judged(k, kpi, mode, d),
+        None => display::number(d),
+    };
+    let mut text = format!("Alert “{}” {what}: ", e.rule_name);
+    if kind == Some(RuleKind::Stale) {
+        text.push_str(&format!("data of {subject}"));
+        match e.value {
+            Some(v) => text.push_str(&format!(" last new {} ago", show(v))),
+            None => text.push_str(" has none yet"),
+        }
+        if let Some(t) = e.threshold {
+            text.push_str(&format!(" (limit {})", show(t)));
+        }
+        text.push('.');
+        return text;
     }
-    if let Some(t) = e.threshold {
-        text.push_str(&format!(" (threshold {})", t.normalize()));
+    let bucket = e.bucket.parse::<Bucket>().unwrap_or(Bucket::Month);
+    text.push_str(&format!(
+        "{} of {subject} for {}",
+        f.kpi_name(kpi),
+        display::bucket_label(bucket, e.bucket_start)
+    ));
+    if let Some(v) = e.value {
+        let verb = if kind == Some(RuleKind::Change) {
+            "changed by"
+        } else {
+            "is"
+        };
+        text.push_str(&format!(" {verb} {}", show(v)));
+    }
+    if let (Some(lo), Some(hi)) = (e.expected_low, e.expected_high) {
+        text.push_str(&format!(
+            " (expected {} – {})",
+            f.kpi(kpi, lo),
+            f.kpi(kpi, hi)
+        ));
+    } else if let Some(t) = e.threshold {
+        let word = if kind == Some(RuleKind::Goal) {
+            "target"
+        } else {
+            "threshold"
+        };
+        text.push_str(&format!(" ({word} {})", show(t)));
     }
     text.push('.');
-    if let Some(reason) = e.detail.get("reason").and_then(|r| r.as_str()) {
-        text.push(' ');
-        text.push_str(reason);
-    }
     text
 }
 
@@ -476,37 +536,20 @@ async fn attempt(
     }
 }
 
-/// The human text of a delivery: the test message, or the alert sentence rebuilt from the payload.
+/// The human text of a delivery: the payload's `message` (alerts and tests both carry one).
 fn text_of(d: &DeliveryToSend) -> String {
-    if let Some(m) = d.payload.get("message").and_then(|m| m.as_str()) {
-        return m.to_string();
+    match d.payload.get("message").and_then(|m| m.as_str()) {
+        Some(m) => m.to_string(),
+        // A payload stored before messages were part of it.
+        None => format!(
+            "Alert “{}”: {}",
+            d.payload
+                .get("rule_name")
+                .and_then(|r| r.as_str())
+                .unwrap_or("?"),
+            d.event_type
+        ),
     }
-    let p = &d.payload;
-    let get = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
-    let what = if d.event_type == "alert.resolved" {
-        "is resolved"
-    } else {
-        "is firing"
-    };
-    let subject = match get("client_name") {
-        "" => "all clients",
-        name => name,
-    };
-    let mut text = format!(
-        "Alert “{}” {what}: {} for {subject}, {} from {}",
-        get("rule_name"),
-        get("kpi"),
-        get("bucket"),
-        get("bucket_start")
-    );
-    if !get("value").is_empty() {
-        text.push_str(&format!(" was {}", get("value")));
-    }
-    if !get("threshold").is_empty() {
-        text.push_str(&format!(" (threshold {})", get("threshold")));
-    }
-    text.push('.');
-    text
 }
 
 fn first_line(text: &str) -> &str {

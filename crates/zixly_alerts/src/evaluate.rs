@@ -34,8 +34,9 @@ use zixly_db::{AppDb, SystemDb, TenantTx};
 use zixly_domain::alerts::state::{step, Observation, Policy};
 use zixly_domain::alerts::{
     anomaly, check_change, check_goal, check_stale, check_threshold, CompareTo, Condition,
-    RuleKind, Scope, Verdict,
+    KpiWords, RuleKind, Scope, Verdict,
 };
+use zixly_domain::display::{CustomMetricWords, Figures};
 use zixly_domain::period::Bucket;
 use zixly_queue::{Job, JobError, Worker};
 
@@ -113,13 +114,14 @@ pub async fn evaluate_tenant(
     let tx = app.begin_tenant(tenant).await?;
     tx.lock_alert_evaluation().await?;
     let today = tx.tenant_today().await?;
+    let figures = tenant_figures(&tx).await?;
     let mut summary = Summary::default();
     let mut all_clients: Option<Vec<Uuid>> = None;
     for rule in tx.alert_rules(true).await? {
         summary.rules += 1;
         if rule.spec.kind == RuleKind::Goal {
             summary.subjects += 1;
-            let (t, n) = evaluate_goal_rule(&tx, &rule, today, now)
+            let (t, n) = evaluate_goal_rule(&tx, &rule, &figures, today, now)
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -144,7 +146,7 @@ pub async fn evaluate_tenant(
         };
         for subject in subjects {
             summary.subjects += 1;
-            let (t, n) = evaluate_one(&tx, &rule, subject, today, now)
+            let (t, n) = evaluate_one(&tx, &rule, subject, &figures, today, now)
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -159,6 +161,23 @@ pub async fn evaluate_tenant(
     }
     tx.commit().await?;
     Ok(summary)
+}
+
+/// How the tenant's figures read in reasons: its base currency, its custom metrics' names and
+/// units.
+async fn tenant_figures(tx: &TenantTx) -> anyhow::Result<Figures> {
+    let profile = tx.tenant_profile().await?;
+    let custom = tx
+        .metric_definitions()
+        .await?
+        .into_iter()
+        .map(|d| CustomMetricWords {
+            name: d.name,
+            display_name: d.display_name,
+            unit: d.unit,
+        })
+        .collect();
+    Ok(Figures::new(&profile.base_currency, custom))
 }
 
 /// The first day of the bucket `back` buckets before the one starting at `start`.
@@ -187,6 +206,7 @@ async fn evaluate_one(
     tx: &TenantTx,
     rule: &AlertRule,
     subject: Option<Uuid>,
+    figures: &Figures,
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(bool, bool)> {
@@ -196,6 +216,10 @@ async fn evaluate_one(
     let latest = buckets_back(bucket, bucket.start_of(today), 1);
     let latest_end = last_day(bucket, latest);
     let kpi = spec.kpi.as_deref().unwrap_or("");
+    let words = KpiWords {
+        figures,
+        kpi: spec.kpi.as_deref(),
+    };
     let condition = spec.condition.unwrap_or(Condition::Above);
     let value = spec.value.unwrap_or(Decimal::ZERO);
     let mut method = None;
@@ -205,7 +229,7 @@ async fn evaluate_one(
                 .kpi_series(kpi, subject, bucket, latest, latest_end)
                 .await?;
             let v = s.first().and_then(|(_, v)| *v);
-            (latest, check_threshold(kpi, v, condition, value))
+            (latest, check_threshold(words, v, condition, value))
         }
         RuleKind::Change => {
             let compare = spec.compare_to.unwrap_or(CompareTo::Previous);
@@ -238,7 +262,7 @@ async fn evaluate_one(
                 .unwrap_or(zixly_domain::alerts::ChangeMode::Percent);
             (
                 latest,
-                check_change(kpi, cur, before, mode, condition, value, label),
+                check_change(words, cur, before, mode, condition, value, label),
             )
         }
         RuleKind::Anomaly => {
@@ -250,12 +274,13 @@ async fn evaluate_one(
             let (history, current) = s.split_at(s.len().saturating_sub(1));
             let history: Vec<Option<Decimal>> = history.iter().map(|(_, v)| *v).collect();
             let verdict = match current.first().and_then(|(_, v)| *v) {
-                None => Verdict::no_data(format!("no {kpi} in the bucket")),
+                None => Verdict::no_data(format!("no {} in the bucket", words.name())),
                 Some(x) => match anomaly::judge(&history, x, cycle as usize) {
                     None => Verdict {
                         value: Some(x),
                         ..Verdict::no_data(format!(
-                            "not enough history of {kpi} to judge (at least {} periods)",
+                            "not enough history of {} to judge (at least {} periods)",
+                            words.name(),
                             anomaly::MIN_HISTORY
                         ))
                     },
@@ -274,10 +299,12 @@ async fn evaluate_one(
                             expected_low: j.low_decimal(),
                             expected_high: j.high_decimal(),
                             reason: format!(
-                                "{kpi} {x} is {} the expected {}–{} ({})",
+                                "{} {} is {} the expected {} – {} ({})",
+                                words.name(),
+                                words.show(x),
                                 if j.anomalous { "outside" } else { "within" },
-                                j.low_decimal().unwrap_or_default().round_dp(2),
-                                j.high_decimal().unwrap_or_default().round_dp(2),
+                                words.show(j.low_decimal().unwrap_or_default()),
+                                words.show(j.high_decimal().unwrap_or_default()),
                                 j.method.as_str()
                             ),
                         }
@@ -331,6 +358,7 @@ fn comparison(
 async fn evaluate_goal_rule(
     tx: &TenantTx,
     rule: &AlertRule,
+    figures: &Figures,
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(bool, bool)> {
@@ -342,7 +370,13 @@ async fn evaluate_goal_rule(
     };
     let targets = tx.goal_targets(&[goal.id]).await?;
     let progress = tx.goal_progress(&goal, &targets, today, 0).await?;
-    let verdict = check_goal(&progress.current);
+    let verdict = check_goal(
+        &progress.current,
+        KpiWords {
+            figures,
+            kpi: Some(&goal.kpi),
+        },
+    );
     let mut comparison = json!({"goal_id": goal.id, "goal_kind": goal.kind.as_str(),
         "period_end": progress.current.period.to()});
     if let Some(status) = progress.current.status {

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod currency;
+pub mod display;
 pub mod email;
 pub mod figures;
 pub mod fx;

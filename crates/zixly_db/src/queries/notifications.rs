@@ -90,6 +90,10 @@ pub struct TransitionEvent {
     pub expected_low: Option<Decimal>,
     pub expected_high: Option<Decimal>,
     pub detail: serde_json::Value,
+    /// The tenant's base currency, in which amounts are written.
+    pub base_currency: String,
+    /// The rule's custom metric, when its KPI is one: display name and unit.
+    pub custom_metric: Option<(String, Option<String>)>,
 }
 
 /// One delivery with what sending it needs.
@@ -252,11 +256,14 @@ impl TenantTx {
                 "select t.id, t.notify, t.from_state, t.to_state, t.occurred_at,
                         a.id, r.id, r.name, r.kind, r.kpi, a.client_id, c.client_name, r.bucket,
                         a.bucket_start, coalesce(t.value, a.value), a.threshold,
-                        a.expected_low, a.expected_high, a.detail
+                        a.expected_low, a.expected_high, a.detail, tn.base_currency::text,
+                        m.display_name, m.unit
                    from alert_transitions t
                    join alerts a on a.tenant_id = t.tenant_id and a.id = t.alert_id
                    join alert_rules r on r.tenant_id = a.tenant_id and r.id = a.rule_id
+                   join tenants tn on tn.id = t.tenant_id
                    left join client_kpis c on c.tenant_id = a.tenant_id and c.id = a.client_id
+                   left join metric_definitions m on m.tenant_id = r.tenant_id and m.name = r.kpi
                   where t.tenant_id = $1 and t.id = $2",
                 &[&self.tenant_id(), &transition_id],
             )
@@ -282,6 +289,8 @@ impl TenantTx {
             expected_low: r.get(16),
             expected_high: r.get(17),
             detail: r.get(18),
+            base_currency: r.get(19),
+            custom_metric: r.get::<_, Option<String>>(20).map(|name| (name, r.get(21))),
         }))
     }
 

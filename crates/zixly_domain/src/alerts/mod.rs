@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+use crate::display::Figures;
 use crate::metrics::UnknownVariant;
 
 macro_rules! text_enum {
@@ -123,6 +124,27 @@ impl Verdict {
     }
 }
 
+/// How a reason names a rule's KPI and writes its values: "Revenue $1,250.00 is above
+/// $1,000.00", in the tenant's currency and the KPI's unit, as the pages and notifications do.
+#[derive(Debug, Clone, Copy)]
+pub struct KpiWords<'a> {
+    pub figures: &'a Figures,
+    /// The KPI key (`revenue`, a custom metric's name).
+    pub kpi: Option<&'a str>,
+}
+
+impl KpiWords<'_> {
+    /// The KPI's display name.
+    pub fn name(&self) -> String {
+        self.figures.kpi_name(self.kpi)
+    }
+
+    /// A value of the KPI in its unit.
+    pub fn show(&self, d: Decimal) -> String {
+        self.figures.kpi(self.kpi, d)
+    }
+}
+
 fn crosses(value: Decimal, condition: Condition, threshold: Decimal) -> bool {
     match condition {
         Condition::Above => value > threshold,
@@ -132,7 +154,7 @@ fn crosses(value: Decimal, condition: Condition, threshold: Decimal) -> bool {
 
 /// A threshold rule: `kpi` of the bucket (`None`: no data) strictly above/below `threshold`.
 pub fn check_threshold(
-    kpi: &str,
+    kpi: KpiWords<'_>,
     value: Option<Decimal>,
     condition: Condition,
     threshold: Decimal,
@@ -140,18 +162,21 @@ pub fn check_threshold(
     let Some(value) = value else {
         return Verdict {
             threshold: Some(threshold),
-            ..Verdict::no_data(format!("no {kpi} in the bucket"))
+            ..Verdict::no_data(format!("no {} in the bucket", kpi.name()))
         };
     };
     let crossed = crosses(value, condition, threshold);
     let reason = format!(
-        "{kpi} {value} is {} {threshold}",
+        "{} {} is {} {}",
+        kpi.name(),
+        kpi.show(value),
         match (crossed, condition) {
             (true, Condition::Above) => "above",
             (true, Condition::Below) => "below",
             (false, Condition::Above) => "not above",
             (false, Condition::Below) => "not below",
-        }
+        },
+        kpi.show(threshold)
     );
     Verdict {
         crossed: Some(crossed),
@@ -168,7 +193,7 @@ pub fn check_threshold(
 /// `below v` when it **fell** by more than `v` (`v` is a magnitude: "fell by more than 20 %"
 /// reads `below 20`, not `below -20`). A percentage from zero is undefined: no data.
 pub fn check_change(
-    kpi: &str,
+    kpi: KpiWords<'_>,
     current: Option<Decimal>,
     before: Option<Decimal>,
     mode: ChangeMode,
@@ -176,8 +201,9 @@ pub fn check_change(
     magnitude: Decimal,
     compared_with: &str,
 ) -> Verdict {
+    let name = kpi.name();
     let (Some(current), Some(before)) = (current, before) else {
-        return Verdict::no_data(format!("no {kpi} in the bucket or in {compared_with}"));
+        return Verdict::no_data(format!("no {name} in the bucket or in {compared_with}"));
     };
     let change = match mode {
         ChangeMode::Absolute => current - before,
@@ -185,7 +211,7 @@ pub fn check_change(
             Some(f) => (f * Decimal::ONE_HUNDRED).round_dp(1),
             None => {
                 return Verdict::no_data(format!(
-                    "{kpi} was 0 in {compared_with}: no percentage change"
+                    "{name} was 0 in {compared_with}: no percentage change"
                 ))
             }
         },
@@ -195,14 +221,17 @@ pub fn check_change(
         Condition::Above => change > magnitude,
         Condition::Below => change < -magnitude,
     };
-    let unit = if mode == ChangeMode::Percent {
-        " %"
-    } else {
-        ""
+    let size = match mode {
+        ChangeMode::Percent => format!("{} %", crate::display::number(magnitude)),
+        ChangeMode::Absolute => kpi.show(magnitude),
     };
-    let reason = format!(
-        "{kpi} changed by {change:+}{unit} against {compared_with} ({before} → {current}); the rule \
-         fires on a {} of more than {magnitude}{unit}",
+    let reason =
+        format!(
+        "{name} changed by {} against {compared_with} ({} → {}); the rule fires on a {} of more \
+         than {size}",
+        kpi.figures.change(kpi.kpi, mode, change),
+        kpi.show(before),
+        kpi.show(current),
         if condition == Condition::Above { "rise" } else { "fall" }
     );
     Verdict {
@@ -229,11 +258,19 @@ pub fn check_stale(days_since_data: Option<i64>, stale_days: i64, errors: &[Stri
             true
         }
         Some(d) if d >= stale_days => {
-            reasons.push(format!("no new data for {d} days (limit {stale_days})"));
+            reasons.push(format!(
+                "no new data for {} (limit {})",
+                crate::display::days(d.into()),
+                crate::display::days(stale_days.into())
+            ));
             true
         }
         Some(d) => {
-            reasons.push(format!("new data {d} days ago (limit {stale_days})"));
+            reasons.push(format!(
+                "new data {} ago (limit {})",
+                crate::display::days(d.into()),
+                crate::display::days(stale_days.into())
+            ));
             false
         }
     };
@@ -255,7 +292,7 @@ pub fn check_stale(days_since_data: Option<i64>, stale_days: i64, errors: &[Stri
 /// states do not, because pacing a sparse monthly series early in a period swings between
 /// "at risk" and "on track" from one day to the next, and a notification per swing is noise.
 /// No status (no data yet): no data.
-pub fn check_goal(eval: &crate::goals::Evaluation) -> Verdict {
+pub fn check_goal(eval: &crate::goals::Evaluation, kpi: KpiWords<'_>) -> Verdict {
     use crate::goals::GoalStatus;
     let Some(status) = eval.status else {
         return Verdict {
@@ -264,17 +301,21 @@ pub fn check_goal(eval: &crate::goals::Evaluation) -> Verdict {
         };
     };
     let crossed = matches!(status, GoalStatus::OffTrack | GoalStatus::Missed);
-    let mut reason = format!("the goal is {}", status.as_str().replace('_', " "));
+    let mut reason = format!(
+        "the goal on {} is {}",
+        kpi.name(),
+        status.as_str().replace('_', " ")
+    );
     if let Some(a) = eval.actual {
-        reason.push_str(&format!(": {a} so far"));
+        reason.push_str(&format!(": {} so far", kpi.show(a)));
     }
     if let Some(e) = eval.expected_to_date {
-        reason.push_str(&format!(", {e} expected to date"));
+        reason.push_str(&format!(", {} expected to date", kpi.show(e)));
     }
     if let Some(p) = eval.projected {
-        reason.push_str(&format!(", {p} projected"));
+        reason.push_str(&format!(", {} projected", kpi.show(p)));
     }
-    reason.push_str(&format!(" (target {})", eval.target));
+    reason.push_str(&format!(" (target {})", kpi.show(eval.target)));
     Verdict {
         crossed: Some(crossed),
         value: eval.actual,
@@ -289,6 +330,17 @@ pub fn check_goal(eval: &crate::goals::Evaluation) -> Verdict {
 mod tests {
     use super::*;
     use rust_decimal_macros_free::d;
+
+    fn figures() -> Figures {
+        Figures::new("AUD", Vec::new())
+    }
+
+    fn revenue(f: &Figures) -> KpiWords<'_> {
+        KpiWords {
+            figures: f,
+            kpi: Some("revenue"),
+        }
+    }
 
     mod rust_decimal_macros_free {
         pub fn d(s: &str) -> rust_decimal::Decimal {
@@ -319,24 +371,26 @@ mod tests {
 
     #[test]
     fn threshold_is_strict_and_knows_missing_data() {
-        let v = check_threshold("revenue", Some(d("1000")), Condition::Above, d("1000"));
+        let f = figures();
+        let v = check_threshold(revenue(&f), Some(d("1000")), Condition::Above, d("1000"));
         assert_eq!(v.crossed, Some(false));
-        let v = check_threshold("revenue", Some(d("1000.01")), Condition::Above, d("1000"));
+        let v = check_threshold(revenue(&f), Some(d("1000.01")), Condition::Above, d("1000"));
         assert_eq!(v.crossed, Some(true));
-        assert_eq!(v.reason, "revenue 1000.01 is above 1000");
-        let v = check_threshold("revenue", Some(d("5")), Condition::Below, d("10"));
+        assert_eq!(v.reason, "Revenue $1,000.01 is above $1,000.00");
+        let v = check_threshold(revenue(&f), Some(d("5")), Condition::Below, d("10"));
         assert_eq!(v.crossed, Some(true));
-        let v = check_threshold("revenue", Some(d("50")), Condition::Below, d("10"));
+        let v = check_threshold(revenue(&f), Some(d("50")), Condition::Below, d("10"));
         assert_eq!(v.crossed, Some(false));
-        let v = check_threshold("revenue", None, Condition::Below, d("10"));
+        let v = check_threshold(revenue(&f), None, Condition::Below, d("10"));
         assert_eq!(v.crossed, None);
         assert_eq!(v.threshold, Some(d("10")));
     }
 
     #[test]
     fn change_in_percent_and_absolute() {
+        let f = figures();
         let v = check_change(
-            "revenue",
+            revenue(&f),
             Some(d("70")),
             Some(d("100")),
             ChangeMode::Percent,
@@ -346,8 +400,13 @@ mod tests {
         );
         assert_eq!((v.crossed, v.value), (Some(true), Some(d("-30.0"))));
         assert_eq!(v.threshold, Some(d("-20")));
+        assert_eq!(
+            v.reason,
+            "Revenue changed by −30 % against the previous month ($100.00 → $70.00); the rule \
+             fires on a fall of more than 20 %"
+        );
         let v = check_change(
-            "revenue",
+            revenue(&f),
             Some(d("90")),
             Some(d("100")),
             ChangeMode::Percent,
@@ -358,7 +417,7 @@ mod tests {
         assert_eq!(v.crossed, Some(false));
         // A rise never fires a "fell by" rule, however large.
         let v = check_change(
-            "revenue",
+            revenue(&f),
             Some(d("900")),
             Some(d("100")),
             ChangeMode::Percent,
@@ -368,7 +427,7 @@ mod tests {
         );
         assert_eq!(v.crossed, Some(false));
         let v = check_change(
-            "revenue",
+            revenue(&f),
             Some(d("160")),
             Some(d("100")),
             ChangeMode::Absolute,
@@ -377,8 +436,13 @@ mod tests {
             "p",
         );
         assert_eq!((v.crossed, v.value), (Some(true), Some(d("60"))));
+        assert!(
+            v.reason.contains("changed by +$60.00") && v.reason.ends_with("more than $50.00"),
+            "{}",
+            v.reason
+        );
         let v = check_change(
-            "revenue",
+            revenue(&f),
             Some(d("160")),
             Some(d("0")),
             ChangeMode::Percent,
@@ -388,7 +452,7 @@ mod tests {
         );
         assert_eq!(v.crossed, None);
         let v = check_change(
-            "revenue",
+            revenue(&f),
             None,
             Some(d("1")),
             ChangeMode::Absolute,
@@ -407,10 +471,15 @@ mod tests {
         let v = check_stale(Some(0), 3, &["Xero".into()]);
         assert_eq!(v.crossed, Some(true));
         assert!(v.reason.contains("Xero is in error"), "{}", v.reason);
+        assert_eq!(
+            check_stale(Some(1), 3, &[]).reason,
+            "new data 1 day ago (limit 3 days)"
+        );
     }
 
     #[test]
     fn a_goal_rule_fires_off_track_and_missed_only() {
+        let f = figures();
         use crate::goals::{Evaluation, GoalStatus, Pacing};
         use crate::period::DateRange;
         let period = DateRange::new(
@@ -436,16 +505,17 @@ mod tests {
             (GoalStatus::OffTrack, true),
             (GoalStatus::Missed, true),
         ] {
-            let v = check_goal(&eval(Some(status)));
+            let v = check_goal(&eval(Some(status)), revenue(&f));
             assert_eq!(v.crossed, Some(fires), "{status:?}");
             assert_eq!(v.value, Some(d("200")));
             assert_eq!(v.threshold, Some(d("1000")));
         }
-        let v = check_goal(&eval(Some(GoalStatus::OffTrack)));
+        let v = check_goal(&eval(Some(GoalStatus::OffTrack)), revenue(&f));
         assert_eq!(
             v.reason,
-            "the goal is off track: 200 so far, 500 expected to date, 400 projected (target 1000)"
+            "the goal on Revenue is off track: $200.00 so far, $500.00 expected to date, $400.00 \
+             projected (target $1,000.00)"
         );
-        assert_eq!(check_goal(&eval(None)).crossed, None);
+        assert_eq!(check_goal(&eval(None), revenue(&f)).crossed, None);
     }
 }

@@ -15,7 +15,8 @@ use uuid::Uuid;
 use zixly_db::queries::alerts::{AlertRule, AlertView};
 use zixly_domain::alerts::state::AlertState;
 use zixly_domain::alerts::{ChangeMode, Condition, RuleKind, Scope};
-use zixly_domain::metrics::{builtin, BUILTIN_KPIS};
+use zixly_domain::display::{self, CustomMetricWords, Figures};
+use zixly_domain::metrics::BUILTIN_KPIS;
 use zixly_domain::period::Bucket;
 use zixly_domain::Role;
 
@@ -72,58 +73,8 @@ fn bucket_word(b: Bucket) -> &'static str {
     }
 }
 
-/// How a rule's figure reads: money in the base currency, a ratio as a percentage, a percent
-/// change with its sign, days for a stale rule, a custom metric as a number.
-struct Figures {
-    symbol: String,
-}
-
-impl Figures {
-    fn kpi(&self, kpi: Option<&str>, d: Decimal) -> String {
-        match kpi.and_then(builtin) {
-            Some(k) if k.aggregation.is_none() => html::percent(d),
-            Some(_) => html::money(d, &self.symbol),
-            None => html::number(d),
-        }
-    }
-
-    /// The figure an alert judged: a change rule's is the change, a stale rule's the days.
-    fn judged(&self, kind: RuleKind, kpi: Option<&str>, mode: Option<&str>, d: Decimal) -> String {
-        match (kind, mode) {
-            (RuleKind::Stale, _) => format!("{} days", html::number(d)),
-            (RuleKind::Change, Some("percent")) => {
-                format!(
-                    "{}{} %",
-                    if d > Decimal::ZERO { "+" } else { "" },
-                    html::number(d)
-                )
-            }
-            (RuleKind::Change, _) => {
-                let sign = if d > Decimal::ZERO { "+" } else { "" };
-                format!("{sign}{}", self.kpi(kpi, d))
-            }
-            _ => self.kpi(kpi, d),
-        }
-    }
-}
-
-fn kpi_name(kpi: Option<&str>, custom: &[(String, String)]) -> String {
-    match kpi {
-        None => "data".into(),
-        Some(k) => builtin(k)
-            .map(|b| b.display_name.to_owned())
-            .or_else(|| custom.iter().find(|c| c.0 == k).map(|c| c.1.clone()))
-            .unwrap_or_else(|| k.to_owned()),
-    }
-}
-
 /// One sentence saying what a rule watches: "Revenue per month of Acme Pty above $1,000".
-fn rule_sentence(
-    r: &AlertRule,
-    f: &Figures,
-    clients: &[(Uuid, String, String)],
-    custom: &[(String, String)],
-) -> String {
+fn rule_sentence(r: &AlertRule, f: &Figures, clients: &[(Uuid, String, String)]) -> String {
     let s = &r.spec;
     let who = match s.scope {
         Scope::Tenant => "all clients together".to_owned(),
@@ -140,7 +91,7 @@ fn rule_sentence(
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let kpi = kpi_name(s.kpi.as_deref(), custom);
+    let kpi = f.kpi_name(s.kpi.as_deref());
     let per = bucket_word(s.bucket);
     let value = s.value.unwrap_or_default();
     match s.kind {
@@ -157,7 +108,7 @@ fn rule_sentence(
             let size = if s.change_mode == Some(ChangeMode::Absolute) {
                 f.kpi(s.kpi.as_deref(), value)
             } else {
-                format!("{} %", html::number(value))
+                format!("{} %", display::number(value))
             };
             format!(
                 "{kpi} per {per} of {who} {} by more than {size} against {}",
@@ -194,7 +145,8 @@ fn alert_figures(a: &AlertView, f: &Figures) -> Markup {
     let mode = a
         .detail
         .pointer("/comparison/change_mode")
-        .and_then(|m| m.as_str());
+        .and_then(|m| m.as_str())
+        .and_then(|m| m.parse::<ChangeMode>().ok());
     let show = |d: Decimal| f.judged(a.kind, kpi, mode, d);
     html! {
         @if let Some(v) = a.value { strong { (show(v)) } } @else { span class="muted" { "no data" } }
@@ -216,11 +168,7 @@ fn bucket_label(a: &AlertView) -> String {
                 .and_then(|b| b.as_str())
                 .and_then(|b| b.parse::<Bucket>().ok())
                 .unwrap_or(Bucket::Month);
-            match b {
-                Bucket::Month => a.bucket_start.format("%b %Y").to_string(),
-                Bucket::Week => format!("week of {}", html::date(a.bucket_start)),
-                Bucket::Day => html::date(a.bucket_start),
-            }
+            display::bucket_label(b, a.bucket_start)
         }
     }
 }
@@ -294,11 +242,15 @@ async fn render(
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
     let clients = tx.client_directory().await?;
-    let custom: Vec<(String, String)> = tx
+    let custom: Vec<CustomMetricWords> = tx
         .metric_definitions()
         .await?
         .into_iter()
-        .map(|d| (d.name, d.display_name))
+        .map(|d| CustomMetricWords {
+            name: d.name,
+            display_name: d.display_name,
+            unit: d.unit,
+        })
         .collect();
     let goals = tx.list_goals(None).await?;
     let channels =
@@ -310,9 +262,7 @@ async fn render(
     tx.commit().await?;
     let editor = user.auth.role().includes(Role::Editor);
     let csrf = csrf_input(&user.csrf);
-    let f = Figures {
-        symbol: html::currency_symbol(&tenant.base_currency),
-    };
+    let f = Figures::new(&tenant.base_currency, custom.clone());
     let now = Utc::now();
     let blank = CreateForm::default();
     let typed = typed.unwrap_or(&blank);
@@ -385,7 +335,7 @@ async fn render(
                         div {
                             h3 { (r.spec.name) }
                             p class="muted small" {
-                                (kind_label(r.spec.kind)) " · " (rule_sentence(r, &f, &clients, &custom))
+                                (kind_label(r.spec.kind)) " · " (rule_sentence(r, &f, &clients))
                                 @if r.spec.pending_for > 0 { " · after " (r.spec.pending_for / 60) " min pending" }
                                 @if let Some(every) = r.spec.repeat_every { " · repeats every " (every / 60) " min" }
                                 " · " (r.spec.channel_ids.len()) " channel" @if r.spec.channel_ids.len() != 1 { "s" }
@@ -443,8 +393,8 @@ async fn render(
                             @for k in BUILTIN_KPIS {
                                 option value=(k.name) selected[typed.kpi == k.name] { (k.display_name) }
                             }
-                            @for (name, display) in &custom {
-                                option value=(name) selected[typed.kpi == *name] { (display) }
+                            @for c in &custom {
+                                option value=(c.name) selected[typed.kpi == c.name] { (c.display_name) }
                             }
                         }
                     }
@@ -498,7 +448,7 @@ async fn render(
                             option value="" { "—" }
                             @for g in &goals {
                                 option value=(g.id) selected[typed.goal_id == g.id.to_string()] {
-                                    (g.name.clone().unwrap_or_else(|| format!("{} {}", kpi_name(Some(&g.kpi), &custom), g.period.as_str())))
+                                    (g.name.clone().unwrap_or_else(|| format!("{} {}", f.kpi_name(Some(&g.kpi)), g.period.as_str())))
                                 }
                             }
                         }

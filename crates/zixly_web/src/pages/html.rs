@@ -6,7 +6,6 @@
 
 use std::fmt::Write as _;
 
-use chrono::NaiveDate;
 use maud::{html, Markup, DOCTYPE};
 use rust_decimal::Decimal;
 use zixly_domain::Role;
@@ -190,83 +189,9 @@ pub fn page_layout(title: &str, nav: Nav, who: Option<&Who<'_>>, body: Markup) -
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-/// The symbol shown before amounts of `currency` (the code itself when it has no common symbol).
-pub fn currency_symbol(currency: &str) -> String {
-    match currency {
-        "AUD" | "USD" | "CAD" | "NZD" | "SGD" | "HKD" | "MXN" => "$".into(),
-        "EUR" => "€".into(),
-        "GBP" => "£".into(),
-        "JPY" | "CNY" => "¥".into(),
-        "INR" => "₹".into(),
-        "KRW" => "₩".into(),
-        "CHF" => "CHF ".into(),
-        other => format!("{other} "),
-    }
-}
-
-fn group_thousands(int_part: &str) -> String {
-    let digits: Vec<char> = int_part.chars().collect();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.iter().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(*c);
-    }
-    out
-}
-
-/// A whole number with thousands grouped: `12,345`.
-pub fn count(n: i64) -> String {
-    let grouped = group_thousands(&n.unsigned_abs().to_string());
-    if n < 0 {
-        format!("−{grouped}")
-    } else {
-        grouped
-    }
-}
-
-/// A measured value as it was recorded, thousands grouped and without trailing zeros:
-/// `12,345.5`, `−0.25`, `7`.
-pub fn number(d: Decimal) -> String {
-    let s = d.normalize().abs().to_string();
-    let (int_part, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, format!(".{f}")),
-        None => (s.as_str(), String::new()),
-    };
-    let sign = if d.is_sign_negative() && !d.is_zero() {
-        "−"
-    } else {
-        ""
-    };
-    format!("{sign}{}{frac}", group_thousands(int_part))
-}
-
-/// `$12,345.60`, `−$3.00`: exact, two decimals, thousands grouped, a real minus sign.
-pub fn money(d: Decimal, symbol: &str) -> String {
-    let mut r = d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-    r.rescale(2);
-    let s = r.abs().to_string();
-    let (int_part, frac) = s.split_once('.').unwrap_or((&s, "00"));
-    let sign = if r.is_sign_negative() && !r.is_zero() {
-        "−"
-    } else {
-        ""
-    };
-    format!("{sign}{symbol}{}.{frac}", group_thousands(int_part))
-}
-
-/// Like [`money`] without cents, for dense tables and cards: `$12,346`.
-pub fn money_short(d: Decimal, symbol: &str) -> String {
-    let r = d.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-    let s = r.abs().trunc().to_string();
-    let sign = if r.is_sign_negative() && !r.is_zero() {
-        "−"
-    } else {
-        ""
-    };
-    format!("{sign}{symbol}{}", group_thousands(&s))
-}
+// The formatting itself lives in `zixly_domain::display`, shared with the alert reasons and the
+// notifications, so a figure reads the same on a page and in the mail about it.
+pub use zixly_domain::display::{count, currency_symbol, date, money, money_short, number};
 
 /// A ratio as a percentage with one decimal (`0.123` → `12.3%`): the one formatting of the one
 /// rounding in `zixly_domain::figures`, so every page agrees with the API and the CSV.
@@ -274,40 +199,12 @@ pub fn percent(fraction: Decimal) -> String {
     zixly_domain::figures::percent_text(fraction)
 }
 
-pub fn date(d: NaiveDate) -> String {
-    d.format("%-d %b %Y").to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn d(s: &str) -> Decimal {
-        s.parse().unwrap()
-    }
-
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(q("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-    }
-
-    #[test]
-    fn numbers_are_grouped_and_keep_their_decimals() {
-        let d = |s: &str| s.parse::<Decimal>().unwrap();
-        assert_eq!(number(d("1234567.5000")), "1,234,567.5");
-        assert_eq!(number(d("-1234")), "−1,234");
-        assert_eq!(number(d("0.0400")), "0.04");
-        assert_eq!(number(d("-0.000")), "0");
-        assert_eq!(number(d("999")), "999");
-    }
-
-    #[test]
-    fn money_is_exact_grouped_and_signed() {
-        assert_eq!(money(d("1234567.5"), "$"), "$1,234,567.50");
-        assert_eq!(money(d("-0.004"), "$"), "$0.00");
-        assert_eq!(money(d("-1200"), "€"), "−€1,200.00");
-        assert_eq!(money(d("999.995"), "$"), "$1,000.00");
-        assert_eq!(money_short(d("-12345.5"), "$"), "−$12,346");
-        assert_eq!(currency_symbol("NOK"), "NOK ");
     }
 }

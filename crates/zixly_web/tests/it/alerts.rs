@@ -167,9 +167,24 @@ async fn a_threshold_crossed_by_an_import_notifies_once_resolves_once_and_snooze
     assert_eq!(body["bucket_start"], last_month().to_string());
     assert_eq!(body["value"], "1200");
     assert_eq!(body["threshold"], "1000");
+    // The sentence people read says the figures as the pages do: money in the tenant's
+    // currency, grouped, with cents; the month in words.
+    let month = last_month().format("%b %Y");
+    let said = format!(
+        "Alert “Acme revenue over 1,000” is firing: Revenue of Acme Pty for {month} is \
+         $1,200.00 (threshold $1,000.00)."
+    );
+    assert_eq!(body["message"], said);
     let mails = app.mails();
     assert_eq!(mails.len(), 1, "exactly one mail: {mails:?}");
-    assert!(mails[0].subject.contains("Acme revenue over 1,000"));
+    assert_eq!(mails[0].subject, format!("[Zixly] {said}"));
+    let inbox: Value = app
+        .get("/api/v1/notifications", &app.a.viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inbox["data"][0]["message"], said.as_str(), "{inbox}");
     for user in [&app.a.admin, &app.a.editor, &app.a.viewer] {
         assert_eq!(unread(&app, user).await, 1, "one in-app notification each");
     }
@@ -178,6 +193,10 @@ async fn a_threshold_crossed_by_an_import_notifies_once_resolves_once_and_snooze
     assert_eq!(listed[0]["state"], "firing");
     assert_eq!(listed[0]["value"], "1200");
     assert_eq!(listed[0]["client_name"], "Acme Pty");
+    assert_eq!(
+        listed[0]["detail"]["reason"],
+        "Revenue $1,200.00 is above $1,000.00"
+    );
     assert!(
         alerts(&app, &app.b.admin).await.is_empty(),
         "tenant B sees none"
@@ -205,6 +224,13 @@ async fn a_threshold_crossed_by_an_import_notifies_once_resolves_once_and_snooze
     let body: Value = serde_json::from_slice(&got[1].body).unwrap();
     assert_eq!(body["type"], "alert.resolved");
     assert_eq!(body["value"], "900");
+    assert_eq!(
+        body["message"],
+        format!(
+            "Alert “Acme revenue over 1,000” is resolved: Revenue of Acme Pty for {month} is \
+             $900.00 (threshold $1,000.00)."
+        )
+    );
     assert_ne!(
         header(&got[1], "webhook-id"),
         header(&got[0], "webhook-id"),
