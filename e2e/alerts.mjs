@@ -38,7 +38,15 @@ export async function alertChecks(page, { base, shot, log, assertLabelled, asser
   await page.getByRole("heading", { name: "Alerts", exact: true }).waitFor();
   await assertLabelled(page);
   await page.getByLabel("Name", { exact: true }).fill("E2E studio revenue over 1,000");
+  // The form shows the fields the chosen kind reads, and only those.
+  await page.getByLabel("Kind", { exact: true }).selectOption("stale");
+  assert.equal(await page.getByLabel("Value", { exact: true }).isVisible(), false, "a stale rule has no value");
+  assert.equal(await page.getByLabel("Days without new data", { exact: true }).isVisible(), true);
+  await page.getByLabel("Kind", { exact: true }).selectOption("change");
+  assert.equal(await page.getByLabel("Compared with", { exact: true }).isVisible(), true);
+  assert.equal(await page.getByLabel("Days without new data", { exact: true }).isVisible(), false);
   await page.getByLabel("Kind", { exact: true }).selectOption("threshold");
+  assert.equal(await page.getByLabel("Compared with", { exact: true }).isVisible(), false);
   await page.getByLabel("KPI", { exact: true }).selectOption("revenue");
   await page.getByLabel("Clients", { exact: true }).selectOption({ label: "E2E Alert Studio" });
   await page.getByLabel("Per", { exact: true }).selectOption("month");
@@ -76,6 +84,7 @@ export async function alertChecks(page, { base, shot, log, assertLabelled, asser
   assert.match(text, /E2E Alert Studio/);
   assert.match(text, /\$1,250\.00/);
   assert.match(text, /threshold \$1,000\.00/);
+  assert.match(text, /Revenue \$1,250\.00 is above \$1,000\.00/, "the reason writes figures as the page does");
   assert.match(await page.locator("#alerts-title").locator("..").innerText(), /\d+ firing/);
   await assertNoHorizontalScroll(page);
   await shot(page, "alerts");
@@ -92,6 +101,7 @@ export async function alertChecks(page, { base, shot, log, assertLabelled, asser
   await rule.getByRole("button", { name: "Snooze" }).click();
   await page.getByText("The rule was snoozed").waitFor();
   assert.match(await rule.innerText(), /Snoozed until/);
+  page.once("dialog", (d) => d.accept());
   await rule.getByRole("button", { name: "Delete E2E studio revenue over 1,000" }).click();
   await page.getByText("The rule was deleted").waitFor();
   assert.equal(await page.locator("[data-rule]").filter({ hasText: "E2E studio revenue over 1,000" }).count(), 0);

@@ -294,6 +294,19 @@
         nav.classList.toggle("open", open);
       });
     }
+    // Forms whose fields depend on a kind (the alert rule form): show only what the chosen
+    // kind reads. Without script every field shows and the server ignores the others.
+    document.querySelectorAll("form[data-kind-form]").forEach(function (f) {
+      var kind = f.querySelector("[data-kind-select]");
+      if (!kind) return;
+      function apply() {
+        f.querySelectorAll("[data-kinds]").forEach(function (el) {
+          el.hidden = el.getAttribute("data-kinds").split(" ").indexOf(kind.value) < 0;
+        });
+      }
+      kind.addEventListener("change", apply);
+      apply();
+    });
     // Forms that want a confirmation before a destructive action.
     document.querySelectorAll("form[data-confirm]").forEach(function (f) {
       f.addEventListener("submit", function (e) {

@@ -289,28 +289,28 @@ async fn render(
                 p class="empty" { "No alerts yet: a rule's first alert appears when its figure crosses it (or has no data)." }
             } @else {
                 div class="table-wrap" {
-                    table class="alerts" {
+                    table class="alerts stack" {
                         thead { tr { th { "State" } th { "Rule" } th { "Client" } th { "Period" } th { "Figure" } th { "Since" } } }
                         tbody {
                             @for a in &alerts {
                                 @let (class, label) = state_label(a.state);
                                 tr data-alert=(a.id) data-state=(a.state.as_str()) {
-                                    td { span class={ "status " (class) } { (label) } }
-                                    td {
+                                    td data-label="State" { span class={ "status " (class) } { (label) } }
+                                    td data-label="Rule" {
                                         (a.rule_name)
                                         @if let Some(r) = a.detail.get("reason").and_then(|r| r.as_str()) {
                                             div class="muted small" { (r) }
                                         }
                                     }
-                                    td {
+                                    td data-label="Client" {
                                         @match (a.client_id, a.client_name.as_deref()) {
                                             (Some(id), Some(name)) => a href={ "/clients/" (id) } { (name) },
                                             _ => span class="muted" { "All clients" },
                                         }
                                     }
-                                    td { (bucket_label(a)) }
-                                    td { (alert_figures(a, &f)) }
-                                    td class="small" {
+                                    td data-label="Period" { (bucket_label(a)) }
+                                    td data-label="Figure" { (alert_figures(a, &f)) }
+                                    td class="small" data-label="Since" {
                                         (time::local(match a.state {
                                             AlertState::Firing => a.fired_at.unwrap_or(a.updated_at),
                                             AlertState::Resolved => a.resolved_at.unwrap_or(a.updated_at),
@@ -349,19 +349,20 @@ async fn render(
                         }
                     }
                     @if editor {
-                        div class="row" {
-                            form class="row" method="post" action={ "/alerts/rules/" (r.id) "/snooze" } {
+                        div class="row rule-actions" {
+                            form class="row tight" method="post" action={ "/alerts/rules/" (r.id) "/snooze" } {
                                 (csrf)
                                 label class="sr-only" for={ "snooze-" (r.id) } { "Snooze " (r.spec.name) " for" }
                                 select id={ "snooze-" (r.id) } name="hours" {
-                                    option value="1" { "1 hour" }
-                                    option value="24" selected { "1 day" }
-                                    option value="168" { "1 week" }
+                                    option value="1" { "for 1 hour" }
+                                    option value="24" selected { "for 1 day" }
+                                    option value="168" { "for 1 week" }
                                     @if r.snoozed_until.is_some_and(|u| u > now) { option value="0" { "Wake now" } }
                                 }
-                                button type="submit" { "Snooze" }
+                                button type="submit" class="secondary" { "Snooze" }
                             }
-                            form method="post" action={ "/alerts/rules/" (r.id) "/delete" } {
+                            form method="post" action={ "/alerts/rules/" (r.id) "/delete" }
+                                data-confirm={ "Delete the rule “" (r.spec.name) "” and its alerts?" } {
                                 (csrf)
                                 button type="submit" class="danger" aria-label={ "Delete " (r.spec.name) } { "Delete" }
                             }
@@ -373,106 +374,123 @@ async fn render(
         @if editor {
             section class="card" aria-labelledby="new-rule-title" {
                 h2 id="new-rule-title" { "New rule" }
-                form class="row" method="post" action="/alerts/rules" {
+                // Fields are grouped by what they decide; a field that only some kinds read says
+                // so in `data-kinds`, and app.js hides it for the others (without script every
+                // field shows, and the action ignores what the kind does not read).
+                form class="rule-form" method="post" action="/alerts/rules" data-kind-form {
                     (csrf)
-                    div class="field" style="flex:1;min-width:180px" {
-                        label for="rule-name" { "Name" }
-                        input type="text" id="rule-name" name="name" maxlength="200" required value=(typed.name) placeholder="e.g. Revenue under budget";
-                    }
-                    div class="field" {
-                        label for="rule-kind" { "Kind" }
-                        select id="rule-kind" name="kind" {
-                            @for k in RuleKind::ALL {
-                                option value=(k.as_str()) selected[typed.kind == k.as_str()] { (kind_label(*k)) }
-                            }
+                    div class="row" {
+                        div class="field grow" {
+                            label for="rule-name" { "Name" }
+                            input type="text" id="rule-name" name="name" maxlength="200" required value=(typed.name) placeholder="e.g. Revenue under budget";
                         }
-                    }
-                    div class="field" {
-                        label for="rule-kpi" { "KPI" }
-                        select id="rule-kpi" name="kpi" {
-                            @for k in BUILTIN_KPIS {
-                                option value=(k.name) selected[typed.kpi == k.name] { (k.display_name) }
-                            }
-                            @for c in &custom {
-                                option value=(c.name) selected[typed.kpi == c.name] { (c.display_name) }
-                            }
-                        }
-                    }
-                    div class="field" {
-                        label for="rule-client" { "Clients" }
-                        select id="rule-client" name="client" {
-                            option value="" { "All clients together" }
-                            option value="each" selected[typed.client == "each"] { "Each client separately" }
-                            @for (id, _, name) in &clients {
-                                option value=(id) selected[typed.client == id.to_string()] { (name) }
-                            }
-                        }
-                    }
-                    div class="field" {
-                        label for="rule-bucket" { "Per" }
-                        select id="rule-bucket" name="bucket" {
-                            @for (v, l) in [("month", "Month"), ("week", "Week"), ("day", "Day")] {
-                                option value=(v) selected[typed.bucket == v] { (l) }
-                            }
-                        }
-                    }
-                    div class="field" {
-                        label for="rule-condition" { "Condition" }
-                        select id="rule-condition" name="condition" {
-                            option value="above" selected[typed.condition == "above"] { "Above / rises" }
-                            option value="below" selected[typed.condition == "below"] { "Below / falls" }
-                            option value="" selected[typed.condition.is_empty() && typed.kind == "anomaly"] { "Either way (anomaly)" }
-                        }
-                    }
-                    div class="field" style="width:9rem" {
-                        label for="rule-value" { "Value" }
-                        input type="text" inputmode="decimal" id="rule-value" name="value" value=(typed.value) placeholder="e.g. 10000";
-                    }
-                    div class="field" {
-                        label for="rule-change" { "Change in" }
-                        select id="rule-change" name="change_mode" {
-                            option value="percent" { "Percent" }
-                            option value="absolute" selected[typed.change_mode == "absolute"] { "Amount" }
-                        }
-                    }
-                    div class="field" {
-                        label for="rule-compare" { "Compared with" }
-                        select id="rule-compare" name="compare_to" {
-                            option value="previous" { "The previous period" }
-                            option value="last_year" selected[typed.compare_to == "last_year"] { "Last year" }
-                        }
-                    }
-                    div class="field" {
-                        label for="rule-goal" { "Goal (goal rules)" }
-                        select id="rule-goal" name="goal_id" {
-                            option value="" { "—" }
-                            @for g in &goals {
-                                option value=(g.id) selected[typed.goal_id == g.id.to_string()] {
-                                    (g.name.clone().unwrap_or_else(|| format!("{} {}", f.kpi_name(Some(&g.kpi)), g.period.as_str())))
+                        div class="field" {
+                            label for="rule-kind" { "Kind" }
+                            select id="rule-kind" name="kind" data-kind-select {
+                                @for k in RuleKind::ALL {
+                                    option value=(k.as_str()) selected[typed.kind == k.as_str()] { (kind_label(*k)) }
                                 }
                             }
                         }
                     }
-                    div class="field" style="width:7rem" {
-                        label for="rule-stale" { "Days (stale)" }
-                        input type="number" min="1" max="365" id="rule-stale" name="stale_days" value=(typed.stale_days);
+                    fieldset class="group" {
+                        legend { "What it watches" }
+                        div class="row" {
+                            div class="field" data-kinds="threshold change anomaly" {
+                                label for="rule-kpi" { "KPI" }
+                                select id="rule-kpi" name="kpi" {
+                                    @for k in BUILTIN_KPIS {
+                                        option value=(k.name) selected[typed.kpi == k.name] { (k.display_name) }
+                                    }
+                                    @for c in &custom {
+                                        option value=(c.name) selected[typed.kpi == c.name] { (c.display_name) }
+                                    }
+                                }
+                            }
+                            div class="field" data-kinds="threshold change anomaly stale" {
+                                label for="rule-client" { "Clients" }
+                                select id="rule-client" name="client" {
+                                    option value="" { "All clients together" }
+                                    option value="each" selected[typed.client == "each"] { "Each client separately" }
+                                    @for (id, _, name) in &clients {
+                                        option value=(id) selected[typed.client == id.to_string()] { (name) }
+                                    }
+                                }
+                            }
+                            div class="field" data-kinds="threshold change anomaly" {
+                                label for="rule-bucket" { "Per" }
+                                select id="rule-bucket" name="bucket" {
+                                    @for (v, l) in [("month", "Month"), ("week", "Week"), ("day", "Day")] {
+                                        option value=(v) selected[typed.bucket == v] { (l) }
+                                    }
+                                }
+                            }
+                            div class="field" data-kinds="goal" {
+                                label for="rule-goal" { "Goal" }
+                                select id="rule-goal" name="goal_id" {
+                                    option value="" { "—" }
+                                    @for g in &goals {
+                                        option value=(g.id) selected[typed.goal_id == g.id.to_string()] {
+                                            (g.name.clone().unwrap_or_else(|| format!("{} {}", f.kpi_name(Some(&g.kpi)), g.period.as_str())))
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
-                    div class="field" style="width:8rem" {
-                        label for="rule-pending" { "Pending (min)" }
-                        input type="number" min="0" id="rule-pending" name="pending_minutes" value=(typed.pending_minutes) placeholder="0";
+                    fieldset class="group" {
+                        legend { "When it fires" }
+                        div class="row" {
+                            div class="field" data-kinds="threshold change anomaly" {
+                                label for="rule-condition" { "Condition" }
+                                select id="rule-condition" name="condition" {
+                                    option value="above" selected[typed.condition == "above"] { "Above / rises" }
+                                    option value="below" selected[typed.condition == "below"] { "Below / falls" }
+                                    option value="" selected[typed.condition.is_empty() && typed.kind == "anomaly"] { "Either way (anomaly)" }
+                                }
+                            }
+                            div class="field narrow" data-kinds="threshold change" {
+                                label for="rule-value" { "Value" }
+                                input type="text" inputmode="decimal" id="rule-value" name="value" value=(typed.value) placeholder="e.g. 10000";
+                            }
+                            div class="field" data-kinds="change" {
+                                label for="rule-change" { "Change in" }
+                                select id="rule-change" name="change_mode" {
+                                    option value="percent" { "Percent" }
+                                    option value="absolute" selected[typed.change_mode == "absolute"] { "Amount" }
+                                }
+                            }
+                            div class="field" data-kinds="change" {
+                                label for="rule-compare" { "Compared with" }
+                                select id="rule-compare" name="compare_to" {
+                                    option value="previous" { "The previous period" }
+                                    option value="last_year" selected[typed.compare_to == "last_year"] { "Last year" }
+                                }
+                            }
+                            div class="field narrow" data-kinds="stale" {
+                                label for="rule-stale" { "Days without new data" }
+                                input type="number" min="1" max="365" id="rule-stale" name="stale_days" value=(typed.stale_days) placeholder="7";
+                            }
+                            div class="field narrow" {
+                                label for="rule-pending" { "Pending (minutes)" }
+                                input type="number" min="0" id="rule-pending" name="pending_minutes" value=(typed.pending_minutes) placeholder="0";
+                            }
+                        }
                     }
                     @if !channels.is_empty() {
-                        fieldset class="field" {
-                            legend { "Notify" }
-                            @for c in &channels {
-                                label class="check" {
-                                    input type="checkbox" name={ "channel_" (c.id) } checked[typed.channels().any(|t| t == c.id.to_string())];
-                                    " " (c.name) " (" (c.kind) ")"
+                        fieldset class="group" {
+                            legend { "Notify (besides in-app)" }
+                            div class="row" {
+                                @for c in &channels {
+                                    label class="check" {
+                                        input type="checkbox" name={ "channel_" (c.id) } checked[typed.channels().any(|t| t == c.id.to_string())];
+                                        (c.name) " (" (c.kind) ")"
+                                    }
                                 }
                             }
                         }
                     }
-                    button type="submit" { "Create rule" }
+                    div class="row" { button type="submit" { "Create rule" } }
                 }
                 p class="hint small" {
                     "Threshold: the latest complete " em { "per" } " period above or below the value. Change: a rise or fall of more than the value. "
