@@ -27,9 +27,11 @@ use std::time::Duration;
 use chrono::{DateTime, Days, Months, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
+use std::collections::HashMap;
+
 use uuid::Uuid;
 pub use zixly_db::queries::alerts::{evaluate_job, EVALUATE_JOB};
-use zixly_db::queries::alerts::{AlertRule, AlertWrite};
+use zixly_db::queries::alerts::{AlertRule, AlertWrite, FinancialBuckets};
 use zixly_db::{AppDb, SystemDb, TenantTx};
 use zixly_domain::alerts::state::{step, Observation, Policy};
 use zixly_domain::alerts::{
@@ -115,9 +117,11 @@ pub async fn evaluate_tenant(
     tx.lock_alert_evaluation().await?;
     let today = tx.tenant_today().await?;
     let figures = tenant_figures(&tx).await?;
+    let rules = tx.alert_rules(true).await?;
+    let reader = Reader::prefetch(&tx, &rules, today).await?;
     let mut summary = Summary::default();
     let mut all_clients: Option<Vec<Uuid>> = None;
-    for rule in tx.alert_rules(true).await? {
+    for rule in rules {
         summary.rules += 1;
         if rule.spec.kind == RuleKind::Goal {
             summary.subjects += 1;
@@ -146,7 +150,7 @@ pub async fn evaluate_tenant(
         };
         for subject in subjects {
             summary.subjects += 1;
-            let (t, n) = evaluate_one(&tx, &rule, subject, &figures, today, now)
+            let (t, n) = evaluate_one(&reader, &rule, subject, &figures, today, now)
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -161,6 +165,99 @@ pub async fn evaluate_tenant(
     }
     tx.commit().await?;
     Ok(summary)
+}
+
+/// Where an evaluation reads a rule's KPI series. Rules that watch clients one by one over a
+/// financial KPI read from sums fetched once per bucket for every client
+/// ([`TenantTx::client_financial_buckets`], the same figures as `kpi_series`); the rest (a
+/// tenant-wide total, lead KPIs, custom metrics) through [`TenantTx::kpi_series`].
+struct Reader<'a> {
+    tx: &'a TenantTx,
+    financial: HashMap<Bucket, FinancialBuckets>,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads, per bucket, the widest window any per-client financial rule needs.
+    async fn prefetch(
+        tx: &'a TenantTx,
+        rules: &[AlertRule],
+        today: NaiveDate,
+    ) -> anyhow::Result<Reader<'a>> {
+        let mut windows: HashMap<Bucket, (NaiveDate, NaiveDate)> = HashMap::new();
+        for rule in rules {
+            let spec = &rule.spec;
+            let financial = spec.kpi.as_deref().is_some_and(|k| {
+                matches!(
+                    k,
+                    "revenue" | "expenses" | "net_profit" | "margin" | "cash_flow"
+                )
+            });
+            if spec.scope == Scope::Tenant || !financial {
+                continue;
+            }
+            let Some(from) = window_start(spec, today) else {
+                continue;
+            };
+            let to = last_day(spec.bucket, latest_bucket(spec.bucket, today));
+            let w = windows.entry(spec.bucket).or_insert((from, to));
+            w.0 = w.0.min(from);
+        }
+        let mut financial = HashMap::new();
+        for (bucket, (from, to)) in windows {
+            financial.insert(bucket, tx.client_financial_buckets(bucket, from, to).await?);
+        }
+        Ok(Reader { tx, financial })
+    }
+
+    async fn series(
+        &self,
+        kpi: &str,
+        subject: Option<Uuid>,
+        bucket: Bucket,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> anyhow::Result<Vec<(NaiveDate, Option<Decimal>)>> {
+        if let (Some(client), Some(read)) = (subject, self.financial.get(&bucket)) {
+            if let Some(series) = read.series(kpi, client, bucket, from, to) {
+                return Ok(series);
+            }
+        }
+        Ok(self.tx.kpi_series(kpi, subject, bucket, from, to).await?)
+    }
+}
+
+/// The latest complete bucket: the one before today's.
+fn latest_bucket(bucket: Bucket, today: NaiveDate) -> NaiveDate {
+    buckets_back(bucket, bucket.start_of(today), 1)
+}
+
+/// The first day a rule's figures are read from (`None`: it reads no series).
+fn window_start(spec: &zixly_db::queries::alerts::RuleSpec, today: NaiveDate) -> Option<NaiveDate> {
+    let latest = latest_bucket(spec.bucket, today);
+    match spec.kind {
+        RuleKind::Threshold => Some(latest),
+        RuleKind::Change => Some(compared_bucket(spec, latest).0),
+        RuleKind::Anomaly => Some(buckets_back(spec.bucket, latest, 3 * season(spec.bucket))),
+        RuleKind::Goal | RuleKind::Stale => None,
+    }
+}
+
+/// The bucket a change rule compares with, and how the reason names it.
+fn compared_bucket(
+    spec: &zixly_db::queries::alerts::RuleSpec,
+    latest: NaiveDate,
+) -> (NaiveDate, &'static str) {
+    let bucket = spec.bucket;
+    match spec.compare_to.unwrap_or(CompareTo::Previous) {
+        CompareTo::Previous => (buckets_back(bucket, latest, 1), "the previous period"),
+        CompareTo::LastYear => (
+            match bucket {
+                Bucket::Week => buckets_back(bucket, latest, 52),
+                _ => latest - Months::new(12),
+            },
+            "the same period last year",
+        ),
+    }
 }
 
 /// How the tenant's figures read in reasons: its base currency, its custom metrics' names and
@@ -203,17 +300,17 @@ fn last_day(bucket: Bucket, start: NaiveDate) -> NaiveDate {
 }
 
 async fn evaluate_one(
-    tx: &TenantTx,
+    reader: &Reader<'_>,
     rule: &AlertRule,
     subject: Option<Uuid>,
     figures: &Figures,
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(bool, bool)> {
+    let tx = reader.tx;
     let spec = &rule.spec;
     let bucket = spec.bucket;
-    // The latest complete bucket: the one before today's.
-    let latest = buckets_back(bucket, bucket.start_of(today), 1);
+    let latest = latest_bucket(bucket, today);
     let latest_end = last_day(bucket, latest);
     let kpi = spec.kpi.as_deref().unwrap_or("");
     let words = KpiWords {
@@ -225,29 +322,19 @@ async fn evaluate_one(
     let mut method = None;
     let (bucket_start, verdict) = match spec.kind {
         RuleKind::Threshold => {
-            let s = tx
-                .kpi_series(kpi, subject, bucket, latest, latest_end)
+            let s = reader
+                .series(kpi, subject, bucket, latest, latest_end)
                 .await?;
             let v = s.first().and_then(|(_, v)| *v);
             (latest, check_threshold(words, v, condition, value))
         }
         RuleKind::Change => {
-            let compare = spec.compare_to.unwrap_or(CompareTo::Previous);
-            let (before_start, label) = match compare {
-                CompareTo::Previous => (buckets_back(bucket, latest, 1), "the previous period"),
-                CompareTo::LastYear => (
-                    match bucket {
-                        Bucket::Week => buckets_back(bucket, latest, 52),
-                        _ => latest - Months::new(12),
-                    },
-                    "the same period last year",
-                ),
-            };
-            let now_s = tx
-                .kpi_series(kpi, subject, bucket, latest, latest_end)
+            let (before_start, label) = compared_bucket(spec, latest);
+            let now_s = reader
+                .series(kpi, subject, bucket, latest, latest_end)
                 .await?;
-            let before_s = tx
-                .kpi_series(
+            let before_s = reader
+                .series(
                     kpi,
                     subject,
                     bucket,
@@ -268,8 +355,8 @@ async fn evaluate_one(
         RuleKind::Anomaly => {
             let cycle = season(bucket);
             let from = buckets_back(bucket, latest, 3 * cycle);
-            let s = tx
-                .kpi_series(kpi, subject, bucket, from, latest_end)
+            let s = reader
+                .series(kpi, subject, bucket, from, latest_end)
                 .await?;
             let (history, current) = s.split_at(s.len().saturating_sub(1));
             let history: Vec<Option<Decimal>> = history.iter().map(|(_, v)| *v).collect();

@@ -30,6 +30,9 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// The read API under load, against the same SQL run directly (cmd/bench_api.rs).
     Api(super::bench_api::BenchApiArgs),
+    /// What alert evaluation costs: 10 rules × every client, steady and after an import
+    /// (cmd/bench_alerts.rs).
+    Alerts(super::bench_alerts::BenchAlertsArgs),
     /// Server memory, /readyz and a normal tenant's API latency under hostile and slow CSV
     /// uploads (cmd/bench_attack.rs).
     Attack(super::bench_attack::BenchAttackArgs),
@@ -132,6 +135,7 @@ pub async fn run(global: &Global, command: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Ingest(args) => args,
         BenchCommand::Api(args) => return super::bench_api::run(global, args).await,
         BenchCommand::Attack(args) => return super::bench_attack::run(global, args).await,
+        BenchCommand::Alerts(args) => return super::bench_alerts::run(global, args).await,
     };
     if args.rows == 0 || args.clients == 0 {
         crate::env::usage_error!("--rows and --clients must be at least 1");

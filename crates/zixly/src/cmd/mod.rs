@@ -3,6 +3,7 @@ pub mod bi_role;
 // Wired into `zixly bench` as `BenchCommand::Api` by cmd/bench.rs (the ingest benchmark's file);
 // until then nothing calls it.
 #[allow(dead_code)]
+pub mod bench_alerts;
 pub mod bench_api;
 pub mod bench_attack;
 mod bench_server;

@@ -105,7 +105,7 @@ fn like_pattern(s: &str) -> String {
 
 /// The factor that turns an amount in `currency` into `z.base` on `day` (NULL when no rate is
 /// known): 1 for the base currency itself, else the loader's `zixly_fx_rate`.
-fn fx_factor(currency: &str, day: &str) -> String {
+pub(crate) fn fx_factor(currency: &str, day: &str) -> String {
     format!(
         "(case when {currency} = z.base then 1::numeric else zixly_fx_rate({currency}, z.base, {day}) end)"
     )

@@ -1,4 +1,5 @@
 //! zixly_db integration tests: one test binary (see ARCHITECTURE.md, "Testing").
+mod alert_reads;
 mod bi_logins;
 mod bootstrap;
 mod catalogue;
