@@ -96,6 +96,17 @@ export async function alertChecks(page, { base, shot, log, assertLabelled, asser
   await shot(page, "alerts-375");
   await page.setViewportSize(size);
 
+  log("alerts: the alert's own page shows its history");
+  await page.goto(`${base}/alerts`);
+  await row.getByRole("link", { name: "E2E studio revenue over 1,000" }).click();
+  await page.getByRole("heading", { name: "History" }).waitFor();
+  const history = page.locator("tr[data-transition]");
+  assert.equal(await history.count(), 1, "one change of state: it fired");
+  assert.match(await history.first().innerText(), /Firing[\s\S]*\$1,250\.00[\s\S]*Yes/);
+  assert.match(await page.locator("main").innerText(), /Revenue \$1,250\.00 is above \$1,000\.00/);
+  await assertNoHorizontalScroll(page);
+  await shot(page, "alert-history");
+
   log("alerts: snooze, then delete the rule through the page");
   await page.goto(`${base}/alerts`);
   await rule.getByRole("button", { name: "Snooze" }).click();

@@ -204,11 +204,12 @@ pub fn event_type(to_state: &str) -> String {
     }
 }
 
-/// Where a person sees the figure: the client's page, or the alerts page for a tenant-wide rule.
+/// Where a person sees the figure: the client's page, or the alert's own page (figure, reason,
+/// history) for a tenant-wide rule.
 fn link(e: &TransitionEvent) -> String {
     match e.client_id {
         Some(id) => format!("/clients/{id}"),
-        None => "/alerts".into(),
+        None => format!("/alerts/{}", e.alert_id),
     }
 }
 

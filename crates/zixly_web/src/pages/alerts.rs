@@ -173,6 +173,96 @@ fn bucket_label(a: &AlertView) -> String {
     }
 }
 
+/// The tenant's custom metrics as the figures name them.
+async fn custom_words(tx: &zixly_db::TenantTx) -> Result<Vec<CustomMetricWords>, PageError> {
+    Ok(tx
+        .metric_definitions()
+        .await?
+        .into_iter()
+        .map(|d| CustomMetricWords {
+            name: d.name,
+            display_name: d.display_name,
+            unit: d.unit,
+        })
+        .collect())
+}
+
+/// `GET /alerts/{id}`: one alert — its rule, subject, period, figure and why — with every change
+/// of its state, when it happened, the figure then and whether it was notified (as
+/// `GET /api/v1/alerts/{id}`).
+pub async fn alert_page(
+    user: PageUser<Viewer>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = Uuid::try_parse(&id).map_err(|_| PageError::NotFound)?;
+    let (a, history) = actions::get_alert(&user.auth, id).await?;
+    let tx = user.begin().await?;
+    let tenant = tx.tenant_profile().await?;
+    let custom = custom_words(&tx).await?;
+    tx.commit().await?;
+    let f = Figures::new(&tenant.base_currency, custom);
+    let kpi = a.detail.get("kpi").and_then(|k| k.as_str());
+    let mode = a
+        .detail
+        .pointer("/comparison/change_mode")
+        .and_then(|m| m.as_str())
+        .and_then(|m| m.parse::<ChangeMode>().ok());
+    let (class, label) = state_label(a.state);
+    let subject = a
+        .client_name
+        .clone()
+        .unwrap_or_else(|| "All clients".into());
+    let title = format!("{} · {}", a.rule_name, subject);
+    let body = html! {
+        p class="small" { a href="/alerts" { "← All alerts" } }
+        (html::head(&title, &format!("{} · {}", kind_label(a.kind), bucket_label(&a)), html! {
+            span class={ "status " (class) } data-state=(a.state.as_str()) { (label) }
+        }))
+        section class="card" aria-labelledby="now-title" {
+            h2 id="now-title" { "Latest evaluation" }
+            p { (alert_figures(&a, &f)) }
+            @if let Some(r) = a.detail.get("reason").and_then(|r| r.as_str()) { p { (r) } }
+            p class="muted small" {
+                "Evaluated " (time::local(a.evaluated_at, &tenant.time_zone))
+                @if let Some(id) = a.client_id { " · " a href={ "/clients/" (id) } { "Open " (subject) } }
+            }
+        }
+        section class="card" aria-labelledby="history-title" {
+            h2 id="history-title" { "History" }
+            @if history.is_empty() {
+                p class="empty" { "No change of state yet." }
+            } @else {
+                div class="table-wrap" {
+                    table class="stack" {
+                        thead { tr { th { "When" } th { "Change" } th { "Figure" } th { "Notified" } } }
+                        tbody {
+                            @for t in history.iter().rev() {
+                                tr data-transition=(t.id) {
+                                    td data-label="When" class="small" { (time::local(t.occurred_at, &tenant.time_zone)) }
+                                    td data-label="Change" {
+                                        @if let Some(from) = t.from_state { (state_label(from).1) " → " }
+                                        strong { (state_label(t.to_state).1) }
+                                    }
+                                    td data-label="Figure" {
+                                        @if let Some(v) = t.value { (f.judged(a.kind, kpi, mode, v)) } @else { span class="muted" { "no data" } }
+                                    }
+                                    td data-label="Notified" { @if t.notify { "Yes" } @else { span class="muted" { "No" } } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(page_layout(
+        &title,
+        Nav::Alerts,
+        Some(&user.who(&tenant)),
+        body,
+    )))
+}
+
 pub async fn alerts_page(
     user: PageUser<Viewer>,
     Query(q): Query<FlashQuery>,
@@ -242,16 +332,7 @@ async fn render(
     let tx = user.begin().await?;
     let tenant = tx.tenant_profile().await?;
     let clients = tx.client_directory().await?;
-    let custom: Vec<CustomMetricWords> = tx
-        .metric_definitions()
-        .await?
-        .into_iter()
-        .map(|d| CustomMetricWords {
-            name: d.name,
-            display_name: d.display_name,
-            unit: d.unit,
-        })
-        .collect();
+    let custom = custom_words(&tx).await?;
     let goals = tx.list_goals(None).await?;
     let channels =
         if user.auth.role().includes(Role::Admin) || user.auth.role().includes(Role::Editor) {
@@ -297,7 +378,7 @@ async fn render(
                                 tr data-alert=(a.id) data-state=(a.state.as_str()) {
                                     td data-label="State" { span class={ "status " (class) } { (label) } }
                                     td data-label="Rule" {
-                                        (a.rule_name)
+                                        a href={ "/alerts/" (a.id) } { (a.rule_name) }
                                         @if let Some(r) = a.detail.get("reason").and_then(|r| r.as_str()) {
                                             div class="muted small" { (r) }
                                         }

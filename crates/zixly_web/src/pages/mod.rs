@@ -115,6 +115,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/reports/metrics", get(metric_report::page_handler))
         .route("/catalogue", get(metrics::catalogue))
         .route("/alerts", get(alerts::alerts_page))
+        .route("/alerts/{id}", get(alerts::alert_page))
         .route("/alerts/rules", post(alerts::create))
         .route("/alerts/rules/{id}/snooze", post(alerts::snooze))
         .route("/alerts/rules/{id}/delete", post(alerts::delete))

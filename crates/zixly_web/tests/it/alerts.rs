@@ -262,6 +262,37 @@ async fn a_threshold_crossed_by_an_import_notifies_once_resolves_once_and_snooze
         })
         .collect();
     assert_eq!(states, [("firing", true), ("resolved", true)]);
+    // The same history on the alert's page, newest first, with the figures as written elsewhere.
+    let alert_id = alert["id"].as_str().unwrap();
+    let page = app.get(&format!("/alerts/{alert_id}"), &app.a.viewer).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let resolution = html
+        .find("→ <strong>Resolved</strong>")
+        .expect("the resolution row");
+    let firing = html
+        .find("<strong>Firing</strong>")
+        .expect("the firing row");
+    assert!(resolution < firing, "newest first");
+    assert!(
+        html.contains("$1,200.00") && html.contains("$900.00"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Revenue $900.00 is not above $1,000.00"),
+        "the latest reason"
+    );
+    assert_eq!(
+        app.get(&format!("/alerts/{alert_id}"), &app.b.admin)
+            .await
+            .status(),
+        404,
+        "another tenant's alert does not exist"
+    );
+    assert_eq!(
+        app.get("/alerts/not-a-uuid", &app.a.viewer).await.status(),
+        404
+    );
 
     // Snoozed: crossing again fires on the page but notifies nobody.
     let until = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
