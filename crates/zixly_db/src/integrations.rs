@@ -329,6 +329,9 @@ impl TenantTx {
     }
 
     /// The cursor of the integration's latest successful sync (incremental syncs start there).
+    /// A `partial` run counts: it loaded every valid row and reported the rejected ones, so its
+    /// cursor is as good (a run of many pages is `partial` as soon as one row was rejected, and
+    /// must not send every later run back to a complete read).
     pub async fn last_sync_cursor(
         &self,
         integration_id: Uuid,
@@ -337,7 +340,7 @@ impl TenantTx {
             .client()
             .query_opt(
                 "select cursor from sync_runs
-                  where tenant_id = $1 and integration_id = $2 and status = 'succeeded' and cursor is not null
+                  where tenant_id = $1 and integration_id = $2 and status in ('succeeded', 'partial') and cursor is not null
                   order by started_at desc, id desc limit 1",
                 &[&self.tenant_id(), &integration_id],
             )

@@ -15,6 +15,7 @@ mod myob;
 mod pipedrive;
 mod pipedrive_resume;
 mod refresh;
+mod resume_kit;
 mod sync;
 mod xero_contract;
 mod xero_credit;

@@ -10,9 +10,9 @@ use crate::sync::{config, connect, f, Env};
 
 const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";
 
-const CF: &str = "cf-1";
+pub(crate) const CF: &str = "cf-1";
 
-async fn myob() -> (FakeMyob, Env) {
+pub(crate) async fn myob() -> (FakeMyob, Env) {
     let fake = FakeMyob::start().await;
     let cfg = config(
         Provider::Myob,
