@@ -17,6 +17,7 @@ mod pipedrive_resume;
 mod refresh;
 mod resume_kit;
 mod sync;
+mod token_mid_run;
 mod xero_contract;
 mod xero_credit;
 mod xero_currency;
