@@ -82,6 +82,36 @@ pub struct SyncRunRef {
     pub started_at: DateTime<Utc>,
 }
 
+/// An integration's latest finished run, as the Integrations page and the API show it: a
+/// resumable sync's one row, so the counts are the whole run's, every page and attempt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LastSyncRun {
+    /// `succeeded`, `partial`, `failed` or `interrupted`.
+    pub status: String,
+    pub rows_read: i64,
+    pub rows_inserted: i64,
+    pub rows_updated: i64,
+    pub rows_unchanged: i64,
+    pub rows_rejected: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+impl LastSyncRun {
+    /// "230 rows read: 230 inserted, 0 updated, 0 unchanged" (", 2 rejected" when any).
+    pub fn describe(&self) -> String {
+        let rows = if self.rows_read == 1 { "row" } else { "rows" };
+        let mut s = format!(
+            "{} {rows} read: {} inserted, {} updated, {} unchanged",
+            self.rows_read, self.rows_inserted, self.rows_updated, self.rows_unchanged
+        );
+        if self.rows_rejected > 0 {
+            s.push_str(&format!(", {} rejected", self.rows_rejected));
+        }
+        s
+    }
+}
+
 /// The open run of an integration as found at an attempt's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenSyncRun {

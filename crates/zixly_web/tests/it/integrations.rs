@@ -1359,3 +1359,60 @@ async fn an_unfinished_sync_shows_its_progress_and_a_pause_shows_when_and_why() 
         .unwrap();
     assert_eq!(body["data"][0]["progress"], Value::Null);
 }
+
+/// A first sync of many pages (HubSpot lists 50 deals a page: 120 deals are three page loads)
+/// is one run: the API's `last_run` and the page's "Last run" line have the whole run's counts,
+/// not the last page's 20.
+#[tokio::test]
+async fn the_last_run_shows_the_whole_runs_counts_not_its_last_pages() {
+    let env = env().await;
+    let app = &env.app;
+    let at = "2024-01-01T09:00:00.000Z";
+    env.hubspot.data.lock().unwrap().pipelines = vec![json!({"id": "default", "label": "Sales",
+        "displayOrder": 0, "archived": false, "createdAt": at, "updatedAt": at,
+        "stages": [{"id": "s1", "label": "Qualified", "displayOrder": 0, "archived": false,
+                    "metadata": {"probability": "0.2", "isClosed": "false"},
+                    "createdAt": at, "updatedAt": at}]})];
+    env.hubspot.add(
+        "companies",
+        json!({"id": "co-1", "properties": {"name": "Acme"}, "archived": false}),
+    );
+    for i in 0..120 {
+        env.hubspot.add("deals", json!({"id": (1000 + i).to_string(), "archived": false,
+            "properties": {"amount": "10", "dealstage": "s1", "pipeline": "default",
+                           "hs_is_closed": "false", "hs_is_closed_won": "false",
+                           "hs_lastmodifieddate": at},
+            "propertiesWithHistory": {"dealstage": [{"value": "s1", "timestamp": at, "sourceType": "CRM_UI"}]},
+            "associations": {"companies": {"results": [{"id": "co-1", "type": "deal_to_company"}]}},
+            "createdAt": at, "updatedAt": at}));
+    }
+    let id = connect(&env, "hubspot").await;
+    let res = app
+        .post(
+            &format!("/api/v1/integrations/{id}/sync"),
+            &app.a.admin,
+            &json!({}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    run_jobs(app).await;
+
+    let body: Value = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hubspot = &body["data"][0];
+    assert_eq!(hubspot["provider"], "HUBSPOT");
+    let run = &hubspot["last_run"];
+    assert_eq!(run["status"], "succeeded", "{hubspot}");
+    assert_eq!(run["rows_read"], 120, "{hubspot}");
+    assert_eq!(run["rows_inserted"], 120, "{hubspot}");
+    let viewer = session(app, &app.a.viewer).await;
+    let html = page(app, &viewer, "/integrations").await;
+    assert!(
+        html.contains("Last run: succeeded — 120 rows read: 120 inserted, 0 updated, 0 unchanged"),
+        "{html}"
+    );
+}
