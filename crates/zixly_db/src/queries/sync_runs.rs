@@ -1,4 +1,5 @@
-//! `sync_runs`: one row per import or sync, whatever its outcome.
+//! `sync_runs`: one row per import or sync, whatever its outcome (a resumable sync: one row for
+//! all its pages and attempts, [`SyncRunRef`]).
 //!
 //! Lifecycle (migrations/0009_sync_run_interrupted.sql): a load inserts its row as `running` in a
 //! transaction of its own, on the connection that then loads, after taking a session-level

@@ -416,6 +416,47 @@ async fn myob_invoice_lines_on_another_clients_job_count_for_that_client() {
     assert!(!requested.iter().any(|p| p.ends_with("/Sale/Invoice/Item")));
 }
 
+/// Item-layout invoices (contracts/myob.json `sale_invoices_with_lines`: the Item layout's scope
+/// is unverified, it may need `sme-inventory`, which we do not ask for): their lines are never
+/// read, and their revenue does not vanish — it counts from the generic list's header amounts
+/// (`TotalAmount − TotalTax`) for their customer, in full and in an increment.
+#[tokio::test]
+async fn myob_item_layout_invoices_count_from_their_header_for_their_customer() {
+    let (fake, env) = myob().await;
+    fake.upsert(
+        CF,
+        "Sale/Invoice/Item",
+        json!({"UID": "i9", "Date": "2024-01-20T00:00:00", "Customer": {"UID": "c2"},
+        "TotalAmount": 55, "TotalTax": 5,
+        "Lines": [{"Type": "Transaction", "Total": 50, "Job": {"UID": "j1"}}]}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let day = |rows: Vec<(String, String, String, String, String)>| -> Vec<_> {
+        rows.into_iter().filter(|f| f.1 == "2024-01-20").collect()
+    };
+    assert_eq!(
+        day(env.financials_of("myob").await),
+        vec![f("c2", "2024-01-20", "50.00", "0.00", "0.00")],
+        "the header's 50 ex tax, for the customer (the line's job is not seen)"
+    );
+    // Changed at MYOB: the increment reads it from the generic list again.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert(
+        CF,
+        "Sale/Invoice/Item",
+        json!({"UID": "i9", "Date": "2024-01-20T00:00:00", "Customer": {"UID": "c2"},
+        "TotalAmount": 77, "TotalTax": 7,
+        "Lines": [{"Type": "Transaction", "Total": 70, "Job": {"UID": "j1"}}]}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        day(env.financials_of("myob").await),
+        vec![f("c2", "2024-01-20", "70.00", "0.00", "0.00")]
+    );
+    let requested: Vec<String> = recorded(&fake.url).iter().map(|r| r.path.clone()).collect();
+    assert!(!requested.iter().any(|p| p.ends_with("/Sale/Invoice/Item")));
+}
+
 #[tokio::test]
 async fn myob_yearly_reconsent_refusal_is_a_readable_reconnect_error() {
     let (fake, env) = myob().await;
