@@ -250,19 +250,13 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         PipedriveClient::new(ctx.http.clone(), &base, token.clone()).with_pacer(ctx.pacer.clone());
     let requests0 = ctx.pacer.stats().requests;
 
-    // The stored checkpoint, read again rather than taken from `ctx`: after a 401 mid-run
-    // (`providers::run` refreshes the token and calls this again) `ctx.checkpoint` is the one
-    // this attempt began with, and the pages committed since would be read again.
-    let checkpoint = {
-        let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-        let c = tx.sync_checkpoint(ctx.integration.id).await?;
-        tx.commit().await?;
-        c
-    };
+    // After a 401 mid-run, `providers::run` calls this again with the checkpoint as stored
+    // after the pages the attempt committed, so none of them is read again.
+    let checkpoint = &ctx.checkpoint;
     let resumed = checkpoint
         .as_ref()
         .and_then(|c| serde_json::from_value::<RunState>(c.state.clone()).ok());
-    let (pages_read, items_read, requests_before) = match (&checkpoint, &resumed) {
+    let (pages_read, items_read, requests_before) = match (checkpoint, &resumed) {
         (Some(c), Some(_)) => (c.pages_read, c.items_read, c.requests),
         _ => (0, 0, 0),
     };

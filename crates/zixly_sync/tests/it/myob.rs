@@ -483,10 +483,10 @@ async fn myob_yearly_reconsent_refusal_is_a_readable_reconnect_error() {
     assert_eq!(fake.oauth.rejected_refreshes(), refusals + 1);
 }
 
-#[tokio::test]
-async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
+/// [`myob`] with 2,100 more invoices of Acme (10.00 ex tax each) on 2024-02-01: three pages of
+/// 1000.
+pub(crate) async fn myob_with_bulk_invoices() -> (FakeMyob, Env) {
     let (fake, env) = myob().await;
-    // 2,100 more invoices of Acme (10.00 ex tax each) on one day: three pages of 1000.
     for n in 0..2100 {
         fake.upsert(
             CF,
@@ -495,6 +495,31 @@ async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
             "Customer": {"UID": "c1"}, "TotalAmount": 11, "TotalTax": 1}),
         );
     }
+    (fake, env)
+}
+
+/// [`myob_with_bulk_invoices`]' pages were each served once, and its day holds 2,100 × 10.00.
+pub(crate) async fn assert_bulk_read_once(fake: &FakeMyob, env: &Env) {
+    let served = fake.data.lock().unwrap().pages_served.clone();
+    let invoices: Vec<usize> = served
+        .iter()
+        .filter(|(r, _)| r == "Sale/Invoice")
+        .map(|(_, s)| *s)
+        .collect();
+    assert_eq!(invoices, vec![0, 1000, 2000], "no page twice: {served:?}");
+    let feb: Vec<_> = env
+        .financials_of("myob")
+        .await
+        .into_iter()
+        .filter(|f| f.1 == "2024-02-01")
+        .collect();
+    // Each invoice counted once.
+    assert_eq!(feb, vec![f("c1", "2024-02-01", "21000.00", "0.00", "0.00")]);
+}
+
+#[tokio::test]
+async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
+    let (fake, env) = myob_with_bulk_invoices().await;
     fake.data.lock().unwrap().rate_limit_page = Some(("Sale/Invoice".into(), 1000));
     assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
     // The first page of invoices is committed with the checkpoint.
@@ -512,34 +537,8 @@ async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
     );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     env.run_due_jobs().await;
-    let served = fake.data.lock().unwrap().pages_served.clone();
-    let invoices: Vec<usize> = served
-        .iter()
-        .filter(|(r, _)| r == "Sale/Invoice")
-        .map(|(_, s)| *s)
-        .collect();
-    assert_eq!(
-        invoices,
-        vec![0, 1000, 2000],
-        "resumed at page 2, no page twice"
-    );
-    let feb: Vec<_> = env
-        .financials_of("myob")
-        .await
-        .into_iter()
-        .filter(|f| f.1 == "2024-02-01")
-        .collect();
-    // 2,100 × 10.00 ex tax, each invoice counted once.
-    assert_eq!(
-        feb,
-        vec![(
-            "c1".into(),
-            "2024-02-01".into(),
-            "21000.00".into(),
-            "0.00".into(),
-            "0.00".into()
-        )]
-    );
+    // Resumed at page 2.
+    assert_bulk_read_once(&fake, &env).await;
 }
 
 #[tokio::test]

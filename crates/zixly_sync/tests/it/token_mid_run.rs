@@ -93,55 +93,19 @@ async fn xero_token_expiring_mid_read_reads_no_committed_page_again() {
 
 #[tokio::test]
 async fn myob_token_expiring_mid_read_reads_no_committed_page_again() {
-    use crate::myob::{myob, CF};
-    // 2,100 more invoices of Acme (10.00 ex tax each) on one day: three pages of 1000.
-    let seeded = || async {
-        let (fake, env) = myob().await;
-        for n in 0..2100 {
-            fake.upsert(
-                CF,
-                "Sale/Invoice",
-                serde_json::json!({"UID": format!("bulk{n}"), "Date": "2024-02-01T00:00:00",
-                "Customer": {"UID": "c1"}, "TotalAmount": 11, "TotalTax": 1}),
-            );
-        }
-        (fake, env)
-    };
+    use crate::myob::{assert_bulk_read_once, myob_with_bulk_invoices};
     let invoice_page = |r: &RecordedRequest| r.path.ends_with("/Sale/Invoice");
     let n = {
-        let (fake, env) = seeded().await;
+        let (fake, env) = myob_with_bulk_invoices().await;
         assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
         api_requests_before(&fake.url, 2, invoice_page)
     };
-    let (fake, env) = seeded().await;
+    let (fake, env) = myob_with_bulk_invoices().await;
     fake.oauth.expire_tokens_after(n);
     let (state, errors) = env.sync_via_queue().await;
     assert_eq!(state, JobState::Completed, "{errors}");
     assert_eq!(fake.oauth.refreshes(), 1);
-    let served = fake.data.lock().unwrap().pages_served.clone();
-    let invoices: Vec<usize> = served
-        .iter()
-        .filter(|(r, _)| r == "Sale/Invoice")
-        .map(|(_, s)| *s)
-        .collect();
-    assert_eq!(invoices, vec![0, 1000, 2000], "no page twice: {served:?}");
-    let feb: Vec<_> = env
-        .financials_of("myob")
-        .await
-        .into_iter()
-        .filter(|f| f.1 == "2024-02-01")
-        .collect();
-    assert_eq!(
-        feb,
-        vec![(
-            "c1".into(),
-            "2024-02-01".into(),
-            "21000.00".into(),
-            "0.00".into(),
-            "0.00".into()
-        )],
-        "each invoice counted once"
-    );
+    assert_bulk_read_once(&fake, &env).await;
     let days = env.financials_of("myob").await.len() as i64;
     assert_one_settled_run(&env, days).await;
 }

@@ -665,13 +665,7 @@ async fn a_sync_started_through_the_route_writes_rows() {
                "Contact": {"ContactID": "c1"}, "Date": "/Date(1704844800000+0000)/", "SubTotal": 100.0}),
     );
     let id = connect(&env, "xero").await;
-    let res = app
-        .post(
-            &format!("/api/v1/integrations/{id}/sync"),
-            &app.a.admin,
-            &json!({}),
-        )
-        .await;
+    let res = sync_now(app, id).await;
     assert_eq!(res.status(), 202);
     let job: Uuid = res.json::<Value>().await.unwrap()["job_id"]
         .as_str()
@@ -944,6 +938,16 @@ async fn an_expired_myob_consent_shows_the_admin_a_reconnect_error() {
 
 const ORG_A: &str = "6f1b7c2e-1d3a-4c5b-9e8f-0a1b2c3d4e5f";
 const ORG_B: &str = "0c9d8e7f-6a5b-4c3d-8e1f-2a3b4c5d6e7f";
+
+/// `POST /api/v1/integrations/{id}/sync` as tenant A's ADMIN.
+async fn sync_now(app: &TestApp, id: Uuid) -> reqwest::Response {
+    app.post(
+        &format!("/api/v1/integrations/{id}/sync"),
+        &app.a.admin,
+        &json!({}),
+    )
+    .await
+}
 
 /// Runs the queued jobs with the app's engine.
 async fn run_jobs(app: &TestApp) {
@@ -1387,14 +1391,7 @@ async fn the_last_run_shows_the_whole_runs_counts_not_its_last_pages() {
             "createdAt": at, "updatedAt": at}));
     }
     let id = connect(&env, "hubspot").await;
-    let res = app
-        .post(
-            &format!("/api/v1/integrations/{id}/sync"),
-            &app.a.admin,
-            &json!({}),
-        )
-        .await;
-    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(sync_now(app, id).await.status(), 202);
     run_jobs(app).await;
 
     let body: Value = app
