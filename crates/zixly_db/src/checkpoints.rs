@@ -6,7 +6,8 @@
 //!    checkpoint (a resumed run) with `stalled_attempts` incremented, or none (a new run).
 //! 2. For every page: the page's rows and [`TenantTx::save_sync_checkpoint`] in **one**
 //!    transaction, so the checkpoint never runs ahead of (or behind) what is committed. Saving
-//!    resets `stalled_attempts`: the attempt made progress.
+//!    resets `stalled_attempts`: the attempt made progress, and opens the run's one `sync_runs`
+//!    row on its first page (`queries::sync_runs::SyncRunRef`).
 //! 3. When the run settles (its cursor committed with its last rows),
 //!    [`TenantTx::clear_sync_checkpoint`].
 
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Ctx, DbResult};
+use crate::queries::sync_runs::SyncRunRef;
 use crate::TenantTx;
 
 /// The progress of an unfinished run.
@@ -195,11 +197,15 @@ impl TenantTx {
     }
 
     /// Writes the checkpoint after a page (in the page's transaction): the attempt made progress.
+    /// Opens the run's one `sync_runs` row in the same transaction when it is the run's first
+    /// page ([`SyncRunRef`]), so a checkpoint never exists without its run's row.
     pub async fn save_sync_checkpoint(
         &self,
-        integration_id: Uuid,
+        run: &SyncRunRef,
         update: &CheckpointUpdate<'_>,
     ) -> DbResult<()> {
+        let integration_id = run.integration_id;
+        self.open_sync_run_row(run).await?;
         self.client()
             .execute(
                 "insert into sync_checkpoints (tenant_id, integration_id, state, stream, pages_read,

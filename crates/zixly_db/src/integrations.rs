@@ -33,6 +33,8 @@ pub struct Integration {
     pub pause_reason: Option<String>,
     /// The unfinished run (a sync under way, or waiting to resume at its checkpoint).
     pub progress: Option<crate::checkpoints::SyncProgress>,
+    /// The latest finished run, with the whole run's counts.
+    pub last_run: Option<crate::queries::sync_runs::LastSyncRun>,
 }
 
 const COLUMNS: &str = "tenant_id, id, provider::text, status::text, expires_at, settings, metadata, \
@@ -42,7 +44,15 @@ const COLUMNS: &str = "tenant_id, id, provider::text, status::text, expires_at, 
                                'items_read', c.items_read, 'items_total', c.items_total, \
                                'started_at', c.started_at, 'updated_at', c.updated_at) \
                           from sync_checkpoints c \
-                         where c.tenant_id = integrations.tenant_id and c.integration_id = integrations.id)";
+                         where c.tenant_id = integrations.tenant_id and c.integration_id = integrations.id), \
+                       (select jsonb_build_object('status', r.status, 'rows_read', r.rows_read, \
+                               'rows_inserted', r.rows_inserted, 'rows_updated', r.rows_updated, \
+                               'rows_unchanged', r.rows_unchanged, 'rows_rejected', r.rows_rejected, \
+                               'started_at', r.started_at, 'finished_at', r.finished_at) \
+                          from sync_runs r \
+                         where r.tenant_id = integrations.tenant_id and r.integration_id = integrations.id \
+                           and r.status <> 'running' \
+                         order by r.finished_at desc, r.id desc limit 1)";
 
 fn from_row(r: &Row) -> Integration {
     Integration {
@@ -62,6 +72,9 @@ fn from_row(r: &Row) -> Integration {
         pause_reason: r.get(13),
         progress: r
             .get::<_, Option<serde_json::Value>>(14)
+            .and_then(|v| serde_json::from_value(v).ok()),
+        last_run: r
+            .get::<_, Option<serde_json::Value>>(15)
             .and_then(|v| serde_json::from_value(v).ok()),
     }
 }
@@ -329,6 +342,9 @@ impl TenantTx {
     }
 
     /// The cursor of the integration's latest successful sync (incremental syncs start there).
+    /// A `partial` run counts: it loaded every valid row and reported the rejected ones, so its
+    /// cursor is as good (a run of many pages is `partial` as soon as one row was rejected, and
+    /// must not send every later run back to a complete read).
     pub async fn last_sync_cursor(
         &self,
         integration_id: Uuid,
@@ -337,7 +353,7 @@ impl TenantTx {
             .client()
             .query_opt(
                 "select cursor from sync_runs
-                  where tenant_id = $1 and integration_id = $2 and status = 'succeeded' and cursor is not null
+                  where tenant_id = $1 and integration_id = $2 and status in ('succeeded', 'partial') and cursor is not null
                   order by started_at desc, id desc limit 1",
                 &[&self.tenant_id(), &integration_id],
             )

@@ -29,8 +29,10 @@ use uuid::Uuid;
 use zixly_connectors::pace::{documented_limits, Lane, Pacer, RateLimit};
 use zixly_connectors::{ConnectorError, Provider, ProviderConfig};
 use zixly_crypto::{Keyring, SecretString};
-use zixly_db::checkpoints::SyncCheckpoint;
+use zixly_db::checkpoints::{OwnedCheckpoint, SyncCheckpoint};
 use zixly_db::integrations::Integration;
+use zixly_db::loader::{CheckpointWrite, RunPart};
+use zixly_db::queries::sync_runs::SyncRunRef;
 use zixly_db::queue::{Enqueued, Job, NewJob};
 use zixly_db::{AppDb, DbResult, SystemDb, TenantTx};
 use zixly_queue::{JobError, Worker};
@@ -89,8 +91,8 @@ pub struct SyncArgs {
 /// What one run did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RunSummary {
-    /// `sync_runs` rows written by the loads of this run.
-    pub sync_run_ids: Vec<Uuid>,
+    /// The run's one `sync_runs` row (`None` when nothing ran).
+    pub sync_run_id: Option<Uuid>,
     pub rows_read: u64,
     pub inserted: u64,
     pub updated: u64,
@@ -115,6 +117,9 @@ pub struct SyncCtx<'a> {
     pub cursor: serde_json::Value,
     /// The unfinished run this attempt resumes (resumable runners only).
     pub checkpoint: Option<SyncCheckpoint>,
+    /// The run's one `sync_runs` row, opened by its first committed page: every checkpoint save
+    /// and every load of the run names it (`LoadOptions::run`), across all its attempts.
+    pub run: SyncRunRef,
     /// The connection's pacer: every request of the run goes through it.
     pub pacer: Arc<Pacer>,
     /// The connection's search lane (HubSpot's CRM search has its own per-second limit).
@@ -125,6 +130,52 @@ impl SyncCtx<'_> {
     /// A string setting of the integration.
     pub fn setting(&self, key: &str) -> Option<&str> {
         self.integration.settings.get(key).and_then(|v| v.as_str())
+    }
+
+    /// A page load of this run: `next` is the checkpoint to save with it, `None` on the run's
+    /// last page, whose load settles the run's row and clears the checkpoint.
+    pub(crate) fn page_of_run(&self, next: Option<OwnedCheckpoint>) -> RunPart {
+        RunPart {
+            run: self.run.clone(),
+            last: next.is_none(),
+            checkpoint: Some(next.map_or(CheckpointWrite::Clear, CheckpointWrite::Save)),
+        }
+    }
+
+    /// The load that settles this run while its checkpoint stays until the caller's next
+    /// transaction (Xero, MYOB, Asana: dirty days are cleared after the load).
+    pub(crate) fn settling_load(&self) -> RunPart {
+        RunPart {
+            run: self.run.clone(),
+            last: true,
+            checkpoint: None,
+        }
+    }
+
+    /// The same run with `checkpoint` as the one it resumes (a restart after a token refresh).
+    pub(crate) fn resuming(&self, checkpoint: Option<SyncCheckpoint>) -> Self {
+        SyncCtx {
+            app: self.app,
+            http: self.http,
+            config: self.config,
+            provider: self.provider,
+            tenant_id: self.tenant_id,
+            integration: self.integration,
+            cursor: self.cursor.clone(),
+            checkpoint,
+            run: self.run.clone(),
+            pacer: self.pacer.clone(),
+            search_pacer: self.search_pacer.clone(),
+        }
+    }
+}
+
+/// The dataset a provider's runs load (`sync_runs.dataset`).
+pub fn run_dataset(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Xero | Provider::Myob => "financials",
+        Provider::Hubspot | Provider::Pipedrive => "lead_events",
+        Provider::Asana => "custom_metrics",
     }
 }
 
@@ -396,8 +447,14 @@ impl SyncEngine {
         )
         .await?;
         let status = tx.integration(integration_id).await?.map(|i| i.status);
+        let error = status.as_deref() == Some("ERROR");
+        if error {
+            // The engine gives up on the run: its open row says so, with the reason. (A failure
+            // that will be retried leaves it open: the retry continues the same run.)
+            tx.fail_open_sync_run(integration_id, &message).await?;
+        }
         tx.commit().await?;
-        Ok(status.as_deref() == Some("ERROR"))
+        Ok(error)
     }
 
     /// Runs one sync of one integration now, in this task (the job handler's body).
@@ -422,6 +479,11 @@ impl SyncEngine {
             other => return Ok(not_run(&format!("the integration is {other}"))),
         }
         let checkpoint = tx.begin_sync_attempt(integration_id).await?;
+        // A resumed run keeps counting into the row its first page opened.
+        let open = match &checkpoint {
+            Some(_) => tx.open_sync_run(integration_id).await?,
+            None => None,
+        };
         tx.commit().await?;
         if let Some(c) = checkpoint.as_ref() {
             // Attempts that keep committing nothing end the run in ERROR instead of snoozing for
@@ -445,6 +507,13 @@ impl SyncEngine {
             .providers
             .get(&provider)
             .ok_or(SyncError::NotConfigured(provider))?;
+        let run = SyncRunRef {
+            id: open.as_ref().map_or_else(Uuid::now_v7, |o| o.id),
+            integration_id,
+            source: provider.as_str().to_ascii_lowercase(),
+            dataset: run_dataset(provider).into(),
+            started_at: open.map_or_else(chrono::Utc::now, |o| o.started_at),
+        };
         let ctx = SyncCtx {
             app,
             http: &self.inner.http,
@@ -454,6 +523,7 @@ impl SyncEngine {
             integration: &integration,
             cursor: cursor.unwrap_or_else(|| serde_json::json!({})),
             checkpoint,
+            run,
             pacer: self.pacer_with(
                 integration_id,
                 provider,

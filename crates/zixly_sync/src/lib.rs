@@ -17,9 +17,10 @@
 //! Flow of one run: job claimed (cross-tenant, `zixly_queue`) → [`engine::SyncEngine::run`] reads
 //! the integration in its tenant → a usable access token ([`tokens::access_token`]) → the provider
 //! runner fetches everything it needs over HTTP (no writes yet) → rows go through
-//! `zixly_db::loader::load` inside the integration's tenant, whose one `sync_runs` row carries the
-//! next cursor (`LoadOptions::cursor`) → removals (voided documents, archived deals) → the
-//! integration's `last_sync_at` / `last_error` / status are recorded.
+//! `zixly_db::loader::load` inside the integration's tenant, every page counting into the run's
+//! one `sync_runs` row (`SyncCtx::run`), whose last load carries the next cursor
+//! (`LoadOptions::cursor`) → removals (voided documents, archived deals) → the integration's
+//! `last_sync_at` / `last_error` / status are recorded.
 
 pub mod engine;
 pub mod providers;

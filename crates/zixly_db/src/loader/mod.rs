@@ -52,7 +52,10 @@
 //!    finishes (process killed, database restarted, future dropped) leaves it `running`, and
 //!    `SystemDb::interrupt_orphaned_sync_runs` marks it `interrupted` once its session is gone.
 //!    [`LoadOptions::audit`] adds an `audit_logs` row in the same transaction as the outcome
-//!    (and so as the written rows), its summary completed with the outcome.
+//!    (and so as the written rows), its summary completed with the outcome. Exception: a page of
+//!    a resumable sync ([`LoadOptions::run`]) has no row of its own; its counts are added to its
+//!    run's one row in the loading transaction ([`RunPart`]), so a sync of a thousand pages is
+//!    one run with the sum of their counts.
 //!
 //! ## Calling it
 //! ```ignore
@@ -89,7 +92,7 @@ use runs::{check_connection, record_failure, release_run, start_run};
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::queries::audit::AuditEntry;
-use crate::queries::sync_runs::FinishedSyncRun;
+use crate::queries::sync_runs::{FinishedSyncRun, SyncRunRef};
 use crate::{AppDb, TenantTx};
 
 /// How many errors a report (and `sync_runs.errors`) carries in full; the rest are counted.
@@ -134,17 +137,33 @@ pub struct LoadOptions {
     /// `error_count` (any other
     /// summary is kept under `request`).
     pub audit: Option<AuditEntry>,
-    /// A resumable sync's checkpoint of [`LoadOptions::integration_id`], written in the loading
-    /// transaction so that it commits with the page's rows (never ahead of or behind them).
-    /// Written only when rows were loaded (not after an atomic rollback or an aborted input).
-    pub checkpoint: Option<CheckpointWrite>,
+    /// This load is one page of a resumable sync run: its counts go to the run's one `sync_runs`
+    /// row instead of a row of its own (see [`RunPart`]).
+    pub run: Option<RunPart>,
     /// Check only: stage the rows and run every check of a load (parse errors, exact duplicates,
     /// duplicate keys, exchange rates), then roll back. Nothing is written, no `sync_runs` row or
     /// audit row is recorded, and the report's `sync_run_id` is nil.
     pub dry_run: bool,
 }
 
-/// What a page's load does with its sync's checkpoint ([`LoadOptions::checkpoint`]).
+/// A load that is a page of a resumable sync run ([`SyncRunRef`]). No row of its own is
+/// started and no lock taken: the loading transaction adds the page's counts to the run's row
+/// (opening it on the run's first page), writes the checkpoint, and, on the `last` page, settles
+/// the row with [`LoadOptions::cursor`]. A load that fails adds its errors without settling:
+/// the run stays open for the next attempt, and the engine settles it `failed` if it gives up.
+/// A database error records nothing (the next attempt resumes at the checkpoint).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPart {
+    pub run: SyncRunRef,
+    /// The run's last load: it settles the run.
+    pub last: bool,
+    /// The run's checkpoint, written in the loading transaction so that it commits with the
+    /// page's rows (never ahead of or behind them). Written only when rows were loaded (not
+    /// after an atomic rollback or an aborted input).
+    pub checkpoint: Option<CheckpointWrite>,
+}
+
+/// What a page's load does with its sync's checkpoint ([`RunPart::checkpoint`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckpointWrite {
     /// More pages follow: the run resumes after this one.
@@ -163,7 +182,7 @@ impl LoadOptions {
             triggered_by: None,
             cursor: None,
             audit: None,
-            checkpoint: None,
+            run: None,
             dry_run: false,
         }
     }
@@ -344,6 +363,10 @@ where
     // finishes still leaves its trace; `owner` is the connection that holds the run's lock.
     let (run_id, base, owner) = if options.dry_run {
         check_connection(app, tenant).await?
+    } else if let Some(part) = &options.run {
+        // A page of a resumable run: the run's row is written in the loading transaction.
+        let (_, base, owner) = check_connection(app, tenant).await?;
+        (part.run.id, base, owner)
     } else {
         start_run(app, tenant, options, T::DATASET.as_str(), started_at).await?
     };
@@ -555,7 +578,7 @@ where
     };
     let outcome = match outcome {
         Ok(staged) => staged,
-        Err(e) if options.dry_run => return Err(e),
+        Err(e) if options.dry_run || options.run.is_some() => return Err(e),
         Err(e) => {
             let listed = failure_run(&e);
             let (run, _) = make_run(LoadStatus::Failed, None, &listed, started.elapsed());
@@ -577,7 +600,10 @@ where
                 let listed = report_errors();
                 let duration = started.elapsed();
                 let (run, loaded) = make_run(status, Some(&counts), &listed, duration);
-                tx.finish_sync_run(run_id, &run).await?;
+                match &options.run {
+                    Some(part) => tx.add_to_sync_run(&part.run, &run, part.last).await?,
+                    None => tx.finish_sync_run(run_id, &run).await?,
+                }
                 let report = LoadReport {
                     sync_run_id: run_id,
                     dataset: T::DATASET.as_str(),
@@ -598,22 +624,29 @@ where
                 if let Some(entry) = &options.audit {
                     tx.append_audit(&audit_with_outcome(entry, &report)).await?;
                 }
-                if let (Some(integration_id), Some(write)) =
-                    (options.integration_id, &options.checkpoint)
+                if let Some(RunPart {
+                    run,
+                    checkpoint: Some(write),
+                    ..
+                }) = &options.run
                 {
                     match write {
                         CheckpointWrite::Save(c) => {
-                            tx.save_sync_checkpoint(integration_id, &c.as_update())
-                                .await?
+                            tx.save_sync_checkpoint(run, &c.as_update()).await?
                         }
-                        CheckpointWrite::Clear => tx.clear_sync_checkpoint(integration_id).await?,
+                        CheckpointWrite::Clear => {
+                            tx.clear_sync_checkpoint(run.integration_id).await?
+                        }
                     }
                 }
                 // Rows changed: the tenant's alert rules are evaluated again, as a job committed
                 // with the rows (never inside the load, never for a load that changed nothing —
                 // a re-import of the same file evaluates nothing). One live job per tenant.
                 tx.data_changed(counts.inserted + counts.updated).await?;
-                release_run(tx.commit_keep().await?, run_id).await;
+                let client = tx.commit_keep().await?;
+                if options.run.is_none() {
+                    release_run(client, run_id).await;
+                }
                 Ok(report)
             }
             Staged::Checked | Staged::Aborted if options.dry_run => {
@@ -657,7 +690,10 @@ where
                     Staged::Rejected(client) => (TenantTx::begin(client, tenant).await?, true),
                     _ => (app.begin_tenant(tenant).await?, false),
                 };
-                tx.finish_sync_run(run_id, &run).await?;
+                match &options.run {
+                    Some(part) => tx.add_to_sync_run(&part.run, &run, false).await?,
+                    None => tx.finish_sync_run(run_id, &run).await?,
+                }
                 let report = LoadReport {
                     sync_run_id: run_id,
                     dataset: T::DATASET.as_str(),
@@ -679,7 +715,7 @@ where
                     tx.append_audit(&audit_with_outcome(entry, &report)).await?;
                 }
                 let client = tx.commit_keep().await?;
-                if owner {
+                if owner && options.run.is_none() {
                     release_run(client, run_id).await;
                 }
                 Ok(report)
@@ -687,7 +723,7 @@ where
         }
     }
     .await;
-    if let (Err(e), false) = (&finished, options.dry_run) {
+    if let (Err(e), false) = (&finished, options.dry_run || options.run.is_some()) {
         let listed = failure_run(e);
         let (run, _) = make_run(LoadStatus::Failed, None, &listed, started.elapsed());
         record_failure(app, tenant, run_id, &run).await;

@@ -447,6 +447,8 @@ pub struct IntegrationStatus {
     /// A provider budget stopped the run; it resumes then.
     pub paused_until: Option<chrono::DateTime<chrono::Utc>>,
     pub pause_reason: Option<String>,
+    /// The latest finished run, with the whole run's counts.
+    pub last_run: Option<crate::queries::sync_runs::LastSyncRun>,
 }
 
 impl TenantTx {
@@ -458,9 +460,18 @@ impl TenantTx {
                 "select i.provider::text, i.status::text, i.last_sync_at, i.last_error, i.consecutive_failures, i.id,
                         i.paused_until, i.pause_reason,
                         c.integration_id is not null, c.stream, c.pages_read, c.items_read, c.items_total,
-                        c.started_at, c.updated_at
+                        c.started_at, c.updated_at, lr.run
                    from integrations i
                    left join sync_checkpoints c on c.tenant_id = i.tenant_id and c.integration_id = i.id
+                   left join lateral (
+                        select jsonb_build_object('status', r.status, 'rows_read', r.rows_read,
+                               'rows_inserted', r.rows_inserted, 'rows_updated', r.rows_updated,
+                               'rows_unchanged', r.rows_unchanged, 'rows_rejected', r.rows_rejected,
+                               'started_at', r.started_at, 'finished_at', r.finished_at) as run
+                          from sync_runs r
+                         where r.tenant_id = i.tenant_id and r.integration_id = i.id
+                           and r.status <> 'running'
+                         order by r.finished_at desc, r.id desc limit 1) lr on true
                   where i.tenant_id = $1 order by i.provider",
             )
             .await
@@ -491,6 +502,9 @@ impl TenantTx {
                         started_at: r.get(13),
                         updated_at: r.get(14),
                     }),
+                last_run: r
+                    .get::<_, Option<serde_json::Value>>(15)
+                    .and_then(|v| serde_json::from_value(v).ok()),
             })
             .collect())
     }

@@ -1,4 +1,5 @@
-//! `sync_runs`: one row per import or sync, whatever its outcome.
+//! `sync_runs`: one row per import or sync, whatever its outcome (a resumable sync: one row for
+//! all its pages and attempts, [`SyncRunRef`]).
 //!
 //! Lifecycle (migrations/0009_sync_run_interrupted.sql): a load inserts its row as `running` in a
 //! transaction of its own, on the connection that then loads, after taking a session-level
@@ -60,6 +61,182 @@ pub struct FinishedSyncRun<'a> {
     pub cursor: Option<&'a serde_json::Value>,
     pub started_at: DateTime<Utc>,
     pub duration_ms: i64,
+}
+
+/// A resumable sync's run: **one** `sync_runs` row for all its pages and attempts, however many
+/// 429s, restarts and token refreshes it takes. The row is opened (`running`) by the run's first
+/// committed page, in that page's transaction (every checkpoint save opens it:
+/// [`TenantTx::save_sync_checkpoint`]); each page's load adds its counts to it in the load's
+/// transaction (`loader::LoadOptions::run`); the last page's load settles it (`succeeded`, or
+/// `partial` when rows were rejected) with the cursor. So the row is `running` exactly while the
+/// integration holds a checkpoint, which is why the orphan sweep leaves such rows alone: no
+/// session holds a lock on them between pages, and the run is not lost, only waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRunRef {
+    pub id: Uuid,
+    pub integration_id: Uuid,
+    /// The connector's name (`sync_runs.source`).
+    pub source: String,
+    /// `financials`, `lead_events` or `custom_metrics`.
+    pub dataset: String,
+    /// When the run's first attempt began (kept by the resumed attempts).
+    pub started_at: DateTime<Utc>,
+}
+
+/// An integration's latest finished run, as the Integrations page and the API show it: a
+/// resumable sync's one row, so the counts are the whole run's, every page and attempt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LastSyncRun {
+    /// `succeeded`, `partial`, `failed` or `interrupted`.
+    pub status: String,
+    pub rows_read: i64,
+    pub rows_inserted: i64,
+    pub rows_updated: i64,
+    pub rows_unchanged: i64,
+    pub rows_rejected: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+impl LastSyncRun {
+    /// "230 rows read: 230 inserted, 0 updated, 0 unchanged" (", 2 rejected" when any).
+    pub fn describe(&self) -> String {
+        let rows = if self.rows_read == 1 { "row" } else { "rows" };
+        let mut s = format!(
+            "{} {rows} read: {} inserted, {} updated, {} unchanged",
+            self.rows_read, self.rows_inserted, self.rows_updated, self.rows_unchanged
+        );
+        if self.rows_rejected > 0 {
+            s.push_str(&format!(", {} rejected", self.rows_rejected));
+        }
+        s
+    }
+}
+
+/// The open run of an integration as found at an attempt's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSyncRun {
+    pub id: Uuid,
+    pub started_at: DateTime<Utc>,
+}
+
+impl TenantTx {
+    /// The integration's open (`running`) run row, if a resumable run left one.
+    pub async fn open_sync_run(&self, integration_id: Uuid) -> DbResult<Option<OpenSyncRun>> {
+        let row = self
+            .client()
+            .query_opt(
+                "select id, started_at from sync_runs
+                  where tenant_id = $1 and integration_id = $2 and status = 'running'
+                  order by started_at desc, id desc limit 1",
+                &[&self.tenant_id(), &integration_id],
+            )
+            .await
+            .ctx("reading the open sync run")?;
+        Ok(row.map(|r| OpenSyncRun {
+            id: r.get(0),
+            started_at: r.get(1),
+        }))
+    }
+
+    /// Opens `run`'s row (`running`, no counts) unless it exists (in this page's transaction).
+    pub(crate) async fn open_sync_run_row(&self, run: &SyncRunRef) -> DbResult<()> {
+        self.client()
+            .execute(
+                "insert into sync_runs (tenant_id, id, source, dataset, integration_id, started_at,
+                                        status)
+                 values ($1, $2, $3, $4, $5, $6, 'running')
+                 on conflict (tenant_id, id) do nothing",
+                &[
+                    &self.tenant_id(),
+                    &run.id,
+                    &run.source,
+                    &run.dataset,
+                    &run.integration_id,
+                    &run.started_at,
+                ],
+            )
+            .await
+            .ctx("opening the sync run")?;
+        Ok(())
+    }
+
+    /// Adds one page's load (`page`: its counts and first errors) to `run`'s row, opening it if
+    /// needed; `settle` (the run's last load) also sets its final status, `finished_at`, the
+    /// run's whole duration and `page.cursor`. A row no longer `running` (settled by an earlier
+    /// attempt whose checkpoint clear was lost, or failed by the engine) is left as it is:
+    /// `NotFound`, so the caller's transaction does not commit a page into a closed run.
+    pub(crate) async fn add_to_sync_run(
+        &self,
+        run: &SyncRunRef,
+        page: &FinishedSyncRun<'_>,
+        settle: bool,
+    ) -> DbResult<()> {
+        self.open_sync_run_row(run).await?;
+        // The errors list stays bounded (`loader::MAX_REPORTED_ERRORS`); `error_count` has them all.
+        let n = self
+            .client()
+            .execute(
+                "update sync_runs
+                    set rows_read = rows_read + $3, rows_inserted = rows_inserted + $4,
+                        rows_updated = rows_updated + $5, rows_unchanged = rows_unchanged + $6,
+                        rows_rejected = rows_rejected + $7, error_count = error_count + $8,
+                        errors = (select coalesce(jsonb_agg(e order by i), '[]'::jsonb)
+                                    from jsonb_array_elements(errors || $9::jsonb)
+                                         with ordinality as x(e, i) where i <= $10),
+                        status = case when not $11 then status
+                                      when rows_rejected + $7 > 0 then 'partial'::sync_status
+                                      else 'succeeded'::sync_status end,
+                        finished_at = case when $11 then greatest(clock_timestamp(), started_at) end,
+                        duration_ms = case when $11 then
+                            (extract(epoch from greatest(clock_timestamp(), started_at) - started_at)
+                             * 1000)::int8 end,
+                        cursor = case when $11 then $12::jsonb else cursor end
+                  where tenant_id = $1 and id = $2 and status = 'running'",
+                &[
+                    &self.tenant_id(),
+                    &run.id,
+                    &page.rows_read,
+                    &page.rows_inserted,
+                    &page.rows_updated,
+                    &page.rows_unchanged,
+                    &page.rows_rejected,
+                    &page.error_count,
+                    &page.errors,
+                    &(crate::loader::MAX_REPORTED_ERRORS as i64),
+                    &settle,
+                    &page.cursor,
+                ],
+            )
+            .await
+            .ctx("adding a page to the sync run")?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(DbError::NotFound("open sync run"))
+        }
+    }
+
+    /// The run of the integration ended in ERROR (the engine gave up): its open row is settled
+    /// `failed` with `reason` first among its errors. Returns whether there was one. The
+    /// checkpoint stays: an admin's "sync again" resumes the reading, as a new run row.
+    pub async fn fail_open_sync_run(&self, integration_id: Uuid, reason: &str) -> DbResult<bool> {
+        let error = serde_json::json!([{ "line": 0, "column": null, "reason": reason }]);
+        let n = self
+            .client()
+            .execute(
+                "update sync_runs
+                    set status = 'failed', finished_at = greatest(clock_timestamp(), started_at),
+                        duration_ms = (extract(epoch from greatest(clock_timestamp(), started_at)
+                                       - started_at) * 1000)::int8,
+                        error_count = error_count + 1, errors = $3::jsonb || errors
+                  where tenant_id = $1 and integration_id = $2 and status = 'running'",
+                &[&self.tenant_id(), &integration_id, &error],
+            )
+            .await
+            .ctx("recording the failed sync run")?;
+        Ok(n > 0)
+    }
 }
 
 /// A stored run, for listings.
@@ -301,7 +478,9 @@ impl SystemDb {
     /// **Cross-tenant.** Marks `interrupted` every `running` run whose owner is provably gone:
     /// the advisory lock its loading session held is free (sessions lose their locks when they
     /// end, however the process died). A live load keeps its lock and is left alone however long
-    /// it takes. Safe to run from any number of processes at once: each candidate is locked
+    /// it takes. The open row of a resumable sync ([`SyncRunRef`]) holds no lock between pages:
+    /// while its integration has a checkpoint the run is waiting to resume, not lost, and is left
+    /// alone too (an engine ERROR settles it `failed`). Safe to run from any number of processes at once: each candidate is locked
     /// before it is updated, and a run finished meanwhile is skipped (`status = 'running'` is
     /// checked again on the current row). At most 256 runs per call.
     pub async fn interrupt_orphaned_sync_runs(&self) -> DbResult<Vec<InterruptedRun>> {
@@ -313,8 +492,12 @@ impl SystemDb {
         let rows = client
             .query(
                 "with /* cross-tenant */ running as materialized (
-                     select tenant_id, id from sync_runs where status = 'running'
-                      order by tenant_id, id limit 256),
+                     select s.tenant_id, s.id from sync_runs s
+                      where s.status = 'running'
+                        and not exists (select 1 from sync_checkpoints c
+                                         where c.tenant_id = s.tenant_id
+                                           and c.integration_id = s.integration_id)
+                      order by s.tenant_id, s.id limit 256),
                  gone as materialized (
                      select tenant_id, id from running
                       where pg_try_advisory_xact_lock($1, hashtext(id::text)))

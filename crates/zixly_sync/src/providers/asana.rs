@@ -137,12 +137,8 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
                     full_at: now,
                 };
             }
-            // A checkpoint of an abandoned run (another workspace) is not this run's: its start
-            // time would decide what the complete read removes.
-            if ctx.checkpoint.is_some() {
-                let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-                tx.clear_sync_checkpoint(ctx.integration.id).await?;
-                tx.commit().await?;
+            let abandoned = ctx.checkpoint.is_some();
+            if abandoned {
                 (pages_read, items_read, requests_before) = (0, 0, 0);
             }
             let pending: Vec<String> = project_clients.iter().map(|(p, _)| p.clone()).collect();
@@ -160,8 +156,15 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
             let saved = serde_json::to_value(&state).expect("serializable");
             let stream = state.stream();
             let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+            // A checkpoint of an abandoned run (another workspace) is not this run's: its start
+            // time would decide what the complete read removes. Replaced in the transaction that
+            // saves this run's, so the run's open `sync_runs` row is never without a checkpoint
+            // (the orphan sweep would take it for a dead one).
+            if abandoned {
+                tx.clear_sync_checkpoint(ctx.integration.id).await?;
+            }
             tx.save_sync_checkpoint(
-                ctx.integration.id,
+                &ctx.run,
                 &CheckpointUpdate {
                     state: &saved,
                     stream: stream.as_deref(),
@@ -225,7 +228,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
                 .await?;
         }
         tx.save_sync_checkpoint(
-            ctx.integration.id,
+            &ctx.run,
             &CheckpointUpdate {
                 state: &saved,
                 stream: stream.as_deref(),
@@ -317,6 +320,7 @@ async fn settle(
     let options = LoadOptions {
         integration_id: Some(integration_id),
         cursor: Some(cursor),
+        run: Some(ctx.settling_load()),
         ..LoadOptions::new(SOURCE)
     };
     let report = loader::load(
@@ -352,7 +356,7 @@ async fn settle(
     tx.commit().await?;
 
     Ok(RunSummary {
-        sync_run_ids: vec![report.sync_run_id],
+        sync_run_id: Some(report.sync_run_id),
         rows_read: rows,
         inserted: report.inserted,
         updated: report.updated,

@@ -68,8 +68,7 @@ pub(crate) async fn commit_page(
         contributions,
     )
     .await?;
-    tx.save_sync_checkpoint(ctx.integration.id, checkpoint)
-        .await?;
+    tx.save_sync_checkpoint(&ctx.run, checkpoint).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -123,6 +122,7 @@ pub(crate) async fn settle(
     let options = LoadOptions {
         integration_id: Some(integration_id),
         cursor: Some(cursor),
+        run: Some(ctx.settling_load()),
         ..LoadOptions::new(source)
     };
     let report = loader::load(
@@ -153,7 +153,7 @@ pub(crate) async fn settle(
     tx.commit().await?;
 
     Ok(RunSummary {
-        sync_run_ids: vec![report.sync_run_id],
+        sync_run_id: Some(report.sync_run_id),
         rows_read: 0,
         inserted: report.inserted,
         updated: report.updated,

@@ -45,7 +45,7 @@ use zixly_connectors::http::next_cursor;
 use zixly_connectors::hubspot::{self, CrmObject, HubspotClient, Pipeline};
 use zixly_crypto::SecretString;
 use zixly_db::checkpoints::OwnedCheckpoint;
-use zixly_db::loader::{self, CheckpointWrite, Input, LoadOptions};
+use zixly_db::loader::{self, Input, LoadOptions};
 use zixly_domain::ingest::{IngestRow, LeadEventRow, ValidRow};
 
 use super::Plan;
@@ -146,7 +146,7 @@ impl Run<'_, '_> {
         } else {
             tx.delete_leads(SOURCE, removed).await?
         };
-        tx.save_sync_checkpoint(self.ctx.integration.id, &saved.as_update())
+        tx.save_sync_checkpoint(&self.ctx.run, &saved.as_update())
             .await?;
         tx.commit().await?;
         Ok(deleted)
@@ -235,11 +235,7 @@ impl Run<'_, '_> {
             integration_id: Some(ctx.integration.id),
             skip_invalid: true,
             cursor: last.then(|| plan.cursor(Some(next_cursor(state.started, state.since)))),
-            checkpoint: Some(if last {
-                CheckpointWrite::Clear
-            } else {
-                CheckpointWrite::Save(self.checkpoint(state))
-            }),
+            run: Some(ctx.page_of_run((!last).then(|| self.checkpoint(state)))),
             ..LoadOptions::new(SOURCE)
         };
         let report = loader::load(
@@ -251,7 +247,7 @@ impl Run<'_, '_> {
         )
         .await?;
         let s = &mut self.summary;
-        s.sync_run_ids.push(report.sync_run_id);
+        s.sync_run_id = Some(report.sync_run_id);
         s.inserted += report.inserted;
         s.updated += report.updated;
         s.unchanged += report.unchanged;

@@ -3,10 +3,12 @@
 //! A runner is `pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) ->
 //! Result<RunSummary, SyncError>` in `providers/<name>.rs`. Contract:
 //! - fetch over HTTP through `zixly_connectors` (never SQL), page by page, with a checkpoint
-//!   committed with each page (every provider: `SyncCtx::checkpoint`), so a restart after a
-//!   token refresh, a 429 or a kill resumes there;
+//!   committed with each page (`TenantTx::save_sync_checkpoint(&ctx.run, ..)`), resuming from
+//!   `ctx.checkpoint`, so a restart after a token refresh, a 429 or a kill resumes there;
 //! - write rows only through `zixly_db::loader::load` in `ctx.tenant_id`, with
-//!   `LoadOptions { integration_id, cursor, .. }` so the cursor commits with the rows;
+//!   `LoadOptions { integration_id, cursor, run: Some(RunPart { run: ctx.run, .. }), .. }` so
+//!   the cursor commits with the rows and every page counts into the run's one `sync_runs` row
+//!   (the last load, `last: true`, settles it);
 //! - removals (voided documents, archived deals) and any other writes through `TenantTx` methods;
 //! - idempotent: the same provider state loaded twice writes nothing the second time.
 //!
@@ -15,7 +17,8 @@
 //!
 //! A provider answering 401 mid-run (token expired or revoked early) gets one refresh (the rejected
 //! token is passed to `tokens::access_token`, which refreshes unless another process already did)
-//! and the run restarts; a second 401 is permanent.
+//! and the run restarts from the checkpoint as stored *now* — the pages the attempt committed
+//! before the 401 are not read again — into the same `sync_runs` row; a second 401 is permanent.
 
 pub(crate) mod asana;
 pub(crate) mod contributions;
@@ -42,8 +45,11 @@ where
 {
     let mut rejected: Option<SecretString> = None;
     let mut refreshed = false;
+    // After a refresh: the same run, resumed from the checkpoint its pages committed since.
+    let mut restarted: Option<SyncCtx<'_>> = None;
     loop {
         let access = token(rejected.take()).await?;
+        let ctx = restarted.as_ref().unwrap_or(ctx);
         let outcome = match ctx.provider {
             Provider::Xero => xero::sync(ctx, &access).await,
             Provider::Hubspot => hubspot::sync(ctx, &access).await,
@@ -62,6 +68,12 @@ where
                     "access token rejected mid-sync; refreshing and restarting the run");
                 refreshed = true;
                 rejected = Some(access);
+                // Read-only: this is the same attempt, so `stalled_attempts` is not counted again.
+                let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+                let checkpoint = tx.sync_checkpoint(ctx.integration.id).await?;
+                tx.commit().await?;
+                let next = ctx.resuming(checkpoint);
+                restarted = Some(next);
             }
             other => return other,
         }

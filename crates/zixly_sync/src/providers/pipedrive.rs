@@ -44,7 +44,7 @@ use zixly_connectors::http::next_cursor;
 use zixly_connectors::pipedrive::{self, Deal, DealList, PipedriveClient, Stage};
 use zixly_crypto::SecretString;
 use zixly_db::checkpoints::OwnedCheckpoint;
-use zixly_db::loader::{self, CheckpointWrite, Input, LoadOptions};
+use zixly_db::loader::{self, Input, LoadOptions};
 use zixly_domain::ingest::{IngestRow, LeadEventRow, ValidRow};
 
 use super::Plan;
@@ -157,7 +157,7 @@ impl Run<'_, '_> {
         if !removed.is_empty() {
             self.summary.deleted += tx.delete_leads(SOURCE, removed).await?;
         }
-        tx.save_sync_checkpoint(self.ctx.integration.id, &saved.as_update())
+        tx.save_sync_checkpoint(&self.ctx.run, &saved.as_update())
             .await?;
         tx.commit().await?;
         Ok(())
@@ -216,11 +216,7 @@ impl Run<'_, '_> {
             integration_id: Some(ctx.integration.id),
             skip_invalid: true,
             cursor: last.then(|| plan.cursor(Some(next_cursor(state.high_water, state.since)))),
-            checkpoint: Some(if last {
-                CheckpointWrite::Clear
-            } else {
-                CheckpointWrite::Save(self.checkpoint(state))
-            }),
+            run: Some(ctx.page_of_run((!last).then(|| self.checkpoint(state)))),
             ..LoadOptions::new(SOURCE)
         };
         let report = loader::load(
@@ -232,7 +228,7 @@ impl Run<'_, '_> {
         )
         .await?;
         let s = &mut self.summary;
-        s.sync_run_ids.push(report.sync_run_id);
+        s.sync_run_id = Some(report.sync_run_id);
         s.inserted += report.inserted;
         s.updated += report.updated;
         s.unchanged += report.unchanged;
@@ -254,19 +250,13 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         PipedriveClient::new(ctx.http.clone(), &base, token.clone()).with_pacer(ctx.pacer.clone());
     let requests0 = ctx.pacer.stats().requests;
 
-    // The stored checkpoint, read again rather than taken from `ctx`: after a 401 mid-run
-    // (`providers::run` refreshes the token and calls this again) `ctx.checkpoint` is the one
-    // this attempt began with, and the pages committed since would be read again.
-    let checkpoint = {
-        let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
-        let c = tx.sync_checkpoint(ctx.integration.id).await?;
-        tx.commit().await?;
-        c
-    };
+    // After a 401 mid-run, `providers::run` calls this again with the checkpoint as stored
+    // after the pages the attempt committed, so none of them is read again.
+    let checkpoint = &ctx.checkpoint;
     let resumed = checkpoint
         .as_ref()
         .and_then(|c| serde_json::from_value::<RunState>(c.state.clone()).ok());
-    let (pages_read, items_read, requests_before) = match (&checkpoint, &resumed) {
+    let (pages_read, items_read, requests_before) = match (checkpoint, &resumed) {
         (Some(c), Some(_)) => (c.pages_read, c.items_read, c.requests),
         _ => (0, 0, 0),
     };

@@ -9,19 +9,21 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::json;
 use zixly_connectors::Provider;
 use zixly_queue::JobState;
 use zixly_sync::engine::SyncConfig;
 use zixly_testkit::fakes::asana::{FakeAsana, CLIENT_ID, CLIENT_SECRET};
-use zixly_testkit::fakes::record::recorded;
 
+use crate::resume_kit::{
+    answered, assert_one_settled_run, assert_open_run_survives_the_sweep, checkpoint, served_twice,
+};
 use crate::sync::{config, connect_with, Env};
 
 /// Acme's tasks: three pages of 100 (100, 100, 50).
 const ACME_TASKS: usize = 250;
 /// The path of Acme's task pages on a complete read.
-const ACME_PAGES: &str = "/api/1.0/projects/p1/tasks";
+pub(crate) const ACME_PAGES: &str = "/api/1.0/projects/p1/tasks";
 
 fn at(s: &str) -> Option<DateTime<Utc>> {
     Some(s.parse().unwrap())
@@ -30,7 +32,7 @@ fn at(s: &str) -> Option<DateTime<Utc>> {
 /// Acme (p1: [`ACME_TASKS`] tasks done 2024-01-10 Sydney, even ones on time, odd ones late) and
 /// Beta (p2: "b1" done 01-12 on time, "b2" done 01-15 without a due date, "b3" open), mapped by
 /// name prefix; connected, nothing synced yet. Unpaced (pacing has its own tests).
-async fn seeded() -> (FakeAsana, Env) {
+pub(crate) async fn seeded() -> (FakeAsana, Env) {
     let fake = FakeAsana::start().await;
     let cfg = config(
         Provider::Asana,
@@ -81,7 +83,7 @@ async fn seeded() -> (FakeAsana, Env) {
 }
 
 /// The tenant's Asana metrics as (client, metric, Sydney day, value).
-async fn metrics(env: &Env) -> Vec<(String, String, String, String)> {
+pub(crate) async fn metrics(env: &Env) -> Vec<(String, String, String, String)> {
     env.db
         .superuser()
         .await
@@ -118,7 +120,7 @@ fn day(
 }
 
 /// What the seed gives, read once in full.
-fn expected() -> Vec<(String, String, String, String)> {
+pub(crate) fn expected() -> Vec<(String, String, String, String)> {
     [
         day("Acme", "2024-01-10", "250", "125", Some("0.5")),
         day("Beta", "2024-01-12", "1", "1", Some("1")),
@@ -127,49 +129,9 @@ fn expected() -> Vec<(String, String, String, String)> {
     .concat()
 }
 
-/// The task requests the fake answered, in order, as (path and sorted query, status).
-fn task_requests(fake: &FakeAsana) -> Vec<(String, u16)> {
-    recorded(&fake.url)
-        .iter()
-        .filter(|r| r.path.ends_with("/tasks"))
-        .map(|r| {
-            let mut query = r.query.clone();
-            query.sort();
-            (format!("{} {query:?}", r.path), r.status)
-        })
-        .collect()
-}
-
-/// Requests answered 200 more than once.
-fn served_twice(requests: &[(String, u16)]) -> Vec<String> {
-    let ok: Vec<&String> = requests
-        .iter()
-        .filter(|r| r.1 == 200)
-        .map(|r| &r.0)
-        .collect();
-    let mut twice: Vec<String> = ok
-        .iter()
-        .enumerate()
-        .filter(|(i, r)| ok[..*i].contains(r))
-        .map(|(_, r)| (*r).clone())
-        .collect();
-    twice.dedup();
-    twice
-}
-
-/// (stream, pages read, items read, state) of the stored checkpoint.
-async fn checkpoint(env: &Env) -> Option<(Option<String>, i64, i64, Value)> {
-    env.db
-        .superuser()
-        .await
-        .query_opt(
-            "select stream, pages_read, items_read, state from sync_checkpoints
-              where tenant_id = $1 and integration_id = $2",
-            &[&env.tenant, &env.integration],
-        )
-        .await
-        .unwrap()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+/// The task requests the fake answered, in order, as (what was asked, status).
+pub(crate) fn task_requests(fake: &FakeAsana) -> Vec<(String, u16)> {
+    answered(&fake.url, |r| r.path.ends_with("/tasks"))
 }
 
 async fn complete_reads_every_run(env: &Env) {
@@ -194,10 +156,11 @@ async fn an_uninterrupted_asana_run_reads_every_page_once() {
     assert_eq!(served_twice(&requests), Vec::<String>::new());
     let acme = requests
         .iter()
-        .filter(|r| r.0.starts_with(ACME_PAGES))
+        .filter(|r| r.0.starts_with(&format!("GET {ACME_PAGES} ")))
         .count();
     assert_eq!((acme, requests.len()), (3, 4), "{requests:#?}");
     assert_eq!(checkpoint(&env).await, None, "a settled run leaves none");
+    assert_one_settled_run(&env, expected().len() as i64).await;
 }
 
 #[tokio::test]
@@ -211,7 +174,7 @@ async fn an_asana_429_in_the_middle_of_page_n_resumes_at_page_n() {
         .push((ACME_PAGES.into(), 2, 30));
     let (state, _) = env.sync_via_queue().await;
     assert_eq!(state, JobState::Retryable, "snoozed for Retry-After");
-    let (stream, pages_read, items_read, saved) = checkpoint(&env).await.expect("a checkpoint");
+    let (stream, pages_read, items_read, _, saved) = checkpoint(&env).await.expect("a checkpoint");
     assert_eq!(stream.as_deref(), Some("tasks of project 1 of 2"));
     assert_eq!(
         (pages_read, items_read),
@@ -224,6 +187,7 @@ async fn an_asana_429_in_the_middle_of_page_n_resumes_at_page_n() {
         vec![],
         "nothing loaded before the settle"
     );
+    assert_open_run_survives_the_sweep(&env, 0).await;
     let before = task_requests(&fake);
     let refused: Vec<_> = before.iter().filter(|r| r.1 == 429).cloned().collect();
     assert_eq!(refused.len(), 1, "{before:#?}");
@@ -245,6 +209,8 @@ async fn an_asana_429_in_the_middle_of_page_n_resumes_at_page_n() {
     assert_eq!(metrics(&env).await, expected(), "as an uninterrupted run");
     assert_eq!(checkpoint(&env).await, None);
     assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+    // One run row across both attempts (Asana loads the metrics when the run settles).
+    assert_one_settled_run(&env, expected().len() as i64).await;
 }
 
 /// Sync runs that loaded (the settle's load commits one).
@@ -293,7 +259,7 @@ async fn an_asana_run_killed_mid_read_resumes_at_its_checkpoint() {
         }
         kills += 1;
         match checkpoint(&env).await {
-            Some((_, pages, _, _)) => progress.push(pages),
+            Some((_, pages, _, _, _)) => progress.push(pages),
             // Killed after the settle committed: the run is done.
             None if settled_runs(&env).await > 0 => break,
             None => {}
@@ -443,7 +409,7 @@ async fn an_expired_asana_offset_restarts_its_project_from_the_first_page() {
     assert_eq!(refused, vec![429, 400], "{all:#?}");
     let acme = all
         .iter()
-        .filter(|r| r.0.starts_with(ACME_PAGES) && r.1 == 200)
+        .filter(|r| r.0.starts_with(&format!("GET {ACME_PAGES} ")) && r.1 == 200)
         .count();
     assert_eq!(acme, 2 + 3, "Acme read again from its first page: {all:#?}");
     assert_eq!(metrics(&env).await, expected());

@@ -3,17 +3,19 @@
 //! page N resumes at page N and a run killed mid-read resumes at its checkpoint — checked against
 //! what the fake was asked (its request recording) and what the database holds.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use zixly_connectors::Provider;
 use zixly_queue::JobState;
 use zixly_testkit::fakes::hubspot::{FakeHubspot, CLIENT_ID, CLIENT_SECRET};
-use zixly_testkit::fakes::record::recorded;
 
 use crate::hubspot::deal;
+use crate::resume_kit::{
+    answered, assert_one_settled_run, assert_open_run_survives_the_sweep, checkpoint, served_twice,
+};
 use crate::sync::{config, connect, Env};
 
 /// 230 live deals: pages of 50 (the runner's page with history), so 5 listing pages.
-const DEALS: usize = 230;
+pub(crate) const DEALS: usize = 230;
 const LISTING_PAGES: usize = 5;
 const STAGE_AT: &str = "2024-01-01T09:00:00.000Z";
 const LIVE: &str = "GET /crm/v3/objects/deals";
@@ -21,7 +23,7 @@ const SEARCH: &str = "POST /crm/v3/objects/deals/search";
 
 /// A connected HubSpot with one pipeline, one company and [`DEALS`] deals (amount = id); nothing
 /// synced yet.
-async fn seeded() -> (FakeHubspot, Env) {
+pub(crate) async fn seeded() -> (FakeHubspot, Env) {
     let fake = FakeHubspot::start().await;
     fake.data.lock().unwrap().pipelines = vec![json!({"id": "default", "label": "Sales",
         "displayOrder": 0, "archived": false, "createdAt": STAGE_AT, "updatedAt": STAGE_AT,
@@ -58,56 +60,12 @@ async fn seeded() -> (FakeHubspot, Env) {
 /// The deal requests the fake answered (listings, searches, reads by id), in order, as
 /// (what was asked, status): reference data (account, pipelines, companies), which every
 /// attempt re-reads, left out.
-fn deal_requests(fake: &FakeHubspot) -> Vec<(String, u16)> {
-    recorded(&fake.url)
-        .iter()
-        .filter(|r| r.path.starts_with("/crm/v3/objects/deals"))
-        .map(|r| {
-            let mut query = r.query.clone();
-            query.sort();
-            let body = r.json_body.as_ref().map_or(String::new(), Value::to_string);
-            (
-                format!("{} {} {query:?} {body}", r.method, r.path),
-                r.status,
-            )
-        })
-        .collect()
-}
-
-/// Requests answered 200 more than once.
-fn served_twice(requests: &[(String, u16)]) -> Vec<String> {
-    let ok: Vec<&String> = requests
-        .iter()
-        .filter(|r| r.1 == 200)
-        .map(|r| &r.0)
-        .collect();
-    let mut twice: Vec<String> = ok
-        .iter()
-        .enumerate()
-        .filter(|(i, r)| ok[..*i].contains(r))
-        .map(|(_, r)| (*r).clone())
-        .collect();
-    twice.dedup();
-    twice
-}
-
-/// (stream, pages read, items read, items total, state) of the stored checkpoint.
-async fn checkpoint(env: &Env) -> Option<(Option<String>, i64, i64, Option<i64>, Value)> {
-    env.db
-        .superuser()
-        .await
-        .query_opt(
-            "select stream, pages_read, items_read, items_total, state from sync_checkpoints
-              where tenant_id = $1 and integration_id = $2",
-            &[&env.tenant, &env.integration],
-        )
-        .await
-        .unwrap()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+pub(crate) fn deal_requests(fake: &FakeHubspot) -> Vec<(String, u16)> {
+    answered(&fake.url, |r| r.path.starts_with("/crm/v3/objects/deals"))
 }
 
 /// (lead events, sum of their values) of the tenant's HubSpot rows.
-async fn totals(env: &Env) -> (i64, String) {
+pub(crate) async fn totals(env: &Env) -> (i64, String) {
     let r = env
         .db
         .superuser()
@@ -122,7 +80,7 @@ async fn totals(env: &Env) -> (i64, String) {
     (r.get(0), r.get(1))
 }
 
-fn expected_totals() -> (i64, String) {
+pub(crate) fn expected_totals() -> (i64, String) {
     let sum: usize = (0..DEALS).map(|i| 1000 + i).sum();
     (DEALS as i64, format!("{sum}.00"))
 }
@@ -140,6 +98,8 @@ async fn hubspot_uninterrupted_first_run_reads_every_page_once_and_shows_progres
     assert_eq!(fake.requests(SEARCH), 1, "the count: {requests:#?}");
     assert_eq!(checkpoint(&env).await, None, "a settled run leaves none");
     assert_eq!(env.last_run().await.0, "succeeded");
+    // Five pages, one run row with the sum of their counts.
+    assert_one_settled_run(&env, DEALS as i64).await;
 }
 
 #[tokio::test]
@@ -161,6 +121,7 @@ async fn hubspot_429_in_the_middle_of_page_n_resumes_at_page_n() {
     assert_eq!(items_read, 100);
     assert_eq!(items_total, Some(DEALS as i64), "of how many: the count");
     assert_eq!(totals(&env).await.0, 100, "the two pages' events are in");
+    assert_open_run_survives_the_sweep(&env, 100).await;
     let before = deal_requests(&fake);
     let refused: Vec<_> = before.iter().filter(|r| r.1 == 429).cloned().collect();
     assert_eq!(refused.len(), 1, "{before:#?}");
@@ -186,6 +147,8 @@ async fn hubspot_429_in_the_middle_of_page_n_resumes_at_page_n() {
     assert_eq!(totals(&env).await, expected_totals());
     assert_eq!(checkpoint(&env).await, None);
     assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+    // One run row across both attempts, with all five pages' events.
+    assert_one_settled_run(&env, DEALS as i64).await;
 }
 
 /// A worker killed while it reads (the run's future dropped once the fake has served the third

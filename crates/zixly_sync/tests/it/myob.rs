@@ -10,9 +10,9 @@ use crate::sync::{config, connect, f, Env};
 
 const REDIRECT: &str = "http://zixly.test/api/v1/integrations/callback";
 
-const CF: &str = "cf-1";
+pub(crate) const CF: &str = "cf-1";
 
-async fn myob() -> (FakeMyob, Env) {
+pub(crate) async fn myob() -> (FakeMyob, Env) {
     let fake = FakeMyob::start().await;
     let cfg = config(
         Provider::Myob,
@@ -416,6 +416,47 @@ async fn myob_invoice_lines_on_another_clients_job_count_for_that_client() {
     assert!(!requested.iter().any(|p| p.ends_with("/Sale/Invoice/Item")));
 }
 
+/// Item-layout invoices (contracts/myob.json `sale_invoices_with_lines`: the Item layout's scope
+/// is unverified, it may need `sme-inventory`, which we do not ask for): their lines are never
+/// read, and their revenue does not vanish — it counts from the generic list's header amounts
+/// (`TotalAmount − TotalTax`) for their customer, in full and in an increment.
+#[tokio::test]
+async fn myob_item_layout_invoices_count_from_their_header_for_their_customer() {
+    let (fake, env) = myob().await;
+    fake.upsert(
+        CF,
+        "Sale/Invoice/Item",
+        json!({"UID": "i9", "Date": "2024-01-20T00:00:00", "Customer": {"UID": "c2"},
+        "TotalAmount": 55, "TotalTax": 5,
+        "Lines": [{"Type": "Transaction", "Total": 50, "Job": {"UID": "j1"}}]}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let day = |rows: Vec<(String, String, String, String, String)>| -> Vec<_> {
+        rows.into_iter().filter(|f| f.1 == "2024-01-20").collect()
+    };
+    assert_eq!(
+        day(env.financials_of("myob").await),
+        vec![f("c2", "2024-01-20", "50.00", "0.00", "0.00")],
+        "the header's 50 ex tax, for the customer (the line's job is not seen)"
+    );
+    // Changed at MYOB: the increment reads it from the generic list again.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert(
+        CF,
+        "Sale/Invoice/Item",
+        json!({"UID": "i9", "Date": "2024-01-20T00:00:00", "Customer": {"UID": "c2"},
+        "TotalAmount": 77, "TotalTax": 7,
+        "Lines": [{"Type": "Transaction", "Total": 70, "Job": {"UID": "j1"}}]}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        day(env.financials_of("myob").await),
+        vec![f("c2", "2024-01-20", "70.00", "0.00", "0.00")]
+    );
+    let requested: Vec<String> = recorded(&fake.url).iter().map(|r| r.path.clone()).collect();
+    assert!(!requested.iter().any(|p| p.ends_with("/Sale/Invoice/Item")));
+}
+
 #[tokio::test]
 async fn myob_yearly_reconsent_refusal_is_a_readable_reconnect_error() {
     let (fake, env) = myob().await;
@@ -442,10 +483,10 @@ async fn myob_yearly_reconsent_refusal_is_a_readable_reconnect_error() {
     assert_eq!(fake.oauth.rejected_refreshes(), refusals + 1);
 }
 
-#[tokio::test]
-async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
+/// [`myob`] with 2,100 more invoices of Acme (10.00 ex tax each) on 2024-02-01: three pages of
+/// 1000.
+pub(crate) async fn myob_with_bulk_invoices() -> (FakeMyob, Env) {
     let (fake, env) = myob().await;
-    // 2,100 more invoices of Acme (10.00 ex tax each) on one day: three pages of 1000.
     for n in 0..2100 {
         fake.upsert(
             CF,
@@ -454,6 +495,31 @@ async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
             "Customer": {"UID": "c1"}, "TotalAmount": 11, "TotalTax": 1}),
         );
     }
+    (fake, env)
+}
+
+/// [`myob_with_bulk_invoices`]' pages were each served once, and its day holds 2,100 × 10.00.
+pub(crate) async fn assert_bulk_read_once(fake: &FakeMyob, env: &Env) {
+    let served = fake.data.lock().unwrap().pages_served.clone();
+    let invoices: Vec<usize> = served
+        .iter()
+        .filter(|(r, _)| r == "Sale/Invoice")
+        .map(|(_, s)| *s)
+        .collect();
+    assert_eq!(invoices, vec![0, 1000, 2000], "no page twice: {served:?}");
+    let feb: Vec<_> = env
+        .financials_of("myob")
+        .await
+        .into_iter()
+        .filter(|f| f.1 == "2024-02-01")
+        .collect();
+    // Each invoice counted once.
+    assert_eq!(feb, vec![f("c1", "2024-02-01", "21000.00", "0.00", "0.00")]);
+}
+
+#[tokio::test]
+async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
+    let (fake, env) = myob_with_bulk_invoices().await;
     fake.data.lock().unwrap().rate_limit_page = Some(("Sale/Invoice".into(), 1000));
     assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
     // The first page of invoices is committed with the checkpoint.
@@ -471,34 +537,8 @@ async fn myob_rate_limit_on_page_n_resumes_at_page_n_reading_no_page_twice() {
     );
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     env.run_due_jobs().await;
-    let served = fake.data.lock().unwrap().pages_served.clone();
-    let invoices: Vec<usize> = served
-        .iter()
-        .filter(|(r, _)| r == "Sale/Invoice")
-        .map(|(_, s)| *s)
-        .collect();
-    assert_eq!(
-        invoices,
-        vec![0, 1000, 2000],
-        "resumed at page 2, no page twice"
-    );
-    let feb: Vec<_> = env
-        .financials_of("myob")
-        .await
-        .into_iter()
-        .filter(|f| f.1 == "2024-02-01")
-        .collect();
-    // 2,100 × 10.00 ex tax, each invoice counted once.
-    assert_eq!(
-        feb,
-        vec![(
-            "c1".into(),
-            "2024-02-01".into(),
-            "21000.00".into(),
-            "0.00".into(),
-            "0.00".into()
-        )]
-    );
+    // Resumed at page 2.
+    assert_bulk_read_once(&fake, &env).await;
 }
 
 #[tokio::test]

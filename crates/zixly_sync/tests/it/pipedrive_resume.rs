@@ -12,9 +12,12 @@ use serde_json::{json, Value};
 use zixly_queue::JobState;
 use zixly_sync::engine::SyncConfig;
 use zixly_testkit::fakes::pipedrive::FakePipedrive;
-use zixly_testkit::fakes::record::{clear_recorded, recorded};
+use zixly_testkit::fakes::record::clear_recorded;
 
 use crate::pipedrive::{events, pipedrive_with};
+use crate::resume_kit::{
+    answered, assert_one_settled_run, assert_open_run_survives_the_sweep, checkpoint, served_twice,
+};
 use crate::sync::Env;
 
 /// Items the fake serves a page in these tests (the connector asks for 500).
@@ -23,7 +26,7 @@ const PAGE: usize = 50;
 const EXTRA_DEALS: i64 = 230;
 const LIVE_PAGES: usize = 5;
 /// The log entry of both `/deals` listings (live and `status=deleted`).
-const DEALS: &str = "GET /api/v2/deals";
+pub(crate) const DEALS: &str = "GET /api/v2/deals";
 
 /// [`pipedrive_with`] plus [`EXTRA_DEALS`] deals (value = id), two of them archived and two
 /// deleted, pages of [`PAGE`]; nothing synced yet.
@@ -53,12 +56,12 @@ fn no_jitter() -> SyncConfig {
     }
 }
 
-async fn seeded() -> (FakePipedrive, Env) {
+pub(crate) async fn seeded() -> (FakePipedrive, Env) {
     seeded_with(no_jitter()).await
 }
 
 /// The lead events an uninterrupted first run of [`seeded`] data leaves.
-async fn uninterrupted() -> Vec<(String, String, String, String, String, String)> {
+pub(crate) async fn uninterrupted() -> Vec<(String, String, String, String, String, String)> {
     let (_fake, env) = seeded().await;
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     let ev = events(&env).await;
@@ -69,57 +72,17 @@ async fn uninterrupted() -> Vec<(String, String, String, String, String, String)
 
 /// The deal-listing requests the fake answered, in order, as (what was asked, status);
 /// reference data (stages, organizations), which every attempt re-reads, left out.
-fn deal_requests(fake: &FakePipedrive) -> Vec<(String, u16)> {
-    recorded(&fake.url)
-        .iter()
-        .filter(|r| r.path.starts_with("/api/v2/deals"))
-        .map(|r| {
-            let mut query = r.query.clone();
-            query.sort();
-            (format!("{} {} {query:?}", r.method, r.path), r.status)
-        })
-        .collect()
-}
-
-/// Requests answered 200 more than once.
-fn served_twice(requests: &[(String, u16)]) -> Vec<String> {
-    let ok: Vec<&String> = requests
-        .iter()
-        .filter(|r| r.1 == 200)
-        .map(|r| &r.0)
-        .collect();
-    let mut twice: Vec<String> = ok
-        .iter()
-        .enumerate()
-        .filter(|(i, r)| ok[..*i].contains(r))
-        .map(|(_, r)| (*r).clone())
-        .collect();
-    twice.dedup();
-    twice
+pub(crate) fn deal_requests(fake: &FakePipedrive) -> Vec<(String, u16)> {
+    answered(&fake.url, |r| r.path.starts_with("/api/v2/deals"))
 }
 
 /// Live-listing pages answered 200.
-fn live_pages(requests: &[(String, u16)]) -> usize {
+pub(crate) fn live_pages(requests: &[(String, u16)]) -> usize {
     requests
         .iter()
         .filter(|r| r.1 == 200 && r.0.starts_with(&format!("{DEALS} ")))
         .filter(|r| r.0.contains(r#"("status", "open,won,lost")"#))
         .count()
-}
-
-/// (stream, pages read, items read, items total, state) of the stored checkpoint.
-async fn checkpoint(env: &Env) -> Option<(Option<String>, i64, i64, Option<i64>, Value)> {
-    env.db
-        .superuser()
-        .await
-        .query_opt(
-            "select stream, pages_read, items_read, items_total, state from sync_checkpoints
-              where tenant_id = $1 and integration_id = $2",
-            &[&env.tenant, &env.integration],
-        )
-        .await
-        .unwrap()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
 }
 
 /// Lead events of the tenant's Pipedrive rows.
@@ -176,6 +139,7 @@ async fn failure_on_page_n_resumes_at_page_n(status: u16) {
     // Committed events = the two live pages' (deal 3, without an organization, is among them)
     // and the archived ones.
     assert_eq!(event_count(&env).await, 2 * PAGE as i64 - 1 + 2);
+    assert_open_run_survives_the_sweep(&env, 2 * PAGE as i64 - 1 + 2).await;
     let before = deal_requests(&fake);
     let refused: Vec<_> = before.iter().filter(|r| r.1 == status).cloned().collect();
     assert_eq!(refused.len(), 1, "{before:#?}");
@@ -193,6 +157,8 @@ async fn failure_on_page_n_resumes_at_page_n(status: u16) {
     assert_eq!(resumed.len(), LIVE_PAGES - 2, "{all:#?}");
     assert_eq!(events(&env).await, expected);
     assert_eq!(checkpoint(&env).await, None);
+    // One run row across both attempts, with every page's events (not the last page's).
+    assert_one_settled_run(&env, expected.len() as i64).await;
     assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
     // The resumed request (a stored cursor) is as documented as any.
     crate::contracts::assert_conforms("pipedrive", &fake.url);
@@ -446,6 +412,7 @@ async fn pipedrive_token_expiring_mid_read_continues_from_the_pages_just_committ
     assert_eq!(live_pages(&all), LIVE_PAGES);
     assert_eq!(events(&env).await, expected);
     assert_eq!(checkpoint(&env).await, None);
+    assert_one_settled_run(&env, expected.len() as i64).await;
 }
 
 /// The high-water mark is the provider's clock at the first answer of the run's *first* attempt:

@@ -716,8 +716,9 @@ async fn hubspot_full_sync_archived_deals_expiry_and_no_change_runs() {
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     assert_eq!(fake.oauth.refreshes(), 1);
     assert_eq!(lead_counts(&env).await, (120, 60, 60));
-    // Committed page by page (50 deals a page): the last page's load carries the cursor.
-    assert_eq!(env.last_run().await, ("succeeded".into(), 20, 0, true));
+    // Committed page by page (50 deals a page) into one run row, which has every page's counts;
+    // the last page's load carries the cursor.
+    assert_eq!(env.last_run().await, ("succeeded".into(), 120, 0, true));
 
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     assert_eq!(

@@ -10,6 +10,7 @@ use zixly_queue::JobState;
 use zixly_testkit::fakes::record::{recorded, RecordedRequest};
 use zixly_testkit::fakes::xero::{ms_date, FakeXero, CLIENT_ID, CLIENT_SECRET};
 
+use crate::resume_kit::{assert_one_settled_run, assert_open_run_survives_the_sweep, run_rows};
 use crate::sync::{config, connect, Env};
 
 /// Documents a page in these tests (the fake's cap), so that a few hundred documents are pages.
@@ -22,7 +23,7 @@ const PAYMENTS: usize = 120; // 3 pages (all stamped in one second)
 const INVOICE_REQUESTS: usize = 6;
 
 /// Contacts, invoices stamped over several seconds (so the keyset moves), payments on some.
-async fn seeded() -> (FakeXero, Env) {
+pub(crate) async fn seeded() -> (FakeXero, Env) {
     let fake = FakeXero::start().await;
     fake.data.lock().unwrap().page_size_cap = Some(PAGE);
     for c in 0..10 {
@@ -69,7 +70,7 @@ async fn seeded() -> (FakeXero, Env) {
 }
 
 /// The document-list requests the fake answered: (resource, If-Modified-Since, page, status).
-fn document_requests(fake: &FakeXero) -> Vec<(String, String, String, u16)> {
+pub(crate) fn document_requests(fake: &FakeXero) -> Vec<(String, String, String, u16)> {
     recorded(&fake.url)
         .iter()
         .filter(|r| {
@@ -90,7 +91,9 @@ fn document_requests(fake: &FakeXero) -> Vec<(String, String, String, u16)> {
 }
 
 /// Successful requests sent more than once.
-fn repeated(requests: &[(String, String, String, u16)]) -> Vec<(String, String, String, u16)> {
+pub(crate) fn repeated(
+    requests: &[(String, String, String, u16)],
+) -> Vec<(String, String, String, u16)> {
     let ok: Vec<_> = requests.iter().filter(|r| r.3 == 200).collect();
     let mut twice: Vec<_> = ok
         .iter()
@@ -102,7 +105,7 @@ fn repeated(requests: &[(String, String, String, u16)]) -> Vec<(String, String, 
 }
 
 /// (revenue, cash flow) summed over the tenant's Xero rows, and the row count.
-async fn totals(env: &Env) -> (String, String, i64) {
+pub(crate) async fn totals(env: &Env) -> (String, String, i64) {
     let r = env
         .db
         .superuser()
@@ -117,7 +120,7 @@ async fn totals(env: &Env) -> (String, String, i64) {
     (r.get(0), r.get(1), r.get(2))
 }
 
-fn expected_totals() -> (String, String) {
+pub(crate) fn expected_totals() -> (String, String) {
     let revenue: usize = (0..INVOICES).map(|i| 10 + i).sum();
     (format!("{revenue}.00"), format!("{}.00", PAYMENTS * 5))
 }
@@ -155,8 +158,9 @@ async fn an_uninterrupted_run_reads_every_page_once_and_settles() {
     let (state, errors) = env.sync_via_queue().await;
     assert_eq!(state, JobState::Completed, "{errors}");
     let (revenue, cash) = expected_totals();
-    let (got_revenue, got_cash, _) = totals(&env).await;
+    let (got_revenue, got_cash, days) = totals(&env).await;
     assert_eq!((got_revenue, got_cash), (revenue, cash));
+    assert_one_settled_run(&env, days).await;
     let requests = document_requests(&fake);
     assert_eq!(repeated(&requests), vec![], "{requests:#?}");
     // Pages: 5 of invoices, 3 of payments, 1 each of the empty streams, whatever the keyset did.
@@ -208,6 +212,7 @@ async fn a_429_in_the_middle_of_page_n_resumes_at_page_n() {
         0,
         "nothing loaded before the run settles"
     );
+    assert_open_run_survives_the_sweep(&env, 0).await;
 
     run_due(&env).await;
     let all = document_requests(&fake);
@@ -225,10 +230,12 @@ async fn a_429_in_the_middle_of_page_n_resumes_at_page_n() {
         .count();
     assert_eq!(invoices, INVOICE_REQUESTS, "{all:#?}");
     let (revenue, cash) = expected_totals();
-    let (got_revenue, got_cash, _) = totals(&env).await;
+    let (got_revenue, got_cash, days) = totals(&env).await;
     assert_eq!((got_revenue, got_cash), (revenue, cash));
     assert_eq!(checkpoint(&env).await, None);
     assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
+    // One run row across both attempts: the settle loads every client-day once.
+    assert_one_settled_run(&env, days).await;
 }
 
 async fn run_due(env: &Env) {
@@ -370,6 +377,18 @@ async fn a_run_that_makes_no_progress_over_several_attempts_ends_in_error() {
         .filter(|r| r.3 == 429)
         .count();
     assert_eq!(refused, 6);
+    // The engine gave up: the run's open row is settled `failed`, the reason first.
+    let rows = run_rows(&env).await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(
+        (
+            rows[0].status.as_str(),
+            rows[0].finished,
+            rows[0].has_cursor
+        ),
+        ("failed", true, false)
+    );
+    assert!(rows[0].errors[0].contains("made no progress"), "{rows:#?}");
     // The checkpoint stays: an admin's retry resumes from it.
     assert!(checkpoint(&env).await.is_some());
     fake.data.lock().unwrap().rate_limit_requests.clear();
@@ -391,4 +410,12 @@ async fn a_run_that_makes_no_progress_over_several_attempts_ends_in_error() {
     let (got_revenue, got_cash, _) = totals(&env).await;
     assert_eq!((got_revenue, got_cash), (revenue, cash));
     assert_eq!(env.integration_row().await.0, "ACTIVE");
+    // The resumed reading is a run of its own: the failed row stays as it was.
+    let after = run_rows(&env).await;
+    assert_eq!(after.len(), 2, "{after:#?}");
+    assert_eq!(after[0], rows[0]);
+    assert_eq!(
+        (after[1].status.as_str(), after[1].has_cursor),
+        ("succeeded", true)
+    );
 }

@@ -61,6 +61,10 @@ pub struct OAuthState {
     pub revocations: u64,
     /// Every API request waits this long before it is counted and answered (zero: no wait).
     pub api_delay: Duration,
+    /// API requests still answered with the current tokens; when it reaches 0 every access token
+    /// issued so far expires (`FakeOAuth::expire_tokens_after`: a token expiring mid-sync, at a
+    /// request the test chooses).
+    pub expire_after_api_calls: Option<u64>,
 }
 
 /// Shared handle on a fake's OAuth state.
@@ -83,6 +87,12 @@ impl FakeOAuth {
         for valid in self.state.lock().unwrap().access.values_mut() {
             *valid = false;
         }
+    }
+
+    /// The next `n` API requests are answered as usual; then every access token issued
+    /// so far expires, so request `n + 1` is answered 401 (tokens issued by the refresh work).
+    pub fn expire_tokens_after(&self, n: u64) {
+        self.state.lock().unwrap().expire_after_api_calls = Some(n);
     }
 
     /// Every refresh token is revoked (the user disconnected the app at the provider).
@@ -161,6 +171,16 @@ impl FakeOAuth {
         }
         let mut st = self.state.lock().unwrap();
         st.api_calls += 1;
+        match st.expire_after_api_calls {
+            Some(0) => {
+                st.expire_after_api_calls = None;
+                for valid in st.access.values_mut() {
+                    *valid = false;
+                }
+            }
+            Some(n) => st.expire_after_api_calls = Some(n - 1),
+            None => {}
+        }
         let token = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())

@@ -297,6 +297,9 @@ fn provider_card(
                     None => "Never synced",
                 }
             }
+            @if let Some(run) = row.and_then(|r| r.last_run.as_deref()) {
+                p class="small muted" data-last-run { "Last run: " (run) }
+            }
             (sync_progress_line(row, time_zone))
             @if p == Provider::Xero { (xero_part) }
             @if let Some(e) = row.and_then(|r| r.last_error.as_deref()) {

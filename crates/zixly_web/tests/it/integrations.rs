@@ -665,13 +665,7 @@ async fn a_sync_started_through_the_route_writes_rows() {
                "Contact": {"ContactID": "c1"}, "Date": "/Date(1704844800000+0000)/", "SubTotal": 100.0}),
     );
     let id = connect(&env, "xero").await;
-    let res = app
-        .post(
-            &format!("/api/v1/integrations/{id}/sync"),
-            &app.a.admin,
-            &json!({}),
-        )
-        .await;
+    let res = sync_now(app, id).await;
     assert_eq!(res.status(), 202);
     let job: Uuid = res.json::<Value>().await.unwrap()["job_id"]
         .as_str()
@@ -944,6 +938,16 @@ async fn an_expired_myob_consent_shows_the_admin_a_reconnect_error() {
 
 const ORG_A: &str = "6f1b7c2e-1d3a-4c5b-9e8f-0a1b2c3d4e5f";
 const ORG_B: &str = "0c9d8e7f-6a5b-4c3d-8e1f-2a3b4c5d6e7f";
+
+/// `POST /api/v1/integrations/{id}/sync` as tenant A's ADMIN.
+async fn sync_now(app: &TestApp, id: Uuid) -> reqwest::Response {
+    app.post(
+        &format!("/api/v1/integrations/{id}/sync"),
+        &app.a.admin,
+        &json!({}),
+    )
+    .await
+}
 
 /// Runs the queued jobs with the app's engine.
 async fn run_jobs(app: &TestApp) {
@@ -1358,4 +1362,54 @@ async fn an_unfinished_sync_shows_its_progress_and_a_pause_shows_when_and_why() 
         .await
         .unwrap();
     assert_eq!(body["data"][0]["progress"], Value::Null);
+}
+
+/// A first sync of many pages (HubSpot lists 50 deals a page: 120 deals are three page loads)
+/// is one run: the API's `last_run` and the page's "Last run" line have the whole run's counts,
+/// not the last page's 20.
+#[tokio::test]
+async fn the_last_run_shows_the_whole_runs_counts_not_its_last_pages() {
+    let env = env().await;
+    let app = &env.app;
+    let at = "2024-01-01T09:00:00.000Z";
+    env.hubspot.data.lock().unwrap().pipelines = vec![json!({"id": "default", "label": "Sales",
+        "displayOrder": 0, "archived": false, "createdAt": at, "updatedAt": at,
+        "stages": [{"id": "s1", "label": "Qualified", "displayOrder": 0, "archived": false,
+                    "metadata": {"probability": "0.2", "isClosed": "false"},
+                    "createdAt": at, "updatedAt": at}]})];
+    env.hubspot.add(
+        "companies",
+        json!({"id": "co-1", "properties": {"name": "Acme"}, "archived": false}),
+    );
+    for i in 0..120 {
+        env.hubspot.add("deals", json!({"id": (1000 + i).to_string(), "archived": false,
+            "properties": {"amount": "10", "dealstage": "s1", "pipeline": "default",
+                           "hs_is_closed": "false", "hs_is_closed_won": "false",
+                           "hs_lastmodifieddate": at},
+            "propertiesWithHistory": {"dealstage": [{"value": "s1", "timestamp": at, "sourceType": "CRM_UI"}]},
+            "associations": {"companies": {"results": [{"id": "co-1", "type": "deal_to_company"}]}},
+            "createdAt": at, "updatedAt": at}));
+    }
+    let id = connect(&env, "hubspot").await;
+    assert_eq!(sync_now(app, id).await.status(), 202);
+    run_jobs(app).await;
+
+    let body: Value = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hubspot = &body["data"][0];
+    assert_eq!(hubspot["provider"], "HUBSPOT");
+    let run = &hubspot["last_run"];
+    assert_eq!(run["status"], "succeeded", "{hubspot}");
+    assert_eq!(run["rows_read"], 120, "{hubspot}");
+    assert_eq!(run["rows_inserted"], 120, "{hubspot}");
+    let viewer = session(app, &app.a.viewer).await;
+    let html = page(app, &viewer, "/integrations").await;
+    assert!(
+        html.contains("Last run: succeeded — 120 rows read: 120 inserted, 0 updated, 0 unchanged"),
+        "{html}"
+    );
 }

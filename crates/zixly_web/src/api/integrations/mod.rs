@@ -146,6 +146,38 @@ pub struct IntegrationView {
     pub pause_reason: Option<String>,
     /// The unfinished run, when one is under way or waiting to resume; `null` otherwise.
     pub progress: Option<SyncProgressView>,
+    /// The latest finished run (`null` before the first): the whole run's counts, however many
+    /// pages and attempts it took.
+    pub last_run: Option<LastRunView>,
+}
+
+/// An integration's latest finished sync run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LastRunView {
+    /// `succeeded`, `partial` (some rows rejected), `failed` or `interrupted`.
+    pub status: String,
+    pub rows_read: i64,
+    pub rows_inserted: i64,
+    pub rows_updated: i64,
+    pub rows_unchanged: i64,
+    pub rows_rejected: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+impl From<zixly_db::queries::sync_runs::LastSyncRun> for LastRunView {
+    fn from(r: zixly_db::queries::sync_runs::LastSyncRun) -> Self {
+        LastRunView {
+            status: r.status,
+            rows_read: r.rows_read,
+            rows_inserted: r.rows_inserted,
+            rows_updated: r.rows_updated,
+            rows_unchanged: r.rows_unchanged,
+            rows_rejected: r.rows_rejected,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
 }
 
 /// How far an unfinished sync run is.
@@ -204,6 +236,7 @@ impl IntegrationView {
             paused_until: i.paused_until,
             pause_reason: i.pause_reason,
             progress: i.progress.map(SyncProgressView::from),
+            last_run: i.last_run.map(LastRunView::from),
         }
     }
 }
@@ -227,6 +260,8 @@ pub(crate) struct IntegrationCard {
     pub paused_until: Option<DateTime<Utc>>,
     /// ADMINs only (as `last_error`).
     pub pause_reason: Option<String>,
+    /// The latest finished run's status and counts, as a sentence (every role: counts only).
+    pub last_run: Option<String>,
 }
 
 impl IntegrationCard {
@@ -241,6 +276,9 @@ impl IntegrationCard {
             progress: i.progress.map(|p| p.describe()),
             paused_until: i.paused_until,
             pause_reason: i.pause_reason.filter(|_| admin),
+            last_run: i
+                .last_run
+                .map(|r| format!("{} — {}", r.status, r.describe())),
         }
     }
 }
