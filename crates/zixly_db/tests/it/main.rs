@@ -12,6 +12,7 @@ mod loader;
 mod loader_checks;
 mod notifications;
 mod numeric;
+mod partitions;
 mod reports;
 mod schema;
 mod statement_stats;
