@@ -24,8 +24,9 @@
 -- ATTACHed, which locks the parent only in SHARE UPDATE EXCLUSIVE mode (CREATE TABLE ... PARTITION
 -- OF would take ACCESS EXCLUSIVE and queue behind, then block, every reader); ATTACH does take
 -- ACCESS EXCLUSIVE on the (empty) default partition for its instant. Race-safe: a transaction
--- advisory lock per partition name, then the existence check, so two loaders meeting the same new
--- month create it once and the second returns without error.
+-- advisory lock per table, then the existence check, so two loaders meeting the same new
+-- month create it once and the second returns without error. Whether a month has its partition is
+-- read from the partitions' bounds, not their names.
 --
 -- Conversion in place: each table is renamed, its index-backed constraints dropped (their names
 -- are schema-wide), the partitioned parent created under the old name, partitions created for the
@@ -36,7 +37,28 @@
 -- The runner reports no progress (NOTICEs stay out of the logs); BENCHMARKS.md records how long
 -- it takes on a populated database.
 
--- The months of the partitioned tables, and the bound of a month for each column type.
+-- Whether one partition of `parent` (not the default) covers the whole month of `first_day`
+-- (UTC for timestamptz columns). Read from the partitions' bounds rather than their names, so
+-- that months created by someone else under other names (Citus's `create_time_partitions`,
+-- docs/citus.md) count, and the ATTACH of an overlapping range is never tried.
+create function zixly_month_partition_exists(parent text, first_day date) returns boolean
+language sql stable security definer set search_path = public, pg_temp as $$
+    select exists (
+        select 1
+          from pg_catalog.pg_inherits i
+          join pg_catalog.pg_class c on c.oid = i.inhrelid
+          cross join lateral regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+                                          'FROM \(''([^'']*)''\) TO \(''([^'']*)''\)') b
+         where i.inhparent = ('public.' || parent)::regclass
+           and case when parent = 'financials'
+                    then b[1]::date <= first_day and (first_day + interval '1 month')::date <= b[2]::date
+                    else b[1]::timestamptz <= (first_day::timestamp at time zone 'UTC')
+                         and ((first_day + interval '1 month')::timestamp at time zone 'UTC') <= b[2]::timestamptz
+               end)
+$$;
+revoke all on function zixly_month_partition_exists(text, date) from public;
+
+-- Creates the partition of the month of `month` unless one exists. Returns whether it created.
 create function zixly_create_month_partition(parent text, month date) returns boolean
 language plpgsql security definer set search_path = public, pg_temp as $$
 declare
@@ -52,8 +74,10 @@ begin
             using errcode = 'invalid_parameter_value';
     end if;
     part := parent || '_p' || to_char(first_day, 'YYYY_MM');
-    perform pg_advisory_xact_lock(hashtext('zixly_partition'), hashtext(part));
-    if to_regclass('public.' || part) is not null then
+    -- One lock per table: two creators of the same month wait for each other, and the check
+    -- below (a new statement, so a new snapshot of the catalog) sees the first one's partition.
+    perform pg_advisory_xact_lock(hashtext('zixly_partition'), hashtext(parent));
+    if zixly_month_partition_exists(parent, first_day) then
         return false;
     end if;
     if parent = 'financials' then
@@ -120,8 +144,8 @@ grant execute on function zixly_create_month_partitions(text, date[]) to zixly_a
 create function zixly_missing_month_partitions(parent text, months date[]) returns date[]
 language sql stable security definer set search_path = public, pg_temp as $$
     select coalesce(array_agg(m order by m), '{}')
-      from unnest(months) m
-     where to_regclass('public.' || parent || '_p' || to_char(date_trunc('month', m), 'YYYY_MM')) is null
+      from (select distinct date_trunc('month', x)::date as m from unnest(months) x) ms
+     where not zixly_month_partition_exists(parent, m)
 $$;
 revoke all on function zixly_missing_month_partitions(text, date[]) from public;
 grant execute on function zixly_missing_month_partitions(text, date[]) to zixly_app;

@@ -438,3 +438,39 @@ async fn the_migration_converts_a_populated_database_in_place() {
     assert_eq!(left, 0, "the foreign key cascades");
     defaults_are_empty(&db).await;
 }
+
+/// A month partitioned under another name (as Citus's `create_time_partitions` names them) is
+/// that month's partition: the loader writes into it and creates nothing that would overlap.
+#[tokio::test]
+async fn a_month_partitioned_under_another_name_counts() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Acme").await;
+    db.superuser()
+        .await
+        .batch_execute(
+            "set timezone = 'Australia/Sydney';
+             create table financials_2031m01 partition of financials for values from ('2031-01-01') to ('2031-02-01');
+             create table lead_events_2031m01 partition of lead_events
+                 for values from ('2031-01-01 00:00:00+00') to ('2031-02-01 00:00:00+00');",
+        )
+        .await
+        .unwrap();
+    import::<FinancialRow>(
+        &db.app,
+        tenant,
+        "client_id,client_name,record_date,revenue,expenses,cash_flow\n\
+         C1,One,2031-01-15,1,0,0\n",
+    )
+    .await;
+    import::<LeadEventRow>(
+        &db.app,
+        tenant,
+        "client_id,client_name,event_date,lead_id,stage,value,status\n\
+         C1,One,2031-01-15T00:00:00Z,L1,won,1,won\n",
+    )
+    .await;
+    assert_eq!(
+        placement(&db).await,
+        ["financials_2031m01:1", "lead_events_2031m01:1"]
+    );
+}
