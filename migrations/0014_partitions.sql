@@ -342,5 +342,9 @@ alter table custom_metrics add constraint custom_metrics_pkey primary key (tenan
 -- The current month and the next three of every table (the scheduler keeps this up).
 select zixly_create_partitions_ahead(3);
 
+-- Fresh tables have no planner statistics until autovacuum gets to them (it never analyzes a
+-- partitioned parent at all): without them the first reads after the upgrade may pick poor plans.
+analyze financials, lead_events, custom_metrics;
+
 -- Only this migration creates default partitions.
 drop function zixly_create_default_partition(text);

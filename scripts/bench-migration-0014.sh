@@ -7,7 +7,7 @@
 #   scripts/bench-migration-0014.sh <psql socket dir> [tenants] [clients] [days]
 #
 # Needs a PostgreSQL 15+ superuser `postgres` reachable on that socket; creates the roles if
-# missing and the database `zixly_mig14` (dropped first). Each migration runs in one transaction,
+# missing and the database `zixly_mig14` (dropped first), and keeps a copy at 0013 as `zixly_mig13`. Each migration runs in one transaction,
 # as the migration runner does, as zixly_owner.
 set -euo pipefail
 host=${1:?socket dir}
@@ -76,6 +76,9 @@ seeded=$(date +%s.%N)
    || ', lead_events ' || (select count(*) from lead_events)
    || ', custom_metrics ' || (select count(*) from custom_metrics)
    || ', database ' || pg_size_pretty(pg_database_size(current_database()))"
+# The database at 0013, kept for before/after reads (scripts/bench-migration-0014/*.sql).
+"${su[@]}" -d postgres -c "drop database if exists zixly_mig13 with (force)" \
+    -c "create database zixly_mig13 template zixly_mig14 owner zixly_owner"
 t0=$(date +%s.%N)
 "${own[@]}" -1 -c "set client_min_messages = warning" -f "$here/migrations/0014_partitions.sql" >/dev/null
 t1=$(date +%s.%N)

@@ -3,6 +3,8 @@
 \set t random(1, 50)
 \set q random(1, 11)
 select id as tid, (date '2023-04-01' + make_interval(months => 3 * :q))::date as qfrom from bench_tenants where n = :t \gset
+begin;
+select set_config('zixly.tenant_id', :tid::text, true);
 with c as (
      select id, client_id, client_name, lower(client_name) as k
        from client_kpis where tenant_id = :tid order by lower(client_name), id limit 101)
@@ -17,3 +19,4 @@ select c.id, c.client_id, c.client_name, c.k, f.cur, f.d, f.is_current, f.rev, f
           and record_date between (:qfrom::date - interval '3 months')::date and (:qfrom::date + interval '3 months' - interval '1 day')::date
         group by 1, 2, 3) f on true
  order by c.k, c.id;
+commit;
