@@ -176,7 +176,9 @@ impl CitusPlan {
             }
         }
         if !self.partitioned.is_empty() {
-            out.push_str("\n-- Monthly partitions a year ahead.\n");
+            // UTC months, the bounds Zixly's own partitions use (migrations/0014): Zixly then
+            // sees Citus's months as its own and creates only the ones missing.
+            out.push_str("\n-- Monthly partitions a year ahead (months in UTC, like Zixly's own).\nset timezone = 'UTC';\n");
             for t in &self.partitioned {
                 out.push_str(&format!(
                     "select create_time_partitions(table_name := {}, partition_interval := '1 month', \
@@ -238,6 +240,8 @@ mod tests {
         assert!(ddl.contains(
             "select create_distributed_table('financials', 'tenant_id', colocate_with => 'users');"
         ));
-        assert!(ddl.contains("create_time_partitions(table_name := 'financials'"));
+        assert!(ddl.contains(
+            "set timezone = 'UTC';\nselect create_time_partitions(table_name := 'financials'"
+        ));
     }
 }

@@ -42,6 +42,13 @@ fn checksum(sql: &str) -> String {
 /// Applies pending migrations. `url` connects as `zixly_owner` or as a superuser (which then
 /// `SET ROLE zixly_owner`). Returns the versions applied.
 pub async fn run(url: &str) -> DbResult<Vec<i32>> {
+    run_to(url, latest_version()).await
+}
+
+/// Applies pending migrations up to `target` included, and none after it: a database at an older
+/// version, to test a migration on a database populated before it (`zixly_testkit`'s
+/// `TestDb::at_version`). [`run`] is `run_to(latest_version())`.
+pub async fn run_to(url: &str, target: i32) -> DbResult<Vec<i32>> {
     let client = connect_one(url, "connecting to migrate").await?;
     let is_owner: bool = client
         .query_one("select current_user = $1", &[&crate::roles::OWNER])
@@ -85,7 +92,7 @@ pub async fn run(url: &str) -> DbResult<Vec<i32>> {
         .collect();
 
     let mut newly_applied = Vec::new();
-    for m in MIGRATIONS {
+    for m in MIGRATIONS.iter().filter(|m| m.version <= target) {
         if let Some((_, sum)) = applied.iter().find(|(v, _)| *v == m.version) {
             if *sum != checksum(m.sql) {
                 return Err(DbError::Migration {

@@ -115,4 +115,17 @@ impl SystemDb {
             .ctx("deleting tenant")?;
         Ok(n == 1)
     }
+
+    /// Creates the monthly partitions of the time series for the current month (UTC) and the
+    /// `ahead` following ones that do not exist yet (migrations/0014_partitions.sql), so that the
+    /// first load of a new month finds its partition. Returns how many were created. Idempotent;
+    /// safe to run from several workers at once.
+    pub async fn create_partitions_ahead(&self, ahead: i32) -> DbResult<i32> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .query_one("select zixly_create_partitions_ahead($1)", &[&ahead])
+            .await
+            .ctx("creating the coming months' partitions")?
+            .get(0))
+    }
 }

@@ -178,6 +178,27 @@ impl TestDb {
                 Err(e) => panic!("creating test database: {e:?}"),
             }
         }
+        TestDb::open(cluster, name).await
+    }
+
+    /// A fresh database migrated up to `version` only (not from the template), to test a later
+    /// migration on a database populated before it: fill it, then `zixly_db::migrate::run` on
+    /// [`TestDb::owner_url`]. The pools are connected already (no query of theirs depends on
+    /// the schema until used).
+    pub async fn at_version(version: i32) -> TestDb {
+        let cluster = cluster().await;
+        let name = format!("t_{}", Uuid::now_v7().simple());
+        bootstrap::ensure_database(&cluster.admin_url, &name)
+            .await
+            .expect("creating the test database");
+        let url = with_database(&cluster.admin_url, &name).unwrap();
+        zixly_db::migrate::run_to(&url, version)
+            .await
+            .unwrap_or_else(|e| panic!("migrating the test database to {version}: {e}"));
+        TestDb::open(cluster, name).await
+    }
+
+    async fn open(cluster: &Cluster, name: String) -> TestDb {
         let pw = test_role_passwords();
         let superuser_url = with_database(&cluster.admin_url, &name).unwrap();
         let app_url = with_credentials(&superuser_url, roles::APP, &pw.app).unwrap();

@@ -1,7 +1,8 @@
 //! `zixly worker`, and the job worker that `zixly up` / `zixly serve` run next to HTTP.
 //!
 //! The worker runs every job kind this binary knows: `sync` (zixly_sync) plus the scheduler
-//! that enqueues due integration syncs, and the alert and notification jobs (zixly_alerts). Its token keyring comes from
+//! that enqueues due integration syncs, the alert and notification jobs (zixly_alerts), and the
+//! creation of the coming months' partitions of the time series. Its token keyring comes from
 //! `ZIXLY_ENCRYPTION_KEY` (base64, 32 bytes; previous keys in `ZIXLY_ENCRYPTION_OLD_KEYS`,
 //! comma-separated) or, with the embedded database, from `<data dir>/encryption.keys` (0600,
 //! generated on first use). With an external database and no key, integrations are off: the
@@ -119,7 +120,28 @@ pub fn build_with(
         keyring: engine.map(|e| e.keyring().clone()),
     };
     zixly_alerts::register(&mut worker, &alerts);
+    register_partitions(&mut worker, db.system.clone());
     worker
+}
+
+/// Months of partitions kept ahead of the current one (migrations/0014_partitions.sql).
+const PARTITION_MONTHS_AHEAD: i32 = 3;
+/// How often the worker checks them: a few times a day is plenty for months created 3 ahead
+/// (and the loader creates any month it meets anyway); the first check runs at start.
+const PARTITION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// The scheduler's partition job: the coming months' partitions of the time series.
+fn register_partitions(worker: &mut Worker, system: zixly_db::SystemDb) {
+    worker.every(PARTITION_CHECK_EVERY, move || {
+        let system = system.clone();
+        async move {
+            match system.create_partitions_ahead(PARTITION_MONTHS_AHEAD).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(created = n, "created monthly partitions ahead"),
+                Err(e) => tracing::warn!(error = %e, "creating monthly partitions ahead failed"),
+            }
+        }
+    });
 }
 
 fn worker_config(concurrency: usize, jobs: JobArgs) -> WorkerConfig {

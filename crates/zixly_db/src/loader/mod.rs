@@ -40,9 +40,11 @@
 //!    same transaction: with statistics that still say the table is (nearly) empty, the per-row
 //!    foreign-key check of step 5 may walk all of the tenant's clients instead of probing the
 //!    primary key, which makes a load cost rows x clients.
+//!    Every month of the rows then gets its partition (migrations/0014_partitions.sql) when it
+//!    has none yet, in a short transaction of its own on a second pooled connection.
 //! 5. One set-based `INSERT ... SELECT ... ON CONFLICT (dedup key) DO UPDATE ... WHERE (columns) IS
 //!    DISTINCT FROM (new columns)` writes the dataset. Unchanged rows are not rewritten (no new
-//!    tuple, no `updated_at` bump); `RETURNING (xmax = 0)` tells inserts from updates, and
+//!    tuple, no `updated_at` bump); `RETURNING (created_at = now())` tells inserts from updates (see `sql.rs`), and
 //!    unchanged = staged - inserted - updated.
 //! 6. Exactly one `sync_runs` row records the run. It is inserted as `running` in a transaction
 //!    of its own, committed before any input is read, by the session that then loads and holds
@@ -495,6 +497,22 @@ where
             .batch_execute(sql::DROP_REJECTED)
             .await
             .ctx("removing rejected rows")?;
+        // Every month the rows fall in gets its partition first, in a transaction of its own on
+        // another connection: DDL inside this one would hold its locks until the load commits.
+        // This transaction has not touched the table yet, so it cannot block that DDL.
+        let missing: Vec<chrono::NaiveDate> = tx
+            .client()
+            .query_one(q.missing_months, &[&q.table])
+            .await
+            .ctx("looking for months without a partition")?
+            .get(0);
+        if !missing.is_empty() {
+            app.pre_tenant_client()
+                .await?
+                .query_one(sql::CREATE_MONTH_PARTITIONS, &[&q.table, &missing])
+                .await
+                .ctx("creating monthly partitions")?;
+        }
         let tenant_param: &(dyn ToSql + Sync) = &tenant;
         let clients = tx
             .client()

@@ -19,7 +19,29 @@ pub struct DatasetSql {
     /// Run after `upsert`, in its transaction: records what the rows need beside themselves (the
     /// metric catalogue's first sight of a name).
     pub(crate) after_upsert: Option<(&'static str, &'static str)>,
+    /// The monthly-partitioned table the upsert writes (migrations/0014_partitions.sql).
+    pub(crate) table: &'static str,
+    /// The months of the staged rows that have no partition of `table` yet ($1 = `table`): the
+    /// loader creates them before the upsert, so no row lands in the default partition.
+    pub(crate) missing_months: &'static str,
 }
+
+/// `missing_months` of a dataset whose partition column in the staging table is `$month`
+/// (a month in UTC: the partitions' bounds).
+macro_rules! missing_months {
+    ($month:literal) => {
+        concat!(
+            "select zixly_missing_month_partitions($1, coalesce(array_agg(m), '{}'))
+               from (select distinct ",
+            $month,
+            " as m from zixly_stage) s"
+        )
+    };
+}
+
+/// Creates the partitions of the months given ($2) of `$1`, in the caller's own (autocommit)
+/// transaction: idempotent and race-safe (migrations/0014_partitions.sql).
+pub(crate) const CREATE_MONTH_PARTITIONS: &str = "select zixly_create_month_partitions($1, $2)";
 
 macro_rules! staging {
     ($cols:literal) => {
@@ -152,6 +174,12 @@ pub(crate) const UPSERT_CLIENTS: &str = "
     )
     select count(*) filter (where inserted), count(*) filter (where not inserted) from up";
 
+// Inserts are told from updates by `created_at = now()`, not `xmax = 0`: a partitioned table's
+// RETURNING cannot read system columns of a routed insert ("cannot retrieve a system column in
+// this context"). The loader never sets `created_at` (its default is `now()`, the transaction's
+// start) and an update never changes it, so the one row counted wrongly would be one inserted by
+// another load whose transaction started in the same microsecond, then updated by this one: a
+// count, never the data, and only under that race.
 pub(crate) const FINANCIALS: DatasetSql = DatasetSql {
     create_staging: staging!(
         "record_date date not null, revenue numeric(12,2) not null, expenses numeric(12,2) not null,
@@ -201,11 +229,13 @@ pub(crate) const FINANCIALS: DatasetSql = DatasetSql {
                    is distinct from
                    (excluded.revenue, excluded.expenses, excluded.net_profit, excluded.cash_flow,
                     excluded.currency, excluded.external_id)
-            returning (xmax = 0) as inserted
+            returning (f.created_at = now()) as inserted
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
     upsert_context: "upserting financials",
     after_upsert: None,
+    table: "financials",
+    missing_months: missing_months!("date_trunc('month', record_date)::date"),
 };
 
 pub(crate) const LEAD_EVENTS: DatasetSql = DatasetSql {
@@ -254,11 +284,13 @@ pub(crate) const LEAD_EVENTS: DatasetSql = DatasetSql {
                    external_id = excluded.external_id
              where (e.value, e.currency, e.status, e.external_id)
                    is distinct from (excluded.value, excluded.currency, excluded.status, excluded.external_id)
-            returning (xmax = 0) as inserted
+            returning (e.created_at = now()) as inserted
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
     upsert_context: "upserting lead events",
     after_upsert: None,
+    table: "lead_events",
+    missing_months: missing_months!("date_trunc('month', event_date at time zone 'UTC')::date"),
 };
 
 pub(crate) const CUSTOM_METRICS: DatasetSql = DatasetSql {
@@ -302,7 +334,7 @@ pub(crate) const CUSTOM_METRICS: DatasetSql = DatasetSql {
             on conflict (tenant_id, client_kpi_id, metric_name, record_date, source_system) do update
                set metric_value = excluded.metric_value, unit = excluded.unit
              where (m.metric_value, m.unit) is distinct from (excluded.metric_value, excluded.unit)
-            returning (xmax = 0) as inserted
+            returning (m.created_at = now()) as inserted
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
     upsert_context: "upserting custom metrics",
@@ -316,4 +348,6 @@ pub(crate) const CUSTOM_METRICS: DatasetSql = DatasetSql {
          on conflict (tenant_id, name) do nothing",
         "defining metrics seen for the first time",
     )),
+    table: "custom_metrics",
+    missing_months: missing_months!("date_trunc('month', record_date at time zone 'UTC')::date"),
 };

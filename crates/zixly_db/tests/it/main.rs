@@ -13,6 +13,7 @@ mod loader;
 mod loader_checks;
 mod notifications;
 mod numeric;
+mod partitions;
 mod reports;
 mod schema;
 mod statement_stats;
