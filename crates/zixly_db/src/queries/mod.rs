@@ -10,6 +10,7 @@ pub mod goals;
 pub mod metrics;
 pub mod notifications;
 pub mod reports;
+pub mod rollups;
 pub mod series;
 pub mod sync_runs;
 pub mod users;

@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::error::{Ctx, DbError, DbResult};
 use crate::queries::clients::{Client, ClientCursor, ClientSort};
+use crate::queries::rollups::split_months;
 use crate::queries::series::{Bucket, BucketWindow, DateRange};
 use crate::TenantTx;
 
@@ -280,6 +281,11 @@ impl TenantTx {
         let limit = i64::from(q.limit.max(1));
         let after = q.after.as_ref().filter(|c| c.sort == ClientSort::Name);
         let (after_key, after_id) = (after.map(|c| c.key.as_str()), after.map(|c| c.id));
+        // Each period split on its own: a month straddling the two periods is read raw.
+        let split = split_months(&[
+            (previous.from(), previous.to()),
+            (q.range.from(), q.range.to()),
+        ]);
         let stmt = self
             .client()
             .prepare_cached(
@@ -293,12 +299,29 @@ impl TenantTx {
                  select c.id, c.client_id, c.client_name, c.k, f.cur, f.d, f.is_current, f.rev, f.exp, f.cf, f.n
                    from c
                    left join lateral (
-                        select currency::text as cur,
-                               case when currency = $5::char(3) then null else record_date end as d,
-                               record_date >= $7 as is_current,
-                               sum(revenue) as rev, sum(expenses) as exp, sum(cash_flow) as cf, count(*) as n
-                          from financials
-                         where tenant_id = $1 and client_kpi_id = c.id and record_date between $6 and $8
+                        select cur, d, is_current, sum(rev) as rev, sum(exp) as exp, sum(cf) as cf,
+                               sum(n)::bigint as n
+                          from (-- whole months in the base currency: the rollups
+                                select m.currency::text as cur, null::date as d, m.month >= $6 as is_current,
+                                       m.revenue as rev, m.expenses as exp, m.cash_flow as cf, m.row_count as n
+                                  from financial_months m
+                                 where m.tenant_id = $1 and m.client_kpi_id = c.id and m.month = any($7::date[])
+                                   and m.currency = $5::char(3)
+                                union all
+                                -- the days outside whole months, and whole months' foreign amounts
+                                -- (converted per day): raw rows
+                                select f.currency::text, case when f.currency = $5::char(3) then null else f.record_date end,
+                                       f.record_date >= $6, f.revenue, f.expenses, f.cash_flow, 1
+                                  from (select r.a, r.b, null::char(3) as cur
+                                          from unnest($8::date[], $9::date[]) as r(a, b)
+                                        union all
+                                        select m.month, (m.month + interval '1 month' - interval '1 day')::date, m.currency
+                                          from financial_months m
+                                         where m.tenant_id = $1 and m.client_kpi_id = c.id
+                                           and m.month = any($7::date[]) and m.currency <> $5::char(3)) r
+                                  join financials f
+                                    on f.tenant_id = $1 and f.client_kpi_id = c.id and f.record_date between r.a and r.b
+                                   and (r.cur is null or f.currency = r.cur)) x
                          group by 1, 2, 3) f on true
                   order by c.k, c.id",
             )
@@ -314,9 +337,10 @@ impl TenantTx {
                     &after_id,
                     &(limit + 1),
                     &base,
-                    &previous.from(),
                     &q.range.from(),
-                    &q.range.to(),
+                    &split.months,
+                    &split.edges_from,
+                    &split.edges_to,
                 ],
             )
             .await

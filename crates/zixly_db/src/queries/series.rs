@@ -27,6 +27,7 @@ use crate::error::{Ctx, DbError, DbResult};
 use crate::numeric::{numeric, opt_numeric};
 use crate::queries::clients::Page;
 use crate::queries::metrics::{aggregation, DEFINED};
+use crate::queries::rollups::split_months;
 use crate::TenantTx;
 
 pub use zixly_domain::period::{
@@ -245,8 +246,29 @@ impl TenantTx {
         bucket: Bucket,
         window: &BucketWindow,
     ) -> DbResult<Vec<FinancialBucket>> {
-        let rows = self
-            .query_cached(
+        let rows = if bucket == Bucket::Month {
+            // Whole months from the rollups, the days of partial months at the window's edges raw.
+            let split = split_months(&[(window.from, window.to)]);
+            self.query_cached(
+                "aggregating financials",
+                "select b, cur, sum(n)::bigint, sum(r), sum(e), sum(r) - sum(e), sum(c)
+                   from (select m.month as b, m.currency::text as cur, m.row_count as n, m.revenue as r,
+                                m.expenses as e, m.cash_flow as c
+                           from financial_months m
+                          where m.tenant_id = $1 and m.client_kpi_id = $2 and m.month = any($3::date[])
+                         union all
+                         select date_trunc('month', f.record_date::timestamp)::date, f.currency::text, 1,
+                                f.revenue, f.expenses, f.cash_flow
+                           from unnest($4::date[], $5::date[]) as w(a, b)
+                           join financials f
+                             on f.tenant_id = $1 and f.client_kpi_id = $2 and f.record_date between w.a and w.b) x
+                  group by 1, 2
+                  order by 1, 2",
+                &[&self.tenant_id(), &client, &split.months, &split.edges_from, &split.edges_to],
+            )
+            .await?
+        } else {
+            self.query_cached(
                 "aggregating financials",
                 "select date_trunc($5::text, record_date::timestamp)::date as b, currency::text, count(*),
                         sum(revenue), sum(expenses), sum(net_profit), sum(cash_flow)
@@ -256,7 +278,8 @@ impl TenantTx {
                   order by 1, 2",
                 &[&self.tenant_id(), &client, &window.from, &window.to, &bucket.as_str()],
             )
-            .await?;
+            .await?
+        };
         self.not_found_unless_client(client, rows.is_empty())
             .await?;
         Ok(rows

@@ -15,5 +15,6 @@ mod notifications;
 mod numeric;
 mod partitions;
 mod reports;
+mod rollups;
 mod schema;
 mod statement_stats;
