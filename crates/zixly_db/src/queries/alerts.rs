@@ -711,22 +711,52 @@ impl TenantTx {
             .next_start(to)
             .pred_opt()
             .expect("a day before a bucket's start");
-        let sql = format!(
-            "with z as (select base_currency as base from tenants where id = $1),
-                  g as (select client_kpi_id as cid, record_date as d, currency as cur,
-                               sum(revenue) as r, sum(expenses) as e, sum(cash_flow) as c
-                          from financials
-                         where tenant_id = $1 and record_date between $2 and $3
-                         group by 1, 2, 3),
-                  v as (select g.cid, g.d, g.r * k.f as r, g.e * k.f as e, g.c * k.f as c
-                          from g, z, lateral (select {f} as f) k),
-                  days as (select cid, d, round(coalesce(sum(r), 0), 2) as r,
-                                  round(coalesce(sum(e), 0), 2) as e, round(coalesce(sum(c), 0), 2) as c
-                             from v group by cid, d)
-             select cid, date_trunc($4, d::timestamp)::date, sum(r), sum(e), sum(c)
-               from days group by 1, 2",
-            f = super::dashboard::fx_factor("g.cur", "g.d"),
-        );
+        // Per day: converted with the day's rate and rounded to cents, as `daily_totals`.
+        let per_day = |rows: &str| {
+            format!(
+                "g as (select f.client_kpi_id as cid, f.record_date as d, f.currency as cur,
+                              sum(f.revenue) as r, sum(f.expenses) as e, sum(f.cash_flow) as c
+                         from {rows}
+                        group by 1, 2, 3),
+                 v as (select g.cid, g.d, g.r * k.f as r, g.e * k.f as e, g.c * k.f as c
+                         from g, z, lateral (select {f} as f) k),
+                 days as (select cid, d, round(coalesce(sum(r), 0), 2) as r,
+                                 round(coalesce(sum(e), 0), 2) as e, round(coalesce(sum(c), 0), 2) as c
+                            from v group by cid, d)",
+                f = super::dashboard::fx_factor("g.cur", "g.d"),
+            )
+        };
+        let sql = if bucket == Bucket::Month {
+            // Months whose rows are all in the base currency come from the rollups: their per-day
+            // rounding is exact, so the month's sum is the sum of its rounded days. A month with
+            // any foreign amount is read raw and rounded per day (rounding half away from zero
+            // depends on the day's whole sum, not on each currency's part).
+            format!(
+                "with z as (select base_currency as base from tenants where id = $1),
+                      fm as (select m.client_kpi_id as cid, m.month, bool_or(m.currency <> z.base) as mixed,
+                                    sum(m.revenue) as r, sum(m.expenses) as e, sum(m.cash_flow) as c
+                               from financial_months m, z
+                              where m.tenant_id = $1 and m.month between $2 and $3
+                              group by 1, 2),
+                      {}
+                 select cid, month, r, e, c from fm where not mixed
+                 union all
+                 select cid, date_trunc($4, d::timestamp)::date, sum(r), sum(e), sum(c) from days group by 1, 2",
+                per_day(
+                    "fm join financials f
+                       on f.tenant_id = $1 and f.client_kpi_id = fm.cid and fm.mixed
+                      and f.record_date >= fm.month and f.record_date < (fm.month + interval '1 month')::date"
+                )
+            )
+        } else {
+            format!(
+                "with z as (select base_currency as base from tenants where id = $1),
+                      {}
+                 select cid, date_trunc($4, d::timestamp)::date, sum(r), sum(e), sum(c)
+                   from days group by 1, 2",
+                per_day("financials f where f.tenant_id = $1 and f.record_date between $2 and $3")
+            )
+        };
         let stmt = self
             .client()
             .prepare_cached(&sql)
