@@ -2,8 +2,9 @@
 //! project's tasks commits its per-task contributions with the run's checkpoint, so a 429 in the
 //! middle of page N resumes at page N and a run killed mid-read resumes at its checkpoint; a task
 //! moved to another client's project counts for that client only, and a deleted task stops
-//! counting — checked against what the fake was asked (its request recording) and what the
-//! database holds. Tenant zone Australia/Sydney (UTC+11 in January).
+//! counting, both at the next increment through the projects' events feeds (an expired sync token
+//! turns it into a complete read) — checked against what the fake was asked (its request
+//! recording) and what the database holds. Tenant zone Australia/Sydney (UTC+11 in January).
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use zixly_connectors::Provider;
 use zixly_queue::JobState;
 use zixly_sync::engine::SyncConfig;
 use zixly_testkit::fakes::asana::{FakeAsana, CLIENT_ID, CLIENT_SECRET};
+use zixly_testkit::fakes::recorded;
 
 use crate::resume_kit::{
     answered, assert_one_settled_run, assert_open_run_survives_the_sweep, checkpoint, served_twice,
@@ -280,18 +282,42 @@ async fn an_asana_run_killed_mid_read_resumes_at_its_checkpoint() {
     assert!(pages <= 4 + kills, "{pages} pages answered, {kills} kills");
 }
 
+/// The requests of the latest run (since `from` recorded requests) as (what was asked, status).
+fn asked_since(fake: &FakeAsana, from: usize) -> Vec<(String, u16)> {
+    answered(&fake.url, |r| r.path.starts_with("/api/1.0/"))[from..].to_vec()
+}
+
+fn recorded_api(fake: &FakeAsana) -> usize {
+    answered(&fake.url, |r| r.path.starts_with("/api/1.0/")).len()
+}
+
+/// The events sync tokens the latest settled run stored in its cursor.
+pub(crate) async fn sync_tokens(env: &Env) -> serde_json::Value {
+    env.db
+        .superuser()
+        .await
+        .query_one(
+            "select cursor from sync_runs where integration_id = $1 and status = 'succeeded'
+              order by started_at desc, id desc limit 1",
+            &[&env.integration],
+        )
+        .await
+        .unwrap()
+        .get::<_, serde_json::Value>(0)["asana_sync"]
+        .clone()
+}
+
 #[tokio::test]
 async fn a_moved_asana_task_counts_for_its_new_client_only() {
     let (fake, env) = seeded().await;
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
 
     // a0 (on time) moves to Beta without another edit: Asana's modified_at does not change, so
-    // the increment cannot see it; the complete read moves it.
+    // no list shows it; the feeds do (removed from p1, added to p2), and the next increment moves
+    // its count at once, reading Beta's project in full to find it.
     fake.tick(chrono::Duration::hours(1));
     fake.move_task("a0", &["p2"]);
-    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
-    assert_eq!(metrics(&env).await, expected(), "invisible to an increment");
-    complete_reads_every_run(&env).await;
+    let from = recorded_api(&fake);
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     let moved = [
         day("Acme", "2024-01-10", "249", "124", Some("0.498")),
@@ -300,6 +326,26 @@ async fn a_moved_asana_task_counts_for_its_new_client_only() {
         day("Beta", "2024-01-15", "1", "0", None),
     ]
     .concat();
+    assert_eq!(metrics(&env).await, moved, "moved by the increment");
+    let asked = asked_since(&fake, from);
+    let full = |project: &str| {
+        asked
+            .iter()
+            .filter(|r| {
+                r.0.starts_with(&format!("GET /api/1.0/projects/{project}/tasks "))
+            })
+            .count()
+    };
+    assert_eq!((full("p1"), full("p2")), (0, 1), "{asked:#?}");
+    let feeds = asked
+        .iter()
+        .filter(|r| r.0.starts_with("GET /api/1.0/events ") && r.1 == 200)
+        .count();
+    assert_eq!(feeds, 2, "one call of each project's feed: {asked:#?}");
+
+    // The complete read agrees.
+    complete_reads_every_run(&env).await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     assert_eq!(metrics(&env).await, moved);
 
     // a1 (late) moves to Beta and is edited: the increment reads it from Beta's project (its
@@ -346,48 +392,192 @@ async fn a_moved_asana_task_counts_for_its_new_client_only() {
     ]
     .concat();
     assert_eq!(metrics(&env).await, both);
+    // Moved back to Acme only, without an edit: Beta loses it, Acme counts it again.
+    fake.tick(chrono::Duration::hours(1));
+    fake.move_task("a2", &["p1"]);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(metrics(&env).await, increment);
 }
 
 #[tokio::test]
-async fn a_deleted_asana_task_disappears_with_its_emptied_day() {
+async fn a_deleted_asana_task_disappears_with_its_emptied_day_at_the_next_increment() {
     let (fake, env) = seeded().await;
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
-    // b2 was Beta's only task of 01-15, a3 one of Acme's late ones.
+    // b2 was Beta's only task of 01-15, a3 one of Acme's late ones. The lists stop showing them;
+    // the feeds say `deleted`, and the increment (no complete read) removes them.
     fake.tick(chrono::Duration::hours(1));
     fake.delete_task("b2");
     fake.delete_task("a3");
+    let from = recorded_api(&fake);
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
-    assert_eq!(
-        metrics(&env).await,
-        expected(),
-        "lists do not show deletions: an increment keeps them"
+    let deleted = [
+        day("Acme", "2024-01-10", "249", "125", Some("0.502")),
+        day("Beta", "2024-01-12", "1", "1", Some("1")),
+    ]
+    .concat();
+    assert_eq!(metrics(&env).await, deleted);
+    let asked = asked_since(&fake, from);
+    assert!(
+        !asked
+            .iter()
+            .any(|r| r.0.contains("/projects/p1/tasks") || r.0.contains("/projects/p2/tasks")),
+        "an increment, no complete read: {asked:#?}"
     );
-    complete_reads_every_run(&env).await;
+    // Undeleted (its modified_at unchanged): back at the next increment.
+    fake.tick(chrono::Duration::hours(1));
+    fake.undelete_task("b2");
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     assert_eq!(
         metrics(&env).await,
         [
             day("Acme", "2024-01-10", "249", "125", Some("0.502")),
             day("Beta", "2024-01-12", "1", "1", Some("1")),
+            day("Beta", "2024-01-15", "1", "0", None),
         ]
         .concat()
     );
     // Reopening is an edit: the increment sees it and the day goes.
-    env.db
-        .superuser()
-        .await
-        .execute(
-            "update integrations set settings = settings - 'full_sync_hours' where id = $1",
-            &[&env.integration],
-        )
-        .await
-        .unwrap();
     fake.tick(chrono::Duration::hours(1));
     fake.upsert_task("b1", &["p2"], None, Some("2024-01-12"));
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
     assert_eq!(
         metrics(&env).await,
-        day("Acme", "2024-01-10", "249", "125", Some("0.502"))
+        [
+            day("Acme", "2024-01-10", "249", "125", Some("0.502")),
+            day("Beta", "2024-01-15", "1", "0", None),
+        ]
+        .concat()
+    );
+    // A complete read finds the same.
+    complete_reads_every_run(&env).await;
+    let before = metrics(&env).await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(metrics(&env).await, before);
+}
+
+/// An expired sync token (412 with a fresh one, contracts/asana.json `events_412`) turns the
+/// increment into a complete read, which finds what the lost feed would have said; the new
+/// token is stored and the next increment reads the feeds from it.
+#[tokio::test]
+async fn an_expired_asana_sync_token_triggers_a_complete_read_and_a_new_token() {
+    let (fake, env) = seeded().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let first = sync_tokens(&env).await;
+    assert!(
+        first["p1"].is_string() && first["p2"].is_string(),
+        "{first}"
+    );
+
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete_task("b2");
+    fake.move_task("a0", &["p2"]);
+    fake.expire_sync_tokens();
+    let from = recorded_api(&fake);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let asked = asked_since(&fake, from);
+    let events: Vec<u16> = asked
+        .iter()
+        .filter(|r| r.0.starts_with("GET /api/1.0/events "))
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(
+        events,
+        vec![412, 412],
+        "expired, then a fresh token for p2: {asked:#?}"
+    );
+    let acme = asked
+        .iter()
+        .filter(|r| r.0.starts_with(&format!("GET {ACME_PAGES} ")))
+        .count();
+    assert_eq!(acme, 3, "Acme read in full: {asked:#?}");
+    assert_eq!(
+        metrics(&env).await,
+        [
+            day("Acme", "2024-01-10", "249", "124", Some("0.498")),
+            day("Beta", "2024-01-10", "1", "1", Some("1")),
+            day("Beta", "2024-01-12", "1", "1", Some("1")),
+        ]
+        .concat()
+    );
+    let second = sync_tokens(&env).await;
+    assert!(
+        second["p1"].is_string() && second["p2"].is_string(),
+        "{second}"
+    );
+    assert_ne!(second["p1"], first["p1"]);
+    assert_ne!(second["p2"], first["p2"]);
+
+    // The next increment reads the feeds from the new tokens (200, no complete read).
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete_task("b1");
+    let from = recorded_api(&fake);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let asked = asked_since(&fake, from);
+    let p1 = second["p1"].as_str().unwrap();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.0.contains("/api/1.0/events") && r.0.contains(p1) && r.1 == 200),
+        "{asked:#?}"
+    );
+    assert!(!asked
+        .iter()
+        .any(|r| r.0.starts_with(&format!("GET {ACME_PAGES} "))));
+    assert_eq!(
+        metrics(&env).await,
+        [
+            day("Acme", "2024-01-10", "249", "124", Some("0.498")),
+            day("Beta", "2024-01-10", "1", "1", Some("1")),
+        ]
+        .concat()
+    );
+}
+
+/// More than 100 events (contracts/asana.json `events_cap`): the feed is read while `has_more`,
+/// every page's deletions applied.
+#[tokio::test]
+async fn more_than_100_asana_events_are_read_page_by_page() {
+    let (fake, env) = seeded().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    fake.tick(chrono::Duration::hours(1));
+    // 150 of Acme's tasks deleted (a0..a149: 75 on time, 75 late), then a change in Beta.
+    for i in 0..150 {
+        fake.delete_task(&format!("a{i}"));
+    }
+    fake.upsert_task(
+        "b3",
+        &["p2"],
+        at("2024-01-20T02:00:00Z"),
+        Some("2024-01-30"),
+    );
+    let from = recorded_api(&fake);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let feeds: Vec<(bool, usize)> = recorded(&fake.url)
+        .iter()
+        .filter(|r| r.path == "/api/1.0/events" && r.query_values("resource") == ["p1"])
+        .skip_while(|r| r.status != 200)
+        .filter_map(|r| r.response.as_ref())
+        .map(|b| {
+            (
+                b["has_more"].as_bool().unwrap(),
+                b["data"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(feeds, vec![(true, 100), (false, 50)]);
+    let asked = asked_since(&fake, from);
+    assert!(!asked
+        .iter()
+        .any(|r| r.0.starts_with(&format!("GET {ACME_PAGES} "))));
+    assert_eq!(
+        metrics(&env).await,
+        [
+            day("Acme", "2024-01-10", "100", "50", Some("0.5")),
+            day("Beta", "2024-01-12", "1", "1", Some("1")),
+            day("Beta", "2024-01-15", "1", "0", None),
+            day("Beta", "2024-01-20", "1", "1", Some("1")),
+        ]
+        .concat()
     );
 }
 
