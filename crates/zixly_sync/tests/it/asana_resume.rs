@@ -392,11 +392,24 @@ async fn a_moved_asana_task_counts_for_its_new_client_only() {
     ]
     .concat();
     assert_eq!(metrics(&env).await, both);
-    // Moved back to Acme only, without an edit: Beta loses it, Acme counts it again.
+    // a3 (late, untouched since the seed, so no modified_since list shows it) is added to Beta's
+    // project without an edit: Beta's feed says `added`, and Beta's project is read in full.
     fake.tick(chrono::Duration::hours(1));
-    fake.move_task("a2", &["p1"]);
+    fake.move_task("a3", &["p1", "p2"]);
     assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
-    assert_eq!(metrics(&env).await, increment);
+    let shared = [
+        day("Acme", "2024-01-10", "248", "124", Some("0.5")),
+        day("Beta", "2024-01-10", "4", "2", Some("0.5")),
+        day("Beta", "2024-01-12", "1", "1", Some("1")),
+        day("Beta", "2024-01-15", "1", "0", None),
+    ]
+    .concat();
+    assert_eq!(metrics(&env).await, shared);
+    // ... and removed from it again: Beta loses its share, Acme keeps its own.
+    fake.tick(chrono::Duration::hours(1));
+    fake.move_task("a3", &["p1"]);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(metrics(&env).await, both);
 }
 
 #[tokio::test]
