@@ -1,5 +1,6 @@
 //! Asana: workspaces, projects and tasks with `limit`/`offset` paging, `modified_since`
-//! increments and `completed_since`; normalized into clients and per-day custom metrics.
+//! increments, `completed_since` and each project's events feed (sync tokens); normalized into
+//! clients and per-day custom metrics.
 //!
 //! Mapping (issue 5): projects -> clients through a [`ProjectMapping`] (settings): each project is
 //! a client (default), or the client is the part of the project name before a separator
@@ -14,9 +15,15 @@
 //! says what each completed task contributes to which client's day ([`task_days`]); the runner
 //! stores those per task (replacing a re-read task's) and re-sums the days they touch
 //! ([`day_metrics`]). Increments: `GET /tasks?project=&modified_since=` (a change of `completed`,
-//! `completed_at` or `due_on` bumps `modified_at`, so reopened tasks are seen). Not seen by
-//! increments (contracts/asana.json `modified_at_not_on_move`, `deletions_via_events`): deleted
-//! tasks and tasks moved to another project without another edit; a complete read corrects both.
+//! `completed_at` or `due_on` bumps `modified_at`, so reopened tasks are seen). What that list
+//! cannot show (contracts/asana.json `modified_at_not_on_move`, `deletions_via_events`) — deleted
+//! tasks, tasks moved out of or into a project without another edit — is in each project's events
+//! feed, `GET /events?resource=<project>&sync=<token>` ([`AsanaClient::events`]): at most 100
+//! events a call with `has_more`; without a token, or with one that expired, Asana answers 412 with
+//! a fresh token ([`Events::Expired`], `events_412`), after which the caller reads everything again.
+//! [`Event::task_event`] says what an event means for the metrics: a task deleted, removed from
+//! the project, or to be read (added, undeleted, changed). Asana's `GET /tasks/{gid}` is not in
+//! the contract, so a task to be read is found in its project's task list.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

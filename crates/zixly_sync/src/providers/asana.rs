@@ -11,25 +11,41 @@
 //!   its contributions (all its clients at once: the task's `projects` are read), marking its old
 //!   and new days dirty; the settle re-sums every dirty day ([`zixly_connectors::asana::day_metrics`]),
 //!   loads it and prunes what the day no longer has. So a task moved to another client's project
-//!   counts for its new client only, and a reopened or deleted one stops counting, once it is read
-//!   (or found missing) again.
-//! - **Resumable, paced** (issue 10): the run reads the mapped projects' tasks page by page (every
-//!   task on a complete read, `modified_since` the cursor on an increment). Each page's
-//!   contributions and the run's checkpoint (`{workspace, plan, started, pending projects, offset}`)
-//!   commit in one transaction, so a 429, a crash or a kill resumes at the page where it stopped
-//!   and never re-reads a committed page. Workspaces and projects are re-read by every attempt (a
-//!   few pages); a pending project that is gone or no longer mapped is skipped, and an `offset`
-//!   Asana no longer accepts restarts its project from the first page. Progress: pages
-//!   and tasks read, and which project of how many. Every request goes through the connection's
+//!   counts for its new client only, and a reopened or deleted one stops counting.
+//! - **Events feeds** (issue 10; contracts/asana.json `events`, `deletions_via_events`,
+//!   `modified_at_not_on_move`): one sync token per mapped project, in the checkpoint during a run
+//!   and in the cursor ([`SYNC_TOKENS`]) between runs. Every feed is read before any task. On a
+//!   complete read each project gets a fresh token (the tokenless call's 412), taken before the
+//!   tasks are read so that what changes meanwhile is in the next increment's feed. On an
+//!   increment each feed is read from its token while `has_more`; each page commits, with the
+//!   advanced token, what it takes away: a `deleted` task's contributions, and a task `removed`
+//!   from a project its contribution to that project's client (read back and rewritten without
+//!   it). Tasks `added`, `undeleted` or `changed` — and a removed task whose client has other
+//!   projects, in those projects — are remembered in the checkpoint (`unseen`) until a task page
+//!   lists them (any listing gives the task's `projects`, so all its clients at once). After the
+//!   `modified_since` pass, the projects of tasks still unseen (moved in without an edit) are read
+//!   in full, a second pass. A 412 on an increment (the token expired, `events_412`), or a mapped
+//!   project without a token (the first run that reads feeds, a project mapped since), makes the
+//!   run a complete read with fresh tokens; the checkpoint is started again, so the contributions
+//!   earlier feed pages rewrote are judged by the complete read like the rest.
+//! - **Resumable, paced** (issue 10): the run reads the feeds page by page, then the mapped
+//!   projects' tasks page by page (every task on a complete read, `modified_since` the cursor on
+//!   an increment). Each page's contributions and the run's checkpoint (`{workspace, plan,
+//!   started, tokens, feeds, unseen, pending projects, offset}`) commit in one transaction, so a
+//!   429, a crash or a kill resumes at the page where it stopped and never re-reads a committed
+//!   page. Workspaces and projects are re-read by every attempt (a few pages); a pending project
+//!   that is gone or no longer mapped is skipped, and an `offset` Asana no longer accepts restarts
+//!   its project from the first page. Progress: the feeds left, then pages and tasks read, and
+//!   which project of how many. Every request, feed calls included, goes through the connection's
 //!   pacer.
 //! - **Incremental** through `modified_since` = the provider's clock at the run's first answer less
-//!   `http::CURSOR_SAFETY` (tasks changed within the margin are read twice and change nothing).
-//!   Asana's lists show neither deletions nor moves (contracts/asana.json
-//!   `deletions_via_events`, `modified_at_not_on_move`): a complete read every
-//!   `settings.full_sync_hours` (default 24, [`super::Plan`]) finds them: tasks whose
-//!   contributions were not stored since the run started lose them, and metrics on client-days
-//!   without any contribution are deleted. A cursor from before the contributions were kept
-//!   (no `asana_contributions`) starts with a complete read.
+//!   `http::CURSOR_SAFETY` (tasks changed within the margin are read twice and change nothing),
+//!   and the feeds. A complete read every `settings.full_sync_hours` (default 24,
+//!   [`super::Plan`]) still runs: tasks whose contributions were not stored since the run started
+//!   lose them, and metrics on client-days without any contribution are deleted. A cursor from
+//!   before the contributions were kept (no `asana_contributions`) starts with a complete read.
+//!   Known limit: a project's full read for one moved-in task costs all its pages (`GET
+//!   /tasks/{gid}` is not in the contract).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
