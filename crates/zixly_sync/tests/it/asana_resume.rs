@@ -619,3 +619,60 @@ async fn an_expired_asana_offset_restarts_its_project_from_the_first_page() {
     assert_eq!(checkpoint(&env).await, None);
     assert_eq!(env.integration_row().await, ("ACTIVE".into(), None, 0));
 }
+
+/// Increments whose feeds delete and move tasks, each killed at a different point (feed pages,
+/// task pages, the second pass, the settle) and then run to the end, converge on what an
+/// uninterrupted run gives: no removal applied twice or lost, no moved task counted twice.
+#[tokio::test]
+async fn asana_increments_with_deletions_and_moves_killed_anywhere_converge() {
+    let (fake, env) = seeded().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let mut stopped_at = vec![];
+    for i in 0..40usize {
+        fake.tick(chrono::Duration::hours(1));
+        // a(2i) (on time) deleted; a(2i+1) (late) moved to Beta and the one moved before back
+        // to Acme, both without an edit (each project then read in full by the second pass).
+        fake.delete_task(&format!("a{}", 2 * i));
+        fake.move_task(&format!("a{}", 2 * i + 1), &["p2"]);
+        if i > 0 {
+            fake.move_task(&format!("a{}", 2 * i - 1), &["p1"]);
+        }
+        let polls = 3 + 3 * i;
+        if !run_for(&env, polls).await {
+            stopped_at.push(checkpoint(&env).await.map(|c| c.0.unwrap_or_default()));
+        }
+        env.engine
+            .run(env.tenant, env.integration, true)
+            .await
+            .unwrap();
+        let n = i + 1;
+        let (acme, on_time) = (249 - n, 125 - n);
+        let rate = format!("{:.4}", on_time as f64 / acme as f64);
+        let rate = rate.trim_end_matches('0').trim_end_matches('.');
+        assert_eq!(
+            metrics(&env).await,
+            [
+                day(
+                    "Acme",
+                    "2024-01-10",
+                    &acme.to_string(),
+                    &on_time.to_string(),
+                    Some(rate)
+                ),
+                day("Beta", "2024-01-10", "1", "0", Some("0")),
+                day("Beta", "2024-01-12", "1", "1", Some("1")),
+                day("Beta", "2024-01-15", "1", "0", None),
+            ]
+            .concat(),
+            "killed after {polls} polls"
+        );
+        assert_eq!(checkpoint(&env).await, None);
+    }
+    let phase = |p: &str| stopped_at.iter().flatten().any(|s| s.starts_with(p));
+    assert!(
+        phase("events of")
+            && phase("tasks of project")
+            && phase("tasks of project 1 of 2 (read in full)"),
+        "killed in the feeds, the modified_since pass and the second pass: {stopped_at:?}"
+    );
+}
