@@ -20,7 +20,8 @@
 //! tasks, tasks moved out of or into a project without another edit — is in each project's events
 //! feed, `GET /events?resource=<project>&sync=<token>` ([`AsanaClient::events`]): at most 100
 //! events a call with `has_more`; without a token, or with one that expired, Asana answers 412 with
-//! a fresh token ([`Events::Expired`], `events_412`), after which the caller reads everything again.
+//! a fresh token ([`Events::Expired`], `events_412`), after which the caller reads everything again;
+//! a 403 ([`events_forbidden`]) means this app may not read it.
 //! [`Event::task_event`] says what an event means for the metrics: a task deleted, removed from
 //! the project, or to be read (added, undeleted, changed). Asana's `GET /tasks/{gid}` is not in
 //! the contract, so a task to be read is found in its project's task list.
@@ -452,6 +453,14 @@ impl AsanaClient {
 /// contracts/asana.json `paging.note`): the caller restarts that listing from its first page.
 pub fn offset_refused(e: &ConnectorError) -> bool {
     matches!(e, ConnectorError::Permanent(m) if m.starts_with("HTTP 400") && m.contains("offset"))
+}
+
+/// Whether `e` is Asana refusing the events feed to this app (403): the spec lists no granular
+/// scope for `GET /events` (contracts/asana.json `events.scopes`, "may require a full-permissions
+/// app", unverified), so an app with granular scopes may be refused it. The caller goes on
+/// without the feeds.
+pub fn events_forbidden(e: &ConnectorError) -> bool {
+    matches!(e, ConnectorError::Permanent(m) if m.starts_with("HTTP 403"))
 }
 
 /// One page of tasks and the `offset` of the next one (`None`: the project's last page).

@@ -27,7 +27,10 @@
 //!   in full, a second pass. A 412 on an increment (the token expired, `events_412`), or a mapped
 //!   project without a token (the first run that reads feeds, a project mapped since), makes the
 //!   run a complete read with fresh tokens; the checkpoint is started again, so the contributions
-//!   earlier feed pages rewrote are judged by the complete read like the rest.
+//!   earlier feed pages rewrote are judged by the complete read like the rest. A 403 (Asana
+//!   refusing the feed to an app with granular scopes, unverified) is not an error: the run goes on
+//!   without feeds, the cursor says so ([`FEEDS_FORBIDDEN`]), increments read without them, and
+//!   the next complete read tries them again.
 //! - **Resumable, paced** (issue 10): the run reads the feeds page by page, then the mapped
 //!   projects' tasks page by page (every task on a complete read, `modified_since` the cursor on
 //!   an increment). Each page's contributions and the run's checkpoint (`{workspace, plan,
@@ -73,6 +76,10 @@ const CONTRIBUTIONS_KEPT: &str = "asana_contributions";
 /// The cursor key of the events feeds' sync tokens: `{"<project gid>": "<token>"}`.
 pub const SYNC_TOKENS: &str = "asana_sync";
 
+/// The cursor key that says Asana refused this app the events feed (403): increments go on
+/// without the feeds until a complete read tries them again.
+pub const FEEDS_FORBIDDEN: &str = "asana_events_forbidden";
+
 /// The checkpointed state of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunState {
@@ -105,6 +112,9 @@ struct RunState {
     /// An increment's second pass: `pending` are the projects of `unseen` tasks, read in full.
     #[serde(default)]
     full_pass: bool,
+    /// Asana refused the feeds (403, [`asana::events_forbidden`]): this run reads without them.
+    #[serde(default)]
+    feeds_forbidden: bool,
 }
 
 impl RunState {
@@ -236,10 +246,12 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
             let now = Utc::now();
             let mut plan = Plan::new(ctx, now);
             let stored = stored_tokens(&ctx.cursor);
+            let forbidden = ctx.cursor.get(FEEDS_FORBIDDEN) == Some(&serde_json::json!(true));
             // A mapped project without a sync token (the first run that reads the feeds, a
             // project mapped since) has no feed to say what changed in it: everything is read.
+            // Unless the feeds are refused: then increments go on without them.
             if ctx.cursor.get(CONTRIBUTIONS_KEPT) != Some(&serde_json::json!(true))
-                || mapped.iter().any(|p| !stored.contains_key(p))
+                || (!forbidden && mapped.iter().any(|p| !stored.contains_key(p)))
             {
                 plan = Plan {
                     since: None,
@@ -257,6 +269,8 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
                     .collect(),
                 None => BTreeMap::new(),
             };
+            // A complete read tries refused feeds again; an increment does not.
+            let feeds_forbidden = forbidden && plan.since.is_some();
             let state = RunState {
                 workspace: workspace.gid.clone(),
                 since: plan.since,
@@ -266,9 +280,14 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
                 pending: mapped.clone(),
                 offset: None,
                 tokens,
-                feeds: mapped.clone(),
+                feeds: if feeds_forbidden {
+                    vec![]
+                } else {
+                    mapped.clone()
+                },
                 unseen: BTreeMap::new(),
                 full_pass: false,
+                feeds_forbidden,
             };
             // The run's start is committed before its first page: a complete read removes what
             // no page stored since then (even when no project is mapped any more).
@@ -308,11 +327,23 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
             Some(_) => state.tokens.get(&project).cloned(),
             None => None,
         };
-        let answer = client.events(&project, sync.as_deref()).await?;
+        let answer = match client.events(&project, sync.as_deref()).await {
+            Err(e) if asana::events_forbidden(&e) => {
+                tracing::warn!(tenant_id = %ctx.tenant_id, integration_id = %ctx.integration.id,
+                    error = %e, "Asana refuses this app the events feed; syncing without it \
+                    (deletions and moves without an edit wait for the next complete read)");
+                state.feeds_forbidden = true;
+                state.feeds.clear();
+                state.tokens.clear();
+                None
+            }
+            other => Some(other?),
+        };
         let mut restart = false;
         let mut removals = Removals::default();
         match answer {
-            Events::Expired { sync: fresh } => {
+            None => {}
+            Some(Events::Expired { sync: fresh }) => {
                 state.tokens.insert(project.clone(), fresh);
                 state.feeds.remove(0);
                 if state.since.is_some() {
@@ -332,7 +363,7 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
                     state.feeds = mapped.iter().filter(|p| **p != project).cloned().collect();
                 }
             }
-            Events::Page(page) => {
+            Some(Events::Page(page)) => {
                 if state.since.is_some() {
                     pages_read += 1;
                     let client_id = &client_of[&project];
@@ -509,6 +540,9 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     let mut cursor = plan.cursor(Some(next_cursor(state.started, state.since)));
     cursor[CONTRIBUTIONS_KEPT] = serde_json::json!(true);
     cursor[SYNC_TOKENS] = serde_json::json!(state.tokens);
+    if state.feeds_forbidden {
+        cursor[FEEDS_FORBIDDEN] = serde_json::json!(true);
+    }
     let mut summary = settle(ctx, &ingest, &names, state.since.is_none(), cursor).await?;
     summary.rows_read = items_read as u64;
     Ok(summary)

@@ -676,3 +676,61 @@ async fn asana_increments_with_deletions_and_moves_killed_anywhere_converge() {
         "killed in the feeds, the modified_since pass and the second pass: {stopped_at:?}"
     );
 }
+
+/// An app Asana refuses the events feed (403: the spec lists no granular scope for it, so an
+/// app with granular scopes only may be refused, unverified) still syncs: the complete read
+/// goes on without tokens, increments without feeds (a deletion waits for the next complete
+/// read, as before the feeds were read), and a later complete read tries the feeds again.
+#[tokio::test]
+async fn an_asana_app_refused_the_events_feed_syncs_without_it() {
+    let (fake, env) = seeded().await;
+    fake.data.lock().unwrap().events_forbidden = true;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(metrics(&env).await, expected());
+    assert_eq!(sync_tokens(&env).await, json!({}));
+
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete_task("b2");
+    let from = recorded_api(&fake);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let asked = asked_since(&fake, from);
+    assert!(
+        !asked
+            .iter()
+            .any(|r| r.0.contains("/events") || r.0.starts_with(&format!("GET {ACME_PAGES} "))),
+        "an increment without feeds: {asked:#?}"
+    );
+    assert_eq!(metrics(&env).await, expected(), "the deletion waits");
+
+    fake.data.lock().unwrap().events_forbidden = false;
+    complete_reads_every_run(&env).await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let tokens = sync_tokens(&env).await;
+    assert!(
+        tokens["p1"].is_string() && tokens["p2"].is_string(),
+        "{tokens}"
+    );
+    let without_b2 = [
+        day("Acme", "2024-01-10", "250", "125", Some("0.5")),
+        day("Beta", "2024-01-12", "1", "1", Some("1")),
+    ]
+    .concat();
+    assert_eq!(metrics(&env).await, without_b2);
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings - 'full_sync_hours' where id = $1",
+            &[&env.integration],
+        )
+        .await
+        .unwrap();
+    fake.tick(chrono::Duration::hours(1));
+    fake.delete_task("b1");
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(
+        metrics(&env).await,
+        day("Acme", "2024-01-10", "250", "125", Some("0.5")),
+        "the feeds are read again"
+    );
+}

@@ -14,6 +14,8 @@
 //! `sync`, or with a token that is invalid or expired ([`FakeAsana::expire_sync_tokens`]), answers
 //! 412 `{errors:[{message}], sync}` with a fresh token; otherwise at most 100 events after the
 //! token's position, `has_more` when more remain, and the `sync` token to continue from.
+//! `events_forbidden` answers 403 instead (an app Asana refuses the feed: unverified, see the
+//! contract's `events.scopes`).
 
 #![allow(clippy::result_large_err)] // handlers answer `Err(Response)`, like the other fakes
 
@@ -62,6 +64,9 @@ pub struct AsanaData {
     pub sync_generation: u32,
     /// Deleted tasks, for [`FakeAsana::undelete_task`].
     pub trash: Vec<Value>,
+    /// `GET /events` answers 403, as Asana may to an app with granular scopes only (the spec
+    /// lists no scope for it; contracts/asana.json `events.scopes`, unverified).
+    pub events_forbidden: bool,
 }
 
 /// The user the fake's events name (the one the OAuth answer describes).
@@ -173,6 +178,7 @@ impl FakeAsana {
             event_seq: 0,
             sync_generation: 0,
             trash: vec![],
+            events_forbidden: false,
         }));
         let state = (oauth.clone(), data.clone());
         let router = Router::new()
@@ -674,6 +680,10 @@ async fn events(
         return r;
     }
     let d = data.lock().unwrap();
+    if d.events_forbidden {
+        // The body of such a refusal is not in the contract: Asana's error shape, a plain message.
+        return error(StatusCode::FORBIDDEN, "Forbidden");
+    }
     let Some(resource) = q.resource else {
         return error(StatusCode::BAD_REQUEST, "resource: Missing input");
     };
