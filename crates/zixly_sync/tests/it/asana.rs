@@ -258,8 +258,8 @@ async fn asana_runs_killed_at_any_point_then_restarted_converge() {
         day("Beta", "2024-01-12", "1", "1", Some("1")),
         day("Beta", "2024-01-13", "1", "0", Some("0")),
     ]);
-    // A complete run takes ~50-70 polls here: every other point of it.
-    for polls in (1usize..=80).step_by(2) {
+    // An increment takes ~145 polls here (its feeds included): every other point of it.
+    for polls in (1usize..=160).step_by(2) {
         env.run_killed_then_complete(polls).await;
         assert_eq!(metrics(&env).await, expected, "killed after {polls} polls");
     }
