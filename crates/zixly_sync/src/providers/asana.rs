@@ -120,7 +120,14 @@ struct RunState {
 impl RunState {
     fn stream(&self) -> Option<String> {
         if !self.feeds.is_empty() {
-            return Some(format!("events of {} project(s) to read", self.feeds.len()));
+            // Every mapped project's feed is read (`projects_total` of them) before any task.
+            return Some(format!(
+                "events of project {} of {}",
+                (self.projects_total + 1)
+                    .saturating_sub(self.feeds.len())
+                    .max(1),
+                self.projects_total.max(self.feeds.len())
+            ));
         }
         (!self.pending.is_empty()).then(|| {
             format!(

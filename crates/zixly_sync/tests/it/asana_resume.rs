@@ -670,7 +670,7 @@ async fn asana_increments_with_deletions_and_moves_killed_anywhere_converge() {
     }
     let phase = |p: &str| stopped_at.iter().flatten().any(|s| s.starts_with(p));
     assert!(
-        phase("events of")
+        phase("events of project ")
             && phase("tasks of project")
             && phase("tasks of project 1 of 2 (read in full)"),
         "killed in the feeds, the modified_since pass and the second pass: {stopped_at:?}"
@@ -733,4 +733,57 @@ async fn an_asana_app_refused_the_events_feed_syncs_without_it() {
         day("Acme", "2024-01-10", "250", "125", Some("0.5")),
         "the feeds are read again"
     );
+}
+
+/// A 429 on the second page of a feed: the first page's deletions and its advanced token are
+/// committed, and the resumed attempt goes on with the refused page's token (the first page is
+/// not read again).
+#[tokio::test]
+async fn an_asana_429_in_a_feed_resumes_at_that_feed_page() {
+    let (fake, env) = seeded().await;
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    fake.tick(chrono::Duration::hours(1));
+    for i in 0..150 {
+        fake.delete_task(&format!("a{i}"));
+    }
+    // The first run asked each feed once (412s); the increment's second call is p1's page 2.
+    fake.data
+        .lock()
+        .unwrap()
+        .rate_limit_requests
+        .push(("/api/1.0/events".into(), 4, 30));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Retryable);
+    let (stream, pages_read, _, _, saved) = checkpoint(&env).await.expect("a checkpoint");
+    assert_eq!(stream.as_deref(), Some("events of project 1 of 2"));
+    assert_eq!(pages_read, 1, "the feed page before the 429 is committed");
+    let feed = |fake: &FakeAsana| answered(&fake.url, |r| r.path == "/api/1.0/events");
+    let before = feed(&fake);
+    assert_eq!(before.last().map(|r| r.1), Some(429), "{before:#?}");
+    assert!(
+        before
+            .last()
+            .unwrap()
+            .0
+            .contains(saved["tokens"]["p1"].as_str().unwrap()),
+        "the checkpoint holds the refused page's token: {saved}"
+    );
+
+    env.run_due_jobs().await;
+    let all = feed(&fake);
+    assert_eq!(
+        all[before.len()],
+        (before.last().unwrap().0.clone(), 200),
+        "resumed with the refused page: {all:#?}"
+    );
+    assert_eq!(served_twice(&all), Vec::<String>::new());
+    assert_eq!(
+        metrics(&env).await,
+        [
+            day("Acme", "2024-01-10", "100", "50", Some("0.5")),
+            day("Beta", "2024-01-12", "1", "1", Some("1")),
+            day("Beta", "2024-01-15", "1", "0", None),
+        ]
+        .concat()
+    );
+    assert_eq!(checkpoint(&env).await, None);
 }
