@@ -38,9 +38,9 @@
 //!   429, a crash or a kill resumes at the page where it stopped and never re-reads a committed
 //!   page. Workspaces and projects are re-read by every attempt (a few pages); a pending project
 //!   that is gone or no longer mapped is skipped, and an `offset` Asana no longer accepts restarts
-//!   its project from the first page. Progress: the feeds left, then pages and tasks read, and
-//!   which project of how many. Every request, feed calls included, goes through the connection's
-//!   pacer.
+//!   its project from the first page. Progress: pages and tasks read, and which project's feed,
+//!   then which project's tasks, of how many. Every request, feed calls included, goes through
+//!   the connection's pacer.
 //! - **Incremental** through `modified_since` = the provider's clock at the run's first answer less
 //!   `http::CURSOR_SAFETY` (tasks changed within the margin are read twice and change nothing),
 //!   and the feeds. A complete read every `settings.full_sync_hours` (default 24,
