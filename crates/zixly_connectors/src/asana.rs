@@ -1,5 +1,6 @@
 //! Asana: workspaces, projects and tasks with `limit`/`offset` paging, `modified_since`
-//! increments and `completed_since`; normalized into clients and per-day custom metrics.
+//! increments, `completed_since` and each project's events feed (sync tokens); normalized into
+//! clients and per-day custom metrics.
 //!
 //! Mapping (issue 5): projects -> clients through a [`ProjectMapping`] (settings): each project is
 //! a client (default), or the client is the part of the project name before a separator
@@ -14,9 +15,16 @@
 //! says what each completed task contributes to which client's day ([`task_days`]); the runner
 //! stores those per task (replacing a re-read task's) and re-sums the days they touch
 //! ([`day_metrics`]). Increments: `GET /tasks?project=&modified_since=` (a change of `completed`,
-//! `completed_at` or `due_on` bumps `modified_at`, so reopened tasks are seen). Not seen by
-//! increments (contracts/asana.json `modified_at_not_on_move`, `deletions_via_events`): deleted
-//! tasks and tasks moved to another project without another edit; a complete read corrects both.
+//! `completed_at` or `due_on` bumps `modified_at`, so reopened tasks are seen). What that list
+//! cannot show (contracts/asana.json `modified_at_not_on_move`, `deletions_via_events`) — deleted
+//! tasks, tasks moved out of or into a project without another edit — is in each project's events
+//! feed, `GET /events?resource=<project>&sync=<token>` ([`AsanaClient::events`]): at most 100
+//! events a call with `has_more`; without a token, or with one that expired, Asana answers 412 with
+//! a fresh token ([`Events::Expired`], `events_412`), after which the caller reads everything again;
+//! a 403 ([`events_forbidden`]) means this app may not read it.
+//! [`Event::task_event`] says what an event means for the metrics: a task deleted, removed from
+//! the project, or to be read (added, undeleted, changed). Asana's `GET /tasks/{gid}` is not in
+//! the contract, so a task to be read is found in its project's task list.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +79,79 @@ pub struct Task {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProjectRef {
     pub gid: String,
+}
+
+/// One event of a project's feed (the fields the runner reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Event {
+    /// `changed`, `added`, `removed`, `deleted` or `undeleted`.
+    pub action: String,
+    /// What changed (a task, a story, a section, ...).
+    pub resource: Option<ResourceRef>,
+    /// For `added`/`removed`: the container (the project, a section, ...).
+    pub parent: Option<ResourceRef>,
+}
+
+/// A compact record `{gid, resource_type, name}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResourceRef {
+    pub gid: String,
+    pub resource_type: Option<String>,
+}
+
+/// One answer of the events feed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventPage {
+    pub data: Vec<Event>,
+    /// The token to call with next.
+    pub sync: String,
+    /// More events remain after these (call again with `sync` at once).
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+/// What a call of the events feed answered.
+#[derive(Debug, Clone)]
+pub enum Events {
+    Page(EventPage),
+    /// 412: no token, or one Asana no longer accepts; `sync` is a fresh one.
+    Expired {
+        sync: String,
+    },
+}
+
+/// What an event of project `project`'s feed means for the task metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskEvent {
+    /// The task is gone from every project.
+    Deleted(String),
+    /// The task left this project (it may still be in others).
+    Removed(String),
+    /// The task is (again) in this project, or changed: to be read.
+    Read(String),
+}
+
+impl Event {
+    /// `None` for events about anything but a task, and for additions to or removals from
+    /// another container than the project (a section, a tag).
+    pub fn task_event(&self, project: &str) -> Option<TaskEvent> {
+        let r = self.resource.as_ref()?;
+        if r.resource_type.as_deref() != Some("task") {
+            return None;
+        }
+        let gid = r.gid.clone();
+        let in_project = self
+            .parent
+            .as_ref()
+            .is_some_and(|p| p.gid == project && p.resource_type.as_deref() != Some("section"));
+        match self.action.as_str() {
+            "deleted" => Some(TaskEvent::Deleted(gid)),
+            "removed" if in_project => Some(TaskEvent::Removed(gid)),
+            "added" if in_project => Some(TaskEvent::Read(gid)),
+            "undeleted" | "changed" => Some(TaskEvent::Read(gid)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -218,11 +299,14 @@ impl AsanaClient {
         self
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(
+    /// One paced request: the status and body of an answer that is a success or `accept`ed;
+    /// anything else classified (a 429's short `Retry-After` holds the connection's pacer).
+    async fn send(
         &self,
         path: &str,
         query: &[(&str, String)],
-    ) -> ConnectorResult<Page<T>> {
+        accept: Option<reqwest::StatusCode>,
+    ) -> ConnectorResult<(reqwest::StatusCode, String)> {
         self.pacer.acquire().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let request = self
@@ -235,7 +319,7 @@ impl AsanaClient {
         if let Some(date) = crate::http::server_date(&headers) {
             self.first_answer.lock().unwrap().get_or_insert(date);
         }
-        if !status.is_success() {
+        if !status.is_success() && Some(status) != accept {
             let err = classify(status, &headers, &body);
             if let ConnectorError::RateLimited { retry_after } = &err {
                 // Asana sends no remaining-count headers: its 429's `Retry-After` is the one word
@@ -248,8 +332,49 @@ impl AsanaClient {
             }
             return Err(err);
         }
+        Ok((status, body))
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> ConnectorResult<Page<T>> {
+        let (_, body) = self.send(path, query, None).await?;
         serde_json::from_str(&body)
             .map_err(|e| ConnectorError::Permanent(format!("unexpected Asana response: {e}")))
+    }
+
+    /// One call of a project's events feed, `GET /events?resource=<project>&sync=<token>`
+    /// (contracts/asana.json `events`): at most 100 events after `sync` with the token to go on
+    /// from, or — without a token, or with one that is invalid or has expired — Asana's 412 with a
+    /// fresh token ([`Events::Expired`]), after which the caller must read everything again.
+    pub async fn events(&self, project: &str, sync: Option<&str>) -> ConnectorResult<Events> {
+        let mut q = vec![("resource", project.to_string())];
+        if let Some(s) = sync {
+            q.push(("sync", s.to_string()));
+        }
+        let (status, body) = self
+            .send(
+                "/events",
+                &q,
+                Some(reqwest::StatusCode::PRECONDITION_FAILED),
+            )
+            .await?;
+        let unexpected = |e: serde_json::Error| {
+            ConnectorError::Permanent(format!("unexpected Asana events: {e}"))
+        };
+        if status == reqwest::StatusCode::PRECONDITION_FAILED {
+            #[derive(Deserialize)]
+            struct Expired {
+                sync: String,
+            }
+            let e: Expired = serde_json::from_str(&body).map_err(unexpected)?;
+            return Ok(Events::Expired { sync: e.sync });
+        }
+        serde_json::from_str(&body)
+            .map(Events::Page)
+            .map_err(unexpected)
     }
 
     /// Every page, following `next_page.offset` until `next_page` is null.
@@ -328,6 +453,14 @@ impl AsanaClient {
 /// contracts/asana.json `paging.note`): the caller restarts that listing from its first page.
 pub fn offset_refused(e: &ConnectorError) -> bool {
     matches!(e, ConnectorError::Permanent(m) if m.starts_with("HTTP 400") && m.contains("offset"))
+}
+
+/// Whether `e` is Asana refusing the events feed to this app (403): the spec lists no granular
+/// scope for `GET /events` (contracts/asana.json `events.scopes`, "may require a full-permissions
+/// app", unverified), so an app with granular scopes may be refused it. The caller goes on
+/// without the feeds.
+pub fn events_forbidden(e: &ConnectorError) -> bool {
+    matches!(e, ConnectorError::Permanent(m) if m.starts_with("HTTP 403"))
 }
 
 /// One page of tasks and the `offset` of the next one (`None`: the project's last page).
@@ -524,6 +657,53 @@ mod tests {
             ("on_time_rate", n("0.6667"), "ratio")
         );
         assert_eq!(day_metrics(n("2"), n("0"), n("0")).len(), 2, "no rate");
+    }
+
+    #[test]
+    fn task_events_of_a_project_feed() {
+        let ev = |action: &str, kind: &str, parent: Option<(&str, &str)>| Event {
+            action: action.into(),
+            resource: Some(ResourceRef {
+                gid: "t1".into(),
+                resource_type: Some(kind.into()),
+            }),
+            parent: parent.map(|(gid, kind)| ResourceRef {
+                gid: gid.into(),
+                resource_type: Some(kind.into()),
+            }),
+        };
+        let t = || "t1".to_string();
+        let p1 = Some(("p1", "project"));
+        assert_eq!(
+            ev("deleted", "task", None).task_event("p1"),
+            Some(TaskEvent::Deleted(t()))
+        );
+        assert_eq!(
+            ev("removed", "task", p1).task_event("p1"),
+            Some(TaskEvent::Removed(t()))
+        );
+        assert_eq!(
+            ev("added", "task", p1).task_event("p1"),
+            Some(TaskEvent::Read(t()))
+        );
+        assert_eq!(
+            ev("undeleted", "task", None).task_event("p1"),
+            Some(TaskEvent::Read(t()))
+        );
+        assert_eq!(
+            ev("changed", "task", None).task_event("p1"),
+            Some(TaskEvent::Read(t()))
+        );
+        // Another container (a section, another project), or not a task: nothing to do.
+        assert_eq!(
+            ev("removed", "task", Some(("s1", "section"))).task_event("p1"),
+            None
+        );
+        assert_eq!(
+            ev("added", "task", Some(("p2", "project"))).task_event("p1"),
+            None
+        );
+        assert_eq!(ev("added", "story", p1).task_event("p1"), None);
     }
 
     #[test]

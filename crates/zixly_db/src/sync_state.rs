@@ -235,6 +235,37 @@ impl TenantTx {
         Ok(n)
     }
 
+    /// The stored contributions of `documents` (a runner that takes one client's share away from
+    /// a document rewrites the rest with [`TenantTx::replace_contributions`]).
+    pub async fn contributions_of(
+        &self,
+        integration_id: Uuid,
+        documents: &[String],
+    ) -> DbResult<Vec<ContributionRow>> {
+        let rows = self
+            .client()
+            .query(
+                "select document_id, client_id, record_date, revenue, expenses, cash_flow
+                   from sync_contributions
+                  where tenant_id = $1 and integration_id = $2 and document_id = any($3)
+                  order by document_id, client_id",
+                &[&self.tenant_id(), &integration_id, &documents],
+            )
+            .await
+            .ctx("reading the contributions of documents")?;
+        Ok(rows
+            .iter()
+            .map(|r| ContributionRow {
+                document_id: r.get(0),
+                client_id: r.get(1),
+                record_date: r.get(2),
+                revenue: r.get(3),
+                expenses: r.get(4),
+                cash_flow: r.get(5),
+            })
+            .collect())
+    }
+
     /// Every document that currently contributes to the integration's days (a provider without
     /// a deletion list replaces all of them after a complete read: what it no longer lists is gone).
     pub async fn contribution_documents(&self, integration_id: Uuid) -> DbResult<Vec<String>> {

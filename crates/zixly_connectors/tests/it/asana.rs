@@ -257,3 +257,75 @@ async fn counts_err(client: &AsanaClient, mapping: &ProjectMapping) -> Connector
     }
     panic!("no error");
 }
+
+/// The events feed of a project (contracts/asana.json `events`): the first call, without a token,
+/// answers 412 with one; then at most 100 events a call with `has_more`; an expired token answers
+/// 412 with a fresh one. Deletions and moves, invisible to the lists, are in it.
+#[tokio::test]
+async fn asana_events_feed_tokens_paging_and_expiry() {
+    let fake = FakeAsana::start().await;
+    let cfg = config(
+        Provider::Asana,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        fake.auth_url(),
+        fake.token_url(),
+        &fake.api_url(),
+    );
+    let tokens = connect(&cfg).await;
+    seed(&fake);
+    let client = AsanaClient::new(http_client(), &cfg.api_url, tokens.access_token.clone());
+    let asana::Events::Expired { sync: first } = client.events("p1", None).await.unwrap() else {
+        panic!("the first call answers 412");
+    };
+    let asana::Events::Expired { sync: p4 } = client.events("p4", None).await.unwrap() else {
+        panic!("412");
+    };
+    // 150 tasks of p1 deleted, one moved from p1 to p4: 151 events in p1's feed.
+    for i in 10..160 {
+        fake.delete_task(&format!("a{i}"));
+    }
+    fake.move_task("a5", &["p4"]);
+    let calls = client.calls.load(Ordering::Relaxed);
+    let asana::Events::Page(one) = client.events("p1", Some(&first)).await.unwrap() else {
+        panic!("a valid token answers events");
+    };
+    assert_eq!((one.data.len(), one.has_more), (100, true));
+    let asana::Events::Page(two) = client.events("p1", Some(&one.sync)).await.unwrap() else {
+        panic!("the next page");
+    };
+    assert_eq!((two.data.len(), two.has_more), (51, false));
+    assert_eq!(client.calls.load(Ordering::Relaxed) - calls, 2);
+    let got: Vec<Option<asana::TaskEvent>> = one
+        .data
+        .iter()
+        .chain(&two.data)
+        .map(|e| e.task_event("p1"))
+        .collect();
+    assert_eq!(got[0], Some(asana::TaskEvent::Deleted("a10".into())));
+    assert_eq!(got[149], Some(asana::TaskEvent::Deleted("a159".into())));
+    assert_eq!(got[150], Some(asana::TaskEvent::Removed("a5".into())));
+    // p4's feed shows the move as an addition.
+    let asana::Events::Page(p4) = client.events("p4", Some(&p4)).await.unwrap() else {
+        panic!("events");
+    };
+    let got: Vec<_> = p4.data.iter().map(|e| e.task_event("p4")).collect();
+    assert_eq!(got, vec![Some(asana::TaskEvent::Read("a5".into()))]);
+    assert!(!p4.has_more);
+    // Nothing new: an empty page, and the token still works.
+    let asana::Events::Page(empty) = client.events("p1", Some(&two.sync)).await.unwrap() else {
+        panic!("events");
+    };
+    assert!(empty.data.is_empty());
+    fake.expire_sync_tokens();
+    let asana::Events::Expired { sync: fresh } =
+        client.events("p1", Some(&empty.sync)).await.unwrap()
+    else {
+        panic!("an expired token answers 412");
+    };
+    assert_ne!(fresh, empty.sync);
+    assert!(matches!(
+        client.events("p1", Some(&fresh)).await.unwrap(),
+        asana::Events::Page(_)
+    ));
+}

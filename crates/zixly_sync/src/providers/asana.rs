@@ -11,31 +11,50 @@
 //!   its contributions (all its clients at once: the task's `projects` are read), marking its old
 //!   and new days dirty; the settle re-sums every dirty day ([`zixly_connectors::asana::day_metrics`]),
 //!   loads it and prunes what the day no longer has. So a task moved to another client's project
-//!   counts for its new client only, and a reopened or deleted one stops counting, once it is read
-//!   (or found missing) again.
-//! - **Resumable, paced** (issue 10): the run reads the mapped projects' tasks page by page (every
-//!   task on a complete read, `modified_since` the cursor on an increment). Each page's
-//!   contributions and the run's checkpoint (`{workspace, plan, started, pending projects, offset}`)
-//!   commit in one transaction, so a 429, a crash or a kill resumes at the page where it stopped
-//!   and never re-reads a committed page. Workspaces and projects are re-read by every attempt (a
-//!   few pages); a pending project that is gone or no longer mapped is skipped, and an `offset`
-//!   Asana no longer accepts restarts its project from the first page. Progress: pages
-//!   and tasks read, and which project of how many. Every request goes through the connection's
-//!   pacer.
+//!   counts for its new client only, and a reopened or deleted one stops counting.
+//! - **Events feeds** (issue 10; contracts/asana.json `events`, `deletions_via_events`,
+//!   `modified_at_not_on_move`): one sync token per mapped project, in the checkpoint during a run
+//!   and in the cursor ([`SYNC_TOKENS`]) between runs. Every feed is read before any task. On a
+//!   complete read each project gets a fresh token (the tokenless call's 412), taken before the
+//!   tasks are read so that what changes meanwhile is in the next increment's feed. On an
+//!   increment each feed is read from its token while `has_more`; each page commits, with the
+//!   advanced token, what it takes away: a `deleted` task's contributions, and a task `removed`
+//!   from a project its contribution to that project's client (read back and rewritten without
+//!   it). Tasks `added`, `undeleted` or `changed` — and a removed task whose client has other
+//!   projects, in those projects — are remembered in the checkpoint (`unseen`) until a task page
+//!   lists them (any listing gives the task's `projects`, so all its clients at once). After the
+//!   `modified_since` pass, the projects of tasks still unseen (moved in without an edit) are read
+//!   in full, a second pass. A 412 on an increment (the token expired, `events_412`), or a mapped
+//!   project without a token (the first run that reads feeds, a project mapped since), makes the
+//!   run a complete read with fresh tokens; the checkpoint is started again, so the contributions
+//!   earlier feed pages rewrote are judged by the complete read like the rest. A 403 (Asana
+//!   refusing the feed to an app with granular scopes, unverified) is not an error: the run goes on
+//!   without feeds, the cursor says so ([`FEEDS_FORBIDDEN`]), increments read without them, and
+//!   the next complete read tries them again.
+//! - **Resumable, paced** (issue 10): the run reads the feeds page by page, then the mapped
+//!   projects' tasks page by page (every task on a complete read, `modified_since` the cursor on
+//!   an increment). Each page's contributions and the run's checkpoint (`{workspace, plan,
+//!   started, tokens, feeds, unseen, pending projects, offset}`) commit in one transaction, so a
+//!   429, a crash or a kill resumes at the page where it stopped and never re-reads a committed
+//!   page. Workspaces and projects are re-read by every attempt (a few pages); a pending project
+//!   that is gone or no longer mapped is skipped, and an `offset` Asana no longer accepts restarts
+//!   its project from the first page. Progress: pages and tasks read, and which project's feed,
+//!   then which project's tasks, of how many. Every request, feed calls included, goes through
+//!   the connection's pacer.
 //! - **Incremental** through `modified_since` = the provider's clock at the run's first answer less
-//!   `http::CURSOR_SAFETY` (tasks changed within the margin are read twice and change nothing).
-//!   Asana's lists show neither deletions nor moves (contracts/asana.json
-//!   `deletions_via_events`, `modified_at_not_on_move`): a complete read every
-//!   `settings.full_sync_hours` (default 24, [`super::Plan`]) finds them: tasks whose
-//!   contributions were not stored since the run started lose them, and metrics on client-days
-//!   without any contribution are deleted. A cursor from before the contributions were kept
-//!   (no `asana_contributions`) starts with a complete read.
+//!   `http::CURSOR_SAFETY` (tasks changed within the margin are read twice and change nothing),
+//!   and the feeds. A complete read every `settings.full_sync_hours` (default 24,
+//!   [`super::Plan`]) still runs: tasks whose contributions were not stored since the run started
+//!   lose them, and metrics on client-days without any contribution are deleted. A cursor from
+//!   before the contributions were kept (no `asana_contributions`) starts with a complete read.
+//!   Known limit: a project's full read for one moved-in task costs all its pages (`GET
+//!   /tasks/{gid}` is not in the contract).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use zixly_connectors::asana::{self, AsanaClient, ProjectMapping};
+use zixly_connectors::asana::{self, AsanaClient, Events, ProjectMapping, TaskEvent};
 use zixly_connectors::http::next_cursor;
 use zixly_connectors::ConnectorError;
 use zixly_crypto::SecretString;
@@ -54,6 +73,13 @@ pub const SOURCE: &str = "asana";
 /// contributions has settled).
 const CONTRIBUTIONS_KEPT: &str = "asana_contributions";
 
+/// The cursor key of the events feeds' sync tokens: `{"<project gid>": "<token>"}`.
+pub const SYNC_TOKENS: &str = "asana_sync";
+
+/// The cursor key that says Asana refused this app the events feed (403): increments go on
+/// without the feeds until a complete read tries them again.
+pub const FEEDS_FORBIDDEN: &str = "asana_events_forbidden";
+
 /// The checkpointed state of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunState {
@@ -68,20 +94,108 @@ struct RunState {
     pending: Vec<String>,
     /// The first project's next page (`None`: its first page).
     offset: Option<String>,
-    /// How many projects the run reads (for progress).
+    /// How many projects the run (or its second pass) reads (for progress).
     projects_total: usize,
+    /// Each mapped project's events sync token: on an increment the cursor's, advanced as its
+    /// feed is read; on a complete read the fresh one Asana's 412 hands out. The settle stores
+    /// them in the cursor ([`SYNC_TOKENS`]).
+    #[serde(default)]
+    tokens: BTreeMap<String, String>,
+    /// Projects whose feed is still to read (an increment) or whose fresh token is still to take
+    /// (a complete read); every feed is read before any task.
+    #[serde(default)]
+    feeds: Vec<String>,
+    /// Tasks the feeds named (added, undeleted or changed; removed from one project of a client
+    /// that has others), with the mapped projects to find them in, until a page lists them.
+    #[serde(default)]
+    unseen: BTreeMap<String, BTreeSet<String>>,
+    /// An increment's second pass: `pending` are the projects of `unseen` tasks, read in full.
+    #[serde(default)]
+    full_pass: bool,
+    /// Asana refused the feeds (403, [`asana::events_forbidden`]): this run reads without them.
+    #[serde(default)]
+    feeds_forbidden: bool,
 }
 
 impl RunState {
     fn stream(&self) -> Option<String> {
+        if !self.feeds.is_empty() {
+            // Every mapped project's feed is read (`projects_total` of them) before any task.
+            return Some(format!(
+                "events of project {} of {}",
+                (self.projects_total + 1)
+                    .saturating_sub(self.feeds.len())
+                    .max(1),
+                self.projects_total.max(self.feeds.len())
+            ));
+        }
         (!self.pending.is_empty()).then(|| {
             format!(
-                "tasks of project {} of {}",
+                "tasks of project {} of {}{}",
                 self.projects_total - self.pending.len() + 1,
-                self.projects_total
+                self.projects_total,
+                if self.full_pass {
+                    " (read in full)"
+                } else {
+                    ""
+                }
             )
         })
     }
+}
+
+/// What one page of a feed takes away, applied in the transaction that advances its token.
+#[derive(Default)]
+struct Removals {
+    /// Deleted tasks: every contribution goes.
+    deleted: Vec<String>,
+    /// (task, client): the task left a project of that client.
+    removed: Vec<(String, String)>,
+}
+
+impl Removals {
+    async fn apply(
+        &self,
+        tx: &zixly_db::TenantTx,
+        integration_id: uuid::Uuid,
+    ) -> Result<(), SyncError> {
+        if !self.deleted.is_empty() {
+            tx.replace_contributions(integration_id, &self.deleted, &[])
+                .await?;
+        }
+        if !self.removed.is_empty() {
+            let mut documents: Vec<String> = self.removed.iter().map(|r| r.0.clone()).collect();
+            documents.sort();
+            documents.dedup();
+            let keep: Vec<ContributionRow> = tx
+                .contributions_of(integration_id, &documents)
+                .await?
+                .into_iter()
+                .filter(|c| {
+                    !self
+                        .removed
+                        .iter()
+                        .any(|(t, cl)| *t == c.document_id && *cl == c.client_id)
+                })
+                .collect();
+            tx.replace_contributions(integration_id, &documents, &keep)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The sync tokens a cursor holds.
+fn stored_tokens(cursor: &serde_json::Value) -> BTreeMap<String, String> {
+    cursor
+        .get(SYNC_TOKENS)
+        .and_then(|v| v.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunSummary, SyncError> {
@@ -105,6 +219,11 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         .filter_map(|c| c.name.map(|n| (c.client_id, n)))
         .collect();
     let client_of: HashMap<String, String> = project_clients.iter().cloned().collect();
+    let mapped: Vec<String> = project_clients.iter().map(|(p, _)| p.clone()).collect();
+    let mut projects_of_client: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (p, c) in &project_clients {
+        projects_of_client.entry(c).or_default().push(p);
+    }
 
     let resumed = ctx
         .checkpoint
@@ -126,12 +245,21 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
             if s.pending.first() != current.as_ref() {
                 s.offset = None;
             }
+            s.feeds.retain(|p| client_of.contains_key(p));
+            s.tokens.retain(|p, _| client_of.contains_key(p));
             s
         }
         None => {
             let now = Utc::now();
             let mut plan = Plan::new(ctx, now);
-            if ctx.cursor.get(CONTRIBUTIONS_KEPT) != Some(&serde_json::json!(true)) {
+            let stored = stored_tokens(&ctx.cursor);
+            let forbidden = ctx.cursor.get(FEEDS_FORBIDDEN) == Some(&serde_json::json!(true));
+            // A mapped project without a sync token (the first run that reads the feeds, a
+            // project mapped since) has no feed to say what changed in it: everything is read.
+            // Unless the feeds are refused: then increments go on without them.
+            if ctx.cursor.get(CONTRIBUTIONS_KEPT) != Some(&serde_json::json!(true))
+                || (!forbidden && mapped.iter().any(|p| !stored.contains_key(p)))
+            {
                 plan = Plan {
                     since: None,
                     full_at: now,
@@ -141,15 +269,32 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
             if abandoned {
                 (pages_read, items_read, requests_before) = (0, 0, 0);
             }
-            let pending: Vec<String> = project_clients.iter().map(|(p, _)| p.clone()).collect();
+            let tokens = match plan.since {
+                Some(_) => stored
+                    .into_iter()
+                    .filter(|(p, _)| client_of.contains_key(p))
+                    .collect(),
+                None => BTreeMap::new(),
+            };
+            // A complete read tries refused feeds again; an increment does not.
+            let feeds_forbidden = forbidden && plan.since.is_some();
             let state = RunState {
                 workspace: workspace.gid.clone(),
                 since: plan.since,
                 full_at: plan.full_at,
                 started: client.first_answer().unwrap_or(now),
-                projects_total: pending.len(),
-                pending,
+                projects_total: mapped.len(),
+                pending: mapped.clone(),
                 offset: None,
+                tokens,
+                feeds: if feeds_forbidden {
+                    vec![]
+                } else {
+                    mapped.clone()
+                },
+                unseen: BTreeMap::new(),
+                full_pass: false,
+                feeds_forbidden,
             };
             // The run's start is committed before its first page: a complete read removes what
             // no page stored since then (even when no project is mapped any more).
@@ -180,9 +325,143 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
         }
     };
 
-    while let Some(project) = state.pending.first().cloned() {
+    // The feeds, before any task: on a complete read, a fresh token per project (taken before
+    // the tasks are read, so what changes while they are read is in the next increment's feed);
+    // on an increment, every event since the stored token, page by page, each page's removals
+    // committed with its advanced token.
+    while let Some(project) = state.feeds.first().cloned() {
+        let sync = match state.since {
+            Some(_) => state.tokens.get(&project).cloned(),
+            None => None,
+        };
+        let answer = match client.events(&project, sync.as_deref()).await {
+            Err(e) if asana::events_forbidden(&e) => {
+                tracing::warn!(tenant_id = %ctx.tenant_id, integration_id = %ctx.integration.id,
+                    error = %e, "Asana refuses this app the events feed; syncing without it \
+                    (deletions and moves without an edit wait for the next complete read)");
+                state.feeds_forbidden = true;
+                state.feeds.clear();
+                state.tokens.clear();
+                None
+            }
+            other => Some(other?),
+        };
+        let mut restart = false;
+        let mut removals = Removals::default();
+        match answer {
+            None => {}
+            Some(Events::Expired { sync: fresh }) => {
+                state.tokens.insert(project.clone(), fresh);
+                state.feeds.remove(0);
+                if state.since.is_some() {
+                    // The token expired (contracts/asana.json `events_412`): what the feed would
+                    // have said is lost, so this run becomes a complete read, with fresh tokens.
+                    tracing::info!(tenant_id = %ctx.tenant_id, integration_id = %ctx.integration.id,
+                        project = %project, "Asana's events token expired; reading every task again");
+                    restart = true;
+                    state.since = None;
+                    state.full_at = Utc::now();
+                    state.pending = mapped.clone();
+                    state.offset = None;
+                    state.projects_total = mapped.len();
+                    state.unseen.clear();
+                    state.full_pass = false;
+                    state.tokens.retain(|p, _| *p == project);
+                    state.feeds = mapped.iter().filter(|p| **p != project).cloned().collect();
+                }
+            }
+            Some(Events::Page(page)) => {
+                if state.since.is_some() {
+                    pages_read += 1;
+                    let client_id = &client_of[&project];
+                    for event in &page.data {
+                        match event.task_event(&project) {
+                            Some(TaskEvent::Deleted(task)) => {
+                                state.unseen.remove(&task);
+                                removals.deleted.push(task);
+                            }
+                            Some(TaskEvent::Removed(task)) => {
+                                // It still counts for the client if another of its projects has
+                                // it: those are read for it.
+                                let entry = state.unseen.entry(task.clone()).or_default();
+                                entry.remove(&project);
+                                entry.extend(
+                                    projects_of_client[client_id.as_str()]
+                                        .iter()
+                                        .filter(|p| **p != project)
+                                        .map(|p| p.to_string()),
+                                );
+                                if entry.is_empty() {
+                                    state.unseen.remove(&task);
+                                }
+                                removals.removed.push((task, client_id.clone()));
+                            }
+                            Some(TaskEvent::Read(task)) => {
+                                state
+                                    .unseen
+                                    .entry(task)
+                                    .or_default()
+                                    .insert(project.clone());
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                state.tokens.insert(project.clone(), page.sync);
+                if !page.has_more || state.since.is_none() {
+                    state.feeds.remove(0);
+                }
+            }
+        }
+        let saved = serde_json::to_value(&state).expect("serializable");
+        let stream = state.stream();
+        let tx = ctx.app.begin_tenant(ctx.tenant_id).await?;
+        if restart {
+            // A new start time: the complete read removes what no page stores from now on
+            // (contributions the feed's earlier pages rewrote included).
+            tx.clear_sync_checkpoint(ctx.integration.id).await?;
+        }
+        removals.apply(&tx, ctx.integration.id).await?;
+        tx.save_sync_checkpoint(
+            &ctx.run,
+            &CheckpointUpdate {
+                state: &saved,
+                stream: stream.as_deref(),
+                pages_read,
+                items_read,
+                items_total: None,
+                requests: requests(requests_before),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+
+    loop {
+        if state.pending.is_empty() {
+            // The increment's second pass: tasks the feeds named that no page of the first listed
+            // (moved in without an edit, undeleted, or still in another of a client's projects)
+            // are looked for in their projects, read in full.
+            if state.since.is_none() || state.full_pass || state.unseen.is_empty() {
+                break;
+            }
+            let wanted: BTreeSet<&String> = state.unseen.values().flatten().collect();
+            state.full_pass = true;
+            state.pending = mapped
+                .iter()
+                .filter(|p| wanted.contains(p))
+                .cloned()
+                .collect();
+            state.projects_total = state.pending.len();
+            state.offset = None;
+            if state.pending.is_empty() {
+                break;
+            }
+        }
+        let project = state.pending[0].clone();
+        let since = if state.full_pass { None } else { state.since };
         let page = match client
-            .task_page(&project, state.since, state.offset.as_deref())
+            .task_page(&project, since, state.offset.as_deref())
             .await
         {
             // A checkpoint's offset outlived Asana's token (a long snooze, a restart hours
@@ -197,6 +476,10 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
             other => other?,
         };
         let documents: Vec<String> = page.tasks.iter().map(|t| t.gid.clone()).collect();
+        // A listed task's `projects` say where it counts: found.
+        for d in &documents {
+            state.unseen.remove(d);
+        }
         let rows: Vec<ContributionRow> = asana::task_days(&page.tasks, &project, &client_of, tz)
             .into_iter()
             .map(|d| {
@@ -263,6 +546,10 @@ pub(crate) async fn sync(ctx: &SyncCtx<'_>, token: &SecretString) -> Result<RunS
     };
     let mut cursor = plan.cursor(Some(next_cursor(state.started, state.since)));
     cursor[CONTRIBUTIONS_KEPT] = serde_json::json!(true);
+    cursor[SYNC_TOKENS] = serde_json::json!(state.tokens);
+    if state.feeds_forbidden {
+        cursor[FEEDS_FORBIDDEN] = serde_json::json!(true);
+    }
     let mut summary = settle(ctx, &ingest, &names, state.since.is_none(), cursor).await?;
     summary.rows_read = items_read as u64;
     Ok(summary)

@@ -87,7 +87,7 @@ pub const DEFAULT_FULL_SYNC_HOURS: i64 = 24;
 /// "full_at": RFC 3339}`: the changes since `modified_since`, or everything (`since: None`) when
 /// there is no cursor yet or the last complete read is older than `settings.full_sync_hours`.
 /// Complete reads catch what increments cannot see (MYOB deletions, Pipedrive deals rotting
-/// without an update, Asana tasks deleted or reopened).
+/// without an update, Asana changes made while a project's events token was expired).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Plan {
     pub since: Option<DateTime<Utc>>,

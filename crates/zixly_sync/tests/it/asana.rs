@@ -258,8 +258,8 @@ async fn asana_runs_killed_at_any_point_then_restarted_converge() {
         day("Beta", "2024-01-12", "1", "1", Some("1")),
         day("Beta", "2024-01-13", "1", "0", Some("0")),
     ]);
-    // A complete run takes ~50-70 polls here: every other point of it.
-    for polls in (1usize..=80).step_by(2) {
+    // An increment takes ~145 polls here (its feeds included): every other point of it.
+    for polls in (1usize..=160).step_by(2) {
         env.run_killed_then_complete(polls).await;
         assert_eq!(metrics(&env).await, expected, "killed after {polls} polls");
     }
@@ -440,5 +440,58 @@ async fn asana_requests_per_minute_sets_the_connections_limit() {
         limits(&env),
         vec![RateLimit::new(150, Duration::from_secs(60))],
         "the setting removed: back to the default"
+    );
+}
+
+/// A task removed from one project of a client that has others (t1 leaves "Acme - Website" but
+/// stays in "Acme - SEO") still counts for the client: the feed's `removed` takes Acme's share
+/// away, and the client's other project, read in full, finds the task and gives it back. Left
+/// for good (moved to an unmapped project), it stops counting at the next increment.
+#[tokio::test]
+async fn asana_task_leaving_one_of_a_clients_projects_still_counts_for_it() {
+    let (fake, env) = asana().await;
+    // Past the cursor's safety margin: the increments list none of the seeded tasks.
+    fake.tick(chrono::Duration::minutes(5));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let full = metrics(&env).await;
+    fake.tick(chrono::Duration::hours(1));
+    fake.move_task("t1", &["p2"]);
+    zixly_testkit::fakes::clear_recorded(&fake.url);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    assert_eq!(metrics(&env).await, full, "still Acme's");
+    let read_in_full: Vec<String> = zixly_testkit::fakes::recorded(&fake.url)
+        .iter()
+        .filter(|r| r.path.starts_with("/api/1.0/projects/") && r.status == 200)
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(read_in_full, vec!["/api/1.0/projects/p2/tasks"]);
+
+    fake.tick(chrono::Duration::hours(1));
+    fake.add_project("ws-1", "p9", "Internal", false);
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings || '{\"asana_client_mapping\": \"explicit\", \"asana_projects\": {\"p1\": \"Acme\", \"p2\": \"Acme\", \"p3\": \"Beta\"}}'",
+            &[],
+        )
+        .await
+        .unwrap();
+    fake.move_task("t1", &["p9"]);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let acme_10: Vec<_> = metrics(&env)
+        .await
+        .into_iter()
+        .filter(|m| m.0 == "Acme" && m.3.starts_with("2024-01-10"))
+        .map(|m| (m.2, m.4))
+        .collect();
+    assert_eq!(
+        acme_10,
+        vec![
+            ("on_time_rate".to_string(), "0".to_string()),
+            ("tasks_completed".into(), "1".into()),
+            ("tasks_completed_on_time".into(), "0".into()),
+        ],
+        "t1 (on time) gone, t2 (late) left"
     );
 }

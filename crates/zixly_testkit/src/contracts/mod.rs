@@ -7,7 +7,11 @@
 //!   documented for that endpoint with documented enum values and within `min`/`max`, the
 //!   contract's required headers are present, and every requested OAuth scope is documented;
 //! - [`check_response_items`] / [`check_responses`]: the items at `response.list_path` carry only
-//!   documented fields, with the documented JSON type, format and enum, and every required field.
+//!   documented fields, with the documented JSON type, format and enum, and every required field;
+//!   the body's top level has the types `response.envelope` gives in shorthand (an envelope given
+//!   wholly so, like Asana's events `{data, sync, has_more}`, is the whole body:
+//!   [`check_envelope`]); an error answer whose status has a documented body
+//!   (`response.error_412`) has that shape ([`check_error_body`]).
 //!
 //! Each finding is a [`Violation`] whose `Display` names the provider, the endpoint, the field or
 //! parameter, and what was expected and found.
@@ -472,4 +476,6 @@ mod shape;
 #[cfg(test)]
 mod tests;
 
-pub use shape::{check_format, check_response_items, check_responses};
+pub use shape::{
+    check_envelope, check_error_body, check_format, check_response_items, check_responses,
+};

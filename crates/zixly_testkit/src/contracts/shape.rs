@@ -47,23 +47,156 @@ pub fn check_response_items(endpoint: &Endpoint<'_>, body: &Value) -> Vec<Violat
     out.list
 }
 
-/// Checks every 2xx JSON answer in `recorded` that belongs to a documented endpoint.
+/// Checks every 2xx JSON answer in `recorded` that belongs to a documented endpoint (its items
+/// and its envelope, [`check_envelope`]), and every error answer whose status the endpoint
+/// documents a body for (`response.error_<status>`, [`check_error_body`]).
 pub fn check_responses(contract: &Contract, recorded: &[RecordedRequest]) -> Vec<Violation> {
     let endpoints = contract.endpoints();
     let mut out = Vec::new();
     for r in recorded {
-        if !(200..300).contains(&r.status) {
-            continue;
-        }
         let (Some(body), Some(e)) = (
             &r.response,
             endpoints.iter().find(|e| e.matches(&r.method, &r.path)),
         ) else {
             continue;
         };
-        out.extend(check_response_items(e, body));
+        if (200..300).contains(&r.status) {
+            out.extend(check_response_items(e, body));
+            out.extend(check_envelope(e, body));
+        } else {
+            out.extend(check_error_body(e, r.status, body));
+        }
     }
     out
+}
+
+/// The JSON types a shorthand type text names (`"string|null"`, `"array (no next_page)"`);
+/// `None` when it names none this check knows.
+fn shorthand_types(text: &str) -> Option<Vec<&str>> {
+    const KNOWN: [&str; 7] = [
+        "string", "number", "integer", "boolean", "array", "object", "null",
+    ];
+    let word = text.split([' ', '(']).next()?;
+    let types: Vec<&str> = word.split('|').map(str::trim).collect();
+    types.iter().all(|t| KNOWN.contains(t)).then_some(types)
+}
+
+fn has_type(v: &Value, t: &str) -> bool {
+    match t {
+        "string" => v.is_string(),
+        "number" => v.is_number(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "boolean" => v.is_boolean(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        "null" => v.is_null(),
+        _ => true,
+    }
+}
+
+/// The top level of a 2xx body against `response.envelope`: each key the envelope gives as a
+/// shorthand type (`"sync": "string"`) has that type when present. An envelope given entirely in
+/// shorthand (Asana's events: `data`, `sync`, `has_more`) is the whole body: every key is
+/// required and no other key may appear.
+pub fn check_envelope(endpoint: &Endpoint<'_>, body: &Value) -> Vec<Violation> {
+    let mut out = Out {
+        provider: endpoint.provider,
+        endpoint: endpoint.id().to_string(),
+        list: Vec::new(),
+    };
+    let (Some(envelope), Some(obj)) = (
+        endpoint.json["response"]["envelope"].as_object(),
+        body.as_object(),
+    ) else {
+        return out.list;
+    };
+    let typed: Vec<(&String, Vec<&str>)> = envelope
+        .iter()
+        .filter_map(|(k, v)| Some((k, shorthand_types(v.as_str()?)?)))
+        .collect();
+    let whole = !typed.is_empty() && typed.len() == envelope.len();
+    for (k, types) in &typed {
+        match obj.get(*k) {
+            None if whole => out.push(format!("$.{k}"), "present (envelope)", "absent"),
+            None => {}
+            Some(v) if !types.iter().any(|t| has_type(v, t)) => out.push(
+                format!("$.{k}"),
+                types.join("|"),
+                format!("{} {v}", kind(v)),
+            ),
+            Some(_) => {}
+        }
+    }
+    if whole {
+        for k in obj.keys().filter(|k| !envelope.contains_key(*k)) {
+            out.push(
+                format!("$.{k}"),
+                "a documented envelope key",
+                format!("undocumented key {k}"),
+            );
+        }
+    }
+    out.list
+}
+
+/// An error answer's body against the endpoint's `response.error_<status>`, an example-shaped
+/// description (`{"errors": [{"message": "string"}], "sync": "string"}`): every key present with
+/// the named type, array elements like the described one, no undocumented key. Statuses the
+/// endpoint describes no body for are not checked.
+pub fn check_error_body(endpoint: &Endpoint<'_>, status: u16, body: &Value) -> Vec<Violation> {
+    let mut out = Out {
+        provider: endpoint.provider,
+        endpoint: format!("{} (HTTP {status})", endpoint.id()),
+        list: Vec::new(),
+    };
+    let shape = &endpoint.json["response"][format!("error_{status}")];
+    if !shape.is_null() {
+        check_example(&mut out, "$", body, shape);
+    }
+    out.list
+}
+
+fn check_example(out: &mut Out<'_>, at: &str, v: &Value, shape: &Value) {
+    match shape {
+        Value::Object(fields) => {
+            let Some(obj) = v.as_object() else {
+                out.push(at, "an object", kind(v));
+                return;
+            };
+            for (k, d) in fields {
+                match obj.get(k) {
+                    None => out.push(format!("{at}.{k}"), "present", "absent"),
+                    Some(x) => check_example(out, &format!("{at}.{k}"), x, d),
+                }
+            }
+            for k in obj.keys().filter(|k| !fields.contains_key(*k)) {
+                out.push(
+                    format!("{at}.{k}"),
+                    "a documented field",
+                    format!("undocumented field {k}"),
+                );
+            }
+        }
+        Value::Array(element) => {
+            let Some(items) = v.as_array() else {
+                out.push(at, "an array", kind(v));
+                return;
+            };
+            if let Some(e) = element.first() {
+                for (i, x) in items.iter().enumerate() {
+                    check_example(out, &format!("{at}[{i}]"), x, e);
+                }
+            }
+        }
+        Value::String(text) => {
+            if let Some(types) = shorthand_types(text) {
+                if !types.iter().any(|t| has_type(v, t)) {
+                    out.push(at, types.join("|"), format!("{} {v}", kind(v)));
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Names of required fields: those marked `required: true`, plus a `required: [names]` list on

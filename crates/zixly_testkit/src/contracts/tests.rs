@@ -188,6 +188,96 @@ fn response_checks_report_each_kind_of_violation() {
     assert_eq!(v.len(), 1, "{v:?}");
 }
 
+/// Asana's events feed: a documented event and envelope pass; a misspelt event field, an
+/// off-enum action, a missing or mistyped envelope key, an undocumented one, and a 412 body
+/// without its fresh `sync` are each reported, through `check_responses` as a test sees them.
+#[test]
+fn events_items_envelope_and_412_body_are_checked() {
+    let c = load("asana");
+    let event = json!({"user": {"gid": "1", "resource_type": "user", "name": "U"},
+        "resource": {"gid": "t1", "resource_type": "task", "name": "T"}, "type": "task",
+        "action": "removed", "parent": {"gid": "p1", "resource_type": "project", "name": "P"},
+        "created_at": "2024-01-20T00:00:00.000Z"});
+    let answer = |status: u16, body: Value| RecordedRequest {
+        response: Some(body),
+        status,
+        ..request(
+            "GET",
+            "/api/1.0/events",
+            &[("resource", "p1"), ("sync", "x")],
+        )
+    };
+    let ok = json!({"data": [event.clone()], "sync": "s2", "has_more": false});
+    assert_no_violations(
+        "documented events",
+        &check_responses(&c, &[answer(200, ok.clone())]),
+    );
+    assert_no_violations(
+        "documented request",
+        &check_requests(&c, &[answer(200, ok)]),
+    );
+
+    let mut bad = event.clone();
+    let action = bad["action"].take();
+    bad.as_object_mut().unwrap().remove("action");
+    bad["acton"] = action;
+    let v = check_responses(
+        &c,
+        &[answer(
+            200,
+            json!({"data": [bad], "sync": "s", "has_more": false}),
+        )],
+    );
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        v[0].to_string(),
+        "asana events: $.data[0].acton: expected a documented field, found undocumented field acton"
+    );
+
+    let mut bad = event.clone();
+    bad["action"] = json!("moved");
+    let v = check_responses(
+        &c,
+        &[answer(
+            200,
+            json!({"data": [bad], "sync": "s", "has_more": false}),
+        )],
+    );
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].subject, "$.data[0].action");
+
+    let v = check_responses(
+        &c,
+        &[answer(200, json!({"data": [], "sync": 7, "more": true}))],
+    );
+    let subjects: BTreeSet<&str> = v.iter().map(|v| v.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        BTreeSet::from(["$.sync", "$.has_more", "$.more"]),
+        "{v:?}"
+    );
+
+    let fresh = json!({"errors": [{"message": "Sync token invalid or too old."}], "sync": "s3"});
+    assert_no_violations(
+        "documented 412",
+        &check_responses(&c, &[answer(412, fresh)]),
+    );
+    let v = check_responses(
+        &c,
+        &[answer(
+            412,
+            json!({"errors": [{"message": "too old", "code": 1}]}),
+        )],
+    );
+    let subjects: BTreeSet<&str> = v.iter().map(|v| v.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        BTreeSet::from(["$.sync", "$.errors[0].code"]),
+        "{v:?}"
+    );
+    assert_eq!(v[0].endpoint, "events (HTTP 412)");
+}
+
 #[test]
 fn formats() {
     assert!(check_format(

@@ -6,7 +6,16 @@
 //! `modified_since`, `/tasks` refusing anything but exactly one of project, tag or
 //! assignee+workspace, `{errors:[{message, help}]}` bodies, 401 `Not Authorized`, 429 with
 //! `Retry-After` (the per-token window, or injected at the n-th request to a path). Deleted tasks
-//! simply disappear and moved tasks keep their `modified_at` (Asana shows both only through events).
+//! disappear from the lists and moved tasks keep their `modified_at`: Asana shows both only through
+//! its events feed, `GET /api/1.0/events?resource=<project gid>&sync=<token>`
+//! (contracts/asana.json `events`, `events_412`, `events_cap`): every change the helpers make to a
+//! task is logged as an event of each project it concerns (`added`/`removed` with the project as
+//! `parent`, `changed` with its `change`, `deleted`/`undeleted` with a null `parent`); a call without
+//! `sync`, or with a token that is invalid or expired ([`FakeAsana::expire_sync_tokens`]), answers
+//! 412 `{errors:[{message}], sync}` with a fresh token; otherwise at most 100 events after the
+//! token's position, `has_more` when more remain, and the `sync` token to continue from.
+//! `events_forbidden` answers 403 instead (an app Asana refuses the feed: unverified, see the
+//! contract's `events.scopes`).
 
 #![allow(clippy::result_large_err)] // handlers answer `Err(Response)`, like the other fakes
 
@@ -47,6 +56,86 @@ pub struct AsanaData {
     /// Offset tokens carry it; one of an older generation has expired (400, as Asana answers a
     /// token it no longer accepts). See [`FakeAsana::expire_offsets`].
     pub offset_generation: u32,
+    /// The events feed: `(sequence, project gid, event)`, oldest first.
+    pub events: Vec<(u64, String, Value)>,
+    /// The sequence of the latest event (a sync token is a position in it).
+    pub event_seq: u64,
+    /// Sync tokens carry it; one of an older generation has expired (412 with a fresh token).
+    pub sync_generation: u32,
+    /// Deleted tasks, for [`FakeAsana::undelete_task`].
+    pub trash: Vec<Value>,
+    /// `GET /events` answers 403, as Asana may to an app with granular scopes only (the spec
+    /// lists no scope for it; contracts/asana.json `events.scopes`, unverified).
+    pub events_forbidden: bool,
+}
+
+/// The user the fake's events name (the one the OAuth answer describes).
+fn event_user() -> Value {
+    json!({"gid": "4673218951", "resource_type": "user", "name": "Greg Sanchez"})
+}
+
+impl AsanaData {
+    fn project_ref(&self, gid: &str) -> Value {
+        let name = self
+            .projects
+            .iter()
+            .find(|p| p["gid"] == gid)
+            .and_then(|p| p["name"].as_str())
+            .unwrap_or("")
+            .to_string();
+        json!({"gid": gid, "resource_type": "project", "name": name})
+    }
+
+    /// Logs an event about `task` in `project`'s feed. `added`/`removed` name the project as
+    /// `parent`; `changed` carries `change`.
+    pub fn log_event(&mut self, project: &str, task: &Value, action: &str, change: Option<Value>) {
+        let parent = match action {
+            "added" | "removed" => self.project_ref(project),
+            _ => Value::Null,
+        };
+        let mut event = json!({
+            "user": event_user(),
+            "resource": {"gid": task["gid"], "resource_type": "task", "name": task["name"]},
+            "type": "task",
+            "action": action,
+            "parent": parent,
+            "created_at": ts(self.now),
+        });
+        if let Some(c) = change {
+            event["change"] = c;
+        }
+        self.push_event(project, event);
+    }
+
+    /// Appends a raw event to `project`'s feed (a test can serve a wrong one).
+    pub fn push_event(&mut self, project: &str, event: Value) {
+        self.event_seq += 1;
+        let seq = self.event_seq;
+        self.events.push((seq, project.to_string(), event));
+    }
+
+    /// Logs what changing a task's projects from `old` to `new` shows in the feeds.
+    fn log_moves(&mut self, task: &Value, old: &[String], new: &[String]) {
+        for p in old.iter().filter(|p| !new.contains(p)) {
+            self.log_event(p, task, "removed", None);
+        }
+        for p in new.iter().filter(|p| !old.contains(p)) {
+            self.log_event(p, task, "added", None);
+        }
+    }
+}
+
+fn projects_of(task: &Value) -> Vec<String> {
+    task["_projects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(String::from))
+        .collect()
+}
+
+fn sync_token(generation: u32, seq: u64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("sync:{generation}:{seq}"))
 }
 
 #[derive(Clone)]
@@ -85,6 +174,11 @@ impl FakeAsana {
             rate_limit_requests: vec![],
             requests_per_path: HashMap::new(),
             offset_generation: 0,
+            events: vec![],
+            event_seq: 0,
+            sync_generation: 0,
+            trash: vec![],
+            events_forbidden: false,
         }));
         let state = (oauth.clone(), data.clone());
         let router = Router::new()
@@ -97,6 +191,7 @@ impl FakeAsana {
             .route("/api/1.0/projects", get(projects))
             .route("/api/1.0/projects/{gid}/tasks", get(project_tasks))
             .route("/api/1.0/tasks", get(tasks))
+            .route("/api/1.0/events", get(events))
             .with_state(state);
         let (url, _handle) = super::serve(router).await;
         FakeAsana { oauth, data, url }
@@ -133,7 +228,10 @@ impl FakeAsana {
     }
 
     /// Adds or replaces a task (by gid) in `projects`, stamping `modified_at` (and `created_at`).
-    /// `completed_at: Some` completes it at that instant.
+    /// `completed_at: Some` completes it at that instant. The feeds show a new task as `added` to
+    /// each of its projects; an existing one as `changed` (one event per changed field of
+    /// `completed`, `completed_at`, `due_on`, else `name`) in the projects it stays in, and as
+    /// `removed`/`added` where its projects change.
     pub fn upsert_task(
         &self,
         gid: &str,
@@ -143,21 +241,40 @@ impl FakeAsana {
     ) {
         let mut d = self.data.lock().unwrap();
         let now = ts(d.now);
-        let created = d
-            .tasks
-            .iter()
-            .find(|t| t["gid"] == gid)
+        let old = d.tasks.iter().find(|t| t["gid"] == gid).cloned();
+        let created = old
+            .as_ref()
             .map_or_else(|| json!(now), |t| t["created_at"].clone());
         d.tasks.retain(|t| t["gid"] != gid);
-        d.tasks.push(
-            json!({"gid": gid, "resource_type": "task", "name": format!("Task {gid}"),
+        let task = json!({"gid": gid, "resource_type": "task", "name": format!("Task {gid}"),
             "completed": completed_at.is_some(), "completed_at": completed_at.map(ts),
-            "created_at": created, "modified_at": now, "due_on": due_on, "_projects": projects}),
-        );
+            "created_at": created, "modified_at": now, "due_on": due_on, "_projects": projects});
+        d.tasks.push(task.clone());
+        let new: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
+        let Some(old) = old else {
+            d.log_moves(&task, &[], &new);
+            return;
+        };
+        let before = projects_of(&old);
+        let mut changes: Vec<Value> = ["completed", "completed_at", "due_on"]
+            .into_iter()
+            .filter(|f| old[*f] != task[*f])
+            .map(|f| json!({"field": f, "action": "changed", "new_value": task[f]}))
+            .collect();
+        if changes.is_empty() {
+            changes.push(json!({"field": "name", "action": "changed", "new_value": task["name"]}));
+        }
+        for p in new.iter().filter(|p| before.contains(p)) {
+            for c in &changes {
+                d.log_event(p, &task, "changed", Some(c.clone()));
+            }
+        }
+        d.log_moves(&task, &before, &new);
     }
 
     /// Moves a task to `projects` without touching `modified_at`: Asana does not count a move as
-    /// a modification (contracts/asana.json `modified_at_not_on_move`).
+    /// a modification (contracts/asana.json `modified_at_not_on_move`). The feeds show it:
+    /// `removed` from the projects it left, `added` to the new ones.
     pub fn move_task(&self, gid: &str, projects: &[&str]) {
         let mut d = self.data.lock().unwrap();
         let t = d
@@ -165,12 +282,45 @@ impl FakeAsana {
             .iter_mut()
             .find(|t| t["gid"] == gid)
             .expect("a task to move");
+        let before = projects_of(t);
         t["_projects"] = json!(projects);
+        let task = t.clone();
+        let new: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
+        d.log_moves(&task, &before, &new);
     }
 
-    /// Deletes a task: lists stop returning it (its deletion shows only in the events feed).
+    /// Deletes a task: lists stop returning it; each of its projects' feeds shows it `deleted`
+    /// (contracts/asana.json `deletions_via_events`).
     pub fn delete_task(&self, gid: &str) {
-        self.data.lock().unwrap().tasks.retain(|t| t["gid"] != gid);
+        let mut d = self.data.lock().unwrap();
+        let Some(i) = d.tasks.iter().position(|t| t["gid"] == gid) else {
+            return;
+        };
+        let task = d.tasks.remove(i);
+        for p in projects_of(&task) {
+            d.log_event(&p, &task, "deleted", None);
+        }
+        d.trash.push(task);
+    }
+
+    /// Restores a deleted task as it was (its `modified_at` unchanged); its projects' feeds show
+    /// it `undeleted`.
+    pub fn undelete_task(&self, gid: &str) {
+        let mut d = self.data.lock().unwrap();
+        let Some(i) = d.trash.iter().position(|t| t["gid"] == gid) else {
+            return;
+        };
+        let task = d.trash.remove(i);
+        for p in projects_of(&task) {
+            d.log_event(&p, &task, "undeleted", None);
+        }
+        d.tasks.push(task);
+    }
+
+    /// Every sync token handed out so far expires: the next call with one answers 412 with a
+    /// fresh token (contracts/asana.json `events_412`).
+    pub fn expire_sync_tokens(&self) {
+        self.data.lock().unwrap().sync_generation += 1;
     }
 
     /// Every offset token handed out so far expires (Asana's "expire after a while").
@@ -497,4 +647,80 @@ async fn tasks(
         Ok(items) => page(items, &q, "/tasks", &d),
         Err(r) => r,
     }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct EventsQuery {
+    resource: Option<String>,
+    sync: Option<String>,
+    #[allow(dead_code)] // accepted (documented); events are served whole
+    opt_fields: Option<String>,
+}
+
+/// The 412 Asana answers a missing, invalid or expired sync token with: a fresh token to go on
+/// from, once the client has read everything again.
+fn precondition_failed(sync: String) -> Response {
+    (
+        StatusCode::PRECONDITION_FAILED,
+        Json(json!({"errors": [{"message": "Sync token invalid or too old. If you are attempting to keep resources in sync, you must fetch the full dataset for this query now and use the new sync token for the next sync."}],
+                    "sync": sync})),
+    )
+        .into_response()
+}
+
+/// Most events one call answers (contracts/asana.json `events_cap`).
+pub const EVENTS_PER_CALL: usize = 100;
+
+async fn events(
+    State((oauth, data)): State<S>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = check(&oauth, &data, &headers, "/api/1.0/events") {
+        return r;
+    }
+    let d = data.lock().unwrap();
+    if d.events_forbidden {
+        // The body of such a refusal is not in the contract: Asana's error shape, a plain message.
+        return error(StatusCode::FORBIDDEN, "Forbidden");
+    }
+    let Some(resource) = q.resource else {
+        return error(StatusCode::BAD_REQUEST, "resource: Missing input");
+    };
+    let known = d.projects.iter().any(|p| p["gid"] == resource.as_str())
+        || d.tasks.iter().any(|t| t["gid"] == resource.as_str());
+    if !known {
+        return error(StatusCode::NOT_FOUND, "resource: Unknown object");
+    }
+    let generation = d.sync_generation;
+    let from = q.sync.as_deref().and_then(|t| {
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .ok()?;
+        let s = String::from_utf8(b).ok()?;
+        let (g, n) = s.strip_prefix("sync:")?.split_once(':')?;
+        (g.parse::<u32>().ok()? == generation).then_some(n.parse::<u64>().ok()?)
+    });
+    let Some(from) = from else {
+        return precondition_failed(sync_token(generation, d.event_seq));
+    };
+    let mine: Vec<&(u64, String, Value)> = d
+        .events
+        .iter()
+        .filter(|(seq, p, _)| *seq > from && *p == resource)
+        .collect();
+    let has_more = mine.len() > EVENTS_PER_CALL;
+    let served = &mine[..mine.len().min(EVENTS_PER_CALL)];
+    let upto = if has_more {
+        served.last().map_or(from, |e| e.0)
+    } else {
+        d.event_seq
+    };
+    let body: Vec<Value> = served.iter().map(|e| e.2.clone()).collect();
+    let mut r =
+        Json(json!({"data": body, "sync": sync_token(generation, upto), "has_more": has_more}))
+            .into_response();
+    r.headers_mut()
+        .insert("date", super::pipedrive::http_date(d.now).parse().unwrap());
+    r
 }
