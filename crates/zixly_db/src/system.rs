@@ -5,7 +5,7 @@
 //! importing global reference data, and (later) the scheduler claiming jobs of every tenant.
 //! The web crate's request state never holds a `SystemDb`; handlers get only an [`crate::AppDb`].
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 use zixly_domain::CurrencyCode;
@@ -127,5 +127,80 @@ impl SystemDb {
             .await
             .ctx("creating the coming months' partitions")?
             .get(0))
+    }
+
+    /// Creates the monthly partitions of every time-series table for the months of `[from, to]`
+    /// that have none yet; returns how many were created. For writers that insert outside the
+    /// loader (the synthetic bench data): without it their rows would land in the default
+    /// partition, which every read then scans whole.
+    pub async fn create_month_partitions(&self, from: NaiveDate, to: NaiveDate) -> DbResult<i32> {
+        let mut months = Vec::new();
+        let mut m = from.with_day(1).unwrap_or(from);
+        while m <= to {
+            months.push(m);
+            m = m
+                .checked_add_months(Months::new(1))
+                .unwrap_or(NaiveDate::MAX);
+        }
+        let client = self.pool.get().await?;
+        let mut created = 0;
+        for table in ["financials", "lead_events", "custom_metrics"] {
+            let n: i32 = client
+                .query_one(
+                    "select zixly_create_month_partitions($1, $2)",
+                    &[&table, &months],
+                )
+                .await
+                .ctx("creating monthly partitions")?
+                .get(0);
+            created += n;
+        }
+        Ok(created)
+    }
+
+    /// Gives every month found in a default partition its own partition, which moves those rows
+    /// out of the default (migrations/0014_partitions.sql); returns how many months it created.
+    /// Normally the defaults are empty and this is three index-less scans of empty tables. Rows
+    /// get there only by an INSERT outside the loader, and there every read scans them whole
+    /// (run-time pruning cannot exclude a default partition), so the scheduler repairs it.
+    pub async fn drain_default_partitions(&self) -> DbResult<i32> {
+        let client = self.pool.get().await?;
+        let mut created = 0;
+        for (table, column) in [
+            ("financials", "record_date"),
+            ("lead_events", "event_date"),
+            ("custom_metrics", "record_date"),
+        ] {
+            // timestamptz columns are partitioned by UTC months.
+            let month = if table == "financials" {
+                format!("date_trunc('month', {column})::date")
+            } else {
+                format!("date_trunc('month', {column} at time zone 'UTC')::date")
+            };
+            let months: Vec<NaiveDate> = client
+                .query_one(
+                    &format!(
+                        "/* cross-tenant */ select coalesce(array_agg(distinct {month}), '{{}}') \
+                         from {table}_default"
+                    ),
+                    &[],
+                )
+                .await
+                .ctx("reading the months in a default partition")?
+                .get(0);
+            if months.is_empty() {
+                continue;
+            }
+            let n: i32 = client
+                .query_one(
+                    "select zixly_create_month_partitions($1, $2)",
+                    &[&table, &months],
+                )
+                .await
+                .ctx("creating monthly partitions")?
+                .get(0);
+            created += n;
+        }
+        Ok(created)
     }
 }

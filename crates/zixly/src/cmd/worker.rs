@@ -130,7 +130,8 @@ const PARTITION_MONTHS_AHEAD: i32 = 3;
 /// (and the loader creates any month it meets anyway); the first check runs at start.
 const PARTITION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
-/// The scheduler's partition job: the coming months' partitions of the time series.
+/// The scheduler's partition job: the coming months' partitions of the time series, and a
+/// partition of its own for any month found in a default partition.
 fn register_partitions(worker: &mut Worker, system: zixly_db::SystemDb) {
     worker.every(PARTITION_CHECK_EVERY, move || {
         let system = system.clone();
@@ -139,6 +140,15 @@ fn register_partitions(worker: &mut Worker, system: zixly_db::SystemDb) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(created = n, "created monthly partitions ahead"),
                 Err(e) => tracing::warn!(error = %e, "creating monthly partitions ahead failed"),
+            }
+            match system.drain_default_partitions().await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    created = n,
+                    "rows were in a default partition (an insert outside the loader): moved them \
+                     into monthly partitions of their own"
+                ),
+                Err(e) => tracing::warn!(error = %e, "draining the default partitions failed"),
             }
         }
     });

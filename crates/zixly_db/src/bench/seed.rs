@@ -21,7 +21,10 @@ impl TenantTx {
     /// `days` days ending `end` (source `bench`), one lead a week per client walking 1 to 4 stages
     /// of `lead → qualified → proposal → negotiation` three days apart, and a weekly
     /// `project_delivery_days` metric. Existing rows are kept (`on conflict do nothing`), so a
-    /// second run adds nothing.
+    /// second run adds nothing. The months must have their partitions first
+    /// ([`crate::SystemDb::create_month_partitions`] over `end - days` to `end` plus ten days):
+    /// DDL cannot run inside a tenant transaction, and rows without a month land in the default
+    /// partition, which every read then scans whole.
     pub async fn seed_synthetic_series(
         &self,
         clients: u32,

@@ -166,6 +166,57 @@ async fn a_row_written_to_the_default_moves_when_its_month_is_created() {
 }
 
 #[tokio::test]
+async fn the_scheduler_drains_rows_out_of_the_defaults_and_the_bench_seed_writes_none_there() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Acme").await;
+    let su = db.superuser().await;
+    // Rows of every table inserted outside the loader, in months without a partition.
+    su.batch_execute(&format!(
+        "insert into client_kpis (tenant_id, client_id, client_name) values ('{tenant}', 'C1', 'One');
+         insert into financials (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit, cash_flow)
+              select tenant_id, id, d, 1, 0, 1, 0 from client_kpis, (values (date '1991-03-01'), (date '1991-04-30')) v(d);
+         insert into lead_events (tenant_id, client_kpi_id, event_date, lead_id, stage, status)
+              select tenant_id, id, timestamptz '1991-05-31 23:30:00+00', 'L1', 'lead', 'active' from client_kpis;
+         insert into custom_metrics (tenant_id, client_kpi_id, metric_name, metric_value, record_date)
+              select tenant_id, id, 'm', 1, timestamptz '1991-06-01 00:10:00+02' from client_kpis;"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        placement(&db).await,
+        [
+            "financials_default:2",
+            "lead_events_default:1",
+            "custom_metrics_default:1"
+        ]
+    );
+    // The month of a timestamptz is its UTC month: 1991-06-01 00:10+02 is in May.
+    assert_eq!(db.system.drain_default_partitions().await.unwrap(), 4);
+    assert_eq!(
+        placement(&db).await,
+        [
+            "financials_p1991_03:1",
+            "financials_p1991_04:1",
+            "lead_events_p1991_05:1",
+            "custom_metrics_p1991_05:1"
+        ]
+    );
+    assert_eq!(db.system.drain_default_partitions().await.unwrap(), 0);
+
+    // The bench seed, after creating its months the way `zixly bench api|alerts` do.
+    let end: chrono::NaiveDate = "1993-02-14".parse().unwrap();
+    db.system
+        .create_month_partitions(end - chrono::Days::new(60), end + chrono::Days::new(10))
+        .await
+        .unwrap();
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let seeded = tx.seed_synthetic_series(2, 60, end).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(seeded.financials > 0 && seeded.lead_events > 0 && seeded.custom_metrics > 0);
+    defaults_are_empty(&db).await;
+}
+
+#[tokio::test]
 async fn the_scheduler_job_creates_the_coming_months_once() {
     let db = TestDb::new().await;
     db.system.create_partitions_ahead(5).await.unwrap();
