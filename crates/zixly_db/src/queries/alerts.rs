@@ -745,7 +745,9 @@ impl TenantTx {
                 per_day(
                     "fm join financials f
                        on f.tenant_id = $1 and f.client_kpi_id = fm.cid and fm.mixed
-                      and f.record_date >= fm.month and f.record_date < (fm.month + interval '1 month')::date"
+                      and f.record_date >= fm.month and f.record_date < (fm.month + interval '1 month')::date
+                      -- The window's bounds again, on the raw table: they prune its partitions.
+                      and f.record_date between $2 and $3"
                 )
             )
         } else {

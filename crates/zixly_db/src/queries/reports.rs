@@ -145,6 +145,18 @@ impl Acc {
     }
 }
 
+/// A sum of one client's rows for one period: a whole month from the rollups (base currency) or
+/// raw days (`date` set for a foreign currency, which converts at that day's rate).
+struct ProfitPart {
+    /// Index into the page's clients.
+    client: usize,
+    currency: String,
+    date: Option<NaiveDate>,
+    is_current: bool,
+    sums: [Decimal; 3],
+    rows: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct ProfitabilityQuery {
     pub range: DateRange,
@@ -273,7 +285,7 @@ impl TenantTx {
     }
 
     /// Revenue, expenses, net profit, margin and cash flow per client over `q.range` and over the
-    /// period of equal length before it, in the tenant's base currency. Every client of the page is
+    /// period before it ([`DateRange::previous`]: the months before for whole months, else as many days), in the tenant's base currency. Every client of the page is
     /// listed, with zeros when it has no data in a period.
     pub async fn profitability(&self, q: &ProfitabilityQuery) -> DbResult<ProfitabilityReport> {
         let base = self.tenant_base_currency().await?;
@@ -286,6 +298,11 @@ impl TenantTx {
             (previous.from(), previous.to()),
             (q.range.from(), q.range.to()),
         ]);
+        // Two statements, so that neither plans the raw table's every partition per call. The
+        // first reads the page of clients and their whole months from the rollups; the second,
+        // only when there is something raw to read (days outside whole months, or a whole month
+        // with foreign amounts, which converts per day), reads exactly those (client, days)
+        // ranges, each an index range scan of one partition pruned at run time.
         let stmt = self
             .client()
             .prepare_cached(
@@ -296,38 +313,16 @@ impl TenantTx {
                         and ($2::text is null or (lower(client_name), id) > ($2::text, $3::uuid))
                       order by lower(client_name), id
                       limit $4)
-                 select c.id, c.client_id, c.client_name, c.k, f.cur, f.d, f.is_current, f.rev, f.exp, f.cf, f.n
+                 select c.id, c.client_id, c.client_name, c.k, m.currency::text, m.month, m.month >= $5,
+                        m.revenue, m.expenses, m.cash_flow, m.row_count
                    from c
-                   left join lateral (
-                        select cur, d, is_current, sum(rev) as rev, sum(exp) as exp, sum(cf) as cf,
-                               sum(n)::bigint as n
-                          from (-- whole months in the base currency: the rollups
-                                select m.currency::text as cur, null::date as d, m.month >= $6 as is_current,
-                                       m.revenue as rev, m.expenses as exp, m.cash_flow as cf, m.row_count as n
-                                  from financial_months m
-                                 where m.tenant_id = $1 and m.client_kpi_id = c.id and m.month = any($7::date[])
-                                   and m.currency = $5::char(3)
-                                union all
-                                -- the days outside whole months, and whole months' foreign amounts
-                                -- (converted per day): raw rows
-                                select f.currency::text, case when f.currency = $5::char(3) then null else f.record_date end,
-                                       f.record_date >= $6, f.revenue, f.expenses, f.cash_flow, 1
-                                  from (select r.a, r.b, null::char(3) as cur
-                                          from unnest($8::date[], $9::date[]) as r(a, b)
-                                        union all
-                                        select m.month, (m.month + interval '1 month' - interval '1 day')::date, m.currency
-                                          from financial_months m
-                                         where m.tenant_id = $1 and m.client_kpi_id = c.id
-                                           and m.month = any($7::date[]) and m.currency <> $5::char(3)) r
-                                  join financials f
-                                    on f.tenant_id = $1 and f.client_kpi_id = c.id and f.record_date between r.a and r.b
-                                   and (r.cur is null or f.currency = r.cur)) x
-                         group by 1, 2, 3) f on true
+                   left join financial_months m
+                     on m.tenant_id = $1 and m.client_kpi_id = c.id and m.month = any($6::date[])
                   order by c.k, c.id",
             )
             .await
             .ctx("computing profitability")?;
-        let rows = self
+        let month_rows = self
             .client()
             .query(
                 &stmt,
@@ -336,32 +331,24 @@ impl TenantTx {
                     &after_key,
                     &after_id,
                     &(limit + 1),
-                    &base,
                     &q.range.from(),
                     &split.months,
-                    &split.edges_from,
-                    &split.edges_to,
                 ],
             )
             .await
             .ctx("computing profitability")?;
 
-        let mut currencies: BTreeSet<String> = BTreeSet::from([base.clone()]);
-        for r in &rows {
-            if let Some(c) = r.get::<_, Option<String>>(4) {
-                currencies.insert(c);
-            }
-        }
-        let fx = if currencies.len() > 1 {
-            self.fx_table(&currencies, previous.from(), q.range.to())
-                .await?
-        } else {
-            FxTable::default()
-        };
-
-        // Clients in order, each with its two accumulators.
+        // Clients in order, each with its two accumulators; the parts to convert and add.
         let mut clients: Vec<(Uuid, String, String, String, Acc, Acc)> = Vec::new();
-        for r in &rows {
+        let mut parts: Vec<ProfitPart> = Vec::new();
+        // The raw ranges to read: (client, currency or every one, first day, last day).
+        let mut raw: (
+            Vec<Uuid>,
+            Vec<Option<String>>,
+            Vec<NaiveDate>,
+            Vec<NaiveDate>,
+        ) = Default::default();
+        for r in &month_rows {
             let id: Uuid = r.get(0);
             if clients.last().is_none_or(|c| c.0 != id) {
                 clients.push((
@@ -372,28 +359,107 @@ impl TenantTx {
                     Acc::default(),
                     Acc::default(),
                 ));
+                for (a, b) in split.edges_from.iter().zip(&split.edges_to) {
+                    raw.0.push(id);
+                    raw.1.push(None);
+                    raw.2.push(*a);
+                    raw.3.push(*b);
+                }
             }
             let Some(cur) = r.get::<_, Option<String>>(4) else {
                 continue;
             };
-            let entry = clients.last_mut().expect("pushed above");
-            let date: Option<NaiveDate> = r.get(5);
-            let factor = match date {
+            let month: NaiveDate = r.get(5);
+            if cur != base {
+                raw.0.push(id);
+                raw.1.push(Some(cur));
+                raw.2.push(month);
+                raw.3.push(month + chrono::Months::new(1) - Days::new(1));
+                continue;
+            }
+            parts.push(ProfitPart {
+                client: clients.len() - 1,
+                currency: cur,
+                date: None,
+                is_current: r.get(6),
+                sums: [r.get(7), r.get(8), r.get(9)],
+                rows: r.get(10),
+            });
+        }
+        if !raw.0.is_empty() {
+            let stmt = self
+                .client()
+                .prepare_cached(
+                    "select r.c, f.currency::text, case when f.currency = $3::char(3) then null else f.record_date end,
+                            f.record_date >= $2, sum(f.revenue), sum(f.expenses), sum(f.cash_flow), count(*)
+                       from unnest($4::uuid[], $5::text[], $6::date[], $7::date[]) as r(c, cur, a, b)
+                      cross join lateral (
+                            -- OFFSET 0 keeps this a per-range scan: flattened, the planner joins
+                            -- the client's every row to the ranges instead.
+                            select f.currency, f.record_date, f.revenue, f.expenses, f.cash_flow
+                              from financials f
+                             where f.tenant_id = $1 and f.client_kpi_id = r.c
+                               and f.record_date between r.a and r.b
+                               and f.record_date between $8 and $9
+                               and (r.cur is null or f.currency = r.cur::char(3))
+                            offset 0) f
+                      group by 1, 2, 3, 4",
+                )
+                .await
+                .ctx("computing profitability")?;
+            let rows = self
+                .client()
+                .query(
+                    &stmt,
+                    &[
+                        &self.tenant_id(),
+                        &q.range.from(),
+                        &base,
+                        &raw.0,
+                        &raw.1,
+                        &raw.2,
+                        &raw.3,
+                        &previous.from(),
+                        &q.range.to(),
+                    ],
+                )
+                .await
+                .ctx("computing profitability")?;
+            let index: HashMap<Uuid, usize> =
+                clients.iter().enumerate().map(|(i, c)| (c.0, i)).collect();
+            for r in &rows {
+                parts.push(ProfitPart {
+                    client: index[&r.get::<_, Uuid>(0)],
+                    currency: r.get(1),
+                    date: r.get(2),
+                    is_current: r.get(3),
+                    sums: [r.get(4), r.get(5), r.get(6)],
+                    rows: r.get(7),
+                });
+            }
+        }
+
+        let currencies: BTreeSet<String> = parts.iter().map(|p| p.currency.clone()).collect();
+        let fx = if currencies.iter().any(|c| *c != base) {
+            let mut currencies = currencies;
+            currencies.insert(base.clone());
+            self.fx_table(&currencies, previous.from(), q.range.to())
+                .await?
+        } else {
+            FxTable::default()
+        };
+        for part in parts {
+            let factor = match part.date {
                 None => Some(Decimal::ONE),
-                Some(d) => fx.factor(&cur, &base, d),
+                Some(d) => fx.factor(&part.currency, &base, d),
             };
-            let acc = if r.get::<_, bool>(6) {
+            let entry = &mut clients[part.client];
+            let acc = if part.is_current {
                 &mut entry.4
             } else {
                 &mut entry.5
             };
-            acc.add(
-                factor,
-                &cur,
-                date,
-                [r.get(7), r.get(8), r.get(9)],
-                r.get(10),
-            );
+            acc.add(factor, &part.currency, part.date, part.sums, part.rows);
         }
         let more = clients.len() as i64 > limit;
         clients.truncate(limit as usize);

@@ -260,11 +260,26 @@ impl TenantTx {
                          select date_trunc('month', f.record_date::timestamp)::date, f.currency::text, 1,
                                 f.revenue, f.expenses, f.cash_flow
                            from unnest($4::date[], $5::date[]) as w(a, b)
-                           join financials f
-                             on f.tenant_id = $1 and f.client_kpi_id = $2 and f.record_date between w.a and w.b) x
+                          cross join lateral (
+                                -- OFFSET 0 keeps this a per-edge scan of one partition (pruned at
+                                -- run time); flattened, the planner joins the client's every row
+                                -- to the edges instead. The window's bounds prune at plan time.
+                                select f.record_date, f.currency, f.revenue, f.expenses, f.cash_flow
+                                  from financials f
+                                 where f.tenant_id = $1 and f.client_kpi_id = $2
+                                   and f.record_date between w.a and w.b and f.record_date between $6 and $7
+                                offset 0) f) x
                   group by 1, 2
                   order by 1, 2",
-                &[&self.tenant_id(), &client, &split.months, &split.edges_from, &split.edges_to],
+                &[
+                    &self.tenant_id(),
+                    &client,
+                    &split.months,
+                    &split.edges_from,
+                    &split.edges_to,
+                    &window.from,
+                    &window.to,
+                ],
             )
             .await?
         } else {
