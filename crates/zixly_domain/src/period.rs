@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use chrono::{Days, Months, NaiveDate};
+use chrono::{Datelike, Days, Months, NaiveDate};
 
 mod picked;
 pub use picked::{
@@ -43,13 +43,32 @@ impl DateRange {
     pub fn days(&self) -> u64 {
         (self.to - self.from).num_days() as u64 + 1
     }
-    /// The period of equal length that ends the day before this one.
+    /// The period "previous" compares with, ending the day before this one: as many whole
+    /// calendar months when this range is whole months (a quarter's is the quarter before, not the
+    /// 90 days before, which would begin two days into it), else the same number of days.
     pub fn previous(&self) -> DateRange {
         let to = self.from - Days::new(1);
+        if let Some(months) = self.whole_months() {
+            return DateRange {
+                from: self.from - Months::new(months),
+                to,
+            };
+        }
         DateRange {
             from: to - Days::new(self.days() - 1),
             to,
         }
+    }
+
+    /// How many calendar months the range is, when it starts on a first and ends on a last day.
+    pub fn whole_months(&self) -> Option<u32> {
+        let after = self.to + Days::new(1);
+        if self.from.day() != 1 || after.day() != 1 {
+            return None;
+        }
+        let months = (after.year() - self.from.year()) * 12 + after.month() as i32
+            - self.from.month() as i32;
+        u32::try_from(months).ok().filter(|m| *m > 0)
     }
 }
 
@@ -162,12 +181,32 @@ mod tests {
 
     #[test]
     fn previous_period_has_equal_length_and_ends_the_day_before() {
-        let r = DateRange::new(d("2025-01-01"), d("2025-03-31")).unwrap();
+        let r = DateRange::new(d("2025-01-05"), d("2025-04-04")).unwrap();
         assert_eq!(r.days(), 90);
         let p = r.previous();
-        assert_eq!((p.from(), p.to()), (d("2024-10-03"), d("2024-12-31")));
+        assert_eq!((p.from(), p.to()), (d("2024-10-07"), d("2025-01-04")));
         assert_eq!(p.days(), 90);
         assert!(DateRange::new(d("2025-01-02"), d("2025-01-01")).is_err());
+    }
+
+    #[test]
+    fn whole_months_compare_with_as_many_whole_months() {
+        let q1 = DateRange::new(d("2025-01-01"), d("2025-03-31")).unwrap();
+        assert_eq!(q1.whole_months(), Some(3));
+        let p = q1.previous();
+        assert_eq!((p.from(), p.to()), (d("2024-10-01"), d("2024-12-31")));
+        let march = DateRange::new(d("2024-03-01"), d("2024-03-31")).unwrap();
+        let p = march.previous();
+        assert_eq!((p.from(), p.to()), (d("2024-02-01"), d("2024-02-29")));
+        let year = DateRange::new(d("2024-01-01"), d("2024-12-31")).unwrap();
+        assert_eq!(year.whole_months(), Some(12));
+        assert_eq!(year.previous().from(), d("2023-01-01"));
+        assert_eq!(
+            DateRange::new(d("2024-03-01"), d("2024-03-30"))
+                .unwrap()
+                .whole_months(),
+            None
+        );
     }
 
     #[test]

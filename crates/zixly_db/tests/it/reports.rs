@@ -209,7 +209,8 @@ async fn profitability_matches_independent_sums_across_currencies() {
 
     let period = DateRange::new(d("2025-01-01"), d("2025-03-31")).unwrap();
     let previous = period.previous();
-    assert_eq!(previous.from(), d("2024-10-03"));
+    // A quarter compares with the quarter before (whole months: read from the rollups).
+    assert_eq!(previous.from(), d("2024-10-01"));
 
     // Ordered by name in the report: "Alpha" (AUD), "Bravo" (USD, every day incl. weekends),
     // "Charlie" (EUR and AUD mixed), "Delta" (no data at all).

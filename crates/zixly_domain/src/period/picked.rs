@@ -285,13 +285,7 @@ impl PickedRange {
     /// The number of calendar months when the range is exactly whole months (last month, or a
     /// custom 1 Jan – 31 Mar).
     fn whole_months(&self) -> Option<u32> {
-        let DateRange { from, to } = self.dates;
-        let after = to + Days::new(1);
-        if from.day() != 1 || after.day() != 1 {
-            return None;
-        }
-        let months = (after.year() - from.year()) * 12 + after.month() as i32 - from.month() as i32;
-        u32::try_from(months).ok().filter(|m| *m > 0)
+        self.dates.whole_months()
     }
 }
 

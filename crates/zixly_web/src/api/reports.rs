@@ -184,7 +184,8 @@ pub struct ProfitabilityReportView {
     pub base_currency: String,
     pub from: NaiveDate,
     pub to: NaiveDate,
-    /// The period of equal length just before `from`.
+    /// The period just before `from` it is compared with: as many whole calendar months when
+    /// `from`..`to` is whole months (a quarter's is the quarter before), else as many days.
     pub previous_from: NaiveDate,
     pub previous_to: NaiveDate,
     /// Every (currency, date) without a rate on this page.

@@ -193,7 +193,7 @@ async fn reports_and_series_answer_money_as_strings_and_stay_in_the_tenant() {
     let v: Value = res.json().await.unwrap();
     assert_eq!(
         (v["base_currency"].as_str(), v["previous_from"].as_str()),
-        (Some("AUD"), Some("2024-10-03"))
+        (Some("AUD"), Some("2024-10-01"))
     );
     let row = &v["data"][0];
     assert_eq!(row["client_id"], "ACME-7");
