@@ -285,8 +285,9 @@ impl TenantTx {
     }
 
     /// Revenue, expenses, net profit, margin and cash flow per client over `q.range` and over the
-    /// period before it ([`DateRange::previous`]: the months before for whole months, else as many days), in the tenant's base currency. Every client of the page is
-    /// listed, with zeros when it has no data in a period.
+    /// period before it ([`DateRange::previous`]: as many whole months before for whole months,
+    /// else as many days), in the tenant's base currency. Every client of the page is listed, with
+    /// zeros when it has no data in a period.
     pub async fn profitability(&self, q: &ProfitabilityQuery) -> DbResult<ProfitabilityReport> {
         let base = self.tenant_base_currency().await?;
         let previous = q.range.previous();
@@ -359,7 +360,14 @@ impl TenantTx {
                     Acc::default(),
                     Acc::default(),
                 ));
-                for (a, b) in split.edges_from.iter().zip(&split.edges_to) {
+                // The client after the page (read only to know that one follows) needs no raw rows.
+                let in_page = clients.len() as i64 <= limit;
+                for (a, b) in split
+                    .edges_from
+                    .iter()
+                    .zip(&split.edges_to)
+                    .filter(|_| in_page)
+                {
                     raw.0.push(id);
                     raw.1.push(None);
                     raw.2.push(*a);
@@ -371,6 +379,9 @@ impl TenantTx {
             };
             let month: NaiveDate = r.get(5);
             if cur != base {
+                if clients.len() as i64 > limit {
+                    continue;
+                }
                 raw.0.push(id);
                 raw.1.push(Some(cur));
                 raw.2.push(month);
