@@ -129,6 +129,17 @@ impl SystemDb {
             .get(0))
     }
 
+    /// The size on disk of the current database (tables, indexes, TOAST; not the WAL), in bytes:
+    /// what `zixly bench api` reports per dataset shape.
+    pub async fn database_size_bytes(&self) -> DbResult<i64> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .query_one("select pg_database_size(current_database())", &[])
+            .await
+            .ctx("reading the database size")?
+            .get(0))
+    }
+
     /// Creates the monthly partitions of every time-series table for the months of `[from, to]`
     /// that have none yet; returns how many were created. For writers that insert outside the
     /// loader (the synthetic bench data): without it their rows would land in the default

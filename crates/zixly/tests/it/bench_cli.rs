@@ -44,6 +44,8 @@ async fn bench_api_seeds_drives_http_and_sql_and_prints_the_json_contract() {
         "api_p50_ms",
         "api_p99_ms",
         "peak_rss_mb",
+        "seed_s",
+        "database_mb",
     ] {
         assert!(
             report[field].as_f64().is_some_and(|v| v > 0.0),
@@ -73,4 +75,17 @@ async fn bench_api_seeds_drives_http_and_sql_and_prints_the_json_contract() {
         .unwrap()
         .get(0);
     assert_eq!(rows, 2 * 2 * 365);
+    // ... into monthly partitions: none in a default, which no read can prune.
+    let in_defaults: i64 = db
+        .superuser()
+        .await
+        .query_one(
+            "select (select count(*) from financials_default) + (select count(*) from lead_events_default)
+                    + (select count(*) from custom_metrics_default)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_defaults, 0);
 }
