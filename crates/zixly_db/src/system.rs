@@ -156,15 +156,7 @@ impl SystemDb {
         let client = self.pool.get().await?;
         let mut created = 0;
         for table in ["financials", "lead_events", "custom_metrics"] {
-            let n: i32 = client
-                .query_one(
-                    "select zixly_create_month_partitions($1, $2)",
-                    &[&table, &months],
-                )
-                .await
-                .ctx("creating monthly partitions")?
-                .get(0);
-            created += n;
+            created += create_months(&client, table, &months).await?;
         }
         Ok(created)
     }
@@ -202,16 +194,25 @@ impl SystemDb {
             if months.is_empty() {
                 continue;
             }
-            let n: i32 = client
-                .query_one(
-                    "select zixly_create_month_partitions($1, $2)",
-                    &[&table, &months],
-                )
-                .await
-                .ctx("creating monthly partitions")?
-                .get(0);
-            created += n;
+            created += create_months(&client, table, &months).await?;
         }
         Ok(created)
     }
+}
+
+/// Creates the partitions of `months` of `table` that do not exist yet (idempotent and race-safe:
+/// migrations/0014_partitions.sql); returns how many it created.
+async fn create_months(
+    client: &deadpool_postgres::Object,
+    table: &str,
+    months: &[NaiveDate],
+) -> DbResult<i32> {
+    Ok(client
+        .query_one(
+            "select zixly_create_month_partitions($1, $2)",
+            &[&table, &months],
+        )
+        .await
+        .ctx("creating monthly partitions")?
+        .get(0))
 }
