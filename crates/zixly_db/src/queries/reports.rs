@@ -24,6 +24,7 @@ use chrono::{Days, NaiveDate};
 use futures_util::future::try_join;
 use rust_decimal::{Decimal, RoundingStrategy};
 use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::error::{Ctx, DbError, DbResult};
@@ -517,51 +518,10 @@ impl TenantTx {
             return Err(DbError::NotFound("client"));
         };
         let base = self.tenant_base_currency().await?;
-        let tz = "(select time_zone from tenants where id = $1)";
-        let range_sql = if q.range.is_some() {
-            format!(
-                "event_date >= ($3::date::timestamp at time zone {tz})
-                 and event_date < (($4::date + 1)::timestamp at time zone {tz})"
-            )
-        } else {
-            "($3::date is null and $4::date is null)".to_string()
+        let (by_status, stage_rows) = match q.range {
+            Some(range) => self.funnel_raw(client, range, &base).await?,
+            None => self.funnel_rollups(client, &base).await?,
         };
-        let (from, to) = (q.range.map(|r| r.from()), q.range.map(|r| r.to()));
-        let by_status_sql = format!(
-            "select stage, status::text, currency::text,
-                    case when currency = $5::char(3) then null else (event_date at time zone {tz})::date end,
-                    count(*), sum(value)
-               from lead_events
-              where tenant_id = $1 and client_kpi_id = $2 and {range_sql}
-              group by 1, 2, 3, 4"
-        );
-        let stages_sql = format!(
-            "with ev as (
-                 select lead_id, stage, min(event_date) as first_at
-                   from lead_events
-                  where tenant_id = $1 and client_kpi_id = $2 and {range_sql}
-                  group by 1, 2),
-             rk as (select lead_id, stage, rank() over (partition by lead_id order by first_at) as r from ev)
-             select stage, null::text, count(*), avg(r)::float8 from rk group by stage
-             union all
-             select a.stage, b.stage, count(*), null
-               from rk a join rk b on a.lead_id = b.lead_id and a.stage <> b.stage
-              group by a.stage, b.stage"
-        );
-        let tenant = self.tenant_id();
-        let p1: [&(dyn ToSql + Sync); 5] = [&tenant, &client, &from, &to, &base];
-        let p2: [&(dyn ToSql + Sync); 4] = [&tenant, &client, &from, &to];
-        // Both statements are sent before either answer is awaited (pipelined on one connection).
-        let (s1, s2) = try_join(
-            self.client().prepare_cached(&by_status_sql),
-            self.client().prepare_cached(&stages_sql),
-        )
-        .await
-        .ctx("computing funnel")?;
-        let (by_status, stage_rows) =
-            try_join(self.client().query(&s1, &p1), self.client().query(&s2, &p2))
-                .await
-                .ctx("computing funnel")?;
 
         let mut currencies: BTreeSet<String> = BTreeSet::from([base.clone()]);
         let mut dates: Option<(NaiveDate, NaiveDate)> = None;
@@ -683,6 +643,125 @@ impl TenantTx {
             stages,
             missing_rates: all_missing.into_iter().collect(),
         })
+    }
+
+    /// The funnel's two row sets from raw events over `range`: (stage, status, currency, the day of
+    /// a foreign-currency group, events, value sum) and (stage, other stage or null, leads, mean
+    /// rank or null). A range read prunes to the range's partitions; a lead's first entry within
+    /// a range is not a sum of months, so no rollup answers it.
+    async fn funnel_raw(
+        &self,
+        client: Uuid,
+        range: DateRange,
+        base: &str,
+    ) -> DbResult<(Vec<Row>, Vec<Row>)> {
+        let tz = "(select time_zone from tenants where id = $1)";
+        let range_sql = format!(
+            "event_date >= ($3::date::timestamp at time zone {tz})
+             and event_date < (($4::date + 1)::timestamp at time zone {tz})"
+        );
+        let by_status_sql = format!(
+            "select stage, status::text, currency::text,
+                    case when currency = $5::char(3) then null else (event_date at time zone {tz})::date end,
+                    count(*), sum(value)
+               from lead_events
+              where tenant_id = $1 and client_kpi_id = $2 and {range_sql}
+              group by 1, 2, 3, 4"
+        );
+        let stages_sql = format!(
+            "with ev as (
+                 select lead_id, stage, min(event_date) as first_at
+                   from lead_events
+                  where tenant_id = $1 and client_kpi_id = $2 and {range_sql}
+                  group by 1, 2),
+             rk as (select lead_id, stage, rank() over (partition by lead_id order by first_at) as r from ev)
+             select stage, null::text, count(*), avg(r)::float8 from rk group by stage
+             union all
+             select a.stage, b.stage, count(*), null
+               from rk a join rk b on a.lead_id = b.lead_id and a.stage <> b.stage
+              group by a.stage, b.stage"
+        );
+        let tenant = self.tenant_id();
+        let (from, to) = (range.from(), range.to());
+        let p1: [&(dyn ToSql + Sync); 5] = [&tenant, &client, &from, &to, &base];
+        let p2: [&(dyn ToSql + Sync); 4] = [&tenant, &client, &from, &to];
+        // Both statements are sent before either answer is awaited (pipelined on one connection).
+        let (s1, s2) = try_join(
+            self.client().prepare_cached(&by_status_sql),
+            self.client().prepare_cached(&stages_sql),
+        )
+        .await
+        .ctx("computing funnel")?;
+        try_join(self.client().query(&s1, &p1), self.client().query(&s2, &p2))
+            .await
+            .ctx("computing funnel")
+    }
+
+    /// The all-time funnel's row sets (as [`Self::funnel_raw`]'s) from the funnel rollups
+    /// (migrations/0016_funnel_rollups.sql): a few rows per stage, whatever the history. Raw
+    /// events are read only for values in a currency other than the base, which are converted at
+    /// each event's day; their status groups come from raw rows instead of the totals.
+    async fn funnel_rollups(&self, client: Uuid, base: &str) -> DbResult<(Vec<Row>, Vec<Row>)> {
+        let tenant = self.tenant_id();
+        let totals_sql = "select stage, status::text, currency::text, null::date, events,
+                                 case when valued > 0 then value end,
+                                 currency <> $3::char(3) and valued > 0
+                            from lead_funnel_totals
+                           where tenant_id = $1 and client_kpi_id = $2";
+        // The mean rank as `avg()` computes it (numeric division), so that stages tie exactly
+        // when the raw reader's would.
+        let stages_sql = "select stage, null::text, leads, (rank_sum::numeric / leads)::float8
+                            from lead_funnel_stages
+                           where tenant_id = $1 and client_kpi_id = $2
+                          union all
+                          select stage, other_stage, leads, null
+                            from lead_funnel_pairs
+                           where tenant_id = $1 and client_kpi_id = $2";
+        let (s1, s2) = try_join(
+            self.client().prepare_cached(totals_sql),
+            self.client().prepare_cached(stages_sql),
+        )
+        .await
+        .ctx("computing funnel")?;
+        let p1: [&(dyn ToSql + Sync); 3] = [&tenant, &client, &base];
+        let p2: [&(dyn ToSql + Sync); 2] = [&tenant, &client];
+        let (totals, stage_rows) =
+            try_join(self.client().query(&s1, &p1), self.client().query(&s2, &p2))
+                .await
+                .ctx("computing funnel")?;
+        let (foreign, mut by_status): (Vec<Row>, Vec<Row>) =
+            totals.into_iter().partition(|r| r.get::<_, bool>(6));
+        if !foreign.is_empty() {
+            let keys: Vec<(String, String, String)> = foreign
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            let (stages, statuses, currencies): (Vec<_>, Vec<_>, Vec<_>) =
+                keys.into_iter()
+                    .fold(Default::default(), |mut acc, (a, b, c)| {
+                        acc.0.push(a);
+                        acc.1.push(b);
+                        acc.2.push(c);
+                        acc
+                    });
+            let tz = "(select time_zone from tenants where id = $1)";
+            let sql = format!(
+                "select e.stage, e.status::text, e.currency::text, (e.event_date at time zone {tz})::date,
+                        count(*), sum(e.value)
+                   from lead_events e
+                   join unnest($3::text[], $4::text[], $5::text[]) as k(stage, status, currency)
+                     on e.stage = k.stage and e.status::text = k.status and e.currency = k.currency::char(3)
+                  where e.tenant_id = $1 and e.client_kpi_id = $2
+                  group by 1, 2, 3, 4"
+            );
+            let raw = self
+                .client()
+                .query(&sql, &[&tenant, &client, &stages, &statuses, &currencies])
+                .await
+                .ctx("computing funnel")?;
+            by_status.extend(raw);
+        }
+        Ok((by_status, stage_rows))
     }
 
     /// One metric over all the tenant's clients, aggregated per bucket over `window`.

@@ -21,6 +21,11 @@ const READABLE: &[(&str, i64)] = &[
     // Both rows are in one month: one rollup row (migrations/0015).
     ("financial_months", 1),
     ("lead_events", 1),
+    // One lead in one stage (migrations/0016).
+    ("lead_stage_firsts", 1),
+    ("lead_funnel_stages", 1),
+    ("lead_funnel_totals", 1),
+    ("lead_funnel_clients", 1),
     ("custom_metrics", 1),
     ("metric_definitions", 1),
 ];
@@ -294,6 +299,12 @@ async fn secret_tables_are_refused_to_bi_logins_and_to_zixly_readonly() {
             "goal_targets",
             "goals",
             "lead_events",
+            // The funnel's rollups (migrations/0016), business data like the events.
+            "lead_funnel_clients",
+            "lead_funnel_pairs",
+            "lead_funnel_stages",
+            "lead_funnel_totals",
+            "lead_stage_firsts",
             "metric_definitions",
             "schema_migrations",
             "tenants"

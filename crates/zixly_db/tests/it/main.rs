@@ -5,6 +5,7 @@ mod bootstrap;
 mod catalogue;
 mod citus;
 mod dashboard;
+mod funnel_rollups;
 mod fx_agreement;
 mod goals;
 mod interrupted;

@@ -468,7 +468,10 @@ async fn the_migration_backfills_rollups_of_existing_rows() {
     )
     .await
     .unwrap();
-    assert_eq!(zixly_db::migrate::run(&db.owner_url).await.unwrap(), [15]);
+    assert_eq!(
+        zixly_db::migrate::run(&db.owner_url).await.unwrap(),
+        [15, 16]
+    );
     let rows: Vec<String> = su
         .query(
             "select concat_ws('|', month, currency, revenue, expenses, cash_flow, row_count)
