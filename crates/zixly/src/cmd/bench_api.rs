@@ -13,7 +13,8 @@
 //!    paths alternate in [`SLICES`] slices each, so both see the same machine conditions.
 //!
 //! Patterns: `range_90d` (one client's financial rows over 90 days — the seed's dashboard query),
-//! `funnel` (stage × status of one client's leads, all time), `metric` (one custom metric of one
+//! `funnel` (stage × status of one client's leads, all time), `funnel_tenant` (the same over all
+//! the tenant's clients), `metric` (one custom metric of one
 //! client over the whole span), `profitability` (per-client quarterly profitability of a tenant).
 //! The top-level `api_*`/`sql_*` figures of `--json` are those of `range_90d`.
 
@@ -77,14 +78,16 @@ struct Target {
 enum Pattern {
     Range90,
     Funnel,
+    TenantFunnel,
     Metric,
     Profitability,
 }
 
 impl Pattern {
-    const ALL: [Pattern; 4] = [
+    const ALL: [Pattern; 5] = [
         Pattern::Range90,
         Pattern::Funnel,
+        Pattern::TenantFunnel,
         Pattern::Metric,
         Pattern::Profitability,
     ];
@@ -92,6 +95,7 @@ impl Pattern {
         match self {
             Pattern::Range90 => "range_90d",
             Pattern::Funnel => "funnel",
+            Pattern::TenantFunnel => "funnel_tenant",
             Pattern::Metric => "metric",
             Pattern::Profitability => "profitability",
         }
@@ -438,6 +442,7 @@ fn path_for(pattern: Pattern, span: Span, client: &(Uuid, String), rng: &mut imp
             )
         }
         Pattern::Funnel => format!("/api/v1/reports/funnel?client_id={}", client.1),
+        Pattern::TenantFunnel => "/api/v1/reports/funnel".to_string(),
         Pattern::Metric => format!(
             "/api/v1/clients/{}/metrics?name=project_delivery_days&from={}&to={}&limit=500",
             client.0,
@@ -539,7 +544,10 @@ async fn sql_phase(
                                 .get_client_by_external_id(&client.1)
                                 .await?
                                 .ok_or(zixly_db::DbError::NotFound("client"))?;
-                            tx.funnel(c.id, &FunnelQuery::default()).await?;
+                            tx.funnel(Some(c.id), &FunnelQuery::default()).await?;
+                        }
+                        Pattern::TenantFunnel => {
+                            tx.funnel(None, &FunnelQuery::default()).await?;
                         }
                         Pattern::Metric => {
                             let all = DateRange::new(span.start(), span.end).expect("ordered");

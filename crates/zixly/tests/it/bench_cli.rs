@@ -54,8 +54,14 @@ async fn bench_api_seeds_drives_http_and_sql_and_prints_the_json_contract() {
     }
     let patterns = report["patterns"].as_object().expect("per-pattern figures");
     let names: Vec<&str> = patterns.keys().map(String::as_str).collect();
-    assert_eq!(names.len(), 4, "{names:?}");
-    for name in ["range_90d", "funnel", "metric", "profitability"] {
+    assert_eq!(names.len(), 5, "{names:?}");
+    for name in [
+        "range_90d",
+        "funnel",
+        "funnel_tenant",
+        "metric",
+        "profitability",
+    ] {
         let p = &patterns[name];
         assert_eq!(p["api_errors"], 0, "{name}: {p}");
         assert_eq!(p["sql_errors"], 0, "{name}: {p}");

@@ -195,7 +195,8 @@ pub struct FunnelStage {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FunnelReport {
     pub base_currency: String,
-    pub client: Client,
+    /// `None` for the tenant-wide funnel.
+    pub client: Option<Client>,
     pub range: Option<DateRange>,
     pub stages: Vec<FunnelStage>,
     pub missing_rates: Vec<MissingRate>,
@@ -511,11 +512,18 @@ impl TenantTx {
         })
     }
 
-    /// Events counted and valued by stage and status for one client, with the stage order and the
-    /// conversion between consecutive stages. `NotFound("client")` for an unknown client.
-    pub async fn funnel(&self, client: Uuid, q: &FunnelQuery) -> DbResult<FunnelReport> {
-        let Some(client_row) = self.get_client(client).await? else {
-            return Err(DbError::NotFound("client"));
+    /// Events counted and valued by stage and status for one client (`Some`) or all the tenant's
+    /// clients (`None`: a lead is a lead of one client, so the same lead id under two clients is
+    /// two leads), with the stage order and the conversion between consecutive stages.
+    /// `NotFound("client")` for an unknown client.
+    pub async fn funnel(&self, client: Option<Uuid>, q: &FunnelQuery) -> DbResult<FunnelReport> {
+        let client_row = match client {
+            Some(id) => Some(
+                self.get_client(id)
+                    .await?
+                    .ok_or(DbError::NotFound("client"))?,
+            ),
+            None => None,
         };
         let base = self.tenant_base_currency().await?;
         let (by_status, stage_rows) = match q.range {
@@ -651,11 +659,12 @@ impl TenantTx {
     /// a range is not a sum of months, so no rollup answers it.
     async fn funnel_raw(
         &self,
-        client: Uuid,
+        client: Option<Uuid>,
         range: DateRange,
         base: &str,
     ) -> DbResult<(Vec<Row>, Vec<Row>)> {
         let tz = "(select time_zone from tenants where id = $1)";
+        let of_client = client_filter(client);
         let range_sql = format!(
             "event_date >= ($3::date::timestamp at time zone {tz})
              and event_date < (($4::date + 1)::timestamp at time zone {tz})"
@@ -665,20 +674,23 @@ impl TenantTx {
                     case when currency = $5::char(3) then null else (event_date at time zone {tz})::date end,
                     count(*), sum(value)
                from lead_events
-              where tenant_id = $1 and client_kpi_id = $2 and {range_sql}
+              where tenant_id = $1 {of_client} and {range_sql}
               group by 1, 2, 3, 4"
         );
         let stages_sql = format!(
             "with ev as (
-                 select lead_id, stage, min(event_date) as first_at
+                 select client_kpi_id, lead_id, stage, min(event_date) as first_at
                    from lead_events
-                  where tenant_id = $1 and client_kpi_id = $2 and {range_sql}
-                  group by 1, 2),
-             rk as (select lead_id, stage, rank() over (partition by lead_id order by first_at) as r from ev)
+                  where tenant_id = $1 {of_client} and {range_sql}
+                  group by 1, 2, 3),
+             rk as (select client_kpi_id, lead_id, stage,
+                           rank() over (partition by client_kpi_id, lead_id order by first_at) as r
+                      from ev)
              select stage, null::text, count(*), avg(r)::float8 from rk group by stage
              union all
              select a.stage, b.stage, count(*), null
-               from rk a join rk b on a.lead_id = b.lead_id and a.stage <> b.stage
+               from rk a join rk b
+                 on a.client_kpi_id = b.client_kpi_id and a.lead_id = b.lead_id and a.stage <> b.stage
               group by a.stage, b.stage"
         );
         let tenant = self.tenant_id();
@@ -701,22 +713,34 @@ impl TenantTx {
     /// (migrations/0016_funnel_rollups.sql): a few rows per stage, whatever the history. Raw
     /// events are read only for values in a currency other than the base, which are converted at
     /// each event's day; their status groups come from raw rows instead of the totals.
-    async fn funnel_rollups(&self, client: Uuid, base: &str) -> DbResult<(Vec<Row>, Vec<Row>)> {
+    async fn funnel_rollups(
+        &self,
+        client: Option<Uuid>,
+        base: &str,
+    ) -> DbResult<(Vec<Row>, Vec<Row>)> {
         let tenant = self.tenant_id();
-        let totals_sql = "select stage, status::text, currency::text, null::date, events,
-                                 case when valued > 0 then value end,
-                                 currency <> $3::char(3) and valued > 0
-                            from lead_funnel_totals
-                           where tenant_id = $1 and client_kpi_id = $2";
+        let of_client = client_filter(client);
+        let totals_sql = &format!(
+            "select stage, status::text, currency::text, null::date, sum(events)::bigint,
+                    case when sum(valued) > 0 then sum(value) end,
+                    currency <> $3::char(3) and sum(valued) > 0
+               from lead_funnel_totals
+              where tenant_id = $1 {of_client}
+              group by stage, status, currency"
+        );
         // The mean rank as `avg()` computes it (numeric division), so that stages tie exactly
         // when the raw reader's would.
-        let stages_sql = "select stage, null::text, leads, (rank_sum::numeric / leads)::float8
-                            from lead_funnel_stages
-                           where tenant_id = $1 and client_kpi_id = $2
-                          union all
-                          select stage, other_stage, leads, null
-                            from lead_funnel_pairs
-                           where tenant_id = $1 and client_kpi_id = $2";
+        let stages_sql = &format!(
+            "select stage, null::text, sum(leads)::bigint, (sum(rank_sum)::numeric / sum(leads))::float8
+               from lead_funnel_stages
+              where tenant_id = $1 {of_client}
+              group by stage
+             union all
+             select stage, other_stage, sum(leads)::bigint, null
+               from lead_funnel_pairs
+              where tenant_id = $1 {of_client}
+              group by stage, other_stage"
+        );
         let (s1, s2) = try_join(
             self.client().prepare_cached(totals_sql),
             self.client().prepare_cached(stages_sql),
@@ -751,7 +775,7 @@ impl TenantTx {
                    from lead_events e
                    join unnest($3::text[], $4::text[], $5::text[]) as k(stage, status, currency)
                      on e.stage = k.stage and e.status::text = k.status and e.currency = k.currency::char(3)
-                  where e.tenant_id = $1 and e.client_kpi_id = $2
+                  where e.tenant_id = $1 {of_client}
                   group by 1, 2, 3, 4"
             );
             let raw = self
@@ -870,5 +894,16 @@ mod tests {
         );
         assert!(acc.figures().is_none());
         assert_eq!(Acc::default().figures().unwrap().margin, None);
+    }
+}
+
+/// The `$2` client filter of the funnel's statements: one text per case rather than
+/// `($2 is null or client_kpi_id = $2)`, so that each cached generic plan uses its index well.
+/// Both bind `$2` (`None` binds null), so the parameters are the same either way.
+fn client_filter(client: Option<Uuid>) -> &'static str {
+    if client.is_some() {
+        "and client_kpi_id = $2"
+    } else {
+        "and $2::uuid is null"
     }
 }

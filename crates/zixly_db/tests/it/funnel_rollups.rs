@@ -4,8 +4,8 @@
 //! re-loads that change value, currency and status), updates that move events to other instants
 //! or stages, deletions of leads (as the connectors delete them), of days and of whole clients,
 //! all as `zixly_app` under RLS. After every step it checks that every rollup table equals its
-//! recomputation from `lead_events`, and that each client's all-time funnel (read from the
-//! rollups) equals the funnel read from raw events over a range holding all of them.
+//! recomputation from `lead_events`, and that each client's all-time funnel and the tenant's (read
+//! from the rollups) equal the funnels read from raw events over a range holding all of them.
 
 use std::collections::BTreeMap;
 
@@ -331,8 +331,8 @@ async fn rollups_and_raw(
     out
 }
 
-/// Per client: the all-time funnel (rollups) and the funnel over a range holding every event
-/// (raw), as debug text of their stages.
+/// Per client and for the whole tenant: the all-time funnel (rollups) and the funnel over a range
+/// holding every event (raw), as debug text of their stages.
 async fn funnels(db: &TestDb, tenant: Uuid) -> Vec<(String, String)> {
     let tx = db.app.begin_tenant(tenant).await.unwrap();
     let ids = tx
@@ -346,8 +346,12 @@ async fn funnels(db: &TestDb, tenant: Uuid) -> Vec<(String, String)> {
         stages: None,
     };
     let mut out = Vec::new();
-    for id in ids.into_iter().flatten() {
-        let id: Uuid = id.parse().unwrap();
+    // Each client, then the tenant-wide funnel (`None`).
+    let clients = ids
+        .into_iter()
+        .flatten()
+        .map(|id| Some(id.parse::<Uuid>().unwrap()));
+    for id in clients.chain([None]) {
         let all = tx.funnel(id, &FunnelQuery::default()).await.unwrap();
         let raw = tx.funnel(id, &everything).await.unwrap();
         out.push((

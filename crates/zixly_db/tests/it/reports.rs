@@ -610,7 +610,7 @@ async fn funnel_counts_values_and_conversions_match_the_fixture() {
     let tx = db.app.begin_tenant(tenant).await.unwrap();
     let report = tx
         .funnel(
-            client,
+            Some(client),
             &FunnelQuery {
                 range: Some(range),
                 stages: None,
@@ -685,7 +685,7 @@ async fn funnel_counts_values_and_conversions_match_the_fixture() {
     let tx = db.app.begin_tenant(tenant).await.unwrap();
     let custom = tx
         .funnel(
-            client,
+            Some(client),
             &FunnelQuery {
                 range: Some(range),
                 stages: Some(vec!["negotiation".into(), "lead".into()]),
@@ -696,17 +696,21 @@ async fn funnel_counts_values_and_conversions_match_the_fixture() {
     assert_eq!(custom.stages[0].stage, "negotiation");
     assert_eq!(custom.stages[1].stage, "lead");
     assert!(matches!(
-        tx.funnel(Uuid::now_v7(), &FunnelQuery::default()).await,
+        tx.funnel(Some(Uuid::now_v7()), &FunnelQuery::default())
+            .await,
         Err(DbError::NotFound("client"))
     ));
     // All time: the excluded December event of this client now counts.
-    let all = tx.funnel(client, &FunnelQuery::default()).await.unwrap();
+    let all = tx
+        .funnel(Some(client), &FunnelQuery::default())
+        .await
+        .unwrap();
     assert!(all.stages.iter().any(|s| s.stage == "won_stage"));
     tx.commit().await.unwrap();
     let stranger = db.tenant("Stranger").await;
     let tx = db.app.begin_tenant(stranger).await.unwrap();
     assert!(matches!(
-        tx.funnel(client, &FunnelQuery::default()).await,
+        tx.funnel(Some(client), &FunnelQuery::default()).await,
         Err(DbError::NotFound("client"))
     ));
     tx.commit().await.unwrap();

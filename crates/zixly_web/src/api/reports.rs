@@ -327,9 +327,9 @@ pub struct FunnelReportView {
     pub data: Vec<FunnelStageView>,
     /// Always `null`: a funnel is one page.
     pub next_cursor: Option<String>,
-    /// The client's external identifier.
-    pub client_id: String,
-    pub client_name: String,
+    /// The client's external identifier; `null` for the funnel of all clients.
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
     pub base_currency: String,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
@@ -340,8 +340,9 @@ pub struct FunnelReportView {
 #[into_params(parameter_in = Query)]
 pub struct FunnelParams {
     /// The client: its external identifier (`client_id` as in the profitability report), or its
-    /// Zixly id.
-    pub client_id: String,
+    /// Zixly id. Omitted: the funnel of all the tenant's clients together (a lead id under two
+    /// clients is two leads).
+    pub client_id: Option<String>,
     /// First day of the events (tenant's time zone); omit both `from` and `to` for all time.
     pub from: Option<String>,
     pub to: Option<String>,
@@ -350,7 +351,7 @@ pub struct FunnelParams {
     pub stages: Option<String>,
 }
 
-/// Sales funnel of one client
+/// Sales funnel of one client, or of all clients
 #[utoipa::path(get, path = "/reports/funnel", tag = "reports",
     params(FunnelParams, FormatParam),
     security(("bearer" = ["VIEWER"]), ("cookie" = ["VIEWER"])),
@@ -369,11 +370,11 @@ async fn funnel(
             to: p.to.clone(),
         })?)
     };
-    let key = p.client_id.trim();
-    if key.is_empty() {
+    let key = p.client_id.as_deref().map(str::trim);
+    if key == Some("") {
         return Err(ApiError::validation(vec![ErrorDetail::field(
             "client_id",
-            "required",
+            "must not be blank (omit it for all clients)",
         )]));
     }
     let stages = p.stages.as_ref().map(|s| {
@@ -383,20 +384,25 @@ async fn funnel(
             .collect()
     });
     let tx = auth.begin().await?;
-    let client = match tx.get_client_by_external_id(key).await? {
-        Some(c) => Some(c),
-        None => match Uuid::try_parse(key) {
-            Ok(id) => tx.get_client(id).await?,
-            Err(_) => None,
-        },
+    let client = match key {
+        None => None,
+        Some(key) => {
+            let found = match tx.get_client_by_external_id(key).await? {
+                Some(c) => Some(c),
+                None => match Uuid::try_parse(key) {
+                    Ok(id) => tx.get_client(id).await?,
+                    Err(_) => None,
+                },
+            };
+            Some(found.ok_or_else(|| ApiError::not_found("client"))?.id)
+        }
     };
-    let client = client.ok_or_else(|| ApiError::not_found("client"))?;
-    let report = tx.funnel(client.id, &FunnelQuery { range, stages }).await?;
+    let report = tx.funnel(client, &FunnelQuery { range, stages }).await?;
     tx.commit().await?;
     let view = FunnelReportView {
         next_cursor: None,
-        client_id: report.client.client_id.clone(),
-        client_name: report.client.client_name.clone(),
+        client_id: report.client.as_ref().map(|c| c.client_id.clone()),
+        client_name: report.client.as_ref().map(|c| c.client_name.clone()),
         base_currency: report.base_currency.clone(),
         from: report.range.map(|r| r.from()),
         to: report.range.map(|r| r.to()),

@@ -212,7 +212,7 @@ pub async fn detail(
     let range = DateRange::new(r.from, r.to).map_err(|_| PageError::NotFound)?;
     let funnel = tx
         .funnel(
-            id,
+            Some(id),
             &FunnelQuery {
                 range: Some(range),
                 stages: None,

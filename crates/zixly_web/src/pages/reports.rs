@@ -91,6 +91,9 @@ impl CsvRow for ProfitabilityLine<'_> {
     }
 }
 
+/// The funnel's client choice for all clients together.
+const ALL_CLIENTS: &str = "all";
+
 pub async fn page_handler(
     user: PageUser<Viewer>,
     Query(p): Query<ReportParams>,
@@ -100,25 +103,27 @@ pub async fn page_handler(
     let r = Range::resolve(&p.range, today_in(&tenant.time_zone));
     let range = DateRange::new(r.from, r.to).map_err(|_| PageError::NotFound)?;
     let (rows, missing) = all_rows(&tx, range).await?;
+    // `client=all` is the tenant-wide funnel; without a choice, the client with most revenue.
+    let all_clients = p.client.as_deref() == Some(ALL_CLIENTS);
     let chosen = p.client.as_deref().and_then(|c| Uuid::try_parse(c).ok());
-    let funnel_client = chosen.or_else(|| {
-        rows.iter()
-            .filter(|r| r.current.is_some())
-            .max_by_key(|r| r.current.as_ref().map(|c| c.revenue))
-            .map(|r| r.client_kpi_id)
-    });
-    let funnel = match funnel_client {
-        Some(id) => Some(
-            tx.funnel(
-                id,
-                &FunnelQuery {
-                    range: Some(range),
-                    stages: None,
-                },
-            )
-            .await?,
-        ),
-        None => None,
+    let funnel_client = if all_clients {
+        None
+    } else {
+        chosen.or_else(|| {
+            rows.iter()
+                .filter(|r| r.current.is_some())
+                .max_by_key(|r| r.current.as_ref().map(|c| c.revenue))
+                .map(|r| r.client_kpi_id)
+        })
+    };
+    let funnel = if all_clients || funnel_client.is_some() {
+        let q = FunnelQuery {
+            range: Some(range),
+            stages: None,
+        };
+        Some(tx.funnel(funnel_client, &q).await?)
+    } else {
+        None
     };
     tx.commit().await?;
 
@@ -209,6 +214,7 @@ pub async fn page_handler(
                     div class="field" {
                         label for="client" { "Client" }
                         select id="client" name="client" {
+                            option value=(ALL_CLIENTS) selected[all_clients] { "All clients" }
                             @for row in &rows {
                                 option value=(row.client_kpi_id) selected[Some(row.client_kpi_id) == funnel_client] {
                                     (row.client_name)
@@ -254,7 +260,10 @@ pub async fn page_handler(
                         }
                     }
                 }
-                _ => { p class="empty" { "No lead events for this client in this period." } }
+                _ => { p class="empty" {
+                    @if all_clients { "No lead events in this period." }
+                    @else { "No lead events for this client in this period." }
+                } }
             }
         }
     };

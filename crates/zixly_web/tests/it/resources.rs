@@ -279,6 +279,49 @@ async fn reports_and_series_answer_money_as_strings_and_stay_in_the_tenant() {
             .status(),
         404
     );
+    // Without client_id: all of the tenant's clients (all time, from the funnel rollups); the
+    // other tenant's funnel has none of these leads.
+    let v: Value = app
+        .get("/api/v1/reports/funnel", &app.a.viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&v["client_id"], &v["client_name"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(
+        (
+            &v["data"][0]["stage"],
+            &v["data"][0]["leads"],
+            &v["data"][0]["value"]
+        ),
+        (&json!("lead"), &json!(2), &json!("150.00"))
+    );
+    assert_eq!(v["data"][1]["conversion_from_previous"], json!("0.500"));
+    let v: Value = app
+        .get("/api/v1/reports/funnel", &app.b.viewer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"], json!([]));
+    assert_eq!(
+        app.get("/api/v1/reports/funnel?client_id=%20", &app.a.viewer)
+            .await
+            .status(),
+        422
+    );
+    // The Reports page offers the same: "All clients" in the funnel's client choice.
+    let path = "/reports?range=custom&from=2025-01-01&to=2025-01-31&client=all";
+    let (cookie, _) = crate::page_kit::page_session(&app, &app.a.viewer, path).await;
+    let html = crate::page_kit::get_page(&app, &cookie, path).await;
+    assert!(
+        html.contains(r#"<option value="all" selected>All clients</option>"#),
+        "{html}"
+    );
+    assert!(html.contains("<td>proposal</td>"), "{html}");
 
     // Series: raw page and month buckets; a bad bucket names its field.
     let v: Value = app
