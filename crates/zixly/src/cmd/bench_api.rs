@@ -15,7 +15,9 @@
 //! Patterns: `range_90d` (one client's financial rows over 90 days — the seed's dashboard query),
 //! `funnel` (stage × status of one client's leads, all time), `funnel_tenant` (the same over all
 //! the tenant's clients), `metric` (one custom metric of one
-//! client over the whole span), `profitability` (per-client quarterly profitability of a tenant).
+//! client over the whole span), `profitability` (per-client quarterly profitability of a tenant),
+//! `overview_12m` (the overview page `/` over the last 12 months, read with a session cookie; its
+//! SQL side is the page's reads, `zixly_web::pages::overview_reads`).
 //! The top-level `api_*`/`sql_*` figures of `--json` are those of `range_90d`.
 
 use std::process::ExitCode;
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::{Days, NaiveDate, Utc};
 use clap::Args;
-use hyper::header::HeaderValue;
+use hyper::header::{self, HeaderName, HeaderValue};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use uuid::Uuid;
@@ -34,6 +36,7 @@ use zixly_db::queries::reports::{FunnelQuery, ProfitabilityQuery};
 use zixly_db::queries::series::{DateRange, SeriesQuery};
 use zixly_db::AppDb;
 use zixly_domain::{CurrencyCode, Role};
+use zixly_web::auth::SESSION_COOKIE;
 
 use super::bench_server::{spawn_server, Conn, Server};
 use crate::env::{Database, Global};
@@ -68,9 +71,13 @@ pub async fn run(global: &Global, args: BenchApiArgs) -> Result<ExitCode> {
 }
 
 /// One bench tenant: its id, a token, its clients (Zixly id, external id).
+#[derive(Clone)]
 struct Target {
     tenant: Uuid,
+    /// A VIEWER's personal API token (the API patterns).
     token: String,
+    /// The same VIEWER's session token, sent as the session cookie (the page pattern).
+    session: String,
     clients: Vec<(Uuid, String)>,
 }
 
@@ -81,15 +88,17 @@ enum Pattern {
     TenantFunnel,
     Metric,
     Profitability,
+    Overview,
 }
 
 impl Pattern {
-    const ALL: [Pattern; 5] = [
+    const ALL: [Pattern; 6] = [
         Pattern::Range90,
         Pattern::Funnel,
         Pattern::TenantFunnel,
         Pattern::Metric,
         Pattern::Profitability,
+        Pattern::Overview,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -98,6 +107,7 @@ impl Pattern {
             Pattern::TenantFunnel => "funnel_tenant",
             Pattern::Metric => "metric",
             Pattern::Profitability => "profitability",
+            Pattern::Overview => "overview_12m",
         }
     }
 }
@@ -349,6 +359,16 @@ async fn prepare(db: &Database, args: &BenchApiArgs, span: Span) -> Result<Vec<T
             created_addr: None,
         })
         .await?;
+        let session = zixly_web::auth::issue_secret(zixly_web::auth::SecretKind::Session, tenant);
+        tx.insert_auth_token(&NewToken {
+            user_id,
+            kind: TokenKind::Session,
+            name: None,
+            token_hash: &session.hash,
+            expires_at: Utc::now() + chrono::Duration::hours(6),
+            created_addr: None,
+        })
+        .await?;
         let page = tx
             .list_clients(&ClientQuery {
                 search: Some("Bench client".into()),
@@ -368,6 +388,7 @@ async fn prepare(db: &Database, args: &BenchApiArgs, span: Span) -> Result<Vec<T
         targets.push(Target {
             tenant,
             token: secret.token,
+            session: session.token,
             clients,
         });
     }
@@ -385,12 +406,7 @@ async fn measure(
         .base
         .strip_prefix("http://")
         .with_context(|| format!("unexpected server address {}", server.base))?;
-    let targets = std::sync::Arc::new(
-        targets
-            .iter()
-            .map(|t| (t.tenant, t.token.clone(), t.clients.clone()))
-            .collect::<Vec<_>>(),
-    );
+    let targets = std::sync::Arc::new(targets.to_vec());
     let mut out = Vec::new();
     for pattern in Pattern::ALL {
         // Warm-up: connections, prepared statements, caches.
@@ -427,7 +443,15 @@ async fn measure(
     Ok(out)
 }
 
-type Targets = std::sync::Arc<Vec<(Uuid, String, Vec<(Uuid, String)>)>>;
+type Targets = std::sync::Arc<Vec<Target>>;
+
+/// The overview page's "Last 12 months" preset.
+fn last_12_months() -> zixly_web::pages::RangeParams {
+    zixly_web::pages::RangeParams {
+        range: Some("last_12_months".into()),
+        ..Default::default()
+    }
+}
 
 /// The request's path and query.
 fn path_for(pattern: Pattern, span: Span, client: &(Uuid, String), rng: &mut impl Rng) -> String {
@@ -449,6 +473,7 @@ fn path_for(pattern: Pattern, span: Span, client: &(Uuid, String), rng: &mut imp
             span.start(),
             span.end
         ),
+        Pattern::Overview => "/?range=last_12_months".to_string(),
         Pattern::Profitability => {
             let q = span.quarter(rng);
             format!(
@@ -479,20 +504,29 @@ async fn http_phase(
             let Ok(mut conn) = Conn::new(&addr) else {
                 return (lat, 1);
             };
-            let bearers: Vec<HeaderValue> = targets
+            // The page is read with the session cookie, as a browser would; the API with the token.
+            let credentials: Vec<(HeaderName, HeaderValue)> = targets
                 .iter()
-                .map(|(_, token, _)| {
-                    HeaderValue::from_str(&format!("Bearer {token}"))
-                        .expect("tokens are URL-safe text")
+                .map(|t| {
+                    let (name, value) = if pattern == Pattern::Overview {
+                        (header::COOKIE, format!("{SESSION_COOKIE}={}", t.session))
+                    } else {
+                        (header::AUTHORIZATION, format!("Bearer {}", t.token))
+                    };
+                    (
+                        name,
+                        HeaderValue::from_str(&value).expect("tokens are URL-safe text"),
+                    )
                 })
                 .collect();
             while Instant::now() < deadline {
                 let target = rng.gen_range(0..targets.len());
-                let clients = &targets[target].2;
+                let clients = &targets[target].clients;
                 let client = &clients[rng.gen_range(0..clients.len())];
                 let path = path_for(pattern, span, client, &mut rng);
                 let t0 = Instant::now();
-                if conn.get(&path, &bearers[target]).await {
+                let (name, value) = &credentials[target];
+                if conn.get(&path, name, value).await {
                     lat.push(t0.elapsed().as_micros() as u64);
                 } else {
                     errors += 1;
@@ -521,7 +555,9 @@ async fn sql_phase(
             let mut rng = rand::rngs::StdRng::from_entropy();
             let (mut lat, mut errors) = (Vec::new(), 0u64);
             while Instant::now() < deadline {
-                let (tenant, _, clients) = &targets[rng.gen_range(0..targets.len())];
+                let Target {
+                    tenant, clients, ..
+                } = &targets[rng.gen_range(0..targets.len())];
                 let client = clients[rng.gen_range(0..clients.len())].clone();
                 let (w, q) = (span.window90(&mut rng), span.quarter(&mut rng));
                 let t0 = Instant::now();
@@ -569,6 +605,12 @@ async fn sql_phase(
                                 limit: 100,
                             })
                             .await?;
+                        }
+                        Pattern::Overview => {
+                            // What the page reads (its handler calls the same function).
+                            let tenant = tx.tenant_profile().await?;
+                            let today = zixly_web::pages::today_in(&tenant.time_zone);
+                            zixly_web::pages::overview_reads(&tx, &last_12_months(), today).await?;
                         }
                     }
                     tx.commit().await

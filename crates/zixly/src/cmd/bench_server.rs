@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -131,8 +131,13 @@ impl Conn {
 
     /// `GET path_and_query`; true for a 2xx whose body arrived whole. A failed connection is
     /// dropped and the next request opens a fresh one.
-    pub(super) async fn get(&mut self, path_and_query: &str, authorization: &HeaderValue) -> bool {
-        match self.try_get(path_and_query, authorization).await {
+    pub(super) async fn get(
+        &mut self,
+        path_and_query: &str,
+        credential: &HeaderName,
+        value: &HeaderValue,
+    ) -> bool {
+        match self.try_get(path_and_query, credential, value).await {
             Ok(ok) => ok,
             Err(e) => {
                 tracing::debug!(error = %e, "bench request failed");
@@ -142,7 +147,12 @@ impl Conn {
         }
     }
 
-    async fn try_get(&mut self, path_and_query: &str, authorization: &HeaderValue) -> Result<bool> {
+    async fn try_get(
+        &mut self,
+        path_and_query: &str,
+        credential: &HeaderName,
+        value: &HeaderValue,
+    ) -> Result<bool> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             let stream = tokio::net::TcpStream::connect(&self.addr).await?;
             stream.set_nodelay(true)?;
@@ -155,7 +165,7 @@ impl Conn {
         sender.ready().await?;
         let request = hyper::Request::get(path_and_query)
             .header(header::HOST, self.host.clone())
-            .header(header::AUTHORIZATION, authorization.clone())
+            .header(credential, value.clone())
             .body(Empty::new())?;
         let ok = tokio::time::timeout(Duration::from_secs(30), async {
             let response = sender.send_request(request).await?;

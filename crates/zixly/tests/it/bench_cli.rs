@@ -54,13 +54,14 @@ async fn bench_api_seeds_drives_http_and_sql_and_prints_the_json_contract() {
     }
     let patterns = report["patterns"].as_object().expect("per-pattern figures");
     let names: Vec<&str> = patterns.keys().map(String::as_str).collect();
-    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(names.len(), 6, "{names:?}");
     for name in [
         "range_90d",
         "funnel",
         "funnel_tenant",
         "metric",
         "profitability",
+        "overview_12m",
     ] {
         let p = &patterns[name];
         assert_eq!(p["api_errors"], 0, "{name}: {p}");

@@ -57,6 +57,8 @@ use crate::AppState;
 
 pub use assets::shipped_js_css_bytes;
 use html::{page_layout, Nav, Who};
+pub use overview::{overview_reads, OverviewReads};
+pub use range::{today_in, RangeParams};
 pub(crate) use redirect::local_target;
 
 /// The pages' routes (merged into the application router); their error pages carry the

@@ -11,7 +11,8 @@ use axum::response::Response;
 use chrono::{Days, NaiveDate};
 use maud::{html, Markup};
 use rust_decimal::Decimal;
-use zixly_db::queries::dashboard::{ClientSummary, DailyTotals, PipelineSummary};
+use zixly_db::queries::dashboard::{ClientSummary, DailyTotals, DataSpans, PipelineSummary};
+use zixly_db::{DbError, TenantTx};
 use zixly_domain::figures;
 use zixly_domain::period::{uncovered, DateRange};
 
@@ -236,18 +237,27 @@ fn client_list(items: &[&ClientSummary], r: &Range, sym: &str) -> Markup {
     }
 }
 
-pub async fn page_handler(
-    user: PageUser<Viewer>,
-    Query(params): Query<RangeParams>,
-) -> Result<Response, PageError> {
-    let tx = user.begin().await?;
-    let tenant = tx.tenant_profile().await?;
-    let today = today_in(&tenant.time_zone);
-    let r = Range::resolve(&params, today);
+/// What the overview of a range reads: per-day totals over the range, its previous period and
+/// the same period last year; the pipeline at each period's end; per-client summaries; the data's
+/// spans. Public so that `zixly bench api` measures the page's reads without the page
+/// (its `overview_12m` pattern).
+pub struct OverviewReads {
+    pub days: Vec<DailyTotals>,
+    pub unconverted: i64,
+    pub pipelines: Vec<PipelineSummary>,
+    pub clients: Vec<ClientSummary>,
+    pub spans: DataSpans,
+}
+
+/// The overview's reads for the range `params` resolves to on `today` (the tenant's today).
+pub async fn overview_reads(
+    tx: &TenantTx,
+    params: &RangeParams,
+    today: NaiveDate,
+) -> Result<(Range, OverviewReads), DbError> {
+    let r = Range::resolve(params, today);
     let (prev_from, prev_to) = r.previous();
     let (ly_from, ly_to) = r.last_year();
-    let span = |from, to| DateRange::new(from, to).expect("a comparison period is ordered");
-    let (prev, ly) = (span(prev_from, prev_to), span(ly_from, ly_to));
     // Sent together: the connection pipelines the four statements (one round trip).
     let periods = [(r.from, r.to), (prev_from, prev_to), (ly_from, ly_to)];
     let ((days, unconverted), pipelines, clients, spans) = tokio::try_join!(
@@ -256,7 +266,38 @@ pub async fn page_handler(
         tx.client_summaries(r.from, r.to, None),
         tx.data_spans(),
     )?;
+    let reads = OverviewReads {
+        days,
+        unconverted,
+        pipelines,
+        clients,
+        spans,
+    };
+    Ok((r, reads))
+}
+
+pub async fn page_handler(
+    user: PageUser<Viewer>,
+    Query(params): Query<RangeParams>,
+) -> Result<Response, PageError> {
+    let tx = user.begin().await?;
+    let tenant = tx.tenant_profile().await?;
+    let today = today_in(&tenant.time_zone);
+    let (
+        r,
+        OverviewReads {
+            days,
+            unconverted,
+            pipelines,
+            clients,
+            spans,
+        },
+    ) = overview_reads(&tx, &params, today).await?;
     tx.commit().await?;
+    let (prev_from, prev_to) = r.previous();
+    let (ly_from, ly_to) = r.last_year();
+    let span = |from, to| DateRange::new(from, to).expect("a comparison period is ordered");
+    let (prev, ly) = (span(prev_from, prev_to), span(ly_from, ly_to));
     let pipe = |i: usize| pipelines.get(i).cloned().unwrap_or_default();
     let (pipe_now, pipe_prev, pipe_ly) = (pipe(0), pipe(1), pipe(2));
 
