@@ -238,6 +238,30 @@ mod tests {
                 10,
                 "85f16f5bdd981de16e7ad0c0f0673e5477b4db0d3eb6f43a4adf9f59c6874b46",
             ),
+            (
+                11,
+                "0305edd48df1519f91b5726d83318d25fac58ae099e1637a9b56dd5d81e30e1a",
+            ),
+            (
+                12,
+                "207b390dba7bb6eb2079145c9a62c1a636e194736075ebb3691805d265d3b281",
+            ),
+            (
+                13,
+                "9eb38628b62ba0bf042be1a08be16428a83ecd7e7638a6284358e9ccaa46f179",
+            ),
+            (
+                14,
+                "3597ddd6966ebcbb6eaf636173bedc3d56fd966a72eb6e1389fc033275e6a2f0",
+            ),
+            (
+                15,
+                "1156d604cb68914f8443457c8f7fae41f67022d0a228947d2eb98a94f0e49d09",
+            ),
+            (
+                16,
+                "014857fbb2ea9ba7d4c1639a7ed0bef49a059f81e0eb77c6ba0cf3f0c8999d26",
+            ),
         ];
         for (version, sum) in RELEASED {
             let m = MIGRATIONS
