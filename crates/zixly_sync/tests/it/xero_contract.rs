@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use zixly_connectors::oauth::{XERO_GRANULAR_SCOPES, XERO_LEGACY_SCOPES};
 use zixly_connectors::Provider;
 use zixly_queue::JobState;
-use zixly_testkit::contracts::{self, assert_no_violations, Violation};
+use zixly_testkit::contracts::{self, assert_no_violations};
 use zixly_testkit::fakes::xero::{self, FakeXero};
 use zixly_testkit::fakes::{recorded, RecordedRequest};
 
@@ -106,16 +106,6 @@ async fn synced() -> (FakeXero, Vec<RecordedRequest>) {
     (fake, rec)
 }
 
-/// `headers.required` lists `xero-tenant-id` as "required on every accounting operation";
-/// `/connections` is the identity API's (its own `headers` list only `Authorization`), where no
-/// tenant exists yet. The framework applies the top-level list to every endpoint, so that one
-/// finding is not a disagreement.
-fn without_connections_tenant_header(v: Vec<Violation>) -> Vec<Violation> {
-    v.into_iter()
-        .filter(|v| !(v.endpoint == "connections" && v.subject == "header xero-tenant-id"))
-        .collect()
-}
-
 #[tokio::test]
 async fn xero_requests_and_answers_follow_the_contract() {
     let contract = contracts::load("xero");
@@ -139,10 +129,7 @@ async fn xero_requests_and_answers_follow_the_contract() {
         "the incremental run looked a bill up by id"
     );
     assert!(rec.iter().any(|r| r.header("if-modified-since").is_some()));
-    assert_no_violations(
-        "Xero requests",
-        &without_connections_tenant_header(contracts::check_requests(&contract, &rec)),
-    );
+    assert_no_violations("Xero requests", &contracts::check_requests(&contract, &rec));
     assert_no_violations("Xero answers", &contracts::check_responses(&contract, &rec));
     // Every 2xx answer was kept and judged (the body budget was not exhausted).
     assert!(rec

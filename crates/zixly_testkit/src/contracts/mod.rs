@@ -5,7 +5,9 @@
 //! - [`check_requests`]: every request a fake recorded ([`crate::fakes::recorded`]) is a
 //!   documented endpoint (method and path template) or OAuth URL, its query parameters are
 //!   documented for that endpoint with documented enum values and within `min`/`max`, the
-//!   contract's required headers are present, and every requested OAuth scope is documented;
+//!   endpoint's required headers are present (its own `headers` list, or the contract's
+//!   `headers.required` for an endpoint without one), and every requested OAuth scope is
+//!   documented;
 //! - [`check_response_items`] / [`check_responses`]: the items at `response.list_path` carry only
 //!   documented fields, with the documented JSON type, format and enum, and every required field;
 //!   the body's top level has the types `response.envelope` gives in shorthand (an envelope given
@@ -212,6 +214,11 @@ impl<'a> Endpoint<'a> {
     pub fn query_params(&self) -> Option<&'a Map<String, Value>> {
         self.json["query_params"].as_object()
     }
+    /// Whether the endpoint lists its headers (then that list, not the contract's top-level
+    /// `headers.required`, says what it needs).
+    pub fn has_header_list(&self) -> bool {
+        self.json["headers"].is_array()
+    }
     /// The header names this endpoint requires (its `headers` list without `(optional)` ones).
     pub fn required_headers(&self) -> Vec<String> {
         self.json["headers"]
@@ -353,8 +360,14 @@ pub fn check_requests(contract: &Contract, recorded: &[RecordedRequest]) -> Vec<
             continue;
         };
         out.endpoint = e.id().to_string();
-        let mut headers = required.clone();
-        headers.extend(e.required_headers());
+        // An endpoint's own `headers` list is the more specific statement and wins: Xero's
+        // top-level `xero-tenant-id` is "required on every accounting operation", and
+        // `/connections`, which lists only `Authorization`, is not one.
+        let mut headers = if e.has_header_list() {
+            e.required_headers()
+        } else {
+            required.clone()
+        };
         headers.sort_by_key(|h| h.to_ascii_lowercase());
         headers.dedup_by_key(|h| h.to_ascii_lowercase());
         for h in headers {

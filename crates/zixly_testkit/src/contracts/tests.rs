@@ -145,6 +145,21 @@ fn request_checks_report_each_kind_of_violation() {
     );
 }
 
+/// An endpoint's own `headers` list is what it requires; the contract's `headers.required`
+/// applies to the others. Xero's `/connections` (no tenant yet) needs no `xero-tenant-id`, while
+/// an accounting endpoint does.
+#[test]
+fn an_endpoints_own_header_list_wins_over_the_contracts() {
+    let x = load("xero");
+    assert_no_violations(
+        "connections without a tenant header",
+        &check_requests(&x, &[request("GET", "/connections", &[])]),
+    );
+    let v = check_requests(&x, &[request("GET", "/api.xro/2.0/Organisation", &[])]);
+    let subjects: Vec<&str> = v.iter().map(|v| v.subject.as_str()).collect();
+    assert!(subjects.contains(&"header xero-tenant-id"), "{v:?}");
+}
+
 /// The checks bite on responses: a misspelt field name, a wrong type, an off-enum value, a bad
 /// format and a missing required field are each reported; a documented item is not.
 #[test]
