@@ -97,6 +97,49 @@ async fn zixly_sync_wait(db: &TestDb, fake: &FakeXero, key: &[u8; 32], tenant: U
         .unwrap()
 }
 
+/// Without a terminal (here: a pipe) `--wait` reports progress as `progress:` lines on stderr,
+/// naming the stream and the pages read, instead of drawing a bar. The fake answers slowly, so
+/// the command's 250 ms poll sees the run between pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_wait_prints_progress_lines_when_stderr_is_not_a_terminal() {
+    let db = TestDb::new().await;
+    let fake = FakeXero::start().await;
+    fake.upsert(
+        "Contacts",
+        "ContactID",
+        json!({"ContactID": "c1", "Name": "Acme Pty", "ContactStatus": "ACTIVE"}),
+    );
+    fake.upsert(
+        "Invoices",
+        "InvoiceID",
+        json!({"InvoiceID": "i1", "Type": "ACCREC", "Status": "AUTHORISED",
+               "Contact": {"ContactID": "c1"}, "Date": "/Date(1704844800000+0000)/", "SubTotal": 10.0}),
+    );
+    let key = generate_key();
+    let (tenant, _) = connected(&db, &fake, &key, "Sync progress").await;
+    fake.oauth
+        .set_api_delay(std::time::Duration::from_millis(400));
+
+    let out = zixly_sync_wait(&db, &fake, &key, tenant).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(!lines.is_empty(), "no progress lines in: {stderr}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(" items read (") && l.contains("page")),
+        "{lines:?}"
+    );
+    assert!(
+        !stderr.contains('\r'),
+        "no bar redraws without a terminal: {stderr}"
+    );
+}
+
 #[tokio::test]
 async fn sync_wait_loads_the_data_and_fails_loudly_when_the_grant_is_revoked() {
     let db = TestDb::new().await;
