@@ -147,3 +147,66 @@ async fn credit_notes_refunds_and_prepayments_to_the_cent_and_a_void_is_taken_ba
     assert!(credit_reads[0].header("if-modified-since").is_some());
     assert_eq!(env.last_run().await.0, "succeeded");
 }
+
+/// The documented edge cases not in the test above, end to end: transfers between the
+/// organisation's own accounts count for nobody; an overpayment received is cash on its day and
+/// its refund cash out; a DELETED credit note (not only a VOIDED one) takes back what it
+/// contributed at the next incremental sync.
+#[tokio::test]
+async fn transfers_count_for_nobody_overpayments_are_cash_and_a_deleted_credit_note_is_taken_back()
+{
+    let (fake, env) = setup().await;
+    for (id, kind) in [("t1", "RECEIVE-TRANSFER"), ("t2", "SPEND-TRANSFER")] {
+        fake.upsert(
+            "BankTransactions",
+            "BankTransactionID",
+            json!({"BankTransactionID": id, "Type": kind, "Status": "AUTHORISED",
+                   "Contact": {"ContactID": "c1"}, "Date": JAN13, "LineAmountTypes": "NoTax",
+                   "LineItems": [{"LineAmount": 999.00}]}),
+        );
+    }
+    // Acme pays 60 too much on the 13th; 20.40 of it is refunded the same day.
+    fake.upsert(
+        "BankTransactions",
+        "BankTransactionID",
+        json!({"BankTransactionID": "o1", "Type": "RECEIVE-OVERPAYMENT", "Status": "AUTHORISED",
+               "Contact": {"ContactID": "c1"}, "Date": JAN13, "LineAmountTypes": "NoTax",
+               "LineItems": [{"LineAmount": 60.00}], "OverpaymentID": "o1"}),
+    );
+    fake.upsert(
+        "Payments",
+        "PaymentID",
+        json!({"PaymentID": "p5", "Status": "AUTHORISED", "PaymentType": "AROVERPAYMENTPAYMENT",
+               "Date": JAN13, "Amount": 20.40,
+               "Overpayment": {"OverpaymentID": "o1", "Contact": {"ContactID": "c1"}}}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let before = env.financials().await;
+    assert_eq!(
+        before,
+        vec![
+            f("c1", "2024-01-10", "200.00", "80.00", "0.00"),
+            f("c1", "2024-01-11", "-45.50", "-10.00", "0.00"),
+            f("c1", "2024-01-12", "0.00", "0.00", "105.15"),
+            // 60 overpaid, 20.40 refunded; the two transfers of 999 are not there.
+            f("c1", "2024-01-13", "0.00", "0.00", "39.60"),
+            f("c2", "2024-01-13", "0.00", "0.00", "294.65"),
+        ]
+    );
+
+    // The supplier's credit note n2 is deleted: Acme's 10 of less expense goes away, and only it.
+    fake.tick(chrono::Duration::hours(1));
+    fake.upsert(
+        "CreditNotes",
+        "CreditNoteID",
+        json!({"CreditNoteID": "n2", "Type": "ACCPAYCREDIT", "Status": "DELETED",
+               "Contact": {"ContactID": "supplier"}, "Date": JAN11, "LineAmountTypes": "Inclusive",
+               "LineItems": [{"LineAmount": 11, "TaxAmount": 1,
+                              "Tracking": [{"Name": "Client", "Option": "Acme Pty"}]}]}),
+    );
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let after = env.financials().await;
+    let mut expected = before.clone();
+    expected[1] = f("c1", "2024-01-11", "-45.50", "0.00", "0.00");
+    assert_eq!(after, expected);
+}
