@@ -1,6 +1,7 @@
-//! Xero credit notes, refunds, prepayments and payments that settle no invoice, end to end
-//! against the fake: what each adds to a client's day, to the cent, and what a voided credit note
-//! takes back on the next incremental sync.
+//! Xero credit notes, refunds, prepayments, overpayments, transfers and payments that settle no
+//! invoice, end to end against the fake: what each adds to a client's day, to the cent; what a
+//! voided or deleted credit note takes back on the next incremental sync; and the periodic
+//! complete read repairing an edit Xero did not re-stamp.
 
 use serde_json::json;
 use zixly_connectors::Provider;
@@ -209,4 +210,68 @@ async fn transfers_count_for_nobody_overpayments_are_cash_and_a_deleted_credit_n
     let mut expected = before.clone();
     expected[1] = f("c1", "2024-01-11", "-45.50", "0.00", "0.00");
     assert_eq!(after, expected);
+}
+
+/// Xero does not re-stamp every edit (the contract's `ims_gaps`): an increment cannot see such a
+/// change, and the periodic complete read (`settings.full_sync_hours`) repairs it.
+#[tokio::test]
+async fn the_periodic_complete_read_repairs_an_edit_xero_did_not_re_stamp() {
+    let (fake, env) = setup().await;
+    // The documents were stamped an hour before the first read, so the next increment's cursor
+    // (that read's time less its overlap) is after their stamp.
+    fake.tick(chrono::Duration::hours(1));
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let invoice = |subtotal: f64| {
+        json!({"InvoiceID": "i1", "Type": "ACCREC", "Status": "AUTHORISED",
+               "Contact": {"ContactID": "c1"}, "Date": JAN10, "SubTotal": subtotal})
+    };
+    assert_eq!(
+        jan10(&env).await,
+        f("c1", "2024-01-10", "200.00", "80.00", "0.00")
+    );
+
+    fake.replace_unstamped("Invoices", "InvoiceID", invoice(250.0));
+    fake.tick(chrono::Duration::hours(1));
+    zixly_testkit::fakes::clear_recorded(&fake.url);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    // The increment asked for changes since its cursor and was not told of this one.
+    let reads = zixly_testkit::fakes::recorded(&fake.url);
+    assert!(reads
+        .iter()
+        .filter(|r| r.path.ends_with("/Invoices"))
+        .all(|r| r.header("if-modified-since").is_some()));
+    assert_eq!(
+        jan10(&env).await,
+        f("c1", "2024-01-10", "200.00", "80.00", "0.00")
+    );
+
+    // The complete read is due (here at once): it reads every invoice and repairs the day.
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "update integrations set settings = settings || '{\"full_sync_hours\": 0}' where id = $1",
+            &[&env.integration],
+        )
+        .await
+        .unwrap();
+    zixly_testkit::fakes::clear_recorded(&fake.url);
+    assert_eq!(env.sync_via_queue().await.0, JobState::Completed);
+    let reads = zixly_testkit::fakes::recorded(&fake.url);
+    assert!(reads
+        .iter()
+        .any(|r| r.path.ends_with("/Invoices") && r.header("if-modified-since").is_none()));
+    assert_eq!(
+        jan10(&env).await,
+        f("c1", "2024-01-10", "250.00", "80.00", "0.00")
+    );
+}
+
+/// Acme's row of 2024-01-10.
+async fn jan10(env: &Env) -> (String, String, String, String, String) {
+    env.financials()
+        .await
+        .into_iter()
+        .find(|r| r.1 == "2024-01-10")
+        .expect("Acme's 10th")
 }

@@ -209,6 +209,22 @@ impl FakeXero {
         self.data.lock().unwrap().now += by;
     }
 
+    /// Replaces (by `id_field`) a stored document of `resource` without re-stamping it: its
+    /// `UpdatedDateUTC`, and the time `If-Modified-Since` is judged by, stay as they were — an edit
+    /// Xero does not re-stamp (the contract's `ims_gaps` edge case), which only a complete read
+    /// sees. Panics when there is no such document.
+    pub fn replace_unstamped(&self, resource: &'static str, id_field: &str, mut doc: Value) {
+        let mut d = self.data.lock().unwrap();
+        let list = d.records.entry(resource).or_default();
+        let id = doc[id_field].clone();
+        let slot = list
+            .iter_mut()
+            .find(|(_, v)| v[id_field] == id)
+            .unwrap_or_else(|| panic!("no {resource} document {id} to replace"));
+        doc["UpdatedDateUTC"] = slot.1["UpdatedDateUTC"].clone();
+        slot.1 = doc;
+    }
+
     /// Adds or replaces (by `id_field`) a document of `resource`, stamped with the fake clock.
     pub fn upsert(&self, resource: &'static str, id_field: &str, mut doc: Value) {
         let mut d = self.data.lock().unwrap();
