@@ -1413,3 +1413,42 @@ async fn the_last_run_shows_the_whole_runs_counts_not_its_last_pages() {
         "{html}"
     );
 }
+
+/// The daily budget end to end: Xero answers "day limit" part-way through a sync run by the
+/// worker, and the Integrations page tells the ADMIN when it resumes and why — not an error.
+#[tokio::test]
+async fn a_day_limit_met_during_a_sync_shows_on_the_page_as_a_pause_with_its_resume_time() {
+    let env = env().await;
+    let app = &env.app;
+    let id = connect(&env, "xero").await;
+    {
+        let mut d = env.xero.data.lock().unwrap();
+        d.day_remaining = Some(2);
+        d.day_retry_after = 7_200;
+    }
+    assert_eq!(sync_now(app, id).await.status(), 202);
+    run_jobs(app).await;
+    let (status, last_error, _) = integration_row(app, id).await;
+    assert_eq!((status.as_str(), last_error), ("ACTIVE", None));
+
+    let admin = session(app, &app.a.admin).await;
+    let html = page(app, &admin, "/integrations").await;
+    assert!(html.contains("Paused until "), "{html}");
+    assert!(html.contains("request budget is used up"), "{html}");
+    let body: Value = app
+        .get("/api/v1/integrations", &app.a.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let until: chrono::DateTime<chrono::Utc> = body["data"][0]["paused_until"]
+        .as_str()
+        .expect("paused_until set")
+        .parse()
+        .unwrap();
+    let wait = (until - chrono::Utc::now()).num_seconds();
+    assert!(
+        (7_000..=7_200).contains(&wait),
+        "resumes in ~7200 s, not {wait}"
+    );
+}
