@@ -584,3 +584,147 @@ async fn a_goal_rule_fires_when_its_goal_is_off_track() {
         assert!(listed.is_empty());
     }
 }
+
+/// The other rule kinds and options, each judged by the evaluation against the database:
+/// - a change rule (percent, against the previous month) on a set of two clients judges each on
+///   its own and ignores a client outside the set;
+/// - `repeat_seconds` notifies again while firing, not before the interval;
+/// - a stale rule on a client fires when its newest figure is older than its days; a tenant-wide
+///   one is judged on the last load, which was today;
+/// - a firing rule whose figures are withdrawn goes to `no_data`, silently.
+#[tokio::test]
+async fn change_rules_on_a_set_of_clients_repeats_stale_data_and_no_data_are_judged() {
+    let app = TestApp::builder().spawn().await;
+    let (m, before) = (last_month(), last_month() - Months::new(1));
+    // Per client: the month before at 2 × 500, last month at 2 × the given amount.
+    let mut csv = String::from("client_id,client_name,record_date,revenue,expenses,cash_flow\n");
+    for (id, last) in [
+        ("ACME", "1000.00"),
+        ("BETA", "550.00"),
+        ("GAMMA", "2500.00"),
+    ] {
+        for (month, revenue) in [(before, "500.00"), (m, last)] {
+            for day in [0, 9] {
+                csv.push_str(&format!(
+                    "{id},{id} Pty,{},{revenue},0,0\n",
+                    month + chrono::Days::new(day)
+                ));
+            }
+        }
+    }
+    import(&app, &app.a.editor, &csv).await;
+    let clients = json_of(
+        app.get("/api/v1/clients", &app.a.editor).await,
+        200,
+        "clients",
+    )
+    .await;
+    let id_of = |name: &str| -> String {
+        clients["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client_id"] == name)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (acme, beta, gamma) = (id_of("ACME"), id_of("BETA"), id_of("GAMMA"));
+    let create = |body: Value| {
+        let app = &app;
+        async move {
+            json_of(
+                app.post("/api/v1/alert-rules", &app.a.editor, &body).await,
+                201,
+                "create rule",
+            )
+            .await["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let change = create(
+        json!({"name": "Revenue up by half", "kind": "change", "kpi": "revenue",
+        "client_ids": [acme, beta], "bucket": "month", "condition": "above", "value": "50",
+        "change_mode": "percent", "compare_to": "previous", "channel_ids": []}),
+    )
+    .await;
+    let repeat = create(
+        json!({"name": "Gamma over 4,000, every 10 minutes", "kind": "threshold",
+        "kpi": "revenue", "client_id": gamma, "bucket": "month", "condition": "above",
+        "value": "4000", "repeat_seconds": 600, "channel_ids": []}),
+    )
+    .await;
+    // Per client, staleness is the age of its newest figure; tenant-wide, of the last load.
+    let stale = create(
+        json!({"name": "Nothing new from Gamma for a day", "kind": "stale",
+        "client_id": gamma, "stale_days": 1, "channel_ids": []}),
+    )
+    .await;
+    let stale_tenant = create(json!({"name": "No load for a day", "kind": "stale",
+        "client_id": null, "stale_days": 1, "channel_ids": []}))
+    .await;
+
+    let now = Utc::now();
+    let eval = |at| zixly_alerts::evaluate::evaluate_tenant(&app.db.app, app.a.id, at);
+    eval(now).await.unwrap();
+    let all = alerts(&app, &app.a.viewer).await;
+    let state = |rule: &str, client: Option<&str>| -> Option<String> {
+        all.iter()
+            .find(|a| a["rule_id"] == rule && client.is_none_or(|c| a["client_id"] == c))
+            .map(|a| a["state"].as_str().unwrap().to_string())
+    };
+    // ACME doubled (+100 %): firing; BETA rose 10 %: not; GAMMA (+400 %) is not in the set.
+    assert_eq!(
+        state(&change, Some(&acme)).as_deref(),
+        Some("firing"),
+        "{all:#?}"
+    );
+    assert_ne!(
+        state(&change, Some(&beta)).as_deref(),
+        Some("firing"),
+        "{all:#?}"
+    );
+    assert_eq!(state(&change, Some(&gamma)), None, "{all:#?}");
+    assert_eq!(state(&repeat, None).as_deref(), Some("firing"), "{all:#?}");
+    // Gamma's newest figure is last month's 10th: more than a day old. The tenant loaded today.
+    assert_eq!(state(&stale, None).as_deref(), Some("firing"), "{all:#?}");
+    assert_ne!(
+        state(&stale_tenant, None).as_deref(),
+        Some("firing"),
+        "{all:#?}"
+    );
+
+    let notifies = || {
+        count(
+            &app,
+            "select count(*) from jobs where kind = 'alert_notify'",
+        )
+    };
+    let first = notifies().await;
+    // Three firings were told: the change for ACME, Gamma's threshold, Gamma's staleness.
+    assert_eq!(first, 3);
+    eval(now + chrono::Duration::minutes(5)).await.unwrap();
+    assert_eq!(notifies().await, first, "not again before the interval");
+    let s = eval(now + chrono::Duration::minutes(11)).await.unwrap();
+    assert_eq!(s.notified, 1, "only the repeating rule tells again");
+    assert_eq!(notifies().await, first + 1);
+
+    // Gamma's figures of last month are withdrawn: its threshold has nothing to judge, and says
+    // so silently (no_data, no notification).
+    app.db
+        .superuser()
+        .await
+        .execute(
+            "delete from financials where client_kpi_id = $1::text::uuid and record_date >= $2",
+            &[&gamma, &m],
+        )
+        .await
+        .unwrap();
+    let s = eval(now + chrono::Duration::minutes(12)).await.unwrap();
+    assert_eq!(s.notified, 0);
+    let all = alerts(&app, &app.a.viewer).await;
+    let gamma_threshold = all.iter().find(|a| a["rule_id"] == repeat).unwrap();
+    assert_eq!(gamma_threshold["state"], "no_data", "{all:#?}");
+    assert_eq!(notifies().await, first + 1);
+}
