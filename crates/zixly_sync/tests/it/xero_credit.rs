@@ -229,6 +229,10 @@ async fn the_periodic_complete_read_repairs_an_edit_xero_did_not_re_stamp() {
         jan10(&env).await,
         f("c1", "2024-01-10", "200.00", "80.00", "0.00")
     );
+    // A sync that changed figures queued the tenant's alert evaluation (issue 13: rules are
+    // judged after every sync that touches their data).
+    assert_eq!(evaluations_queued(&env).await, 1);
+    clear_evaluations(&env).await;
 
     fake.replace_unstamped("Invoices", "InvoiceID", invoice(250.0));
     fake.tick(chrono::Duration::hours(1));
@@ -244,6 +248,8 @@ async fn the_periodic_complete_read_repairs_an_edit_xero_did_not_re_stamp() {
         jan10(&env).await,
         f("c1", "2024-01-10", "200.00", "80.00", "0.00")
     );
+    // Nothing changed: nothing to judge again.
+    assert_eq!(evaluations_queued(&env).await, 0);
 
     // The complete read is due (here at once): it reads every invoice and repairs the day.
     env.db
@@ -265,6 +271,33 @@ async fn the_periodic_complete_read_repairs_an_edit_xero_did_not_re_stamp() {
         jan10(&env).await,
         f("c1", "2024-01-10", "250.00", "80.00", "0.00")
     );
+    assert_eq!(evaluations_queued(&env).await, 1);
+}
+
+/// The tenant's `alert_evaluate` jobs waiting in the queue (this test's worker runs syncs only).
+async fn evaluations_queued(env: &Env) -> i64 {
+    env.db
+        .superuser()
+        .await
+        .query_one(
+            "select count(*) from jobs where tenant_id = $1 and kind = 'alert_evaluate'",
+            &[&env.tenant],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn clear_evaluations(env: &Env) {
+    env.db
+        .superuser()
+        .await
+        .execute(
+            "delete from jobs where tenant_id = $1 and kind = 'alert_evaluate'",
+            &[&env.tenant],
+        )
+        .await
+        .unwrap();
 }
 
 /// Acme's row of 2024-01-10.

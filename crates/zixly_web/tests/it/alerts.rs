@@ -728,3 +728,47 @@ async fn change_rules_on_a_set_of_clients_repeats_stale_data_and_no_data_are_jud
     assert_eq!(gamma_threshold["state"], "no_data", "{all:#?}");
     assert_eq!(notifies().await, first + 1);
 }
+
+/// The schedule (every 5 minutes in a worker) queues one evaluation per tenant with an enabled
+/// rule, and none for a tenant without: pending periods, repeats and snoozes need time to pass,
+/// not data.
+#[tokio::test]
+async fn the_schedule_queues_an_evaluation_for_each_tenant_with_an_enabled_rule() {
+    let app = TestApp::builder().spawn().await;
+    json_of(
+        app.post(
+            "/api/v1/alert-rules",
+            &app.a.editor,
+            &json!({"name": "Revenue", "kind": "threshold", "kpi": "revenue", "client_id": null,
+                    "bucket": "month", "condition": "above", "value": "1", "channel_ids": []}),
+        )
+        .await,
+        201,
+        "create",
+    )
+    .await;
+    // The rule's creation queued an evaluation; run it so that only the schedule queues now.
+    full_worker(&app).run_until_idle().await.unwrap();
+    let queued = |tenant: Uuid| {
+        let app = &app;
+        async move {
+            app.db
+                .superuser()
+                .await
+                .query_one(
+                    "select count(*) from jobs where kind = 'alert_evaluate' and tenant_id = $1
+                        and state in ('available', 'scheduled')",
+                    &[&tenant],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(queued(app.a.id).await, 0);
+    let n = zixly_alerts::evaluate::schedule(&app.db.system)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!((queued(app.a.id).await, queued(app.b.id).await), (1, 0));
+}
