@@ -512,6 +512,30 @@ async fn receiver_addresses_are_refused_at_creation_and_at_delivery() {
     // The local receiver is plain http on 127.0.0.1: the rule refuses it on the scheme first (the
     // check on resolved addresses is `deliver::address`'s unit test).
     assert_eq!(err, "the URL must use https");
+
+    // The dispatch log is append-only: neither the app nor the owner can rewrite an attempt.
+    let tx = app.db.app.begin_tenant(app.a.id).await.unwrap();
+    let refused = tx
+        .raw_execute("update notification_dispatch_log set status = 'sent'")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.sql_state().map(|s| s.code()),
+        Some("42501"),
+        "insufficient_privilege: {refused}"
+    );
+    drop(tx);
+    let refused = app
+        .db
+        .superuser()
+        .await
+        .execute("update notification_dispatch_log set status = 'sent'", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("append-only"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
