@@ -327,13 +327,28 @@ async fn a_threshold_crossed_by_an_import_notifies_once_resolves_once_and_snooze
         "the silenced firing is in the history"
     );
 
+    // The snooze is lifted (`until` null): the rule tells again from here on.
+    let lifted = json_of(
+        app.post(
+            &format!("/api/v1/alert-rules/{rule_id}/snooze"),
+            &app.a.editor,
+            &json!({ "until": null }),
+        )
+        .await,
+        200,
+        "unsnooze",
+    )
+    .await;
+    assert_eq!(lifted["snoozed_until"], Value::Null, "{lifted}");
+
     // Every change of the rule is audited.
     let audit = count(
         &app,
-        "select count(*) from audit_logs where action in ('alert_rule.create', 'alert_rule.snooze')",
+        "select count(*) from audit_logs
+          where action in ('alert_rule.create', 'alert_rule.snooze', 'alert_rule.unsnooze')",
     )
     .await;
-    assert_eq!(audit, 2);
+    assert_eq!(audit, 3);
 }
 
 #[tokio::test]

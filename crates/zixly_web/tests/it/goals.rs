@@ -426,6 +426,19 @@ async fn status_follows_last_years_shape_or_the_calendar() {
         json!([{"period_start": quarter.to_string(), "target": "3000"}])
     );
     assert_eq!(g["current"]["target"], "3000");
+    // The two accepted target writes left an audit row each; the refused one none.
+    let written: i64 = app
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select count(*) from audit_logs where tenant_id = $1 and action = 'goal.targets'",
+            &[&a.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(written, 2);
 }
 
 #[tokio::test]
@@ -555,6 +568,19 @@ async fn budget_csv_sets_targets_all_or_nothing() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
+    // Each successful import left one audit row; the refused ones none.
+    let imports: i64 = app
+        .db
+        .superuser()
+        .await
+        .query_one(
+            "select count(*) from audit_logs where tenant_id = $1 and action = 'goal.import_budgets'",
+            &[&a.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(imports, 2);
 }
 
 /// The Goals page: EDITORs create, change and archive goals and upload a budget through its

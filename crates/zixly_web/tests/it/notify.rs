@@ -717,6 +717,15 @@ async fn send_test_goes_through_the_same_delivery() {
         (body["type"].as_str(), body["test"].as_bool()),
         (Some("alert.test"), Some(true))
     );
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from audit_logs where action = 'notification_channel.test'"
+        )
+        .await,
+        1,
+        "the test send is audited"
+    );
 }
 
 #[tokio::test]
