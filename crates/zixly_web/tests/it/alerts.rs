@@ -787,3 +787,60 @@ async fn the_schedule_queues_an_evaluation_for_each_tenant_with_an_enabled_rule(
     assert_eq!(n, 1);
     assert_eq!((queued(app.a.id).await, queued(app.b.id).await), (1, 0));
 }
+
+/// An anomaly rule judged against the database: two years of steady monthly revenue, then a
+/// month at five times the usual. The alert fires and carries the band it expected.
+#[tokio::test]
+async fn an_anomaly_rule_fires_on_a_spike_with_its_expected_band() {
+    let app = TestApp::builder().spawn().await;
+    let last = last_month();
+    let mut csv = String::from("client_id,client_name,record_date,revenue,expenses,cash_flow\n");
+    for back in 0..30u32 {
+        let month = last - Months::new(back);
+        // A gentle seasonal swing around 1,000; last month 5,000.
+        let revenue = if back == 0 {
+            5000.0
+        } else {
+            1000.0 + 50.0 * f64::from((month.month0() % 4) as u8)
+        };
+        csv.push_str(&format!("ACME,Acme Pty,{month},{revenue:.2},0,0\n"));
+    }
+    import(&app, &app.a.editor, &csv).await;
+    let client = client_uuid(&app, &app.a.editor).await;
+    let rule = json_of(
+        app.post(
+            "/api/v1/alert-rules",
+            &app.a.editor,
+            &json!({"name": "Unusual revenue", "kind": "anomaly", "kpi": "revenue",
+                    "client_id": client, "bucket": "month", "channel_ids": []}),
+        )
+        .await,
+        201,
+        "create",
+    )
+    .await;
+    zixly_alerts::evaluate::evaluate_tenant(&app.db.app, app.a.id, Utc::now())
+        .await
+        .unwrap();
+    let all = alerts(&app, &app.a.viewer).await;
+    let alert = all
+        .iter()
+        .find(|a| a["rule_id"] == rule["id"])
+        .unwrap_or_else(|| panic!("no alert: {all:#?}"));
+    assert_eq!(alert["state"], "firing", "{alert:#}");
+    assert_eq!(alert["bucket_start"], last.to_string());
+    let band = |k: &str| -> f64 {
+        alert[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} in {alert:#}"))
+            .parse()
+            .unwrap()
+    };
+    let (low, high) = (band("expected_low"), band("expected_high"));
+    assert!(
+        low < 1200.0 && high > 1000.0 && high < 5000.0,
+        "band {low}..{high} around the usual month, below the spike: {alert:#}"
+    );
+    let reason = alert["detail"]["reason"].as_str().unwrap();
+    assert!(reason.contains("is outside the expected"), "{reason}");
+}
