@@ -45,7 +45,11 @@ fn last_month() -> NaiveDate {
 }
 
 async fn import(app: &TestApp, user: &TestUser, csv: &str) -> Value {
-    let form = Form::new().text("dataset", "financials").part(
+    import_dataset(app, user, "financials", csv).await
+}
+
+async fn import_dataset(app: &TestApp, user: &TestUser, dataset: &str, csv: &str) -> Value {
+    let form = Form::new().text("dataset", dataset.to_string()).part(
         "file",
         Part::bytes(csv.as_bytes().to_vec())
             .file_name("month.csv")
@@ -843,4 +847,87 @@ async fn an_anomaly_rule_fires_on_a_spike_with_its_expected_band() {
     );
     let reason = alert["detail"]["reason"].as_str().unwrap();
     assert!(reason.contains("is outside the expected"), "{reason}");
+}
+
+/// Rules on the derived and custom KPIs, each through the evaluation's KPI reader: the win rate
+/// and the open pipeline of last month's lead events, and a custom metric.
+#[tokio::test]
+async fn rules_on_win_rate_open_pipeline_and_a_custom_metric_fire() {
+    let app = TestApp::builder().spawn().await;
+    let m = last_month();
+    let day = |n: u64| m + chrono::Days::new(n);
+    // Last month: one lead won, two lost (win rate 1/3); one still open at 2,500.
+    import_dataset(
+        &app,
+        &app.a.editor,
+        "lead_events",
+        &format!(
+            "client_id,client_name,event_date,lead_id,stage,value,status\n\
+             ACME,Acme Pty,{},L1,won,1000,won\n\
+             ACME,Acme Pty,{},L2,lost,800,lost\n\
+             ACME,Acme Pty,{},L3,lost,700,lost\n\
+             ACME,Acme Pty,{},L4,proposal,2500,active\n",
+            day(2),
+            day(3),
+            day(4),
+            day(5)
+        ),
+    )
+    .await;
+    import_dataset(
+        &app,
+        &app.a.editor,
+        "custom_metrics",
+        &format!(
+            "metric_name,client_id,metric_value,unit,record_date\n\
+             nps,ACME,20,score,{}T12:00:00Z\n",
+            day(6)
+        ),
+    )
+    .await;
+    let create = |body: Value| {
+        let app = &app;
+        async move {
+            json_of(
+                app.post("/api/v1/alert-rules", &app.a.editor, &body).await,
+                201,
+                "create rule",
+            )
+            .await["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let rule = |name: &str, kpi: &str, condition: &str, value: &str| {
+        json!({"name": name, "kind": "threshold", "kpi": kpi, "client_id": null, "bucket": "month",
+               "condition": condition, "value": value, "channel_ids": []})
+    };
+    let win = create(rule("Win rate under half", "win_rate", "below", "0.5")).await;
+    let pipe = create(rule(
+        "Pipeline over 2,000",
+        "open_pipeline",
+        "above",
+        "2000",
+    ))
+    .await;
+    let nps = create(rule("NPS under 30", "nps", "below", "30")).await;
+    let quiet = create(rule("Win rate under a tenth", "win_rate", "below", "0.1")).await;
+    zixly_alerts::evaluate::evaluate_tenant(&app.db.app, app.a.id, Utc::now())
+        .await
+        .unwrap();
+    let all = alerts(&app, &app.a.viewer).await;
+    let state = |rule: &str| {
+        all.iter()
+            .find(|a| a["rule_id"] == rule)
+            .map(|a| a["state"].as_str().unwrap().to_string())
+    };
+    for (id, what) in [
+        (&win, "win rate 1/3"),
+        (&pipe, "pipeline 2,500"),
+        (&nps, "nps 20"),
+    ] {
+        assert_eq!(state(id).as_deref(), Some("firing"), "{what}: {all:#?}");
+    }
+    assert_ne!(state(&quiet).as_deref(), Some("firing"), "{all:#?}");
 }
