@@ -282,7 +282,8 @@ pub struct CreateForm {
     kind: String,
     #[serde(default)]
     kpi: String,
-    /// A client's id, `""` for all clients together, `each` for each client.
+    /// A client's id, `""` for all clients together, `each` for each client, `some` for the
+    /// clients ticked (`client_<id>=on`).
     #[serde(default)]
     client: String,
     #[serde(default)]
@@ -301,7 +302,10 @@ pub struct CreateForm {
     stale_days: String,
     #[serde(default)]
     pending_minutes: String,
-    /// The channel checkboxes, `channel_<id>=on` (a form's repeated names do not decode into
+    /// Minutes between reminders while firing; `""`: notify once.
+    #[serde(default)]
+    repeat_minutes: String,
+    /// The channel checkboxes (and the clients' ones, `client_<id>=on`), `channel_<id>=on` (a form's repeated names do not decode into
     /// a list with `serde_urlencoded`, so each box has its own name).
     #[serde(flatten)]
     checked: std::collections::HashMap<String, String>,
@@ -313,7 +317,36 @@ impl CreateForm {
             .keys()
             .filter_map(|k| k.strip_prefix("channel_"))
     }
+    fn ticked_clients(&self) -> impl Iterator<Item = &str> {
+        self.checked
+            .keys()
+            .filter_map(|k| k.strip_prefix("client_"))
+    }
 }
+
+/// "every hour", "every 2 days", … for a reminder interval in seconds.
+fn repeat_words(seconds: i64) -> String {
+    let minutes = seconds / 60;
+    let (n, unit) = match minutes {
+        m if m % 10_080 == 0 => (m / 10_080, "week"),
+        m if m % 1440 == 0 => (m / 1440, "day"),
+        m if m % 60 == 0 => (m / 60, "hour"),
+        m => (m, "minute"),
+    };
+    if n == 1 {
+        format!("every {unit}")
+    } else {
+        format!("every {n} {unit}s")
+    }
+}
+
+/// The "Notify again" choices: minutes between reminders while a rule keeps firing.
+const REPEATS: [(&str, &str); 4] = [
+    ("", "Once, when it starts firing"),
+    ("60", "Every hour while firing"),
+    ("1440", "Every day while firing"),
+    ("10080", "Every week while firing"),
+];
 
 async fn render(
     user: &PageUser<Viewer>,
@@ -418,6 +451,7 @@ async fn render(
                             p class="muted small" {
                                 (kind_label(r.spec.kind)) " · " (rule_sentence(r, &f, &clients))
                                 @if r.spec.pending_for > 0 { " · after " (r.spec.pending_for / 60) " min pending" }
+                                @if let Some(every) = r.spec.repeat_every { " · reminds " (repeat_words(every)) }
                                 @if let Some(every) = r.spec.repeat_every { " · repeats every " (every / 60) " min" }
                                 " · " (r.spec.channel_ids.len()) " channel" @if r.spec.channel_ids.len() != 1 { "s" }
                                 " + in-app"
@@ -493,8 +527,21 @@ async fn render(
                                 select id="rule-client" name="client" {
                                     option value="" { "All clients together" }
                                     option value="each" selected[typed.client == "each"] { "Each client separately" }
+                                    option value="some" selected[typed.client == "some"] { "Some clients, each separately (tick them)" }
                                     @for (id, _, name) in &clients {
                                         option value=(id) selected[typed.client == id.to_string()] { (name) }
+                                    }
+                                }
+                            }
+                            // Shown by app.css only while "Some clients" is chosen.
+                            div class="field some-clients" data-kinds="threshold change anomaly stale" {
+                                span class="label" { "Which clients" }
+                                div class="checks" {
+                                    @for (id, _, name) in &clients {
+                                        label class="check" {
+                                            input type="checkbox" name={ "client_" (id) } checked[typed.ticked_clients().any(|t| t == id.to_string())];
+                                            (name)
+                                        }
                                     }
                                 }
                             }
@@ -555,6 +602,14 @@ async fn render(
                             div class="field narrow" {
                                 label for="rule-pending" { "Pending (minutes)" }
                                 input type="number" min="0" id="rule-pending" name="pending_minutes" value=(typed.pending_minutes) placeholder="0";
+                            }
+                            div class="field" {
+                                label for="rule-repeat" { "Notify" }
+                                select id="rule-repeat" name="repeat_minutes" {
+                                    @for (minutes, label) in REPEATS {
+                                        option value=(minutes) selected[typed.repeat_minutes == minutes] { (label) }
+                                    }
+                                }
                             }
                         }
                     }
@@ -626,9 +681,37 @@ pub async fn create(
     user.check_csrf(&f.csrf)?;
     let kind = f.kind.parse::<RuleKind>().ok();
     let bad = |field: &str, why: &str| ApiError::invalid_field(field, why.to_owned());
+    let mut client_ids = None;
     let (client_id, each_client) = match f.client.trim() {
         "" => (None, false),
         "each" => (None, true),
+        "some" => {
+            let mut ids = Vec::new();
+            for c in f.ticked_clients() {
+                match Uuid::try_parse(c) {
+                    Ok(id) => ids.push(id),
+                    Err(_) => {
+                        return refused(
+                            &user,
+                            bad("client_ids", "not a client of this list"),
+                            Some(&f),
+                        )
+                        .await
+                    }
+                }
+            }
+            if ids.is_empty() {
+                return refused(
+                    &user,
+                    bad("client_ids", "tick at least one client"),
+                    Some(&f),
+                )
+                .await;
+            }
+            ids.sort();
+            client_ids = Some(ids);
+            (None, false)
+        }
         id => match Uuid::try_parse(id) {
             Ok(id) => (Some(id), false),
             Err(_) => {
@@ -667,6 +750,18 @@ pub async fn create(
             .await
         }
     };
+    let repeat = match optional(&f.repeat_minutes).map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(m)) => Some(m.saturating_mul(60)),
+        Some(Err(_)) => {
+            return refused(
+                &user,
+                bad("repeat_seconds", "not one of the choices"),
+                Some(&f),
+            )
+            .await
+        }
+    };
     let mut channel_ids = Vec::new();
     for c in f.channels() {
         match Uuid::try_parse(c) {
@@ -692,7 +787,7 @@ pub async fn create(
             None
         },
         client_id,
-        client_ids: None,
+        client_ids,
         each_client,
         bucket: optional(&f.bucket),
         condition: if uses(&[Threshold, Change, Anomaly]) {
@@ -718,7 +813,7 @@ pub async fn create(
         goal_id: if uses(&[Goal]) { goal_id } else { None },
         stale_days: if uses(&[Stale]) { stale_days } else { None },
         pending_seconds: pending,
-        repeat_seconds: None,
+        repeat_seconds: repeat,
         enabled: Some(true),
         channel_ids,
     };

@@ -931,3 +931,76 @@ async fn rules_on_win_rate_open_pipeline_and_a_custom_metric_fire() {
     }
     assert_ne!(state(&quiet).as_deref(), Some("firing"), "{all:#?}");
 }
+
+/// The Alerts page's form sets what the API can: a rule on some clients (ticked), each judged on
+/// its own, reminding every hour while it fires; ticking none is refused, naming the field.
+#[tokio::test]
+async fn the_page_creates_a_rule_on_some_clients_that_reminds_every_hour() {
+    use crate::page_kit::{get_page, page_session, post_form};
+    let app = TestApp::builder().spawn().await;
+    let mut csv = String::from("client_id,client_name,record_date,revenue,expenses,cash_flow\n");
+    for id in ["ACME", "BETA", "GAMMA"] {
+        csv.push_str(&format!("{id},{id} Pty,{},10,0,0\n", last_month()));
+    }
+    import(&app, &app.a.editor, &csv).await;
+    let clients = json_of(
+        app.get("/api/v1/clients", &app.a.editor).await,
+        200,
+        "clients",
+    )
+    .await;
+    let id_of = |name: &str| -> String {
+        clients["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client_id"] == name)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (acme, beta) = (id_of("ACME"), id_of("BETA"));
+    let s = page_session(&app, &app.a.editor, "/alerts").await;
+    let html = get_page(&app, &s.0, "/alerts").await;
+    assert!(html.contains(r#"<option value="some">"#), "{html}");
+    assert!(html.contains(&format!(r#"name="client_{acme}""#)), "{html}");
+    let base = [
+        ("name", "Two clients over 5"),
+        ("kind", "threshold"),
+        ("kpi", "revenue"),
+        ("client", "some"),
+        ("bucket", "month"),
+        ("condition", "above"),
+        ("value", "5"),
+        ("repeat_minutes", "60"),
+    ];
+    let res = post_form(&app, &s, "/alerts/rules", &base).await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("tick at least one client"), "{html}");
+
+    let (ta, tb) = (format!("client_{acme}"), format!("client_{beta}"));
+    let mut fields = base.to_vec();
+    fields.extend([(ta.as_str(), "on"), (tb.as_str(), "on")]);
+    let res = post_form(&app, &s, "/alerts/rules", &fields).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let rules = json_of(
+        app.get("/api/v1/alert-rules", &app.a.viewer).await,
+        200,
+        "rules",
+    )
+    .await;
+    let rule = &rules["data"][0];
+    let mut ids: Vec<&str> = rule["client_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want = vec![acme.as_str(), beta.as_str()];
+    want.sort();
+    assert_eq!(ids, want, "{rule:#}");
+    assert_eq!(rule["repeat_seconds"], 3600, "{rule:#}");
+    let html = get_page(&app, &s.0, "/alerts").await;
+    assert!(html.contains("reminds every hour"), "{html}");
+}
