@@ -48,7 +48,15 @@ export async function alertChecks(page, { base, shot, log, assertLabelled, asser
   await page.getByLabel("Kind", { exact: true }).selectOption("threshold");
   assert.equal(await page.getByLabel("Compared with", { exact: true }).isVisible(), false);
   await page.getByLabel("KPI", { exact: true }).selectOption("revenue");
+  // "Some clients" shows the clients' checkboxes; another choice hides them again.
+  const someClients = page.locator(".some-clients");
+  assert.equal(await someClients.isVisible(), false, "no client boxes for all clients together");
+  await page.getByLabel("Clients", { exact: true }).selectOption("some");
+  assert.equal(await someClients.isVisible(), true, "client boxes for some clients");
+  assert.equal(await someClients.getByRole("checkbox", { name: "E2E Alert Studio" }).isVisible(), true);
+  await shot(page, "alerts-some-clients");
   await page.getByLabel("Clients", { exact: true }).selectOption({ label: "E2E Alert Studio" });
+  assert.equal(await someClients.isVisible(), false);
   await page.getByLabel("Per", { exact: true }).selectOption("month");
   await page.getByLabel("Condition", { exact: true }).selectOption("above");
   await page.getByLabel("Value", { exact: true }).fill("1000");

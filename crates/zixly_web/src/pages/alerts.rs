@@ -604,7 +604,7 @@ async fn render(
                                 input type="number" min="0" id="rule-pending" name="pending_minutes" value=(typed.pending_minutes) placeholder="0";
                             }
                             div class="field" {
-                                label for="rule-repeat" { "Notify" }
+                                label for="rule-repeat" { "How often to tell" }
                                 select id="rule-repeat" name="repeat_minutes" {
                                     @for (minutes, label) in REPEATS {
                                         option value=(minutes) selected[typed.repeat_minutes == minutes] { (label) }
