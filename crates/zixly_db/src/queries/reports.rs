@@ -853,6 +853,17 @@ impl TenantTx {
     }
 }
 
+/// The `$2` client filter of the funnel's statements: one text per case rather than
+/// `($2 is null or client_kpi_id = $2)`, so that each cached generic plan uses its index well.
+/// Both bind `$2` (`None` binds null), so the parameters are the same either way.
+fn client_filter(client: Option<Uuid>) -> &'static str {
+    if client.is_some() {
+        "and client_kpi_id = $2"
+    } else {
+        "and $2::uuid is null"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -894,16 +905,5 @@ mod tests {
         );
         assert!(acc.figures().is_none());
         assert_eq!(Acc::default().figures().unwrap().margin, None);
-    }
-}
-
-/// The `$2` client filter of the funnel's statements: one text per case rather than
-/// `($2 is null or client_kpi_id = $2)`, so that each cached generic plan uses its index well.
-/// Both bind `$2` (`None` binds null), so the parameters are the same either way.
-fn client_filter(client: Option<Uuid>) -> &'static str {
-    if client.is_some() {
-        "and client_kpi_id = $2"
-    } else {
-        "and $2::uuid is null"
     }
 }
