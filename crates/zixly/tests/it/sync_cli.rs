@@ -88,6 +88,23 @@ pub(crate) async fn connected(
     (tenant, integration.id)
 }
 
+/// A fake Xero with one customer and one invoice of `subtotal` on 2024-01-10.
+async fn one_invoice(subtotal: f64) -> FakeXero {
+    let fake = FakeXero::start().await;
+    fake.upsert(
+        "Contacts",
+        "ContactID",
+        json!({"ContactID": "c1", "Name": "Acme Pty", "ContactStatus": "ACTIVE"}),
+    );
+    fake.upsert(
+        "Invoices",
+        "InvoiceID",
+        json!({"InvoiceID": "i1", "Type": "ACCREC", "Status": "AUTHORISED",
+               "Contact": {"ContactID": "c1"}, "Date": "/Date(1704844800000+0000)/", "SubTotal": subtotal}),
+    );
+    fake
+}
+
 async fn zixly_sync_wait(db: &TestDb, fake: &FakeXero, key: &[u8; 32], tenant: Uuid) -> Output {
     let mut cmd = zixly(db, fake, key);
     cmd.env("ZIXLY_LOG", "warn")
@@ -103,18 +120,7 @@ async fn zixly_sync_wait(db: &TestDb, fake: &FakeXero, key: &[u8; 32], tenant: U
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_wait_prints_progress_lines_when_stderr_is_not_a_terminal() {
     let db = TestDb::new().await;
-    let fake = FakeXero::start().await;
-    fake.upsert(
-        "Contacts",
-        "ContactID",
-        json!({"ContactID": "c1", "Name": "Acme Pty", "ContactStatus": "ACTIVE"}),
-    );
-    fake.upsert(
-        "Invoices",
-        "InvoiceID",
-        json!({"InvoiceID": "i1", "Type": "ACCREC", "Status": "AUTHORISED",
-               "Contact": {"ContactID": "c1"}, "Date": "/Date(1704844800000+0000)/", "SubTotal": 10.0}),
-    );
+    let fake = one_invoice(10.0).await;
     let key = generate_key();
     let (tenant, _) = connected(&db, &fake, &key, "Sync progress").await;
     fake.oauth
@@ -143,18 +149,7 @@ async fn sync_wait_prints_progress_lines_when_stderr_is_not_a_terminal() {
 #[tokio::test]
 async fn sync_wait_loads_the_data_and_fails_loudly_when_the_grant_is_revoked() {
     let db = TestDb::new().await;
-    let fake = FakeXero::start().await;
-    fake.upsert(
-        "Contacts",
-        "ContactID",
-        json!({"ContactID": "c1", "Name": "Acme Pty", "ContactStatus": "ACTIVE"}),
-    );
-    fake.upsert(
-        "Invoices",
-        "InvoiceID",
-        json!({"InvoiceID": "i1", "Type": "ACCREC", "Status": "AUTHORISED",
-               "Contact": {"ContactID": "c1"}, "Date": "/Date(1704844800000+0000)/", "SubTotal": 1234.5}),
-    );
+    let fake = one_invoice(1234.5).await;
     let key = generate_key();
     let (tenant, _) = connected(&db, &fake, &key, "Sync CLI").await;
 

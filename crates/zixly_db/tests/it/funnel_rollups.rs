@@ -10,14 +10,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate};
-use futures_util::stream;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rust_decimal::Decimal;
 use uuid::Uuid;
-use zixly_db::loader::{self, LoadOptions, LoadStatus};
 use zixly_db::queries::reports::FunnelQuery;
-use zixly_domain::ingest::{CsvRows, LeadEventRow};
+use zixly_domain::ingest::LeadEventRow;
 use zixly_domain::period::DateRange;
 use zixly_testkit::TestDb;
 
@@ -151,22 +149,7 @@ async fn load(db: &TestDb, tenant: Uuid, events: &[Event]) {
             src = ["csv", "hubspot"][usize::from(e.source)],
         ));
     }
-    let ctx = loader::ingest_context(&db.app, tenant, "csv")
-        .await
-        .unwrap();
-    let parsed = CsvRows::<_, LeadEventRow>::new(csv.as_bytes(), ctx)
-        .expect("valid header")
-        .collect::<Vec<_>>();
-    let report = loader::load(
-        &db.app,
-        tenant,
-        &LoadOptions::new("csv"),
-        stream::iter(parsed),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.status, LoadStatus::Succeeded, "{:?}", report.errors);
+    crate::partitions::import::<LeadEventRow>(&db.app, tenant, &csv).await;
 }
 
 async fn apply(db: &TestDb, tenant: Uuid, op: &Op) {

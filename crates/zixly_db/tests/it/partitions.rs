@@ -13,7 +13,13 @@ use zixly_testkit::TestDb;
 
 const TABLES: [&str; 3] = ["financials", "lead_events", "custom_metrics"];
 
-async fn import<T: Loadable>(app: &zixly_db::AppDb, tenant: Uuid, csv: &str) -> LoadReport {
+/// Loads `csv` through the CSV parser and the loader, as `zixly_app`; the load must succeed.
+/// (Shared by the rollup tests.)
+pub(crate) async fn import<T: Loadable>(
+    app: &zixly_db::AppDb,
+    tenant: Uuid,
+    csv: &str,
+) -> LoadReport {
     let ctx = loader::ingest_context(app, tenant, "csv").await.unwrap();
     let rows: Vec<_> = CsvRows::<_, T>::new(csv.as_bytes(), ctx)
         .expect("valid header")

@@ -10,14 +10,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate};
-use futures_util::stream;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use rust_decimal::Decimal;
 use uuid::Uuid;
-use zixly_db::loader::{self, LoadOptions, LoadStatus};
 use zixly_db::queries::reports::ProfitabilityQuery;
-use zixly_domain::ingest::{CsvRows, FinancialRow};
+use zixly_domain::ingest::FinancialRow;
 use zixly_domain::period::{Bucket, BucketWindow, DateRange};
 use zixly_testkit::TestDb;
 
@@ -141,22 +139,7 @@ async fn load(db: &TestDb, tenant: Uuid, rows: &[Row]) {
             src = ["csv", "xero"][usize::from(r.source)],
         ));
     }
-    let ctx = loader::ingest_context(&db.app, tenant, "csv")
-        .await
-        .unwrap();
-    let parsed = CsvRows::<_, FinancialRow>::new(csv.as_bytes(), ctx)
-        .expect("valid header")
-        .collect::<Vec<_>>();
-    let report = loader::load(
-        &db.app,
-        tenant,
-        &LoadOptions::new("csv"),
-        stream::iter(parsed),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(report.status, LoadStatus::Succeeded, "{:?}", report.errors);
+    crate::partitions::import::<FinancialRow>(&db.app, tenant, &csv).await;
 }
 
 async fn apply(db: &TestDb, tenant: Uuid, op: &Op) {

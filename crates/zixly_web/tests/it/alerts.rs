@@ -77,6 +77,38 @@ fn month_file(revenue_each_day: &str) -> String {
     )
 }
 
+/// Tenant A's clients: external id → Zixly id.
+async fn client_ids(app: &TestApp) -> std::collections::HashMap<String, String> {
+    let v = json_of(
+        app.get("/api/v1/clients", &app.a.editor).await,
+        200,
+        "clients",
+    )
+    .await;
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let external = c["client_id"].as_str().unwrap().to_string();
+            (external, c["id"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Creates a rule as tenant A's EDITOR; its id.
+async fn create_rule(app: &TestApp, body: Value) -> String {
+    json_of(
+        app.post("/api/v1/alert-rules", &app.a.editor, &body).await,
+        201,
+        "create rule",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn client_uuid(app: &TestApp, user: &TestUser) -> Uuid {
     let v = json_of(app.get("/api/v1/clients", user).await, 200, "clients").await;
     v["data"][0]["id"].as_str().unwrap().parse().unwrap()
@@ -629,36 +661,10 @@ async fn change_rules_on_a_set_of_clients_repeats_stale_data_and_no_data_are_jud
         }
     }
     import(&app, &app.a.editor, &csv).await;
-    let clients = json_of(
-        app.get("/api/v1/clients", &app.a.editor).await,
-        200,
-        "clients",
-    )
-    .await;
-    let id_of = |name: &str| -> String {
-        clients["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["client_id"] == name)
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .unwrap()
-    };
+    let ids = client_ids(&app).await;
+    let id_of = |name: &str| ids[name].clone();
     let (acme, beta, gamma) = (id_of("ACME"), id_of("BETA"), id_of("GAMMA"));
-    let create = |body: Value| {
-        let app = &app;
-        async move {
-            json_of(
-                app.post("/api/v1/alert-rules", &app.a.editor, &body).await,
-                201,
-                "create rule",
-            )
-            .await["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
-    };
+    let create = |body: Value| create_rule(&app, body);
     let change = create(
         json!({"name": "Revenue up by half", "kind": "change", "kpi": "revenue",
         "client_ids": [acme, beta], "bucket": "month", "condition": "above", "value": "50",
@@ -882,20 +888,7 @@ async fn rules_on_win_rate_open_pipeline_and_a_custom_metric_fire() {
         ),
     )
     .await;
-    let create = |body: Value| {
-        let app = &app;
-        async move {
-            json_of(
-                app.post("/api/v1/alert-rules", &app.a.editor, &body).await,
-                201,
-                "create rule",
-            )
-            .await["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
-    };
+    let create = |body: Value| create_rule(&app, body);
     let rule = |name: &str, kpi: &str, condition: &str, value: &str| {
         json!({"name": name, "kind": "threshold", "kpi": kpi, "client_id": null, "bucket": "month",
                "condition": condition, "value": value, "channel_ids": []})
@@ -940,21 +933,8 @@ async fn the_page_creates_a_rule_on_some_clients_that_reminds_every_hour() {
         csv.push_str(&format!("{id},{id} Pty,{},10,0,0\n", last_month()));
     }
     import(&app, &app.a.editor, &csv).await;
-    let clients = json_of(
-        app.get("/api/v1/clients", &app.a.editor).await,
-        200,
-        "clients",
-    )
-    .await;
-    let id_of = |name: &str| -> String {
-        clients["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["client_id"] == name)
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .unwrap()
-    };
+    let ids = client_ids(&app).await;
+    let id_of = |name: &str| ids[name].clone();
     let (acme, beta) = (id_of("ACME"), id_of("BETA"));
     let s = page_session(&app, &app.a.editor, "/alerts").await;
     let html = get_page(&app, &s.0, "/alerts").await;
