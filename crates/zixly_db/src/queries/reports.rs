@@ -756,18 +756,8 @@ impl TenantTx {
         let (foreign, mut by_status): (Vec<Row>, Vec<Row>) =
             totals.into_iter().partition(|r| r.get::<_, bool>(6));
         if !foreign.is_empty() {
-            let keys: Vec<(String, String, String)> = foreign
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect();
-            let (stages, statuses, currencies): (Vec<_>, Vec<_>, Vec<_>) =
-                keys.into_iter()
-                    .fold(Default::default(), |mut acc, (a, b, c)| {
-                        acc.0.push(a);
-                        acc.1.push(b);
-                        acc.2.push(c);
-                        acc
-                    });
+            let column = |i: usize| foreign.iter().map(|r| r.get(i)).collect::<Vec<String>>();
+            let (stages, statuses, currencies) = (column(0), column(1), column(2));
             let tz = "(select time_zone from tenants where id = $1)";
             let sql = format!(
                 "select e.stage, e.status::text, e.currency::text, (e.event_date at time zone {tz})::date,

@@ -218,23 +218,10 @@ async fn apply(db: &TestDb, tenant: Uuid, op: &Op) {
             days(*from, *len)
         ),
         Op::DeleteClient(c) => {
-            let tx = db.app.begin_tenant(tenant).await.unwrap();
-            let id = tx
-                .raw_strings(&format!(
-                    "select id::text from client_kpis where tenant_id = '{tenant}' and client_id = 'C{c}'"
-                ))
-                .await
-                .unwrap();
-            if let Some(Some(id)) = id.first() {
-                tx.delete_client(id.parse().unwrap()).await.unwrap();
-            }
-            tx.commit().await.unwrap();
-            return;
+            return crate::rollups::delete_client(db, tenant, &format!("C{c}")).await;
         }
     };
-    let tx = db.app.begin_tenant(tenant).await.unwrap();
-    tx.raw_execute(&sql).await.unwrap();
-    tx.commit().await.unwrap();
+    crate::rollups::execute_as_app(db, tenant, &sql).await;
 }
 
 /// Each rollup table as stored and as recomputed from `lead_events` (read as the superuser, so

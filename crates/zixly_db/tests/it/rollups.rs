@@ -192,22 +192,32 @@ async fn apply(db: &TestDb, tenant: Uuid, op: &Op) {
             days(*from, *len)
         ),
         Op::DeleteClient(c) => {
-            let tx = db.app.begin_tenant(tenant).await.unwrap();
-            let id = tx
-                .raw_strings(&format!(
-                    "select id::text from client_kpis where tenant_id = '{tenant}' and client_id = 'C{c}'"
-                ))
-                .await
-                .unwrap();
-            if let Some(Some(id)) = id.first() {
-                tx.delete_client(id.parse().unwrap()).await.unwrap();
-            }
-            tx.commit().await.unwrap();
-            return;
+            return crate::rollups::delete_client(db, tenant, &format!("C{c}")).await;
         }
     };
+    crate::rollups::execute_as_app(db, tenant, &sql).await;
+}
+
+/// Deletes the client with external id `client_id` (if there is one) as the app does, its data
+/// cascading through the rollup triggers. (Shared with the funnel rollups' test.)
+pub(crate) async fn delete_client(db: &TestDb, tenant: Uuid, client_id: &str) {
     let tx = db.app.begin_tenant(tenant).await.unwrap();
-    tx.raw_execute(&sql).await.unwrap();
+    let id = tx
+        .raw_strings(&format!(
+            "select id::text from client_kpis where tenant_id = '{tenant}' and client_id = '{client_id}'"
+        ))
+        .await
+        .unwrap();
+    if let Some(Some(id)) = id.first() {
+        tx.delete_client(id.parse().unwrap()).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Runs one hand-written statement as `zixly_app` in the tenant, and commits.
+pub(crate) async fn execute_as_app(db: &TestDb, tenant: Uuid, sql: &str) {
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    tx.raw_execute(sql).await.unwrap();
     tx.commit().await.unwrap();
 }
 
