@@ -14,7 +14,8 @@
 //! Goal rules judge the goal's *current* period (its status is a forecast: waiting for the period
 //! to end would tell too late), one alert per period, the subject being the goal's client. Stale
 //! rules have one alert per subject (bucket `2000-01-01`), not one per bucket: staleness is about
-//! now, not about a period.
+//! now, not about a period. A stale rule on one integration judges that integration's syncs (the
+//! last one that wrote rows, and whether it is in `ERROR`), its subject being the tenant.
 //!
 //! **Idempotent.** The same data judged again is the same observation, which the state machine
 //! turns into no transition; an alert row is rewritten only when its state or figure changed.
@@ -401,7 +402,14 @@ async fn evaluate_one(
             (latest, verdict)
         }
         RuleKind::Stale => {
-            let f = tx.data_freshness(subject).await?;
+            let f = match spec.integration_id {
+                // An integration deleted since the rule was read: nothing to judge.
+                Some(i) => match tx.integration_freshness(i).await? {
+                    Some(f) => f,
+                    None => return Ok((false, false)),
+                },
+                None => tx.data_freshness(subject).await?,
+            };
             let days = f.last_data.map(|d| (today - d).num_days());
             let limit = i64::from(spec.stale_days.unwrap_or(1));
             (stale_bucket(), check_stale(days, limit, &f.errored))
@@ -436,7 +444,9 @@ fn comparison(
         }),
         RuleKind::Anomaly => json!({"method": method}),
         RuleKind::Goal => json!({"goal_id": spec.goal_id}),
-        RuleKind::Stale => json!({"stale_days": spec.stale_days}),
+        RuleKind::Stale => {
+            json!({"stale_days": spec.stale_days, "integration_id": spec.integration_id})
+        }
     }
 }
 

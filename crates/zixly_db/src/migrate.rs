@@ -262,6 +262,10 @@ mod tests {
                 16,
                 "014857fbb2ea9ba7d4c1639a7ed0bef49a059f81e0eb77c6ba0cf3f0c8999d26",
             ),
+            (
+                17,
+                "0a56c323023d7477d678d0afe5abd28e1e0511369ce3dbc83d2aa7f61852e95e",
+            ),
         ];
         for (version, sum) in RELEASED {
             let m = MIGRATIONS

@@ -63,6 +63,7 @@ fn rule(name: &str, kind: RuleKind, kpi: Option<&str>) -> RuleSpec {
         compare_to: None,
         goal_id: None,
         stale_days: None,
+        integration_id: None,
         pending_for: 0,
         repeat_every: None,
         enabled: true,

@@ -71,6 +71,9 @@ pub struct RuleSpec {
     pub compare_to: Option<CompareTo>,
     pub goal_id: Option<Uuid>,
     pub stale_days: Option<i32>,
+    /// A stale rule on one integration (scope `Tenant`): judged by that integration's syncs
+    /// ([`TenantTx::integration_freshness`]) rather than by all data.
+    pub integration_id: Option<Uuid>,
     /// Seconds.
     pub pending_for: i64,
     /// Seconds; `None`: notify once.
@@ -224,7 +227,8 @@ const RULE_COLUMNS: &str = "r.id, r.name, r.kind, r.kpi, r.scope, r.client_ids, 
      extract(epoch from r.repeat_every)::bigint, r.snoozed_until, r.enabled, r.created_by, r.created_at,
      r.updated_at,
      array(select c.channel_id from alert_rule_channels c
-            where c.tenant_id = r.tenant_id and c.rule_id = r.id order by c.channel_id)";
+            where c.tenant_id = r.tenant_id and c.rule_id = r.id order by c.channel_id),
+     r.integration_id";
 
 fn rule_from_row(r: &tokio_postgres::Row) -> DbResult<AlertRule> {
     Ok(AlertRule {
@@ -242,6 +246,7 @@ fn rule_from_row(r: &tokio_postgres::Row) -> DbResult<AlertRule> {
             compare_to: parse_opt(r.get(10), "alert_rules.compare_to")?,
             goal_id: r.get(11),
             stale_days: r.get(12),
+            integration_id: r.get(21),
             pending_for: r.get(13),
             repeat_every: r.get(14),
             enabled: r.get(16),
@@ -351,14 +356,15 @@ impl TenantTx {
                 .query_opt(
                     "insert into alert_rules (tenant_id, name, kind, kpi, scope, client_ids, bucket, condition, value,
                                               change_mode, compare_to, goal_id, stale_days, pending_for,
-                                              repeat_every, enabled, created_by)
+                                              repeat_every, enabled, created_by, integration_id)
                      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 * interval '1 second',
-                             $15 * interval '1 second', $16, $17)
+                             $15 * interval '1 second', $16, $17, $18)
                      returning id",
                     &[
                         &self.tenant_id(), &s.name, &kind, &s.kpi, &scope, &s.client_ids, &bucket,
                         &condition, &s.value, &change_mode, &compare_to, &s.goal_id, &s.stale_days,
                         &(s.pending_for as f64), &s.repeat_every.map(|v| v as f64), &s.enabled, &by,
+                        &s.integration_id,
                     ],
                 )
                 .await
@@ -370,13 +376,14 @@ impl TenantTx {
                         set name = $3, kind = $4, kpi = $5, scope = $6, client_ids = $7, bucket = $8,
                             condition = $9, value = $10, change_mode = $11, compare_to = $12, goal_id = $13,
                             stale_days = $14, pending_for = $15 * interval '1 second',
-                            repeat_every = $16 * interval '1 second', enabled = $17
+                            repeat_every = $16 * interval '1 second', enabled = $17, integration_id = $18
                       where tenant_id = $1 and id = $2
                      returning id",
                     &[
                         &self.tenant_id(), &id, &s.name, &kind, &s.kpi, &scope, &s.client_ids, &bucket,
                         &condition, &s.value, &change_mode, &compare_to, &s.goal_id, &s.stale_days,
                         &(s.pending_for as f64), &s.repeat_every.map(|v| v as f64), &s.enabled,
+                        &s.integration_id,
                     ],
                 )
                 .await
@@ -839,6 +846,33 @@ impl TenantTx {
                 })
             }
         }
+    }
+}
+
+impl TenantTx {
+    /// How fresh one integration's data is: the last day (in the tenant's time zone) a sync of it
+    /// finished having written rows, and its provider when it is in `ERROR`. `None` when the
+    /// tenant has no such integration (deleted meanwhile: its rules are deleted with it, so only
+    /// a race sees this).
+    pub async fn integration_freshness(&self, integration: Uuid) -> DbResult<Option<Freshness>> {
+        let row = self
+            .client()
+            .query_opt(
+                "select (select max((r.finished_at at time zone t.time_zone)::date) from sync_runs r
+                          where r.tenant_id = $1 and r.integration_id = $2
+                            and r.status in ('succeeded', 'partial')
+                            and r.rows_inserted + r.rows_updated > 0),
+                        i.provider::text, i.status = 'ERROR'
+                   from integrations i join tenants t on t.id = i.tenant_id
+                  where i.tenant_id = $1 and i.id = $2",
+                &[&self.tenant_id(), &integration],
+            )
+            .await
+            .ctx("reading an integration's latest sync")?;
+        Ok(row.map(|r| Freshness {
+            last_data: r.get(0),
+            errored: if r.get(2) { vec![r.get(1)] } else { Vec::new() },
+        }))
     }
 }
 

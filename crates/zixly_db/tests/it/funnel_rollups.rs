@@ -458,7 +458,9 @@ async fn the_migration_backfills_the_funnel_rollups_of_existing_events() {
         ))
         .await
         .unwrap();
-    assert_eq!(zixly_db::migrate::run(&db.owner_url).await.unwrap(), [16]);
+    // From 0016 on (later migrations follow it).
+    let applied = zixly_db::migrate::run(&db.owner_url).await.unwrap();
+    assert_eq!(applied.first(), Some(&16), "{applied:?}");
     let tenant: Uuid = tenant.parse().unwrap();
     for (table, stored, raw) in rollups_and_raw(&db, tenant).await {
         assert!(!stored.is_empty(), "{table} is empty");

@@ -461,10 +461,9 @@ async fn the_migration_backfills_rollups_of_existing_rows() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        zixly_db::migrate::run(&db.owner_url).await.unwrap(),
-        [15, 16]
-    );
+    // From 0015 on (later migrations follow it).
+    let applied = zixly_db::migrate::run(&db.owner_url).await.unwrap();
+    assert_eq!(applied.first(), Some(&15), "{applied:?}");
     let rows: Vec<String> = su
         .query(
             "select concat_ws('|', month, currency, revenue, expenses, cash_flow, row_count)

@@ -11,7 +11,7 @@
 //! | `change` | `kpi`, `condition` (`above` = a rise, `below` = a fall), `value` (a magnitude) | `change_mode` (`percent`), `compare_to` (`previous`) |
 //! | `anomaly` | `kpi` | `condition` (only rises / only falls; both without it) |
 //! | `goal` | `goal_id` | |
-//! | `stale` | `stale_days` | `kpi` is not used |
+//! | `stale` | `stale_days` | `integration_id` (that integration's syncs, tenant-wide); `kpi` is not used |
 //!
 //! Scope: `client_id` one client, `client_ids` a set, `each_client` every client separately,
 //! none of them the tenant's total. Ratio KPIs (margin, win rate) compare fractions (`0.2` =
@@ -61,6 +61,7 @@ pub(crate) struct RuleInput<'a> {
     pub compare_to: Option<&'a str>,
     pub goal_id: Option<Uuid>,
     pub stale_days: Option<i64>,
+    pub integration_id: Option<Uuid>,
     pub pending_seconds: Option<i64>,
     pub repeat_seconds: Option<i64>,
     pub enabled: Option<bool>,
@@ -235,6 +236,19 @@ async fn validate(tx: &TenantTx, input: &RuleInput<'_>) -> ApiResult<RuleSpec> {
             Some(d) => stale_days = Some(d as i32),
         }
     }
+    let mut integration_id = None;
+    if let Some(i) = input.integration_id {
+        if kind != Some(RuleKind::Stale) {
+            errors.push(ErrorDetail::field(
+                "integration_id",
+                "only a stale rule watches an integration",
+            ));
+        } else if tx.integration(i).await?.is_none() {
+            errors.push(ErrorDetail::field("integration_id", "no such integration"));
+        } else {
+            integration_id = Some(i);
+        }
+    }
     // Scope.
     let listed: Vec<Uuid> = match (&input.client_ids, input.client_id) {
         (Some(ids), None) => ids.clone(),
@@ -273,6 +287,12 @@ async fn validate(tx: &TenantTx, input: &RuleInput<'_>) -> ApiResult<RuleSpec> {
                 format!("no such client {c}"),
             ));
         }
+    }
+    if input.integration_id.is_some() && scope != Scope::Tenant {
+        errors.push(ErrorDetail::field(
+            "integration_id",
+            "an integration feeds many clients: a rule on it is tenant-wide, leave the clients out",
+        ));
     }
     if kind == Some(RuleKind::Goal) && scope != Scope::Tenant {
         errors.push(ErrorDetail::field(
@@ -320,6 +340,7 @@ async fn validate(tx: &TenantTx, input: &RuleInput<'_>) -> ApiResult<RuleSpec> {
         compare_to,
         goal_id,
         stale_days,
+        integration_id,
         pending_for,
         repeat_every,
         enabled: input.enabled.unwrap_or(true),
@@ -335,7 +356,8 @@ fn rule_summary(r: &AlertRule) -> serde_json::Value {
         "condition": s.condition.map(Condition::as_str), "value": s.value.map(|v| v.to_string()),
         "change_mode": s.change_mode.map(ChangeMode::as_str),
         "compare_to": s.compare_to.map(CompareTo::as_str), "goal_id": s.goal_id,
-        "stale_days": s.stale_days, "pending_seconds": s.pending_for,
+        "stale_days": s.stale_days, "integration_id": s.integration_id,
+        "pending_seconds": s.pending_for,
         "repeat_seconds": s.repeat_every, "enabled": s.enabled, "channel_ids": s.channel_ids,
     })
 }

@@ -112,6 +112,9 @@ pub struct AlertRuleView {
     pub compare_to: Option<String>,
     pub goal_id: Option<Uuid>,
     pub stale_days: Option<i32>,
+    /// A stale rule on one integration (`GET /integrations`): judged by its syncs; `null` for
+    /// every other rule.
+    pub integration_id: Option<Uuid>,
     /// How long a crossing must last before it fires (0: at once).
     pub pending_seconds: i64,
     /// `null`: notify once per firing; else again every so many seconds while it fires.
@@ -143,6 +146,7 @@ impl From<&AlertRule> for AlertRuleView {
             compare_to: s.compare_to.map(|c| c.as_str().to_owned()),
             goal_id: s.goal_id,
             stale_days: s.stale_days,
+            integration_id: s.integration_id,
             pending_seconds: s.pending_for,
             repeat_seconds: s.repeat_every,
             snoozed_until: r.snoozed_until,
@@ -186,7 +190,11 @@ pub struct AlertRuleInput {
     /// `previous` (default) or `last_year`.
     pub compare_to: Option<String>,
     pub goal_id: Option<Uuid>,
+    /// Stale rules: how many days without new data make the data stale (1 to 365).
     pub stale_days: Option<i64>,
+    /// Stale rules: watch this integration (`GET /integrations`) — the last sync of it that
+    /// wrote rows, and whether it is in `ERROR` — rather than all data. Tenant-wide only.
+    pub integration_id: Option<Uuid>,
     /// Seconds a crossing must last before it fires (default 0: fire on the first evaluation).
     pub pending_seconds: Option<i64>,
     /// Notify again every so many seconds while firing (at least 300; absent: once).
@@ -341,6 +349,7 @@ fn input_of<'a>(b: &'a AlertRuleInput, value: Option<&'a str>) -> RuleInput<'a> 
         compare_to: b.compare_to.as_deref(),
         goal_id: b.goal_id,
         stale_days: b.stale_days,
+        integration_id: b.integration_id,
         pending_seconds: b.pending_seconds,
         repeat_seconds: b.repeat_seconds,
         enabled: b.enabled,
@@ -447,6 +456,7 @@ async fn patch_rule(
         compare_to: p.compare_to.or(current.compare_to),
         goal_id: current.goal_id,
         stale_days: p.stale_days.or(current.stale_days.map(i64::from)),
+        integration_id: current.integration_id,
         pending_seconds: p.pending_seconds.or(Some(current.pending_seconds)),
         repeat_seconds: p.repeat_seconds.or(current.repeat_seconds),
         enabled: p.enabled.or(Some(current.enabled)),

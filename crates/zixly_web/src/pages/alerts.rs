@@ -74,7 +74,12 @@ fn bucket_word(b: Bucket) -> &'static str {
 }
 
 /// One sentence saying what a rule watches: "Revenue per month of Acme Pty above $1,000".
-fn rule_sentence(r: &AlertRule, f: &Figures, clients: &[(Uuid, String, String)]) -> String {
+fn rule_sentence(
+    r: &AlertRule,
+    f: &Figures,
+    clients: &[(Uuid, String, String)],
+    integrations: &[(Uuid, &'static str)],
+) -> String {
     let s = &r.spec;
     let who = match s.scope {
         Scope::Tenant => "all clients together".to_owned(),
@@ -133,10 +138,22 @@ fn rule_sentence(r: &AlertRule, f: &Figures, clients: &[(Uuid, String, String)])
             }
         ),
         RuleKind::Goal => format!("The goal on {kpi} goes off track or is missed"),
-        RuleKind::Stale => format!(
-            "No new data for {} days ({who}), or a connection in error",
-            s.stale_days.unwrap_or(1)
-        ),
+        RuleKind::Stale => match s.integration_id {
+            Some(id) => {
+                let name = integrations
+                    .iter()
+                    .find(|i| i.0 == id)
+                    .map_or("the integration", |i| i.1);
+                format!(
+                    "No new data from {name} for {} days, or {name} in error",
+                    s.stale_days.unwrap_or(1)
+                )
+            }
+            None => format!(
+                "No new data for {} days ({who}), or a connection in error",
+                s.stale_days.unwrap_or(1)
+            ),
+        },
     }
 }
 
@@ -171,6 +188,20 @@ fn bucket_label(a: &AlertView) -> String {
             display::bucket_label(b, a.bucket_start)
         }
     }
+}
+
+/// The tenant's integrations by id, as people name their providers ("Xero").
+async fn integration_names(
+    tx: &zixly_db::TenantTx,
+) -> Result<Vec<(Uuid, &'static str)>, PageError> {
+    Ok(tx
+        .integrations()
+        .await?
+        .into_iter()
+        .filter_map(|i| {
+            zixly_connectors::Provider::parse(&i.provider).map(|p| (i.id, p.display_name()))
+        })
+        .collect())
 }
 
 /// The tenant's custom metrics as the figures name them.
@@ -300,6 +331,9 @@ pub struct CreateForm {
     goal_id: String,
     #[serde(default)]
     stale_days: String,
+    /// Stale rules: an integration's id, `""` for all data.
+    #[serde(default)]
+    integration: String,
     #[serde(default)]
     pending_minutes: String,
     /// Minutes between reminders while firing; `""`: notify once.
@@ -367,6 +401,7 @@ async fn render(
     let clients = tx.client_directory().await?;
     let custom = custom_words(&tx).await?;
     let goals = tx.list_goals(None).await?;
+    let integrations = integration_names(&tx).await?;
     let channels =
         if user.auth.role().includes(Role::Admin) || user.auth.role().includes(Role::Editor) {
             tx.list_channels().await?
@@ -449,10 +484,9 @@ async fn render(
                         div {
                             h3 { (r.spec.name) }
                             p class="muted small" {
-                                (kind_label(r.spec.kind)) " · " (rule_sentence(r, &f, &clients))
+                                (kind_label(r.spec.kind)) " · " (rule_sentence(r, &f, &clients, &integrations))
                                 @if r.spec.pending_for > 0 { " · after " (r.spec.pending_for / 60) " min pending" }
                                 @if let Some(every) = r.spec.repeat_every { " · reminds " (repeat_words(every)) }
-                                @if let Some(every) = r.spec.repeat_every { " · repeats every " (every / 60) " min" }
                                 " · " (r.spec.channel_ids.len()) " channel" @if r.spec.channel_ids.len() != 1 { "s" }
                                 " + in-app"
                             }
@@ -595,6 +629,15 @@ async fn render(
                                     option value="last_year" selected[typed.compare_to == "last_year"] { "Last year" }
                                 }
                             }
+                            div class="field" data-kinds="stale" {
+                                label for="rule-integration" { "Data from" }
+                                select id="rule-integration" name="integration" {
+                                    option value="" { "Any import or integration" }
+                                    @for (id, name) in &integrations {
+                                        option value=(id) selected[typed.integration == id.to_string()] { (name) " only" }
+                                    }
+                                }
+                            }
                             div class="field narrow" data-kinds="stale" {
                                 label for="rule-stale" { "Days without new data" }
                                 input type="number" min="1" max="365" id="rule-stale" name="stale_days" value=(typed.stale_days) placeholder="7";
@@ -631,7 +674,7 @@ async fn render(
                 p class="hint small" {
                     "Threshold: the latest complete " em { "per" } " period above or below the value. Change: a rise or fall of more than the value. "
                     "Anomaly: outside the band the KPI's history predicts (seasonal with two years of months). Goal: the chosen goal goes off track. "
-                    "Stale: no new data for that many days. Amounts in " (tenant.base_currency) "; margin and win rate thresholds are fractions (0.2 for 20 %). "
+                    "Stale: no new data for that many days (from one integration if you pick it, then for all clients together), or a connection in error. Amounts in " (tenant.base_currency) "; margin and win rate thresholds are fractions (0.2 for 20 %). "
                     "Every user also gets an in-app notification."
                     @if channels.is_empty() { " ADMINs add e-mail, Slack and webhook channels under Settings › Notifications." }
                 }
@@ -762,6 +805,18 @@ pub async fn create(
             .await
         }
     };
+    let integration_id = match optional(&f.integration).map(Uuid::try_parse) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            return refused(
+                &user,
+                bad("integration_id", "not an integration of this list"),
+                Some(&f),
+            )
+            .await
+        }
+    };
     let mut channel_ids = Vec::new();
     for c in f.channels() {
         match Uuid::try_parse(c) {
@@ -812,6 +867,7 @@ pub async fn create(
         },
         goal_id: if uses(&[Goal]) { goal_id } else { None },
         stale_days: if uses(&[Stale]) { stale_days } else { None },
+        integration_id: if uses(&[Stale]) { integration_id } else { None },
         pending_seconds: pending,
         repeat_seconds: repeat,
         enabled: Some(true),

@@ -981,3 +981,204 @@ async fn the_page_creates_a_rule_on_some_clients_that_reminds_every_hour() {
     let html = get_page(&app, &s.0, "/alerts").await;
     assert!(html.contains("reminds every hour"), "{html}");
 }
+
+/// A stale rule on one integration judges that integration's syncs: the last one that wrote
+/// rows (a later sync that found nothing new does not count), and whether it is in `ERROR`. Only
+/// a stale, tenant-wide rule may name an integration, of its own tenant; deleting the
+/// integration deletes its rules; the page creates one from its "Data from" choice.
+#[tokio::test]
+async fn a_stale_rule_on_one_integration_judges_that_integrations_syncs() {
+    use crate::page_kit::{get_page, page_session, post_form};
+    let app = TestApp::builder().spawn().await;
+    let su = app.db.superuser().await;
+    let integration = |tenant: Uuid, provider: &'static str| {
+        let su = &su;
+        async move {
+            let row = su
+                .query_one(
+                    "insert into integrations (tenant_id, provider, status, access_token)
+                     values ($1, $2::text::integration_provider, 'ACTIVE', '\\x00') returning id",
+                    &[&tenant, &provider],
+                )
+                .await
+                .unwrap();
+            row.get::<_, Uuid>(0)
+        }
+    };
+    let (xero, hubspot) = (
+        integration(app.a.id, "XERO").await,
+        integration(app.a.id, "HUBSPOT").await,
+    );
+    let b_xero = integration(app.b.id, "XERO").await;
+    // A sync of `integration` that finished `days_ago` having written `rows`.
+    let sync = |integration: Uuid, days_ago: i32, rows: i64| {
+        let su = &su;
+        let tenant = app.a.id;
+        async move {
+            su.execute(
+                "insert into sync_runs (tenant_id, source, dataset, integration_id, status,
+                                        rows_inserted, started_at, finished_at)
+                 values ($1, 'sync', 'mixed', $2, 'succeeded', $3,
+                         now() - make_interval(days => $4), now() - make_interval(days => $4))",
+                &[&tenant, &integration, &rows, &days_ago],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    sync(xero, 10, 40).await;
+    sync(xero, 0, 0).await; // today's sync of Xero found nothing new
+    sync(hubspot, 1, 5).await;
+
+    // Validation, each naming `integration_id`.
+    for (body, says) in [
+        (
+            json!({"name": "x", "kind": "threshold", "kpi": "revenue", "condition": "above",
+                   "value": "1", "integration_id": xero}),
+            "only a stale rule",
+        ),
+        (
+            json!({"name": "x", "kind": "stale", "stale_days": 7, "integration_id": b_xero}),
+            "no such integration",
+        ),
+        (
+            json!({"name": "x", "kind": "stale", "stale_days": 7, "integration_id": xero,
+                   "each_client": true}),
+            "tenant-wide",
+        ),
+    ] {
+        let v = json_of(
+            app.post("/api/v1/alert-rules", &app.a.editor, &body).await,
+            422,
+            says,
+        )
+        .await;
+        let detail = v.to_string();
+        assert!(
+            detail.contains("integration_id") && detail.contains(says),
+            "{detail}"
+        );
+    }
+
+    let quiet_xero = create_rule(
+        &app,
+        json!({"name": "Xero quiet for a week", "kind": "stale", "stale_days": 7,
+               "integration_id": xero}),
+    )
+    .await;
+    let quiet_hubspot = create_rule(
+        &app,
+        json!({"name": "HubSpot quiet for a week", "kind": "stale", "stale_days": 7,
+               "integration_id": hubspot}),
+    )
+    .await;
+    let rule = json_of(
+        app.get(&format!("/api/v1/alert-rules/{quiet_xero}"), &app.a.viewer)
+            .await,
+        200,
+        "rule",
+    )
+    .await;
+    assert_eq!(rule["integration_id"], xero.to_string(), "{rule:#}");
+
+    let now = Utc::now();
+    let eval = |at| zixly_alerts::evaluate::evaluate_tenant(&app.db.app, app.a.id, at);
+    eval(now).await.unwrap();
+    let alert_of = |all: &[Value], rule: &str| -> Value {
+        all.iter()
+            .find(|a| a["rule_id"] == rule)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let all = alerts(&app, &app.a.viewer).await;
+    let x = alert_of(&all, &quiet_xero);
+    assert_eq!(x["state"], "firing", "{all:#?}");
+    assert_eq!(
+        x["value"], "10",
+        "ten days since Xero last wrote rows: {x:#}"
+    );
+    assert_ne!(
+        alert_of(&all, &quiet_hubspot)["state"],
+        "firing",
+        "{all:#?}"
+    );
+
+    // HubSpot goes into ERROR: its rule fires and says why; Xero's new rows resolve Xero's.
+    su.execute(
+        "update integrations set status = 'ERROR', last_error = 'token revoked' where id = $1",
+        &[&hubspot],
+    )
+    .await
+    .unwrap();
+    sync(xero, 0, 3).await;
+    eval(now + chrono::Duration::minutes(5)).await.unwrap();
+    let all = alerts(&app, &app.a.viewer).await;
+    let h = alert_of(&all, &quiet_hubspot);
+    assert_eq!(h["state"], "firing", "{all:#?}");
+    assert!(
+        h["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("HUBSPOT is in error"),
+        "{h:#}"
+    );
+    assert_eq!(alert_of(&all, &quiet_xero)["state"], "resolved", "{all:#?}");
+
+    // The page offers the integrations, creates a rule on one and says what it watches.
+    let s = page_session(&app, &app.a.editor, "/alerts").await;
+    let html = get_page(&app, &s.0, "/alerts").await;
+    assert!(
+        html.contains(&format!(r#"<option value="{xero}">Xero only</option>"#)),
+        "{html}"
+    );
+    assert!(
+        html.contains("No new data from HubSpot for 7 days, or HubSpot in error"),
+        "{html}"
+    );
+    let xero_text = xero.to_string();
+    let res = post_form(
+        &app,
+        &s,
+        "/alerts/rules",
+        &[
+            ("name", "Xero quiet for three days"),
+            ("kind", "stale"),
+            ("client", ""),
+            ("integration", xero_text.as_str()),
+            ("stale_days", "3"),
+        ],
+    )
+    .await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let rules = json_of(
+        app.get("/api/v1/alert-rules", &app.a.viewer).await,
+        200,
+        "rules",
+    )
+    .await;
+    let on_xero: Vec<&Value> = rules["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["integration_id"] == xero_text)
+        .collect();
+    assert_eq!(on_xero.len(), 2, "{rules:#}");
+
+    // Deleting the integration deletes the rules that watched it, with their alerts.
+    su.execute("delete from integrations where id = $1", &[&xero])
+        .await
+        .unwrap();
+    let rules = json_of(
+        app.get("/api/v1/alert-rules", &app.a.viewer).await,
+        200,
+        "rules",
+    )
+    .await;
+    let names: Vec<&str> = rules["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["HubSpot quiet for a week"], "{rules:#}");
+}
