@@ -204,12 +204,20 @@ pub fn event_type(to_state: &str) -> String {
     }
 }
 
-/// Where a person sees the figure: the client's page, or the alert's own page (figure, reason,
-/// history) for a tenant-wide rule.
+/// Where a person sees the figure: for a catalogue KPI of one client, the client's page over the
+/// judged bucket's dates (its charts and figures for exactly that day, week or month); otherwise
+/// (tenant-wide, a custom metric, a goal or stale rule, which the client page does not show) the
+/// alert's own page: figure, expected band, reason and history.
 fn link(e: &TransitionEvent) -> String {
-    match e.client_id {
-        Some(id) => format!("/clients/{id}"),
-        None => format!("/alerts/{}", e.alert_id),
+    let on_client_page = matches!(e.rule_kind.as_str(), "threshold" | "change" | "anomaly")
+        && e.custom_metric.is_none();
+    match (e.client_id, e.bucket.parse::<Bucket>()) {
+        (Some(id), Ok(bucket)) if on_client_page => {
+            let from = bucket.start_of(e.bucket_start);
+            let to = bucket.next_start(from).pred_opt().unwrap_or(from);
+            format!("/clients/{id}?range=custom&from={from}&to={to}")
+        }
+        _ => format!("/alerts/{}", e.alert_id),
     }
 }
 
@@ -701,6 +709,59 @@ mod tests {
     fn backoff_grows() {
         let waits: Vec<u64> = (1..=7).map(|a| default_backoff(a).as_secs()).collect();
         assert_eq!(waits, [5, 300, 1800, 7200, 18_000, 36_000, 36_000]);
+    }
+
+    fn event(kind: &str, client: Option<Uuid>, bucket: &str, start: &str) -> TransitionEvent {
+        TransitionEvent {
+            transition_id: Uuid::nil(),
+            notify: true,
+            from_state: Some("pending".into()),
+            to_state: "firing".into(),
+            occurred_at: chrono::Utc::now(),
+            alert_id: Uuid::from_u128(7),
+            rule_id: Uuid::nil(),
+            rule_name: "r".into(),
+            rule_kind: kind.into(),
+            kpi: Some("revenue".into()),
+            client_id: client,
+            client_name: client.map(|_| "Acme".into()),
+            bucket: bucket.into(),
+            bucket_start: start.parse().unwrap(),
+            value: None,
+            threshold: None,
+            expected_low: None,
+            expected_high: None,
+            detail: json!({}),
+            base_currency: "AUD".into(),
+            custom_metric: None,
+        }
+    }
+
+    #[test]
+    fn links_open_the_judged_bucket_on_the_clients_page_or_the_alert() {
+        let c = Uuid::from_u128(3);
+        let alert = format!("/alerts/{}", Uuid::from_u128(7));
+        assert_eq!(
+            link(&event("threshold", Some(c), "month", "2024-02-01")),
+            format!("/clients/{c}?range=custom&from=2024-02-01&to=2024-02-29")
+        );
+        assert_eq!(
+            link(&event("anomaly", Some(c), "week", "2026-11-30")),
+            format!("/clients/{c}?range=custom&from=2026-11-30&to=2026-12-06")
+        );
+        assert_eq!(
+            link(&event("change", Some(c), "day", "2026-12-03")),
+            format!("/clients/{c}?range=custom&from=2026-12-03&to=2026-12-03")
+        );
+        assert_eq!(
+            link(&event("threshold", None, "month", "2024-02-01")),
+            alert
+        );
+        assert_eq!(link(&event("stale", Some(c), "day", "2026-12-03")), alert);
+        assert_eq!(link(&event("goal", Some(c), "month", "2026-12-01")), alert);
+        let mut custom = event("threshold", Some(c), "month", "2024-02-01");
+        custom.custom_metric = Some(("Billable hours".into(), Some("h".into())));
+        assert_eq!(link(&custom), alert);
     }
 
     #[test]

@@ -243,7 +243,8 @@ async fn a_transition_gives_one_signed_webhook_one_mail_and_in_app_notifications
     );
     assert!(mails[0].body.contains("812.5"), "{}", mails[0].body);
 
-    // One in-app notification per active user of the tenant, linking to the client's page.
+    // One in-app notification per active user of the tenant, linking to the client's page for
+    // the judged month.
     for user in [&app.a.admin, &app.a.editor, &app.a.viewer] {
         let v: Value = app
             .get("/api/v1/notifications", user)
@@ -253,7 +254,18 @@ async fn a_transition_gives_one_signed_webhook_one_mail_and_in_app_notifications
             .unwrap();
         assert_eq!(v["unread"], 1, "{v}");
         assert_eq!(v["data"].as_array().unwrap().len(), 1);
-        assert_eq!(v["data"][0]["link"], format!("/clients/{client}"));
+        let link = format!("/clients/{client}?range=custom&from=2026-11-01&to=2026-11-30");
+        assert_eq!(v["data"][0]["link"], link);
+        if std::ptr::eq(user, &app.a.viewer) {
+            // The link opens the client's figures for the judged month.
+            let res = app.get(&link, user).await;
+            assert_eq!(res.status(), 200);
+            let page = res.text().await.unwrap();
+            assert!(
+                page.contains("1 Nov 2026 – 30 Nov 2026"),
+                "the client page for November: {page}"
+            );
+        }
         assert!(v["data"][0]["message"]
             .as_str()
             .unwrap()
