@@ -66,6 +66,16 @@ impl PipelineSummary {
     }
 }
 
+fn pipeline_summary_of(row: &tokio_postgres::Row) -> PipelineSummary {
+    PipelineSummary {
+        open_value: row.get(1),
+        open_leads: row.get(2),
+        won: row.get(3),
+        lost: row.get(4),
+        unconverted: row.get(5),
+    }
+}
+
 /// A client with its totals over a range and monthly revenue for a sparkline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientSummary {
@@ -238,10 +248,74 @@ impl TenantTx {
         Ok(all.pop().unwrap_or_default())
     }
 
-    /// [`TenantTx::pipeline_summary`] for several periods at once, in their order: one pass over
-    /// the lead events (each event knows when the lead's next event happened, so it is the lead's
-    /// latest as of a period's end when it happened before that end and the next one did not).
+    /// [`TenantTx::pipeline_summary`] for several periods at once, in their order. Tenant-wide
+    /// from the pipeline rollups (migrations/0018_pipeline_rollups.sql: sums over days, so the
+    /// cost follows the tenant's days with lead activity, not its events); one client's from its
+    /// lead events ([`TenantTx::pipeline_summaries_from_events`]: a client's events are few).
+    ///
+    /// Open values are summed per currency and converted once per period, at the rate of the
+    /// period's last day: the open pipeline is a stock, valued at its closing rate (a lead last
+    /// touched years ago is worth what its amount is worth now, not then).
     pub async fn pipeline_summaries(
+        &self,
+        periods: &[(NaiveDate, NaiveDate)],
+        client: Option<Uuid>,
+    ) -> DbResult<Vec<PipelineSummary>> {
+        if periods.is_empty() {
+            return Ok(Vec::new());
+        }
+        if client.is_some() {
+            return self.pipeline_summaries_from_events(periods, client).await;
+        }
+        // A period [f, t]: its end is the start of day t + 1, so the leads in a state then are
+        // the day rows up to t; won and lost are the closing spans started in [f, t] less those
+        // that also ended by t (a lead reopened after closing).
+        let sql = format!(
+            "with z as (select base_currency as base from tenants where id = $1),
+                  p as (select u.i, u.f, u.t from unnest($2::date[], $3::date[]) with ordinality as u(f, t, i)),
+                  o as (select p.i, p.t, d.currency, sum(d.leads) as n, sum(d.valued) as v, sum(d.value) as val
+                          from p join lead_pipeline_days d
+                            on d.tenant_id = $1 and d.status = 'active' and d.day <= p.t
+                         group by 1, 2, 3),
+                  oc as (select o.i, o.n, o.v, o.val * {f} as conv from o, z),
+                  s as (select p.i, d.status, sum(d.started) as n
+                          from p join lead_pipeline_days d
+                            on d.tenant_id = $1 and d.status in ('won', 'lost') and d.day between p.f and p.t
+                         group by 1, 2),
+                  x as (select p.i, c.status, sum(c.spans) as n
+                          from p join lead_closing_ends c
+                            on c.tenant_id = $1 and c.start_day >= p.f and c.end_day <= p.t
+                         group by 1, 2)
+             select p.i,
+                    round(coalesce((select sum(conv) from oc where oc.i = p.i), 0), 2),
+                    coalesce((select sum(n) from oc where oc.i = p.i), 0)::bigint,
+                    (coalesce((select n from s where s.i = p.i and s.status = 'won'), 0)
+                     - coalesce((select n from x where x.i = p.i and x.status = 'won'), 0))::bigint,
+                    (coalesce((select n from s where s.i = p.i and s.status = 'lost'), 0)
+                     - coalesce((select n from x where x.i = p.i and x.status = 'lost'), 0))::bigint,
+                    coalesce((select sum(v) from oc where oc.i = p.i and conv is null), 0)::bigint
+               from p order by p.i",
+            f = fx_factor("o.currency", "o.t"),
+        );
+        let stmt = self
+            .client()
+            .prepare_cached(&sql)
+            .await
+            .ctx("summarising the pipeline")?;
+        let (froms, tos): (Vec<NaiveDate>, Vec<NaiveDate>) = periods.iter().copied().unzip();
+        let rows = self
+            .client()
+            .query(&stmt, &[&self.tenant_id(), &froms, &tos])
+            .await
+            .ctx("summarising the pipeline")?;
+        Ok(rows.iter().map(pipeline_summary_of).collect())
+    }
+
+    /// The pipeline summaries computed from the lead events themselves, in one pass (each event
+    /// knows when the lead's next event happened, so it is the lead's latest as of a period's end
+    /// when it happened before that end and the next one did not). Serves one client; tenant-wide
+    /// it is the reference the rollups are tested against (its cost grows with the history).
+    pub async fn pipeline_summaries_from_events(
         &self,
         periods: &[(NaiveDate, NaiveDate)],
         client: Option<Uuid>,
@@ -256,7 +330,7 @@ impl TenantTx {
         };
         let sql = format!(
             "with z as (select base_currency as base, time_zone as tz from tenants where id = $1),
-                  p as (select u.i, u.f::timestamp at time zone z.tz as start,
+                  p as (select u.i, u.t, u.f::timestamp at time zone z.tz as start,
                                (u.t + 1)::timestamp at time zone z.tz as stop
                           from z, unnest($2::date[], $3::date[]) with ordinality as u(f, t, i)),
                   e as (select e.status, e.value, e.currency, e.event_date,
@@ -276,29 +350,20 @@ impl TenantTx {
                     count(v.status) filter (where v.status = 'active' and v.value is not null and v.conv is null)
                from p left join v on v.i = p.i
               group by p.i order by p.i",
-            f = fx_factor("e.currency", "(e.event_date at time zone z.tz)::date"),
+            f = fx_factor("e.currency", "p.t"),
         );
         let stmt = self
             .client()
             .prepare_cached(&sql)
             .await
-            .ctx("summarising the pipeline")?;
+            .ctx("summarising the pipeline from lead events")?;
         let (froms, tos): (Vec<NaiveDate>, Vec<NaiveDate>) = periods.iter().copied().unzip();
         let rows = self
             .client()
             .query(&stmt, &[&self.tenant_id(), &froms, &tos, &client])
             .await
-            .ctx("summarising the pipeline")?;
-        Ok(rows
-            .iter()
-            .map(|row| PipelineSummary {
-                open_value: row.get(1),
-                open_leads: row.get(2),
-                won: row.get(3),
-                lost: row.get(4),
-                unconverted: row.get(5),
-            })
-            .collect())
+            .ctx("summarising the pipeline from lead events")?;
+        Ok(rows.iter().map(pipeline_summary_of).collect())
     }
 
     /// Every client (optionally only those whose name contains `search`) with revenue, expenses and

@@ -1,11 +1,16 @@
-//! The funnel rollups (migrations/0016_funnel_rollups.sql) against the raw lead events.
+//! The funnel rollups (migrations/0016_funnel_rollups.sql) and the pipeline rollups
+//! (migrations/0018_pipeline_rollups.sql) against the raw lead events.
 //!
 //! A property test applies random sequences of loads (through the loader: new events and
 //! re-loads that change value, currency and status), updates that move events to other instants
 //! or stages, deletions of leads (as the connectors delete them), of days and of whole clients,
 //! all as `zixly_app` under RLS. After every step it checks that every rollup table equals its
 //! recomputation from `lead_events`, and that each client's all-time funnel and the tenant's (read
-//! from the rollups) equal the funnels read from raw events over a range holding all of them.
+//! from the rollups) equal the funnels read from raw events over a range holding all of them;
+//! and that the tenant's pipeline summaries of a set of periods (open value and leads at each
+//! end, won and lost inside) read from the pipeline rollups equal those computed from the raw
+//! events. A change of the tenant's time zone (which moves every day boundary) is one of the
+//! steps.
 
 use std::collections::BTreeMap;
 
@@ -82,7 +87,16 @@ enum Op {
         len: u16,
     },
     DeleteClient(u8),
+    /// As the superuser would: every day of the pipeline rollups moves.
+    TimeZone(u8),
 }
+
+const ZONES: [&str; 4] = [
+    "Australia/Sydney",
+    "UTC",
+    "America/Los_Angeles",
+    "Pacific/Kiritimati",
+];
 
 fn event() -> impl Strategy<Value = Event> {
     (
@@ -116,6 +130,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..CLIENTS, 0..LEADS).prop_map(|(client, lead)| Op::DeleteLead { client, lead }),
         1 => (0..CLIENTS, 0..DAYS, 1u16..30).prop_map(|(client, from, len)| Op::DeleteDays { client, from, len }),
         1 => (0..CLIENTS).prop_map(Op::DeleteClient),
+        1 => (0..ZONES.len() as u8).prop_map(Op::TimeZone),
     ]
 }
 
@@ -220,6 +235,17 @@ async fn apply(db: &TestDb, tenant: Uuid, op: &Op) {
         Op::DeleteClient(c) => {
             return crate::rollups::delete_client(db, tenant, &format!("C{c}")).await;
         }
+        Op::TimeZone(z) => {
+            db.superuser()
+                .await
+                .batch_execute(&format!(
+                    "update tenants set time_zone = '{}' where id = '{tenant}'",
+                    ZONES[usize::from(*z)]
+                ))
+                .await
+                .unwrap();
+            return;
+        }
     };
     crate::rollups::execute_as_app(db, tenant, &sql).await;
 }
@@ -236,7 +262,14 @@ async fn rollups_and_raw(
         "select tenant_id, client_kpi_id, lead_id, stage, min(event_date) as first_at, count(*) as n
            from lead_events where {t} group by 1, 2, 3, 4"
     );
-    let pairs: [(&str, String, String); 5] = [
+    // Each event's span (to the lead's next event) in the tenant's days, from the raw events.
+    let spans = format!(
+        "select e.status, e.currency, e.value, (e.event_date at time zone t.time_zone)::date as ds,
+                (lead(e.event_date) over (partition by e.client_kpi_id, e.lead_id order by e.event_date, e.id)
+                    at time zone t.time_zone)::date as de
+           from lead_events e join tenants t on t.id = e.tenant_id where e.{t}"
+    );
+    let pairs: [(&str, String, String); 8] = [
         (
             "lead_stage_firsts",
             format!("select concat_ws('|', client_kpi_id, lead_id, stage, first_at, event_count) as x from lead_stage_firsts where {t}"),
@@ -278,6 +311,34 @@ async fn rollups_and_raw(
             format!(
                 "select concat_ws('|', client_kpi_id, count(distinct lead_id)) as x
                    from lead_events where {t} group by client_kpi_id"
+            ),
+        ),
+        (
+            "lead_states",
+            format!("select concat_ws('|', client_kpi_id, lead_id, event_date, event_id, status, currency, value) as x from lead_states where {t}"),
+            format!("select concat_ws('|', client_kpi_id, lead_id, event_date, id, status, currency, value) as x from lead_events where {t}"),
+        ),
+        (
+            "lead_pipeline_days",
+            format!("select concat_ws('|', day, status, currency, leads, valued, value, started) as x from lead_pipeline_days where {t}"),
+            format!(
+                "select concat_ws('|', day, status, currency, sum(n), sum(v), sum(val)::numeric(18,2), sum(st)) as x
+                   from (select ds as day, status, currency, 1 as n, (value is not null)::int as v,
+                                coalesce(value, 0) as val, 1 as st
+                           from ({spans}) s where status <> 'stale'
+                         union all
+                         select de, status, currency, -1, -(value is not null)::int, -coalesce(value, 0), 0
+                           from ({spans}) s where status <> 'stale' and de is not null) d
+                  group by day, status, currency
+                 having sum(n) <> 0 or sum(v) <> 0 or sum(val) <> 0 or sum(st) <> 0"
+            ),
+        ),
+        (
+            "lead_closing_ends",
+            format!("select concat_ws('|', start_day, end_day, status, spans) as x from lead_closing_ends where {t}"),
+            format!(
+                "select concat_ws('|', ds, de, status, count(*)) as x from ({spans}) s
+                  where status in ('won', 'lost') and de is not null group by ds, de, status"
             ),
         ),
     ];
@@ -340,7 +401,35 @@ async fn check(db: &TestDb, tenant: Uuid, after: &str) -> Result<(), TestCaseErr
     for (all, raw) in funnels(db, tenant).await {
         prop_assert_eq!(all, raw, "all-time funnel after {}", after);
     }
+    let (rollup, raw) = pipelines(db, tenant).await;
+    prop_assert_eq!(rollup, raw, "pipeline summaries after {}", after);
     Ok(())
+}
+
+/// The tenant's pipeline summaries of weekly periods over the events' days (and one period
+/// before them, one after, one holding all), from the rollups and from the raw events.
+async fn pipelines(
+    db: &TestDb,
+    tenant: Uuid,
+) -> (
+    Vec<zixly_db::queries::dashboard::PipelineSummary>,
+    Vec<zixly_db::queries::dashboard::PipelineSummary>,
+) {
+    let mut periods: Vec<(NaiveDate, NaiveDate)> = (-35..i64::from(DAYS) + 35)
+        .step_by(7)
+        .map(|d| (day(d), day(d + 6)))
+        .collect();
+    periods.push((day(-400), day(-300)));
+    periods.push((day(-400), day(400)));
+    periods.push((day(3), day(3)));
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let rollup = tx.pipeline_summaries(&periods, None).await.unwrap();
+    let raw = tx
+        .pipeline_summaries_from_events(&periods, None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (rollup, raw)
 }
 
 async fn seed_rates(db: &TestDb) {
@@ -435,6 +524,56 @@ async fn concurrent_writers_of_one_lead_serialise_on_the_clients_row() {
     for (table, stored, raw) in rollups_and_raw(&db, tenant).await {
         assert_eq!(stored, raw, "{table}");
     }
+}
+
+/// Two transactions writing lead events of two clients of one tenant, each in two statements
+/// over the same two days in opposite orders. The pipeline's day rows are per tenant, so without
+/// the tenant's lock (taken before any row is written) the second statements would wait on each
+/// other's day rows: a deadlock, and one load lost. With it, the second transaction waits at its
+/// first statement until the first commits.
+#[tokio::test]
+async fn two_writers_of_one_tenants_leads_run_one_after_the_other() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Two writers").await;
+    let seed = |client| Event {
+        client,
+        lead: 0,
+        stage: 0,
+        day: 1,
+        slot: 0,
+        source: 0,
+        status: 0,
+        value: Some(100),
+        usd: false,
+    };
+    load(&db, tenant, &[seed(0), seed(1)]).await;
+    let insert = |client: u8, day: u32| {
+        format!(
+            "insert into lead_events (tenant_id, client_kpi_id, event_date, lead_id, stage, status, value)
+             select tenant_id, id, '2024-03-{day:02}T03:00:00Z', 'L9', 'lead', 'active', 10
+               from client_kpis where tenant_id = '{tenant}' and client_id = 'C{client}'"
+        )
+    };
+    let first = db.app.begin_tenant(tenant).await.unwrap();
+    first.raw_execute(&insert(0, 1)).await.unwrap();
+    let second_db = &db;
+    let second = async {
+        let tx = second_db.app.begin_tenant(tenant).await.unwrap();
+        tx.raw_execute(&insert(1, 2)).await.unwrap();
+        tx.raw_execute(&insert(1, 1)).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    let first_goes_on = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        first.raw_execute(&insert(0, 2)).await.unwrap();
+        first.commit().await.unwrap();
+    };
+    tokio::join!(second, first_goes_on);
+    for (table, stored, raw) in rollups_and_raw(&db, tenant).await {
+        assert_eq!(stored, raw, "{table}");
+    }
+    let (rollup, raw) = pipelines(&db, tenant).await;
+    assert_eq!(rollup, raw);
 }
 
 /// The backfill of migration 0016 over events written before it: the same rollups as the
