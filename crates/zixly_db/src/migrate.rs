@@ -266,6 +266,10 @@ mod tests {
                 17,
                 "0a56c323023d7477d678d0afe5abd28e1e0511369ce3dbc83d2aa7f61852e95e",
             ),
+            (
+                18,
+                "be9b93fb1c88d62144713bec17b29f10be2eba32f6a250232a5e2df1cd69ecba",
+            ),
         ];
         for (version, sum) in RELEASED {
             let m = MIGRATIONS

@@ -16,7 +16,8 @@
 //! shaped to be sent together (`tokio::try_join!` on one [`TenantTx`] pipelines them in one round
 //! trip): [`TenantTx::daily_totals`] groups per day and currency, [`TenantTx::client_summaries`]
 //! per client, month and currency (per day only for foreign currencies), and
-//! [`TenantTx::pipeline_summaries`] finds every lead's state at each period's end in one pass.
+//! [`TenantTx::pipeline_summaries`] sums the pipeline rollups' day rows up to each period's end
+//! (migrations/0018; one client's from its lead events in one pass).
 //! Every statement filters on `tenant_id` first, so the tenant-leading indexes are used.
 
 use chrono::NaiveDate;
