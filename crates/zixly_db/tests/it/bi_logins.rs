@@ -26,6 +26,9 @@ const READABLE: &[(&str, i64)] = &[
     ("lead_funnel_stages", 1),
     ("lead_funnel_totals", 1),
     ("lead_funnel_clients", 1),
+    // One active event: its state, and its span's start on one day (migrations/0018).
+    ("lead_states", 1),
+    ("lead_pipeline_days", 1),
     ("custom_metrics", 1),
     ("metric_definitions", 1),
 ];
@@ -298,13 +301,17 @@ async fn secret_tables_are_refused_to_bi_logins_and_to_zixly_readonly() {
             "fx_rates",
             "goal_targets",
             "goals",
+            // The pipeline's rollups (migrations/0018) and the funnel's (0016), business data
+            // like the events.
+            "lead_closing_ends",
             "lead_events",
-            // The funnel's rollups (migrations/0016), business data like the events.
             "lead_funnel_clients",
             "lead_funnel_pairs",
             "lead_funnel_stages",
             "lead_funnel_totals",
+            "lead_pipeline_days",
             "lead_stage_firsts",
+            "lead_states",
             "metric_definitions",
             "schema_migrations",
             "tenants"
