@@ -26,6 +26,7 @@ use uuid::Uuid;
 use zixly_domain::period::DateRange;
 
 use crate::error::{Ctx, DbError, DbResult};
+use crate::queries::rollups::split_months;
 use crate::TenantTx;
 
 /// The tenant as the pages show it.
@@ -153,20 +154,25 @@ impl TenantTx {
         to: NaiveDate,
         client: Option<Uuid>,
     ) -> DbResult<(Vec<DailyTotals>, i64)> {
-        // Two statements rather than `($4 is null or client_kpi_id = $4)`: a cached generic plan
-        // could then use neither the client's index nor the tenant-wide one well.
-        let filter = if client.is_some() {
-            "and client_kpi_id = $4"
+        // Tenant-wide from the per-tenant day rollups (migrations/0019: at most a row per day and
+        // currency, whatever the number of clients); one client's from its raw rows (an index
+        // range of the client's days). Two statements rather than `($4 is null or ...)`: a cached
+        // generic plan could then use neither index well. Both sum per day and currency and
+        // convert each day's foreign sum at that day's rate, so both give the raw rows' answer.
+        let source = if client.is_some() {
+            "select record_date as d, currency as cur, sum(revenue) as r, sum(expenses) as e,
+                    sum(cash_flow) as c, count(*) as n
+               from financials
+              where tenant_id = $1 and record_date between $2 and $3 and client_kpi_id = $4
+              group by 1, 2"
         } else {
-            "and $4::uuid is null"
+            "select day as d, currency as cur, revenue as r, expenses as e, cash_flow as c, row_count as n
+               from financial_tenant_days
+              where tenant_id = $1 and day between $2 and $3 and $4::uuid is null"
         };
         let sql = format!(
             "with z as (select base_currency as base from tenants where id = $1),
-                  g as (select record_date as d, currency as cur, sum(revenue) as r, sum(expenses) as e,
-                               sum(cash_flow) as c, count(*) as n
-                          from financials
-                         where tenant_id = $1 and record_date between $2 and $3 {filter}
-                         group by 1, 2),
+                  g as ({source}),
                   v as (select g.d, g.n, g.r * k.f as r, g.e * k.f as e, g.c * k.f as c
                           from g, z, lateral (select {f} as f) k)
              select d, round(coalesce(sum(r), 0), 2), round(coalesce(sum(e), 0), 2), round(coalesce(sum(c), 0), 2),
@@ -202,8 +208,8 @@ impl TenantTx {
         Ok((days, unconverted))
     }
 
-    /// The first and last day with financials and with lead events. Financials read the
-    /// tenant-and-date index at both ends; lead events are indexed per client, so each client's
+    /// The first and last day with financials and with lead events. Financials read both ends
+    /// of the tenant's day rollups (migrations/0019: one index probe each); lead events are indexed per client, so each client's
     /// ends are read from that index (a probe per client, not a scan of every event).
     pub async fn data_spans(&self) -> DbResult<DataSpans> {
         let stmt = self
@@ -215,8 +221,8 @@ impl TenantTx {
                                    (select max(event_date) from lead_events e
                                      where e.tenant_id = $1 and e.client_kpi_id = c.id) as last
                               from client_kpis c where c.tenant_id = $1)
-                 select (select min(record_date) from financials where tenant_id = $1),
-                        (select max(record_date) from financials where tenant_id = $1),
+                 select (select min(day) from financial_tenant_days where tenant_id = $1),
+                        (select max(day) from financial_tenant_days where tenant_id = $1),
                         (select (min(first) at time zone z.tz)::date from l, z group by z.tz),
                         (select (max(last) at time zone z.tz)::date from l, z group by z.tz)",
             )
@@ -381,16 +387,45 @@ impl TenantTx {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(like_pattern);
+        // Whole months from the monthly rollups (migrations/0015), the days of the partial months
+        // at the range's edges raw (tenant-wide: one index range of the tenant's days per edge).
+        // A whole month's foreign-currency rows are read raw too, for that client, month and
+        // currency only: they convert at each day's rate. So the sums are the raw rows' sums.
+        let split = split_months(&[(from, to)]);
         let sql = format!(
             "with z as (select base_currency as base from tenants where id = $1),
                   c as (select id, client_id, client_name, industry from client_kpis
                          where tenant_id = $1 and ($4::text is null or client_name ilike $4)),
-                  g as (select f.client_kpi_id as cid, date_trunc('month', f.record_date)::date as m,
-                               case when f.currency = z.base then null else f.record_date end as d,
-                               f.currency as cur, sum(f.revenue) as r, sum(f.expenses) as e
-                          from financials f, z
-                         where f.tenant_id = $1 and f.record_date between $2 and $3
-                         group by 1, 2, 3, 4),
+                  wm as (select m.client_kpi_id as cid, m.month, m.currency, m.revenue, m.expenses
+                           from financial_months m
+                          where m.tenant_id = $1 and m.month = any($5::date[])),
+                  raw as (select f.client_kpi_id as cid, f.record_date, f.currency, f.revenue, f.expenses
+                            from unnest($6::date[], $7::date[]) as w(a, b)
+                           cross join lateral (
+                                 -- OFFSET 0 keeps each edge one index range scan of one partition.
+                                 select f.client_kpi_id, f.record_date, f.currency, f.revenue, f.expenses
+                                   from financials f
+                                  where f.tenant_id = $1 and f.record_date between w.a and w.b
+                                    and f.record_date between $2 and $3
+                                 offset 0) f
+                          union all
+                          select f.client_kpi_id, f.record_date, f.currency, f.revenue, f.expenses
+                            from wm join z on wm.currency <> z.base
+                           cross join lateral (
+                                 select f.client_kpi_id, f.record_date, f.currency, f.revenue, f.expenses
+                                   from financials f
+                                  where f.tenant_id = $1 and f.client_kpi_id = wm.cid
+                                    and f.record_date between wm.month and (wm.month + interval '1 month')::date - 1
+                                    and f.record_date between $2 and $3 and f.currency = wm.currency
+                                 offset 0) f),
+                  g as (select raw.cid, date_trunc('month', raw.record_date)::date as m,
+                               case when raw.currency = z.base then null else raw.record_date end as d,
+                               raw.currency as cur, sum(raw.revenue) as r, sum(raw.expenses) as e
+                          from raw, z
+                         group by 1, 2, 3, 4
+                        union all
+                        select wm.cid, wm.month, null, wm.currency, wm.revenue, wm.expenses
+                          from wm join z on wm.currency = z.base),
                   v as (select g.cid, g.m, g.r * k.f as r, g.e * k.f as e
                           from g, z, lateral (select {f} as f) k),
                   mo as (select cid, m, sum(r) as r, sum(e) as e from v group by 1, 2)
@@ -411,7 +446,18 @@ impl TenantTx {
             .ctx("summarising clients")?;
         let rows = self
             .client()
-            .query(&stmt, &[&self.tenant_id(), &from, &to, &pattern])
+            .query(
+                &stmt,
+                &[
+                    &self.tenant_id(),
+                    &from,
+                    &to,
+                    &pattern,
+                    &split.months,
+                    &split.edges_from,
+                    &split.edges_to,
+                ],
+            )
             .await
             .ctx("summarising clients")?;
         Ok(rows

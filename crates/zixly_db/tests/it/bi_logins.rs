@@ -20,6 +20,8 @@ const READABLE: &[(&str, i64)] = &[
     ("financials", 2),
     // Both rows are in one month: one rollup row (migrations/0015).
     ("financial_months", 1),
+    // Two days: two per-tenant day rows (migrations/0019).
+    ("financial_tenant_days", 2),
     ("lead_events", 1),
     // One lead in one stage (migrations/0016).
     ("lead_stage_firsts", 1),
@@ -297,6 +299,8 @@ async fn secret_tables_are_refused_to_bi_logins_and_to_zixly_readonly() {
             "client_kpis",
             "custom_metrics",
             "financial_months",
+            // The per-tenant day rollups (migrations/0019).
+            "financial_tenant_days",
             "financials",
             "fx_rates",
             "goal_targets",

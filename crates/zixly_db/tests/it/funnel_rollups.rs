@@ -476,6 +476,21 @@ fn funnel_rollups_equal_the_raw_events_after_every_write() {
         .unwrap();
 }
 
+/// The concurrency tests' starting point: lead 0 of `client`, active at its first stage on day 1.
+fn first_lead_of(client: u8) -> Event {
+    Event {
+        client,
+        lead: 0,
+        stage: 0,
+        day: 1,
+        slot: 0,
+        source: 0,
+        status: 0,
+        value: Some(100),
+        usd: false,
+    }
+}
+
 /// Two transactions adding different stages of the same lead at once: the second waits for the
 /// first at the client's lock row, so neither computes the lead's ranks and pairs without the
 /// other's stage. (The lead exists already, so the first changes no count of the client's row: a
@@ -484,22 +499,7 @@ fn funnel_rollups_equal_the_raw_events_after_every_write() {
 async fn concurrent_writers_of_one_lead_serialise_on_the_clients_row() {
     let db = TestDb::new().await;
     let tenant = db.tenant("Concurrent").await;
-    load(
-        &db,
-        tenant,
-        &[Event {
-            client: 0,
-            lead: 0,
-            stage: 0,
-            day: 1,
-            slot: 0,
-            source: 0,
-            status: 0,
-            value: Some(100),
-            usd: false,
-        }],
-    )
-    .await;
+    load(&db, tenant, &[first_lead_of(0)]).await;
     let insert = |stage: &str, day: u32| {
         format!(
             "insert into lead_events (tenant_id, client_kpi_id, event_date, lead_id, stage, status)
@@ -535,18 +535,7 @@ async fn concurrent_writers_of_one_lead_serialise_on_the_clients_row() {
 async fn two_writers_of_one_tenants_leads_run_one_after_the_other() {
     let db = TestDb::new().await;
     let tenant = db.tenant("Two writers").await;
-    let seed = |client| Event {
-        client,
-        lead: 0,
-        stage: 0,
-        day: 1,
-        slot: 0,
-        source: 0,
-        status: 0,
-        value: Some(100),
-        usd: false,
-    };
-    load(&db, tenant, &[seed(0), seed(1)]).await;
+    load(&db, tenant, &[first_lead_of(0), first_lead_of(1)]).await;
     let insert = |client: u8, day: u32| {
         format!(
             "insert into lead_events (tenant_id, client_kpi_id, event_date, lead_id, stage, status, value)

@@ -3,9 +3,11 @@
 //! A property test applies random sequences of loads (through the loader: inserts and updates of
 //! existing keys), updates that move rows to other days, months and currencies, deletions of
 //! days and deletions of whole clients (their cascade), all as `zixly_app` under RLS, and checks
-//! after every step that `financial_months` equals the aggregate recomputed from `financials` to
-//! the cent, and that the profitability report (which reads the rollups for whole months) equals
-//! the same report summed from raw rows, over a random range.
+//! after every step that `financial_months` (0015) and `financial_tenant_days` (0019) equal the
+//! aggregates recomputed from `financials` to the cent, and that the readers on them — the
+//! profitability report and a client's month buckets (whole months from the rollups), the
+//! overview's tenant days, client summaries and data span — equal the same figures summed from
+//! raw rows, over a random range.
 
 use std::collections::BTreeMap;
 
@@ -250,7 +252,129 @@ async fn rollups_and_raw(db: &TestDb, tenant: Uuid) -> (Vec<String>, Vec<String>
           order by client_kpi_id, date_trunc('month', record_date)::date, currency"
     ))
     .await;
-    (stored, raw)
+    let stored_days = read(format!(
+        "select concat_ws('|', 'day', day, currency, revenue, expenses, cash_flow, row_count)
+           from financial_tenant_days where tenant_id = '{tenant}'
+          order by day, currency"
+    ))
+    .await;
+    let raw_days = read(format!(
+        "select concat_ws('|', 'day', record_date, currency, sum(revenue), sum(expenses), sum(cash_flow), count(*))
+           from financials where tenant_id = '{tenant}'
+          group by record_date, currency
+          order by record_date, currency"
+    ))
+    .await;
+    (
+        stored.into_iter().chain(stored_days).collect(),
+        raw.into_iter().chain(raw_days).collect(),
+    )
+}
+
+/// The overview's financial reads over `[from, to]` — tenant-wide days (from the tenant's day
+/// rollups), each client's summary (whole months from the month rollups) and the data span —
+/// and the same recomputed from raw rows (USD at the exact 1.2, as in [`report_and_raw`]).
+async fn overview_and_raw(
+    db: &TestDb,
+    tenant: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> (Vec<String>, Vec<String>) {
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let (days, unconverted) = tx.daily_totals(from, to, None).await.unwrap();
+    let clients = tx.client_summaries(from, to, None).await.unwrap();
+    let spans = tx.data_spans().await.unwrap();
+    tx.commit().await.unwrap();
+    let mut got = vec![format!("unconverted {unconverted}")];
+    got.extend(days.iter().map(|d| {
+        format!(
+            "day|{}|{}|{}|{}|{}",
+            d.date, d.revenue, d.expenses, d.net_profit, d.cash_flow
+        )
+    }));
+    got.extend(clients.iter().map(|c| {
+        let months: Vec<String> = c
+            .monthly_revenue
+            .iter()
+            .map(|(m, r)| format!("{m}:{r}"))
+            .collect();
+        format!(
+            "client|{}|{}|{}|{}|{}",
+            c.client_id,
+            months.join(","),
+            c.revenue,
+            c.expenses,
+            c.net_profit
+        )
+    }));
+    got.push(format!(
+        "span|{:?}",
+        spans.financials.map(|s| (s.from(), s.to()))
+    ));
+
+    let su = db.superuser().await;
+    let k = "case when f.currency = 'USD' then 1.2 else 1 end";
+    let in_range =
+        format!("f.tenant_id = '{tenant}' and f.record_date between '{from}' and '{to}'");
+    let read = |sql: String| {
+        let su = &su;
+        async move {
+            su.query(&sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut expected = vec!["unconverted 0".to_string()];
+    expected.extend(
+        read(format!(
+            "select concat_ws('|', 'day', f.record_date, round(sum(f.revenue * {k}), 2),
+                              round(sum(f.expenses * {k}), 2),
+                              round(sum(f.revenue * {k}), 2) - round(sum(f.expenses * {k}), 2),
+                              round(sum(f.cash_flow * {k}), 2))
+               from financials f where {in_range}
+              group by f.record_date order by f.record_date"
+        ))
+        .await,
+    );
+    expected.extend(
+        read(format!(
+            "select concat_ws('|', 'client', c.client_id,
+                     coalesce((select string_agg(m || ':' || r, ',' order by m)
+                                 from (select date_trunc('month', f.record_date)::date as m,
+                                              round(sum(f.revenue * {k}), 2) as r
+                                         from financials f where {in_range} and f.client_kpi_id = c.id
+                                        group by 1) x), ''),
+                     t.r, t.e, t.r - t.e)
+               from client_kpis c
+              cross join lateral (select round(coalesce(sum(f.revenue * {k}), 0), 2) as r,
+                                         round(coalesce(sum(f.expenses * {k}), 0), 2) as e
+                                    from financials f where {in_range} and f.client_kpi_id = c.id) t
+              where c.tenant_id = '{tenant}'
+              order by lower(c.client_name), c.id"
+        ))
+        .await,
+    );
+    let span: Vec<(Option<NaiveDate>, Option<NaiveDate>)> = su
+        .query(
+            "select min(record_date), max(record_date) from financials where tenant_id = $1",
+            &[&tenant],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    expected.push(format!(
+        "span|{:?}",
+        match span[0] {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => None,
+        }
+    ));
+    (got, expected)
 }
 
 /// Per client: (records, revenue, expenses, cash flow) of the report's current and previous
@@ -437,6 +561,15 @@ fn rollups_equal_the_raw_rows_after_every_write() {
                             to,
                             i
                         );
+                        let (overview, expected) = overview_and_raw(&db, tenant, from, to).await;
+                        prop_assert_eq!(
+                            overview,
+                            expected,
+                            "overview {}..{} after step {}",
+                            from,
+                            to,
+                            i
+                        );
                     }
                     Ok(())
                 })
@@ -483,5 +616,86 @@ async fn the_migration_backfills_rollups_of_existing_rows() {
             "2025-02-01|USD|90.45|27.09|9.00|9",
             "2025-03-01|USD|50.25|15.05|5.00|5",
         ]
+    );
+    // 0019's per-tenant days: the same rows per day.
+    let days = su
+        .query_one(
+            "select count(*), sum(row_count)::bigint, sum(revenue)::text, min(day)::text, max(day)::text
+               from financial_tenant_days",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            days.get::<_, i64>(0),
+            days.get::<_, i64>(1),
+            days.get::<_, String>(2),
+            days.get::<_, String>(3),
+            days.get::<_, String>(4)
+        ),
+        (
+            45,
+            45,
+            "452.25".to_string(),
+            "2025-01-20".to_string(),
+            "2025-03-05".to_string()
+        )
+    );
+}
+
+/// Two transactions writing financials of two clients of one tenant, each in two statements over
+/// the same two days in opposite orders. The tenant's day rows (0019) are shared by its clients,
+/// so without the tenant's lock (taken before any row is written) the second statements would
+/// wait on each other's day rows: a deadlock, and one load lost. With it, the second transaction
+/// waits at its first statement until the first commits, and the rollups add up.
+#[tokio::test]
+async fn two_writers_of_one_tenants_financials_run_one_after_the_other() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Two financial writers").await;
+    load(
+        &db,
+        tenant,
+        &[0, 1].map(|client| Row {
+            client,
+            day: 0,
+            source: 0,
+            revenue: 100,
+            expenses: 0,
+            cash_flow: 0,
+            usd: false,
+        }),
+    )
+    .await;
+    let insert = |client: u8, d: i64| {
+        format!(
+            "insert into financials (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit,
+                                     cash_flow, currency, source_system)
+             select tenant_id, id, '{}', 10, 1, 9, 0, 'AUD', 'hand'
+               from client_kpis where tenant_id = '{tenant}' and client_id = 'C{client}'",
+            day(d)
+        )
+    };
+    let first = db.app.begin_tenant(tenant).await.unwrap();
+    first.raw_execute(&insert(0, 1)).await.unwrap();
+    let second_db = &db;
+    let second = async {
+        let tx = second_db.app.begin_tenant(tenant).await.unwrap();
+        tx.raw_execute(&insert(1, 2)).await.unwrap();
+        tx.raw_execute(&insert(1, 1)).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    let first_goes_on = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        first.raw_execute(&insert(0, 2)).await.unwrap();
+        first.commit().await.unwrap();
+    };
+    tokio::join!(second, first_goes_on);
+    let (stored, raw) = rollups_and_raw(&db, tenant).await;
+    assert_eq!(stored, raw);
+    assert_eq!(
+        stored.iter().filter(|r| r.starts_with("day|")).count(),
+        3,
+        "{stored:?}"
     );
 }

@@ -121,6 +121,16 @@ async fn alerts(app: &TestApp, user: &TestUser) -> Vec<Value> {
         .clone()
 }
 
+/// The tenant's alert rules as a VIEWER lists them (`GET /api/v1/alert-rules`).
+async fn rules_listed(app: &TestApp) -> Value {
+    json_of(
+        app.get("/api/v1/alert-rules", &app.a.viewer).await,
+        200,
+        "rules",
+    )
+    .await
+}
+
 async fn unread(app: &TestApp, user: &TestUser) -> i64 {
     json_of(
         app.get("/api/v1/notifications", user).await,
@@ -960,12 +970,7 @@ async fn the_page_creates_a_rule_on_some_clients_that_reminds_every_hour() {
     fields.extend([(ta.as_str(), "on"), (tb.as_str(), "on")]);
     let res = post_form(&app, &s, "/alerts/rules", &fields).await;
     assert!(res.status().is_redirection(), "{}", res.status());
-    let rules = json_of(
-        app.get("/api/v1/alert-rules", &app.a.viewer).await,
-        200,
-        "rules",
-    )
-    .await;
+    let rules = rules_listed(&app).await;
     let rule = &rules["data"][0];
     let mut ids: Vec<&str> = rule["client_ids"]
         .as_array()
@@ -1150,12 +1155,7 @@ async fn a_stale_rule_on_one_integration_judges_that_integrations_syncs() {
     )
     .await;
     assert!(res.status().is_redirection(), "{}", res.status());
-    let rules = json_of(
-        app.get("/api/v1/alert-rules", &app.a.viewer).await,
-        200,
-        "rules",
-    )
-    .await;
+    let rules = rules_listed(&app).await;
     let on_xero: Vec<&Value> = rules["data"]
         .as_array()
         .unwrap()
@@ -1168,12 +1168,7 @@ async fn a_stale_rule_on_one_integration_judges_that_integrations_syncs() {
     su.execute("delete from integrations where id = $1", &[&xero])
         .await
         .unwrap();
-    let rules = json_of(
-        app.get("/api/v1/alert-rules", &app.a.viewer).await,
-        200,
-        "rules",
-    )
-    .await;
+    let rules = rules_listed(&app).await;
     let names: Vec<&str> = rules["data"]
         .as_array()
         .unwrap()
