@@ -65,6 +65,11 @@ impl TenantTx {
             )
             .await
             .ctx("seeding financials")?;
+        // Plans of the rollup triggers made on this pooled connection for another tenant's seed
+        // (the tables smaller then) would be reused for this one's (see the loader's chunks).
+        c.batch_execute("discard plans")
+            .await
+            .ctx("replanning before seeding lead events")?;
         let lead_events = c
             .execute(
                 "insert into lead_events (tenant_id, client_kpi_id, event_date, lead_id, stage, value, currency, status,

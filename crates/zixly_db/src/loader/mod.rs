@@ -5,6 +5,9 @@
 //! stream of parsed rows ──COPY (binary)──▶ temp staging table ──checks in SQL──▶ one upsert
 //! ```
 //!
+//! (Lead events: the upsert is one statement per `sql::LEAD_EVENT_CHUNK_PAGES` staging pages, in
+//! the same transaction, so that their rollup triggers' statements stay bounded.)
+//!
 //! Everything runs in ONE [`TenantTx`] (so RLS applies to every statement):
 //!
 //! 1. A temporary staging table (`on commit drop`) receives the valid rows through
@@ -526,11 +529,54 @@ where
                 .await
                 .ctx("refreshing client statistics")?;
         }
-        let upsert = tx
-            .client()
-            .query_one(q.upsert, &[tenant_param])
-            .await
-            .ctx(q.upsert_context)?;
+        let (inserted, updated) = match q.upsert_chunk_pages {
+            None => {
+                let row = tx
+                    .client()
+                    .query_one(q.upsert, &[tenant_param])
+                    .await
+                    .ctx(q.upsert_context)?;
+                (row.get::<_, i64>(0), row.get::<_, i64>(1))
+            }
+            Some(step) => {
+                let pages: i64 = tx
+                    .client()
+                    .query_one(
+                        "select pg_relation_size('zixly_stage') / current_setting('block_size')::bigint",
+                        &[],
+                    )
+                    .await
+                    .ctx("sizing the staged rows")?
+                    .get(0);
+                let stmt = tx
+                    .client()
+                    .prepare(q.upsert)
+                    .await
+                    .ctx(q.upsert_context)?;
+                let (mut inserted, mut updated) = (0, 0);
+                let mut first = 0;
+                while first < pages {
+                    // The rollup triggers' statements keep, per connection, the plans made at
+                    // their first run — on a pooled connection perhaps when the tables were nearly
+                    // empty, and within this load before its own rows were in them. Replanned for
+                    // each chunk, they follow the tables as they fill (with the first chunk's
+                    // plans, 78,000 events took 288 s instead of 13.5 s; BENCHMARKS.md).
+                    tx.client()
+                        .batch_execute("discard plans")
+                        .await
+                        .ctx("replanning for the next chunk")?;
+                    let row = tx
+                        .client()
+                        .query_one(&stmt, &[tenant_param, &first, &(first + step)])
+                        .await
+                        .ctx(q.upsert_context)?;
+                    inserted += row.get::<_, i64>(0);
+                    updated += row.get::<_, i64>(1);
+                    first += step;
+                }
+                (inserted, updated)
+            }
+        };
         if let Some((define, context)) = q.after_upsert {
             tx.client()
                 .execute(define, &[tenant_param])
@@ -538,8 +584,8 @@ where
                 .ctx(context)?;
         }
         let counts = Counts {
-            inserted: upsert.get::<_, i64>(0) as u64,
-            updated: upsert.get::<_, i64>(1) as u64,
+            inserted: inserted as u64,
+            updated: updated as u64,
             clients_inserted: clients.get::<_, i64>(0) as u64,
             clients_updated: clients.get::<_, i64>(1) as u64,
         };

@@ -16,6 +16,12 @@ pub struct DatasetSql {
     pub(crate) find_duplicates: &'static str,
     pub(crate) upsert: &'static str,
     pub(crate) upsert_context: &'static str,
+    /// `Some(pages)`: the upsert runs as one statement per `pages` heap pages of the staging
+    /// table (`$2`, `$3`: the first page and the page after the last), all in the load's one
+    /// transaction. For tables whose rollup triggers join the statement's rows with each other
+    /// (`lead_events`: migrations/0016, 0018), so that a statement's size, and with it the
+    /// triggers' plans and memory, stays bounded whatever the file's size. `None`: one statement.
+    pub(crate) upsert_chunk_pages: Option<i64>,
     /// Run after `upsert`, in its transaction: records what the rows need beside themselves (the
     /// metric catalogue's first sight of a name).
     pub(crate) after_upsert: Option<(&'static str, &'static str)>,
@@ -233,10 +239,15 @@ pub(crate) const FINANCIALS: DatasetSql = DatasetSql {
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
     upsert_context: "upserting financials",
+    // The financial rollup triggers (0015, 0019) only group the statement's rows: linear.
+    upsert_chunk_pages: None,
     after_upsert: None,
     table: "financials",
     missing_months: missing_months!("date_trunc('month', record_date)::date"),
 };
+
+/// Staging pages per lead-event upsert statement (see [`DatasetSql::upsert_chunk_pages`]).
+pub(crate) const LEAD_EVENT_CHUNK_PAGES: i64 = 80;
 
 pub(crate) const LEAD_EVENTS: DatasetSql = DatasetSql {
     create_staging: staging!(
@@ -279,6 +290,8 @@ pub(crate) const LEAD_EVENTS: DatasetSql = DatasetSql {
             select $1, c.id, s.event_date, s.lead_id, s.stage, s.value, s.currency, s.status::lead_status,
                    s.source_system, s.external_id
               from zixly_stage s join client_kpis c on c.tenant_id = $1 and c.client_id = s.client_id
+             -- One chunk of pages (a TID range scan of the staging table, no index needed).
+             where s.ctid >= format('(%s,0)', $2::bigint)::tid and s.ctid < format('(%s,0)', $3::bigint)::tid
             on conflict (tenant_id, client_kpi_id, source_system, lead_id, stage, event_date) do update
                set value = excluded.value, currency = excluded.currency, status = excluded.status,
                    external_id = excluded.external_id
@@ -288,6 +301,8 @@ pub(crate) const LEAD_EVENTS: DatasetSql = DatasetSql {
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
     upsert_context: "upserting lead events",
+    // About 5,000 staged events per statement (~60 per 8 kB page).
+    upsert_chunk_pages: Some(LEAD_EVENT_CHUNK_PAGES),
     after_upsert: None,
     table: "lead_events",
     missing_months: missing_months!("date_trunc('month', event_date at time zone 'UTC')::date"),
@@ -338,6 +353,7 @@ pub(crate) const CUSTOM_METRICS: DatasetSql = DatasetSql {
         )
         select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
     upsert_context: "upserting custom metrics",
+    upsert_chunk_pages: None,
     // First sight of a metric name defines it with the defaults; `do nothing` keeps whatever an
     // EDITOR changed since. One row per name of the file (a hash aggregate over the staging table).
     after_upsert: Some((
