@@ -208,23 +208,20 @@ impl TenantTx {
         Ok((days, unconverted))
     }
 
-    /// The first and last day with financials and with lead events. Financials read both ends
-    /// of the tenant's day rollups (migrations/0019: one index probe each); lead events are indexed per client, so each client's
-    /// ends are read from that index (a probe per client, not a scan of every event).
+    /// The first and last day with financials and with lead events: both ends of the tenant's
+    /// day rollups (migrations/0019) and of its lead events' copy in `lead_states` (0018, indexed
+    /// by tenant and date in 0021) — an index probe each, whatever the history.
     pub async fn data_spans(&self) -> DbResult<DataSpans> {
         let stmt = self
             .client()
             .prepare_cached(
-                "with z as (select time_zone as tz from tenants where id = $1),
-                      l as (select (select min(event_date) from lead_events e
-                                     where e.tenant_id = $1 and e.client_kpi_id = c.id) as first,
-                                   (select max(event_date) from lead_events e
-                                     where e.tenant_id = $1 and e.client_kpi_id = c.id) as last
-                              from client_kpis c where c.tenant_id = $1)
+                "with z as (select time_zone as tz from tenants where id = $1)
                  select (select min(day) from financial_tenant_days where tenant_id = $1),
                         (select max(day) from financial_tenant_days where tenant_id = $1),
-                        (select (min(first) at time zone z.tz)::date from l, z group by z.tz),
-                        (select (max(last) at time zone z.tz)::date from l, z group by z.tz)",
+                        (select (min(event_date) at time zone (select tz from z))::date
+                           from lead_states where tenant_id = $1),
+                        (select (max(event_date) at time zone (select tz from z))::date
+                           from lead_states where tenant_id = $1)",
             )
             .await
             .ctx("reading the first and last day of data")?;

@@ -403,7 +403,40 @@ async fn check(db: &TestDb, tenant: Uuid, after: &str) -> Result<(), TestCaseErr
     }
     let (rollup, raw) = pipelines(db, tenant).await;
     prop_assert_eq!(rollup, raw, "pipeline summaries after {}", after);
+    let (span, raw) = lead_span(db, tenant).await;
+    prop_assert_eq!(span, raw, "the lead events' span after {}", after);
     Ok(())
+}
+
+/// The first and last day of the tenant's lead events (its time zone) as the overview reads them
+/// (`data_spans`, from `lead_states`) and from the raw events.
+async fn lead_span(
+    db: &TestDb,
+    tenant: Uuid,
+) -> (
+    Option<(NaiveDate, NaiveDate)>,
+    Option<(NaiveDate, NaiveDate)>,
+) {
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let spans = tx.data_spans().await.unwrap();
+    tx.commit().await.unwrap();
+    let row = db
+        .superuser()
+        .await
+        .query_one(
+            "select (min(e.event_date) at time zone t.time_zone)::date,
+                    (max(e.event_date) at time zone t.time_zone)::date
+               from tenants t left join lead_events e on e.tenant_id = t.id
+              where t.id = $1 group by t.time_zone",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+    let raw = match (row.get(0), row.get(1)) {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ => None,
+    };
+    (spans.lead_events.map(|s| (s.from(), s.to())), raw)
 }
 
 /// The tenant's pipeline summaries of weekly periods over the events' days (and one period
@@ -543,21 +576,7 @@ async fn two_writers_of_one_tenants_leads_run_one_after_the_other() {
                from client_kpis where tenant_id = '{tenant}' and client_id = 'C{client}'"
         )
     };
-    let first = db.app.begin_tenant(tenant).await.unwrap();
-    first.raw_execute(&insert(0, 1)).await.unwrap();
-    let second_db = &db;
-    let second = async {
-        let tx = second_db.app.begin_tenant(tenant).await.unwrap();
-        tx.raw_execute(&insert(1, 2)).await.unwrap();
-        tx.raw_execute(&insert(1, 1)).await.unwrap();
-        tx.commit().await.unwrap();
-    };
-    let first_goes_on = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        first.raw_execute(&insert(0, 2)).await.unwrap();
-        first.commit().await.unwrap();
-    };
-    tokio::join!(second, first_goes_on);
+    crate::rollups::two_writers_in_opposite_orders(&db, tenant, insert).await;
     for (table, stored, raw) in rollups_and_raw(&db, tenant).await {
         assert_eq!(stored, raw, "{table}");
     }

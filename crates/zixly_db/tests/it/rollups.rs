@@ -223,21 +223,22 @@ pub(crate) async fn execute_as_app(db: &TestDb, tenant: Uuid, sql: &str) {
     tx.commit().await.unwrap();
 }
 
+/// The first (text) column of every row `sql` answers.
+async fn first_column(client: &tokio_postgres::Client, sql: String) -> Vec<String> {
+    client
+        .query(&sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
 /// The rollups as stored, and as recomputed from the raw rows (read as the superuser, so neither
 /// side depends on the app's RLS or on the report code).
 async fn rollups_and_raw(db: &TestDb, tenant: Uuid) -> (Vec<String>, Vec<String>) {
     let su = db.superuser().await;
-    let read = |sql: String| {
-        let su = &su;
-        async move {
-            su.query(&sql, &[])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-        }
-    };
+    let read = |sql: String| first_column(&su, sql);
     let stored = read(format!(
         "select concat_ws('|', client_kpi_id, month, currency, revenue, expenses, cash_flow, row_count)
            from financial_months where tenant_id = '{tenant}'
@@ -316,17 +317,7 @@ async fn overview_and_raw(
     let k = "case when f.currency = 'USD' then 1.2 else 1 end";
     let in_range =
         format!("f.tenant_id = '{tenant}' and f.record_date between '{from}' and '{to}'");
-    let read = |sql: String| {
-        let su = &su;
-        async move {
-            su.query(&sql, &[])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-        }
-    };
+    let read = |sql: String| first_column(&su, sql);
     let mut expected = vec!["unconverted 0".to_string()];
     expected.extend(
         read(format!(
@@ -644,6 +635,33 @@ async fn the_migration_backfills_rollups_of_existing_rows() {
     );
 }
 
+/// Two transactions of `tenant` writing through `insert(client, day)`, each in two statements
+/// over days 1 and 2 in opposite orders: the first writes client 0's day 1, waits until the
+/// second has started (client 1's day 2, then day 1), then writes day 2 and commits. Without a
+/// per-tenant lock taken before any row is written, the rollups' per-tenant day rows make this a
+/// deadlock. (Shared with the funnel rollups' test.)
+pub(crate) async fn two_writers_in_opposite_orders(
+    db: &TestDb,
+    tenant: Uuid,
+    insert: impl Fn(u8, u32) -> String,
+) {
+    let first = db.app.begin_tenant(tenant).await.unwrap();
+    first.raw_execute(&insert(0, 1)).await.unwrap();
+    let second = async {
+        let tx = db.app.begin_tenant(tenant).await.unwrap();
+        tx.raw_execute(&insert(1, 2)).await.unwrap();
+        tx.raw_execute(&insert(1, 1)).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    let first_goes_on = async {
+        // Give the second transaction time to reach the lock before the first goes on.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        first.raw_execute(&insert(0, 2)).await.unwrap();
+        first.commit().await.unwrap();
+    };
+    tokio::join!(second, first_goes_on);
+}
+
 /// Two transactions writing financials of two clients of one tenant, each in two statements over
 /// the same two days in opposite orders. The tenant's day rows (0019) are shared by its clients,
 /// so without the tenant's lock (taken before any row is written) the second statements would
@@ -676,21 +694,7 @@ async fn two_writers_of_one_tenants_financials_run_one_after_the_other() {
             day(d)
         )
     };
-    let first = db.app.begin_tenant(tenant).await.unwrap();
-    first.raw_execute(&insert(0, 1)).await.unwrap();
-    let second_db = &db;
-    let second = async {
-        let tx = second_db.app.begin_tenant(tenant).await.unwrap();
-        tx.raw_execute(&insert(1, 2)).await.unwrap();
-        tx.raw_execute(&insert(1, 1)).await.unwrap();
-        tx.commit().await.unwrap();
-    };
-    let first_goes_on = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        first.raw_execute(&insert(0, 2)).await.unwrap();
-        first.commit().await.unwrap();
-    };
-    tokio::join!(second, first_goes_on);
+    two_writers_in_opposite_orders(&db, tenant, |client, d| insert(client, i64::from(d))).await;
     let (stored, raw) = rollups_and_raw(&db, tenant).await;
     assert_eq!(stored, raw);
     assert_eq!(
