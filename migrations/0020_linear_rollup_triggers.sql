@@ -32,6 +32,9 @@ begin
         'zixly_lead_events_funnel_insert', 'zixly_lead_events_funnel_update',
         'zixly_lead_events_funnel_delete'] loop
         execute format('alter function %I() security definer set search_path = public, pg_temp', f);
+        -- Only ever run as triggers (a trigger function cannot be called directly), and like every
+        -- definer function not executable by PUBLIC (firing a trigger checks no EXECUTE right).
+        execute format('revoke all on function %I() from public', f);
     end loop;
 end
 $$;
@@ -144,6 +147,9 @@ begin
     foreach f in array array['zixly_lead_events_pipeline_insert', 'zixly_lead_events_pipeline_update',
                              'zixly_lead_events_pipeline_delete'] loop
         execute format('alter function %I() security definer set search_path = public, pg_temp', f);
+        -- Only ever run as triggers (a trigger function cannot be called directly), and like every
+        -- definer function not executable by PUBLIC (firing a trigger checks no EXECUTE right).
+        execute format('revoke all on function %I() from public', f);
     end loop;
 end
 $$;
