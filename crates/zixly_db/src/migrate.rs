@@ -270,6 +270,18 @@ mod tests {
                 18,
                 "be9b93fb1c88d62144713bec17b29f10be2eba32f6a250232a5e2df1cd69ecba",
             ),
+            (
+                19,
+                "7279de76776152e711a147f5c993c4587a789e48dd0e82087bae8f21e29ab057",
+            ),
+            (
+                20,
+                "c58b314dba417d71ca95194259da9ab1ac8b26c989902b17437dfd013afe4c9e",
+            ),
+            (
+                21,
+                "9789e5f27d4da512c38a4bb545fdd32af4cec0beafb9f86d4c4a88067979ef6b",
+            ),
         ];
         for (version, sum) in RELEASED {
             let m = MIGRATIONS
