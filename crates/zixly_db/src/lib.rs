@@ -11,6 +11,8 @@
 //! - [`bi_roles`]: direct-SQL logins for BI tools, mapped to one tenant (`zixly bi-role`).
 //! - [`bootstrap`]: creates the cluster-wide roles and the database (needs a superuser or CREATEROLE).
 //! - [`migrate`]: forward-only migrations embedded from `/migrations`, run as `zixly_owner`.
+//! - [`retention`]: how long a tenant keeps raw daily financials, and the scheduled deletion that
+//!   keeps the monthly rollups.
 //! - [`statement_stats`]: `pg_stat_statements` for operators (`zixly db top`).
 //! - [`queries`]: SQL grouped by entity, as methods taking a [`TenantTx`] (or [`SystemDb`]).
 //!
@@ -30,6 +32,7 @@ pub mod migrate;
 pub mod numeric;
 pub mod queries;
 pub mod queue;
+pub mod retention;
 pub mod statement_stats;
 pub mod sync_state;
 pub mod system;

@@ -34,6 +34,7 @@ token or the token returned by login) or the session cookie set by login. Errors
         (name = "integrations", description = "Provider connections over OAuth2, settings, manual syncs (ADMIN)"),
         (name = "metrics", description = "The metric catalogue: how each metric is named, measured and aggregated"),
         (name = "alerts", description = "Alert rules (threshold, change, anomaly, goal, stale) and their alerts with history"),
+        (name = "settings", description = "Workspace settings: how long raw daily data is kept (retention)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

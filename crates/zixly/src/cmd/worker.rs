@@ -121,7 +121,44 @@ pub fn build_with(
     };
     zixly_alerts::register(&mut worker, &alerts);
     register_partitions(&mut worker, db.system.clone());
+    register_retention(&mut worker, db.system.clone());
     worker
+}
+
+/// Raw financial rows the retention run deletes per transaction: a few seconds' work at most,
+/// so a tenant's loads (which wait for its rollup lock) never wait long.
+const RETENTION_BATCH_ROWS: i64 = 10_000;
+/// How often the worker applies retention: cutoffs move a month at a time, so a few times a day
+/// means a new month's cutoff applies within hours (and a shortened period too).
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// The scheduler's retention job (migrations/0022): every tenant's raw financials before its
+/// cutoff, in batches with the monthly rollups kept, then the partitions no tenant needs.
+fn register_retention(worker: &mut Worker, system: zixly_db::SystemDb) {
+    worker.every(RETENTION_EVERY, move || {
+        let system = system.clone();
+        async move {
+            match system.apply_retention(RETENTION_BATCH_ROWS).await {
+                Ok(runs) => {
+                    for run in runs.iter().filter(|r| r.deleted > 0) {
+                        tracing::info!(
+                            tenant = %run.tenant_id,
+                            before = %run.raw_data_from,
+                            deleted = run.deleted,
+                            batches = run.batches,
+                            "retention deleted raw financials (monthly rollups kept)"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "applying retention failed (retried at the next run)"),
+            }
+            match system.drop_retained_partitions().await {
+                Ok(dropped) if dropped.is_empty() => {}
+                Ok(dropped) => tracing::info!(partitions = ?dropped, "dropped partitions no tenant keeps"),
+                Err(e) => tracing::warn!(error = %e, "dropping retained partitions failed"),
+            }
+        }
+    });
 }
 
 /// Months of partitions kept ahead of the current one (migrations/0014_partitions.sql).

@@ -238,6 +238,10 @@ pub struct LoadReport {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Financial rows dated before the tenant's raw-data retention cutoff (migrations/0022): not
+    /// stored, since the month they fall in is kept as a total already (a re-sync of old
+    /// invoices would count them twice). Neither loaded nor rejected.
+    pub before_retention: u64,
     /// Rows not loaded because of an error (in atomic mode, a failure loads none but only the
     /// invalid rows count here).
     pub rejected: u64,
@@ -297,6 +301,7 @@ fn audit_with_outcome(entry: &AuditEntry, report: &LoadReport) -> AuditEntry {
         "inserted": report.inserted,
         "updated": report.updated,
         "unchanged": report.unchanged,
+        "before_retention": report.before_retention,
         "rejected": report.rejected,
         "duplicates_ignored": report.duplicates_ignored,
         "error_count": report.error_count,
@@ -342,6 +347,7 @@ impl Errors {
 struct Counts {
     inserted: u64,
     updated: u64,
+    before_retention: u64,
     clients_inserted: u64,
     clients_updated: u64,
 }
@@ -529,14 +535,14 @@ where
                 .await
                 .ctx("refreshing client statistics")?;
         }
-        let (inserted, updated) = match q.upsert_chunk_pages {
+        let (inserted, updated, before_retention) = match q.upsert_chunk_pages {
             None => {
                 let row = tx
                     .client()
                     .query_one(q.upsert, &[tenant_param])
                     .await
                     .ctx(q.upsert_context)?;
-                (row.get::<_, i64>(0), row.get::<_, i64>(1))
+                (row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2))
             }
             Some(step) => {
                 let pages: i64 = tx
@@ -574,7 +580,8 @@ where
                     updated += row.get::<_, i64>(1);
                     first += step;
                 }
-                (inserted, updated)
+                // Lead events are not subject to retention (migrations/0022).
+                (inserted, updated, 0)
             }
         };
         if let Some((define, context)) = q.after_upsert {
@@ -586,6 +593,7 @@ where
         let counts = Counts {
             inserted: inserted as u64,
             updated: updated as u64,
+            before_retention: before_retention as u64,
             clients_inserted: clients.get::<_, i64>(0) as u64,
             clients_updated: clients.get::<_, i64>(1) as u64,
         };
@@ -603,7 +611,8 @@ where
     };
     let make_run =
         |status: LoadStatus, counts: Option<&Counts>, listed: &[RowError], duration: Duration| {
-            let (inserted, updated) = counts.map_or((0, 0), |c| (c.inserted, c.updated));
+            let (inserted, updated, kept_out) =
+                counts.map_or((0, 0, 0), |c| (c.inserted, c.updated, c.before_retention));
             let loaded = if counts.is_none() {
                 0
             } else {
@@ -619,7 +628,7 @@ where
                     rows_read: rows_read as i64,
                     rows_inserted: inserted as i64,
                     rows_updated: updated as i64,
-                    rows_unchanged: loaded.saturating_sub(inserted + updated) as i64,
+                    rows_unchanged: loaded.saturating_sub(inserted + updated + kept_out) as i64,
                     rows_rejected: (errors.parse_lines + errors.check_lines) as i64,
                     error_count: (errors.count + u64::from(aborted.is_some())) as i64,
                     errors: serde_json::to_value(listed).unwrap_or_default(),
@@ -676,7 +685,8 @@ where
                     duplicates_ignored: duplicates,
                     inserted: counts.inserted,
                     updated: counts.updated,
-                    unchanged: loaded - counts.inserted - counts.updated,
+                    unchanged: loaded - counts.inserted - counts.updated - counts.before_retention,
+                    before_retention: counts.before_retention,
                     rejected: errors.parse_lines + errors.check_lines,
                     error_count: errors.count,
                     errors: listed,
@@ -734,6 +744,7 @@ where
                     inserted: 0,
                     updated: 0,
                     unchanged: 0,
+                    before_retention: 0,
                     rejected: errors.parse_lines + errors.check_lines,
                     error_count: errors.count + u64::from(aborted.is_some()),
                     errors: report_errors(),
@@ -767,6 +778,7 @@ where
                     inserted: 0,
                     updated: 0,
                     unchanged: 0,
+                    before_retention: 0,
                     rejected: errors.parse_lines + errors.check_lines,
                     error_count: errors.count + u64::from(aborted.is_some()),
                     errors: listed,

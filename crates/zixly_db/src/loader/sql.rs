@@ -14,6 +14,8 @@ pub struct DatasetSql {
     /// duplicated keys, and of rows dropped).
     pub(crate) collapse_exact_duplicates: &'static str,
     pub(crate) find_duplicates: &'static str,
+    /// Writes the staged rows ($1 = tenant). Answers one row: inserted, updated and (for a
+    /// single statement) rows kept out by the tenant's retention.
     pub(crate) upsert: &'static str,
     pub(crate) upsert_context: &'static str,
     /// `Some(pages)`: the upsert runs as one statement per `pages` heap pages of the staging
@@ -221,13 +223,18 @@ pub(crate) const FINANCIALS: DatasetSql = DatasetSql {
         "%s, %s, %s",
         "r.client_id, r.record_date, r.source_system"
     ),
+    // Rows before the tenant's retention cutoff stay out (migrations/0022): their month is kept
+    // as a total in `financial_months` already, so adding them would count them twice.
     upsert: "
-        with up as (
+        with k as (select coalesce(zixly_raw_data_from(raw_retention_months, time_zone), '-infinity'::date) as raw_from
+                     from tenants where id = $1),
+        up as (
             insert into financials as f (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit,
                                          cash_flow, currency, source_system, external_id)
             select $1, c.id, s.record_date, s.revenue, s.expenses, s.net_profit, s.cash_flow, s.currency,
                    s.source_system, s.external_id
               from zixly_stage s join client_kpis c on c.tenant_id = $1 and c.client_id = s.client_id
+             where s.record_date >= (select raw_from from k)
             on conflict (tenant_id, client_kpi_id, record_date, source_system) do update
                set revenue = excluded.revenue, expenses = excluded.expenses, net_profit = excluded.net_profit,
                    cash_flow = excluded.cash_flow, currency = excluded.currency, external_id = excluded.external_id
@@ -237,7 +244,9 @@ pub(crate) const FINANCIALS: DatasetSql = DatasetSql {
                     excluded.currency, excluded.external_id)
             returning (f.created_at = now()) as inserted
         )
-        select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
+        select count(*) filter (where inserted), count(*) filter (where not inserted),
+               (select count(*) from zixly_stage s where s.record_date < (select raw_from from k))
+          from up",
     upsert_context: "upserting financials",
     // The financial rollup triggers (0015, 0019) only group the statement's rows: linear.
     upsert_chunk_pages: None,
@@ -351,7 +360,8 @@ pub(crate) const CUSTOM_METRICS: DatasetSql = DatasetSql {
              where (m.metric_value, m.unit) is distinct from (excluded.metric_value, excluded.unit)
             returning (m.created_at = now()) as inserted
         )
-        select count(*) filter (where inserted), count(*) filter (where not inserted) from up",
+        -- Custom metrics are not subject to retention (migrations/0022).
+        select count(*) filter (where inserted), count(*) filter (where not inserted), 0::bigint from up",
     upsert_context: "upserting custom metrics",
     upsert_chunk_pages: None,
     // First sight of a metric name defines it with the defaults; `do nothing` keeps whatever an

@@ -358,6 +358,18 @@ impl TenantTx {
             .query_opt(&sql, &[&self.tenant_id(), &id])
             .await
             .ctx("deleting client")?;
+        if row.is_some() {
+            // The cascade's rollup triggers took the client's months down by its raw rows; what
+            // is left are months whose rows retention deleted (migrations/0022), kept for the
+            // client's reports. With the client they go too.
+            self.client()
+                .execute(
+                    "delete from financial_months where tenant_id = $1 and client_kpi_id = $2",
+                    &[&self.tenant_id(), &id],
+                )
+                .await
+                .ctx("deleting the client's retained months")?;
+        }
         Ok(row.map(|r| DeletedClient {
             client: client_from_row(&r),
             financials: r.get(8),

@@ -35,6 +35,9 @@ pub struct TenantProfile {
     pub name: String,
     pub base_currency: String,
     pub time_zone: String,
+    /// The first day whose figures are per day; before it, after the tenant's retention period
+    /// (migrations/0022), only whole months are kept. `None`: every day is.
+    pub raw_data_from: Option<NaiveDate>,
 }
 
 /// Tenant-wide financials of one day, in the base currency.
@@ -129,7 +132,8 @@ impl TenantTx {
         let stmt = self
             .client()
             .prepare_cached(
-                "select name, base_currency::text, time_zone from tenants where id = $1",
+                "select name, base_currency::text, time_zone, zixly_raw_data_from(raw_retention_months, time_zone)
+                   from tenants where id = $1",
             )
             .await
             .ctx("reading the tenant")?;
@@ -143,6 +147,7 @@ impl TenantTx {
             name: row.get(0),
             base_currency: row.get(1),
             time_zone: row.get(2),
+            raw_data_from: row.get(3),
         })
     }
 
@@ -159,19 +164,42 @@ impl TenantTx {
         // range of the client's days). Two statements rather than `($4 is null or ...)`: a cached
         // generic plan could then use neither index well. Both sum per day and currency and
         // convert each day's foreign sum at that day's rate, so both give the raw rows' answer.
-        let source = if client.is_some() {
-            "select record_date as d, currency as cur, sum(revenue) as r, sum(expenses) as e,
-                    sum(cash_flow) as c, count(*) as n
-               from financials
-              where tenant_id = $1 and record_date between $2 and $3 and client_kpi_id = $4
-              group by 1, 2"
+        //
+        // Before the tenant's retention cutoff (migrations/0022) the days are gone and the months
+        // are kept: each whole month in the range counts as one entry on its first day, so sums
+        // over periods of whole months stay right (a page says figures there are monthly). The
+        // months' branch runs only for a tenant with a retention period: the last condition is a
+        // one-time filter, so for the others it costs nothing.
+        let (days, months) = if client.is_some() {
+            (
+                "select record_date as d, currency as cur, sum(revenue) as r, sum(expenses) as e,
+                        sum(cash_flow) as c, count(*) as n
+                   from financials
+                  where tenant_id = $1 and record_date between $2 and $3 and client_kpi_id = $4
+                  group by 1, 2",
+                "select month as d, currency as cur, revenue as r, expenses as e, cash_flow as c, row_count as n
+                   from financial_months
+                  where tenant_id = $1 and client_kpi_id = $4 and month between $2 and $3
+                    and month < (select raw_from from z) and (select raw_from from z) is not null",
+            )
         } else {
-            "select day as d, currency as cur, revenue as r, expenses as e, cash_flow as c, row_count as n
-               from financial_tenant_days
-              where tenant_id = $1 and day between $2 and $3 and $4::uuid is null"
+            (
+                "select day as d, currency as cur, revenue as r, expenses as e, cash_flow as c, row_count as n
+                   from financial_tenant_days
+                  where tenant_id = $1 and day between $2 and $3 and $4::uuid is null",
+                "select month as d, currency as cur, sum(revenue) as r, sum(expenses) as e,
+                        sum(cash_flow) as c, sum(row_count)::bigint as n
+                   from financial_months
+                  where tenant_id = $1 and month between $2 and $3 and $4::uuid is null
+                    and month < (select raw_from from z) and (select raw_from from z) is not null
+                  group by 1, 2",
+            )
         };
+        let source = format!("{days} union all {months}");
         let sql = format!(
-            "with z as (select base_currency as base from tenants where id = $1),
+            "with z as (select base_currency as base,
+                               zixly_raw_data_from(raw_retention_months, time_zone) as raw_from
+                          from tenants where id = $1),
                   g as ({source}),
                   v as (select g.d, g.n, g.r * k.f as r, g.e * k.f as e, g.c * k.f as c
                           from g, z, lateral (select {f} as f) k)
@@ -209,15 +237,24 @@ impl TenantTx {
     }
 
     /// The first and last day with financials and with lead events: both ends of the tenant's
-    /// day rollups (migrations/0019) and of its lead events' copy in `lead_states` (0018, indexed
+    /// day rollups (migrations/0019; before a retention cutoff, of its month rollups) and of its
+    /// lead events' copy in `lead_states` (0018, indexed
     /// by tenant and date in 0021) — an index probe each, whatever the history.
     pub async fn data_spans(&self) -> DbResult<DataSpans> {
         let stmt = self
             .client()
             .prepare_cached(
-                "with z as (select time_zone as tz from tenants where id = $1)
-                 select (select min(day) from financial_tenant_days where tenant_id = $1),
-                        (select max(day) from financial_tenant_days where tenant_id = $1),
+                "with z as (select time_zone as tz, zixly_raw_data_from(raw_retention_months, time_zone) as raw_from
+                              from tenants where id = $1)
+                 -- Before a retention cutoff (migrations/0022) only the months are left: their
+                 -- ends count (an index probe each, nothing for a tenant without retention).
+                 select least((select min(day) from financial_tenant_days where tenant_id = $1),
+                              (select min(month) from financial_months
+                                where tenant_id = $1 and month < (select raw_from from z))),
+                        greatest((select max(day) from financial_tenant_days where tenant_id = $1),
+                                 (select (max(month) + interval '1 month' - interval '1 day')::date
+                                    from financial_months
+                                   where tenant_id = $1 and month < (select raw_from from z))),
                         (select (min(event_date) at time zone (select tz from z))::date
                            from lead_states where tenant_id = $1),
                         (select (max(event_date) at time zone (select tz from z))::date

@@ -16,6 +16,7 @@ mod notifications;
 mod numeric;
 mod partitions;
 mod reports;
+mod retention;
 mod rollups;
 mod schema;
 mod statement_stats;

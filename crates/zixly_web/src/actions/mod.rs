@@ -13,6 +13,7 @@
 //! - [`metrics`]: list the metric catalogue, change a custom metric's definition.
 //! - [`notifications`]: notification channels (add, change, delete, send test) and the caller's
 //!   in-app notifications (list, mark read).
+//! - [`settings`]: workspace settings (raw-data retention).
 //! - [`users`]: invite, change a user's role or name, deactivate, reactivate.
 //!
 //! (The CSV import action, older, lives in `crate::imports` and follows the same rule.)
@@ -23,4 +24,5 @@ pub(crate) mod clients;
 pub(crate) mod goals;
 pub(crate) mod metrics;
 pub(crate) mod notifications;
+pub(crate) mod settings;
 pub(crate) mod users;

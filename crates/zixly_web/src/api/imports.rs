@@ -72,6 +72,9 @@ pub struct LoadResult {
     pub updated: u64,
     /// Rows identical to what was stored (not rewritten).
     pub unchanged: u64,
+    /// Financial rows dated before the tenant's raw-data retention cutoff
+    /// (`GET /settings/retention`): not stored, because their month is kept as a total already.
+    pub before_retention: u64,
     /// Rows not loaded because of an error.
     pub rejected: u64,
     /// Rows dropped because an earlier line of the same upload is the very same row (a line
@@ -110,6 +113,7 @@ pub(crate) fn answer(
         inserted: report.inserted,
         updated: report.updated,
         unchanged: report.unchanged,
+        before_retention: report.before_retention,
         rejected: report.rejected,
         duplicates_ignored: report.duplicates_ignored,
         errors_not_listed: report.errors_not_listed(),

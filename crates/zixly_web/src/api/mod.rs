@@ -68,6 +68,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod reports;
 pub mod series;
+pub mod settings;
 pub mod users;
 
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(alerts::router())
         .merge(users::router())
         .merge(audit::router())
+        .merge(settings::router())
 }
 
 /// Default and maximum page sizes.

@@ -260,7 +260,8 @@ pub async fn detail(
     // Financial chart.
     let bucket = r.bucket();
     let slots = chart::slots(r.from, r.to, chart::bucket_named(bucket), today);
-    let sums = chart::bucketize(&days, &slots);
+    let charted = super::settings::chartable_days(&days, tenant.raw_data_from, bucket);
+    let sums = chart::bucketize(&charted, &slots);
     let series = chart::financial_series(&sums);
     let financial_chart = chart::Chart {
         id: "client-fin",
@@ -398,6 +399,7 @@ pub async fn detail(
             &subtitle,
             range_picker(&format!("/clients/{id}"), &r),
         ))
+        (super::settings::retention_notice(tenant.raw_data_from, r.from))
         @if let Some(m) = Done::message_of(p.done.as_deref()) { (flash_box("ok", m)) }
         @if unconverted > 0 {
             (flash_box("info", &format!("{unconverted} rows in other currencies have no exchange rate yet and are not included.")))

@@ -39,6 +39,7 @@ pub enum Nav {
     Metrics,
     Notifications,
     Channels,
+    Data,
     Goals,
     Alerts,
     None,
@@ -77,6 +78,7 @@ const NAV_ITEMS: &[(Nav, &str, &str, Role)] = &[
         "Channels",
         Role::Admin,
     ),
+    (Nav::Data, "/settings/data", "Data", Role::Admin),
 ];
 
 /// The top bar of a signed-in page: the sections `who` may open, who is signed in, log out.

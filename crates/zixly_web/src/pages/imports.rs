@@ -605,6 +605,12 @@ fn load_section(name: &str, r: &LoadReport) -> Markup {
                 div { dt { "New clients" } dd data-count="clients" { (r.clients_inserted) } }
                 div { dt { "Duplicates ignored" } dd data-count="duplicates" { (r.duplicates_ignored) } }
             }
+            @if r.before_retention > 0 {
+                (flash_box("info", &format!(
+                    "{} not stored: dated before the start of this workspace's day-level data,                      where data retention keeps monthly totals only (Settings, Data).",
+                    counted(r.before_retention as i64, "line was", "lines were"),
+                )))
+            }
         }
     }
 }
@@ -635,6 +641,7 @@ mod tests {
             inserted: 0,
             updated: 0,
             unchanged: 0,
+            before_retention: 0,
             rejected,
             error_count,
             errors: Vec::new(),

@@ -35,6 +35,7 @@ mod overview;
 pub(crate) mod range;
 mod redirect;
 mod reports;
+mod settings;
 mod team;
 mod time;
 
@@ -144,6 +145,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/notifications", get(notifications::list))
         .route("/notifications/read-all", post(notifications::read_all))
         .route("/notifications/{id}/read", post(notifications::read_one))
+        .route(
+            settings::DATA_SETTINGS,
+            get(settings::data_page).post(settings::save),
+        )
         .route(
             "/settings/notifications",
             get(notifications::channels).post(notifications::add_channel),

@@ -386,7 +386,10 @@ pub async fn page_handler(
     // The chart.
     let bucket = r.bucket();
     let slots = chart::slots(r.from, r.to, chart::bucket_named(bucket), today);
-    let sums = chart::bucketize(&days, &slots);
+    // Before a retention cutoff a month's figures sit on its first day (`daily_totals`): right
+    // in month bars, a false spike in day or week bars, where those months are left blank.
+    let charted = super::settings::chartable_days(&days, tenant.raw_data_from, bucket);
+    let sums = chart::bucketize(&charted, &slots);
     let series = chart::financial_series(&sums);
     let chart = chart::Chart {
         id: "overview-chart",
@@ -427,6 +430,7 @@ pub async fn page_handler(
     );
     let body = html! {
         (html::head("Overview", &subtitle, range_picker("/", &r)))
+        (super::settings::retention_notice(tenant.raw_data_from, prev_from.min(ly_from)))
         @if unconverted > 0 {
             (flash_box("info", &format!("{unconverted} financial rows in other currencies have no exchange rate yet and are not included.")))
         }

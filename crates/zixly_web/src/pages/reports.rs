@@ -146,6 +146,7 @@ pub async fn page_handler(
             ),
             range_picker("/reports", &r),
         ))
+        (super::settings::retention_notice(tenant.raw_data_from, r.previous().0))
         p class="small" { "Also: " a href={ "/reports/metrics?" (r.query()) } { "custom metrics across clients" } }
         @if missing > 0 {
             (flash_box("info", "Some amounts need exchange rates that are not loaded yet; those figures are shown as –."))

@@ -1,0 +1,398 @@
+//! Retention of raw daily financials (issue 14 item 3, migrations/0022_retention.sql): the
+//! scheduled deletion removes a tenant's raw rows (and day rollups) before its cutoff in
+//! batches and keeps the monthly rollups; only the owner can keep rollups; loads skip rows
+//! before the cutoff; a client's or tenant's deletion takes its kept months; partitions no tenant
+//! needs are dropped; the overview's reads answer whole months from the kept rollups.
+
+use chrono::{Datelike, Months, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+use zixly_domain::ingest::FinancialRow;
+use zixly_testkit::TestDb;
+
+use crate::partitions::import;
+
+/// Monthly rows for `clients` over the last `months` months (before the current one): on the
+/// 3rd, 15th and 27th, revenue `100 + client + month` cents-exact, expenses a third of it.
+fn history_csv(clients: usize, months: u32) -> (String, usize) {
+    let this_month = Utc::now().date_naive().with_day(1).unwrap();
+    let mut csv = String::from("client_id,client_name,record_date,revenue,expenses,cash_flow\n");
+    let mut lines = 0;
+    for m in 1..=months {
+        let first = this_month - Months::new(m);
+        for c in 0..clients {
+            for d in [3, 15, 27] {
+                let day = first.with_day(d).unwrap();
+                let revenue = format!("{}.{:02}", 100 + c as u32 + m, d);
+                csv.push_str(&format!(
+                    "c{c},Client {c},{day},{revenue},{},{}\n",
+                    (c as u32 + m) * 11 % 97,
+                    m % 13
+                ));
+                lines += 1;
+            }
+        }
+    }
+    (csv, lines)
+}
+
+fn far_future() -> NaiveDate {
+    NaiveDate::from_ymd_opt(9999, 12, 31).unwrap()
+}
+
+async fn strings(db: &TestDb, sql: &str) -> Vec<String> {
+    let su = db.superuser().await;
+    su.query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    db.superuser()
+        .await
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The month rollups of `tenant` before (`<`) or from (`>=`) `cutoff`, as text.
+async fn months(db: &TestDb, tenant: Uuid, op: &str, cutoff: NaiveDate) -> Vec<String> {
+    strings(
+        db,
+        &format!(
+            "select concat_ws('|', client_kpi_id, month, currency, revenue, expenses, cash_flow, row_count)
+               from financial_months where tenant_id = '{tenant}' and month {op} '{cutoff}'
+              order by client_kpi_id, month, currency"
+        ),
+    )
+    .await
+}
+
+/// The same recomputed from the raw rows.
+async fn raw_months(db: &TestDb, tenant: Uuid, op: &str, cutoff: NaiveDate) -> Vec<String> {
+    strings(
+        db,
+        &format!(
+            "select concat_ws('|', client_kpi_id, date_trunc('month', record_date)::date, currency,
+                              sum(revenue), sum(expenses), sum(cash_flow), count(*))
+               from financials where tenant_id = '{tenant}' and record_date {op} '{cutoff}'
+              group by client_kpi_id, date_trunc('month', record_date)::date, currency
+              order by client_kpi_id, date_trunc('month', record_date)::date, currency"
+        ),
+    )
+    .await
+}
+
+async fn client_id(db: &TestDb, tenant: Uuid, external: &str) -> Uuid {
+    strings(
+        db,
+        &format!("select id::text from client_kpis where tenant_id = '{tenant}' and client_id = '{external}'"),
+    )
+    .await[0]
+    .parse()
+    .unwrap()
+}
+
+async fn set_retention(db: &TestDb, tenant: Uuid, months: Option<i32>) -> NaiveDate {
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let r = tx.set_retention(months).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(r.months, months);
+    r.raw_data_from.unwrap_or(NaiveDate::MIN)
+}
+
+/// Revenue over `[from, to]` tenant-wide (or of `client`) as the overview reads it.
+async fn revenue(
+    db: &TestDb,
+    tenant: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+    client: Option<Uuid>,
+) -> Decimal {
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let (days, unconverted) = tx.daily_totals(from, to, client).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(unconverted, 0);
+    days.iter().map(|d| d.revenue).sum()
+}
+
+#[tokio::test]
+async fn retention_deletes_old_raw_rows_in_batches_and_keeps_the_months() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Acme").await;
+    let other = db.tenant("Other").await;
+    let (csv, lines) = history_csv(3, 14);
+    import::<FinancialRow>(&db.app, tenant, &csv).await;
+    import::<FinancialRow>(&db.app, other, &csv).await;
+
+    let today = Utc::now().date_naive();
+    let first = today.with_day(1).unwrap() - Months::new(14);
+    let before_total = revenue(&db, tenant, first, today, None).await;
+    let client = client_id(&db, tenant, "c1").await;
+    let before_client = revenue(&db, tenant, first, today, Some(client)).await;
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let spans_before = tx.data_spans().await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        spans_before.financials.unwrap().from(),
+        first.with_day(3).unwrap()
+    );
+
+    // Nothing happens to a tenant without retention.
+    assert!(db.system.apply_retention(10).await.unwrap().is_empty());
+
+    let cutoff = set_retention(&db, tenant, Some(6)).await;
+    assert_eq!(cutoff.day(), 1, "the cutoff is the first of a month");
+    let kept_before = months(&db, tenant, "<", cutoff).await;
+    let old_rows = count(
+        &db,
+        &format!("select count(*) from financials where tenant_id = '{tenant}' and record_date < '{cutoff}'"),
+    )
+    .await;
+    assert!(old_rows > 0 && (old_rows as usize) < lines);
+    let recent_before = months(&db, tenant, ">=", cutoff).await;
+
+    let runs = db.system.apply_retention(7).await.unwrap();
+    assert_eq!(runs.len(), 1, "only the tenant with a retention period");
+    let run = &runs[0];
+    assert_eq!((run.tenant_id, run.raw_data_from), (tenant, cutoff));
+    assert_eq!(run.deleted, old_rows as u64);
+    // Batches of 7: the last one is the first to find fewer than 7 rows.
+    assert_eq!(run.batches as i64, old_rows / 7 + 1);
+
+    // Raw rows and day rollups before the cutoff are gone; the months are kept as they were.
+    let remaining = |table: &str, column: &str| {
+        format!(
+            "select count(*) from {table} where tenant_id = '{tenant}' and {column} < '{cutoff}'"
+        )
+    };
+    assert_eq!(count(&db, &remaining("financials", "record_date")).await, 0);
+    assert_eq!(
+        count(&db, &remaining("financial_tenant_days", "day")).await,
+        0
+    );
+    assert_eq!(months(&db, tenant, "<", cutoff).await, kept_before);
+    // From the cutoff on nothing changed, and every rollup still equals the raw rows.
+    assert_eq!(months(&db, tenant, ">=", cutoff).await, recent_before);
+    assert_eq!(recent_before, raw_months(&db, tenant, ">=", cutoff).await);
+    assert_eq!(
+        strings(&db, &format!(
+            "select concat_ws('|', day, currency, revenue, expenses, cash_flow, row_count)
+               from financial_tenant_days where tenant_id = '{tenant}' order by day, currency")).await,
+        strings(&db, &format!(
+            "select concat_ws('|', record_date, currency, sum(revenue), sum(expenses), sum(cash_flow), count(*))
+               from financials where tenant_id = '{tenant}' group by record_date, currency
+              order by record_date, currency")).await,
+    );
+    // The other tenant keeps everything.
+    assert_eq!(
+        count(
+            &db,
+            &format!("select count(*) from financials where tenant_id = '{other}'")
+        )
+        .await,
+        lines as i64
+    );
+
+    // Whole months are still reported, tenant-wide and per client, to the cent.
+    assert_eq!(revenue(&db, tenant, first, today, None).await, before_total);
+    assert_eq!(
+        revenue(&db, tenant, first, today, Some(client)).await,
+        before_client
+    );
+    // The data span starts with the first kept month.
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let spans = tx.data_spans().await.unwrap();
+    let profile = tx.tenant_profile().await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(spans.financials.unwrap().from(), first);
+    assert_eq!(
+        spans.financials.unwrap().to(),
+        spans_before.financials.unwrap().to()
+    );
+    assert_eq!(profile.raw_data_from, Some(cutoff));
+
+    // Audited once, by the system.
+    let audit = strings(
+        &db,
+        &format!(
+            "select concat_ws('|', actor_label, summary->>'deleted_rows', summary->>'deleted_before')
+               from audit_logs where tenant_id = '{tenant}' and action = 'tenant.retention_applied'"
+        ),
+    )
+    .await;
+    assert_eq!(audit, vec![format!("system:retention|{old_rows}|{cutoff}")]);
+
+    // A second run finds nothing and audits nothing.
+    let again = db.system.apply_retention(7).await.unwrap();
+    assert_eq!((again[0].deleted, again[0].batches), (0, 1));
+    assert_eq!(
+        count(&db, &format!(
+            "select count(*) from audit_logs where tenant_id = '{tenant}' and action = 'tenant.retention_applied'"
+        ))
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn only_the_owner_can_keep_the_rollups_of_a_deletion() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Acme").await;
+    let (csv, _) = history_csv(2, 3);
+    import::<FinancialRow>(&db.app, tenant, &csv).await;
+    let all = far_future();
+    // The app sets the switch and deletes: the month rollups follow the deletion all the same.
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    tx.raw_batch(&format!(
+        "set local zixly.keep_rollups = 'on';
+         delete from financials where tenant_id = '{tenant}' and extract(day from record_date) = 15"
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        months(&db, tenant, "<", all).await,
+        raw_months(&db, tenant, "<", all).await
+    );
+    // Without the switch the owner's deletions follow too (the switch, not the role, keeps).
+    let owner = TestDb::connect(&db.owner_url).await;
+    owner
+        .batch_execute(&format!(
+            "delete from financials where tenant_id = '{tenant}' and extract(day from record_date) = 3"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        months(&db, tenant, "<", all).await,
+        raw_months(&db, tenant, "<", all).await
+    );
+    // With it, the owner's deletion keeps the months.
+    let kept = months(&db, tenant, "<", all).await;
+    owner
+        .batch_execute(&format!(
+            "begin; set local zixly.keep_rollups = 'on';
+             delete from financials where tenant_id = '{tenant}'; commit"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(months(&db, tenant, "<", all).await, kept);
+    assert!(raw_months(&db, tenant, "<", all).await.is_empty());
+}
+
+#[tokio::test]
+async fn after_retention_loads_skip_old_rows_and_deletions_take_the_kept_months() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Acme").await;
+    let (csv, lines) = history_csv(2, 10);
+    import::<FinancialRow>(&db.app, tenant, &csv).await;
+    let cutoff = set_retention(&db, tenant, Some(4)).await;
+    db.system.apply_retention(1000).await.unwrap();
+    let kept = months(&db, tenant, "<", far_future()).await;
+
+    // A re-sync of the whole history: the old rows are counted, not stored (their months hold
+    // them already); the recent ones are unchanged.
+    let report = import::<FinancialRow>(&db.app, tenant, &csv).await;
+    let old_lines = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(2).unwrap() < cutoff.to_string().as_str())
+        .count() as u64;
+    assert!(old_lines > 0);
+    assert_eq!(report.before_retention, old_lines);
+    assert_eq!(
+        (report.inserted, report.updated, report.unchanged),
+        (0, 0, lines as u64 - old_lines)
+    );
+    assert_eq!(months(&db, tenant, "<", far_future()).await, kept);
+
+    // A client's deletion takes its kept months with it; the other client's stay.
+    crate::rollups::delete_client(&db, tenant, "c0").await;
+    let c1 = client_id(&db, tenant, "c1").await;
+    let left = strings(
+        &db,
+        &format!("select distinct client_kpi_id::text from financial_months where tenant_id = '{tenant}'"),
+    )
+    .await;
+    assert_eq!(left, vec![c1.to_string()]);
+
+    // And a tenant's deletion every month of it.
+    assert!(db.system.delete_tenant(tenant).await.unwrap());
+    assert_eq!(
+        count(
+            &db,
+            &format!("select count(*) from financial_months where tenant_id = '{tenant}'")
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn partitions_before_every_tenants_cutoff_are_dropped_once_empty() {
+    let db = TestDb::new().await;
+    let a = db.tenant("A").await;
+    let b = db.tenant("B").await;
+    let (csv, _) = history_csv(1, 12);
+    import::<FinancialRow>(&db.app, a, &csv).await;
+    import::<FinancialRow>(&db.app, b, &csv).await;
+    let partitions = || {
+        strings(
+            &db,
+            "select c.relname::text from pg_inherits i join pg_class c on c.oid = i.inhrelid
+              where i.inhparent = 'financials'::regclass order by 1",
+        )
+    };
+    let all = partitions().await;
+
+    // One tenant keeps everything: nothing is dropped, whatever the other deleted.
+    set_retention(&db, a, Some(3)).await;
+    db.system.apply_retention(1000).await.unwrap();
+    assert!(db
+        .system
+        .drop_retained_partitions()
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Both with retention: the months before the earlier cutoff go (b keeps 6 months).
+    let cutoff_b = set_retention(&db, b, Some(6)).await;
+    db.system.apply_retention(1000).await.unwrap();
+    let dropped = db.system.drop_retained_partitions().await.unwrap();
+    let expected: Vec<String> = all
+        .iter()
+        .filter(|p| {
+            p.strip_prefix("financials_p").is_some_and(|ym| {
+                NaiveDate::parse_from_str(&format!("{ym}_01"), "%Y_%m_%d")
+                    .is_ok_and(|m| m < cutoff_b)
+            })
+        })
+        .cloned()
+        .collect();
+    assert!(expected.len() >= 5, "{all:?}");
+    assert_eq!(dropped, expected);
+    assert_eq!(
+        partitions().await,
+        all.iter()
+            .filter(|p| !expected.contains(p))
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    // Reports still read the kept months of both tenants; loads of old dates still work (the
+    // month gets its partition again, and the row is skipped as before the cutoff).
+    let report = import::<FinancialRow>(
+        &db.app,
+        b,
+        "client_id,client_name,record_date,revenue,expenses,cash_flow\nc0,Client 0,1998-03-04,1.00,0,0\n",
+    )
+    .await;
+    assert_eq!((report.inserted, report.before_retention), (0, 1));
+    assert_eq!(
+        count(&db, &format!("select count(*) from financial_months where tenant_id = '{b}' and month < '{cutoff_b}'")).await,
+        12 - 6
+    );
+}
