@@ -320,6 +320,39 @@ try {
     assert.equal(fromCsv, onList, `the CSV (${fraction}) and the pages agree`);
   }
 
+  log("data retention: an ADMIN keeps 3 months of daily data; a year's overview says where months begin");
+  {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Data", exact: true }).click();
+    await page.getByRole("heading", { name: "Data retention" }).waitFor();
+    await page.locator("[data-retention=off]").waitFor();
+    const months = page.getByLabel("Months of daily data to keep");
+    await months.fill("3");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByText("The retention period was saved.").waitFor();
+    assert.match(await page.locator("[data-retention=on]").innerText(), /kept for 3 months before the current month/);
+    await assertLabelled(page);
+    await shot(page, "data-retention");
+    await page.goto(`${base}/?range=last_12_months`);
+    const notice = page.locator("[data-retention-notice]");
+    assert.match(await notice.innerText(), /^Figures before \d{1,2} \w{3} \d{4} are monthly totals/);
+    await page.locator('figure[data-chart="overview-chart"] canvas').waitFor();
+    await shot(page, "overview-retention");
+    // Weekly bars across the cutoff: the weeks before it are blank, not a spike on each month's 1st.
+    const iso = (daysAgo) => new Date(Date.now() - daysAgo * 86400000).toISOString().slice(0, 10);
+    await page.goto(`${base}/?range=custom&from=${iso(150)}&to=${iso(0)}`);
+    await page.locator('figure[data-chart="overview-chart"] canvas').waitFor();
+    await shot(page, "overview-retention-weeks");
+    // Back to keeping everything (nothing was deleted: the worker's run never came).
+    await page.goto(`${base}/settings/data`);
+    await months.fill("");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator("[data-retention=off]").waitFor();
+    await page.setViewportSize({ width: 375, height: 812 });
+    await assertNoHorizontalScroll(page);
+    await shot(page, "data-retention-375");
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
+
   log("375 px wide: usable, nothing overflows sideways");
   await page.setViewportSize({ width: 375, height: 812 });
   for (const path of ["/", "/clients", "/reports", "/team", "/integrations"]) {

@@ -169,13 +169,16 @@ impl TenantTx {
         // are kept: each whole month in the range counts as one entry on its first day, so sums
         // over periods of whole months stay right (a page says figures there are monthly). The
         // months' branch runs only for a tenant with a retention period: the last condition is a
-        // one-time filter, so for the others it costs nothing.
+        // one-time filter, so for the others it costs nothing. The days' branch stops at the
+        // cutoff even before the retention run has deleted the older days (the cutoff moves on
+        // the first of a month, the run follows within hours), so no month counts twice.
         let (days, months) = if client.is_some() {
             (
                 "select record_date as d, currency as cur, sum(revenue) as r, sum(expenses) as e,
                         sum(cash_flow) as c, count(*) as n
                    from financials
                   where tenant_id = $1 and record_date between $2 and $3 and client_kpi_id = $4
+                    and record_date >= coalesce((select raw_from from z), '-infinity')
                   group by 1, 2",
                 "select month as d, currency as cur, revenue as r, expenses as e, cash_flow as c, row_count as n
                    from financial_months
@@ -186,7 +189,8 @@ impl TenantTx {
             (
                 "select day as d, currency as cur, revenue as r, expenses as e, cash_flow as c, row_count as n
                    from financial_tenant_days
-                  where tenant_id = $1 and day between $2 and $3 and $4::uuid is null",
+                  where tenant_id = $1 and day between $2 and $3 and $4::uuid is null
+                    and day >= coalesce((select raw_from from z), '-infinity')",
                 "select month as d, currency as cur, sum(revenue) as r, sum(expenses) as e,
                         sum(cash_flow) as c, sum(row_count)::bigint as n
                    from financial_months

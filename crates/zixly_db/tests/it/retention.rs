@@ -147,6 +147,12 @@ async fn retention_deletes_old_raw_rows_in_batches_and_keeps_the_months() {
 
     let cutoff = set_retention(&db, tenant, Some(6)).await;
     assert_eq!(cutoff.day(), 1, "the cutoff is the first of a month");
+    // Before the run has deleted anything, the months before the cutoff count once.
+    assert_eq!(revenue(&db, tenant, first, today, None).await, before_total);
+    assert_eq!(
+        revenue(&db, tenant, first, today, Some(client)).await,
+        before_client
+    );
     let kept_before = months(&db, tenant, "<", cutoff).await;
     let old_rows = count(
         &db,

@@ -35,7 +35,7 @@ pub fn retention_notice(raw_data_from: Option<NaiveDate>, range_from: NaiveDate)
         Some(cutoff) if range_from < cutoff => html! {
             p class="flash info" role="note" data-retention-notice=(cutoff) {
                 "Figures before " (cutoff.format("%-d %b %Y")) " are monthly totals: this workspace keeps "
-                "day-level data from then on (data retention). Days and partial months before it are not shown."
+                "day-level data from then on (data retention). Days, weeks and partial months before it are not shown."
             }
         },
         _ => html! {},
@@ -115,7 +115,7 @@ fn body(
                 _ => p data-retention="off" { "Raw daily financials are kept forever." },
             }
             p class="hint" {
-                "Before the first day kept, reports, goals and alerts read monthly totals: whole months stay exact, "
+                "With a retention period, reports, goals and alerts read monthly totals before the first day kept: whole months stay exact, "
                 "per client and for the workspace; days, weeks and partial months are no longer available. "
                 "Imports and syncs skip rows dated before it (their result says how many). "
                 "Lead events and custom metrics are not affected."

@@ -23,6 +23,7 @@ mod page_kit;
 mod probe;
 mod ranges_page;
 mod resources;
+mod retention;
 mod routes;
 mod series_csv;
 mod team_page;

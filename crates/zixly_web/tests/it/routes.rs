@@ -300,6 +300,8 @@ pub const ROUTES: &[RouteCase] = &[
         R(Admin),
         Some(Entity::Channel),
     ),
+    route("GET", "/api/v1/settings/retention", R(Viewer), None),
+    route("PUT", "/api/v1/settings/retention", R(Admin), None),
     route("GET", "/api/v1/notifications", R(Viewer), None),
     // A notification is its user's own: cross-user and cross-tenant 404s are in `notify.rs`.
     route("POST", "/api/v1/notifications/{id}/read", R(Viewer), None),
