@@ -91,6 +91,16 @@ impl SystemDb {
     /// one audit row per tenant that lost rows (in the transaction of its last batch). Returns
     /// what it did per tenant with a retention period.
     pub async fn apply_retention(&self, batch_rows: i64) -> DbResult<Vec<RetentionRun>> {
+        self.apply_retention_with(batch_rows, |_| {}).await
+    }
+
+    /// [`SystemDb::apply_retention`], telling `progress` after every committed batch what the
+    /// tenant's run has done so far (`zixly db retention` shows it).
+    pub async fn apply_retention_with(
+        &self,
+        batch_rows: i64,
+        mut progress: impl FnMut(&RetentionRun),
+    ) -> DbResult<Vec<RetentionRun>> {
         let batch_rows = batch_rows.max(1);
         let tenants: Vec<(Uuid, i32, NaiveDate)> = self
             .pool()
@@ -157,6 +167,7 @@ impl SystemDb {
                     .await?;
                 }
                 tx.commit().await?;
+                progress(&run);
                 if last {
                     break;
                 }

@@ -27,6 +27,15 @@ pub enum DbCommand {
         #[arg(long)]
         reset: bool,
     },
+    /// Apply every tenant's raw-data retention now (the worker does it every 6 hours): delete
+    /// raw daily financials before each tenant's cutoff, in batches, keeping the monthly totals;
+    /// then drop the monthly partitions no tenant keeps. Set a tenant's period on its Data
+    /// settings page or with `PUT /api/v1/settings/retention`.
+    Retention {
+        /// Rows deleted per transaction.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        batch_rows: i64,
+    },
 }
 
 pub async fn migrate(global: &Global) -> Result<ExitCode> {
@@ -79,7 +88,57 @@ pub async fn run(global: &Global, command: DbCommand) -> Result<ExitCode> {
             outcome?;
             Ok(ExitCode::SUCCESS)
         }
+        DbCommand::Retention { batch_rows } => {
+            let db = Database::open(global, 1).await?;
+            let outcome = retention(&db.system, batch_rows).await;
+            db.close().await?;
+            outcome?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+async fn retention(system: &zixly_db::SystemDb, batch_rows: i64) -> Result<()> {
+    use std::io::Write;
+    let started = std::time::Instant::now();
+    let runs = system
+        .apply_retention_with(batch_rows, |run| {
+            // One line per tenant, rewritten after each batch.
+            eprint!(
+                "\rtenant {}: {} rows before {} deleted ({} batches, {:.1} s)",
+                run.tenant_id,
+                run.deleted,
+                run.raw_data_from,
+                run.batches,
+                started.elapsed().as_secs_f64()
+            );
+            std::io::stderr().flush().ok();
+        })
+        .await;
+    let runs = runs?;
+    if !runs.is_empty() {
+        eprintln!();
+    }
+    let deleted: u64 = runs.iter().map(|r| r.deleted).sum();
+    println!(
+        "{} with a retention period; {deleted} raw financial rows deleted in {:.1} s (monthly totals kept)",
+        match runs.len() {
+            1 => "1 tenant".to_string(),
+            n => format!("{n} tenants"),
+        },
+        started.elapsed().as_secs_f64()
+    );
+    let dropped = system.drop_retained_partitions().await?;
+    if dropped.is_empty() {
+        println!("no partition to drop (some tenant keeps every month, or none is empty)");
+    } else {
+        println!(
+            "dropped {} partitions: {}",
+            dropped.len(),
+            dropped.join(", ")
+        );
+    }
+    Ok(())
 }
 
 async fn top(admin_url: &str, limit: i64, width: usize, reset: bool) -> Result<()> {
