@@ -26,7 +26,7 @@ use uuid::Uuid;
 use zixly_domain::period::DateRange;
 
 use crate::error::{Ctx, DbError, DbResult};
-use crate::queries::rollups::split_months;
+use crate::queries::rollups::{shorter_edges, split_months};
 use crate::TenantTx;
 
 /// The tenant as the pages show it.
@@ -427,16 +427,29 @@ impl TenantTx {
             .map(like_pattern);
         // Whole months from the monthly rollups (migrations/0015), the days of the partial months
         // at the range's edges raw (tenant-wide: one index range of the tenant's days per edge).
-        // A whole month's foreign-currency rows are read raw too, for that client, month and
-        // currency only: they convert at each day's rate. So the sums are the raw rows' sums.
+        // An edge longer than half its month is read as its month's rollup less the month's
+        // other days (`shorter_edges`): the 12-month overview's first edge is 27 days of 31, its
+        // complement 4. A month's or edge's foreign-currency rows are read raw, for that client,
+        // month and currency only: they convert at each day's rate. So the sums are the raw
+        // rows' sums. Before a retention cutoff (migrations/0022) only whole months count.
         let split = split_months(&[(from, to)]);
+        let edges = shorter_edges(&split);
         let sql = format!(
-            "with z as (select base_currency as base from tenants where id = $1),
+            "with z as (select base_currency as base,
+                               coalesce(zixly_raw_data_from(raw_retention_months, time_zone), '-infinity'::date) as raw_from
+                          from tenants where id = $1),
                   c as (select id, client_id, client_name, industry from client_kpis
                          where tenant_id = $1 and ($4::text is null or client_name ilike $4)),
-                  wm as (select m.client_kpi_id as cid, m.month, m.currency, m.revenue, m.expenses
+                  wm as (select m.client_kpi_id as cid, m.month, m.currency, m.revenue, m.expenses, m.row_count as n
                            from financial_months m
                           where m.tenant_id = $1 and m.month = any($5::date[])),
+                  -- The complemented edges: month, edge, complement.
+                  ce as (select * from unnest($8::date[], $9::date[], $10::date[], $11::date[], $12::date[])
+                                    as ce(m, a, b, ca, cb)
+                          where ce.m >= (select raw_from from z)),
+                  cm as (select m.client_kpi_id as cid, m.month, m.currency, m.revenue, m.expenses, m.row_count as n,
+                                ce.a, ce.b
+                           from ce join financial_months m on m.tenant_id = $1 and m.month = ce.m),
                   raw as (select f.client_kpi_id as cid, f.record_date, f.currency, f.revenue, f.expenses
                             from unnest($6::date[], $7::date[]) as w(a, b)
                            cross join lateral (
@@ -445,28 +458,52 @@ impl TenantTx {
                                    from financials f
                                   where f.tenant_id = $1 and f.record_date between w.a and w.b
                                     and f.record_date between $2 and $3
+                                    and f.record_date >= (select raw_from from z)
                                  offset 0) f
                           union all
                           select f.client_kpi_id, f.record_date, f.currency, f.revenue, f.expenses
-                            from wm join z on wm.currency <> z.base
+                            from (select cid, month, month as a, (month + interval '1 month')::date - 1 as b, currency
+                                    from wm
+                                  union all
+                                  select cid, month, a, b, currency from cm) x
+                            join z on x.currency <> z.base and x.month >= z.raw_from
                            cross join lateral (
                                  select f.client_kpi_id, f.record_date, f.currency, f.revenue, f.expenses
                                    from financials f
-                                  where f.tenant_id = $1 and f.client_kpi_id = wm.cid
-                                    and f.record_date between wm.month and (wm.month + interval '1 month')::date - 1
-                                    and f.record_date between $2 and $3 and f.currency = wm.currency
+                                  where f.tenant_id = $1 and f.client_kpi_id = x.cid
+                                    and f.record_date between x.a and x.b
+                                    and f.record_date between $2 and $3 and f.currency = x.currency
                                  offset 0) f),
+                  -- The complements' base-currency days, to subtract from their months.
+                  comp as (select f.client_kpi_id as cid, date_trunc('month', f.record_date)::date as m,
+                                  sum(f.revenue) as r, sum(f.expenses) as e, count(*) as n
+                             from ce cross join lateral (
+                                   select f.client_kpi_id, f.record_date, f.revenue, f.expenses
+                                     from financials f
+                                    where f.tenant_id = $1 and f.record_date between ce.ca and ce.cb
+                                      and f.record_date between $2::date - 31 and $3::date + 31
+                                      and f.currency = (select base from z)
+                                   offset 0) f
+                            group by 1, 2),
                   g as (select raw.cid, date_trunc('month', raw.record_date)::date as m,
                                case when raw.currency = z.base then null else raw.record_date end as d,
-                               raw.currency as cur, sum(raw.revenue) as r, sum(raw.expenses) as e
+                               raw.currency as cur, sum(raw.revenue) as r, sum(raw.expenses) as e, count(*) as n
                           from raw, z
                          group by 1, 2, 3, 4
                         union all
-                        select wm.cid, wm.month, null, wm.currency, wm.revenue, wm.expenses
-                          from wm join z on wm.currency = z.base),
-                  v as (select g.cid, g.m, g.r * k.f as r, g.e * k.f as e
+                        select x.cid, x.month, null, x.currency, x.revenue, x.expenses, x.n
+                          from (select cid, month, currency, revenue, expenses, n from wm
+                                union all
+                                select cid, month, currency, revenue, expenses, n from cm) x
+                          -- (A foreign month before a retention cutoff has no raw days left:
+                          -- its total converts at its first day's rate, as in `daily_totals`.)
+                          join z on x.currency = z.base or x.month < z.raw_from
+                        union all
+                        select comp.cid, comp.m, null, z.base, -comp.r, -comp.e, -comp.n from comp, z),
+                  v as (select g.cid, g.m, g.n, g.r * k.f as r, g.e * k.f as e
                           from g, z, lateral (select {f} as f) k),
-                  mo as (select cid, m, sum(r) as r, sum(e) as e from v group by 1, 2)
+                  -- A month counts when it has rows in the range (a complemented edge may have none).
+                  mo as (select cid, m, sum(r) as r, sum(e) as e from v group by 1, 2 having sum(n) > 0)
              select c.id, c.client_id, c.client_name, c.industry,
                     coalesce(array_agg(mo.m order by mo.m) filter (where mo.m is not null), '{{}}'),
                     coalesce(array_agg(round(coalesce(mo.r, 0), 2) order by mo.m) filter (where mo.m is not null), '{{}}'),
@@ -492,8 +529,13 @@ impl TenantTx {
                     &to,
                     &pattern,
                     &split.months,
-                    &split.edges_from,
-                    &split.edges_to,
+                    &edges.direct_from,
+                    &edges.direct_to,
+                    &edges.months,
+                    &edges.edge_from,
+                    &edges.edge_to,
+                    &edges.complement_from,
+                    &edges.complement_to,
                 ],
             )
             .await

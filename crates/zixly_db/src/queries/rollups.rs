@@ -63,12 +63,104 @@ pub fn split_months(ranges: &[(NaiveDate, NaiveDate)]) -> MonthSplit {
     out
 }
 
+/// How to read the edges of a [`MonthSplit`] with the fewest raw days: an edge that covers more
+/// than half of its month and touches one of its ends is read as the month's rollup less the
+/// month's other days (its complement); every other edge is read as it is.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct EdgeReads {
+    /// Edges read raw as they are.
+    pub direct_from: Vec<NaiveDate>,
+    pub direct_to: Vec<NaiveDate>,
+    /// Per complemented edge: its month's first day, the edge itself, and the complement (the
+    /// month's days outside the edge; never empty, since the edge is a partial month).
+    pub months: Vec<NaiveDate>,
+    pub edge_from: Vec<NaiveDate>,
+    pub edge_to: Vec<NaiveDate>,
+    pub complement_from: Vec<NaiveDate>,
+    pub complement_to: Vec<NaiveDate>,
+}
+
+fn last_of_month(d: NaiveDate) -> NaiveDate {
+    (first_of_month(d) + Months::new(1))
+        .pred_opt()
+        .expect("a month has a last day")
+}
+
+/// Plans the edges of `split` (see [`EdgeReads`]).
+pub fn shorter_edges(split: &MonthSplit) -> EdgeReads {
+    let mut out = EdgeReads::default();
+    for (&from, &to) in split.edges_from.iter().zip(&split.edges_to) {
+        let (first, last) = (first_of_month(from), last_of_month(from));
+        let edge_days = (to - from).num_days() + 1;
+        let month_days = (last - first).num_days() + 1;
+        let complement = if 2 * edge_days <= month_days || first_of_month(to) != first {
+            None
+        } else if from == first {
+            to.succ_opt().map(|a| (a, last))
+        } else if to == last {
+            from.pred_opt().map(|b| (first, b))
+        } else {
+            None // inside the month, touching neither end: two pieces; read as it is
+        };
+        match complement {
+            Some((a, b)) => {
+                out.months.push(first);
+                out.edge_from.push(from);
+                out.edge_to.push(to);
+                out.complement_from.push(a);
+                out.complement_to.push(b);
+            }
+            None => {
+                out.direct_from.push(from);
+                out.direct_to.push(to);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn long_edges_are_read_as_their_months_complement_and_short_ones_as_they_are() {
+        // The 12-month overview's range: 27 days of December (complement: its first 4), then
+        // 4 days of the last December (read as they are).
+        let split = split_months(&[(d("2025-12-05"), d("2026-12-04"))]);
+        let plan = shorter_edges(&split);
+        assert_eq!(plan.direct_from, vec![d("2026-12-01")]);
+        assert_eq!(plan.direct_to, vec![d("2026-12-04")]);
+        assert_eq!(plan.months, vec![d("2025-12-01")]);
+        assert_eq!(
+            (plan.edge_from[0], plan.edge_to[0]),
+            (d("2025-12-05"), d("2025-12-31"))
+        );
+        assert_eq!(
+            (plan.complement_from[0], plan.complement_to[0]),
+            (d("2025-12-01"), d("2025-12-04"))
+        );
+        // A long edge at a month's start: the complement is the month's end.
+        let plan = shorter_edges(&split_months(&[(d("2024-01-01"), d("2024-02-20"))]));
+        assert_eq!(
+            (plan.complement_from[0], plan.complement_to[0]),
+            (d("2024-02-21"), d("2024-02-29"))
+        );
+        // Exactly half is read as it is; a range inside one month touching neither end too.
+        let plan = shorter_edges(&split_months(&[(d("2023-04-16"), d("2023-05-31"))]));
+        assert_eq!((plan.direct_from.len(), plan.months.len()), (1, 0));
+        let plan = shorter_edges(&split_months(&[(d("2023-04-02"), d("2023-04-29"))]));
+        assert_eq!((plan.direct_from.len(), plan.months.len()), (1, 0));
+        // A range inside one month from its first day: the rest of the month is the complement.
+        let plan = shorter_edges(&split_months(&[(d("2023-04-01"), d("2023-04-29"))]));
+        assert_eq!(
+            (plan.complement_from[0], plan.complement_to[0]),
+            (d("2023-04-30"), d("2023-04-30"))
+        );
     }
 
     /// Every day of every range is covered exactly once, by a whole month or an edge, and nothing

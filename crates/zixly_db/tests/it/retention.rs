@@ -210,6 +210,13 @@ async fn retention_deletes_old_raw_rows_in_batches_and_keeps_the_months() {
         revenue(&db, tenant, first, today, Some(client)).await,
         before_client
     );
+    // The Clients page's summaries too (whole months from the rollups).
+    let tx = db.app.begin_tenant(tenant).await.unwrap();
+    let summaries = tx.client_summaries(first, today, None).await.unwrap();
+    tx.commit().await.unwrap();
+    let c1 = summaries.iter().find(|c| c.id == client).unwrap();
+    assert_eq!(c1.revenue, before_client);
+    assert_eq!(c1.monthly_revenue.len(), 14);
     // The data span starts with the first kept month.
     let tx = db.app.begin_tenant(tenant).await.unwrap();
     let spans = tx.data_spans().await.unwrap();
