@@ -282,6 +282,10 @@ mod tests {
                 21,
                 "9789e5f27d4da512c38a4bb545fdd32af4cec0beafb9f86d4c4a88067979ef6b",
             ),
+            (
+                22,
+                "df2167a5bd4091cb8d11ee0d2530b109552bfa6ef57e276ae887308fc8f81082",
+            ),
         ];
         for (version, sum) in RELEASED {
             let m = MIGRATIONS

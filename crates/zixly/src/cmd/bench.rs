@@ -2,7 +2,9 @@
 //!
 //! On one database, with N synthetic financial rows over `--clients` clients (generated on the
 //! fly, never held whole): (a) raw binary `COPY` of the same typed rows into a table created
-//! `like financials including all`; (b) the full import path (CSV parse, validate, normalize,
+//! `like financials including all` (`copy_*`) and into `financials` itself for a tenant of its own
+//! (`copy_financials_*`: partitions, foreign key and rollup trigger included, issue 14's "raw COPY
+//! into the same table"); (b) the full import path (CSV parse, validate, normalize,
 //! COPY to staging, checks, upsert) into an empty tenant; (c) the same import again (all rows
 //! unchanged); (d) a row-by-row `INSERT ... ON CONFLICT` loop on a sample (`--sample` rows) into
 //! another empty tenant, one transaction per row (`row_by_row_rows_per_s`, the ORM default) and
@@ -17,7 +19,7 @@ use anyhow::{bail, Result};
 use chrono::{Days, NaiveDate};
 use clap::{Args, Subcommand};
 use rust_decimal::Decimal;
-use zixly_db::bench::{self, BenchRow};
+use zixly_db::bench::{self, BenchRow, CopyTarget};
 use zixly_db::loader::{self, LoadOptions, LoadStatus};
 use zixly_domain::ingest::FinancialRow;
 use zixly_domain::CurrencyCode;
@@ -198,9 +200,36 @@ async fn ingest(db: &Database, args: &IngestArgs) -> Result<ExitCode> {
         let copy = bench::bench_raw_copy(
             &db.system,
             tenant,
+            CopyTarget::PlainTable,
             (0..n).map(|i| bench_row(i, args.clients)),
         )
         .await?;
+        // Issue 14's baseline: the same rows COPYed into `financials` itself, for a tenant of its
+        // own with the same clients (partition routing, the foreign key and the rollup trigger
+        // run as they do for the import).
+        let copy_tenant = db
+            .system
+            .create_tenant("zixly bench copy", CurrencyCode::AUD, "Australia/Sydney")
+            .await?;
+        let copy_same = async {
+            let clients: Vec<(String, String)> = (0..args.clients.min(n))
+                .map(|i| {
+                    let r = bench_row(i, args.clients);
+                    (r.client_id, r.client_name)
+                })
+                .collect();
+            bench::bench_create_clients(&db.system, copy_tenant, &clients).await?;
+            bench::bench_raw_copy(
+                &db.system,
+                copy_tenant,
+                CopyTarget::Financials,
+                (0..n).map(|i| bench_row(i, args.clients)),
+            )
+            .await
+        }
+        .await;
+        db.system.delete_tenant(copy_tenant).await?;
+        let copy_same_s = copy_same?.as_secs_f64();
         let sample_rows: Vec<BenchRow> = (0..sample).map(|i| bench_row(i, args.clients)).collect();
         let row_by_row = bench::bench_row_by_row(&db.app, baseline, &sample_rows, false).await?;
         let one_tx_tenant = db
@@ -220,16 +249,19 @@ async fn ingest(db: &Database, args: &IngestArgs) -> Result<ExitCode> {
             "rows": n,
             "clients": args.clients,
             "copy_rows_per_s": per_s(n, copy_s).round(),
+            "copy_financials_rows_per_s": per_s(n, copy_same_s).round(),
             "import_rows_per_s": per_s(n, *import_s).round(),
             "reimport_rows_per_s": per_s(n, *reimport_s).round(),
             "row_by_row_rows_per_s": per_s(sample, rbr_s).round(),
             "row_by_row_sample": sample,
             "row_by_row_one_tx_rows_per_s": per_s(sample, one_tx_s).round(),
             "copy_s": copy_s,
+            "copy_financials_s": copy_same_s,
             "import_s": import_s,
             "reimport_s": reimport_s,
             "row_by_row_s": rbr_s,
             "import_vs_copy": per_s(n, *import_s) / per_s(n, copy_s),
+            "import_vs_copy_financials": per_s(n, *import_s) / per_s(n, copy_same_s),
             "import_vs_row_by_row": per_s(n, *import_s) / per_s(sample, rbr_s),
             "import_vs_row_by_row_one_tx": per_s(n, *import_s) / per_s(sample, one_tx_s),
             "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0,
@@ -247,16 +279,18 @@ async fn ingest(db: &Database, args: &IngestArgs) -> Result<ExitCode> {
         println!("zixly bench ingest: {n} rows over {} clients", args.clients);
         for key in [
             "copy_rows_per_s",
+            "copy_financials_rows_per_s",
             "import_rows_per_s",
             "reimport_rows_per_s",
             "row_by_row_rows_per_s",
             "row_by_row_one_tx_rows_per_s",
             "import_vs_copy",
+            "import_vs_copy_financials",
             "import_vs_row_by_row",
             "import_vs_row_by_row_one_tx",
             "peak_rss_mb",
         ] {
-            println!("  {key:<24} {}", json[key]);
+            println!("  {key:<28} {}", json[key]);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -6,5 +6,5 @@
 mod ingest;
 mod seed;
 
-pub use ingest::{bench_raw_copy, bench_row_by_row, BenchRow};
+pub use ingest::{bench_create_clients, bench_raw_copy, bench_row_by_row, BenchRow, CopyTarget};
 pub use seed::SeedCounts;

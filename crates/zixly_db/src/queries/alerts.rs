@@ -737,33 +737,61 @@ impl TenantTx {
             // Months whose rows are all in the base currency come from the rollups: their per-day
             // rounding is exact, so the month's sum is the sum of its rounded days. A month with
             // any foreign amount is read raw and rounded per day (rounding half away from zero
-            // depends on the day's whole sum, not on each currency's part).
+            // depends on the day's whole sum, not on each currency's part) — except before a
+            // retention cutoff (migrations/0022), where only the month is kept: it counts as one
+            // entry on its first day, converted at that day's rate, as in `daily_totals`.
             format!(
-                "with z as (select base_currency as base from tenants where id = $1),
-                      fm as (select m.client_kpi_id as cid, m.month, bool_or(m.currency <> z.base) as mixed,
+                "with z as (select base_currency as base,
+                                   coalesce(zixly_raw_data_from(raw_retention_months, time_zone), '-infinity'::date) as raw_from
+                              from tenants where id = $1),
+                      fm as (select m.client_kpi_id as cid, m.month,
+                                    bool_or(m.currency <> z.base) and m.month >= z.raw_from as mixed,
                                     sum(m.revenue) as r, sum(m.expenses) as e, sum(m.cash_flow) as c
                                from financial_months m, z
                               where m.tenant_id = $1 and m.month between $2 and $3
-                              group by 1, 2),
+                              group by 1, 2, z.raw_from),
+                      kept as (select m.client_kpi_id as cid, m.month as d, m.currency as cur,
+                                      m.revenue as r, m.expenses as e, m.cash_flow as c
+                                 from financial_months m, z
+                                where m.tenant_id = $1 and m.month between $2 and $3 and m.month < z.raw_from),
                       {}
-                 select cid, month, r, e, c from fm where not mixed
+                 select cid, month, r, e, c from fm where not mixed and month >= (select raw_from from z)
                  union all
                  select cid, date_trunc($4, d::timestamp)::date, sum(r), sum(e), sum(c) from days group by 1, 2",
                 per_day(
-                    "fm join financials f
-                       on f.tenant_id = $1 and f.client_kpi_id = fm.cid and fm.mixed
-                      and f.record_date >= fm.month and f.record_date < (fm.month + interval '1 month')::date
-                      -- The window's bounds again, on the raw table: they prune its partitions.
-                      and f.record_date between $2 and $3"
+                    "(select cid as client_kpi_id, d as record_date, cur as currency, r as revenue,
+                             e as expenses, c as cash_flow
+                        from kept
+                      union all
+                      select f.client_kpi_id, f.record_date, f.currency, f.revenue, f.expenses, f.cash_flow
+                        from fm join financials f
+                          on f.tenant_id = $1 and f.client_kpi_id = fm.cid and fm.mixed
+                         and f.record_date >= fm.month and f.record_date < (fm.month + interval '1 month')::date
+                         -- The window's bounds again, on the raw table: they prune its partitions.
+                         and f.record_date between $2 and $3) f"
                 )
             )
         } else {
+            // Days and weeks from the raw days only from the retention cutoff on; before it each
+            // kept month is one entry on its first day, as in `daily_totals` (no bucket counts a
+            // day and then loses it to the retention run).
             format!(
-                "with z as (select base_currency as base from tenants where id = $1),
+                "with z as (select base_currency as base,
+                                   coalesce(zixly_raw_data_from(raw_retention_months, time_zone), '-infinity'::date) as raw_from
+                              from tenants where id = $1),
                       {}
                  select cid, date_trunc($4, d::timestamp)::date, sum(r), sum(e), sum(c)
                    from days group by 1, 2",
-                per_day("financials f where f.tenant_id = $1 and f.record_date between $2 and $3")
+                per_day(
+                    "(select m.client_kpi_id, m.month as record_date, m.currency, m.revenue, m.expenses, m.cash_flow
+                        from financial_months m, z
+                       where m.tenant_id = $1 and m.month between $2 and $3 and m.month < z.raw_from
+                      union all
+                      select f.client_kpi_id, f.record_date, f.currency, f.revenue, f.expenses, f.cash_flow
+                        from financials f
+                       where f.tenant_id = $1 and f.record_date between $2 and $3
+                         and f.record_date >= (select raw_from from z)) f"
+                )
             )
         };
         let stmt = self

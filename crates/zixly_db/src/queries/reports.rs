@@ -146,8 +146,9 @@ impl Acc {
     }
 }
 
-/// A sum of one client's rows for one period: a whole month from the rollups (base currency) or
-/// raw days (`date` set for a foreign currency, which converts at that day's rate).
+/// A sum of one client's rows for one period: a whole month from the rollups (base currency, or a
+/// foreign currency before a retention cutoff, `date` then the month's first day) or raw days
+/// (`date` set for a foreign currency, which converts at that day's rate).
 struct ProfitPart {
     /// Index into the page's clients.
     client: usize,
@@ -250,6 +251,26 @@ impl TenantTx {
         row.map(|r| r.get(0)).ok_or(DbError::NotFound("tenant"))
     }
 
+    /// The tenant's reporting currency and its retention cutoff (the first day whose raw rows
+    /// are kept, migrations/0022; `None`: kept forever).
+    async fn tenant_currency_and_raw_from(&self) -> DbResult<(String, Option<NaiveDate>)> {
+        let stmt = self
+            .client()
+            .prepare_cached(
+                "select base_currency::text, zixly_raw_data_from(raw_retention_months, time_zone)
+                   from tenants where id = $1",
+            )
+            .await
+            .ctx("reading base currency")?;
+        let row = self
+            .client()
+            .query_opt(&stmt, &[&self.tenant_id()])
+            .await
+            .ctx("reading base currency")?;
+        row.map(|r| (r.get(0), r.get(1)))
+            .ok_or(DbError::NotFound("tenant"))
+    }
+
     /// Rates needed to convert `currencies` into one another over `[from - lookback, to]`.
     pub async fn fx_table(
         &self,
@@ -291,16 +312,22 @@ impl TenantTx {
     /// else as many days), in the tenant's base currency. Every client of the page is listed, with
     /// zeros when it has no data in a period.
     pub async fn profitability(&self, q: &ProfitabilityQuery) -> DbResult<ProfitabilityReport> {
-        let base = self.tenant_base_currency().await?;
+        let (base, raw_from) = self.tenant_currency_and_raw_from().await?;
         let previous = q.range.previous();
         let limit = i64::from(q.limit.max(1));
         let after = q.after.as_ref().filter(|c| c.sort == ClientSort::Name);
         let (after_key, after_id) = (after.map(|c| c.key.as_str()), after.map(|c| c.id));
-        // Each period split on its own: a month straddling the two periods is read raw.
+        // Each period split on its own: a month straddling the two periods is read raw. Before a
+        // retention cutoff only months are kept: a month counts whole in the period that holds
+        // its first day, its foreign amounts converted at that day's rate (as `daily_totals`
+        // does, so the overview, goals and this report agree), and no day before the cutoff is
+        // read raw, whether or not the retention run has deleted it yet.
         let split = split_months(&[
             (previous.from(), previous.to()),
             (q.range.from(), q.range.to()),
-        ]);
+        ])
+        .with_raw_data_from(raw_from);
+        let kept_only = |month: NaiveDate| raw_from.is_some_and(|cutoff| month < cutoff);
         // Two statements, so that neither plans the raw table's every partition per call. The
         // first reads the page of clients and their whole months from the rollups; the second,
         // only when there is something raw to read (days outside whole months, or a whole month
@@ -380,7 +407,7 @@ impl TenantTx {
                 continue;
             };
             let month: NaiveDate = r.get(5);
-            if cur != base {
+            if cur != base && !kept_only(month) {
                 if clients.len() as i64 > limit {
                     continue;
                 }
@@ -392,8 +419,8 @@ impl TenantTx {
             }
             parts.push(ProfitPart {
                 client: clients.len() - 1,
+                date: (cur != base).then_some(month),
                 currency: cur,
-                date: None,
                 is_current: r.get(6),
                 sums: [r.get(7), r.get(8), r.get(9)],
                 rows: r.get(10),

@@ -63,6 +63,45 @@ pub fn split_months(ranges: &[(NaiveDate, NaiveDate)]) -> MonthSplit {
     out
 }
 
+impl MonthSplit {
+    /// The split as a tenant with a retention cutoff reads it (migrations/0022): before
+    /// `raw_from` (the first day of a month) only whole months are kept, so an edge's days before
+    /// the cutoff are replaced by the months that start on one of them (a month counts whole in
+    /// the range that holds its first day, as in `TenantTx::daily_totals`), and only its days from
+    /// the cutoff on stay raw. `None` (raw rows kept forever) changes nothing.
+    pub fn with_raw_data_from(self, raw_from: Option<NaiveDate>) -> MonthSplit {
+        let Some(cutoff) = raw_from else {
+            return self;
+        };
+        let mut out = MonthSplit {
+            months: self.months,
+            ..MonthSplit::default()
+        };
+        for (&from, &to) in self.edges_from.iter().zip(&self.edges_to) {
+            if from < cutoff {
+                let before_end = to.min(cutoff.pred_opt().expect("a day before the cutoff"));
+                let mut m = if from.day() == 1 {
+                    from
+                } else {
+                    first_of_month(from) + Months::new(1)
+                };
+                while m <= before_end {
+                    out.months.push(m);
+                    m = m + Months::new(1);
+                }
+            }
+            let raw_start = from.max(cutoff);
+            if raw_start <= to {
+                out.edges_from.push(raw_start);
+                out.edges_to.push(to);
+            }
+        }
+        out.months.sort_unstable();
+        out.months.dedup();
+        out
+    }
+}
+
 /// How to read the edges of a [`MonthSplit`] with the fewest raw days: an edge that covers more
 /// than half of its month and touches one of its ends is read as the month's rollup less the
 /// month's other days (its complement); every other edge is read as it is.
@@ -183,6 +222,37 @@ mod tests {
         }
         days.sort();
         days
+    }
+
+    #[test]
+    fn before_a_retention_cutoff_an_edge_becomes_the_months_starting_in_it() {
+        let s = split_months(&[
+            (d("2023-10-15"), d("2024-01-10")),
+            (d("2024-02-05"), d("2024-03-20")),
+        ]);
+        // No cutoff: nothing changes.
+        assert_eq!(s.clone().with_raw_data_from(None), s);
+        let r = s.with_raw_data_from(Some(d("2024-03-01")));
+        // The first range's edges are before the cutoff: October 15.. gives no month (October
+        // starts outside the range), January 1-10 gives January whole; February 5.. gives
+        // nothing; March 1-20 is after the cutoff and stays raw.
+        assert_eq!(
+            r.months,
+            vec![d("2023-11-01"), d("2023-12-01"), d("2024-01-01")]
+        );
+        assert_eq!(r.edges_from, vec![d("2024-03-01")]);
+        assert_eq!(r.edges_to, vec![d("2024-03-20")]);
+        // An edge across the cutoff (a range inside two months) keeps its days from the cutoff.
+        let r = split_months(&[(d("2024-02-01"), d("2024-03-10"))])
+            .with_raw_data_from(Some(d("2024-03-01")));
+        assert_eq!(r.months, vec![d("2024-02-01")]);
+        assert_eq!(
+            (r.edges_from, r.edges_to),
+            (vec![d("2024-03-01")], vec![d("2024-03-10")])
+        );
+        // A cutoff before every range changes nothing.
+        let s = split_months(&[(d("2024-02-05"), d("2024-03-20"))]);
+        assert_eq!(s.clone().with_raw_data_from(Some(d("2020-01-01"))), s);
     }
 
     #[test]

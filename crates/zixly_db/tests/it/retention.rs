@@ -409,3 +409,110 @@ async fn partitions_before_every_tenants_cutoff_are_dropped_once_empty() {
         12 - 6
     );
 }
+
+/// A foreign-currency month before the cutoff: the profitability report, the alerts' batched
+/// buckets and the overview's day totals count it the same way before the retention run (raw rows
+/// still there) and after it (only the month kept): whole, in the period holding its first day,
+/// converted at that day's rate. Before this, the report and the alerts read such a month's raw
+/// days, so it dropped out once the run had deleted them.
+#[tokio::test]
+async fn a_foreign_month_before_the_cutoff_counts_the_same_before_and_after_the_run() {
+    use zixly_db::queries::reports::ProfitabilityQuery;
+    use zixly_domain::period::{Bucket, DateRange};
+
+    let db = TestDb::new().await;
+    let tenant = db.tenant("Acme").await;
+    let a = Uuid::now_v7();
+    // 14 months back: AUD on the 3rd and 15th, USD on the 10th; rates EUR->AUD 1.5 and
+    // EUR->USD 1.2 on every month's first day (USD->AUD 1.25 exactly).
+    db.superuser()
+        .await
+        .batch_execute(&format!(
+            "insert into client_kpis (tenant_id, id, client_id, client_name) values ('{tenant}', '{a}', 'A', 'Alpha');
+             insert into fx_rates (rate_date, base_currency, quote_currency, rate)
+             select (date_trunc('month', current_date) - m * interval '1 month')::date, 'EUR', q, r
+               from generate_series(0, 16) m, (values ('AUD', 1.5), ('USD', 1.2)) v(q, r);
+             insert into financials (tenant_id, client_kpi_id, record_date, revenue, expenses, net_profit,
+                                     cash_flow, currency, source_system)
+             select '{tenant}', '{a}', (date_trunc('month', current_date) - m * interval '1 month')::date + d - 1,
+                    100 + m + d / 100.0, 10 + m, 90 + d / 100.0 - 0, 1, cur, 'csv'
+               from generate_series(1, 14) m, (values (3, 'AUD'), (15, 'AUD'), (10, 'USD')) v(d, cur);"
+        ))
+        .await
+        .unwrap();
+    let this_month = Utc::now().date_naive().with_day(1).unwrap();
+    let cutoff = set_retention(&db, tenant, Some(6)).await;
+    // A range before the cutoff that starts inside a month: from the 5th of the 11th month back
+    // to the end of the 9th (the 11th counts in the period before, which holds its first day).
+    let from = (this_month - Months::new(11)).with_day(5).unwrap();
+    let to = this_month - Months::new(8) - chrono::Days::new(1);
+    assert!(to < cutoff, "{to} {cutoff}");
+    let range = DateRange::new(from, to).unwrap();
+
+    let read = || async {
+        let tx = db.app.begin_tenant(tenant).await.unwrap();
+        let report = tx
+            .profitability(&ProfitabilityQuery {
+                range,
+                after: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        let (days, unconverted) = tx.daily_totals(from, to, None).await.unwrap();
+        assert_eq!(unconverted, 0);
+        let month_from = this_month - Months::new(14);
+        let buckets = tx
+            .client_financial_buckets(Bucket::Month, month_from, to)
+            .await
+            .unwrap()
+            .series("revenue", a, Bucket::Month, month_from, to)
+            .unwrap();
+        let series = tx
+            .kpi_series("revenue", Some(a), Bucket::Month, month_from, to)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(buckets, series, "the alerts' batched read is kpi_series'");
+        let current = report.rows[0].current.clone().expect("every rate present");
+        let overview: Decimal = days.iter().map(|d| d.revenue).sum();
+        (current, report.rows[0].previous.clone(), overview, buckets)
+    };
+    let before = read().await;
+    // Months 10 and 9 back, each 2 AUD days and 1 USD day at 1.25.
+    let expected: Decimal = [10u32, 9]
+        .iter()
+        .map(|&m| {
+            let m = Decimal::from(m);
+            let day = |d: i64| Decimal::from(100) + m + Decimal::new(d, 2);
+            day(3) + day(15) + day(10) * Decimal::new(125, 2)
+        })
+        .sum();
+    assert_eq!(before.0.revenue, expected);
+    // The overview rounds each day's (here: each kept month's) converted sum to cents.
+    let per_entry: Decimal = [10u32, 9]
+        .iter()
+        .map(|&m| {
+            let m = Decimal::from(m);
+            let day = |d: i64| Decimal::from(100) + m + Decimal::new(d, 2);
+            (day(3) + day(15) + day(10) * Decimal::new(125, 2))
+                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        })
+        .sum();
+    assert_eq!(
+        before.2, per_entry,
+        "the overview's sum over the same range"
+    );
+    assert_eq!(before.0.records, 6);
+
+    assert!(!db.system.apply_retention(5).await.unwrap().is_empty());
+    assert_eq!(
+        count(&db, &format!("select count(*) from financials where tenant_id = '{tenant}' and record_date < '{cutoff}'")).await,
+        0
+    );
+    let after = read().await;
+    assert_eq!(
+        after, before,
+        "the same figures once only the months are kept"
+    );
+}
